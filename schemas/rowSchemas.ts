@@ -1,0 +1,116 @@
+// JSON Schemas (ajv) of OMOP rows, derived from the table specs in omop.ts, and the validator
+// that turns a failing row into reject reasons naming the column.
+import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import { ColumnSpec, ColumnType, MAX_SAFE_ID, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
+
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+function validCalendarDate(y: number, m: number, d: number): boolean {
+  if (y < MIN_YEAR || y > MAX_YEAR || m < 1 || m > 12 || d < 1) return false;
+  const days = new Date(Date.UTC(y, m, 0)).getUTCDate();
+  return d <= days;
+}
+
+export function isOmopDate(s: string): boolean {
+  const m = DATE_RE.exec(s);
+  return !!m && validCalendarDate(+m[1], +m[2], +m[3]);
+}
+
+export function isOmopDatetime(s: string): boolean {
+  const m = DATETIME_RE.exec(s);
+  if (!m || !validCalendarDate(+m[1], +m[2], +m[3])) return false;
+  if (m[4] !== undefined && (+m[4] > 23 || +m[5] > 59 || (m[6] !== undefined && +m[6] > 59))) return false;
+  return true;
+}
+
+function columnSchema(col: ColumnSpec): object {
+  const nullable = col.required ? [] : ['null'];
+  const byType: Record<ColumnType, object> = {
+    integer: { type: ['integer', ...nullable], minimum: -MAX_SAFE_ID, maximum: MAX_SAFE_ID },
+    number: { type: ['number', ...nullable] },
+    string: { type: ['string', ...nullable] },
+    date: col.required ? { type: 'string', format: 'omop-date' } : { anyOf: [{ type: 'null' }, { type: 'string', format: 'omop-date' }] },
+    datetime: col.required
+      ? { type: 'string', format: 'omop-datetime' }
+      : { anyOf: [{ type: 'null' }, { type: 'string', format: 'omop-datetime' }] },
+  };
+  return byType[col.type];
+}
+
+/** The JSON Schema of one row of a clinical table. Extra columns are allowed (CDM versions differ). */
+export function rowSchema(spec: TableSpec): object {
+  const properties: Record<string, object> = {};
+  for (const col of spec.columns) properties[col.name] = columnSchema(col);
+  return {
+    $id: `omop/${spec.table}.json`,
+    title: `OMOP CDM ${spec.table} row`,
+    type: 'object',
+    properties,
+    required: spec.columns.filter((c) => c.required).map((c) => c.name),
+  };
+}
+
+export interface RowProblem {
+  column: string;
+  reason: string;
+}
+
+export interface RowValidator {
+  /** Problems of the row, empty when it is valid. The row may hold strings for numbers (CSV). */
+  check(row: Record<string, unknown>): RowProblem[];
+  schema: object;
+}
+
+function problemOf(e: ErrorObject): RowProblem {
+  const missing = e.keyword === 'required' ? (e.params as { missingProperty: string }).missingProperty : null;
+  const column = missing ?? (e.instancePath.replace(/^\//, '').split('/')[0] || '(row)');
+  let reason = missing ? 'required value is missing' : e.message ?? e.keyword;
+  if (e.keyword === 'format') reason = `not a valid ${(e.params as { format: string }).format} (years ${MIN_YEAR}-${MAX_YEAR})`;
+  if (e.keyword === 'anyOf') reason = 'not a valid date or null';
+  if (e.keyword === 'minimum' || e.keyword === 'maximum') reason = 'id outside the exact integer range of +-(2^53-1)';
+  return { column, reason };
+}
+
+let sharedAjv: Ajv | null = null;
+function ajv(): Ajv {
+  if (!sharedAjv) {
+    // coerceTypes: CSV values arrive as strings; "12" is a valid integer, "twelve" is not.
+    sharedAjv = new Ajv({ allErrors: true, coerceTypes: true, strict: false });
+    sharedAjv.addFormat('omop-date', { type: 'string', validate: isOmopDate });
+    sharedAjv.addFormat('omop-datetime', { type: 'string', validate: isOmopDatetime });
+  }
+  return sharedAjv;
+}
+
+const validators = new Map<string, RowValidator>();
+
+export function rowValidator(spec: TableSpec): RowValidator {
+  const cached = validators.get(spec.table);
+  if (cached) return cached;
+  const schema = rowSchema(spec);
+  const fn: ValidateFunction = ajv().compile(schema);
+  const v: RowValidator = {
+    schema,
+    check(row) {
+      // ajv coerces in place; validate a copy so the reject keeps the value as read.
+      const copy: Record<string, unknown> = {};
+      for (const col of spec.columns) {
+        const value = row[col.name];
+        copy[col.name] = value === '' ? null : value;
+      }
+      if (fn(copy)) return [];
+      const seen = new Set<string>();
+      const out: RowProblem[] = [];
+      for (const e of fn.errors ?? []) {
+        const p = problemOf(e);
+        if (seen.has(p.column)) continue;
+        seen.add(p.column);
+        out.push(p);
+      }
+      return out;
+    },
+  };
+  validators.set(spec.table, v);
+  return v;
+}

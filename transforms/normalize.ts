@@ -1,0 +1,115 @@
+// Concept normalization (DESIGN.md section 5): a concept_id that is 0 or non-standard follows
+// "Maps to" from the row's concept (or its source concept) to a standard concept. Both ids are
+// kept; rows that cannot be mapped are kept and counted, never dropped.
+
+export type MappingStatus = 'standard' | 'mapped' | 'unmapped' | 'unknown';
+
+/** What normalization needs of the vocabulary: built by pipelines/vocabulary.ts or by hand in tests. */
+export interface VocabularyIndex {
+  /** Every concept id in CONCEPT. */
+  known: Set<number>;
+  /** Standard concepts (standard_concept = 'S', not invalidated). */
+  standard: Set<number>;
+  /** Valid "Maps to" targets of each concept, ascending. */
+  mapsTo: Map<number, number[]>;
+}
+
+export interface Normalized {
+  conceptId: number;
+  status: MappingStatus;
+}
+
+const MAX_CHAIN = 8;
+
+export function buildVocabularyIndex(
+  concepts: Iterable<{ concept_id: number; standard_concept: string | null; invalid_reason?: string | null }>,
+  mapsToPairs: Iterable<[number, number]>,
+): VocabularyIndex {
+  const known = new Set<number>();
+  const standard = new Set<number>();
+  for (const c of concepts) {
+    known.add(c.concept_id);
+    if (c.standard_concept === 'S' && !c.invalid_reason) standard.add(c.concept_id);
+  }
+  const mapsTo = new Map<number, number[]>();
+  for (const [from, to] of mapsToPairs) {
+    if (from === to && !standard.has(to)) continue;
+    const list = mapsTo.get(from);
+    if (list) list.push(to);
+    else mapsTo.set(from, [to]);
+  }
+  for (const list of mapsTo.values()) list.sort((a, b) => a - b);
+  return { known, standard, mapsTo };
+}
+
+/** The standard concept reached from `id` through "Maps to", or null. Breadth-first, lowest id first. */
+export function followMapsTo(vocab: VocabularyIndex, id: number): number | null {
+  if (vocab.standard.has(id)) return id;
+  let frontier = [id];
+  const seen = new Set<number>(frontier);
+  for (let depth = 0; depth < MAX_CHAIN && frontier.length; depth++) {
+    const next: number[] = [];
+    let best: number | null = null;
+    for (const c of frontier) {
+      for (const t of vocab.mapsTo.get(c) ?? []) {
+        if (vocab.standard.has(t)) {
+          if (best === null || t < best) best = t;
+        } else if (!seen.has(t)) {
+          seen.add(t);
+          next.push(t);
+        }
+      }
+    }
+    if (best !== null) return best;
+    frontier = next.sort((a, b) => a - b);
+  }
+  return null;
+}
+
+/**
+ * Normalize one row's concept. `conceptId` is the row's *_concept_id, `sourceConceptId` its
+ * *_source_concept_id (0 when absent). An id absent from the vocabulary that cannot be resolved
+ * through the other column is 'unknown' (a reject); a known id without a mapping is 'unmapped'
+ * (kept with its own id).
+ */
+export function normalizeConcept(vocab: VocabularyIndex, conceptId: number, sourceConceptId: number): Normalized {
+  if (conceptId !== 0 && vocab.standard.has(conceptId)) return { conceptId, status: 'standard' };
+  for (const candidate of [conceptId, sourceConceptId]) {
+    if (candidate === 0) continue;
+    const target = followMapsTo(vocab, candidate);
+    if (target !== null) return { conceptId: target, status: 'mapped' };
+  }
+  const conceptUnknown = conceptId !== 0 && !vocab.known.has(conceptId);
+  const sourceUnknown = sourceConceptId === 0 || !vocab.known.has(sourceConceptId);
+  if (conceptUnknown && sourceUnknown) return { conceptId, status: 'unknown' };
+  return { conceptId: conceptId !== 0 ? conceptId : sourceConceptId, status: 'unmapped' };
+}
+
+export interface MappingCounts {
+  standard: number;
+  mapped: number;
+  unmapped: number;
+  unknown: number;
+}
+
+export const emptyMappingCounts = (): MappingCounts => ({ standard: 0, mapped: 0, unmapped: 0, unknown: 0 });
+
+/** A memoizing normalizer for the hot path: most rows repeat a few thousand concept pairs. */
+export class ConceptNormalizer {
+  private readonly cache = new Map<number, Map<number, Normalized>>();
+  constructor(readonly vocab: VocabularyIndex) {}
+
+  normalize(conceptId: number, sourceConceptId: number): Normalized {
+    let inner = this.cache.get(conceptId);
+    if (!inner) {
+      inner = new Map();
+      this.cache.set(conceptId, inner);
+    }
+    let r = inner.get(sourceConceptId);
+    if (!r) {
+      r = normalizeConcept(this.vocab, conceptId, sourceConceptId);
+      inner.set(sourceConceptId, r);
+    }
+    return r;
+  }
+}

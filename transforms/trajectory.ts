@@ -1,0 +1,125 @@
+// Trajectory building (DESIGN.md section 5): [CLS], the gender token, then the person's events in
+// time order, each with age in years, segment (dense rank of the latest visit start at or before
+// the event) and record rank (dense rank of the timestamp within that segment). Windows keep the
+// newest events; pretraining cuts a trajectory into chunks.
+import { SHARD_CLS } from '../schemas/records';
+import { DOMAIN, MAX_AGE } from './tokens';
+
+/** One person's token events, time-ordered (ties broken by the caller's stable order). */
+export interface PersonEvents {
+  times: Float64Array; // epoch milliseconds
+  conceptIds: Float64Array;
+  deciles: Int8Array; // -1 = none
+  domains: Int8Array;
+  length: number;
+}
+
+export interface PersonInfo {
+  birthMs: number;
+  genderConceptId: number;
+  /** Visit start times (epoch ms), any order, duplicates allowed. */
+  visitStarts: ArrayLike<number>;
+}
+
+export interface Sequence {
+  conceptIds: number[];
+  deciles: (number | null)[];
+  ages: number[];
+  segments: number[];
+  recordRanks: number[];
+  domains: number[];
+}
+
+/** Whole calendar years from birth to t (both epoch ms, UTC), clamped to 0..MAX_AGE. */
+export function ageInYears(birthMs: number, t: number): number {
+  const b = new Date(birthMs);
+  const d = new Date(t);
+  let age = d.getUTCFullYear() - b.getUTCFullYear();
+  const beforeBirthday =
+    d.getUTCMonth() < b.getUTCMonth() || (d.getUTCMonth() === b.getUTCMonth() && d.getUTCDate() < b.getUTCDate());
+  if (beforeBirthday) age -= 1;
+  return age < 0 ? 0 : age > MAX_AGE ? MAX_AGE : age;
+}
+
+/** Per event: segment (0 before the first visit) and record rank within the segment. */
+export function segmentsAndRanks(ev: PersonEvents, visitStarts: ArrayLike<number>): { segments: Int32Array; ranks: Int32Array } {
+  const starts = Array.from(new Set(Array.from(visitStarts))).sort((a, b) => a - b);
+  const segments = new Int32Array(ev.length);
+  const ranks = new Int32Array(ev.length);
+  let v = 0; // number of visit starts <= current event time
+  let lastSegment = -1;
+  let lastTime = Number.NaN;
+  let rank = 0;
+  for (let i = 0; i < ev.length; i++) {
+    const t = ev.times[i];
+    while (v < starts.length && starts[v] <= t) v++;
+    const seg = v; // dense rank of the latest start at or before t (1-based), 0 if none
+    if (seg !== lastSegment) {
+      rank = 1;
+      lastSegment = seg;
+    } else if (t !== lastTime) {
+      rank++;
+    }
+    lastTime = t;
+    segments[i] = seg;
+    ranks[i] = rank;
+  }
+  return { segments, ranks };
+}
+
+/** The sequence of events [from, to) of a person, with its [CLS] and gender prefix. */
+export function buildSequence(
+  ev: PersonEvents,
+  info: PersonInfo,
+  from: number,
+  to: number,
+  sr = segmentsAndRanks(ev, info.visitStarts),
+): Sequence {
+  const n = to - from;
+  const seq: Sequence = {
+    conceptIds: new Array(n + 2),
+    deciles: new Array(n + 2),
+    ages: new Array(n + 2),
+    segments: new Array(n + 2),
+    recordRanks: new Array(n + 2),
+    domains: new Array(n + 2),
+  };
+  const firstAge = n > 0 ? ageInYears(info.birthMs, ev.times[from]) : 0;
+  const prefix: [number, number][] = [
+    [SHARD_CLS, DOMAIN.special],
+    [info.genderConceptId, DOMAIN.special],
+  ];
+  prefix.forEach(([c, d], k) => {
+    seq.conceptIds[k] = c;
+    seq.deciles[k] = null;
+    seq.ages[k] = firstAge;
+    seq.segments[k] = 0;
+    seq.recordRanks[k] = 0;
+    seq.domains[k] = d;
+  });
+  for (let i = from, k = 2; i < to; i++, k++) {
+    seq.conceptIds[k] = ev.conceptIds[i];
+    seq.deciles[k] = ev.deciles[i] < 0 ? null : ev.deciles[i];
+    seq.ages[k] = ageInYears(info.birthMs, ev.times[i]);
+    seq.segments[k] = sr.segments[i];
+    seq.recordRanks[k] = sr.ranks[i];
+    seq.domains[k] = ev.domains[i];
+  }
+  return seq;
+}
+
+/** Index range of the window: events strictly before `predictionMs`, the newest `maxEvents` kept. */
+export function windowBefore(ev: PersonEvents, predictionMs: number, maxEvents: number): [number, number] {
+  let to = 0;
+  while (to < ev.length && ev.times[to] < predictionMs) to++;
+  return [Math.max(0, to - maxEvents), to];
+}
+
+/** Pretraining chunks: consecutive ranges of at most `maxEvents` events, oldest first. */
+export function chunkRanges(length: number, maxEvents: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let from = 0; from < length; from += maxEvents) out.push([from, Math.min(length, from + maxEvents)]);
+  return out;
+}
+
+export const DEFAULT_MAX_EVENTS = 2048;

@@ -2,6 +2,12 @@
 // JSON Schema of a row (ajv), the SQL that type-checks rows in bulk, and the column list the
 // sources select. One source of truth for what an OMOP row must look like.
 
+/** Ids are read as JavaScript numbers: exact up to 2^53 - 1, which covers OMOP ids in practice. */
+export const MAX_SAFE_ID = Number.MAX_SAFE_INTEGER;
+/** De-identified datasets shift dates far into the future; these years are still valid. */
+export const MIN_YEAR = 1800;
+export const MAX_YEAR = 2300;
+
 export type ColumnType = 'integer' | 'number' | 'string' | 'date' | 'datetime';
 
 export interface ColumnSpec {
@@ -9,6 +15,9 @@ export interface ColumnSpec {
   type: ColumnType;
   /** Must be present and non-null for the row to be usable. */
   required?: boolean;
+  /** Inclusive bounds of an integer column. */
+  min?: number;
+  max?: number;
 }
 
 export type ClinicalTable =
@@ -61,9 +70,9 @@ export const CLINICAL_TABLES: TableSpec[] = [
     columns: [
       int('person_id', true),
       int('gender_concept_id', true),
-      int('year_of_birth', true),
-      int('month_of_birth'),
-      int('day_of_birth'),
+      { ...int('year_of_birth', true), min: MIN_YEAR, max: MAX_YEAR },
+      { ...int('month_of_birth'), min: 1, max: 12 },
+      { ...int('day_of_birth'), min: 1, max: 31 },
       datetime('birth_datetime'),
     ],
   },
@@ -204,9 +213,4 @@ export function tableSpec(table: ClinicalTable): TableSpec {
   return spec;
 }
 
-/** Ids are read as JavaScript numbers: exact up to 2^53 - 1, which covers OMOP ids in practice. */
-export const MAX_SAFE_ID = Number.MAX_SAFE_INTEGER;
-/** De-identified datasets shift dates far into the future; these years are still valid. */
-export const MIN_YEAR = 1800;
-export const MAX_YEAR = 2300;
 export const OMOP_SCHEMA_VERSION = 'omop-cdm-5.3+5.4';

@@ -3,6 +3,7 @@
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import { ColumnSpec, ColumnType, MAX_SAFE_ID, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
 
+const DECIMAL_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
 
@@ -27,7 +28,7 @@ export function isOmopDatetime(s: string): boolean {
 function columnSchema(col: ColumnSpec): object {
   const nullable = col.required ? [] : ['null'];
   const byType: Record<ColumnType, object> = {
-    integer: { type: ['integer', ...nullable], minimum: -MAX_SAFE_ID, maximum: MAX_SAFE_ID },
+    integer: { type: ['integer', ...nullable], minimum: col.min ?? -MAX_SAFE_ID, maximum: col.max ?? MAX_SAFE_ID },
     number: { type: ['number', ...nullable] },
     string: { type: ['string', ...nullable] },
     date: col.required ? { type: 'string', format: 'omop-date' } : { anyOf: [{ type: 'null' }, { type: 'string', format: 'omop-date' }] },
@@ -68,7 +69,7 @@ function problemOf(e: ErrorObject): RowProblem {
   let reason = missing ? 'required value is missing' : e.message ?? e.keyword;
   if (e.keyword === 'format') reason = `not a valid ${(e.params as { format: string }).format} (years ${MIN_YEAR}-${MAX_YEAR})`;
   if (e.keyword === 'anyOf') reason = 'not a valid date or null';
-  if (e.keyword === 'minimum' || e.keyword === 'maximum') reason = 'id outside the exact integer range of +-(2^53-1)';
+  if (e.keyword === 'minimum' || e.keyword === 'maximum') reason = `out of range (${e.message})`;
   return { column, reason };
 }
 
@@ -97,7 +98,17 @@ export function rowValidator(spec: TableSpec): RowValidator {
       const copy: Record<string, unknown> = {};
       for (const col of spec.columns) {
         const value = row[col.name];
-        copy[col.name] = value === '' ? null : value;
+        // Absent, null and '' are all "missing": left out, so `required` (not coercion to 0) judges them.
+        if (value === undefined || value === null || value === '') {
+          if (!col.required) copy[col.name] = null;
+          continue;
+        }
+        // ajv would coerce '0x10' or 'Infinity' through Number(); only decimal notation is a number here.
+        if ((col.type === 'integer' || col.type === 'number') && typeof value === 'string' && !DECIMAL_RE.test(value)) {
+          copy[col.name] = { invalid: value };
+          continue;
+        }
+        copy[col.name] = value;
       }
       if (fn(copy)) return [];
       const seen = new Set<string>();

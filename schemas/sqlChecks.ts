@@ -9,14 +9,31 @@ function yearOk(expr: string): string {
   return `(year(${expr}) BETWEEN ${MIN_YEAR} AND ${MAX_YEAR})`;
 }
 
-/** SQL that is true when the column's value is acceptable. */
-export function columnCheckSql(col: ColumnSpec): string {
+const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT']);
+const FLOAT_TYPES = new Set(['FLOAT', 'DOUBLE']);
+
+/** Check of a column that the source already stores with the right type (Parquet, DuckDB): bounds only. */
+function typedSourceCheck(col: ColumnSpec, c: string, sourceType: string): string | null {
+  if (col.type === 'integer' && INTEGER_TYPES.has(sourceType)) return `${c} BETWEEN ${col.min ?? -MAX_SAFE_ID} AND ${col.max ?? MAX_SAFE_ID}`;
+  if (col.type === 'number' && (FLOAT_TYPES.has(sourceType) || INTEGER_TYPES.has(sourceType) || sourceType.startsWith('DECIMAL'))) return `isfinite(CAST(${c} AS DOUBLE))`;
+  if (col.type === 'date' && sourceType === 'DATE') return yearOk(c);
+  if (col.type === 'datetime' && (sourceType === 'TIMESTAMP' || sourceType === 'DATE' || sourceType.startsWith('TIMESTAMP'))) return yearOk(c);
+  return null;
+}
+
+/** SQL that is true when the column's value is acceptable; `sourceType` is the column's DuckDB type. */
+export function columnCheckSql(col: ColumnSpec, sourceType = 'VARCHAR'): string {
   const c = q(col.name);
   const v = `CAST(${c} AS VARCHAR)`;
+  const direct = typedSourceCheck(col, c, sourceType);
+  if (direct !== null) {
+    return col.required ? `coalesce(${c} IS NOT NULL AND ${direct}, false)` : `(${c} IS NULL OR coalesce(${direct}, false))`;
+  }
   let typed: string;
   switch (col.type) {
     case 'integer':
-      typed = `coalesce(abs(TRY_CAST(${v} AS BIGINT)) <= ${MAX_SAFE_ID}, false)`;
+      // DuckDB rounds '1.5' to 2 when casting to BIGINT; the double comparison rejects it as ajv does.
+      typed = `coalesce(TRY_CAST(${v} AS DOUBLE) = TRY_CAST(${v} AS BIGINT) AND TRY_CAST(${v} AS BIGINT) BETWEEN ${col.min ?? -MAX_SAFE_ID} AND ${col.max ?? MAX_SAFE_ID}, false)`;
       break;
     case 'number':
       typed = `coalesce(isfinite(TRY_CAST(${v} AS DOUBLE)), false)`;
@@ -35,8 +52,8 @@ export function columnCheckSql(col: ColumnSpec): string {
   return col.required ? `(${present} AND ${typed})` : `(NOT ${present} OR ${typed})`;
 }
 
-/** SQL that is true when every checked column of the row is acceptable. */
-export function rowCheckSql(spec: TableSpec, present: Set<string>): string {
-  const parts = spec.columns.filter((c) => present.has(c.name)).map(columnCheckSql);
+/** SQL that is true when every checked column of the row is acceptable; `types`: column -> DuckDB type. */
+export function rowCheckSql(spec: TableSpec, types: Map<string, string>): string {
+  const parts = spec.columns.filter((c) => types.has(c.name)).map((c) => columnCheckSql(c, types.get(c.name)));
   return parts.length ? parts.join(' AND ') : 'true';
 }

@@ -1,0 +1,70 @@
+// Small helpers over @duckdb/node-api: one instance per run, typed row reads, chunk streaming.
+import { DuckDBConnection, DuckDBDataChunk, DuckDBInstance } from '@duckdb/node-api';
+
+export interface DuckOptions {
+  /** DuckDB's own memory cap; spills to tempDir beyond it. */
+  memoryLimit?: string;
+  tempDir?: string;
+  threads?: number;
+}
+
+export async function openDuck(opts: DuckOptions = {}): Promise<DuckDBConnection> {
+  const config: Record<string, string> = { preserve_insertion_order: 'true' };
+  if (opts.memoryLimit) config.memory_limit = opts.memoryLimit;
+  if (opts.tempDir) config.temp_directory = opts.tempDir;
+  if (opts.threads) config.threads = String(opts.threads);
+  const instance = await DuckDBInstance.create(':memory:', config);
+  return instance.connect();
+}
+
+export const sqlString = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+/** Rows as plain JS objects (BIGINT -> bigint is avoided by the callers' casts). */
+export async function queryRows<T = Record<string, unknown>>(conn: DuckDBConnection, sql: string): Promise<T[]> {
+  const reader = await conn.runAndReadAll(sql);
+  return reader.getRowObjectsJS() as T[];
+}
+
+export async function queryValue<T>(conn: DuckDBConnection, sql: string): Promise<T> {
+  const rows = await queryRows<Record<string, T>>(conn, sql);
+  return Object.values(rows[0])[0];
+}
+
+/** Streams the result of `sql` chunk by chunk (2048 rows each) without materializing it. */
+export async function* streamChunks(conn: DuckDBConnection, sql: string): AsyncGenerator<DuckDBDataChunk> {
+  const result = await conn.stream(sql);
+  for (;;) {
+    const chunk = await result.fetchChunk();
+    if (!chunk || chunk.rowCount === 0) return;
+    yield chunk;
+  }
+}
+
+/**
+ * The typed array behind a DOUBLE / TINYINT / INTEGER column vector of a chunk, and a null test.
+ * node-api keeps the array private; reading it avoids one JS call per value on the hot path.
+ */
+export function numericColumn(chunk: DuckDBDataChunk, index: number): { values: ArrayLike<number>; isNull: (i: number) => boolean } {
+  const vector = chunk.getColumnVector(index) as unknown as {
+    items?: ArrayLike<number>;
+    validity?: { itemValid(i: number): boolean };
+    getItem(i: number): unknown;
+  };
+  const validity = vector.validity;
+  if (vector.items && validity) return { values: vector.items, isNull: (i) => !validity.itemValid(i) };
+  // Fallback through the public API if node-api's internals change.
+  const n = chunk.rowCount;
+  const values = new Float64Array(n);
+  const nulls = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = vector.getItem(i);
+    if (v === null) nulls[i] = 1;
+    else values[i] = Number(v);
+  }
+  return { values, isNull: (i) => nulls[i] === 1 };
+}
+
+export function stringColumn(chunk: DuckDBDataChunk, index: number): (i: number) => string | null {
+  const vector = chunk.getColumnVector(index);
+  return (i) => vector.getItem(i) as string | null;
+}

@@ -1,0 +1,118 @@
+// Streams every clinical row that becomes an event, from all tables at once, sorted by person and
+// time (DuckDB sorts, spilling to disk beyond its memory limit), as columnar chunks. Rows that fail
+// the schema come along flagged, with their values as read, so the runner can set them aside.
+import { DuckDBConnection } from '@duckdb/node-api';
+import { CLINICAL_TABLES, ColumnType, EventMapping, TableSpec } from '../schemas/omop';
+import { q } from '../schemas/sqlChecks';
+import { numericColumn, streamChunks, stringColumn } from './duck';
+import { OmopInput, SourceTable, col } from './omopSource';
+
+export const EVENT_SPECS: TableSpec[] = CLINICAL_TABLES.filter((t) => t.events);
+
+/** Position of a table in EVENT_SPECS: its code in the stream and its rank among equal times. */
+export const tableCode = (table: string): number => EVENT_SPECS.findIndex((t) => t.table === table);
+
+const INTEGER_TYPES = /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|HUGEINT)$/;
+
+/** A typed value of a source column (NULL when absent or not of the type). */
+export function typedValue(t: SourceTable, name: string | null | undefined, type: ColumnType): string {
+  if (!name || !t.columns.has(name)) return 'NULL';
+  const c = `s.${col(t, name)}`;
+  const srcType = t.types.get(name) ?? 'VARCHAR';
+  switch (type) {
+    case 'integer':
+      return INTEGER_TYPES.test(srcType) ? `CAST(${c} AS DOUBLE)` : `CAST(TRY_CAST(CAST(${c} AS VARCHAR) AS BIGINT) AS DOUBLE)`;
+    case 'number':
+      return srcType === 'DOUBLE' || srcType === 'FLOAT' ? `CAST(${c} AS DOUBLE)` : `TRY_CAST(CAST(${c} AS VARCHAR) AS DOUBLE)`;
+    case 'string':
+      return `CAST(${c} AS VARCHAR)`;
+    case 'date':
+      return srcType === 'DATE' ? `CAST(${c} AS TIMESTAMP)` : `CAST(TRY_CAST(CAST(${c} AS VARCHAR) AS DATE) AS TIMESTAMP)`;
+    case 'datetime':
+      return srcType.startsWith('TIMESTAMP') ? `CAST(${c} AS TIMESTAMP)` : `TRY_CAST(CAST(${c} AS VARCHAR) AS TIMESTAMP)`;
+  }
+}
+
+function tableSelect(spec: TableSpec, t: SourceTable): string {
+  const ev = spec.events as EventMapping;
+  const time = `coalesce(${typedValue(t, ev.datetimeColumn, 'datetime')}, ${typedValue(t, ev.dateColumn, 'date')})`;
+  return `SELECT CAST(${tableCode(spec.table)} AS TINYINT) AS tcode,
+      CAST(s.__row AS DOUBLE) AS rn,
+      s.__ok AS ok,
+      CASE WHEN s.__ok THEN NULL ELSE CAST(to_json(s) AS VARCHAR) END AS raw,
+      ${typedValue(t, 'person_id', 'integer')} AS person_id,
+      CAST(epoch_ms(${time}) AS DOUBLE) AS t,
+      coalesce(${typedValue(t, ev.conceptColumn, 'integer')}, 0) AS concept_id,
+      coalesce(${typedValue(t, ev.sourceConceptColumn, 'integer')}, 0) AS source_concept_id,
+      ${typedValue(t, ev.valueColumn, 'number')} AS value,
+      coalesce(${typedValue(t, ev.unitConceptColumn, 'integer')}, 0) AS unit_concept_id,
+      ${typedValue(t, ev.unitSourceColumn, 'string')} AS unit_source,
+      ${typedValue(t, ev.visitColumn, 'integer')} AS visit_id,
+      coalesce(${typedValue(t, ev.idColumn, 'integer')}, CAST(s.__row AS DOUBLE)) AS row_id
+    FROM ${q('checked_' + spec.table)} s`;
+}
+
+/** Column order of the stream. */
+export const STREAM_COLUMNS = [
+  'tcode', 'rn', 'ok', 'raw', 'person_id', 't', 'concept_id', 'source_concept_id', 'value',
+  'unit_concept_id', 'unit_source', 'visit_id', 'row_id',
+] as const;
+
+export function eventStreamSql(input: OmopInput, tables: TableSpec[] = EVENT_SPECS): string {
+  const parts = tables.filter((s) => input.tables.has(s.table)).map((s) => tableSelect(s, input.tables.get(s.table)!));
+  if (!parts.length) return `SELECT ${STREAM_COLUMNS.map((c) => `NULL AS ${c}`).join(', ')} WHERE false`;
+  return `SELECT * FROM (${parts.join('\nUNION ALL\n')})
+    ORDER BY person_id NULLS LAST, t NULLS LAST, tcode, row_id, rn`;
+}
+
+/** One chunk of the stream, as arrays and accessors. */
+export interface EventChunk {
+  length: number;
+  tcode: ArrayLike<number>;
+  rn: ArrayLike<number>;
+  ok: (i: number) => boolean;
+  raw: (i: number) => string | null;
+  personId: ArrayLike<number>;
+  personNull: (i: number) => boolean;
+  t: ArrayLike<number>;
+  tNull: (i: number) => boolean;
+  conceptId: ArrayLike<number>;
+  sourceConceptId: ArrayLike<number>;
+  value: ArrayLike<number>;
+  valueNull: (i: number) => boolean;
+  unitConceptId: ArrayLike<number>;
+  unitSource: (i: number) => string | null;
+  visitId: ArrayLike<number>;
+  visitNull: (i: number) => boolean;
+  rowId: ArrayLike<number>;
+}
+
+export async function* streamEvents(conn: DuckDBConnection, sql: string): AsyncGenerator<EventChunk> {
+  for await (const chunk of streamChunks(conn, sql)) {
+    const okVec = chunk.getColumnVector(2);
+    const person = numericColumn(chunk, 4);
+    const t = numericColumn(chunk, 5);
+    const value = numericColumn(chunk, 8);
+    const visit = numericColumn(chunk, 11);
+    yield {
+      length: chunk.rowCount,
+      tcode: numericColumn(chunk, 0).values,
+      rn: numericColumn(chunk, 1).values,
+      ok: (i) => okVec.getItem(i) === true,
+      raw: stringColumn(chunk, 3),
+      personId: person.values,
+      personNull: person.isNull,
+      t: t.values,
+      tNull: t.isNull,
+      conceptId: numericColumn(chunk, 6).values,
+      sourceConceptId: numericColumn(chunk, 7).values,
+      value: value.values,
+      valueNull: value.isNull,
+      unitConceptId: numericColumn(chunk, 9).values,
+      unitSource: stringColumn(chunk, 10),
+      visitId: visit.values,
+      visitNull: visit.isNull,
+      rowId: numericColumn(chunk, 12).values,
+    };
+  }
+}

@@ -1,0 +1,324 @@
+// The embedded runner: OMOP files in, the output folder of DESIGN.md section 4 out, in-process.
+// Pass 1 fits decile boundaries on the training split; pass 2 streams every event sorted by
+// person and time through the transforms into event and pretraining shards; then MEDS export
+// and the manifest.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DuckDBConnection } from '@duckdb/node-api';
+import { OMOP_SCHEMA_VERSION, VOCABULARY_TABLES } from '../schemas/omop';
+import { SCHEMA_VERSION } from '../schemas/records';
+import { DecileArtifact, DecileBinner } from '../transforms/deciles';
+import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../transforms/events';
+import { contentHash } from '../transforms/hashing';
+import { ConceptNormalizer, MappingCounts } from '../transforms/normalize';
+import { Split, splitOf } from '../transforms/splits';
+import { TOKEN_DOMAINS } from '../transforms/tokens';
+import { DEFAULT_MAX_EVENTS, PersonEvents, buildSequence, chunkRanges, segmentsAndRanks } from '../transforms/trajectory';
+import { EventBatch } from '../sinks/eventShards';
+import { writeManifest, Manifest } from '../sinks/manifest';
+import { exportMeds } from '../sinks/meds';
+import { RejectSink } from '../sinks/rejects';
+import { SequenceBatch } from '../sinks/sequenceShards';
+import { ShardEntry, ShardSeries } from '../sinks/shards';
+import { fitDeciles } from './decileFit';
+import { openDuck, queryValue } from './duck';
+import { EVENT_SPECS, eventStreamSql, streamEvents } from './eventSource';
+import { hashFiles, FileHash } from './fileHashes';
+import { createOmopViews } from './omopViews';
+import { OmopInput, openOmopInput } from './omopSource';
+import { Person, loadPersons, rejectRow } from './persons';
+import { Logger, Progress, consoleLogger } from './progress';
+import { loadVocabulary } from './vocabulary';
+import { writeFileAtomic } from '../sinks/parquet';
+
+export interface RunOptions {
+  omop: string;
+  vocab?: string;
+  out: string;
+  /** Events per trajectory window and per pretraining chunk. */
+  maxEvents?: number;
+  eventsPerShard?: number;
+  sequencesPerShard?: number;
+  /** DuckDB's memory cap (it spills beyond it). */
+  memoryLimit?: string;
+  meds?: boolean;
+  log?: Logger;
+}
+
+export interface RunSummary {
+  out: string;
+  input: { path: string; kind: string };
+  persons: number;
+  rowsIn: Record<string, number>;
+  rowsInTotal: number;
+  eventsOut: Record<string, number>;
+  eventsOutTotal: number;
+  mapping: Record<string, MappingCounts>;
+  rejects: Record<string, number>;
+  rejectsTotal: number;
+  measurementsBinned: number;
+  decileGroups: number;
+  pretrainSequences: number;
+  pretrainTokens: number;
+  shards: { events: number; pretrain: number; meds: number };
+  seconds: number;
+  rowsPerSecond: number;
+  manifest: string;
+}
+
+export const OUTPUT_DIRS = ['events', 'pretrain', 'meds', 'artifacts', 'rejects'] as const;
+
+/** Removes what an earlier run wrote (only our own folders), so shards never mix across runs. */
+export function prepareOutput(out: string): void {
+  fs.mkdirSync(out, { recursive: true });
+  for (const d of [...OUTPUT_DIRS, '.tmp']) fs.rmSync(path.join(out, d), { recursive: true, force: true });
+  fs.rmSync(path.join(out, 'manifest.json'), { force: true });
+}
+
+function writeJsonArtifact(out: string, name: string, value: unknown): string {
+  const rel = path.posix.join('artifacts', name);
+  writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
+  return rel;
+}
+
+/** Growable per-person buffer of token events. */
+class PersonBuffer implements PersonEvents {
+  times = new Float64Array(4096);
+  conceptIds = new Float64Array(4096);
+  deciles = new Int8Array(4096);
+  domains = new Int8Array(4096);
+  length = 0;
+  visitStarts: number[] = [];
+  push(t: number, concept: number, decile: number, domain: number): void {
+    if (this.length === this.times.length) {
+      const grow = <A extends Float64Array | Int8Array>(a: A, C: { new (n: number): A }): A => {
+        const b = new C(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.times = grow(this.times, Float64Array);
+      this.conceptIds = grow(this.conceptIds, Float64Array);
+      this.deciles = grow(this.deciles, Int8Array);
+      this.domains = grow(this.domains, Int8Array);
+    }
+    this.times[this.length] = t;
+    this.conceptIds[this.length] = concept;
+    this.deciles[this.length] = decile;
+    this.domains[this.length] = domain;
+    this.length++;
+  }
+  reset(): void {
+    this.length = 0;
+    this.visitStarts = [];
+  }
+}
+
+async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<number | null> {
+  // Parquet and DuckDB know their row counts cheaply; CSV would need a full parse.
+  if (input.kind === 'csv') return null;
+  let total = 0;
+  for (const spec of EVENT_SPECS) {
+    const t = input.tables.get(spec.table);
+    if (t) total += Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM ${t.relation}`));
+  }
+  return total;
+}
+
+export async function runLocal(opts: RunOptions): Promise<RunSummary> {
+  const log = opts.log ?? consoleLogger;
+  const started = Date.now();
+  const out = path.resolve(opts.out);
+  const maxEvents = opts.maxEvents ?? DEFAULT_MAX_EVENTS;
+  const eventsPerShard = opts.eventsPerShard ?? 1_000_000;
+  const sequencesPerShard = opts.sequencesPerShard ?? 20_000;
+  prepareOutput(out);
+  const tmp = path.join(out, '.tmp');
+  fs.mkdirSync(tmp, { recursive: true });
+  const conn = await openDuck({ memoryLimit: opts.memoryLimit ?? '1GB', tempDir: tmp });
+  try {
+    const input = await openOmopInput(conn, opts.omop, opts.vocab);
+    await createOmopViews(conn, input);
+    log.info(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}`);
+
+    const vocabFiles = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
+    const dataFiles = [...input.tables.entries()].filter(([t]) => !(t in VOCABULARY_TABLES)).flatMap(([, s]) => s.files);
+    const [vocabHashes, dataHashes] = [await hashFiles(vocabFiles), await hashFiles(dataFiles)];
+    const vocabulary = await loadVocabulary(conn);
+    const vocabArtifact = {
+      kind: 'medrep.vocabulary',
+      version: contentHash(vocabHashes.map((h) => ({ file: path.basename(h.path), sha256: h.sha256 }))),
+      files: vocabHashes.map((h) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })),
+      concepts_loaded: vocabulary.concepts.size,
+      maps_to_pairs_loaded: vocabulary.mapsToPairs,
+    };
+    log.info(`vocabulary: ${vocabulary.concepts.size} concepts and ${vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
+
+    const rejects = new RejectSink(path.join(out, 'rejects'));
+    const persons = await loadPersons(conn, input, rejects);
+    log.info(`persons: ${persons.size}`);
+    const splits = new Map<number, Split>();
+    const splitOfPerson = (id: number): Split | null => {
+      if (!persons.has(id)) return null;
+      let s = splits.get(id);
+      if (!s) {
+        s = splitOf(id);
+        splits.set(id, s);
+      }
+      return s;
+    };
+
+    const normalizer = new ConceptNormalizer(vocabulary.index);
+    const units = unitNamer((id) => vocabulary.concepts.get(id)?.concept_code);
+    const fit = await fitDeciles(conn, normalizer, units, splitOfPerson);
+    const deciles: DecileArtifact = fit.artifact;
+    log.info(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
+    const artifacts = {
+      vocabulary: { path: writeJsonArtifact(out, 'vocabulary.json', vocabArtifact), version: vocabArtifact.version },
+      deciles: { path: writeJsonArtifact(out, 'deciles.json', deciles), version: deciles.version },
+    };
+
+    const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
+    const eventShards = new ShardSeries('events', out, 'events');
+    const pretrainShards = new ShardSeries('pretrain', out, 'pretrain');
+    let events = new EventBatch();
+    let sequences = new SequenceBatch();
+    const rowsIn: Record<string, number> = {};
+    const eventsOut: Record<string, number> = {};
+    let measurementsBinned = 0;
+    let pretrainSequences = 0;
+    let pretrainTokens = 0;
+
+    const buffer = new PersonBuffer();
+    let currentPerson: number | null = null;
+    const finishPerson = (): void => {
+      if (currentPerson === null) return;
+      const person = persons.get(currentPerson)!;
+      const split = splitOfPerson(currentPerson)!;
+      const sr = segmentsAndRanks(buffer, buffer.visitStarts);
+      const info = { birthMs: person.birthMs, genderConceptId: person.genderConceptId, visitStarts: buffer.visitStarts };
+      chunkRanges(buffer.length, maxEvents).forEach(([from, to], k) => {
+        const seq = buildSequence(buffer, info, from, to, sr);
+        sequences.push(currentPerson!, k, seq, split);
+        pretrainSequences++;
+        pretrainTokens += seq.conceptIds.length;
+      });
+      if (sequences.length >= sequencesPerShard) {
+        pretrainShards.write(sequences.toTable());
+        sequences = new SequenceBatch();
+      }
+      buffer.reset();
+    };
+
+    const total = await inputRowCount(conn, input);
+    const progress = new Progress('events', total, log);
+    const raw: RawEventFields = { domain: 0, conceptId: 0, sourceConceptId: 0, value: null, unitConceptId: 0, unitSource: null };
+    const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
+    let seen = 0;
+    for await (const c of streamEvents(conn, eventStreamSql(input))) {
+      for (let i = 0; i < c.length; i++) {
+        const spec = EVENT_SPECS[c.tcode[i]];
+        const ev = spec.events!;
+        const file = input.tables.get(spec.table)!.file;
+        rowsIn[spec.table] = (rowsIn[spec.table] ?? 0) + 1;
+        if (!c.ok(i)) {
+          rejectRow(rejects, file, spec.table, c.rn[i], JSON.parse(c.raw(i)!), spec);
+          continue;
+        }
+        const personId = c.personId[i];
+        const person: Person | undefined = persons.get(personId);
+        if (!person) {
+          rejects.add({ file, table: spec.table, row: c.rn[i], column: 'person_id', reason: 'person_id not in the person table', values: { person_id: personId } });
+          continue;
+        }
+        raw.domain = ev.domain;
+        raw.conceptId = c.conceptId[i];
+        raw.sourceConceptId = c.sourceConceptId[i];
+        raw.value = c.valueNull(i) ? null : c.value[i];
+        raw.unitConceptId = c.unitConceptId[i];
+        raw.unitSource = ev.unitSourceColumn ? c.unitSource(i) : null;
+        if (!canon.apply(spec.table, raw, slots)) {
+          rejects.add({
+            file, table: spec.table, row: c.rn[i], column: ev.conceptColumn,
+            reason: 'concept not in the vocabulary (CONCEPT) and no mappable source concept',
+            values: { [ev.conceptColumn]: raw.conceptId, ...(ev.sourceConceptColumn ? { [ev.sourceConceptColumn]: raw.sourceConceptId } : {}) },
+          });
+          continue;
+        }
+        if (personId !== currentPerson) {
+          finishPerson();
+          if (events.length >= eventsPerShard) {
+            eventShards.write(events.toTable());
+            events = new EventBatch();
+          }
+          currentPerson = personId;
+        }
+        const t = c.t[i];
+        events.push(
+          personId, t, ev.eventTable, spec.table, ev.domain, slots.conceptId, raw.sourceConceptId, slots.decile,
+          raw.value, slots.unit, c.visitNull(i) ? null : c.visitId[i], c.rowId[i],
+        );
+        eventsOut[ev.eventTable] = (eventsOut[ev.eventTable] ?? 0) + 1;
+        if (slots.decile >= 0) measurementsBinned++;
+        if (TOKEN_DOMAINS.has(ev.domain)) buffer.push(t, slots.conceptId, slots.decile, ev.domain);
+        else if (ev.eventTable === 'visit') buffer.visitStarts.push(t);
+      }
+      seen += c.length;
+      progress.update(seen);
+    }
+    finishPerson();
+    if (events.length) eventShards.write(events.toTable());
+    if (sequences.length) pretrainShards.write(sequences.toTable());
+    progress.finish();
+
+    const medsShards: ShardEntry[] = opts.meds === false ? [] : await exportMeds(conn, out, eventShards.entries, vocabulary.concepts, splits);
+    const rejectFiles = rejects.close();
+    const rowsInTotal = Object.values(rowsIn).reduce((a, b) => a + b, 0) + persons.size;
+    const eventsOutTotal = Object.values(eventsOut).reduce((a, b) => a + b, 0);
+    const seconds = (Date.now() - started) / 1000;
+    const manifest: Manifest = {
+      kind: 'medrep.manifest',
+      schema_version: SCHEMA_VERSION,
+      omop_schema: OMOP_SCHEMA_VERSION,
+      runner: 'local',
+      input: { path: input.path, kind: input.kind, files: dataHashes.map((h: FileHash) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })) },
+      artifacts,
+      settings: { max_events: maxEvents, events_per_shard: eventsPerShard, sequences_per_shard: sequencesPerShard },
+      shards: [...eventShards.entries, ...pretrainShards.entries, ...medsShards],
+      rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
+      counts: {
+        persons: persons.size,
+        rows_in: rowsIn,
+        events_out: eventsOut,
+        mapping: Object.fromEntries([...canon.counts.entries()].sort()),
+        rejects: rejects.summary(),
+        measurements_binned: measurementsBinned,
+        pretrain_sequences: pretrainSequences,
+        pretrain_tokens: pretrainTokens,
+      },
+    };
+    const manifestPath = writeManifest(out, manifest);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    return {
+      out,
+      input: { path: input.path, kind: input.kind },
+      persons: persons.size,
+      rowsIn,
+      rowsInTotal,
+      eventsOut,
+      eventsOutTotal,
+      mapping: manifest.counts.mapping as Record<string, MappingCounts>,
+      rejects: rejects.summary(),
+      rejectsTotal: rejects.total,
+      measurementsBinned,
+      decileGroups: deciles.groups.length,
+      pretrainSequences,
+      pretrainTokens,
+      shards: { events: eventShards.entries.length, pretrain: pretrainShards.entries.length, meds: medsShards.length },
+      seconds,
+      rowsPerSecond: rowsInTotal / seconds,
+      manifest: manifestPath,
+    };
+  } finally {
+    conn.closeSync();
+  }
+}

@@ -1,0 +1,199 @@
+// Finds the OMOP tables of an input (a folder of CSV/TSV[.gz] or Parquet files, or a DuckDB
+// database file; upper- or lower-case names) and exposes each as a DuckDB relation with
+// lower-case column names. Vocabulary tables may come from a separate Athena folder.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DuckDBConnection } from '@duckdb/node-api';
+import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, VocabularyTable } from '../schemas/omop';
+import { q } from '../schemas/sqlChecks';
+import { queryRows, sqlString } from './duck';
+import { UserError } from './errors';
+
+export type InputKind = 'csv' | 'parquet' | 'duckdb';
+
+export interface SourceTable {
+  table: ClinicalTable | VocabularyTable;
+  /** What a user recognises: the file (or database.table) the rows come from. */
+  file: string;
+  files: string[];
+  kind: InputKind;
+  /** SQL relation with the original column names. */
+  relation: string;
+  /** lower-case column name -> original name */
+  columns: Map<string, string>;
+  /** lower-case column name -> DuckDB type */
+  types: Map<string, string>;
+}
+
+export interface OmopInput {
+  path: string;
+  kind: InputKind;
+  tables: Map<string, SourceTable>;
+}
+
+const TABLE_NAMES = new Set<string>([...CLINICAL_TABLES.map((t) => t.table), ...Object.keys(VOCABULARY_TABLES)]);
+const DATA_EXT = /\.(csv|tsv|txt|parquet)(\.gz)?$/i;
+
+function tableNameOf(fileName: string): string | null {
+  const base = fileName.replace(DATA_EXT, '').toLowerCase();
+  return TABLE_NAMES.has(base) ? base : null;
+}
+
+/** Athena's files are tab separated with no quoting; CDM exports are usually comma separated with quotes. */
+function csvRelation(files: string[]): string {
+  const first = files[0];
+  const head = readFirstLine(first);
+  const tab = head.includes('\t');
+  const list = `[${files.map(sqlString).join(', ')}]`;
+  const opts = tab
+    ? `delim='\\t', quote='', escape=''`
+    : `delim=',', quote='"', escape='"'`;
+  return `read_csv(${list}, header=true, all_varchar=true, ${opts}, null_padding=true, strict_mode=false)`;
+}
+
+function readFirstLine(file: string): string {
+  if (file.endsWith('.gz')) {
+    const zlib = require('node:zlib') as typeof import('node:zlib');
+    const buf = zlib.gunzipSync(fs.readFileSync(file)).subarray(0, 65536);
+    return buf.toString('utf8').split('\n')[0];
+  }
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(65536);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).toString('utf8').split('\n')[0];
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function describe(conn: DuckDBConnection, relation: string, label: string): Promise<{ columns: Map<string, string>; types: Map<string, string> }> {
+  let rows: { column_name: string; column_type: string }[];
+  try {
+    rows = await queryRows(conn, `DESCRIBE SELECT * FROM ${relation}`);
+  } catch (e) {
+    throw new UserError(`cannot read ${label}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const columns = new Map<string, string>();
+  const types = new Map<string, string>();
+  for (const r of rows) {
+    columns.set(r.column_name.toLowerCase(), r.column_name);
+    types.set(r.column_name.toLowerCase(), r.column_type);
+  }
+  return { columns, types };
+}
+
+async function fromFolder(conn: DuckDBConnection, dir: string): Promise<Map<string, SourceTable>> {
+  const groups = new Map<string, string[]>();
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      // A folder per table holding part files (e.g. measurement/part-0.parquet).
+      const name = entry.name.toLowerCase();
+      if (!TABLE_NAMES.has(name)) continue;
+      const parts = fs.readdirSync(full).filter((f) => DATA_EXT.test(f)).sort().map((f) => path.join(full, f));
+      if (parts.length) groups.set(name, parts);
+    } else if (DATA_EXT.test(entry.name)) {
+      const name = tableNameOf(entry.name);
+      if (!name) continue;
+      if (groups.has(name)) {
+        throw new UserError(`${dir}: two files for table ${name}: ${path.basename(groups.get(name)![0])} and ${entry.name}`);
+      }
+      groups.set(name, [full]);
+    }
+  }
+  const tables = new Map<string, SourceTable>();
+  for (const [name, files] of groups) {
+    const parquet = files.every((f) => /\.parquet$/i.test(f));
+    const relation = parquet ? `read_parquet([${files.map(sqlString).join(', ')}])` : csvRelation(files);
+    const label = files.length === 1 ? files[0] : `${path.dirname(files[0])} (${files.length} files)`;
+    const { columns, types } = await describe(conn, relation, label);
+    tables.set(name, {
+      table: name as ClinicalTable,
+      file: label,
+      files,
+      kind: parquet ? 'parquet' : 'csv',
+      relation,
+      columns,
+      types,
+    });
+  }
+  return tables;
+}
+
+async function fromDatabase(conn: DuckDBConnection, file: string): Promise<Map<string, SourceTable>> {
+  try {
+    await conn.run(`ATTACH ${sqlString(file)} AS omop_src (READ_ONLY)`);
+  } catch (e) {
+    throw new UserError(`cannot open DuckDB database ${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const rows = await queryRows<{ schema_name: string; table_name: string }>(
+    conn,
+    `SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'omop_src' ORDER BY schema_name = 'main' DESC, schema_name, table_name`,
+  );
+  const tables = new Map<string, SourceTable>();
+  for (const r of rows) {
+    const name = r.table_name.toLowerCase();
+    if (!TABLE_NAMES.has(name) || tables.has(name)) continue;
+    const relation = `omop_src.${q(r.schema_name)}.${q(r.table_name)}`;
+    const label = `${file}:${r.schema_name}.${r.table_name}`;
+    const { columns, types } = await describe(conn, relation, label);
+    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types });
+  }
+  return tables;
+}
+
+/** Opens the OMOP input; vocabulary tables from `vocabDir` replace those found beside the data. */
+export async function openOmopInput(conn: DuckDBConnection, inputPath: string, vocabDir?: string): Promise<OmopInput> {
+  if (!fs.existsSync(inputPath)) throw new UserError(`OMOP input not found: ${inputPath}`);
+  const stat = fs.statSync(inputPath);
+  let kind: InputKind;
+  let tables: Map<string, SourceTable>;
+  if (stat.isDirectory()) {
+    tables = await fromFolder(conn, inputPath);
+    const any = [...tables.values()][0];
+    kind = any?.kind ?? 'csv';
+  } else if (/\.(duckdb|db|ddb)$/i.test(inputPath)) {
+    tables = await fromDatabase(conn, inputPath);
+    kind = 'duckdb';
+  } else {
+    throw new UserError(`${inputPath}: expected a folder of OMOP CSV/Parquet files or a DuckDB database file (.duckdb)`);
+  }
+  if (vocabDir) {
+    if (!fs.existsSync(vocabDir) || !fs.statSync(vocabDir).isDirectory()) throw new UserError(`vocabulary folder not found: ${vocabDir}`);
+    const vocab = await fromFolder(conn, vocabDir);
+    for (const t of Object.keys(VOCABULARY_TABLES)) {
+      const v = vocab.get(t);
+      if (v) tables.set(t, v);
+    }
+  }
+  for (const spec of CLINICAL_TABLES) {
+    const t = tables.get(spec.table);
+    if (!t) {
+      if (spec.required) throw new UserError(`${inputPath}: required OMOP table ${spec.table} not found (looked for ${spec.table}.csv/.parquet in any case)`);
+      continue;
+    }
+    requireColumns(t, spec.columns);
+  }
+  const concept = tables.get('concept');
+  if (!concept) throw new UserError(`${inputPath}: no CONCEPT table found beside the data; pass the Athena vocabulary folder with --vocab DIR`);
+  for (const [name, cols] of Object.entries(VOCABULARY_TABLES)) {
+    const t = tables.get(name);
+    if (t) requireColumns(t, cols);
+  }
+  return { path: inputPath, kind, tables };
+}
+
+function requireColumns(t: SourceTable, cols: ColumnSpec[]): void {
+  for (const c of cols) {
+    if (c.required && !t.columns.has(c.name)) {
+      throw new UserError(`${t.file}: missing required column "${c.name}" of OMOP table ${t.table}`);
+    }
+  }
+}
+
+/** SQL expression for a column of the table by its lower-case name, NULL when the column is absent. */
+export function col(t: SourceTable, name: string): string {
+  const actual = t.columns.get(name);
+  return actual ? q(actual) : 'NULL';
+}

@@ -1,0 +1,49 @@
+// DuckDB views over an opened OMOP input. For each clinical table T:
+//   checked_T: every row with its 1-based row number (__row) and whether it passes the schema (__ok);
+//   T:         the valid rows only (with __row), typed, lower-case columns (absent optional columns NULL).
+// The vocabulary tables become typed views concept, concept_relationship, concept_ancestor. Labels,
+// reference SQL and the runners all read these, so every reader sees the same rows.
+import { DuckDBConnection } from '@duckdb/node-api';
+import { CLINICAL_TABLES, ColumnSpec, ColumnType, VOCABULARY_TABLES } from '../schemas/omop';
+import { q, rowCheckSql } from '../schemas/sqlChecks';
+import { OmopInput, col } from './omopSource';
+
+const SQL_TYPE: Record<ColumnType, string> = {
+  integer: 'BIGINT',
+  number: 'DOUBLE',
+  string: 'VARCHAR',
+  date: 'DATE',
+  datetime: 'TIMESTAMP',
+};
+
+function typedColumn(expr: string, c: ColumnSpec): string {
+  if (expr === 'NULL') return `NULL::${SQL_TYPE[c.type]} AS ${q(c.name)}`;
+  const v = c.type === 'string' ? expr : `TRY_CAST(CAST(${expr} AS VARCHAR) AS ${SQL_TYPE[c.type]})`;
+  return `${c.type === 'string' ? `CAST(${v} AS VARCHAR)` : v} AS ${q(c.name)}`;
+}
+
+export async function createOmopViews(conn: DuckDBConnection, input: OmopInput): Promise<void> {
+  for (const spec of CLINICAL_TABLES) {
+    const t = input.tables.get(spec.table);
+    const typed = (src: string) =>
+      spec.columns.map((c) => typedColumn(t ? (t.columns.has(c.name) ? `${src}.${col(t, c.name)}` : 'NULL') : 'NULL', c)).join(', ');
+    if (!t) {
+      // An absent optional table is an empty one, so every query can name it.
+      await conn.run(`CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT CAST(0 AS BIGINT) AS __row, ${typed('x')} FROM (SELECT 1) x WHERE false`);
+      continue;
+    }
+    await conn.run(
+      `CREATE OR REPLACE VIEW ${q('checked_' + spec.table)} AS
+         SELECT row_number() OVER () AS __row, (${rowCheckSql(spec, t.types)}) AS __ok, s.* FROM ${t.relation} s`,
+    );
+    await conn.run(
+      `CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT c.__row AS __row, ${typed('c')} FROM ${q('checked_' + spec.table)} c WHERE c.__ok`,
+    );
+  }
+  for (const [name, cols] of Object.entries(VOCABULARY_TABLES)) {
+    const t = input.tables.get(name);
+    const typed = cols.map((c) => typedColumn(t && t.columns.has(c.name) ? col(t, c.name) : 'NULL', c)).join(', ');
+    const from = t ? `${t.relation}` : '(SELECT 1) x WHERE false';
+    await conn.run(`CREATE OR REPLACE VIEW ${q(name)} AS SELECT ${typed} FROM ${from}`);
+  }
+}

@@ -1,0 +1,57 @@
+// Loads the person table: birth time and gender per person_id, setting aside invalid rows and
+// duplicate ids as rejects.
+import { DuckDBConnection } from '@duckdb/node-api';
+import { tableSpec } from '../schemas/omop';
+import { rowValidator } from '../schemas/rowSchemas';
+import { RejectSink } from '../sinks/rejects';
+import { BIRTH_TIMESTAMP_SQL } from '../sinks/personSql';
+import { queryRows } from './duck';
+import { OmopInput } from './omopSource';
+
+export interface Person {
+  birthMs: number;
+  genderConceptId: number;
+}
+
+export async function loadPersons(conn: DuckDBConnection, input: OmopInput, rejects: RejectSink): Promise<Map<number, Person>> {
+  const source = input.tables.get('person')!;
+  const spec = tableSpec('person');
+  const bad = await queryRows<{ __row: number; raw: string }>(
+    conn,
+    `SELECT CAST(__row AS DOUBLE) AS __row, CAST(to_json(c) AS VARCHAR) AS raw FROM checked_person c WHERE NOT __ok ORDER BY __row`,
+  );
+  for (const b of bad) rejectRow(rejects, source.file, 'person', b.__row, JSON.parse(b.raw), spec);
+  const rows = await queryRows<{ row: number; person_id: number; gender: number; birth_ms: number }>(
+    conn,
+    `SELECT CAST(p.__row AS DOUBLE) AS row, CAST(p.person_id AS DOUBLE) AS person_id,
+            CAST(coalesce(p.gender_concept_id, 0) AS DOUBLE) AS gender,
+            CAST(epoch_ms(${BIRTH_TIMESTAMP_SQL('p')}) AS DOUBLE) AS birth_ms
+       FROM person p ORDER BY p.__row`,
+  );
+  const persons = new Map<number, Person>();
+  for (const r of rows) {
+    if (persons.has(r.person_id)) {
+      rejects.add({ file: source.file, table: 'person', row: r.row, column: 'person_id', reason: 'duplicate person_id', values: { person_id: r.person_id } });
+      continue;
+    }
+    persons.set(r.person_id, { birthMs: r.birth_ms, genderConceptId: r.gender });
+  }
+  return persons;
+}
+
+/** A reject from a row that failed the SQL check: ajv names the column and the reason. */
+export function rejectRow(
+  rejects: RejectSink,
+  file: string,
+  table: string,
+  row: number,
+  values: Record<string, unknown>,
+  spec: ReturnType<typeof tableSpec>,
+): void {
+  const lower: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) if (k !== '__row' && k !== '__ok') lower[k.toLowerCase()] = v;
+  const problems = rowValidator(spec).check(lower);
+  // The SQL check and ajv agree by construction (tested); should they ever not, say so rather than drop.
+  const p = problems[0] ?? { column: '(row)', reason: 'failed the bulk schema check' };
+  rejects.add({ file, table, row, column: p.column, reason: p.reason, values: lower });
+}

@@ -1,0 +1,27 @@
+// The end-of-run summary printed for a user: rows in, per table, rejects by reason, shards, time.
+import { RunSummary } from './localRunner';
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+export function formatSummary(s: RunSummary): string {
+  const lines: string[] = [];
+  lines.push(`medrep run: ${s.input.path} (${s.input.kind}) -> ${s.out}`);
+  lines.push(`  persons            ${n(s.persons)}`);
+  lines.push(`  rows in            ${n(s.rowsInTotal)} (incl. person rows)`);
+  lines.push('  table                   rows in   events out   standard     mapped   unmapped   unknown');
+  for (const [table, rows] of Object.entries(s.rowsIn).sort()) {
+    const m = s.mapping[table] ?? { standard: 0, mapped: 0, unmapped: 0, unknown: 0 };
+    const evTable = table.replace(/_(occurrence|exposure)$/, '');
+    const out = s.eventsOut[evTable] ?? 0;
+    lines.push(
+      `  ${table.padEnd(22)}${n(rows).padStart(10)}${n(out).padStart(13)}${n(m.standard).padStart(11)}${n(m.mapped).padStart(11)}${n(m.unmapped).padStart(11)}${n(m.unknown).padStart(10)}`,
+    );
+  }
+  lines.push(`  measurements binned ${n(s.measurementsBinned)} (${n(s.decileGroups)} decile groups)`);
+  lines.push(`  rejects            ${n(s.rejectsTotal)}`);
+  for (const [reason, count] of Object.entries(s.rejects)) lines.push(`    ${n(count).padStart(8)}  ${reason}`);
+  lines.push(`  shards             events ${s.shards.events}, pretrain ${s.shards.pretrain} (${n(s.pretrainSequences)} sequences, ${n(s.pretrainTokens)} tokens), meds ${s.shards.meds}`);
+  lines.push(`  time               ${s.seconds.toFixed(1)} s, ${n(Math.round(s.rowsPerSecond))} rows/s`);
+  lines.push(`  manifest           ${s.manifest}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,70 @@
+// Loads the part of the OMOP vocabulary a dataset needs: the concepts its rows name, everything
+// reachable from them through "Maps to", and the unit concepts. A full Athena vocabulary
+// (millions of concepts) stays in DuckDB; only this closure becomes a JavaScript index.
+import { DuckDBConnection } from '@duckdb/node-api';
+import { CLINICAL_TABLES } from '../schemas/omop';
+import { q } from '../schemas/sqlChecks';
+import { VocabularyIndex, buildVocabularyIndex } from '../transforms/normalize';
+import { queryRows } from './duck';
+
+export interface ConceptInfo {
+  concept_id: number;
+  concept_name: string | null;
+  domain_id: string | null;
+  vocabulary_id: string | null;
+  concept_code: string | null;
+  standard_concept: string | null;
+}
+
+export interface LoadedVocabulary {
+  index: VocabularyIndex;
+  concepts: Map<number, ConceptInfo>;
+  mapsToPairs: number;
+}
+
+const MAX_CHAIN = 8;
+
+/** Concept-id columns of the clinical tables that the pipeline reads. */
+function conceptColumns(): { table: string; column: string }[] {
+  const out: { table: string; column: string }[] = [];
+  for (const spec of CLINICAL_TABLES) {
+    const ev = spec.events;
+    if (!ev) continue;
+    for (const c of [ev.conceptColumn, ev.sourceConceptColumn, ev.unitConceptColumn]) if (c) out.push({ table: spec.table, column: c });
+  }
+  return out;
+}
+
+export async function loadVocabulary(conn: DuckDBConnection): Promise<LoadedVocabulary> {
+  const used = conceptColumns()
+    .map(({ table, column }) => `SELECT ${q(column)} AS id FROM ${q(table)}`)
+    .join(' UNION ALL ');
+  await conn.run(`CREATE OR REPLACE TEMP TABLE medrep_used_ids AS SELECT DISTINCT id FROM (${used}) WHERE id IS NOT NULL AND id <> 0`);
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE medrep_maps_to AS
+       SELECT DISTINCT concept_id_1 AS a, concept_id_2 AS b FROM concept_relationship
+       WHERE relationship_id = 'Maps to' AND coalesce(invalid_reason, '') = ''`,
+  );
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE medrep_reach AS
+       WITH RECURSIVE reach(id, depth) AS (
+         SELECT id, 0 FROM medrep_used_ids
+         UNION
+         SELECT m.b, r.depth + 1 FROM reach r JOIN medrep_maps_to m ON m.a = r.id WHERE r.depth < ${MAX_CHAIN}
+       ) SELECT DISTINCT id FROM reach`,
+  );
+  const conceptRows = await queryRows<ConceptInfo & { invalid_reason: string | null }>(
+    conn,
+    `SELECT CAST(c.concept_id AS DOUBLE) AS concept_id, c.concept_name, c.domain_id, c.vocabulary_id, c.concept_code,
+            nullif(c.standard_concept, '') AS standard_concept, nullif(c.invalid_reason, '') AS invalid_reason
+       FROM concept c SEMI JOIN medrep_reach r ON r.id = c.concept_id ORDER BY c.concept_id`,
+  );
+  const pairs = await queryRows<{ a: number; b: number }>(
+    conn,
+    `SELECT CAST(a AS DOUBLE) AS a, CAST(b AS DOUBLE) AS b FROM medrep_maps_to m SEMI JOIN medrep_reach r ON r.id = m.a ORDER BY a, b`,
+  );
+  const index = buildVocabularyIndex(conceptRows, pairs.map((p) => [p.a, p.b] as [number, number]));
+  const concepts = new Map<number, ConceptInfo>();
+  for (const c of conceptRows) concepts.set(c.concept_id, c);
+  return { index, concepts, mapsToPairs: pairs.length };
+}

@@ -1,0 +1,179 @@
+// Growable columnar builders that become Arrow vectors without one JS object per row: typed
+// arrays for numbers, offset+byte buffers for strings and lists, bitmaps for nulls.
+import * as arrow from 'apache-arrow';
+
+type NumArray = Float64Array | Int32Array | Int16Array | Int8Array | BigInt64Array;
+type NumCtor<A> = { new (n: number): A };
+
+class Validity {
+  bits = new Uint8Array(64);
+  nulls = 0;
+  set(i: number, valid: boolean): void {
+    const byte = i >> 3;
+    if (byte >= this.bits.length) {
+      const next = new Uint8Array(Math.max(this.bits.length * 2, byte + 1));
+      next.set(this.bits);
+      this.bits = next;
+    }
+    if (valid) this.bits[byte] |= 1 << (i & 7);
+    else this.nulls++;
+  }
+  bitmap(length: number): Uint8Array | undefined {
+    return this.nulls === 0 ? undefined : this.bits.slice(0, (length + 7) >> 3);
+  }
+}
+
+/** Numbers (or bigints for 64-bit types) with optional nulls. */
+export class NumberColumn<A extends NumArray> {
+  values: A;
+  length = 0;
+  private validity: Validity | null;
+  constructor(private readonly ctor: NumCtor<A>, nullable = false, capacity = 1024) {
+    this.values = new ctor(capacity);
+    this.validity = nullable ? new Validity() : null;
+  }
+  private grow(): void {
+    const next = new this.ctor(this.values.length * 2);
+    (next as unknown as { set(a: A): void }).set(this.values);
+    this.values = next;
+  }
+  push(v: A extends BigInt64Array ? bigint : number): void {
+    if (this.length === this.values.length) this.grow();
+    (this.values as unknown as (number | bigint)[])[this.length] = v;
+    this.validity?.set(this.length, true);
+    this.length++;
+  }
+  pushNull(): void {
+    if (!this.validity) throw new Error('pushNull on a non-nullable column');
+    if (this.length === this.values.length) this.grow();
+    this.validity.set(this.length, false);
+    this.length++;
+  }
+  data<T extends arrow.DataType>(type: T): arrow.Data<T> {
+    return arrow.makeData({
+      type,
+      length: this.length,
+      data: this.values.subarray(0, this.length),
+      nullBitmap: this.validity?.bitmap(this.length),
+      nullCount: this.validity?.nulls ?? 0,
+    } as never) as arrow.Data<T>;
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** UTF-8 strings with optional nulls; repeated strings are encoded once. */
+export class StringColumn {
+  private bytes = new Uint8Array(4096);
+  private byteLength = 0;
+  private offsets = new Int32Array(1025);
+  length = 0;
+  private validity: Validity | null;
+  private readonly cache = new Map<string, Uint8Array>();
+  constructor(nullable = false) {
+    this.validity = nullable ? new Validity() : null;
+  }
+  private ensure(extra: number): void {
+    if (this.length + 1 >= this.offsets.length) {
+      const next = new Int32Array(this.offsets.length * 2);
+      next.set(this.offsets);
+      this.offsets = next;
+    }
+    if (this.byteLength + extra > this.bytes.length) {
+      const next = new Uint8Array(Math.max(this.bytes.length * 2, this.byteLength + extra));
+      next.set(this.bytes.subarray(0, this.byteLength));
+      this.bytes = next;
+    }
+  }
+  push(s: string): void {
+    let enc = this.cache.get(s);
+    if (!enc) {
+      enc = encoder.encode(s);
+      if (this.cache.size < 100_000) this.cache.set(s, enc);
+    }
+    this.pushBytes(enc);
+  }
+  pushBytes(enc: Uint8Array): void {
+    this.ensure(enc.length);
+    this.bytes.set(enc, this.byteLength);
+    this.byteLength += enc.length;
+    this.validity?.set(this.length, true);
+    this.offsets[++this.length] = this.byteLength;
+  }
+  /** ASCII prefix followed by a non-negative integer's digits, without building a JS string. */
+  pushPrefixedInteger(prefix: Uint8Array, n: number): void {
+    this.ensure(prefix.length + 22);
+    this.bytes.set(prefix, this.byteLength);
+    this.byteLength += prefix.length;
+    if (n < 0) {
+      this.bytes[this.byteLength++] = 45; // '-'
+      n = -n;
+    }
+    const start = this.byteLength;
+    do {
+      this.bytes[this.byteLength++] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
+    this.bytes.subarray(start, this.byteLength).reverse();
+    this.validity?.set(this.length, true);
+    this.offsets[++this.length] = this.byteLength;
+  }
+  pushNull(): void {
+    if (!this.validity) throw new Error('pushNull on a non-nullable column');
+    this.ensure(0);
+    this.validity.set(this.length, false);
+    this.offsets[++this.length] = this.byteLength;
+  }
+  data(): arrow.Data<arrow.Utf8> {
+    return arrow.makeData({
+      type: new arrow.Utf8(),
+      length: this.length,
+      valueOffsets: this.offsets.slice(0, this.length + 1),
+      data: this.bytes.slice(0, this.byteLength),
+      nullBitmap: this.validity?.bitmap(this.length),
+      nullCount: this.validity?.nulls ?? 0,
+    });
+  }
+}
+
+/** list<T> built from a child column and offsets. */
+export class ListColumn<A extends NumArray> {
+  readonly child: NumberColumn<A>;
+  private offsets = new Int32Array(1025);
+  length = 0;
+  constructor(ctor: NumCtor<A>, childNullable = false) {
+    this.child = new NumberColumn(ctor, childNullable, 4096);
+  }
+  /** Call after pushing one row's items to `child`. */
+  endRow(): void {
+    if (this.length + 1 >= this.offsets.length) {
+      const next = new Int32Array(this.offsets.length * 2);
+      next.set(this.offsets);
+      this.offsets = next;
+    }
+    this.offsets[++this.length] = this.child.length;
+  }
+  data<T extends arrow.DataType>(itemType: T): arrow.Data<arrow.List<T>> {
+    const type = new arrow.List(new arrow.Field('item', itemType, true));
+    return arrow.makeData({
+      type,
+      length: this.length,
+      valueOffsets: this.offsets.slice(0, this.length + 1),
+      child: this.child.data(itemType),
+      nullCount: 0,
+    } as never) as unknown as arrow.Data<arrow.List<T>>;
+  }
+}
+
+/** A record batch from named Data, in the order of `fields`. */
+export function tableOf(fields: arrow.Field[], columns: Record<string, arrow.Data>): arrow.Table {
+  const schema = new arrow.Schema(fields);
+  const length = columns[fields[0].name].length;
+  const data = arrow.makeData({
+    type: new arrow.Struct(fields),
+    length,
+    nullCount: 0,
+    children: fields.map((f) => columns[f.name]),
+  });
+  return new arrow.Table(schema, new arrow.RecordBatch(schema, data));
+}

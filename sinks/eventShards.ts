@@ -1,0 +1,79 @@
+// Columnar builder of canonical events (layout: schemas/records.ts EVENT_FIELDS).
+import * as arrow from 'apache-arrow';
+import { EVENT_FIELDS } from '../schemas/records';
+import { NumberColumn, StringColumn, tableOf } from './columns';
+
+const encoder = new TextEncoder();
+
+export class EventBatch {
+  readonly personId = new NumberColumn(BigInt64Array);
+  readonly timeUs = new NumberColumn(BigInt64Array);
+  readonly table = new StringColumn();
+  readonly domain = new NumberColumn(Int8Array);
+  readonly conceptId = new NumberColumn(BigInt64Array);
+  readonly sourceConceptId = new NumberColumn(BigInt64Array);
+  readonly decile = new NumberColumn(Int8Array, true);
+  readonly value = new NumberColumn(Float64Array, true);
+  readonly unit = new StringColumn(true);
+  readonly visitId = new NumberColumn(BigInt64Array, true);
+  readonly origin = new StringColumn();
+  private readonly prefixes = new Map<string, Uint8Array>();
+
+  get length(): number {
+    return this.personId.length;
+  }
+
+  push(
+    personId: number,
+    timeMs: number,
+    table: string,
+    omopTable: string,
+    domain: number,
+    conceptId: number,
+    sourceConceptId: number,
+    decile: number,
+    value: number | null,
+    unit: string | null,
+    visitId: number | null,
+    rowId: number,
+  ): void {
+    this.personId.push(BigInt(personId));
+    this.timeUs.push(BigInt(timeMs) * 1000n);
+    this.table.push(table);
+    this.domain.push(domain);
+    this.conceptId.push(BigInt(conceptId));
+    this.sourceConceptId.push(BigInt(sourceConceptId));
+    if (decile < 0) this.decile.pushNull();
+    else this.decile.push(decile);
+    if (value === null) this.value.pushNull();
+    else this.value.push(value);
+    if (unit === null) this.unit.pushNull();
+    else this.unit.push(unit);
+    if (visitId === null) this.visitId.pushNull();
+    else this.visitId.push(BigInt(visitId));
+    let prefix = this.prefixes.get(omopTable);
+    if (!prefix) {
+      prefix = encoder.encode(`${omopTable}:`);
+      this.prefixes.set(omopTable, prefix);
+    }
+    this.origin.pushPrefixedInteger(prefix, rowId);
+  }
+
+  toTable(): arrow.Table {
+    const [f] = [EVENT_FIELDS];
+    const t = (name: string) => f.find((x) => x.name === name)!.type;
+    return tableOf(f, {
+      person_id: this.personId.data(t('person_id')),
+      time: this.timeUs.data(t('time')),
+      table: this.table.data(),
+      domain: this.domain.data(t('domain')),
+      concept_id: this.conceptId.data(t('concept_id')),
+      source_concept_id: this.sourceConceptId.data(t('source_concept_id')),
+      decile: this.decile.data(t('decile')),
+      value: this.value.data(t('value')),
+      unit: this.unit.data(),
+      visit_occurrence_id: this.visitId.data(t('visit_occurrence_id')),
+      origin: this.origin.data(),
+    });
+  }
+}

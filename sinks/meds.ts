@@ -1,0 +1,101 @@
+// MEDS export (https://github.com/Medical-Event-Data-Standard/meds): data/*.parquet with
+// subject_id, time, code, numeric_value and our extra columns, one file per events shard (a
+// subject never spans files), static rows (MEDS_BIRTH, gender) first; metadata/codes.parquet,
+// metadata/subject_splits.parquet, metadata/dataset.json. DuckDB converts the event shards.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as arrow from 'apache-arrow';
+import { DuckDBConnection } from '@duckdb/node-api';
+import { sha256 } from '../transforms/hashing';
+import { Split, medsSplit } from '../transforms/splits';
+import { NumberColumn, StringColumn, tableOf } from './columns';
+import { writeFileAtomic, writeParquetAtomic } from './parquet';
+import { ShardEntry } from './shards';
+import { BIRTH_TIMESTAMP_SQL } from './personSql';
+
+export const MEDS_VERSION = '0.3.3';
+const sqlPath = (p: string) => `'${p.replace(/'/g, "''")}'`;
+
+async function copyToParquet(conn: DuckDBConnection, select: string, target: string): Promise<ShardEntry & { abs: string }> {
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const tmp = `${target}.tmp-${process.pid}`;
+  await conn.run(`COPY (${select}) TO ${sqlPath(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+  const bytes = fs.readFileSync(tmp);
+  fs.rmSync(tmp);
+  writeFileAtomic(target, bytes);
+  const rows = (await conn.runAndReadAll(`SELECT count(*)::DOUBLE FROM read_parquet(${sqlPath(target)})`)).getRows()[0][0] as number;
+  return { kind: 'meds', path: '', abs: target, rows, bytes: bytes.length, sha256: sha256(bytes) };
+}
+
+export async function exportMeds(
+  conn: DuckDBConnection,
+  out: string,
+  eventShards: ShardEntry[],
+  concepts: Map<number, { vocabulary_id: string | null; concept_code: string | null }>,
+  splits: Map<number, Split>,
+): Promise<ShardEntry[]> {
+  const entries: ShardEntry[] = [];
+  const add = (e: ShardEntry & { abs?: string }, rel: string) => {
+    entries.push({ kind: e.kind, path: rel, rows: e.rows, bytes: e.bytes, sha256: e.sha256 });
+  };
+  // codes of the concepts in the vocabulary: <vocabulary_id>/<concept_code>; others OMOP_CONCEPT/<id>
+  await conn.run(`CREATE OR REPLACE TEMP TABLE medrep_codes AS
+    SELECT concept_id, vocabulary_id || '/' || concept_code AS code, concept_name AS description
+    FROM concept WHERE vocabulary_id IS NOT NULL AND concept_code IS NOT NULL`);
+  const codeExpr = `coalesce(c.code, 'OMOP_CONCEPT/' || e.concept_id)`;
+  for (const shard of eventShards) {
+    const src = sqlPath(path.join(out, shard.path));
+    const rel = path.posix.join('meds', 'data', path.basename(shard.path));
+    const select = `
+      WITH ev AS (SELECT * FROM read_parquet(${src})),
+      subjects AS (SELECT DISTINCT person_id FROM ev)
+      SELECT subject_id, time, code, numeric_value, "table", concept_id, source_concept_id, decile, unit, visit_occurrence_id, origin FROM (
+        SELECT p.person_id AS subject_id, ${BIRTH_TIMESTAMP_SQL('p')} AS time, 'MEDS_BIRTH' AS code, NULL::FLOAT AS numeric_value,
+               'person' AS "table", NULL::BIGINT AS concept_id, NULL::BIGINT AS source_concept_id, NULL::TINYINT AS decile,
+               NULL::VARCHAR AS unit, NULL::BIGINT AS visit_occurrence_id, 'person:' || p.person_id AS origin, 0 AS k
+          FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
+        UNION ALL
+        SELECT p.person_id, NULL::TIMESTAMP, 'GENDER/' || p.gender_concept_id, NULL::FLOAT, 'person', p.gender_concept_id, NULL, NULL,
+               NULL, NULL, 'person:' || p.person_id, -1
+          FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
+        UNION ALL
+        SELECT e.person_id, e.time, ${codeExpr}, CAST(e.value AS FLOAT), e."table", e.concept_id, e.source_concept_id, e.decile,
+               e.unit, e.visit_occurrence_id, e.origin, 1
+          FROM ev e LEFT JOIN medrep_codes c USING (concept_id)
+      ) ORDER BY subject_id, time NULLS FIRST, k, origin`;
+    add(await copyToParquet(conn, select, path.join(out, rel)), rel);
+  }
+  // metadata/codes.parquet: every code in the data with its description and "Is a" parents.
+  const allEvents = `read_parquet([${eventShards.map((s) => sqlPath(path.join(out, s.path))).join(', ')}])`;
+  const codesRel = 'meds/metadata/codes.parquet';
+  const codesSelect = eventShards.length
+    ? `WITH used AS (SELECT DISTINCT concept_id FROM ${allEvents})
+       SELECT ${codeExpr.replace(/e\.concept_id/g, 'u.concept_id')} AS code, c.description,
+              coalesce((SELECT list(p.code ORDER BY p.code) FROM concept_relationship r JOIN medrep_codes p ON p.concept_id = r.concept_id_2
+                         WHERE r.concept_id_1 = u.concept_id AND r.relationship_id = 'Is a'), []::VARCHAR[]) AS parent_codes
+         FROM used u LEFT JOIN medrep_codes c ON c.concept_id = u.concept_id ORDER BY code`
+    : `SELECT NULL::VARCHAR AS code, NULL::VARCHAR AS description, []::VARCHAR[] AS parent_codes WHERE false`;
+  add({ ...(await copyToParquet(conn, codesSelect, path.join(out, codesRel))), kind: 'meds' }, codesRel);
+  // metadata/subject_splits.parquet
+  const ids = [...splits.keys()].sort((a, b) => a - b);
+  const subject = new NumberColumn(BigInt64Array);
+  const split = new StringColumn();
+  for (const id of ids) {
+    subject.push(BigInt(id));
+    split.push(medsSplit(splits.get(id)!));
+  }
+  const fields = [new arrow.Field('subject_id', new arrow.Int64(), false), new arrow.Field('split', new arrow.Utf8(), false)];
+  const splitsRel = 'meds/metadata/subject_splits.parquet';
+  const written = writeParquetAtomic(path.join(out, splitsRel), tableOf(fields, { subject_id: subject.data(new arrow.Int64()), split: split.data() }));
+  add({ kind: 'meds', path: splitsRel, rows: written.rows, bytes: written.bytes, sha256: written.sha256 }, splitsRel);
+  const dataset = {
+    dataset_name: 'medrep',
+    dataset_version: sha256(entries.map((e) => e.sha256).join('')).slice(0, 16),
+    etl_name: 'medrep',
+    etl_version: require('../../package.json').version as string,
+    meds_version: MEDS_VERSION,
+  };
+  writeFileAtomic(path.join(out, 'meds/metadata/dataset.json'), new TextEncoder().encode(JSON.stringify(dataset, null, 2) + '\n'));
+  void concepts;
+  return entries;
+}

@@ -1,0 +1,60 @@
+// Parquet files written atomically: encode (parquet-wasm, zstd), write to a temporary name,
+// fsync, rename, fsync the folder. A crash leaves either the old state or the whole new file.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as arrow from 'apache-arrow';
+import { sha256 } from '../transforms/hashing';
+
+// parquet-wasm's Node build (its "exports" map); types from the same build's declarations.
+const parquetWasm = require('parquet-wasm/node') as typeof import('parquet-wasm/node/parquet_wasm');
+
+export interface WrittenFile {
+  path: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+}
+
+let writerProperties: unknown = null;
+function properties(): unknown {
+  if (!writerProperties) {
+    writerProperties = new parquetWasm.WriterPropertiesBuilder()
+      .setCompression(parquetWasm.Compression.ZSTD)
+      .setMaxRowGroupSize(1 << 20)
+      .build();
+  }
+  return writerProperties;
+}
+
+export function encodeParquet(table: arrow.Table): Uint8Array {
+  const ipc = arrow.tableToIPC(table, 'stream');
+  const wasmTable = parquetWasm.Table.fromIPCStream(ipc);
+  // writeParquet consumes the table and the properties object; build fresh properties per call.
+  writerProperties = null;
+  return parquetWasm.writeParquet(wasmTable, properties() as never);
+}
+
+export function writeFileAtomic(target: string, bytes: Uint8Array): void {
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const tmp = `${target}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, bytes);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, target);
+  const dirFd = fs.openSync(path.dirname(target), 'r');
+  try {
+    fs.fsyncSync(dirFd);
+  } finally {
+    fs.closeSync(dirFd);
+  }
+}
+
+export function writeParquetAtomic(target: string, table: arrow.Table): WrittenFile {
+  const bytes = encodeParquet(table);
+  writeFileAtomic(target, bytes);
+  return { path: target, rows: table.numRows, bytes: bytes.length, sha256: sha256(bytes) };
+}

@@ -1,0 +1,60 @@
+// Columnar builder of sequences: pretraining chunks (schemas/records.ts PRETRAIN_FIELDS) and,
+// with extra columns, labelled samples.
+import * as arrow from 'apache-arrow';
+import { PRETRAIN_FIELDS } from '../schemas/records';
+import { Sequence } from '../transforms/trajectory';
+import { ListColumn, NumberColumn, StringColumn, tableOf } from './columns';
+
+export class SequenceBatch {
+  readonly personId = new NumberColumn(BigInt64Array);
+  readonly chunk = new NumberColumn(Int32Array);
+  readonly conceptIds = new ListColumn(BigInt64Array);
+  readonly deciles = new ListColumn(Int8Array, true);
+  readonly ages = new ListColumn(Int16Array);
+  readonly segments = new ListColumn(Int32Array);
+  readonly recordRanks = new ListColumn(Int32Array);
+  readonly domains = new ListColumn(Int8Array);
+  readonly split = new StringColumn();
+  tokens = 0;
+
+  get length(): number {
+    return this.personId.length;
+  }
+
+  push(personId: number, chunk: number, seq: Sequence, split: string): void {
+    this.personId.push(BigInt(personId));
+    this.chunk.push(chunk);
+    const n = seq.conceptIds.length;
+    for (let k = 0; k < n; k++) {
+      this.conceptIds.child.push(BigInt(seq.conceptIds[k]));
+      const d = seq.deciles[k];
+      if (d === null) this.deciles.child.pushNull();
+      else this.deciles.child.push(d);
+      this.ages.child.push(seq.ages[k]);
+      this.segments.child.push(seq.segments[k]);
+      this.recordRanks.child.push(seq.recordRanks[k]);
+      this.domains.child.push(seq.domains[k]);
+    }
+    for (const l of [this.conceptIds, this.deciles, this.ages, this.segments, this.recordRanks, this.domains]) l.endRow();
+    this.split.push(split);
+    this.tokens += n;
+  }
+
+  columns(): Record<string, arrow.Data> {
+    return {
+      person_id: this.personId.data(new arrow.Int64()),
+      chunk: this.chunk.data(new arrow.Int32()),
+      concept_ids: this.conceptIds.data(new arrow.Int64()),
+      deciles: this.deciles.data(new arrow.Int8()),
+      ages: this.ages.data(new arrow.Int16()),
+      segments: this.segments.data(new arrow.Int32()),
+      record_ranks: this.recordRanks.data(new arrow.Int32()),
+      domains: this.domains.data(new arrow.Int8()),
+      split: this.split.data(),
+    };
+  }
+
+  toTable(): arrow.Table {
+    return tableOf(PRETRAIN_FIELDS, this.columns());
+  }
+}

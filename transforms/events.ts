@@ -1,0 +1,71 @@
+// The per-row MedRep step from an OMOP row (already typed) to a canonical event: concept
+// normalization, unit naming and decile binning. Both runners call it, so the logic exists once.
+import { ConceptNormalizer, MappingCounts, MappingStatus, emptyMappingCounts } from './normalize';
+import { DecileBinner, NO_DECILE } from './deciles';
+import { TOKEN_DOMAINS } from './tokens';
+
+export interface RawEventFields {
+  domain: number;
+  conceptId: number;
+  sourceConceptId: number;
+  value: number | null;
+  unitConceptId: number;
+  unitSource: string | null;
+}
+
+/** Result slots reused across rows (no allocation per row on the hot path). */
+export interface CanonicalSlots {
+  conceptId: number;
+  status: MappingStatus;
+  unit: string | null;
+  decile: number; // NO_DECILE when none
+}
+
+export type UnitNamer = (unitConceptId: number, unitSource: string | null) => string | null;
+
+/** A unit is the unit concept's code (UCUM) when the vocabulary knows it, else the source text. */
+export function unitNamer(codeOf: (conceptId: number) => string | null | undefined): UnitNamer {
+  const cache = new Map<number, string | null>();
+  return (unitConceptId, unitSource) => {
+    if (unitConceptId) {
+      let code = cache.get(unitConceptId);
+      if (code === undefined) {
+        code = codeOf(unitConceptId) ?? null;
+        cache.set(unitConceptId, code);
+      }
+      if (code) return code;
+    }
+    if (unitSource === null) return null;
+    const s = unitSource.trim();
+    return s === '' ? null : s;
+  };
+}
+
+export class EventCanonicalizer {
+  readonly counts = new Map<string, MappingCounts>();
+  constructor(
+    readonly normalizer: ConceptNormalizer,
+    readonly units: UnitNamer,
+    readonly binner: DecileBinner | null,
+  ) {}
+
+  /**
+   * Fills `out` for one row of `table`. Returns false when the row is a reject: a token row whose
+   * concept is unknown to the vocabulary (visits and deaths keep unknown concepts; they are not tokens).
+   */
+  apply(table: string, raw: RawEventFields, out: CanonicalSlots): boolean {
+    const n = this.normalizer.normalize(raw.conceptId, raw.sourceConceptId);
+    let counts = this.counts.get(table);
+    if (!counts) {
+      counts = emptyMappingCounts();
+      this.counts.set(table, counts);
+    }
+    counts[n.status]++;
+    if (n.status === 'unknown' && TOKEN_DOMAINS.has(raw.domain)) return false;
+    out.conceptId = n.conceptId;
+    out.status = n.status;
+    out.unit = raw.domain === 3 ? this.units(raw.unitConceptId, raw.unitSource) : null;
+    out.decile = raw.domain === 3 && this.binner ? this.binner.bin(n.conceptId, out.unit, raw.value) : NO_DECILE;
+    return true;
+  }
+}

@@ -1,0 +1,73 @@
+// The `medrep` command line. User errors end with one clear message and a non-zero exit code;
+// anything else is a bug and keeps its stack trace.
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs, requireFlag } from './args';
+import { UserError } from './errors';
+import { runLocal } from './localRunner';
+import { consoleLogger } from './progress';
+import { formatSummary } from './summary';
+
+const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
+
+  medrep demo [--out DIR] [--persons N]     generate a small synthetic hospital and run the pipeline on it
+  medrep run --omop DIR|FILE.duckdb [--vocab DIR] --out DIR
+                                            run the local (embedded) pipeline
+  medrep help                               this text
+
+run options: --max-events N (window/chunk length, default 2048) --events-per-shard N
+             --sequences-per-shard N --memory-limit 1GB --no-meds`;
+
+type Command = (argv: string[]) => Promise<void>;
+
+const commands: Record<string, Command> = {
+  async run(argv) {
+    const p = parseArgs(
+      argv,
+      { omop: 'string', vocab: 'string', out: 'string', 'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'memory-limit': 'string', 'no-meds': 'boolean' },
+      'medrep run',
+    );
+    const summary = await runLocal({
+      omop: requireFlag(p, 'omop', 'medrep run'),
+      vocab: p.flags.vocab as string | undefined,
+      out: requireFlag(p, 'out', 'medrep run'),
+      maxEvents: p.flags['max-events'] as number | undefined,
+      eventsPerShard: p.flags['events-per-shard'] as number | undefined,
+      sequencesPerShard: p.flags['sequences-per-shard'] as number | undefined,
+      memoryLimit: p.flags['memory-limit'] as string | undefined,
+      meds: !p.flags['no-meds'],
+      log: consoleLogger,
+    });
+    process.stdout.write(formatSummary(summary) + '\n');
+  },
+  async demo(argv) {
+    const p = parseArgs(argv, { out: 'string', persons: 'number', seed: 'number' }, 'medrep demo');
+    const out = path.resolve((p.flags.out as string | undefined) ?? path.join(os.tmpdir(), 'medrep-demo'));
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { generateSynthetic } = require('./synth') as { generateSynthetic: (o: object) => Promise<unknown> };
+    const omop = path.join(out, 'omop');
+    consoleLogger.info(`demo: generating a synthetic hospital in ${omop}`);
+    await generateSynthetic({ persons: (p.flags.persons as number | undefined) ?? 500, seed: (p.flags.seed as number | undefined) ?? 42, out: omop, format: 'parquet', site: 'A' });
+    const summary = await runLocal({ omop, out: path.join(out, 'run'), log: consoleLogger });
+    process.stdout.write(formatSummary(summary) + '\n');
+  },
+  async help() {
+    process.stdout.write(USAGE + '\n');
+  },
+};
+
+export async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  const command = commands[name ?? 'help'];
+  try {
+    if (!command) throw new UserError(`unknown command "${name}"\n\n${USAGE}`);
+    await command(rest);
+  } catch (e) {
+    if (e instanceof UserError) {
+      process.stderr.write(`medrep: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+      return;
+    }
+    throw e;
+  }
+}

@@ -38,7 +38,7 @@ function tableSelect(spec: TableSpec, t: SourceTable): string {
   const time = `coalesce(${typedValue(t, ev.datetimeColumn, 'datetime')}, ${typedValue(t, ev.dateColumn, 'date')})`;
   return `SELECT CAST(${tableCode(spec.table)} AS TINYINT) AS tcode,
       CAST(s.__row AS DOUBLE) AS rn,
-      s.__ok AS ok,
+      CAST(s.__ok AS TINYINT) AS ok,
       CASE WHEN s.__ok THEN NULL ELSE CAST(to_json(s) AS VARCHAR) END AS raw,
       ${typedValue(t, 'person_id', 'integer')} AS person_id,
       CAST(epoch_ms(${time}) AS DOUBLE) AS t,
@@ -70,7 +70,8 @@ export interface EventChunk {
   length: number;
   tcode: ArrayLike<number>;
   rn: ArrayLike<number>;
-  ok: (i: number) => boolean;
+  /** 1 when the row passed the schema check. */
+  ok: ArrayLike<number>;
   raw: (i: number) => string | null;
   personId: ArrayLike<number>;
   personNull: (i: number) => boolean;
@@ -89,7 +90,7 @@ export interface EventChunk {
 
 export async function* streamEvents(conn: DuckDBConnection, sql: string): AsyncGenerator<EventChunk> {
   for await (const chunk of streamChunks(conn, sql)) {
-    const okVec = chunk.getColumnVector(2);
+    const ok = numericColumn(chunk, 2).values;
     const person = numericColumn(chunk, 4);
     const t = numericColumn(chunk, 5);
     const value = numericColumn(chunk, 8);
@@ -98,7 +99,7 @@ export async function* streamEvents(conn: DuckDBConnection, sql: string): AsyncG
       length: chunk.rowCount,
       tcode: numericColumn(chunk, 0).values,
       rn: numericColumn(chunk, 1).values,
-      ok: (i) => okVec.getItem(i) === true,
+      ok,
       raw: stringColumn(chunk, 3),
       personId: person.values,
       personNull: person.isNull,

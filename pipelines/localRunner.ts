@@ -213,14 +213,15 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
     const progress = new Progress('events', total, log);
     const raw: RawEventFields = { domain: 0, conceptId: 0, sourceConceptId: 0, value: null, unitConceptId: 0, unitSource: null };
     const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
+    const files = EVENT_SPECS.map((sp) => input.tables.get(sp.table)?.file ?? sp.table);
     let seen = 0;
     for await (const c of streamEvents(conn, eventStreamSql(input))) {
       for (let i = 0; i < c.length; i++) {
         const spec = EVENT_SPECS[c.tcode[i]];
         const ev = spec.events!;
-        const file = input.tables.get(spec.table)!.file;
+        const file = files[c.tcode[i]];
         rowsIn[spec.table] = (rowsIn[spec.table] ?? 0) + 1;
-        if (!c.ok(i)) {
+        if (c.ok[i] !== 1) {
           rejectRow(rejects, file, spec.table, c.rn[i], JSON.parse(c.raw(i)!), spec);
           continue;
         }

@@ -60,6 +60,57 @@ export class NumberColumn<A extends NumArray> {
   }
 }
 
+const TWO32 = 4294967296;
+
+/**
+ * int64 (or timestamp) values pushed as JS numbers: each is split into two 32-bit halves, which
+ * is exact for every safe integer (and for multiples of 8 up to 2^56, e.g. microseconds of a
+ * millisecond time) and avoids a BigInt per value.
+ */
+export class Int64Column {
+  private words: Int32Array;
+  length = 0;
+  private validity: Validity | null;
+  constructor(nullable = false, capacity = 1024) {
+    this.words = new Int32Array(capacity * 2);
+    this.validity = nullable ? new Validity() : null;
+  }
+  private ensure(): void {
+    if (this.length * 2 === this.words.length) {
+      const next = new Int32Array(this.words.length * 2);
+      next.set(this.words);
+      this.words = next;
+    }
+  }
+  push(v: number): void {
+    this.ensure();
+    const hi = Math.floor(v / TWO32);
+    const lo = v - hi * TWO32;
+    this.words[this.length * 2] = lo | 0;
+    this.words[this.length * 2 + 1] = hi | 0;
+    this.validity?.set(this.length, true);
+    this.length++;
+  }
+  pushNull(): void {
+    if (!this.validity) throw new Error('pushNull on a non-nullable column');
+    this.ensure();
+    this.words[this.length * 2] = 0;
+    this.words[this.length * 2 + 1] = 0;
+    this.validity.set(this.length, false);
+    this.length++;
+  }
+  data<T extends arrow.DataType>(type: T): arrow.Data<T> {
+    const values = new BigInt64Array(this.words.buffer, 0, this.length);
+    return arrow.makeData({
+      type,
+      length: this.length,
+      data: values,
+      nullBitmap: this.validity?.bitmap(this.length),
+      nullCount: this.validity?.nulls ?? 0,
+    } as never) as arrow.Data<T>;
+  }
+}
+
 const encoder = new TextEncoder();
 
 /** UTF-8 strings with optional nulls; repeated strings are encoded once. */
@@ -136,14 +187,16 @@ export class StringColumn {
   }
 }
 
+interface ChildColumn {
+  length: number;
+  data<T extends arrow.DataType>(type: T): arrow.Data<T>;
+}
+
 /** list<T> built from a child column and offsets. */
-export class ListColumn<A extends NumArray> {
-  readonly child: NumberColumn<A>;
+export class ListColumn<C extends ChildColumn> {
   private offsets = new Int32Array(1025);
   length = 0;
-  constructor(ctor: NumCtor<A>, childNullable = false) {
-    this.child = new NumberColumn(ctor, childNullable, 4096);
-  }
+  constructor(readonly child: C) {}
   /** Call after pushing one row's items to `child`. */
   endRow(): void {
     if (this.length + 1 >= this.offsets.length) {

@@ -1,21 +1,21 @@
 // Columnar builder of canonical events (layout: schemas/records.ts EVENT_FIELDS).
 import * as arrow from 'apache-arrow';
 import { EVENT_FIELDS } from '../schemas/records';
-import { NumberColumn, StringColumn, tableOf } from './columns';
+import { Int64Column, NumberColumn, StringColumn, tableOf } from './columns';
 
 const encoder = new TextEncoder();
 
 export class EventBatch {
-  readonly personId = new NumberColumn(BigInt64Array);
-  readonly timeUs = new NumberColumn(BigInt64Array);
+  readonly personId = new Int64Column();
+  readonly timeUs = new Int64Column();
   readonly table = new StringColumn();
   readonly domain = new NumberColumn(Int8Array);
-  readonly conceptId = new NumberColumn(BigInt64Array);
-  readonly sourceConceptId = new NumberColumn(BigInt64Array);
+  readonly conceptId = new Int64Column();
+  readonly sourceConceptId = new Int64Column();
   readonly decile = new NumberColumn(Int8Array, true);
   readonly value = new NumberColumn(Float64Array, true);
   readonly unit = new StringColumn(true);
-  readonly visitId = new NumberColumn(BigInt64Array, true);
+  readonly visitId = new Int64Column(true);
   readonly origin = new StringColumn();
   private readonly prefixes = new Map<string, Uint8Array>();
 
@@ -37,12 +37,12 @@ export class EventBatch {
     visitId: number | null,
     rowId: number,
   ): void {
-    this.personId.push(BigInt(personId));
-    this.timeUs.push(BigInt(timeMs) * 1000n);
+    this.personId.push(personId);
+    this.timeUs.push(timeMs * 1000);
     this.table.push(table);
     this.domain.push(domain);
-    this.conceptId.push(BigInt(conceptId));
-    this.sourceConceptId.push(BigInt(sourceConceptId));
+    this.conceptId.push(conceptId);
+    this.sourceConceptId.push(sourceConceptId);
     if (decile < 0) this.decile.pushNull();
     else this.decile.push(decile);
     if (value === null) this.value.pushNull();
@@ -50,7 +50,7 @@ export class EventBatch {
     if (unit === null) this.unit.pushNull();
     else this.unit.push(unit);
     if (visitId === null) this.visitId.pushNull();
-    else this.visitId.push(BigInt(visitId));
+    else this.visitId.push(visitId);
     let prefix = this.prefixes.get(omopTable);
     if (!prefix) {
       prefix = encoder.encode(`${omopTable}:`);
@@ -60,7 +60,7 @@ export class EventBatch {
   }
 
   toTable(): arrow.Table {
-    const [f] = [EVENT_FIELDS];
+    const f = EVENT_FIELDS;
     const t = (name: string) => f.find((x) => x.name === name)!.type;
     return tableOf(f, {
       person_id: this.personId.data(t('person_id')),

@@ -3,17 +3,17 @@
 import * as arrow from 'apache-arrow';
 import { PRETRAIN_FIELDS } from '../schemas/records';
 import { Sequence } from '../transforms/trajectory';
-import { ListColumn, NumberColumn, StringColumn, tableOf } from './columns';
+import { Int64Column, ListColumn, NumberColumn, StringColumn, tableOf } from './columns';
 
 export class SequenceBatch {
-  readonly personId = new NumberColumn(BigInt64Array);
+  readonly personId = new Int64Column();
   readonly chunk = new NumberColumn(Int32Array);
-  readonly conceptIds = new ListColumn(BigInt64Array);
-  readonly deciles = new ListColumn(Int8Array, true);
-  readonly ages = new ListColumn(Int16Array);
-  readonly segments = new ListColumn(Int32Array);
-  readonly recordRanks = new ListColumn(Int32Array);
-  readonly domains = new ListColumn(Int8Array);
+  readonly conceptIds = new ListColumn(new Int64Column(false, 4096));
+  readonly deciles = new ListColumn(new NumberColumn(Int8Array, true, 4096));
+  readonly ages = new ListColumn(new NumberColumn(Int16Array, false, 4096));
+  readonly segments = new ListColumn(new NumberColumn(Int32Array, false, 4096));
+  readonly recordRanks = new ListColumn(new NumberColumn(Int32Array, false, 4096));
+  readonly domains = new ListColumn(new NumberColumn(Int8Array, false, 4096));
   readonly split = new StringColumn();
   tokens = 0;
 
@@ -22,11 +22,11 @@ export class SequenceBatch {
   }
 
   push(personId: number, chunk: number, seq: Sequence, split: string): void {
-    this.personId.push(BigInt(personId));
+    this.personId.push(personId);
     this.chunk.push(chunk);
     const n = seq.conceptIds.length;
     for (let k = 0; k < n; k++) {
-      this.conceptIds.child.push(BigInt(seq.conceptIds[k]));
+      this.conceptIds.child.push(seq.conceptIds[k]);
       const d = seq.deciles[k];
       if (d === null) this.deciles.child.pushNull();
       else this.deciles.child.push(d);

@@ -95,16 +95,21 @@ function compareUnits(a: string | null, b: string | null): number {
 
 /** Applies a fitted artifact; returns NO_DECILE where the value is missing or the group unbinned. */
 export class DecileBinner {
-  private readonly byKey = new Map<string, Float64Array>();
+  // concept -> unit (null for none) -> boundaries; nested maps avoid building a key per row.
+  private readonly byConcept = new Map<number, Map<string | null, Float64Array>>();
   constructor(readonly artifact: DecileArtifact) {
-    for (const g of artifact.groups) this.byKey.set(groupKey(g.concept_id, g.unit), Float64Array.from(g.boundaries));
+    for (const g of artifact.groups) {
+      let units = this.byConcept.get(g.concept_id);
+      if (!units) this.byConcept.set(g.concept_id, (units = new Map()));
+      units.set(g.unit, Float64Array.from(g.boundaries));
+    }
   }
   boundaries(conceptId: number, unit: string | null): Float64Array | undefined {
-    return this.byKey.get(groupKey(conceptId, unit));
+    return this.byConcept.get(conceptId)?.get(unit);
   }
   bin(conceptId: number, unit: string | null, value: number | null): number {
     if (value === null || !Number.isFinite(value)) return NO_DECILE;
-    const b = this.byKey.get(groupKey(conceptId, unit));
+    const b = this.byConcept.get(conceptId)?.get(unit);
     return b ? decileOf(b, value) : NO_DECILE;
   }
 }

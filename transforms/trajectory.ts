@@ -41,6 +41,22 @@ export function ageInYears(birthMs: number, t: number): number {
   return age < 0 ? 0 : age > MAX_AGE ? MAX_AGE : age;
 }
 
+const DAY_MS = 86_400_000;
+
+/** ageInYears for one person, computed once per calendar day (events come many per day). */
+export function agesByDay(birthMs: number): (t: number) => number {
+  let lastDay = Number.NaN;
+  let lastAge = 0;
+  return (t) => {
+    const day = Math.floor(t / DAY_MS);
+    if (day !== lastDay) {
+      lastDay = day;
+      lastAge = ageInYears(birthMs, t);
+    }
+    return lastAge;
+  };
+}
+
 /** Per event: segment (0 before the first visit) and record rank within the segment. */
 export function segmentsAndRanks(ev: PersonEvents, visitStarts: ArrayLike<number>): { segments: Int32Array; ranks: Int32Array } {
   const starts = Array.from(new Set(Array.from(visitStarts))).sort((a, b) => a - b);
@@ -84,7 +100,8 @@ export function buildSequence(
     recordRanks: new Array(n + 2),
     domains: new Array(n + 2),
   };
-  const firstAge = n > 0 ? ageInYears(info.birthMs, ev.times[from]) : 0;
+  const age = agesByDay(info.birthMs);
+  const firstAge = n > 0 ? age(ev.times[from]) : 0;
   const prefix: [number, number][] = [
     [SHARD_CLS, DOMAIN.special],
     [info.genderConceptId, DOMAIN.special],
@@ -100,7 +117,7 @@ export function buildSequence(
   for (let i = from, k = 2; i < to; i++, k++) {
     seq.conceptIds[k] = ev.conceptIds[i];
     seq.deciles[k] = ev.deciles[i] < 0 ? null : ev.deciles[i];
-    seq.ages[k] = ageInYears(info.birthMs, ev.times[i]);
+    seq.ages[k] = age(ev.times[i]);
     seq.segments[k] = sr.segments[i];
     seq.recordRanks[k] = sr.ranks[i];
     seq.domains[k] = ev.domains[i];

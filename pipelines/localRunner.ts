@@ -143,7 +143,7 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
     const vocabFiles = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
     const dataFiles = [...input.tables.entries()].filter(([t]) => !(t in VOCABULARY_TABLES)).flatMap(([, s]) => s.files);
     const [vocabHashes, dataHashes] = [await hashFiles(vocabFiles), await hashFiles(dataFiles)];
-    const vocabulary = await loadVocabulary(conn);
+    const vocabulary = await loadVocabulary(conn, input);
     const vocabArtifact = {
       kind: 'medrep.vocabulary',
       version: contentHash(vocabHashes.map((h) => ({ file: path.basename(h.path), sha256: h.sha256 }))),

@@ -3,9 +3,9 @@
 // (millions of concepts) stays in DuckDB; only this closure becomes a JavaScript index.
 import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES } from '../schemas/omop';
-import { q } from '../schemas/sqlChecks';
 import { VocabularyIndex, buildVocabularyIndex } from '../transforms/normalize';
 import { queryRows } from './duck';
+import { OmopInput, col } from './omopSource';
 
 export interface ConceptInfo {
   concept_id: number;
@@ -35,9 +35,15 @@ function conceptColumns(): { table: string; column: string }[] {
   return out;
 }
 
-export async function loadVocabulary(conn: DuckDBConnection): Promise<LoadedVocabulary> {
+export async function loadVocabulary(conn: DuckDBConnection, input: OmopInput): Promise<LoadedVocabulary> {
+  // Straight from the source files, skipping the row checks: a superset of the ids is harmless.
   const used = conceptColumns()
-    .map(({ table, column }) => `SELECT ${q(column)} AS id FROM ${q(table)}`)
+    .filter(({ table, column }) => input.tables.get(table)?.columns.has(column))
+    .map(({ table, column }) => {
+      const t = input.tables.get(table)!;
+      return `SELECT DISTINCT TRY_CAST(CAST(${col(t, column)} AS VARCHAR) AS BIGINT) AS id FROM ${t.relation}`;
+    })
+    .concat(['SELECT NULL::BIGINT AS id'])
     .join(' UNION ALL ');
   await conn.run(`CREATE OR REPLACE TEMP TABLE medrep_used_ids AS SELECT DISTINCT id FROM (${used}) WHERE id IS NOT NULL AND id <> 0`);
   await conn.run(

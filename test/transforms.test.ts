@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { DecileBinner, DecileFitter, bisectLeft, decileOf, quantileBoundaries } from '../transforms/deciles';
 import { buildVocabularyIndex, normalizeConcept, followMapsTo } from '../transforms/normalize';
 import { splitBucket, splitOf, splitmix64, SPLITS } from '../transforms/splits';
-import { ageInYears, buildSequence, chunkRanges, segmentsAndRanks, windowBefore, PersonEvents } from '../transforms/trajectory';
+import { ageInYears, sequentialAger, buildSequence, chunkRanges, segmentsAndRanks, windowBefore, PersonEvents } from '../transforms/trajectory';
 
 const ms = (y: number, m: number, d: number, h = 0) => Date.UTC(y, m - 1, d, h);
 
@@ -128,6 +128,17 @@ describe('trajectory', () => {
     assert.equal(ageInYears(birth, ms(2010, 3, 15)), 10);
     assert.equal(ageInYears(birth, ms(1999, 1, 1)), 0, 'events before birth clamp to 0');
     assert.equal(ageInYears(ms(1850, 1, 1), ms(2100, 1, 1)), 119, 'clamped to the age table');
+  });
+
+  it('the sequential age (used on the hot path) equals ageInYears, leap-day births included', () => {
+    for (const birth of [ms(2000, 2, 29), ms(1950, 12, 31), ms(1990, 6, 1)]) {
+      const ager = sequentialAger(birth);
+      let t = birth - 400 * 86_400_000;
+      for (let k = 0; k < 3000; k++) {
+        t += Math.floor(((k * 7919) % 97) * 0.37 * 86_400_000); // irregular ascending steps, ties included
+        assert.equal(ager(t), ageInYears(birth, t), new Date(t).toISOString());
+      }
+    }
   });
 
   it('segment = dense rank of the latest visit start at or before the event; record rank within it', () => {

@@ -41,19 +41,28 @@ export function ageInYears(birthMs: number, t: number): number {
   return age < 0 ? 0 : age > MAX_AGE ? MAX_AGE : age;
 }
 
-const DAY_MS = 86_400_000;
-
-/** ageInYears for one person, computed once per calendar day (events come many per day). */
-export function agesByDay(birthMs: number): (t: number) => number {
-  let lastDay = Number.NaN;
-  let lastAge = 0;
+/**
+ * ageInYears for one person's events in ascending time: the age only changes on birthdays, so
+ * each call compares with the next birthday instead of building dates.
+ */
+export function sequentialAger(birthMs: number): (t: number) => number {
+  const b = new Date(birthMs);
+  const [by, bm, bd] = [b.getUTCFullYear(), b.getUTCMonth(), b.getUTCDate()];
+  let age = Number.NaN;
+  let nextBirthday = Number.NEGATIVE_INFINITY;
+  let lastT = Number.POSITIVE_INFINITY;
   return (t) => {
-    const day = Math.floor(t / DAY_MS);
-    if (day !== lastDay) {
-      lastDay = day;
-      lastAge = ageInYears(birthMs, t);
+    if (t < lastT || Number.isNaN(age)) {
+      age = ageInYears(birthMs, t);
+      nextBirthday = Date.UTC(by + age + 1, bm, bd);
+    } else {
+      while (t >= nextBirthday && age < MAX_AGE) {
+        age++;
+        nextBirthday = Date.UTC(by + age + 1, bm, bd);
+      }
     }
-    return lastAge;
+    lastT = t;
+    return age < 0 ? 0 : age > MAX_AGE ? MAX_AGE : age;
   };
 }
 
@@ -100,7 +109,7 @@ export function buildSequence(
     recordRanks: new Array(n + 2),
     domains: new Array(n + 2),
   };
-  const age = agesByDay(info.birthMs);
+  const age = sequentialAger(info.birthMs);
   const firstAge = n > 0 ? age(ev.times[from]) : 0;
   const prefix: [number, number][] = [
     [SHARD_CLS, DOMAIN.special],

@@ -20,6 +20,7 @@ import { exportMeds } from '../sinks/meds';
 import { RejectSink } from '../sinks/rejects';
 import { SequenceBatch } from '../sinks/sequenceShards';
 import { ShardEntry, ShardSeries } from '../sinks/shards';
+import { ParquetWriterPool } from '../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
 import { openDuck, queryValue } from './duck';
 import { EVENT_SPECS, eventStreamSql, streamEvents } from './eventSource';
@@ -135,6 +136,7 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
   const tmp = path.join(out, '.tmp');
   fs.mkdirSync(tmp, { recursive: true });
   const conn = await openDuck({ memoryLimit: opts.memoryLimit ?? '1GB', tempDir: tmp });
+  const pool = new ParquetWriterPool();
   try {
     const input = await openOmopInput(conn, opts.omop, opts.vocab);
     await createOmopViews(conn, input);
@@ -178,8 +180,8 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
     };
 
     const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
-    const eventShards = new ShardSeries('events', out, 'events');
-    const pretrainShards = new ShardSeries('pretrain', out, 'pretrain');
+    const eventShards = new ShardSeries('events', out, 'events', pool);
+    const pretrainShards = new ShardSeries('pretrain', out, 'pretrain', pool);
     let events = new EventBatch();
     let sequences = new SequenceBatch();
     const rowsIn: Record<string, number> = {};
@@ -190,7 +192,7 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
 
     const buffer = new PersonBuffer();
     let currentPerson: number | null = null;
-    const finishPerson = (): void => {
+    const finishPerson = async (): Promise<void> => {
       if (currentPerson === null) return;
       const person = persons.get(currentPerson)!;
       const split = splitOfPerson(currentPerson)!;
@@ -203,8 +205,9 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
         pretrainTokens += seq.conceptIds.length;
       });
       if (sequences.length >= sequencesPerShard) {
-        pretrainShards.write(sequences.toTable());
+        const full = sequences;
         sequences = new SequenceBatch();
+        await pretrainShards.write(full.toTable());
       }
       buffer.reset();
     };
@@ -246,10 +249,11 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
           continue;
         }
         if (personId !== currentPerson) {
-          finishPerson();
+          await finishPerson();
           if (events.length >= eventsPerShard) {
-            eventShards.write(events.toTable());
+            const full = events;
             events = new EventBatch();
+            await eventShards.write(full.toTable());
           }
           currentPerson = personId;
         }
@@ -266,9 +270,11 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
       seen += c.length;
       progress.update(seen);
     }
-    finishPerson();
-    if (events.length) eventShards.write(events.toTable());
-    if (sequences.length) pretrainShards.write(sequences.toTable());
+    await finishPerson();
+    if (events.length) await eventShards.write(events.toTable());
+    if (sequences.length) await pretrainShards.write(sequences.toTable());
+    await Promise.all([eventShards.finish(), pretrainShards.finish()]);
+    await pool.close();
     progress.finish();
 
     const medsShards: ShardEntry[] = opts.meds === false ? [] : await exportMeds(conn, out, eventShards.entries, vocabulary.concepts, splits);
@@ -320,6 +326,7 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
       manifest: manifestPath,
     };
   } finally {
+    await pool.terminate();
     conn.closeSync();
   }
 }

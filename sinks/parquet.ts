@@ -26,12 +26,15 @@ function properties(): unknown {
   return writerProperties;
 }
 
-export function encodeParquet(table: arrow.Table): Uint8Array {
-  const ipc = arrow.tableToIPC(table, 'stream');
+export function encodeParquetFromIpc(ipc: Uint8Array): Uint8Array {
   const wasmTable = parquetWasm.Table.fromIPCStream(ipc);
   // writeParquet consumes the table and the properties object; build fresh properties per call.
   writerProperties = null;
   return parquetWasm.writeParquet(wasmTable, properties() as never);
+}
+
+export function encodeParquet(table: arrow.Table): Uint8Array {
+  return encodeParquetFromIpc(arrow.tableToIPC(table, 'stream'));
 }
 
 export function writeFileAtomic(target: string, bytes: Uint8Array): void {

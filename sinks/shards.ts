@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
 import { WrittenFile, writeParquetAtomic } from './parquet';
+import { ParquetWriterPool } from './parquetWorker';
 
 export interface ShardEntry {
   kind: string;
@@ -15,17 +16,38 @@ export interface ShardEntry {
 
 export class ShardSeries {
   readonly entries: ShardEntry[] = [];
+  private readonly queued: Promise<void>[] = [];
+  private count = 0;
+  /** With a pool, shards are encoded on a worker thread; `finish()` waits for them. */
   constructor(
     readonly kind: string,
     private readonly outDir: string,
     private readonly relDir: string,
+    private readonly pool: ParquetWriterPool | null = null,
   ) {}
 
-  write(table: arrow.Table): ShardEntry {
-    const rel = path.posix.join(this.relDir, `part-${String(this.entries.length).padStart(5, '0')}.parquet`);
-    const f: WrittenFile = writeParquetAtomic(path.join(this.outDir, rel), table);
-    const entry = { kind: this.kind, path: rel, rows: f.rows, bytes: f.bytes, sha256: f.sha256 };
-    this.entries.push(entry);
-    return entry;
+  private nextPath(): string {
+    return path.posix.join(this.relDir, `part-${String(this.count++).padStart(5, '0')}.parquet`);
+  }
+
+  private record(index: number, rel: string, f: WrittenFile): void {
+    this.entries[index] = { kind: this.kind, path: rel, rows: f.rows, bytes: f.bytes, sha256: f.sha256 };
+  }
+
+  async write(table: arrow.Table): Promise<void> {
+    const index = this.count;
+    const rel = this.nextPath();
+    if (!this.pool) {
+      this.record(index, rel, writeParquetAtomic(path.join(this.outDir, rel), table));
+      return;
+    }
+    const { done } = await this.pool.write(path.join(this.outDir, rel), table);
+    this.queued.push(done.then((f) => this.record(index, rel, f)));
+  }
+
+  /** Waits until every shard is durable; entries are then complete and in order. */
+  async finish(): Promise<ShardEntry[]> {
+    await Promise.all(this.queued.splice(0));
+    return this.entries;
   }
 }

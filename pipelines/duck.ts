@@ -1,5 +1,5 @@
 // Small helpers over @duckdb/node-api: one instance per run, typed row reads, chunk streaming.
-import { DuckDBConnection, DuckDBDataChunk, DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBDataChunk, DuckDBInstance, DuckDBResult } from '@duckdb/node-api';
 
 export interface DuckOptions {
   /** DuckDB's own memory cap; spills to tempDir beyond it. */
@@ -8,13 +8,16 @@ export interface DuckOptions {
   threads?: number;
 }
 
-export async function openDuck(opts: DuckOptions = {}): Promise<DuckDBConnection> {
+export async function openDuckInstance(opts: DuckOptions = {}): Promise<DuckDBInstance> {
   const config: Record<string, string> = { preserve_insertion_order: 'true' };
   if (opts.memoryLimit) config.memory_limit = opts.memoryLimit;
   if (opts.tempDir) config.temp_directory = opts.tempDir;
   if (opts.threads) config.threads = String(opts.threads);
-  const instance = await DuckDBInstance.create(':memory:', config);
-  return instance.connect();
+  return DuckDBInstance.create(':memory:', config);
+}
+
+export async function openDuck(opts: DuckOptions = {}): Promise<DuckDBConnection> {
+  return (await openDuckInstance(opts)).connect();
 }
 
 export const sqlString = (s: string): string => `'${s.replace(/'/g, "''")}'`;
@@ -32,11 +35,25 @@ export async function queryValue<T>(conn: DuckDBConnection, sql: string): Promis
 
 /** Streams the result of `sql` chunk by chunk (2048 rows each) without materializing it. */
 export async function* streamChunks(conn: DuckDBConnection, sql: string): AsyncGenerator<DuckDBDataChunk> {
-  const result = await conn.stream(sql);
-  for (;;) {
-    const chunk = await result.fetchChunk();
-    if (!chunk || chunk.rowCount === 0) return;
+  yield* prefetchedChunks(startQuery(conn, sql));
+}
+
+/**
+ * Starts a query and its first fetch at once: DuckDB runs it (a sort, say) on its own threads
+ * while JavaScript works on something else. Consume it with prefetchedChunks.
+ */
+export function startQuery(conn: DuckDBConnection, sql: string): Promise<{ result: DuckDBResult; first: DuckDBDataChunk | null }> {
+  return conn.stream(sql).then(async (result) => ({ result, first: await result.fetchChunk() }));
+}
+
+/** Chunks of a started query; the next chunk is fetched while the caller handles the current one. */
+export async function* prefetchedChunks(started: Promise<{ result: DuckDBResult; first: DuckDBDataChunk | null }>): AsyncGenerator<DuckDBDataChunk> {
+  const { result, first } = await started;
+  let chunk = first;
+  while (chunk && chunk.rowCount > 0) {
+    const next = result.fetchChunk();
     yield chunk;
+    chunk = await next;
   }
 }
 

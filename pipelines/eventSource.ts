@@ -4,7 +4,8 @@
 import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, ColumnType, EventMapping, TableSpec } from '../schemas/omop';
 import { q } from '../schemas/sqlChecks';
-import { numericColumn, streamChunks, stringColumn } from './duck';
+import { DuckDBDataChunk } from '@duckdb/node-api';
+import { numericColumn, prefetchedChunks, startQuery, streamChunks, stringColumn } from './duck';
 import { OmopInput, SourceTable, col } from './omopSource';
 
 export const EVENT_SPECS: TableSpec[] = CLINICAL_TABLES.filter((t) => t.events);
@@ -58,11 +59,41 @@ export const STREAM_COLUMNS = [
   'unit_concept_id', 'unit_source', 'visit_id', 'row_id',
 ] as const;
 
-export function eventStreamSql(input: OmopInput, tables: TableSpec[] = EVENT_SPECS): string {
+/** A range of person ids [from, to); `withNulls` adds the rows whose person_id is unreadable. */
+export interface PersonRange {
+  from: number | null;
+  to: number | null;
+  withNulls: boolean;
+}
+
+export const ALL_PERSONS: PersonRange = { from: null, to: null, withNulls: true };
+
+export function eventStreamSql(input: OmopInput, range: PersonRange = ALL_PERSONS, tables: TableSpec[] = EVENT_SPECS): string {
   const parts = tables.filter((s) => input.tables.has(s.table)).map((s) => tableSelect(s, input.tables.get(s.table)!));
   if (!parts.length) return `SELECT ${STREAM_COLUMNS.map((c) => `NULL AS ${c}`).join(', ')} WHERE false`;
-  return `SELECT * FROM (${parts.join('\nUNION ALL\n')})
+  const conds: string[] = [];
+  if (range.from !== null) conds.push(`person_id >= ${range.from}`);
+  if (range.to !== null) conds.push(`person_id < ${range.to}`);
+  let where = conds.length ? conds.join(' AND ') : 'true';
+  where = range.withNulls ? `(${where}) OR person_id IS NULL` : `(${where})`;
+  return `SELECT * FROM (${parts.join('\nUNION ALL\n')}) WHERE ${where}
     ORDER BY person_id NULLS LAST, t NULLS LAST, tcode, row_id, rn`;
+}
+
+/**
+ * Person-id ranges of about equal size, from the person table's quantiles. Each range is sorted
+ * by its own query, so DuckDB sorts the next range while JavaScript transforms the current one.
+ */
+export function personRanges(cuts: number[]): PersonRange[] {
+  const uniq = [...new Set(cuts)].sort((a, b) => a - b);
+  const out: PersonRange[] = [];
+  let from: number | null = null;
+  for (const c of uniq) {
+    out.push({ from, to: c, withNulls: false });
+    from = c;
+  }
+  out.push({ from, to: null, withNulls: true });
+  return out;
 }
 
 /** One chunk of the stream, as arrays and accessors. */
@@ -88,8 +119,22 @@ export interface EventChunk {
   rowId: ArrayLike<number>;
 }
 
+/** Streams the ranges in order, each sorted query started one range ahead on the other connection. */
+export async function* streamEventRanges(conns: [DuckDBConnection, DuckDBConnection], input: OmopInput, ranges: PersonRange[]): AsyncGenerator<EventChunk> {
+  let next = startQuery(conns[0], eventStreamSql(input, ranges[0]));
+  for (let k = 0; k < ranges.length; k++) {
+    const current = next;
+    if (k + 1 < ranges.length) next = startQuery(conns[(k + 1) % 2], eventStreamSql(input, ranges[k + 1]));
+    yield* eventChunks(prefetchedChunks(current));
+  }
+}
+
 export async function* streamEvents(conn: DuckDBConnection, sql: string): AsyncGenerator<EventChunk> {
-  for await (const chunk of streamChunks(conn, sql)) {
+  yield* eventChunks(streamChunks(conn, sql));
+}
+
+async function* eventChunks(chunks: AsyncGenerator<DuckDBDataChunk>): AsyncGenerator<EventChunk> {
+  for await (const chunk of chunks) {
     const ok = numericColumn(chunk, 2).values;
     const person = numericColumn(chunk, 4);
     const t = numericColumn(chunk, 5);

@@ -22,8 +22,8 @@ import { SequenceBatch } from '../sinks/sequenceShards';
 import { ShardEntry, ShardSeries } from '../sinks/shards';
 import { ParquetWriterPool } from '../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
-import { openDuck, queryValue } from './duck';
-import { EVENT_SPECS, eventStreamSql, streamEvents } from './eventSource';
+import { openDuckInstance, queryRows, queryValue } from './duck';
+import { EVENT_SPECS, personRanges, streamEventRanges } from './eventSource';
 import { hashFiles, FileHash } from './fileHashes';
 import { createOmopViews } from './omopViews';
 import { OmopInput, openOmopInput } from './omopSource';
@@ -43,6 +43,8 @@ export interface RunOptions {
   /** DuckDB's memory cap (it spills beyond it). */
   memoryLimit?: string;
   meds?: boolean;
+  /** Event rows per sorted range (see DEFAULT_ROWS_PER_RANGE). */
+  rowsPerRange?: number;
   log?: Logger;
 }
 
@@ -125,6 +127,18 @@ async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<
   return total;
 }
 
+/** Rows sorted per query; smaller ranges overlap sorting with transforming but rescan the files. */
+export const DEFAULT_ROWS_PER_RANGE = 2_000_000;
+
+async function planRanges(conn: DuckDBConnection, input: OmopInput, total: number | null, rowsPerRange: number) {
+  // CSV would be parsed once per range: one range. Parquet and DuckDB scans are cheap to repeat.
+  if (total === null || total <= rowsPerRange) return personRanges([]);
+  const k = Math.ceil(total / rowsPerRange);
+  const qs = Array.from({ length: k - 1 }, (_, i) => (i + 1) / k);
+  const [row] = await queryRows<{ cuts: number[] }>(conn, `SELECT quantile_disc(CAST(person_id AS DOUBLE), [${qs.join(', ')}]) AS cuts FROM person`);
+  return personRanges(row.cuts ?? []);
+}
+
 export async function runLocal(opts: RunOptions): Promise<RunSummary> {
   const log = opts.log ?? consoleLogger;
   const started = Date.now();
@@ -135,7 +149,9 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
   prepareOutput(out);
   const tmp = path.join(out, '.tmp');
   fs.mkdirSync(tmp, { recursive: true });
-  const conn = await openDuck({ memoryLimit: opts.memoryLimit ?? '1GB', tempDir: tmp });
+  const instance = await openDuckInstance({ memoryLimit: opts.memoryLimit ?? '1GB', tempDir: tmp });
+  const conn = await instance.connect();
+  const conn2 = await instance.connect();
   const pool = new ParquetWriterPool();
   try {
     const input = await openOmopInput(conn, opts.omop, opts.vocab);
@@ -218,7 +234,8 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
     const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
     const files = EVENT_SPECS.map((sp) => input.tables.get(sp.table)?.file ?? sp.table);
     let seen = 0;
-    for await (const c of streamEvents(conn, eventStreamSql(input))) {
+    const ranges = await planRanges(conn, input, total, opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE);
+    for await (const c of streamEventRanges([conn, conn2], input, ranges)) {
       for (let i = 0; i < c.length; i++) {
         const spec = EVENT_SPECS[c.tcode[i]];
         const ev = spec.events!;
@@ -327,6 +344,7 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
     };
   } finally {
     await pool.terminate();
+    conn2.closeSync();
     conn.closeSync();
   }
 }

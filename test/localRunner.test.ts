@@ -142,7 +142,8 @@ describe('local runner on GiBleed (CSV and DuckDB database)', function () {
   let db: RunSummary;
   before(async () => {
     csv = await run(OMOP.gibleed, 'gibleed', { eventsPerShard: 50_000 });
-    db = await run(OMOP.gibleedDuckdb, 'gibleed-db', { eventsPerShard: 50_000 });
+    // The database is also read in several sorted person ranges: the output must not change.
+    db = await run(OMOP.gibleedDuckdb, 'gibleed-db', { eventsPerShard: 50_000, rowsPerRange: 40_000 });
   });
 
   it('counts persons and events per table as in the input; measurements carry no value, so no decile', async () => {
@@ -164,7 +165,7 @@ describe('local runner on GiBleed (CSV and DuckDB database)', function () {
     assert.equal(Number(r.split_persons), 0);
   });
 
-  it('reads the DuckDB database form into the same events and sequences', async () => {
+  it('reads the DuckDB database form, in several person ranges, into the same events and sequences', async () => {
     assert.deepEqual(shardsOf(db.out, 'events').map((x) => x.sha256), shardsOf(csv.out, 'events').map((x) => x.sha256));
     assert.deepEqual(shardsOf(db.out, 'pretrain').map((x) => x.sha256), shardsOf(csv.out, 'pretrain').map((x) => x.sha256));
   });

@@ -70,6 +70,27 @@ export const eventJsonSchema = {
   },
 } as const;
 
+const intList = { type: 'array', items: { type: 'integer' } };
+
+export const sequenceJsonSchema = {
+  $id: 'medrep/sequence.json',
+  title: 'medrep sequence (pretraining chunk; labelled samples add prediction_time and label columns)',
+  type: 'object',
+  required: ['person_id', 'concept_ids', 'deciles', 'ages', 'segments', 'record_ranks', 'domains', 'split'],
+  properties: {
+    person_id: { type: 'integer' },
+    chunk: { type: 'integer', minimum: 0 },
+    prediction_time: { type: 'string' },
+    concept_ids: { ...intList, description: 'OMOP concept ids; [CLS] = -3, then the gender concept id' },
+    deciles: { type: 'array', items: { type: ['integer', 'null'], minimum: 0, maximum: 9 } },
+    ages: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 119 } },
+    segments: intList,
+    record_ranks: intList,
+    domains: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 4 } },
+    split: { enum: ['pretrain_train', 'pretrain_val', 'finetune_train', 'finetune_val', 'finetune_test'] },
+  },
+} as const;
+
 export const rejectJsonSchema = {
   $id: 'medrep/reject.json',
   title: 'a row set aside, with where it came from and why',

@@ -170,3 +170,22 @@ describe('local runner on GiBleed (CSV and DuckDB database)', function () {
     assert.deepEqual(shardsOf(db.out, 'pretrain').map((x) => x.sha256), shardsOf(csv.out, 'pretrain').map((x) => x.sha256));
   });
 });
+
+describe('emitted records match their JSON Schemas', () => {
+  it('events and sequences of a run validate with ajv', async () => {
+    const Ajv = (await import('ajv')).default;
+    const { eventJsonSchema, sequenceJsonSchema } = await import('../schemas/records');
+    const s = await run(OMOP.synthea, 'schemas');
+    const ajv = new Ajv({ strict: false });
+    const checkEvent = ajv.compile(eventJsonSchema);
+    const checkSeq = ajv.compile(sequenceJsonSchema);
+    const events = await sql<Record<string, unknown>>(`SELECT person_id::DOUBLE person_id, strftime(time, '%Y-%m-%dT%H:%M:%S.%f') AS time, "table", domain,
+      concept_id::DOUBLE concept_id, source_concept_id::DOUBLE source_concept_id, decile, value, unit, visit_occurrence_id::DOUBLE visit_occurrence_id, origin
+      FROM read_parquet(${glob(s.out, 'events')})`);
+    assert.ok(events.length > 10000);
+    for (const e of events) assert.ok(checkEvent(e), JSON.stringify(checkEvent.errors));
+    const seqs = await sql<Record<string, unknown>>(`SELECT person_id::DOUBLE person_id, chunk, list_transform(concept_ids, x -> x::DOUBLE) concept_ids,
+      deciles, ages, segments, record_ranks, domains, split FROM read_parquet(${glob(s.out, 'pretrain')})`);
+    for (const q of seqs) assert.ok(checkSeq(q), JSON.stringify(checkSeq.errors));
+  });
+});

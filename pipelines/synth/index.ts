@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { ClinicalProcess } from './clinical';
 import { Site } from './catalogue';
 import { CdmCsvSink } from './sink';
-import { DEFAULT_HCUP_CSV, SynthVocabulary, ancestorRows, buildVocabulary, conceptRows, relationshipRows } from './vocabulary';
+import { SynthVocabulary, defaultHcupCsv, ancestorRows, buildVocabulary, conceptRows, relationshipRows } from './vocabulary';
 import {
   CLINICAL_OUT_TABLES, ClinicalOutTable, CsvTable, OUT_COLUMNS, OutTable, VOCABULARY_OUT_TABLES, csvField, csvToParquetSql,
 } from './writers';
@@ -146,7 +146,7 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthSummar
   // failed run leaves no half-written table behind.
   const work = mkdtempSync(join(opts.out, '.synth-'));
   try {
-    const vocab = buildVocabulary(opts.hcupCsv === undefined ? DEFAULT_HCUP_CSV : opts.hcupCsv);
+    const vocab = buildVocabulary(opts.hcupCsv === undefined ? defaultHcupCsv() : opts.hcupCsv);
     const vocabFiles = writeVocabulary(work, vocab);
     const sink = new CdmCsvSink(work);
     const process_ = new ClinicalProcess(vocab, sink, opts.seed, opts.site);

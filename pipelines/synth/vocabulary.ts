@@ -2,6 +2,7 @@
 // CONCEPT_RELATIONSHIP and CONCEPT_ANCESTOR rows (the same for both sites, as a full Athena
 // download would be), and the codings each site uses for each clinical fact.
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import {
   Coding, Concept, ConceptRegistry, DRUGS, DrugForm, ETHNICITIES, EventDef, GENDER, IN_HOSPITAL_EVENTS, LABS,
@@ -9,8 +10,15 @@ import {
   SNOMED_CODES, VALUELESS_MEASUREMENTS, VISIT, dottedIcd9, icd9ConceptId,
 } from './catalogue';
 
-/** Where the generator looks for the HCUP-CCS phenotype codes, relative to the working directory. */
-export const DEFAULT_HCUP_CSV = '../shared/tasks/hcup_ccs_phenotypes_icd9.csv';
+/**
+ * Where the generator looks for the HCUP-CCS phenotype codes when not told: ../shared/tasks/ from
+ * the working directory, then from the project root (this file is dist/pipelines/synth/*.js).
+ */
+export function defaultHcupCsv(): string | null {
+  const rel = '../shared/tasks/hcup_ccs_phenotypes_icd9.csv';
+  for (const candidate of [resolve(rel), resolve(__dirname, '../../..', rel)]) if (existsSync(candidate)) return candidate;
+  return null;
+}
 
 export interface PhenotypeCodings {
   def: PhenotypeDef;
@@ -52,8 +60,8 @@ const REVERSE: Record<string, string> = {
 const HIERARCHICAL = new Set(['Is a', 'RxNorm has ing', 'Tradename of']);
 
 /** Phenotype name -> ICD-9 codes (dots removed), or null when the csv is absent. */
-export function readHcupCsv(path: string): { codes: Map<string, string[]>; sha256: string } | null {
-  if (!existsSync(path)) return null;
+export function readHcupCsv(path: string): { codes: Map<string, string[]>; sha256: string } {
+  if (!existsSync(path)) throw new Error(`synth: HCUP phenotype csv not found: ${path}`);
   const text = readFileSync(path, 'utf8');
   const codes = new Map<string, string[]>();
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
@@ -67,7 +75,8 @@ export function readHcupCsv(path: string): { codes: Map<string, string[]>; sha25
   return { codes, sha256: createHash('sha256').update(text).digest('hex') };
 }
 
-export function buildVocabulary(hcupCsvPath: string | null = DEFAULT_HCUP_CSV): SynthVocabulary {
+/** `hcupCsvPath` null: the built-in codes only; a path that does not exist: an error. */
+export function buildVocabulary(hcupCsvPath: string | null = defaultHcupCsv()): SynthVocabulary {
   const reg = new ConceptRegistry();
   const csv = hcupCsvPath ? readHcupCsv(hcupCsvPath) : null;
 

@@ -172,10 +172,16 @@ describe('synthetic OMOP generator', function () {
       // And the mapping agrees with the row's own *_concept_id.
       const disagree = await one<{ n: string }>(`
         SELECT count(*) AS n FROM ${t(dir, 'condition_occurrence')} o JOIN ${t(dir, 'concept')} c ON c.concept_id = o.condition_source_concept_id
-        WHERE c.standard_concept IS NULL AND NOT EXISTS (SELECT 1 FROM ${t(dir, 'concept_relationship')} r
+        WHERE c.standard_concept IS NULL AND o.condition_concept_id <> 0 AND NOT EXISTS (SELECT 1 FROM ${t(dir, 'concept_relationship')} r
           WHERE r.concept_id_1 = o.condition_source_concept_id AND r.relationship_id = 'Maps to' AND r.concept_id_2 = o.condition_concept_id)`);
       assert.equal(Number(disagree.n), 0);
     }
+    // Site B leaves condition_concept_id 0 on some diagnoses whose source code maps; site A never does.
+    const zero = await rows<{ site: string; n: string }>(`
+      SELECT 'A' AS site, count(*) AS n FROM ${t(dirA, 'condition_occurrence')} WHERE condition_concept_id = 0
+      UNION ALL SELECT 'B', count(*) FROM ${t(dirB, 'condition_occurrence')} WHERE condition_concept_id = 0 ORDER BY 1`);
+    assert.equal(Number(zero[0].n), 0);
+    assert.ok(Number(zero[1].n) > 0);
   });
 
   it('has "Mapped from" and "Subsumes" for every "Maps to" and "Is a", and drug links to ingredients', async () => {
@@ -240,6 +246,10 @@ describe('synthetic OMOP generator', function () {
         WHERE v.person_id IS DISTINCT FROM x.person_id OR x.${dateCol} < v.visit_start_datetime OR x.${dateCol} > v.visit_end_datetime`);
       assert.equal(Number(bad), 0, table);
     }
+    const { outside } = await one<{ outside: string }>(`
+      SELECT count(*) AS outside FROM ${t(dirA, 'visit_occurrence')} v JOIN ${t(dirA, 'observation_period')} o USING (person_id)
+      WHERE v.visit_start_date < o.observation_period_start_date OR v.visit_end_date > o.observation_period_end_date`);
+    assert.equal(Number(outside), 0, 'visits inside the observation period');
   });
 
   it('records deaths inside an inpatient stay (on its last day), at a plausible rate, and nothing after them', async () => {

@@ -303,6 +303,15 @@ export class ClinicalProcess {
     this.sink.measurement(p.id, lab.coding[this.site], t, v.toFixed(def.decimals), lab.unitConceptId, lab.unitSource, visitId);
   }
 
+  /**
+   * Site B's ETL left condition_concept_id at 0 for some diagnoses and kept only the source code,
+   * which "Maps to" the standard concept: readers must normalize through the vocabulary.
+   */
+  private condition(personId: number, c: Coding, t: number, endDay: number | null, visitId: number): void {
+    const unmapped = this.site === 'B' && c.sourceConceptId !== c.conceptId && this.pick.chance(0.08);
+    this.sink.condition(personId, unmapped ? { ...c, conceptId: 0 } : c, t, endDay, visitId);
+  }
+
   private prescribe(p: Person, key: string, t: number, endDay: number, quantity: number, daysSupply: number, visitId: number): void {
     this.sink.drug(p.id, this.drugCoding(key), t, endDay, quantity, daysSupply, visitId);
   }
@@ -367,13 +376,13 @@ export class ClinicalProcess {
     if (reason.phenotype) {
       const c = this.phenotypeCoding(reason.phenotype);
       cause = c.conceptId;
-      this.sink.condition(p.id, c, dxTime, endDay, visitId);
+      this.condition(p.id, c, dxTime, endDay, visitId);
     }
-    for (const name of p.chronic) if (rng.chance(0.7)) this.sink.condition(p.id, this.phenotypeCoding(name), dxTime, null, visitId);
-    for (const key of p.other) if (rng.chance(0.4)) this.sink.condition(p.id, this.vocab.otherConditions.get(key)![this.site], dxTime, null, visitId);
+    for (const name of p.chronic) if (rng.chance(0.7)) this.condition(p.id, this.phenotypeCoding(name), dxTime, null, visitId);
+    for (const key of p.other) if (rng.chance(0.4)) this.condition(p.id, this.vocab.otherConditions.get(key)![this.site], dxTime, null, visitId);
     if (s > 1 && rng.chance(0.35)) {
       const extra = ['Acute and unspecified renal failure', 'Fluid and electrolyte disorders', 'Respiratory failure; insufficiency; arrest'][rng.int(0, 2)];
-      if (extra !== reason.phenotype) this.sink.condition(p.id, this.phenotypeCoding(extra), dxTime, endDay, visitId);
+      if (extra !== reason.phenotype) this.condition(p.id, this.phenotypeCoding(extra), dxTime, endDay, visitId);
     }
     const eventTimes = new Map<EventKey, number>();
     for (const [key, day] of events) {
@@ -381,7 +390,7 @@ export class ClinicalProcess {
       eventTimes.set(key, t);
       const c = this.vocab.events.get(key)![this.site];
       if (!cause && dies) cause = c.conceptId;
-      this.sink.condition(p.id, c, t, endDay, visitId);
+      this.condition(p.id, c, t, endDay, visitId);
     }
 
     // Labs and vital signs: a full panel at admission, then daily, drifting with the course.
@@ -468,14 +477,14 @@ export class ClinicalProcess {
     const visitId = this.sink.visit(p.id, VISIT.outpatient, 'OP', start, end);
     const t = start + 5 * MIN;
     const ctx: LabContext = { acuity: 0.3 * p.z, person: p, reason: null, events: new Set() };
-    for (const name of p.chronic) if (rng.chance(0.4)) this.sink.condition(p.id, this.phenotypeCoding(name), t, null, visitId);
-    for (const key of p.other) if (rng.chance(0.4)) this.sink.condition(p.id, this.vocab.otherConditions.get(key)![this.site], t, null, visitId);
+    for (const name of p.chronic) if (rng.chance(0.4)) this.condition(p.id, this.phenotypeCoding(name), t, null, visitId);
+    for (const key of p.other) if (rng.chance(0.4)) this.condition(p.id, this.vocab.otherConditions.get(key)![this.site], t, null, visitId);
     let acute: string | null = null;
     if (rng.chance(0.3)) {
       const child = (day - p.birthDay) / 365 < 18;
       const options = child ? ['otitis', 'pharyngitis', 'strep', 'bronchitis', 'ankleSprain'] : ['pharyngitis', 'strep', 'bronchitis', 'ankleSprain', 'wristSprain'];
       acute = options[rng.int(0, options.length - 1)];
-      this.sink.condition(p.id, this.vocab.otherConditions.get(acute)![this.site], t, day + rng.int(5, 14), visitId);
+      this.condition(p.id, this.vocab.otherConditions.get(acute)![this.site], t, day + rng.int(5, 14), visitId);
     }
     if (rng.chance(0.85)) for (const key of ['heartRate', 'systolic', 'diastolic']) this.measure(p, key, t, visitId, ctx);
     if (rng.chance(0.3)) this.measure(p, 'pain', t, visitId, ctx);
@@ -507,10 +516,10 @@ export class ClinicalProcess {
     const t = start + 10 * MIN;
     const ctx: LabContext = { acuity: 0.5 * p.z, person: p, reason: null, events: new Set() };
     const choice = rng.int(0, 3);
-    if (choice === 0) this.sink.condition(p.id, this.vocab.otherConditions.get(rng.chance(0.5) ? 'ankleSprain' : 'wristSprain')![this.site], t, null, visitId);
-    else if (choice === 1) this.sink.condition(p.id, this.phenotypeCoding('Other lower respiratory disease'), t, null, visitId);
-    else if (choice === 2) this.sink.condition(p.id, this.vocab.otherConditions.get('bronchitis')![this.site], t, null, visitId);
-    else this.sink.condition(p.id, this.vocab.otherConditions.get('pharyngitis')![this.site], t, null, visitId);
+    if (choice === 0) this.condition(p.id, this.vocab.otherConditions.get(rng.chance(0.5) ? 'ankleSprain' : 'wristSprain')![this.site], t, null, visitId);
+    else if (choice === 1) this.condition(p.id, this.phenotypeCoding('Other lower respiratory disease'), t, null, visitId);
+    else if (choice === 2) this.condition(p.id, this.vocab.otherConditions.get('bronchitis')![this.site], t, null, visitId);
+    else this.condition(p.id, this.vocab.otherConditions.get('pharyngitis')![this.site], t, null, visitId);
     for (const key of VITALS) this.measure(p, key, t, visitId, ctx);
     this.measure(p, 'pain', t, visitId, ctx);
     if (rng.chance(0.5)) for (const key of ADMISSION_PANEL) this.measure(p, key, t + 20 * MIN, visitId, ctx);

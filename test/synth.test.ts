@@ -472,5 +472,7 @@ describe('synthetic OMOP generator', function () {
     await assert.rejects(runSynth(['--persons', '5']), /--out DIR is required/);
     await assert.rejects(runSynth(['--out', dir, '--format', 'xlsx']), /--format must be csv or parquet/);
     await assert.rejects(runSynth(['--out', dir, '--bogus']), /unknown option --bogus/);
+    // A folder with tables of the other format is refused rather than mixed.
+    await assert.rejects(runSynth(['--out', dir, '--format', 'parquet']), /already holds person\.csv.*from another run/);
   });
 });

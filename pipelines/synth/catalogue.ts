@@ -73,7 +73,6 @@ export interface PhenotypeDef {
   /** As in the Phenotype column of hcup_ccs_phenotypes_icd9.csv. */
   name: string;
   ccs: number;
-  kind: 'chronic' | 'acute';
   /** Standard SNOMED concept the site A codes map to, the one site B codes map to, their parent. */
   stdA: Named;
   stdB: Named & { isA?: 'A' };
@@ -88,128 +87,128 @@ const R = (id: number, name: string): Named => ({ id, name });
 
 export const PHENOTYPES: PhenotypeDef[] = [
   {
-    name: 'Acute and unspecified renal failure', ccs: 157, kind: 'acute',
+    name: 'Acute and unspecified renal failure', ccs: 157,
     stdA: R(197320, 'Acute renal failure syndrome'), stdB: L('Acute tubular necrosis'), parent: L('Renal failure syndrome'),
     codesA: [['5849', 'Acute kidney failure, unspecified']], codesB: [['5845', 'Acute kidney failure with lesion of tubular necrosis']],
   },
   {
-    name: 'Acute cerebrovascular disease', ccs: 109, kind: 'acute',
+    name: 'Acute cerebrovascular disease', ccs: 109,
     stdA: R(443454, 'Cerebral infarction'), stdB: L('Intracerebral hemorrhage'), parent: R(381316, 'Cerebrovascular accident'),
     codesA: [['43491', 'Cerebral artery occlusion, unspecified, with cerebral infarction']], codesB: [['431', 'Intracerebral hemorrhage']],
   },
   {
-    name: 'Acute myocardial infarction', ccs: 100, kind: 'acute',
+    name: 'Acute myocardial infarction', ccs: 100,
     stdA: R(312327, 'Acute myocardial infarction'), stdB: L('Acute myocardial infarction of anterior wall'), parent: R(4329847, 'Myocardial infarction'),
     codesA: [['41091', 'Acute myocardial infarction of unspecified site, initial episode of care']],
     codesB: [['41011', 'Acute myocardial infarction of other anterior wall, initial episode of care']],
   },
   {
-    name: 'Cardiac dysrhythmias', ccs: 106, kind: 'chronic',
+    name: 'Cardiac dysrhythmias', ccs: 106,
     stdA: R(313217, 'Atrial fibrillation'), stdB: L('Atrial flutter'), parent: R(44784217, 'Cardiac arrhythmia'),
     codesA: [['42731', 'Atrial fibrillation']], codesB: [['42732', 'Atrial flutter']],
   },
   {
-    name: 'Chronic kidney disease', ccs: 158, kind: 'chronic',
+    name: 'Chronic kidney disease', ccs: 158,
     stdA: R(46271022, 'Chronic kidney disease'), stdB: { name: 'Chronic kidney disease stage 3', isA: 'A' }, parent: L('Kidney disease'),
     codesA: [['5859', 'Chronic kidney disease, unspecified']], codesB: [['5853', 'Chronic kidney disease, Stage III (moderate)']],
   },
   {
-    name: 'Chronic obstructive pulmonary disease', ccs: 127, kind: 'chronic',
+    name: 'Chronic obstructive pulmonary disease', ccs: 127,
     stdA: R(255573, 'Chronic obstructive lung disease'), stdB: R(261325, 'Pulmonary emphysema'), parent: L('Chronic disease of respiratory system'),
     codesA: [['496', 'Chronic airway obstruction, not elsewhere classified']], codesB: [['4928', 'Other emphysema']],
   },
   {
-    name: 'Complications of surgical/medical care', ccs: 238, kind: 'acute',
+    name: 'Complications of surgical/medical care', ccs: 238,
     stdA: L('Complication of procedure'), stdB: L('Postoperative infection'), parent: L('Complication of care'),
     codesA: [['99889', 'Other specified complications of procedures, not elsewhere classified']], codesB: [['99859', 'Other postoperative infection']],
   },
   {
-    name: 'Conduction disorders', ccs: 105, kind: 'chronic',
+    name: 'Conduction disorders', ccs: 105,
     stdA: L('Left bundle branch block'), stdB: L('Complete atrioventricular block'), parent: L('Disorder of cardiac conduction'),
     codesA: [['4263', 'Other left bundle branch block']], codesB: [['4260', 'Atrioventricular block, complete']],
   },
   {
-    name: 'Congestive heart failure; nonhypertensive', ccs: 108, kind: 'chronic',
+    name: 'Congestive heart failure; nonhypertensive', ccs: 108,
     stdA: R(319835, 'Congestive heart failure'), stdB: L('Chronic systolic heart failure'), parent: R(316139, 'Heart failure'),
     codesA: [['4280', 'Congestive heart failure, unspecified']], codesB: [['42822', 'Chronic systolic heart failure']],
   },
   {
-    name: 'Coronary atherosclerosis and related', ccs: 101, kind: 'chronic',
+    name: 'Coronary atherosclerosis and related', ccs: 101,
     stdA: R(317576, 'Coronary arteriosclerosis'), stdB: L('Angina pectoris'), parent: R(4185932, 'Ischemic heart disease'),
     codesA: [['41401', 'Coronary atherosclerosis of native coronary artery']], codesB: [['4139', 'Other and unspecified angina pectoris']],
   },
   {
-    name: 'Diabetes mellitus with complications', ccs: 50, kind: 'chronic',
+    name: 'Diabetes mellitus with complications', ccs: 50,
     stdA: L('Type 2 diabetes mellitus with renal complication'), stdB: L('Type 2 diabetes mellitus with neurological complication'),
     parent: R(201820, 'Diabetes mellitus'),
     codesA: [['25040', 'Diabetes with renal manifestations, type II or unspecified type, not stated as uncontrolled']],
     codesB: [['25060', 'Diabetes with neurological manifestations, type II or unspecified type, not stated as uncontrolled']],
   },
   {
-    name: 'Diabetes mellitus without complication', ccs: 49, kind: 'chronic',
+    name: 'Diabetes mellitus without complication', ccs: 49,
     stdA: R(201826, 'Type 2 diabetes mellitus'), stdB: { name: 'Type 2 diabetes mellitus without complication', isA: 'A' },
     parent: R(201820, 'Diabetes mellitus'),
     codesA: [['25000', 'Diabetes mellitus without mention of complication, type II or unspecified type, not stated as uncontrolled']],
     codesB: [['25002', 'Diabetes mellitus without mention of complication, type II or unspecified type, uncontrolled']],
   },
   {
-    name: 'Disorders of lipid metabolism', ccs: 53, kind: 'chronic',
+    name: 'Disorders of lipid metabolism', ccs: 53,
     stdA: R(432867, 'Hyperlipidemia'), stdB: R(437827, 'Pure hypercholesterolemia'), parent: L('Disorder of lipid metabolism'),
     codesA: [['2724', 'Other and unspecified hyperlipidemia']], codesB: [['2720', 'Pure hypercholesterolemia']],
   },
   {
-    name: 'Essential hypertension', ccs: 98, kind: 'chronic',
+    name: 'Essential hypertension', ccs: 98,
     stdA: R(320128, 'Essential hypertension'), stdB: { name: 'Benign essential hypertension', isA: 'A' }, parent: R(316866, 'Hypertensive disorder'),
     codesA: [['4019', 'Unspecified essential hypertension']], codesB: [['4011', 'Benign essential hypertension']],
   },
   {
-    name: 'Fluid and electrolyte disorders', ccs: 55, kind: 'acute',
+    name: 'Fluid and electrolyte disorders', ccs: 55,
     stdA: L('Hyponatremia'), stdB: L('Hypokalemia'), parent: L('Electrolyte imbalance'),
     codesA: [['2761', 'Hyposmolality and/or hyponatremia']], codesB: [['2768', 'Hypopotassemia']],
   },
   {
-    name: 'Gastrointestinal hemorrhage', ccs: 153, kind: 'acute',
+    name: 'Gastrointestinal hemorrhage', ccs: 153,
     stdA: R(192671, 'Gastrointestinal hemorrhage'), stdB: { name: 'Hematemesis', isA: 'A' }, parent: L('Disorder of digestive system'),
     codesA: [['5789', 'Hemorrhage of gastrointestinal tract, unspecified']], codesB: [['5780', 'Hematemesis']],
   },
   {
-    name: 'Hypertension with complications', ccs: 99, kind: 'chronic',
+    name: 'Hypertension with complications', ccs: 99,
     stdA: L('Hypertensive heart disease'), stdB: L('Hypertensive renal disease'), parent: R(316866, 'Hypertensive disorder'),
     codesA: [['40291', 'Unspecified hypertensive heart disease with heart failure']],
     codesB: [['40390', 'Hypertensive chronic kidney disease, unspecified, with chronic kidney disease stage I through stage IV, or unspecified']],
   },
   {
-    name: 'Other liver diseases', ccs: 151, kind: 'chronic',
+    name: 'Other liver diseases', ccs: 151,
     stdA: L('Cirrhosis of liver'), stdB: L('Steatosis of liver'), parent: R(194984, 'Disease of liver'),
     codesA: [['5715', 'Cirrhosis of liver without mention of alcohol']], codesB: [['5718', 'Other chronic nonalcoholic liver disease']],
   },
   {
-    name: 'Other lower respiratory disease', ccs: 133, kind: 'acute',
+    name: 'Other lower respiratory disease', ccs: 133,
     stdA: L('Dyspnea'), stdB: L('Disorder of lung'), parent: L('Disorder of lower respiratory system'),
     codesA: [['78605', 'Shortness of breath']], codesB: [['51889', 'Other diseases of lung, not elsewhere classified']],
   },
   {
-    name: 'Other upper respiratory disease', ccs: 134, kind: 'chronic',
+    name: 'Other upper respiratory disease', ccs: 134,
     stdA: R(4280726, 'Seasonal allergic rhinitis'), stdB: R(40486433, 'Perennial allergic rhinitis'), parent: L('Allergic rhinitis'),
     codesA: [['4779', 'Allergic rhinitis, cause unspecified']], codesB: [['4778', 'Allergic rhinitis due to other allergen']],
   },
   {
-    name: 'Pleurisy; pneumothorax; pulmonary collapse', ccs: 130, kind: 'acute',
+    name: 'Pleurisy; pneumothorax; pulmonary collapse', ccs: 130,
     stdA: L('Pleural effusion'), stdB: L('Atelectasis'), parent: L('Disorder of pleura and pleural cavity'),
     codesA: [['5119', 'Unspecified pleural effusion']], codesB: [['5180', 'Pulmonary collapse']],
   },
   {
-    name: 'Pneumonia', ccs: 122, kind: 'acute',
+    name: 'Pneumonia', ccs: 122,
     stdA: R(255848, 'Pneumonia'), stdB: { name: 'Bacterial pneumonia', isA: 'A' }, parent: L('Lower respiratory tract infection'),
     codesA: [['486', 'Pneumonia, organism unspecified']], codesB: [['4829', 'Bacterial pneumonia, unspecified']],
   },
   {
-    name: 'Respiratory failure; insufficiency; arrest', ccs: 131, kind: 'acute',
+    name: 'Respiratory failure; insufficiency; arrest', ccs: 131,
     stdA: R(319049, 'Acute respiratory failure'), stdB: L('Respiratory insufficiency'), parent: L('Respiratory failure'),
     codesA: [['51881', 'Acute respiratory failure']], codesB: [['51882', 'Pulmonary insufficiency, not elsewhere classified']],
   },
   {
-    name: 'Septicemia (except in labor)', ccs: 2, kind: 'acute',
+    name: 'Septicemia (except in labor)', ccs: 2,
     stdA: R(132797, 'Sepsis'), stdB: { name: 'Streptococcal sepsis', isA: 'A' }, parent: L('Systemic infection'),
     codesA: [['0389', 'Unspecified septicemia']], codesB: [['0380', 'Streptococcal septicemia']],
   },

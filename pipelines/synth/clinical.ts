@@ -116,7 +116,6 @@ interface Stay {
 /** What a person's labs are shifted by in one visit. */
 interface LabContext {
   acuity: number;
-  person: Person;
   reason: string | null;
   events: Set<EventKey>;
 }
@@ -395,7 +394,7 @@ export class ClinicalProcess {
 
     // Labs and vital signs: a full panel at admission, then daily, drifting with the course.
     const trend = dies ? 1.0 : -0.4;
-    const ctx: LabContext = { acuity: s, person: p, reason: reason.phenotype, events: new Set() };
+    const ctx: LabContext = { acuity: s, reason: reason.phenotype, events: new Set() };
     for (let d = 0; d <= stay.los; d++) {
       ctx.acuity = s + (stay.los > 0 ? (trend * d) / stay.los : 0);
       ctx.events.clear();
@@ -476,7 +475,7 @@ export class ClinicalProcess {
     const end = start + rng.int(15, 60) * MIN;
     const visitId = this.sink.visit(p.id, VISIT.outpatient, 'OP', start, end);
     const t = start + 5 * MIN;
-    const ctx: LabContext = { acuity: 0.3 * p.z, person: p, reason: null, events: new Set() };
+    const ctx: LabContext = { acuity: 0.3 * p.z, reason: null, events: new Set() };
     for (const name of p.chronic) if (rng.chance(0.4)) this.condition(p.id, this.phenotypeCoding(name), t, null, visitId);
     for (const key of p.other) if (rng.chance(0.4)) this.condition(p.id, this.vocab.otherConditions.get(key)![this.site], t, null, visitId);
     let acute: string | null = null;
@@ -514,7 +513,7 @@ export class ClinicalProcess {
     const end = start + rng.int(90, 480) * MIN;
     const visitId = this.sink.visit(p.id, VISIT.emergency, 'ER', start, end);
     const t = start + 10 * MIN;
-    const ctx: LabContext = { acuity: 0.5 * p.z, person: p, reason: null, events: new Set() };
+    const ctx: LabContext = { acuity: 0.5 * p.z, reason: null, events: new Set() };
     const choice = rng.int(0, 3);
     if (choice === 0) this.condition(p.id, this.vocab.otherConditions.get(rng.chance(0.5) ? 'ankleSprain' : 'wristSprain')![this.site], t, null, visitId);
     else if (choice === 1) this.condition(p.id, this.phenotypeCoding('Other lower respiratory disease'), t, null, visitId);

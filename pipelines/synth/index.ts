@@ -2,7 +2,7 @@
 // CONCEPT, CONCEPT_RELATIONSHIP and CONCEPT_ANCESTOR tables they need), in CSV or Parquet.
 // Persons are generated one at a time and written through buffered files, so memory stays flat
 // at any size; the same options give byte-identical files.
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ClinicalProcess } from './clinical';
@@ -143,6 +143,10 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthSummar
   if (opts.format !== 'csv' && opts.format !== 'parquet') throw new Error(`synth: --format must be csv or parquet, got ${opts.format}`);
   if (opts.site !== 'A' && opts.site !== 'B') throw new Error(`synth: --site must be A or B, got ${opts.site}`);
   mkdirSync(opts.out, { recursive: true });
+  // Tables of the other format left from an earlier run would make a mixed folder that readers misread.
+  const other = opts.format === 'csv' ? 'parquet' : 'csv';
+  const stale = [...CLINICAL_OUT_TABLES, ...VOCABULARY_OUT_TABLES].map((t) => `${t}.${other}`).filter((f) => existsSync(join(opts.out, f)));
+  if (stale.length) throw new Error(`synth: ${opts.out} already holds ${stale.join(', ')} from another run; remove them or choose another --out`);
   // Write into a scratch folder next to the output and move the files in at the end, so that a
   // failed run leaves no half-written table behind.
   const work = mkdtempSync(join(opts.out, '.synth-'));

@@ -265,6 +265,10 @@ describe('synthetic OMOP generator', function () {
     const rate = Number(d.deaths) / Number(d.stays);
     assert.ok(rate > 0.02 && rate < 0.15, `in-hospital mortality ${rate}`);
     assert.equal(Number(d.after), 0);
+    const { badCause } = await one<{ badCause: string }>(`
+      SELECT count(*) AS badCause FROM ${t(dirA, 'death')} d LEFT JOIN ${t(dirA, 'concept')} c ON c.concept_id = d.cause_concept_id
+      WHERE c.domain_id IS DISTINCT FROM 'Condition' OR c.standard_concept IS DISTINCT FROM 'S'`);
+    assert.equal(Number(badCause), 0, 'every cause of death is a standard condition concept');
   });
 
   it('has readmissions within 30 days of a discharge for some stays, not for most', async () => {

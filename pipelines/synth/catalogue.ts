@@ -57,6 +57,8 @@ export const SNOMED_CODES: Record<number, string> = {
   40486433: '446096008', 319049: '65710008',
 };
 export const TYPE_EHR = 32817;
+/** Cause of death recorded when the stay had no principal diagnosis or event to name. */
+export const CARDIAC_ARREST = { id: 321042, name: 'Cardiac arrest', code: '410429000' } as const;
 export const VISIT = { inpatient: 9201, outpatient: 9202, emergency: 9203, emergencyInpatient: 262 } as const;
 export const GENDER = { male: 8507, female: 8532 } as const;
 export const RACES = [8527, 8516, 8515] as const;

@@ -8,7 +8,7 @@
 //
 // Two random streams per person: `rng` for the clinical facts and `pick` for how the site codes
 // them, so site A and site B with the same seed describe the same patients with other codes.
-import { Coding, ETHNICITIES, GENDER, LABS, LabDef, RACES, Site, VISIT } from './catalogue';
+import { CARDIAC_ARREST, Coding, ETHNICITIES, GENDER, LABS, LabDef, RACES, Site, VISIT } from './catalogue';
 import { Prng, sigmoid } from './prng';
 import { CdmCsvSink } from './sink';
 import { LabCoding, PhenotypeCodings, SynthVocabulary } from './vocabulary';
@@ -460,7 +460,7 @@ export class ClinicalProcess {
     }
 
     if (dies) {
-      this.sink.death(p.id, end, cause);
+      this.sink.death(p.id, end, cause || CARDIAC_ARREST.id);
       return { deathTime: end };
     }
     return { deathTime: null };

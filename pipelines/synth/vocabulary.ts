@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import {
-  Coding, Concept, ConceptRegistry, DRUGS, DrugForm, ETHNICITIES, EventDef, GENDER, IN_HOSPITAL_EVENTS, LABS,
+  CARDIAC_ARREST, Coding, Concept, ConceptRegistry, DRUGS, DrugForm, ETHNICITIES, EventDef, GENDER, IN_HOSPITAL_EVENTS, LABS,
   OTHER_CONDITIONS, PHENOTYPES, PROCEDURES, PhenotypeDef, RACES, ROOT_CLINICAL_FINDING, Site, TYPE_EHR, UNITS, UnitKey,
   SNOMED_CODES, VALUELESS_MEASUREMENTS, VISIT, dottedIcd9, icd9ConceptId,
 } from './catalogue';
@@ -119,6 +119,8 @@ export function buildVocabulary(hcupCsvPath: string | null = defaultHcupCsv()): 
   const builtinIcd9 = new Set<string>();
   for (const p of PHENOTYPES) for (const [c] of [...p.codesA, ...p.codesB]) builtinIcd9.add(c);
   for (const e of IN_HOSPITAL_EVENTS) builtinIcd9.add(e.b.icd9[0]);
+
+  reg.relate(snomed(CARDIAC_ARREST, CARDIAC_ARREST.code), root, 'Is a');
 
   const phenotypes: PhenotypeCodings[] = [];
   for (const p of PHENOTYPES) {

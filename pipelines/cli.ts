@@ -1,5 +1,6 @@
 // The `medrep` command line. User errors end with one clear message and a non-zero exit code;
 // anything else is a bug and keeps its stack trace.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs, requireFlag } from './args';
@@ -7,12 +8,17 @@ import { UserError } from './errors';
 import { runLocal } from './localRunner';
 import { consoleLogger } from './progress';
 import { formatSummary } from './summary';
+import { generateSynthetic, runSynth } from './synth';
+import { runBench } from '../bench/run';
 
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
   medrep demo [--out DIR] [--persons N]     generate a small synthetic hospital and run the pipeline on it
   medrep run --omop DIR|FILE.duckdb [--vocab DIR] --out DIR
                                             run the local (embedded) pipeline
+  medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--inject-errors]
+                                            write a synthetic OMOP CDM folder (vocabulary included)
+  medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
   medrep help                               this text
 
 run options: --max-events N (window/chunk length, default 2048) --events-per-shard N
@@ -43,13 +49,25 @@ const commands: Record<string, Command> = {
   async demo(argv) {
     const p = parseArgs(argv, { out: 'string', persons: 'number', seed: 'number' }, 'medrep demo');
     const out = path.resolve((p.flags.out as string | undefined) ?? path.join(os.tmpdir(), 'medrep-demo'));
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { generateSynthetic } = require('./synth') as { generateSynthetic: (o: object) => Promise<unknown> };
     const omop = path.join(out, 'omop');
-    consoleLogger.info(`demo: generating a synthetic hospital in ${omop}`);
-    await generateSynthetic({ persons: (p.flags.persons as number | undefined) ?? 500, seed: (p.flags.seed as number | undefined) ?? 42, out: omop, format: 'parquet', site: 'A' });
+    fs.rmSync(omop, { recursive: true, force: true }); // the demo's own folder, regenerated each time
+    const persons = (p.flags.persons as number | undefined) ?? 500;
+    consoleLogger.info(`demo: generating a synthetic hospital of ${persons} persons in ${omop}`);
+    await generateSynthetic({ persons, seed: (p.flags.seed as number | undefined) ?? 42, out: omop, format: 'parquet', site: 'A' });
     const summary = await runLocal({ omop, out: path.join(out, 'run'), log: consoleLogger });
     process.stdout.write(formatSummary(summary) + '\n');
+  },
+  async synth(argv) {
+    try {
+      await runSynth(argv);
+    } catch (e) {
+      // The generator's own argument errors are user errors: one line, no stack.
+      if (e instanceof Error && !(e instanceof UserError) && /^synth: /.test(e.message)) throw new UserError(e.message);
+      throw e;
+    }
+  },
+  async bench(argv) {
+    await runBench(argv);
   },
   async help() {
     process.stdout.write(USAGE + '\n');

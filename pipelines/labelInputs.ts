@@ -33,7 +33,9 @@ const sqlString = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
 async function columns(conn: DuckDBConnection, sql: string): Promise<(number | null)[][]> {
   const reader = await conn.runAndReadAll(sql);
-  return reader.getColumnsJS() as (number | null)[][];
+  const cols = reader.getColumnsJS() as (number | null)[][];
+  // An empty result has no column arrays: give each column an empty one.
+  return Array.from({ length: reader.columnCount }, (_, i) => cols[i] ?? []);
 }
 
 /** Reads the records of every person who has a visit with one of `visitConcepts`. */

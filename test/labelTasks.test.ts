@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { labelBatch, resolveConceptSets } from '../pipelines/labelInputs';
 import { readTaskDir, readTaskFile, shippedTasks } from '../pipelines/taskFiles';
+import { compileTask, taskArtifact } from '../transforms/labels';
 import { openDataset, SHARED, SHARED_TASKS } from './helpers/labelData';
 import { createSyntheticOmop, SYNTH_VOCAB } from './helpers/syntheticOmop';
 
@@ -95,6 +96,18 @@ describe('labels: task definition files', function () {
     const uti = await resolveConceptSets(conn, shippedTasks(['uti'])[0]);
     assert.deepEqual(uti[0].conceptIds.slice(0, 2), [77340, 81902]);
     assert.equal(uti[0].conceptIds.length, 6);
+  });
+
+  it('records a task artifact whose hash follows the definition and the resolved concepts', () => {
+    const def = shippedTasks(['uti'])[0].def;
+    const a = taskArtifact(compileTask(def, [{ name: 'UTI', conceptIds: [3, 1, 2] }]));
+    const b = taskArtifact(compileTask(JSON.parse(JSON.stringify(def)), [{ name: 'UTI', conceptIds: [1, 2, 3] }]));
+    const c = taskArtifact(compileTask(def, [{ name: 'UTI', conceptIds: [1, 2] }]));
+    const d = taskArtifact(compileTask({ ...def, seed: 1 }, [{ name: 'UTI', conceptIds: [1, 2, 3] }]));
+    assert.equal(a.hash, b.hash);
+    assert.notEqual(a.hash, c.hash);
+    assert.notEqual(a.hash, d.hash);
+    assert.deepEqual(a.conceptSets, [{ name: 'UTI', conceptIds: [1, 2, 3] }]);
   });
 
   it('names the file and key when a concept list is missing', async () => {

@@ -13,8 +13,24 @@ export interface StreamOptions {
   finalWatermark: number;
 }
 
+export type StreamStep = { add: LabelInput } | { watermark: number };
+
 /** Feeds `inputs` to `labeler`; returns every record it emitted, in order. */
 export function feedStream(labeler: IncrementalLabeler, inputs: LabelInput[], opts: StreamOptions): LabelRecord[] {
+  return runSteps(labeler, streamSteps(inputs, opts));
+}
+
+export function runSteps(labeler: IncrementalLabeler, steps: StreamStep[]): LabelRecord[] {
+  const out: LabelRecord[] = [];
+  for (const step of steps) {
+    if ('add' in step) labeler.add(step.add);
+    else out.push(...labeler.advanceWatermark(step.watermark));
+  }
+  return out;
+}
+
+/** The arrivals and watermark advances of a shuffled, watermark-respecting stream. */
+export function streamSteps(inputs: LabelInput[], opts: StreamOptions): StreamStep[] {
   const rnd = prng(opts.seed);
   const times = inputs.map(eventTime).filter((t): t is number => t !== null);
   const lo = Math.min(...times);
@@ -25,17 +41,17 @@ export function feedStream(labeler: IncrementalLabeler, inputs: LabelInput[], op
     return { r, a: t === null ? lo + rnd() * (hi - lo) : t + rnd() * opts.jitterMs };
   });
   keyed.sort((x, y) => x.a - y.a);
-  const out: LabelRecord[] = [];
+  const steps: StreamStep[] = [];
   let untilTick = 0;
   for (const { r, a } of keyed) {
-    labeler.add(r);
+    steps.push({ add: r });
     if (--untilTick <= 0) {
       // Every later record has event time >= a - jitter: a watermark below that makes none late.
       // Never past the end of the data: that would claim times the data do not cover.
-      out.push(...labeler.advanceWatermark(Math.min(opts.finalWatermark, a - opts.jitterMs - 1 + opts.watermarkLeadMs)));
+      steps.push({ watermark: Math.min(opts.finalWatermark, a - opts.jitterMs - 1 + opts.watermarkLeadMs) });
       untilTick = 1 + Math.floor(rnd() * 40);
     }
   }
-  out.push(...labeler.advanceWatermark(opts.finalWatermark));
-  return out;
+  steps.push({ watermark: opts.finalWatermark });
+  return steps;
 }

@@ -1,6 +1,7 @@
 // Task definitions as data (schemas/task.schema.json): the types of a task file, its validation,
 // and its compiled form, the definition plus the concept ids its concept sets resolved to.
 import Ajv from 'ajv';
+import { contentHash } from '../hashing';
 import taskSchema from '../../schemas/task.schema.json';
 
 export type ExclusionRule =
@@ -125,4 +126,17 @@ export function compileTask(def: TaskDefinition, sets: ResolvedConceptSet[]): Co
     anyCode,
     multiLabel: def.label.rule === 'codes_during_stay',
   };
+}
+
+/** What a run records of a task (OUT/artifacts/): its definition, resolved concept ids, and their hash. */
+export interface TaskArtifact {
+  name: string;
+  definition: TaskDefinition;
+  conceptSets: ResolvedConceptSet[];
+  hash: string;
+}
+
+export function taskArtifact(task: CompiledTask): TaskArtifact {
+  const conceptSets = task.sets.map((s) => ({ name: s.name, conceptIds: Array.from(s.ids).sort((a, b) => a - b) }));
+  return { name: task.name, definition: task.def, conceptSets, hash: contentHash({ definition: task.def, conceptSets }) };
 }

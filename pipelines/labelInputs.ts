@@ -24,6 +24,7 @@ export interface LabelInputStats {
   personsWithoutBirth: number;
   visits: number;
   deaths: number;
+  /** Conditions dated within a candidate stay (the only ones a label can depend on). */
   conditions: number;
   /** Latest event time read (visit end or start, death, condition), epoch ms. */
   maxEventMs: number | null;
@@ -95,8 +96,14 @@ export async function readLabelInputs(
     `SELECT person_id::DOUBLE, condition_concept_id::DOUBLE,
             ${ms('coalesce(CAST(condition_start_datetime AS TIMESTAMP), CAST(condition_start_date AS TIMESTAMP))')},
             visit_occurrence_id::DOUBLE
-     FROM condition_occurrence
-     WHERE person_id IN ${cohort} AND coalesce(condition_start_datetime, condition_start_date) IS NOT NULL
+     FROM condition_occurrence c
+     WHERE coalesce(condition_start_datetime, condition_start_date) IS NOT NULL
+       -- Only conditions dated in a candidate stay can matter to a label (ranks, events).
+       AND EXISTS (
+         SELECT 1 FROM visit_occurrence v
+         WHERE v.person_id = c.person_id AND v.visit_concept_id IN (${concepts})
+           AND CAST(coalesce(CAST(c.condition_start_datetime AS TIMESTAMP), CAST(c.condition_start_date AS TIMESTAMP)) AS DATE)
+               BETWEEN v.visit_start_date AND v.visit_end_date)
      ORDER BY person_id, 3, condition_concept_id`,
   );
   for (let i = 0; i < cpid.length; i++) {

@@ -333,3 +333,19 @@ describe('labels: incremental behaviour', () => {
     assert.deepEqual(next.map((r) => [r.version, r.kind, r.index_visit_id, r.prediction_time]), [[3, 'correction', 11, ms('2020-03-02')]]);
   });
 });
+
+describe('labels: calendar arithmetic', () => {
+  it('ageYears and ymdOfDay agree with Date over 1800-2300, leap days included', async () => {
+    const { ageYears, ymdOfDay } = await import('../transforms/labels/time');
+    for (let day = dayOf(Date.UTC(1800, 0, 1)); day < dayOf(Date.UTC(2300, 0, 1)); day += 37) {
+      const d = new Date(day * DAY);
+      assert.equal(ymdOfDay(day), d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate());
+    }
+    assert.equal(ageYears(ms('2000-02-29'), ms('2001-02-28')), 0);
+    assert.equal(ageYears(ms('2000-02-29'), ms('2001-03-01')), 1);
+    assert.equal(ageYears(ms('2002-06-15'), ms('2020-06-14')), 17);
+    assert.equal(ageYears(ms('2002-06-15'), ms('2020-06-15')), 18);
+    assert.equal(ageYears(ms('1850-12-31'), Date.parse('1851-12-31T23:00:00Z')), 1);
+    assert.equal(ageYears(ms('2020-01-02'), ms('2020-01-01')), -1);
+  });
+});

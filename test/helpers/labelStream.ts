@@ -32,9 +32,15 @@ export function runSteps(labeler: IncrementalLabeler, steps: StreamStep[]): Labe
 /** The arrivals and watermark advances of a shuffled, watermark-respecting stream. */
 export function streamSteps(inputs: LabelInput[], opts: StreamOptions): StreamStep[] {
   const rnd = prng(opts.seed);
-  const times = inputs.map(eventTime).filter((t): t is number => t !== null);
-  const lo = Math.min(...times);
-  const hi = Math.max(...times);
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (const r of inputs) {
+    const t = eventTime(r);
+    if (t !== null) {
+      lo = Math.min(lo, t);
+      hi = Math.max(hi, t);
+    }
+  }
   // Arrival key: event time plus a random delay; person rows (no event time) anywhere.
   const keyed = inputs.map((r) => {
     const t = eventTime(r);

@@ -233,13 +233,14 @@ export class IncrementalLabeler {
   private emit(task: CompiledTask, k: number, personId: number, ev: Evaluation): LabelRecord | null {
     const prev = this.emitted[k].get(personId)?.record ?? null;
     const idx = ev.index;
+    if (prev === null && (idx === null || idx.determinedAt > this.wm)) return null; // nothing to say yet
     const live = prev !== null && !prev.retracted;
-    const base = { task: task.name, person_id: personId, watermark: this.wm };
     let rec: LabelRecord | null = null;
     if (idx !== null && idx.determinedAt <= this.wm) {
       if (prev === null || !sameContent(prev, idx)) {
         rec = {
-          ...base,
+          task: task.name,
+          person_id: personId,
           version: prev === null ? 1 : prev.version + 1,
           kind: prev === null ? 'sample' : 'correction',
           retracted: false,
@@ -247,13 +248,15 @@ export class IncrementalLabeler {
           prediction_time: idx.predictionTime,
           label: idx.label,
           labels: idx.labels,
+          watermark: this.wm,
         };
       }
     } else if (live && (idx === null || idx.visitId !== prev.index_visit_id)) {
       // The emitted sample's stay is no longer the person's index: withdraw it now; its
       // successor, if any, is emitted once determined.
       rec = {
-        ...base,
+        task: task.name,
+        person_id: personId,
         version: prev.version + 1,
         kind: 'correction',
         retracted: true,
@@ -261,6 +264,7 @@ export class IncrementalLabeler {
         prediction_time: null,
         label: null,
         labels: null,
+        watermark: this.wm,
       };
     }
     if (rec) {

@@ -28,13 +28,23 @@ export function finalWatermark(maxEventMs: number): number {
   return dayEnd(dayOf(maxEventMs));
 }
 
+/** yyyymmdd of a day number (proleptic Gregorian, UTC), without allocating a Date. */
+export function ymdOfDay(day: number): number {
+  // Howard Hinnant's civil_from_days.
+  const z = day + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  return y * 10000 + m * 100 + d;
+}
+
 /** Whole years from birth to `atMs` (the birthday counts on its day); negative before birth. */
 export function ageYears(birthMs: number, atMs: number): number {
-  const b = new Date(birthMs);
-  const d = new Date(atMs);
-  let age = d.getUTCFullYear() - b.getUTCFullYear();
-  const beforeBirthday =
-    d.getUTCMonth() < b.getUTCMonth() || (d.getUTCMonth() === b.getUTCMonth() && d.getUTCDate() < b.getUTCDate());
-  if (beforeBirthday) age -= 1;
-  return age;
+  // Difference of yyyymmdd numbers: the month-day part decides whether the birthday was reached.
+  return Math.floor((ymdOfDay(dayOf(atMs)) - ymdOfDay(dayOf(birthMs))) / 10000);
 }

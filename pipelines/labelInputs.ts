@@ -263,7 +263,8 @@ export async function resolveConceptSets(conn: DuckDBConnection, task: LoadedTas
 }
 
 export interface LabelBatchOptions {
-  /** End of the data (epoch ms); default: the end of the day of the latest record read. */
+  /** The final watermark (epoch ms): label windows past it are censored. Default: the last
+   * millisecond of the day of the latest record read (time.ts finalWatermark). */
   dataEndMs?: number;
 }
 
@@ -277,8 +278,38 @@ export interface LabelBatchResult {
   inputs: LabelInputStats;
 }
 
+/** The views the labelers read, each with the columns they use. */
+export const LABEL_VIEWS: Record<string, string[]> = {
+  person: ['person_id', 'gender_concept_id', 'year_of_birth', 'month_of_birth', 'day_of_birth', 'birth_datetime'],
+  visit_occurrence: ['visit_occurrence_id', 'person_id', 'visit_concept_id', 'visit_start_date', 'visit_end_date'],
+  death: ['person_id', 'death_date'],
+  condition_occurrence: ['person_id', 'condition_concept_id', 'condition_start_date', 'condition_start_datetime', 'visit_occurrence_id'],
+  concept: ['concept_id', 'concept_name', 'domain_id', 'vocabulary_id', 'concept_code'],
+  concept_relationship: ['concept_id_1', 'concept_id_2', 'relationship_id', 'invalid_reason'],
+  concept_ancestor: ['ancestor_concept_id', 'descendant_concept_id'],
+};
+
+/** Fails with the missing view or column named, before any label is computed. */
+export async function checkLabelViews(conn: DuckDBConnection): Promise<void> {
+  const reader = await conn.runAndReadAll(
+    `SELECT lower(table_name), lower(column_name) FROM information_schema.columns WHERE table_schema = current_schema()`,
+  );
+  const have = new Map<string, Set<string>>();
+  for (const [t, c] of reader.getRowsJS() as [string, string][]) {
+    if (!have.has(t)) have.set(t, new Set());
+    (have.get(t) as Set<string>).add(c);
+  }
+  for (const [view, cols] of Object.entries(LABEL_VIEWS)) {
+    const present = have.get(view);
+    if (!present) throw new Error(`labels: no table or view named ${view} (the labelers read ${Object.keys(LABEL_VIEWS).join(', ')})`);
+    const missing = cols.filter((c) => !present.has(c));
+    if (missing.length) throw new Error(`labels: ${view} lacks column(s) ${missing.join(', ')}`);
+  }
+}
+
 /** Batch labelling of every task over the views of `conn`. */
 export async function labelBatch(conn: DuckDBConnection, tasks: LoadedTask[], opts: LabelBatchOptions = {}): Promise<LabelBatchResult> {
+  await checkLabelViews(conn);
   const compiled: CompiledTask[] = [];
   const conceptSets: LabelBatchResult['conceptSets'] = [];
   for (const t of tasks) {

@@ -110,6 +110,16 @@ describe('labels: task definition files', function () {
     assert.deepEqual(a.conceptSets, [{ name: 'UTI', conceptIds: [1, 2, 3] }]);
   });
 
+  it('names the missing view or column before labelling', async () => {
+    const conn = await (await DuckDBInstance.create(':memory:')).connect();
+    await createSyntheticOmop(conn, { persons: 1, seed: 1, eventConcepts: { UTI: [81902] } });
+    await conn.run('ALTER TABLE death RENAME COLUMN death_date TO date_of_death');
+    await assert.rejects(labelBatch(conn, shippedTasks(['mortality'])), /labels: death lacks column\(s\) death_date/);
+    await conn.run('ALTER TABLE death RENAME COLUMN date_of_death TO death_date');
+    await conn.run('DROP TABLE concept_ancestor');
+    await assert.rejects(labelBatch(conn, shippedTasks(['mortality'])), /labels: no table or view named concept_ancestor/);
+  });
+
   it('names the file and key when a concept list is missing', async () => {
     const base = shippedTasks(['uti'])[0].def;
     const file = tempTaskFile('uti_missing', {

@@ -3,7 +3,7 @@
 // correction when a later record changes an emitted sample. Records older than the watermark by
 // more than the allowed lateness are counted and not applied. The batch labeler is this labeler
 // fed every record and then one final watermark (time.ts finalWatermark).
-import { CompiledTask, RuleName } from './taskDefinition';
+import { BASE_RULES, CompiledTask, RuleName } from './taskDefinition';
 import { Evaluation, evaluate, PersonState } from './evaluate';
 import { eventTime, LabelInput, LabelRecord } from './records';
 import { dayOf } from './time';
@@ -371,6 +371,9 @@ export class IncrementalLabeler {
         } else if (idx.label === 1) s.positives++;
         else s.negatives++;
       }
+      // Rules in the order they apply, so the summary serialises the same way every run.
+      const order: RuleName[] = [...BASE_RULES, ...(task.def.cohort.exclusions ?? [])];
+      s.excluded = Object.fromEntries(order.filter((r) => s.excluded[r] !== undefined).map((r) => [r, s.excluded[r]]));
       return s;
     });
     return { watermark: this.wm, tasks, lateApplied: this.lateApplied, lateDropped: { ...this.lateDropped }, corrections: this.corrections };

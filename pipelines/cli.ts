@@ -8,6 +8,7 @@ import { UserError } from './errors';
 import { runLocal } from './localRunner';
 import { consoleLogger } from './progress';
 import { formatSummary } from './summary';
+import { TaskSelection } from './runTasks';
 import { generateSynthetic, runSynth } from './synth';
 import { runBench } from '../bench/run';
 
@@ -22,15 +23,26 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep help                               this text
 
 run options: --max-events N (window/chunk length, default 2048) --events-per-shard N
-             --sequences-per-shard N --memory-limit 1GB --no-meds`;
+             --sequences-per-shard N --memory-limit 1GB --no-meds
+             --tasks all|none|mortality,readmission,... --task-dir DIR (your task files)
+             --task-concepts DIR (concept lists the task files name; default ../shared/tasks)`;
 
 type Command = (argv: string[]) => Promise<void>;
+
+function taskFlags(flags: Record<string, unknown>): TaskSelection {
+  const t = flags.tasks as string | undefined;
+  return {
+    tasks: t === undefined || t === 'all' ? 'all' : t === 'none' ? 'none' : t.split(',').map((x) => x.trim()).filter(Boolean),
+    taskDir: flags['task-dir'] as string | undefined,
+    taskConcepts: flags['task-concepts'] as string | undefined,
+  };
+}
 
 const commands: Record<string, Command> = {
   async run(argv) {
     const p = parseArgs(
       argv,
-      { omop: 'string', vocab: 'string', out: 'string', 'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'memory-limit': 'string', 'no-meds': 'boolean' },
+      { omop: 'string', vocab: 'string', out: 'string', 'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'memory-limit': 'string', 'no-meds': 'boolean', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string' },
       'medrep run',
     );
     const summary = await runLocal({
@@ -42,6 +54,7 @@ const commands: Record<string, Command> = {
       sequencesPerShard: p.flags['sequences-per-shard'] as number | undefined,
       memoryLimit: p.flags['memory-limit'] as string | undefined,
       meds: !p.flags['no-meds'],
+      ...taskFlags(p.flags),
       log: consoleLogger,
     });
     process.stdout.write(formatSummary(summary) + '\n');

@@ -13,7 +13,7 @@ import { contentHash } from '../transforms/hashing';
 import { ConceptNormalizer, MappingCounts } from '../transforms/normalize';
 import { Split, splitOf } from '../transforms/splits';
 import { TOKEN_DOMAINS } from '../transforms/tokens';
-import { DEFAULT_MAX_EVENTS, PersonEvents, buildSequence, chunkRanges, segmentsAndRanks } from '../transforms/trajectory';
+import { DEFAULT_MAX_EVENTS, PersonEvents, buildSequence, chunkRanges, segmentsAndRanks, windowBefore } from '../transforms/trajectory';
 import { EventBatch } from '../sinks/eventShards';
 import { writeManifest, Manifest } from '../sinks/manifest';
 import { exportMeds } from '../sinks/meds';
@@ -30,6 +30,11 @@ import { OmopInput, openOmopInput } from './omopSource';
 import { Person, loadPersons, rejectRow } from './persons';
 import { Logger, Progress, consoleLogger } from './progress';
 import { loadVocabulary } from './vocabulary';
+import { labelBatch } from './labelInputs';
+import { TaskSelection, selectTasks } from './runTasks';
+import { LabelRecord, TaskSummary, taskArtifact } from '../transforms/labels';
+import { SampleBatch } from '../sinks/sampleShards';
+import { writeMedsLabels } from '../sinks/medsLabels';
 import { writeFileAtomic } from '../sinks/parquet';
 
 export interface RunOptions {
@@ -48,6 +53,8 @@ export interface RunOptions {
   log?: Logger;
 }
 
+export type RunOptionsWithTasks = RunOptions & TaskSelection;
+
 export interface RunSummary {
   out: string;
   input: { path: string; kind: string };
@@ -63,13 +70,14 @@ export interface RunSummary {
   decileGroups: number;
   pretrainSequences: number;
   pretrainTokens: number;
-  shards: { events: number; pretrain: number; meds: number };
+  shards: { events: number; pretrain: number; meds: number; samples: number };
+  tasks: TaskSummary[];
   seconds: number;
   rowsPerSecond: number;
   manifest: string;
 }
 
-export const OUTPUT_DIRS = ['events', 'pretrain', 'meds', 'artifacts', 'rejects'] as const;
+export const OUTPUT_DIRS = ['events', 'pretrain', 'samples', 'meds', 'artifacts', 'rejects'] as const;
 
 /** Removes what an earlier run wrote (only our own folders), so shards never mix across runs. */
 export function prepareOutput(out: string): void {
@@ -139,7 +147,7 @@ async function planRanges(conn: DuckDBConnection, input: OmopInput, total: numbe
   return personRanges(row.cuts ?? []);
 }
 
-export async function runLocal(opts: RunOptions): Promise<RunSummary> {
+export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
   const log = opts.log ?? consoleLogger;
   const started = Date.now();
   const out = path.resolve(opts.out);
@@ -190,9 +198,46 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
     const fit = await fitDeciles(conn, normalizer, units, splitOfPerson);
     const deciles: DecileArtifact = fit.artifact;
     log.info(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
-    const artifacts = {
+    const artifacts: Record<string, { path: string; version: string }> = {
       vocabulary: { path: writeJsonArtifact(out, 'vocabulary.json', vocabArtifact), version: vocabArtifact.version },
       deciles: { path: writeJsonArtifact(out, 'deciles.json', deciles), version: deciles.version },
+    };
+
+    const tasks = selectTasks(opts, log);
+    const labelled = tasks.length ? await labelBatch(conn, tasks) : null;
+    const samplesByPerson = new Map<number, LabelRecord[]>();
+    const samples = new Map<string, { series: ShardSeries; batch: SampleBatch; multi: boolean; meds: { subjectId: number; predictionMs: number; labels: number[] }[] }>();
+    if (labelled) {
+      for (const t of labelled.tasks) {
+        const multi = t.multiLabel;
+        samples.set(t.name, { series: new ShardSeries('samples', out, `samples/${t.name}`, pool), batch: new SampleBatch(multi), multi, meds: [] });
+        const art = taskArtifact(t);
+        artifacts[`task:${t.name}`] = { path: writeJsonArtifact(out, `tasks/${t.name}.json`, art), version: art.hash };
+      }
+      for (const r of labelled.samples) {
+        if (r.kind !== 'sample' || r.retracted || r.prediction_time === null) continue;
+        let list = samplesByPerson.get(r.person_id);
+        if (!list) samplesByPerson.set(r.person_id, (list = []));
+        list.push(r);
+      }
+      log.info(`labels: ${labelled.samples.length} samples over ${labelled.tasks.length} tasks`);
+    }
+    const emitSamples = async (personId: number, info: { birthMs: number; genderConceptId: number; visitStarts: number[] }, sr: ReturnType<typeof segmentsAndRanks>) => {
+      const list = samplesByPerson.get(personId);
+      if (!list) return;
+      samplesByPerson.delete(personId);
+      const split = splitOfPerson(personId)!;
+      for (const r of list) {
+        const sink = samples.get(r.task)!;
+        const [from, to] = windowBefore(buffer, r.prediction_time!, maxEvents);
+        sink.batch.push(personId, buildSequence(buffer, info, from, to, sr), split, r.prediction_time!, r.index_visit_id, r.label, r.labels);
+        sink.meds.push({ subjectId: personId, predictionMs: r.prediction_time!, labels: sink.multi ? r.labels ?? [] : [r.label ?? 0] });
+        if (sink.batch.length >= sequencesPerShard) {
+          const full = sink.batch;
+          sink.batch = new SampleBatch(sink.multi);
+          await sink.series.write(full.toTable());
+        }
+      }
     };
 
     const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
@@ -214,6 +259,7 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
       const split = splitOfPerson(currentPerson)!;
       const sr = segmentsAndRanks(buffer, buffer.visitStarts);
       const info = { birthMs: person.birthMs, genderConceptId: person.genderConceptId, visitStarts: buffer.visitStarts };
+      await emitSamples(currentPerson, info, sr);
       chunkRanges(buffer.length, maxEvents).forEach(([from, to], k) => {
         const seq = buildSequence(buffer, info, from, to, sr);
         sequences.push(currentPerson!, k, seq, split);
@@ -288,13 +334,23 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
       progress.update(seen);
     }
     await finishPerson();
+    // Persons labelled but without a readable event keep an empty window.
+    buffer.reset();
+    for (const personId of [...samplesByPerson.keys()].sort((a, b) => a - b)) {
+      const person = persons.get(personId);
+      if (!person) continue;
+      await emitSamples(personId, { ...person, visitStarts: [] }, segmentsAndRanks(buffer, []));
+    }
+    for (const sink of samples.values()) if (sink.batch.length) await sink.series.write(sink.batch.toTable());
     if (events.length) await eventShards.write(events.toTable());
     if (sequences.length) await pretrainShards.write(sequences.toTable());
-    await Promise.all([eventShards.finish(), pretrainShards.finish()]);
+    await Promise.all([eventShards.finish(), pretrainShards.finish(), ...[...samples.values()].map((x) => x.series.finish())]);
     await pool.close();
     progress.finish();
 
     const medsShards: ShardEntry[] = opts.meds === false ? [] : await exportMeds(conn, out, eventShards.entries, vocabulary.concepts, splits);
+    if (opts.meds !== false && labelled) medsShards.push(...writeMedsLabels(out, labelled.tasks, samples));
+    const sampleShards = [...samples.values()].flatMap((x) => x.series.entries);
     const rejectFiles = rejects.close();
     const rowsInTotal = Object.values(rowsIn).reduce((a, b) => a + b, 0) + persons.size;
     const eventsOutTotal = Object.values(eventsOut).reduce((a, b) => a + b, 0);
@@ -307,7 +363,7 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
       input: { path: input.path, kind: input.kind, files: dataHashes.map((h: FileHash) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })) },
       artifacts,
       settings: { max_events: maxEvents, events_per_shard: eventsPerShard, sequences_per_shard: sequencesPerShard },
-      shards: [...eventShards.entries, ...pretrainShards.entries, ...medsShards],
+      shards: [...eventShards.entries, ...pretrainShards.entries, ...sampleShards, ...medsShards],
       rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
       counts: {
         persons: persons.size,
@@ -318,6 +374,8 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
         measurements_binned: measurementsBinned,
         pretrain_sequences: pretrainSequences,
         pretrain_tokens: pretrainTokens,
+        tasks: labelled?.summary.tasks ?? [],
+        label_watermark: labelled ? new Date(labelled.finalWatermark).toISOString() : null,
       },
     };
     const manifestPath = writeManifest(out, manifest);
@@ -337,7 +395,8 @@ export async function runLocal(opts: RunOptions): Promise<RunSummary> {
       decileGroups: deciles.groups.length,
       pretrainSequences,
       pretrainTokens,
-      shards: { events: eventShards.entries.length, pretrain: pretrainShards.entries.length, meds: medsShards.length },
+      shards: { events: eventShards.entries.length, pretrain: pretrainShards.entries.length, meds: medsShards.length, samples: sampleShards.length },
+      tasks: labelled?.summary.tasks ?? [],
       seconds,
       rowsPerSecond: rowsInTotal / seconds,
       manifest: manifestPath,

@@ -1,5 +1,7 @@
 // The end-of-run summary printed for a user: rows in, per table, rejects by reason, shards, time.
 import { RunSummary } from './localRunner';
+import { formatLabelSummary } from './labelInputs';
+import { LabelerSummary } from '../transforms/labels';
 
 const n = (x: number) => x.toLocaleString('en-US');
 
@@ -20,7 +22,11 @@ export function formatSummary(s: RunSummary): string {
   lines.push(`  measurements binned ${n(s.measurementsBinned)} (${n(s.decileGroups)} decile groups)`);
   lines.push(`  rejects            ${n(s.rejectsTotal)}`);
   for (const [reason, count] of Object.entries(s.rejects)) lines.push(`    ${n(count).padStart(8)}  ${reason}`);
-  lines.push(`  shards             events ${s.shards.events}, pretrain ${s.shards.pretrain} (${n(s.pretrainSequences)} sequences, ${n(s.pretrainTokens)} tokens), meds ${s.shards.meds}`);
+  lines.push(`  shards             events ${s.shards.events}, pretrain ${s.shards.pretrain} (${n(s.pretrainSequences)} sequences, ${n(s.pretrainTokens)} tokens), samples ${s.shards.samples}, meds ${s.shards.meds}`);
+  if (s.tasks.length) {
+    lines.push('  tasks (labelled samples; censored = label not determinable by the end of the data)');
+    for (const l of formatLabelSummary({ tasks: s.tasks } as LabelerSummary).split('\n')) lines.push(`    ${l}`);
+  }
   lines.push(`  time               ${s.seconds.toFixed(1)} s, ${n(Math.round(s.rowsPerSecond))} rows/s`);
   lines.push(`  manifest           ${s.manifest}`);
   return lines.join('\n');

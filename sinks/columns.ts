@@ -2,7 +2,7 @@
 // arrays for numbers, offset+byte buffers for strings and lists, bitmaps for nulls.
 import * as arrow from 'apache-arrow';
 
-type NumArray = Float64Array | Int32Array | Int16Array | Int8Array | BigInt64Array;
+type NumArray = Float64Array | Float32Array | Int32Array | Int16Array | Int8Array | BigInt64Array;
 type NumCtor<A> = { new (n: number): A };
 
 class Validity {

@@ -252,7 +252,25 @@ export const OTHER_CONDITIONS: ConditionDef[] = [
   { key: 'anemia', snomed: { id: 439777, name: 'Anemia', code: '271737000' }, icd10: ['D64.9', 'Anemia, unspecified'] },
   { key: 'osteoporosis', snomed: { id: 80502, name: 'Osteoporosis', code: '64859006' }, icd10: ['M81.0', 'Age-related osteoporosis without current pathological fracture'] },
   { key: 'alzheimer', snomed: { id: 378419, name: "Alzheimer's disease", code: '26929004' }, icd10: ['G30.9', "Alzheimer's disease, unspecified"] },
+  // Presenting complaints, coded first in a stay (before the diagnoses the phenotype task predicts).
+  { key: 'chestPain', snomed: { id: 77670, name: 'Chest pain', code: '29857009' }, icd10: ['R07.9', 'Chest pain, unspecified'] },
+  { key: 'dyspnea', snomed: { id: 312437, name: 'Dyspnea', code: '267036007' }, icd10: ['R06.00', 'Dyspnea, unspecified'] },
+  { key: 'fever', snomed: { id: 437663, name: 'Fever', code: '386661006' }, icd10: ['R50.9', 'Fever, unspecified'] },
+  { key: 'abdominalPain', snomed: { id: 200219, name: 'Abdominal pain', code: '21522001' }, icd10: ['R10.9', 'Unspecified abdominal pain'] },
+  { key: 'cough', snomed: { id: 254761, name: 'Cough', code: '49727002' }, icd10: ['R05', 'Cough'] },
+  { key: 'syncope', snomed: { id: 135360, name: 'Syncope', code: '271594007' }, icd10: ['R55', 'Syncope and collapse'] },
 ];
+
+/** The presenting complaint most typical of an admission reason (a phenotype name). */
+export function presentingComplaint(reason: string | null): string {
+  if (!reason) return 'syncope';
+  if (/myocardial|coronary|chest/i.test(reason)) return 'chestPain';
+  if (/dysrhythm/i.test(reason)) return 'syncope';
+  if (/heart failure|pulmonary|respiratory|lung|bronch/i.test(reason)) return 'dyspnea';
+  if (/sept|infect|pneumonia|urinary/i.test(reason)) return 'fever';
+  if (/gastro|liver|hepat|intestin|bleed/i.test(reason)) return 'abdominalPain';
+  return 'cough';
+}
 
 // ---------------------------------------------------------------- in-hospital events
 

@@ -8,7 +8,7 @@
 //
 // Two random streams per person: `rng` for the clinical facts and `pick` for how the site codes
 // them, so site A and site B with the same seed describe the same patients with other codes.
-import { CARDIAC_ARREST, Coding, ETHNICITIES, GENDER, LABS, LabDef, RACES, Site, VISIT } from './catalogue';
+import { CARDIAC_ARREST, Coding, ETHNICITIES, GENDER, LABS, LabDef, RACES, Site, VISIT, presentingComplaint } from './catalogue';
 import { Prng, sigmoid } from './prng';
 import { CdmCsvSink } from './sink';
 import { LabCoding, PhenotypeCodings, SynthVocabulary } from './vocabulary';
@@ -368,20 +368,30 @@ export class ClinicalProcess {
     const visitConcept = stay.viaEr && this.site === 'A' ? VISIT.emergencyInpatient : VISIT.inpatient;
     const visitId = this.sink.visit(p.id, visitConcept, visitConcept === VISIT.inpatient ? 'IP' : 'ERIP', start, end);
 
-    // Diagnoses (dated at admission, as discharge codes are), then events on their day.
+    // The presenting complaint and a second symptom first, then the diagnoses, each at its own
+    // time (record ranks 3 and on, as the phenotype task reads them), then events on their day.
     const admitDx = start + MIN * rng.int(5, 90);
-    const dxTime = Math.min(admitDx, end);
+    const complaint = presentingComplaint(reason.phenotype);
+    this.condition(p.id, this.vocab.otherConditions.get(complaint)![this.site], Math.min(admitDx, end), null, visitId);
+    const second = rng.chance(0.5) ? 'cough' : rng.chance(0.5) ? 'fever' : 'dyspnea';
+    this.condition(p.id, this.vocab.otherConditions.get(second === complaint ? 'syncope' : second)![this.site], Math.min(admitDx + MIN * rng.int(10, 50), end), null, visitId);
+    let dxTime = Math.min(admitDx + MIN * rng.int(90, 240), end);
+    const nextDx = () => {
+      const t = dxTime;
+      dxTime = Math.min(dxTime + MIN * rng.int(3, 20), end);
+      return t;
+    };
     let cause = 0;
     if (reason.phenotype) {
       const c = this.phenotypeCoding(reason.phenotype);
       cause = c.conceptId;
-      this.condition(p.id, c, dxTime, endDay, visitId);
+      this.condition(p.id, c, nextDx(), endDay, visitId);
     }
-    for (const name of p.chronic) if (rng.chance(0.7)) this.condition(p.id, this.phenotypeCoding(name), dxTime, null, visitId);
-    for (const key of p.other) if (rng.chance(0.4)) this.condition(p.id, this.vocab.otherConditions.get(key)![this.site], dxTime, null, visitId);
+    for (const name of p.chronic) if (rng.chance(0.7)) this.condition(p.id, this.phenotypeCoding(name), nextDx(), null, visitId);
+    for (const key of p.other) if (rng.chance(0.4)) this.condition(p.id, this.vocab.otherConditions.get(key)![this.site], nextDx(), null, visitId);
     if (s > 1 && rng.chance(0.35)) {
       const extra = ['Acute and unspecified renal failure', 'Fluid and electrolyte disorders', 'Respiratory failure; insufficiency; arrest'][rng.int(0, 2)];
-      if (extra !== reason.phenotype) this.condition(p.id, this.phenotypeCoding(extra), dxTime, endDay, visitId);
+      if (extra !== reason.phenotype) this.condition(p.id, this.phenotypeCoding(extra), nextDx(), endDay, visitId);
     }
     const eventTimes = new Map<EventKey, number>();
     for (const [key, day] of events) {

@@ -1,0 +1,438 @@
+// A stage worker: consume -> transform -> produce, exactly once. Every chunk of input is turned
+// into output inside one Kafka transaction that also carries the consumed offsets and the state
+// store's changelog writes, so a crash at any point either commits all three or none of them.
+//
+// Transactional ids are per input partition (`<group>.p<N>`), as in Kafka Streams' first
+// exactly-once design: whichever worker owns partition N initialises that id, which aborts a
+// dead or stalled predecessor's open transaction and fences it, on restart and on rebalance alike.
+// Readers of the output use read_committed. The transform is a plain callback, so the pure
+// transforms of transforms/ plug in without knowing about Kafka.
+import { CompressionTypes, Consumer, IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import { deadLetterMessage, DeadLetterKind } from './deadLetter';
+import { HealthSnapshot, StageHealth } from './health';
+import { ChangelogStore, KeyValueView } from './stateStore';
+import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
+
+export interface StageMessage {
+  topic: string;
+  partition: number;
+  offset: string;
+  timestamp: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: IHeaders;
+}
+
+export interface OutputMessage {
+  topic: string;
+  key?: string | Buffer | null;
+  value: string | Buffer | null;
+  headers?: IHeaders;
+  /** Explicit partition; by default the key decides (Kafka's murmur2, as Java clients do). */
+  partition?: number;
+}
+
+export interface StageContext {
+  /** The input topic and partition of the messages being transformed. */
+  topic: string;
+  partition: number;
+  /** A state store of this stage (named in StageOptions.stores), bound to this partition. */
+  store<V>(name: string): KeyValueView<V>;
+  /** Sends one input message to the dead-letter topic (in the same transaction) and counts it. */
+  deadLetter(message: StageMessage, kind: DeadLetterKind, reason: string, table?: string): void;
+}
+
+/** Turns a chunk of input messages of one partition into output messages. */
+export type StageTransform = (messages: StageMessage[], ctx: StageContext) => OutputMessage[] | Promise<OutputMessage[]>;
+
+export type StagePhase = 'transformed' | 'produced' | 'offsets-sent' | 'committed';
+
+export interface StagePhaseInfo {
+  /** 1-based count of transactions begun by this worker. */
+  transaction: number;
+  topic: string;
+  partition: number;
+  firstOffset: string;
+  lastOffset: string;
+  messages: number;
+  outputs: number;
+}
+
+export interface StageOptions {
+  kafka: Kafka;
+  names: TopicNames;
+  /** Stage name: the consumer group is `names.group(stage)`. */
+  stage: string;
+  inputTopics: string[];
+  transform: StageTransform;
+  /** Names of the per-key state stores, each backed by a compacted changelog topic. */
+  stores?: string[];
+  /** Input messages per transaction at most (default 5000); a fetched batch is split. */
+  maxMessagesPerTransaction?: number;
+  /** Compression of the stage's output (default none: CPU matters more than bytes on one host). */
+  compression?: 'gzip' | 'none';
+  /** Where a new group starts (default true: from the beginning, so nothing retained is skipped). */
+  fromBeginning?: boolean;
+  partitionsConsumedConcurrently?: number;
+  sessionTimeoutMs?: number;
+  rebalanceTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Health line every N ms (default 30000, 0 = never); also on SIGUSR1. */
+  healthIntervalMs?: number;
+  /** Stop once every assigned partition is consumed to its end and nothing came for this long. */
+  exitWhenIdleMs?: number;
+  /** SIGTERM/SIGINT finish the transaction in flight and stop; SIGUSR1 prints health (default true). */
+  handleSignals?: boolean;
+  log?: (line: string) => void;
+  /** Observes each step of each transaction (metrics, fault-injection tests). */
+  onPhase?: (phase: StagePhase, info: StagePhaseInfo) => void;
+}
+
+export interface StageSummary extends HealthSnapshot {
+  reason: 'idle' | 'stopped' | 'signal';
+}
+
+type Serial = Promise<unknown>;
+
+export class StageWorker {
+  readonly health: StageHealth;
+  readonly groupId: string;
+  readonly done: Promise<StageSummary>;
+  private resolveDone!: (s: StageSummary) => void;
+  private rejectDone!: (e: Error) => void;
+  private consumer: Consumer | null = null;
+  private readonly producers = new Map<number, Producer>();
+  private readonly stores = new Map<string, ChangelogStore<unknown>>();
+  private assigned = new Set<number>();
+  private readonly ready = new Set<number>();
+  private readonly partitionLocks = new Map<number, Serial>();
+  private readinessLock: Serial = Promise.resolve();
+  private stopping: Promise<StageSummary> | null = null;
+  private transactionCount = 0;
+  private lastActivity = Date.now();
+  private joined = false;
+  private timers: NodeJS.Timeout[] = [];
+  private signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly opts: StageOptions) {
+    this.health = new StageHealth(opts.stage);
+    this.groupId = opts.names.group(opts.stage);
+    this.log = opts.log ?? ((line) => console.error(line));
+    this.done = new Promise<StageSummary>((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    // A failure is reported through done; keep an unobserved rejection from killing the process.
+    this.done.catch(() => undefined);
+    for (const name of opts.stores ?? []) {
+      this.stores.set(name, new ChangelogStore(name, opts.names.changelog(opts.stage, name)));
+    }
+  }
+
+  /** Checks the topics, creates the changelogs, joins the group and starts consuming. */
+  async start(): Promise<void> {
+    const { kafka, inputTopics } = this.opts;
+    if (inputTopics.length === 0) throw new Error(`stage ${this.opts.stage}: no input topics`);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const counts = await Promise.all(inputTopics.map((t) => partitionCount(admin, t)));
+      if (new Set(counts).size > 1) {
+        const detail = inputTopics.map((t, i) => `${t}=${counts[i]}`).join(', ');
+        throw new Error(`stage ${this.opts.stage}: input topics must have one partition count (${detail})`);
+      }
+      await ensureTopics(
+        admin,
+        [...this.stores.values()].map((s) => changelogTopicSpec(s.changelogTopic, counts[0])),
+      );
+    } finally {
+      await admin.disconnect();
+    }
+
+    const consumer = kafka.consumer({
+      groupId: this.groupId,
+      readUncommitted: false,
+      sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
+      rebalanceTimeout: this.opts.rebalanceTimeoutMs ?? 60_000,
+      heartbeatInterval: this.opts.heartbeatIntervalMs ?? 3_000,
+      allowAutoTopicCreation: false,
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      this.health.onBatchEnd(payload.topic, payload.partition, payload.lastOffset, payload.highWatermark);
+      this.lastActivity = Date.now();
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.log(`[medrep ${this.opts.stage}] consumer error: ${payload.error.message}${payload.restart ? ' (restarting)' : ''}`);
+      if (!payload.restart) this.fail(payload.error);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: inputTopics, fromBeginning: this.opts.fromBeginning ?? true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.opts.partitionsConsumedConcurrently ?? 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (this.stopping) return;
+        await this.serialized(batch.partition, async () => {
+          await this.ensureReady(batch.partition);
+          const max = this.opts.maxMessagesPerTransaction ?? 5000;
+          for (let i = 0; i < batch.messages.length; i += max) {
+            if (this.stopping || !isRunning() || isStale()) break;
+            const chunk = batch.messages.slice(i, i + max).map((m) => stageMessage(batch.topic, batch.partition, m));
+            await this.runTransaction(batch.topic, batch.partition, chunk);
+            resolveOffset(chunk[chunk.length - 1].offset);
+            this.lastActivity = Date.now();
+            await heartbeat();
+          }
+        });
+      },
+    });
+
+    const healthMs = this.opts.healthIntervalMs ?? 30_000;
+    if (healthMs > 0) this.timers.push(setInterval(() => this.log(this.health.line()), healthMs));
+    if (this.opts.exitWhenIdleMs !== undefined) {
+      const idleMs = this.opts.exitWhenIdleMs;
+      this.timers.push(setInterval(() => this.checkIdle(idleMs), Math.min(500, Math.max(50, idleMs / 4))));
+    }
+    if (this.opts.handleSignals ?? true) this.installSignals();
+  }
+
+  /** Finishes the transaction in flight, leaves the group and disconnects. Idempotent. */
+  stop(reason: StageSummary['reason'] = 'stopped'): Promise<StageSummary> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      for (const t of this.timers) clearInterval(t);
+      this.timers = [];
+      for (const [sig, h] of this.signalHandlers) process.off(sig, h);
+      this.signalHandlers = [];
+      // kafkajs waits for the eachBatch in progress, which ends after its current transaction.
+      if (this.consumer) await this.consumer.disconnect();
+      await Promise.all([...this.producers.values()].map((p) => p.disconnect().catch(() => undefined)));
+      this.producers.clear();
+      const summary: StageSummary = { ...this.health.snapshot(), reason };
+      this.log(this.health.line() + ` stopped (${reason})`);
+      this.resolveDone(summary);
+      return summary;
+    })();
+    this.stopping.catch((e: Error) => this.rejectDone(e));
+    return this.stopping;
+  }
+
+  snapshot(): HealthSnapshot {
+    return this.health.snapshot();
+  }
+
+  private fail(e: Error): void {
+    this.rejectDone(new Error(`stage ${this.opts.stage} failed: ${e.message}`));
+    void this.stop('stopped').catch(() => undefined);
+  }
+
+  private installSignals(): void {
+    const onStop = () => void this.stop('signal');
+    const onStatus = () => this.log(this.health.line());
+    for (const [sig, h] of [
+      ['SIGTERM', onStop],
+      ['SIGINT', onStop],
+      ['SIGUSR1', onStatus],
+    ] as Array<[NodeJS.Signals, () => void]>) {
+      process.on(sig, h);
+      this.signalHandlers.push([sig, h]);
+    }
+  }
+
+  private checkIdle(idleMs: number): void {
+    if (this.stopping || !this.joined) return;
+    if (Date.now() - this.lastActivity < idleMs) return;
+    // A partition with no fetched position yet has had idleMs since the join to return data.
+    for (const topic of this.opts.inputTopics) {
+      for (const p of this.assigned) {
+        const pos = this.health.positionOf(topic, p);
+        if (pos && pos.position < pos.highWatermark) return;
+      }
+    }
+    void this.stop('idle');
+  }
+
+  private onAssignment(assignment: Record<string, number[]>): void {
+    const now = new Set<number>();
+    for (const t of this.opts.inputTopics) for (const p of assignment[t] ?? []) now.add(p);
+    for (const p of this.assigned) {
+      if (now.has(p)) continue;
+      // Revoked: its state and transactional id now belong to another worker.
+      this.ready.delete(p);
+      for (const s of this.stores.values()) s.drop(p);
+      const producer = this.producers.get(p);
+      this.producers.delete(p);
+      if (producer) void producer.disconnect().catch(() => undefined);
+    }
+    this.assigned = now;
+    this.health.assigned = [...now].sort((a, b) => a - b);
+    this.health.retain(now);
+    this.joined = true;
+    this.lastActivity = Date.now();
+  }
+
+  private serialized<T>(partition: number, fn: () => Promise<T>): Promise<T> {
+    const prev = this.partitionLocks.get(partition) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.partitionLocks.set(
+      partition,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+
+  /**
+   * Before a partition's first transaction: initialise its transactional id (aborting and fencing
+   * whatever a previous owner left open), then rebuild its state from the changelogs. All assigned
+   * partitions not yet ready are done together, one restore read per store.
+   */
+  private ensureReady(partition: number): Promise<void> {
+    if (this.ready.has(partition)) return Promise.resolve();
+    const run = async () => {
+      if (this.ready.has(partition)) return;
+      const todo = [...new Set([...this.assigned, partition])].filter((p) => !this.ready.has(p)).sort((a, b) => a - b);
+      for (const p of todo) {
+        let producer = this.producers.get(p);
+        if (!producer) {
+          producer = this.opts.kafka.producer({
+            transactionalId: `${this.groupId}.p${p}`,
+            idempotent: true,
+            maxInFlightRequests: 1,
+            transactionTimeout: 60_000,
+            allowAutoTopicCreation: false,
+          });
+          await producer.connect();
+          this.producers.set(p, producer);
+        }
+        const init = await producer.transaction();
+        await init.abort();
+      }
+      for (const store of this.stores.values()) {
+        const records = await store.restore(this.opts.kafka, todo);
+        this.health.restoredRecords += records;
+        this.log(`[medrep ${this.opts.stage}] restored store ${store.name} partitions [${todo.join(',')}] from ${records} changelog records`);
+      }
+      for (const p of todo) this.ready.add(p);
+    };
+    const next = this.readinessLock.then(run, run);
+    this.readinessLock = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runTransaction(topic: string, partition: number, chunk: StageMessage[]): Promise<void> {
+    const producer = this.producers.get(partition);
+    if (!producer) throw new Error(`stage ${this.opts.stage}: partition ${partition} has no producer (not assigned?)`);
+    const info: StagePhaseInfo = {
+      transaction: ++this.transactionCount,
+      topic,
+      partition,
+      firstOffset: chunk[0].offset,
+      lastOffset: chunk[chunk.length - 1].offset,
+      messages: chunk.length,
+      outputs: 0,
+    };
+    const deadLetters: Message[] = [];
+    const txn = await producer.transaction();
+    try {
+      const outputs = await this.transformChunk(topic, partition, chunk, deadLetters);
+      info.outputs = outputs.length;
+      this.opts.onPhase?.('transformed', info);
+
+      const byTopic = new Map<string, Message[]>();
+      const add = (t: string, m: Message) => {
+        let list = byTopic.get(t);
+        if (!list) byTopic.set(t, (list = []));
+        list.push(m);
+      };
+      for (const o of outputs) add(o.topic, { key: o.key ?? null, value: o.value, headers: o.headers, partition: o.partition });
+      for (const d of deadLetters) add(this.opts.names.dlq, d);
+      for (const store of this.stores.values()) for (const m of store.changelogMessages(partition)) add(store.changelogTopic, m);
+      if (byTopic.size > 0) {
+        await txn.sendBatch({
+          topicMessages: [...byTopic].map(([t, messages]) => ({ topic: t, messages })),
+          compression: this.opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+        });
+      }
+      this.opts.onPhase?.('produced', info);
+
+      const next = (BigInt(info.lastOffset) + 1n).toString();
+      await txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+      this.opts.onPhase?.('offsets-sent', info);
+      await txn.commit();
+    } catch (e) {
+      this.health.aborted++;
+      await txn.abort().catch(() => undefined);
+      // The outcome on the broker may be unknown (e.g. a commit that timed out): forget this
+      // partition's producer and state so both are rebuilt from the broker before the next try.
+      for (const s of this.stores.values()) s.drop(partition);
+      this.ready.delete(partition);
+      this.producers.delete(partition);
+      void producer.disconnect().catch(() => undefined);
+      throw e;
+    }
+    for (const s of this.stores.values()) s.commitPending(partition);
+    this.health.transactions++;
+    this.health.consumed += chunk.length;
+    this.health.produced += info.outputs;
+    this.health.deadLettered += deadLetters.length;
+    this.opts.onPhase?.('committed', info);
+  }
+
+  /**
+   * Runs the transform on the chunk. If it throws, runs it message by message so that only the
+   * messages it cannot handle go to the dead-letter topic and the stage goes on.
+   */
+  private async transformChunk(topic: string, partition: number, chunk: StageMessage[], deadLetters: Message[]): Promise<OutputMessage[]> {
+    const ctx: StageContext = {
+      topic,
+      partition,
+      store: <V>(name: string) => {
+        const s = this.stores.get(name);
+        if (!s) throw new Error(`stage ${this.opts.stage} has no state store "${name}" (declare it in StageOptions.stores)`);
+        return (s as ChangelogStore<V>).view(partition);
+      },
+      deadLetter: (m, kind, reason, table) => {
+        deadLetters.push(
+          deadLetterMessage(m.value, m.key, { kind, reason, table, source: `${m.topic}/${m.partition}@${m.offset}`, stage: this.opts.stage }),
+        );
+      },
+    };
+    try {
+      return await this.opts.transform(chunk, ctx);
+    } catch (e) {
+      for (const s of this.stores.values()) s.abortPending(partition);
+      deadLetters.length = 0;
+      const outputs: OutputMessage[] = [];
+      let failed = 0;
+      for (const m of chunk) {
+        const saved = [...this.stores.values()].map((s) => [s, s.savePending(partition)] as const);
+        const dlqBefore = deadLetters.length;
+        try {
+          outputs.push(...(await this.opts.transform([m], ctx)));
+        } catch (err) {
+          failed++;
+          for (const [s, p] of saved) s.restorePending(partition, p);
+          deadLetters.length = dlqBefore;
+          ctx.deadLetter(m, 'transform-error', (err as Error).message);
+        }
+      }
+      this.log(`[medrep ${this.opts.stage}] transform failed on ${topic}/${partition}@${chunk[0].offset}..${chunk[chunk.length - 1].offset} (${(e as Error).message}); ${failed} of ${chunk.length} messages dead-lettered`);
+      return outputs;
+    }
+  }
+}
+
+function stageMessage(topic: string, partition: number, m: KafkaMessage): StageMessage {
+  return { topic, partition, offset: m.offset, timestamp: m.timestamp, key: m.key, value: m.value, headers: m.headers ?? {} };
+}
+
+/** Starts a stage and resolves when it stops (idle, signal or stop()). */
+export async function runStage(opts: StageOptions): Promise<StageSummary> {
+  const worker = new StageWorker(opts);
+  await worker.start();
+  return worker.done;
+}

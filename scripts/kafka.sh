@@ -53,9 +53,11 @@ fetch_jars() {
   say "fetching Apache Kafka $VERSION jars from Maven Central into ${LIB#"$REPO_ROOT"/}"
   rm -rf "$LIB"
   mkdir -p "$LIB"
+  local mvn_log="$CACHE/maven-$VERSION.log"
   if ! mvn -B -q -Dstyle.color=never -f "$REPO_ROOT/scripts/kafka-pom.xml" -Dkafka.version="$VERSION" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB" </dev/null; then
-    die "Maven could not fetch org.apache.kafka:kafka_2.13:$VERSION (see the Maven output above)"
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB" </dev/null >"$mvn_log" 2>&1; then
+    tail -n 40 "$mvn_log" >&2
+    die "Maven could not fetch org.apache.kafka:kafka_2.13:$VERSION (Maven's output above, all of it in $mvn_log)"
   fi
   ls "$LIB"/kafka_2.13-"$VERSION".jar >/dev/null 2>&1 || die "Maven finished but kafka_2.13-$VERSION.jar is missing in $LIB"
   touch "$LIB/.complete"

@@ -2,7 +2,7 @@
 // Schema first; valid rows go out keyed by person_id in batched, gzip-compressed sends, and every
 // row that cannot be used (not JSON, not an object, unknown table, wrong types) goes to the
 // dead-letter topic with the reason in its headers, and is counted. Nothing is dropped silently.
-import { CompressionTypes, Kafka, Message, Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, Message, Partitioners, Producer } from 'kafkajs';
 import { ClinicalTable, CLINICAL_TABLES, tableSpec } from '../../schemas/omop';
 import { rowValidator } from '../../schemas/rowSchemas';
 import { deadLetterMessage, DeadLetterKind } from './deadLetter';
@@ -81,7 +81,13 @@ export class OmopRowProducer {
 
   static async connect(kafka: Kafka, opts: OmopProducerOptions): Promise<OmopRowProducer> {
     // Idempotent: a retried send after a broker hiccup does not duplicate rows.
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 5, allowAutoTopicCreation: false });
+    // Java's murmur2 partitioner: a person's rows land where any Java producer would put them.
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 5,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     return new OmopRowProducer(producer, opts);
   }

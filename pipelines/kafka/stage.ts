@@ -7,7 +7,7 @@
 // dead or stalled predecessor's open transaction and fences it, on restart and on rebalance alike.
 // Readers of the output use read_committed. The transform is a plain callback, so the pure
 // transforms of transforms/ plug in without knowing about Kafka.
-import { CompressionTypes, Consumer, IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import { CompressionTypes, Consumer, IHeaders, Kafka, KafkaMessage, Message, Partitioners, Producer } from 'kafkajs';
 import { deadLetterMessage, DeadLetterKind } from './deadLetter';
 import { HealthSnapshot, StageHealth } from './health';
 import { ChangelogStore, KeyValueView } from './stateStore';
@@ -304,6 +304,7 @@ export class StageWorker {
             maxInFlightRequests: 1,
             transactionTimeout: 60_000,
             allowAutoTopicCreation: false,
+            createPartitioner: Partitioners.DefaultPartitioner,
           });
           await producer.connect();
           this.producers.set(p, producer);

@@ -3,7 +3,7 @@
 // per-key state comes back from the changelog; a poison message is dead-lettered and the stage
 // goes on; two workers in one group split the partitions.
 import { strict as assert } from 'assert';
-import { spawn } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as path from 'path';
 import { Kafka } from 'kafkajs';
 import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
@@ -56,7 +56,8 @@ async function createTopics(kafka: Kafka, specs: TopicSpec[]): Promise<void> {
 }
 
 async function produce(kafka: Kafka, topic: string, messages: Array<{ key: string; value: string }>): Promise<void> {
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  // Idempotent: a retried request must not write the test's input twice.
+  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   try {
     await producer.send({ topic, messages, acks: -1 });
@@ -171,65 +172,101 @@ describe('kafka transactional stage (real broker)', function () {
     }
   });
 
-  it('splits the partitions between two workers of one group, and one takes over when the other leaves', async () => {
+  it('splits co-partitioned inputs between two workers of one group, and one takes over when the other leaves', async () => {
     const prefix = uniquePrefix();
     const names = new TopicNames(prefix);
-    const input = names.omop('split_in');
+    const inputA = names.omop('split_a');
+    const inputB = names.omop('split_b');
     const output = names.omop('split_out');
-    await createTopics(kafka, [plain(input, 4), plain(output, 4), plain(names.dlq, 1)]);
+    await createTopics(kafka, [plain(inputA, 4), plain(inputB, 4), plain(output, 4), plain(names.dlq, 1)]);
     const worker = (tag: string) =>
       new StageWorker({
         kafka: testKafka(`split-${tag}`),
         names,
         stage: 'split',
-        inputTopics: [input],
+        inputTopics: [inputA, inputB],
         sessionTimeoutMs: 6000,
         rebalanceTimeoutMs: 10000,
         heartbeatIntervalMs: 300,
         healthIntervalMs: 0,
         handleSignals: false,
         log: () => undefined,
-        transform: (messages) => messages.map((m) => ({ topic: output, key: m.key, value: `${m.value}|${tag}` })),
+        transform: (messages, ctx) => messages.map((m) => ({ topic: output, key: m.key, value: `${ctx.topic}|${m.value}|${tag}` })),
       });
     const a = worker('a');
     const b = worker('b');
     await a.start();
     await b.start();
     const deadline = Date.now() + 60_000;
-    while (a.health.assigned.length + b.health.assigned.length !== 4 || a.health.assigned.length === 0 || b.health.assigned.length === 0) {
-      assert.ok(Date.now() < deadline, 'both workers got partitions');
+    while (a.health.assigned.length !== 2 || b.health.assigned.length !== 2) {
+      assert.ok(Date.now() < deadline, `both workers got partitions (a ${a.health.assigned}, b ${b.health.assigned})`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const split = [...a.health.assigned, ...b.health.assigned].sort();
-    assert.deepEqual(split, [0, 1, 2, 3], 'each partition has exactly one owner');
+    assert.deepEqual([...a.health.assigned, ...b.health.assigned].sort(), [0, 1, 2, 3], 'each partition has exactly one owner');
+    for (const w of [a, b]) assert.deepEqual(w.assignment[inputA], w.assignment[inputB], 'partition N of both inputs goes to one worker');
 
     const msgs = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ key: `p${(from + i) % 23}`, value: String(from + i) }));
-    await produce(kafka, input, msgs(0, 200));
-    const waitOutput = async (n: number) => {
-      const until = Date.now() + 60_000;
-      for (;;) {
-        const s = a.snapshot().consumed + b.snapshot().consumed;
-        if (s >= n) return;
-        assert.ok(Date.now() < until, `workers consumed ${s} of ${n}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
-    await waitOutput(200);
+    await produce(kafka, inputA, msgs(0, 100));
+    await produce(kafka, inputB, msgs(100, 200));
+    const until = Date.now() + 60_000;
+    while (a.snapshot().consumed + b.snapshot().consumed < 200) {
+      assert.ok(Date.now() < until, 'the workers consumed all input');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const aFirst = a.snapshot().consumed;
     assert.ok(aFirst > 0 && b.snapshot().consumed > 0, 'both workers did part of the work');
 
     await b.stop();
-    await produce(kafka, input, msgs(200, 300));
-    const until = Date.now() + 60_000;
+    await produce(kafka, inputA, msgs(200, 250));
+    await produce(kafka, inputB, msgs(250, 300));
+    const until2 = Date.now() + 60_000;
     while (a.snapshot().consumed - aFirst < 100) {
-      assert.ok(Date.now() < until, 'the remaining worker took over all partitions');
+      assert.ok(Date.now() < until2, 'the remaining worker took over all partitions');
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.deepEqual(a.health.assigned, [0, 1, 2, 3]);
     await a.stop();
 
     const out = await readAll(kafka, output);
-    const values = out.map((m) => Number(m.value!.split('|')[0])).sort((x, y) => x - y);
+    const values = out.map((m) => Number(m.value!.split('|')[1])).sort((x, y) => x - y);
     assert.deepEqual(values, Array.from({ length: 300 }, (_, i) => i), 'every input exactly once across both workers');
+    for (const m of out) {
+      const [topic, value] = m.value!.split('|');
+      const v = Number(value);
+      assert.equal(topic, v < 100 || (v >= 200 && v < 250) ? inputA : inputB);
+    }
+  });
+
+  it('resumes by itself when the broker restarts in the middle of a run', async function () {
+    // Restarts the broker at KAFKA_BROKERS with scripts/kafka.sh (as .ci/run and developers start it).
+    const port = BROKERS.split(':').pop()!;
+    const prefix = uniquePrefix();
+    const names = new TopicNames(prefix);
+    const input = names.omop('identity_in');
+    const output = names.omop('identity_out');
+    await createTopics(kafka, [plain(input, 3), plain(output, 3), plain(names.dlq, 1)]);
+    const expected = new Map<string, number[]>();
+    const msgs = Array.from({ length: 300 }, (_, seq) => {
+      const key = `r${seq % 11}`;
+      if (!expected.has(key)) expected.set(key, []);
+      expected.get(key)!.push(seq);
+      return { key, value: JSON.stringify({ seq }) };
+    });
+    await produce(kafka, input, msgs);
+
+    const worker = runWorker(prefix, { MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '100', MEDREP_IDLE_MS: '3000' });
+    const until = Date.now() + 60_000;
+    while ((await readAll(kafka, output)).length === 0) {
+      assert.ok(Date.now() < until, 'the worker started producing');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const script = path.join(__dirname, '..', '..', 'scripts', 'kafka.sh');
+    execFileSync(script, ['restart'], { env: { ...process.env, KAFKA_PORT: port }, stdio: 'ignore' });
+    const r = await worker;
+    assert.equal(r.code, 0, r.stderr);
+
+    const out = await readAll(kafka, output);
+    assert.equal(out.length, 300);
+    checkCounts(out, expected);
   });
 });

@@ -47,6 +47,11 @@ export class StageHealth {
     });
   }
 
+  /** Records progress inside a batch: `next` is the next offset to process. */
+  onProgress(topic: string, partition: number, next: bigint, highWatermark: string): void {
+    this.positions.set(`${topic}\u0000${partition}`, { topic, partition, position: next, highWatermark: BigInt(highWatermark) });
+  }
+
   /** Forgets partitions that are no longer assigned. */
   retain(partitions: Set<number>): void {
     for (const [k, p] of this.positions) if (!partitions.has(p.partition)) this.positions.delete(k);

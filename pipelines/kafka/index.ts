@@ -8,3 +8,4 @@ export * from './stateStore';
 export * from './readToEnd';
 export * from './health';
 export * from './stage';
+export * from './copartitionAssigner';

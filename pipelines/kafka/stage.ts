@@ -8,6 +8,7 @@
 // Readers of the output use read_committed. The transform is a plain callback, so the pure
 // transforms of transforms/ plug in without knowing about Kafka.
 import { CompressionTypes, Consumer, IHeaders, Kafka, KafkaMessage, Message, Partitioners, Producer } from 'kafkajs';
+import { copartitionAssigner } from './copartitionAssigner';
 import { deadLetterMessage, DeadLetterKind } from './deadLetter';
 import { HealthSnapshot, StageHealth } from './health';
 import { ChangelogStore, KeyValueView } from './stateStore';
@@ -104,6 +105,8 @@ export class StageWorker {
   private readonly producers = new Map<number, Producer>();
   private readonly stores = new Map<string, ChangelogStore<unknown>>();
   private assigned = new Set<number>();
+  /** The partitions of each input topic this worker owns (the same numbers for every topic). */
+  assignment: Record<string, number[]> = {};
   private readonly ready = new Set<number>();
   private readonly partitionLocks = new Map<number, Serial>();
   private readinessLock: Serial = Promise.resolve();
@@ -111,6 +114,8 @@ export class StageWorker {
   private transactionCount = 0;
   private lastActivity = Date.now();
   private joined = false;
+  /** Batches being processed now: a stage is never idle while one runs (or fails and retries). */
+  private busy = 0;
   private timers: NodeJS.Timeout[] = [];
   private signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
   private readonly log: (line: string) => void;
@@ -150,46 +155,7 @@ export class StageWorker {
       await admin.disconnect();
     }
 
-    const consumer = kafka.consumer({
-      groupId: this.groupId,
-      readUncommitted: false,
-      sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
-      rebalanceTimeout: this.opts.rebalanceTimeoutMs ?? 60_000,
-      heartbeatInterval: this.opts.heartbeatIntervalMs ?? 3_000,
-      allowAutoTopicCreation: false,
-    });
-    this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
-    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      this.health.onBatchEnd(payload.topic, payload.partition, payload.lastOffset, payload.highWatermark);
-      this.lastActivity = Date.now();
-    });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.log(`[medrep ${this.opts.stage}] consumer error: ${payload.error.message}${payload.restart ? ' (restarting)' : ''}`);
-      if (!payload.restart) this.fail(payload.error);
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topics: inputTopics, fromBeginning: this.opts.fromBeginning ?? true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.opts.partitionsConsumedConcurrently ?? 1,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        if (this.stopping) return;
-        await this.serialized(batch.partition, async () => {
-          await this.ensureReady(batch.partition);
-          const max = this.opts.maxMessagesPerTransaction ?? 5000;
-          for (let i = 0; i < batch.messages.length; i += max) {
-            if (this.stopping || !isRunning() || isStale()) break;
-            const chunk = batch.messages.slice(i, i + max).map((m) => stageMessage(batch.topic, batch.partition, m));
-            await this.runTransaction(batch.topic, batch.partition, chunk);
-            resolveOffset(chunk[chunk.length - 1].offset);
-            this.lastActivity = Date.now();
-            await heartbeat();
-          }
-        });
-      },
-    });
+    await this.launchConsumer();
 
     const healthMs = this.opts.healthIntervalMs ?? 30_000;
     if (healthMs > 0) this.timers.push(setInterval(() => this.log(this.health.line()), healthMs));
@@ -198,6 +164,96 @@ export class StageWorker {
       this.timers.push(setInterval(() => this.checkIdle(idleMs), Math.min(500, Math.max(50, idleMs / 4))));
     }
     if (this.opts.handleSignals ?? true) this.installSignals();
+  }
+
+  private async launchConsumer(): Promise<void> {
+    const consumer = this.opts.kafka.consumer({
+      groupId: this.groupId,
+      readUncommitted: false,
+      sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
+      rebalanceTimeout: this.opts.rebalanceTimeoutMs ?? 60_000,
+      heartbeatInterval: this.opts.heartbeatIntervalMs ?? 3_000,
+      allowAutoTopicCreation: false,
+      partitionAssigners: [copartitionAssigner],
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      this.health.onBatchEnd(payload.topic, payload.partition, payload.lastOffset, payload.highWatermark);
+      this.lastActivity = Date.now();
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.log(`[medrep ${this.opts.stage}] consumer error: ${payload.error.message}${payload.restart ? ' (kafkajs restarts it)' : ''}`);
+      if (!payload.restart && consumer === this.consumer) this.relaunch(1);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: this.opts.inputTopics, fromBeginning: this.opts.fromBeginning ?? true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.opts.partitionsConsumedConcurrently ?? 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (this.stopping) return;
+        this.busy++;
+        try {
+          await this.serialized(batch.partition, async () => {
+            const { topic, partition, highWatermark } = batch;
+            this.health.onProgress(topic, partition, BigInt(batch.messages[0].offset), highWatermark);
+            await this.ensureReady(partition);
+            // ensureReady may have moved this partition to its committed offsets: this batch is stale.
+            if (isStale()) return;
+            const max = this.opts.maxMessagesPerTransaction ?? 5000;
+            for (let i = 0; i < batch.messages.length; i += max) {
+              if (this.stopping || !isRunning() || isStale()) break;
+              const chunk = batch.messages.slice(i, i + max).map((m) => stageMessage(topic, partition, m));
+              await this.runTransaction(topic, partition, chunk);
+              const last = chunk[chunk.length - 1].offset;
+              resolveOffset(last);
+              this.health.onProgress(topic, partition, BigInt(last) + 1n, highWatermark);
+              this.lastActivity = Date.now();
+              await heartbeat();
+            }
+          });
+        } finally {
+          this.busy--;
+          this.lastActivity = Date.now();
+        }
+      },
+    });
+  }
+
+  /**
+   * kafkajs gave up on its consumer (e.g. the broker was away longer than its retries): start a
+   * new one, with backoff, until it runs or the stage is stopped. All partitions are made ready
+   * again (fence, restore, seek to committed offsets) before their next transaction.
+   */
+  private relaunch(attempt: number): void {
+    if (this.stopping) return;
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt - 1, 5));
+    this.log(`[medrep ${this.opts.stage}] restarting the consumer in ${delay} ms (attempt ${attempt})`);
+    const old = this.consumer;
+    this.consumer = null;
+    this.forgetAll();
+    const timer = setTimeout(async () => {
+      this.timers = this.timers.filter((t) => t !== timer);
+      if (this.stopping) return;
+      await old?.disconnect().catch(() => undefined);
+      try {
+        await this.launchConsumer();
+      } catch (e) {
+        this.log(`[medrep ${this.opts.stage}] consumer restart failed: ${(e as Error).message}`);
+        this.relaunch(attempt + 1);
+      }
+    }, delay);
+    this.timers.push(timer);
+  }
+
+  /** Drops every partition's producer and state; they are rebuilt from the broker when next used. */
+  private forgetAll(): void {
+    for (const p of [...this.ready, ...this.producers.keys()]) for (const s of this.stores.values()) s.drop(p);
+    this.ready.clear();
+    for (const producer of this.producers.values()) void producer.disconnect().catch(() => undefined);
+    this.producers.clear();
   }
 
   /** Finishes the transaction in flight, leaves the group and disconnects. Idempotent. */
@@ -244,7 +300,7 @@ export class StageWorker {
   }
 
   private checkIdle(idleMs: number): void {
-    if (this.stopping || !this.joined) return;
+    if (this.stopping || !this.joined || this.busy > 0) return;
     if (Date.now() - this.lastActivity < idleMs) return;
     // A partition with no fetched position yet has had idleMs since the join to return data.
     for (const topic of this.opts.inputTopics) {
@@ -269,6 +325,7 @@ export class StageWorker {
       if (producer) void producer.disconnect().catch(() => undefined);
     }
     this.assigned = now;
+    this.assignment = Object.fromEntries(this.opts.inputTopics.map((t) => [t, [...(assignment[t] ?? [])].sort((a, b) => a - b)]));
     this.health.assigned = [...now].sort((a, b) => a - b);
     this.health.retain(now);
     this.joined = true;
@@ -317,11 +374,42 @@ export class StageWorker {
         this.health.restoredRecords += records;
         this.log(`[medrep ${this.opts.stage}] restored store ${store.name} partitions [${todo.join(',')}] from ${records} changelog records`);
       }
+      await this.seekToCommitted(todo);
       for (const p of todo) this.ready.add(p);
     };
     const next = this.readinessLock.then(run, run);
     this.readinessLock = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * Moves the consumer to the group's committed offsets of these partitions. The consumer read
+   * them when it joined, but a transaction of the previous owner (or of this worker, before a
+   * failure) may have been completing then; once the transactional ids are initialised those
+   * offsets are final, and reading from anywhere else could repeat or skip input.
+   */
+  private async seekToCommitted(partitions: number[]): Promise<void> {
+    const consumer = this.consumer;
+    if (!consumer) return;
+    const admin = this.opts.kafka.admin();
+    await admin.connect();
+    try {
+      const committed = await admin.fetchOffsets({ groupId: this.groupId, topics: this.opts.inputTopics });
+      for (const t of committed) {
+        let ends: Array<{ partition: number; low: string; high: string }> | null = null;
+        for (const p of partitions) {
+          let offset = t.partitions.find((x) => x.partition === p)?.offset ?? '-1';
+          if (BigInt(offset) < 0n) {
+            ends ??= await admin.fetchTopicOffsets(t.topic);
+            const end = ends.find((e) => e.partition === p);
+            offset = (this.opts.fromBeginning ?? true) ? (end?.low ?? '0') : (end?.high ?? '0');
+          }
+          consumer.seek({ topic: t.topic, partition: p, offset });
+        }
+      }
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   private async runTransaction(topic: string, partition: number, chunk: StageMessage[]): Promise<void> {

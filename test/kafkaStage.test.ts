@@ -6,6 +6,7 @@ import { strict as assert } from 'assert';
 import { execFileSync, spawn } from 'child_process';
 import * as path from 'path';
 import { Kafka } from 'kafkajs';
+import { runStatusCommand } from '../pipelines/kafka/commands';
 import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
 import { consumerGroupLag } from '../pipelines/kafka/health';
 import { StageWorker } from '../pipelines/kafka/stage';
@@ -170,6 +171,9 @@ describe('kafka transactional stage (real broker)', function () {
     } finally {
       await admin.disconnect();
     }
+    const status: string[] = [];
+    assert.equal(await runStatusCommand(['--brokers', BROKERS, '--topic-prefix', prefix], (l) => status.push(l)), 0n);
+    assert.deepEqual(status, [`group ${names.group('identity')} Empty members=0 lag=0 ${input}[0:0 1:0 2:0]`]);
   });
 
   it('splits co-partitioned inputs between two workers of one group, and one takes over when the other leaves', async () => {

@@ -3,11 +3,12 @@
 import { strict as assert } from 'assert';
 import { ConfigResourceTypes, Kafka } from 'kafkajs';
 import { OMOP_SCHEMA_VERSION, CLINICAL_TABLES } from '../schemas/omop';
+import { runTopicsCommand } from '../pipelines/kafka/commands';
 import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
 import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
 import { OmopRowProducer, ProduceProgress } from '../pipelines/kafka/omopProducer';
 import { changelogTopicSpec, ensureTopics, pipelineTopicSpecs, TopicNames } from '../pipelines/kafka/topics';
-import { readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
+import { BROKERS, readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 
 /** Kafka's murmur2 partitioner (org.apache.kafka.common.utils.Utils.murmur2), written out here. */
 function javaPartition(key: string, partitions: number): number {
@@ -88,6 +89,18 @@ describe('kafka topics and producer (real broker)', function () {
     assert.equal(person['retention.ms'], '-1');
     const changelog = await topicConfigs(kafka, names.changelog('s', 'st'));
     assert.equal(changelog['cleanup.policy'], 'compact');
+  });
+
+  it('medrep topics creates the pipeline topics once, under the prefix, with the partition count asked', async () => {
+    const prefix = uniquePrefix();
+    const lines: string[] = [];
+    const args = ['--brokers', BROKERS, '--topic-prefix', prefix, '--partitions', '2', '--retention-ms', '604800000'];
+    const created = await runTopicsCommand(args, (l) => lines.push(l));
+    const p = new TopicNames(prefix);
+    assert.deepEqual(created.sort(), [...CLINICAL_TABLES.map((t) => p.omop(t.table)), p.dlq].sort());
+    assert.ok(lines.some((l) => l === `created ${p.omop('person')} (2 partitions)`));
+    assert.equal((await topicConfigs(kafka, p.omop('drug_exposure')))['retention.ms'], '604800000');
+    assert.deepEqual(await runTopicsCommand(args, () => undefined), []);
   });
 
   it('sends valid rows keyed by person_id and co-partitioned, poison rows to the dead-letter topic', async () => {

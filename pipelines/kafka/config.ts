@@ -29,7 +29,8 @@ export const KAFKA_FLAGS: Record<string, string> = {
   '--topic-prefix': 'MEDREP_TOPIC_PREFIX',
 };
 
-function flagValue(args: string[], flag: string): string | undefined {
+/** The value of `--flag VALUE` or `--flag=VALUE` in args (`--tls` alone reads as true). */
+export function flagValue(args: string[], flag: string): string | undefined {
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === flag) {

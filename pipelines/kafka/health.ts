@@ -116,9 +116,10 @@ export interface GroupPartitionLag {
  * status command or a benchmark. Transactional inputs end in a commit marker the group never
  * commits past, so a drained partition of such a topic shows a lag of at most 1 per transaction end.
  */
-export async function consumerGroupLag(admin: Admin, groupId: string, topics: string[]): Promise<GroupPartitionLag[]> {
+export async function consumerGroupLag(admin: Admin, groupId: string, topics?: string[]): Promise<GroupPartitionLag[]> {
   const out: GroupPartitionLag[] = [];
-  const committed = await admin.fetchOffsets({ groupId, topics });
+  // Without topics: every topic the group has committed offsets for.
+  const committed = await admin.fetchOffsets(topics ? { groupId, topics } : { groupId });
   for (const t of committed) {
     const ends = await admin.fetchTopicOffsets(t.topic);
     for (const p of t.partitions) {

@@ -9,3 +9,4 @@ export * from './readToEnd';
 export * from './health';
 export * from './stage';
 export * from './copartitionAssigner';
+export * from './commands';

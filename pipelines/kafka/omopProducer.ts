@@ -25,10 +25,8 @@ export interface ProduceStats extends ProduceProgress {
 
 export interface OmopProducerOptions {
   names: TopicNames;
-  /** Rows per send request (default 2000). */
+  /** Rows per send request (default 5000). */
   batchRows?: number;
-  /** Send requests in flight at once (default 4). */
-  maxInFlight?: number;
   compression?: 'gzip' | 'none';
   /** Called every `progressIntervalMs` (default 5000) and once at the end. */
   onProgress?: (p: ProduceProgress) => void;
@@ -67,15 +65,19 @@ export class OmopRowProducer {
     deadLetteredByKind: {},
   };
   private readonly batchRows: number;
-  private readonly maxInFlight: number;
+  /**
+   * One send in flight: kafkajs' idempotent producer numbers batches as it sends them, and
+   * concurrent sends reach the broker out of order (OUT_OF_ORDER_SEQUENCE_NUMBER). The next batch
+   * is built while the previous one is in flight.
+   */
+  private readonly maxInFlight = 1;
   private readonly compression: CompressionTypes;
 
   private constructor(
     private readonly producer: Producer,
     private readonly opts: OmopProducerOptions,
   ) {
-    this.batchRows = opts.batchRows ?? 2000;
-    this.maxInFlight = opts.maxInFlight ?? 4;
+    this.batchRows = opts.batchRows ?? 5000;
     this.compression = opts.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP;
   }
 
@@ -84,7 +86,7 @@ export class OmopRowProducer {
     // Java's murmur2 partitioner: a person's rows land where any Java producer would put them.
     const producer = kafka.producer({
       idempotent: true,
-      maxInFlightRequests: 5,
+      maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     });

@@ -63,9 +63,10 @@ fetch_jars() {
   touch "$LIB/.complete"
 }
 
-run_java() {
-  # shellcheck disable=SC2086  # HEAP_OPTS holds several flags on purpose
-  "$(java_bin)" $HEAP_OPTS -cp "$LIB/*" -Dlog4j2.configurationFile="$NODE/log4j2.properties" "$@"
+# Short-lived tool JVMs (formatter, readiness probe): small heap, quick start-up.
+run_tool() {
+  "$(java_bin)" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$LIB/*" \
+    -Dlog4j2.configurationFile="$NODE/log4j2.properties" "$@"
 }
 
 write_config() {
@@ -130,7 +131,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # True once the broker answers an ApiVersions request (not just an open socket).
 answers() {
-  run_java org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "127.0.0.1:$PORT" >/dev/null 2>&1
+  run_tool org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "127.0.0.1:$PORT" >/dev/null 2>&1
 }
 
 start() {
@@ -148,14 +149,15 @@ start() {
   write_config
   if [[ ! -f "$NODE/data/meta.properties" ]]; then
     local cluster_id="${KAFKA_CLUSTER_ID:-}"
-    [[ -n "$cluster_id" ]] || cluster_id="$(run_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+    [[ -n "$cluster_id" ]] || cluster_id="$(run_tool kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
     say "formatting ${NODE#"$REPO_ROOT"/}/data (cluster id $cluster_id)"
-    run_java kafka.tools.StorageTool format -t "$cluster_id" -c "$CONFIG" --ignore-formatted >>"$LOG_FILE" 2>&1 \
+    run_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$CONFIG" --ignore-formatted >>"$LOG_FILE" 2>&1 \
       || die "formatting the storage failed; see $LOG_FILE"
   fi
   local started=$SECONDS
   say "starting Apache Kafka $VERSION on 127.0.0.1:$PORT (controller $CONTROLLER_PORT), log ${LOG_FILE#"$REPO_ROOT"/}"
   # setsid: the broker outlives the shell that started it and gets no terminal signals.
+  # shellcheck disable=SC2086  # HEAP_OPTS holds several flags on purpose
   setsid nohup "$(java_bin)" $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -cp "$LIB/*" -Dlog4j2.configurationFile="$NODE/log4j2.properties" \
     kafka.Kafka "$CONFIG" >>"$LOG_FILE" 2>&1 </dev/null &

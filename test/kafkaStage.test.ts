@@ -9,7 +9,7 @@ import { Kafka } from 'kafkajs';
 import { runStatusCommand } from '../pipelines/kafka/commands';
 import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
 import { consumerGroupLag } from '../pipelines/kafka/health';
-import { StageWorker } from '../pipelines/kafka/stage';
+import { OutputMessage, StageMessage, StageWorker } from '../pipelines/kafka/stage';
 import { ensureTopics, TopicNames, TopicSpec } from '../pipelines/kafka/topics';
 import { BROKERS, readAll, ReadMessage, testKafka, uniquePrefix } from './kafkaTestUtil';
 
@@ -271,6 +271,68 @@ describe('kafka transactional stage (real broker)', function () {
     const out = await readAll(kafka, output);
     assert.equal(out.length, 900);
     checkCounts(out, expected);
+  });
+
+  it('lets a sink commit offsets only through what it has made durable, and re-reads the rest after a restart', async () => {
+    const prefix = uniquePrefix();
+    const names = new TopicNames(prefix);
+    const input = names.omop('sink_in');
+    const shards = names.omop('sink_shards');
+    await createTopics(kafka, [plain(input, 2), plain(shards, 1), plain(names.dlq, 1)]);
+    const SHARD = 10;
+    // A sink that writes a "shard" (here: one output message) per 10 inputs of a partition and
+    // holds the remainder in memory, which a restart loses, as a crash would.
+    const sink = () => {
+      const held = new Map<number, StageMessage[]>();
+      return new StageWorker({
+        kafka: testKafka('sink'),
+        names,
+        stage: 'sink',
+        inputTopics: [input],
+        maxMessagesPerTransaction: 7,
+        exitWhenIdleMs: 1500,
+        sessionTimeoutMs: 6000,
+        healthIntervalMs: 0,
+        handleSignals: false,
+        log: () => undefined,
+        transform: (messages, ctx) => {
+          const buf = held.get(ctx.partition) ?? [];
+          held.set(ctx.partition, buf);
+          buf.push(...messages);
+          const out: OutputMessage[] = [];
+          while (buf.length >= SHARD) {
+            const shard = buf.splice(0, SHARD);
+            out.push({ topic: shards, key: `${ctx.partition}`, value: JSON.stringify(shard.map((m) => Number(m.value!.toString()))) });
+          }
+          ctx.commitThrough(buf.length > 0 ? buf[0].offset : (BigInt(messages[messages.length - 1].offset) + 1n).toString());
+          return out;
+        },
+      });
+    };
+    const runSink = async () => {
+      const w = sink();
+      await w.start();
+      return w.done;
+    };
+    await produce(kafka, input, Array.from({ length: 95 }, (_, i) => ({ key: `s${i % 13}`, value: String(i) })));
+    await runSink();
+    await produce(kafka, input, Array.from({ length: 40 }, (_, i) => ({ key: `s${i % 13}`, value: String(95 + i) })));
+    await runSink();
+
+    const inputs = await readAll(kafka, input);
+    const written = (await readAll(kafka, shards)).map((m) => ({ partition: Number(m.key), seqs: JSON.parse(m.value!) as number[] }));
+    const admin = kafka.admin();
+    await admin.connect();
+    const committed = await admin.fetchOffsets({ groupId: names.group('sink'), topics: [input] });
+    await admin.disconnect();
+    for (const p of [0, 1]) {
+      const all = inputs.filter((m) => m.partition === p).sort((a, b) => Number(a.offset) - Number(b.offset));
+      const durable = Math.floor(all.length / SHARD) * SHARD;
+      const got = written.filter((w) => w.partition === p).flatMap((w) => w.seqs);
+      assert.deepEqual(got, all.slice(0, durable).map((m) => Number(m.value)), `partition ${p}: every shard once, in offset order`);
+      const offset = committed[0].partitions.find((x) => x.partition === p)!.offset;
+      assert.equal(offset, all[durable]?.offset ?? String(Number(all[all.length - 1].offset) + 1), `partition ${p}: committed through the last durable input`);
+    }
   });
 
   it('resumes by itself when the broker restarts in the middle of a run', async function () {

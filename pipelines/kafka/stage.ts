@@ -41,6 +41,13 @@ export interface StageContext {
   store<V>(name: string): KeyValueView<V>;
   /** Sends one input message to the dead-letter topic (in the same transaction) and counts it. */
   deadLetter(message: StageMessage, kind: DeadLetterKind, reason: string, table?: string): void;
+  /**
+   * For sinks that keep input across calls until it is durable (e.g. a Parquet shard covering a
+   * fixed offset range): commit the group's offset only up to `nextOffset` (the first offset not
+   * yet durable) instead of past the whole chunk. After a crash the stage re-reads from there.
+   * Must lie between the offset already committed and the chunk's last offset + 1.
+   */
+  commitThrough(nextOffset: string): void;
 }
 
 /** Turns a chunk of input messages of one partition into output messages. */
@@ -108,6 +115,8 @@ export class StageWorker {
   /** The partitions of each input topic this worker owns (the same numbers for every topic). */
   assignment: Record<string, number[]> = {};
   private readonly ready = new Set<number>();
+  /** Per topic-partition, the group's committed offset as this worker last set or read it. */
+  private readonly committedNext = new Map<string, bigint>();
   private readonly partitionLocks = new Map<number, Serial>();
   private readinessLock: Serial = Promise.resolve();
   private stopping: Promise<StageSummary> | null = null;
@@ -405,6 +414,11 @@ export class StageWorker {
             offset = (this.opts.fromBeginning ?? true) ? (end?.low ?? '0') : (end?.high ?? '0');
           }
           consumer.seek({ topic: t.topic, partition: p, offset });
+          if (BigInt(t.partitions.find((x) => x.partition === p)?.offset ?? '-1') >= 0n) {
+            this.committedNext.set(`${t.topic}\u0000${p}`, BigInt(offset));
+          } else {
+            this.committedNext.delete(`${t.topic}\u0000${p}`);
+          }
         }
       }
     } finally {
@@ -425,9 +439,12 @@ export class StageWorker {
       outputs: 0,
     };
     const deadLetters: Message[] = [];
+    const key = `${topic}\u0000${partition}`;
+    const chunkEnd = BigInt(info.lastOffset) + 1n;
+    const commit = { next: chunkEnd };
     const txn = await producer.transaction();
     try {
-      const outputs = await this.transformChunk(topic, partition, chunk, deadLetters);
+      const outputs = await this.transformChunk(topic, partition, chunk, deadLetters, commit);
       info.outputs = outputs.length;
       this.opts.onPhase?.('transformed', info);
 
@@ -448,10 +465,12 @@ export class StageWorker {
       }
       this.opts.onPhase?.('produced', info);
 
-      const next = (BigInt(info.lastOffset) + 1n).toString();
-      await txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+      if (commit.next !== this.committedNext.get(key)) {
+        await txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic, partitions: [{ partition, offset: commit.next.toString() }] }] });
+      }
       this.opts.onPhase?.('offsets-sent', info);
       await txn.commit();
+      this.committedNext.set(key, commit.next);
     } catch (e) {
       this.health.aborted++;
       await txn.abort().catch(() => undefined);
@@ -475,7 +494,15 @@ export class StageWorker {
    * Runs the transform on the chunk. If it throws, runs it message by message so that only the
    * messages it cannot handle go to the dead-letter topic and the stage goes on.
    */
-  private async transformChunk(topic: string, partition: number, chunk: StageMessage[], deadLetters: Message[]): Promise<OutputMessage[]> {
+  private async transformChunk(
+    topic: string,
+    partition: number,
+    chunk: StageMessage[],
+    deadLetters: Message[],
+    commit: { next: bigint },
+  ): Promise<OutputMessage[]> {
+    const chunkEnd = commit.next;
+    const committed = this.committedNext.get(`${topic}\u0000${partition}`);
     const ctx: StageContext = {
       topic,
       partition,
@@ -489,12 +516,22 @@ export class StageWorker {
           deadLetterMessage(m.value, m.key, { kind, reason, table, source: `${m.topic}/${m.partition}@${m.offset}`, stage: this.opts.stage }),
         );
       },
+      commitThrough: (nextOffset) => {
+        const next = BigInt(nextOffset);
+        if (next > chunkEnd || (committed !== undefined && next < committed)) {
+          throw new Error(
+            `stage ${this.opts.stage}: commitThrough(${nextOffset}) on ${topic}/${partition} is outside ${committed ?? 'start'}..${chunkEnd}`,
+          );
+        }
+        commit.next = next;
+      },
     };
     try {
       return await this.opts.transform(chunk, ctx);
     } catch (e) {
       for (const s of this.stores.values()) s.abortPending(partition);
       deadLetters.length = 0;
+      commit.next = chunkEnd;
       const outputs: OutputMessage[] = [];
       let failed = 0;
       for (const m of chunk) {

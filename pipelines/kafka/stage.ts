@@ -102,6 +102,8 @@ export interface StageSummary extends HealthSnapshot {
 
 type Serial = Promise<unknown>;
 
+const SEND_SLICE = 1000;
+
 export class StageWorker {
   readonly health: StageHealth;
   readonly groupId: string;
@@ -125,6 +127,7 @@ export class StageWorker {
   private joined = false;
   /** Batches being processed now: a stage is never idle while one runs (or fails and retries). */
   private busy = 0;
+  private checkingIdle = false;
   private timers: NodeJS.Timeout[] = [];
   private signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
   private readonly log: (line: string) => void;
@@ -309,16 +312,51 @@ export class StageWorker {
   }
 
   private checkIdle(idleMs: number): void {
-    if (this.stopping || !this.joined || this.busy > 0) return;
+    if (this.stopping || this.checkingIdle || !this.joined || this.busy > 0) return;
     if (Date.now() - this.lastActivity < idleMs) return;
-    // A partition with no fetched position yet has had idleMs since the join to return data.
+    const unknown: Array<{ topic: string; partition: number }> = [];
     for (const topic of this.opts.inputTopics) {
-      for (const p of this.assigned) {
-        const pos = this.health.positionOf(topic, p);
-        if (pos && pos.position < pos.highWatermark) return;
+      for (const partition of this.assigned) {
+        const pos = this.health.positionOf(topic, partition);
+        if (!pos) unknown.push({ topic, partition });
+        else if (pos.position < pos.highWatermark) return;
       }
     }
-    void this.stop('idle');
+    this.checkingIdle = true;
+    this.atEndOnBroker(unknown)
+      .then((atEnd) => {
+        if (atEnd && !this.stopping && this.busy === 0 && Date.now() - this.lastActivity >= idleMs) void this.stop('idle');
+      })
+      .catch((e: Error) => this.log(`[medrep ${this.opts.stage}] idle check failed: ${e.message}`))
+      .finally(() => (this.checkingIdle = false));
+  }
+
+  /**
+   * Whether partitions this worker has not fetched from yet hold nothing for it: the group's
+   * committed offset is at the end, or the partition is empty. (Partitions it has fetched from
+   * are judged by their fetched position, which also moves past transaction markers.)
+   */
+  private async atEndOnBroker(partitions: Array<{ topic: string; partition: number }>): Promise<boolean> {
+    if (partitions.length === 0) return true;
+    const admin = this.opts.kafka.admin();
+    await admin.connect();
+    try {
+      const topics = [...new Set(partitions.map((p) => p.topic))];
+      const committed = await admin.fetchOffsets({ groupId: this.groupId, topics });
+      for (const topic of topics) {
+        const ends = await admin.fetchTopicOffsets(topic);
+        for (const { partition } of partitions.filter((p) => p.topic === topic)) {
+          const end = ends.find((e) => e.partition === partition);
+          const c = BigInt(committed.find((t) => t.topic === topic)?.partitions.find((x) => x.partition === partition)?.offset ?? '-1');
+          const high = BigInt(end?.high ?? '0');
+          const low = BigInt(end?.low ?? '0');
+          if (c >= 0n ? c < high : low < high) return false;
+        }
+      }
+      return true;
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   private onAssignment(assignment: Record<string, number[]>): void {
@@ -457,11 +495,13 @@ export class StageWorker {
       for (const o of outputs) add(o.topic, { key: o.key ?? null, value: o.value, headers: o.headers, partition: o.partition });
       for (const d of deadLetters) add(this.opts.names.dlq, d);
       for (const store of this.stores.values()) for (const m of store.changelogMessages(partition)) add(store.changelogTopic, m);
-      if (byTopic.size > 0) {
-        await txn.sendBatch({
-          topicMessages: [...byTopic].map(([t, messages]) => ({ topic: t, messages })),
-          compression: this.opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-        });
+      // kafkajs groups a request's messages by partition in time quadratic in their number, so
+      // large outputs go out as several requests of at most SEND_SLICE messages (same transaction).
+      const compression = this.opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+      for (const [t, messages] of byTopic) {
+        for (let i = 0; i < messages.length; i += SEND_SLICE) {
+          await txn.send({ topic: t, messages: messages.slice(i, i + SEND_SLICE), compression });
+        }
       }
       this.opts.onPhase?.('produced', info);
 

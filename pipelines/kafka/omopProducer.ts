@@ -25,7 +25,7 @@ export interface ProduceStats extends ProduceProgress {
 
 export interface OmopProducerOptions {
   names: TopicNames;
-  /** Rows per send request (default 5000). */
+  /** Rows per send request (default 2000). */
   batchRows?: number;
   compression?: 'gzip' | 'none';
   /** Called every `progressIntervalMs` (default 5000) and once at the end. */
@@ -77,7 +77,7 @@ export class OmopRowProducer {
     private readonly producer: Producer,
     private readonly opts: OmopProducerOptions,
   ) {
-    this.batchRows = opts.batchRows ?? 5000;
+    this.batchRows = opts.batchRows ?? 2000;
     this.compression = opts.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP;
   }
 

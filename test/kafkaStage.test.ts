@@ -256,7 +256,7 @@ describe('kafka transactional stage (real broker)', function () {
     });
     await produce(kafka, input, msgs);
 
-    const env = { MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '50', MEDREP_IDLE_MS: '3000' };
+    const env = { MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '100', MEDREP_IDLE_MS: '3000' };
     const first = [runWorker(prefix, env), runWorker(prefix, env)];
     const until = Date.now() + 60_000;
     while ((await readAll(kafka, output)).length === 0) {
@@ -352,19 +352,22 @@ describe('kafka transactional stage (real broker)', function () {
     });
     await produce(kafka, input, msgs);
 
-    const worker = runWorker(prefix, { MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '100', MEDREP_IDLE_MS: '3000' });
+    const worker = runWorker(prefix, { MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '200', MEDREP_IDLE_MS: '3000' });
     const until = Date.now() + 60_000;
     while ((await readAll(kafka, output)).length === 0) {
       assert.ok(Date.now() < until, 'the worker started producing');
       await new Promise((r) => setTimeout(r, 200));
     }
     const script = path.join(__dirname, '..', '..', 'scripts', 'kafka.sh');
+    const restartBegan = Date.now();
     execFileSync(script, ['restart'], { env: { ...process.env, KAFKA_PORT: port }, stdio: 'ignore' });
+    const restartEnded = Date.now();
     const r = await worker;
     assert.equal(r.code, 0, r.stderr);
 
     const out = await readAll(kafka, output);
     assert.equal(out.length, 300);
     checkCounts(out, expected);
+    assert.ok(out.some((m) => m.timestamp < restartBegan) && out.some((m) => m.timestamp > restartEnded), 'the worker was writing before and after the restart');
   });
 });

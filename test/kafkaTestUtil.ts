@@ -21,6 +21,7 @@ export function uniquePrefix(): string {
 export interface ReadMessage {
   partition: number;
   offset: string;
+  timestamp: number;
   key: string | null;
   value: string | null;
   headers: Record<string, string>;
@@ -31,7 +32,7 @@ export async function readAll(kafka: Kafka, topic: string, readUncommitted = fal
   await readToEnd(kafka, topic, { readUncommitted, timeoutMs: 60_000 }, (partition, m: KafkaMessage) => {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
-    out.push({ partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value?.toString() ?? null, headers });
+    out.push({ partition, offset: m.offset, timestamp: Number(m.timestamp), key: m.key?.toString() ?? null, value: m.value?.toString() ?? null, headers });
   });
   return out;
 }

@@ -1,0 +1,47 @@
+// The dead-letter contract: a message medrep could not use goes to the dead-letter topic as it
+// came (its bytes untouched), with why, where from and under which schema in its headers.
+import { IHeaders, Message } from 'kafkajs';
+import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
+
+/** Header names of a dead-lettered message. */
+export const DLQ_HEADERS = {
+  reason: 'reason',
+  source: 'source',
+  schemaVersion: 'schema_version',
+  table: 'table',
+  /** The rejecting stage or `produce`. */
+  stage: 'stage',
+} as const;
+
+export type DeadLetterKind = 'not-json' | 'not-an-object' | 'unknown-table' | 'invalid-row' | 'transform-error';
+
+export interface DeadLetter {
+  kind: DeadLetterKind;
+  /** One line: what is wrong, naming the column where there is one. */
+  reason: string;
+  /** Where the message came from: file and row, or topic/partition@offset. */
+  source: string;
+  table?: string;
+  stage: string;
+}
+
+export function deadLetterMessage(value: Buffer | string | null, key: Buffer | string | null, dl: DeadLetter): Message {
+  const headers: IHeaders = {
+    [DLQ_HEADERS.reason]: `${dl.kind}: ${dl.reason}`,
+    [DLQ_HEADERS.source]: dl.source,
+    [DLQ_HEADERS.schemaVersion]: OMOP_SCHEMA_VERSION,
+    [DLQ_HEADERS.stage]: dl.stage,
+  };
+  if (dl.table !== undefined) headers[DLQ_HEADERS.table] = dl.table;
+  return { key, value, headers };
+}
+
+/** Reads the headers of a dead-lettered message back as strings. */
+export function deadLetterHeaders(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.map((x) => x.toString()).join(',') : v.toString();
+  }
+  return out;
+}

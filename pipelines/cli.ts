@@ -11,6 +11,7 @@ import { formatSummary } from './summary';
 import { TaskSelection } from './runTasks';
 import { generateSynthetic, runSynth } from './synth';
 import { runBench } from '../bench/run';
+import { runStatusCommand, runTopicsCommand } from './kafka';
 
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
@@ -20,6 +21,8 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--inject-errors]
                                             write a synthetic OMOP CDM folder (vocabulary included)
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
+  medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
+  medrep status --brokers HOST:PORT         consumer-group lag and stage health
   medrep help                               this text
 
 run options: --max-events N (window/chunk length, default 2048) --events-per-shard N
@@ -78,6 +81,12 @@ const commands: Record<string, Command> = {
       if (e instanceof Error && !(e instanceof UserError) && /^synth: /.test(e.message)) throw new UserError(e.message);
       throw e;
     }
+  },
+  async topics(argv) {
+    await runTopicsCommand(argv);
+  },
+  async status(argv) {
+    await runStatusCommand(argv);
   },
   async bench(argv) {
     await runBench(argv);

@@ -82,3 +82,47 @@ describe('concept graph', () => {
     assert.deepEqual(neighbourIds(g, 3000), ['1', '200']); // twig 200's links to 2000 (100 links) and 3000 are kept
   });
 });
+
+describe('concept graph on a synthetic vocabulary (scaled-down bounded-memory check)', () => {
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-syn-')); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('compacting links while streaming gives the same graph as DuckDB SQL over the files', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { writeSyntheticVocabulary } = require('../trainers/graph/syntheticVocabulary') as typeof import('../trainers/graph/syntheticVocabulary');
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    writeSyntheticVocabulary(dir, { concepts: 30_001, linksPerConcept: 2.5, hubEvery: 5_000, hubLinks: 120 });
+    // a tiny compaction threshold forces many sort+dedup rounds while streaming
+    const g = await buildConceptGraph(dir, { compactEvery: 5_000 });
+
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    const opts = `delim='\t', header=true, quote='', all_varchar=true`;
+    await conn.run(`CREATE TABLE c AS SELECT concept_id::BIGINT id FROM read_csv('${dir}/CONCEPT.csv', ${opts}) WHERE domain_id IN ('Condition','Drug','Measurement','Procedure')`);
+    await conn.run(`CREATE TABLE l AS SELECT DISTINCT least(a, b) lo, greatest(a, b) hi FROM (
+        SELECT concept_id_1::BIGINT a, concept_id_2::BIGINT b FROM read_csv('${dir}/CONCEPT_RELATIONSHIP.csv', ${opts})) r
+      WHERE a <> b AND a IN (SELECT id FROM c) AND b IN (SELECT id FROM c)`);
+    await conn.run(`CREATE TABLE d AS SELECT n, count(*) deg FROM (SELECT lo n FROM l UNION ALL SELECT hi FROM l) GROUP BY n`);
+    const [[nodes], [links], [kept], [hubs]] = await Promise.all([
+      'SELECT count(*) FROM c', 'SELECT count(*) FROM l',
+      `SELECT count(*) FROM l WHERE lo NOT IN (SELECT n FROM d WHERE deg > 100) AND hi NOT IN (SELECT n FROM d WHERE deg > 100)`,
+      'SELECT count(*) FROM d WHERE deg > 100',
+    ].map(async (q) => (await conn.runAndReadAll(q)).getRows()[0].map(Number)));
+    // a sample of adjacency rows, checked one by one
+    const sample = (await conn.runAndReadAll(`SELECT lo, hi FROM l WHERE lo NOT IN (SELECT n FROM d WHERE deg > 100) AND hi NOT IN (SELECT n FROM d WHERE deg > 100) ORDER BY hash(lo * 7 + hi) LIMIT 200`)).getRows();
+    conn.closeSync();
+    db.closeSync();
+
+    assert.equal(g.numNodes, nodes);
+    assert.equal(g.stats.distinctLinks, links);
+    assert.equal(g.numEdges, kept);
+    assert.equal(g.stats.hubNodes, hubs);
+    assert.ok(hubs > 0 && kept < links, 'the synthetic hubs exercise the >100 rule');
+    for (const [lo, hi] of sample) {
+      const a = g.indexOf(Number(lo));
+      const b = g.indexOf(Number(hi));
+      assert.ok(Array.from(g.neighbours(a)).includes(b) && Array.from(g.neighbours(b)).includes(a), `${lo}-${hi}`);
+    }
+  });
+});

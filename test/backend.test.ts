@@ -80,3 +80,27 @@ describe('WASM training kernels', () => {
     assert.deepEqual(r.wasm.slice(3, 6), [0, 0, 0]);
   });
 });
+
+describe('WASM BatchMatMul with transposed operands', () => {
+  before(async () => { await selectBackend('wasm', () => {}); });
+  const A = Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.sin(i) * 2);
+  const B = Array.from({ length: 2 * 4 * 5 }, (_, i) => Math.cos(i * 1.3));
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as Array<[boolean, boolean]>) {
+    it(`transposeA=${ta} transposeB=${tb}, batched and 2-D, matches the cpu backend`, async () => {
+      const r3 = await onBoth(() => tf.matMul(tf.tensor3d(A, ta ? [2, 4, 3] : [2, 3, 4]), tf.tensor3d(B, tb ? [2, 5, 4] : [2, 4, 5]), ta, tb));
+      assert.deepEqual(r3.shapeWasm, [2, 3, 5]);
+      assertClose(r3.wasm, r3.cpu, 1e-4);
+      const r2 = await onBoth(() => tf.matMul(tf.tensor2d(A.slice(0, 12), ta ? [4, 3] : [3, 4]), tf.tensor2d(B.slice(0, 20), tb ? [5, 4] : [4, 5]), ta, tb));
+      assertClose(r2.wasm, r2.cpu, 1e-4);
+    });
+  }
+  it('leaves no intermediate tensors behind', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numBytes;
+    const a = tf.tensor2d(A.slice(0, 12), [4, 3]);
+    const b = tf.tensor2d(B.slice(0, 20), [5, 4]);
+    tf.matMul(a, b, true, true).dispose();
+    a.dispose(); b.dispose();
+    assert.equal(tf.memory().numBytes, before);
+  });
+});

@@ -29,7 +29,7 @@ export interface GraceOptions {
 
 export const DEFAULT_GRACE: GraceOptions = {
   tau: 0.5, dropEdge: [0.2, 0.2], featureMask: [0.2, 0.2], seedsPerBatch: 1024, fanouts: [30, 20, 10],
-  learningRate: 5e-4, maxEpochs: 50, patience: 5, distill: true, seed: 17,
+  learningRate: 5e-4, maxEpochs: 20, patience: 3, distill: true, seed: 17,
 };
 
 /**

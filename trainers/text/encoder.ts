@@ -31,7 +31,7 @@ export interface MlmOptions {
 }
 
 export const DEFAULT_MLM: MlmOptions = {
-  maskRate: 0.3, batchSize: 32, learningRate: 1e-3, maxEpochs: 30, patience: 3, validationFraction: 0.1, seed: 11,
+  maskRate: 0.3, batchSize: 32, learningRate: 1e-3, maxEpochs: 10, patience: 2, validationFraction: 0.1, seed: 11,
 };
 
 /** The MLM corruption of one sequence: inputs, and target ids at chosen positions (-1 elsewhere). */

@@ -44,7 +44,7 @@ describe('chat endpoint client (local OpenAI-compatible server)', () => {
     { key: '4', domain: 'procedure', name: 'slow biopsy', vocabulary: 'SNOMED' },
     { key: '5', domain: 'procedure', name: 'forbidden scan', vocabulary: 'SNOMED' },
   ];
-  const opts = () => ({ endpoint: url, cacheFile: path.join(dir, 'cache.jsonl'), model: 'test-model', requestsPerSecond: 200, concurrency: 2, maxRetries: 2, timeoutMs: 300, retryBaseMs: 10 });
+  const opts = () => ({ endpoint: url, cacheFile: path.join(dir, 'cache.jsonl'), model: 'test-model', requestsPerSecond: 200, concurrency: 2, maxRetries: 2, timeoutMs: 1000, retryBaseMs: 10 });
 
   it('describes concepts, retries 429 and 500 and timeouts, and gives up with null', async () => {
     const d = new ChatDescriber(opts());

@@ -73,7 +73,12 @@ export class GraceModel {
   readonly vars: Record<string, tf.Variable>;
   constructor(readonly inDim: number, readonly outDim: number, readonly projDim: number, rng: Rng) {
     const hid = 2 * outDim; // GRACE: first layer 2 x output width
-    const v = (name: string, vals: Float32Array, shape: number[]): tf.Variable => tf.variable(tf.tensor(vals, shape), true, `grace/${name}`);
+    const v = (name: string, vals: Float32Array, shape: number[]): tf.Variable => {
+      const init = tf.tensor(vals, shape);
+      const variable = tf.variable(init, true, `grace/${name}`);
+      init.dispose(); // the variable holds its own copy
+      return variable;
+    };
     this.vars = {
       w1: v('w1', glorotUniform(rng, inDim, hid), [inDim, hid]),
       b1: v('b1', new Float32Array(hid), [hid]),

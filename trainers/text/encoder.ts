@@ -58,7 +58,11 @@ export class TextEncoder {
     if (cfg.hidden % cfg.heads !== 0) throw new Error(`hidden ${cfg.hidden} is not a multiple of heads ${cfg.heads}`);
     const rng = new Rng(seed);
     const normal = (n: number, std: number) => Float32Array.from({ length: n }, () => rng.normal() * std);
-    const add = (name: string, vals: Float32Array, shape: number[]) => { this.vars[name] = tf.variable(tf.tensor(vals, shape), true, `text/${name}`); };
+    const add = (name: string, vals: Float32Array, shape: number[]) => {
+      const init = tf.tensor(vals, shape);
+      this.vars[name] = tf.variable(init, true, `text/${name}`);
+      init.dispose(); // the variable holds its own copy
+    };
     const H = cfg.hidden;
     add('tok', normal(vocabSize * H, 0.02), [vocabSize, H]);
     add('pos', normal(cfg.maxLen * H, 0.02), [cfg.maxLen, H]);

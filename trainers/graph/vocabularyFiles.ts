@@ -215,6 +215,7 @@ export async function streamRelationships(
 ): Promise<{ rows: number; invalid: number }> {
   const f = requireVocabFile(dir, 'concept_relationship');
   let invalid = 0;
+  if (f.format === 'tsv') return streamRelationshipsTsv(f.path, onRow);
   const rows = await streamVocabTable(f, ['concept_id_1', 'concept_id_2', 'relationship_id', 'invalid_reason'], (r, where) => {
     if (r.invalid_reason !== null) { invalid++; return; }
     onRow(parseId(r.concept_id_1, where, 'concept_id_1'), parseId(r.concept_id_2, where, 'concept_id_2'), r.relationship_id ?? '');
@@ -239,4 +240,44 @@ export async function streamSynonyms(dir: string, onRow: (conceptId: number, syn
   return streamVocabTable(f, ['concept_id', 'concept_synonym_name'], (r, where) => {
     if (r.concept_synonym_name) onRow(parseId(r.concept_id, where, 'concept_id'), r.concept_synonym_name);
   });
+}
+
+/**
+ * Fast path for Athena's tab-separated CONCEPT_RELATIONSHIP (tens of millions of rows): fields
+ * are cut by position, without a row object per line.
+ */
+async function streamRelationshipsTsv(
+  file: string, onRow: (id1: number, id2: number, relationshipId: string) => void,
+): Promise<{ rows: number; invalid: number }> {
+  let c1 = -1, c2 = -1, cr = -1, ci = -1, width = 0;
+  let rows = 0;
+  let invalid = 0;
+  const fields: string[] = [];
+  await forEachLine(file, (line, lineNo) => {
+    if (c1 < 0) {
+      const h = line.split('\t').map((x) => x.trim().toLowerCase().replace(/^\ufeff/, ''));
+      [c1, c2, cr, ci] = ['concept_id_1', 'concept_id_2', 'relationship_id', 'invalid_reason'].map((c) => {
+        const i = h.indexOf(c);
+        if (i < 0) throw new Error(`${file}: header has no column ${c} (found: ${h.join(', ')})`);
+        return i;
+      });
+      width = h.length;
+      return;
+    }
+    if (line.length === 0) return;
+    fields.length = 0;
+    let start = 0;
+    for (;;) {
+      const t = line.indexOf('\t', start);
+      if (t < 0) { fields.push(line.slice(start)); break; }
+      fields.push(line.slice(start, t));
+      start = t + 1;
+    }
+    if (fields.length < width) throw new Error(`${file}:${lineNo}: ${fields.length} fields, header has ${width}`);
+    rows++;
+    if (fields[ci] !== '') { invalid++; return; }
+    const where = `${file}:${lineNo}`;
+    onRow(parseId(fields[c1] || null, where, 'concept_id_1'), parseId(fields[c2] || null, where, 'concept_id_2'), fields[cr]);
+  });
+  return { rows, invalid };
 }

@@ -8,25 +8,47 @@ import { streamRelationships } from '../graph/vocabularyFiles';
 export type PairKind = 'same_ingredient' | 'parent_child' | 'decile_neighbours' | 'random';
 export type Pairs = Record<PairKind, Array<[number, number]>>;
 
-const INGREDIENT_RELATIONSHIPS = new Set(['RxNorm has ing', 'Has ingredient', 'Has precise ingredient']);
+const HAS_INGREDIENT = new Set(['RxNorm has ing', 'Has ingredient']);
+const INGREDIENT_OF = new Set(['RxNorm ing of', 'Ingredient of']);
 
-/** Related node pairs from the vocabulary, and as many random pairs as the largest related set (at least 2000). */
+/**
+ * Related node pairs from the vocabulary, and as many random pairs as the largest related set
+ * (at least 2000). A drug's ingredients are its "RxNorm has ing" targets, also through its
+ * components ("Consists of"), whether or not the ingredient itself is a node.
+ */
 export async function relatedPairs(vocabDir: string, g: ConceptGraph, seed = 1, maxPerKind = 20_000): Promise<Pairs> {
   const rng = new Rng(seed);
   const parentChild = new Set<string>();
-  const byIngredient = new Map<number, number[]>();
+  const ingredientsOf = new Map<number, Set<number>>();
+  const componentsOf = new Map<number, number[]>();
+  const addIngredient = (drug: number, ing: number) => {
+    const s = ingredientsOf.get(drug);
+    if (s) s.add(ing); else ingredientsOf.set(drug, new Set([ing]));
+  };
+  const addComponent = (drug: number, comp: number) => {
+    const l = componentsOf.get(drug);
+    if (l) l.push(comp); else componentsOf.set(drug, [comp]);
+  };
   await streamRelationships(vocabDir, (a, b, rel) => {
-    const na = g.indexOf(a);
-    if (na < 0) return;
     if (rel === 'Is a') {
+      const na = g.indexOf(a);
       const nb = g.indexOf(b);
-      if (nb >= 0 && nb !== na) parentChild.add(na < nb ? `${na},${nb}` : `${nb},${na}`);
-    } else if (INGREDIENT_RELATIONSHIPS.has(rel)) {
-      const l = byIngredient.get(b) ?? [];
-      if (!l.includes(na)) l.push(na);
-      byIngredient.set(b, l);
-    }
+      if (na >= 0 && nb >= 0 && nb !== na) parentChild.add(na < nb ? `${na},${nb}` : `${nb},${na}`);
+    } else if (HAS_INGREDIENT.has(rel)) addIngredient(a, b);
+    else if (INGREDIENT_OF.has(rel)) addIngredient(b, a);
+    else if (rel === 'Consists of' && g.indexOf(a) >= 0) addComponent(a, b);
   });
+  const byIngredient = new Map<number, number[]>();
+  for (let n = 0; n < g.numConceptNodes; n++) {
+    const id = g.conceptIds[n];
+    const ings = new Set<number>(ingredientsOf.get(id) ?? []);
+    for (const c of componentsOf.get(id) ?? []) for (const i of ingredientsOf.get(c) ?? []) ings.add(i);
+    for (const i of ings) {
+      const l = byIngredient.get(i) ?? [];
+      l.push(n);
+      byIngredient.set(i, l);
+    }
+  }
   const sameIng = new Set<string>();
   for (const l of byIngredient.values()) {
     for (let i = 0; i < l.length; i++) for (let j = i + 1; j < l.length; j++) {

@@ -107,3 +107,18 @@ describe('lookup of unseen tokens', () => {
     assert.equal(new RepresentationLookup(lookup.table, null).vectorFor(10, 3), null);
   });
 });
+
+describe('vocabulary index from files', () => {
+  it('reads Maps to and Is a from an Athena folder for the lookup', async () => {
+    const { loadVocabularyIndex } = await import('../trainers/representations/vocabularyIndex');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-vi-'));
+    fs.writeFileSync(path.join(dir, 'CONCEPT.csv'), 'concept_id\tconcept_name\tdomain_id\n1\ta\tDrug\n');
+    fs.writeFileSync(path.join(dir, 'CONCEPT_RELATIONSHIP.csv'), ['concept_id_1\tconcept_id_2\trelationship_id\tvalid_start_date\tvalid_end_date\tinvalid_reason',
+      '5\t6\tMaps to\t19700101\t20991231\t', '5\t7\tMaps to\t19700101\t20991231\tD', '6\t8\tIs a\t19700101\t20991231\t', '8\t9\tIs a\t19700101\t20991231\t'].join('\n') + '\n');
+    fs.writeFileSync(path.join(dir, 'CONCEPT_ANCESTOR.csv'), 'ancestor_concept_id\tdescendant_concept_id\tmin_levels_of_separation\tmax_levels_of_separation\n10\t6\t4\t4\n11\t6\t2\t2\n');
+    const idx = await loadVocabularyIndex(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.deepEqual(idx.mapsTo(5), [6]); // the deprecated row (invalid_reason D) is not followed
+    assert.deepEqual(idx.ancestors(6), [8, 9, 11]); // 1 hop, 2 hops, level 2; level 4 beyond the default 3
+  });
+});

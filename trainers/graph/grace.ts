@@ -23,13 +23,19 @@ export interface GraceOptions {
   patience: number;
   /** false: GCL without KD (the paper's ablation). */
   distill: boolean;
+  /**
+   * The GRACE loss is quadratic in the nodes it covers: it covers the first maxLossNodes nodes of
+   * the sampled subgraph (the seeds, then nearer hops first). Every sampled node still feeds the
+   * GCN. On Synthea-sized graphs the whole subgraph is covered.
+   */
+  maxLossNodes: number;
   seed: number;
   log?: (line: string) => void;
 }
 
 export const DEFAULT_GRACE: GraceOptions = {
   tau: 0.5, dropEdge: [0.2, 0.2], featureMask: [0.2, 0.2], seedsPerBatch: 1024, fanouts: [30, 20, 10],
-  learningRate: 5e-4, maxEpochs: 20, patience: 3, distill: true, seed: 17,
+  learningRate: 5e-4, maxEpochs: 20, patience: 3, distill: true, maxLossNodes: 4096, seed: 17,
 };
 
 /**
@@ -222,8 +228,9 @@ function trainStep(model: GraceModel, opt: tf.Optimizer, sub: Subgraph, text: Fl
   const full = gcnTensors(n, sub.src, sub.dst);
   try {
     const c = opt.minimize(() => {
-      const h1 = model.project(model.encode(tf.mul(x, m1) as tf.Tensor2D, g1));
-      const h2 = model.project(model.encode(tf.mul(x, m2) as tf.Tensor2D, g2));
+      const k = Math.min(n, o.maxLossNodes);
+      const h1 = model.project(tf.slice(model.encode(tf.mul(x, m1) as tf.Tensor2D, g1), [0, 0], [k, dim]));
+      const h2 = model.project(tf.slice(model.encode(tf.mul(x, m2) as tf.Tensor2D, g2), [0, 0], [k, dim]));
       return graceLoss(h1, h2, o.tau);
     }, true, model.allVars())!;
     const cv = c.dataSync()[0];

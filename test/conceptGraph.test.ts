@@ -126,3 +126,28 @@ describe('concept graph on a synthetic vocabulary (scaled-down bounded-memory ch
     }
   });
 });
+
+describe('concept graph of Synthea27Nj (real vocabulary)', () => {
+  const csv = path.join(__dirname, '../../../shared/omop/synthea27nj');
+  const parquet = path.join(__dirname, '../../../shared/omop/synthea27nj-parquet');
+
+  it('is the same from the CDM CSV folder and the Parquet folder, and matches DuckDB SQL', async () => {
+    const a = await buildConceptGraph(csv);
+    const b = await buildConceptGraph(parquet);
+    assert.deepEqual(Array.from(a.conceptIds), Array.from(b.conceptIds));
+    assert.deepEqual(Array.from(a.rowPtr), Array.from(b.rowPtr));
+    assert.deepEqual(Array.from(a.colIdx), Array.from(b.colIdx));
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    await conn.run(`CREATE TABLE c AS SELECT concept_id::BIGINT id FROM read_csv('${csv}/CONCEPT.csv', header=true, all_varchar=true) WHERE domain_id IN ('Condition','Drug','Measurement','Procedure')`);
+    const [[nodes, links]] = (await conn.runAndReadAll(`SELECT (SELECT count(*) FROM c), count(*) FROM (SELECT DISTINCT least(a, b), greatest(a, b) FROM (
+        SELECT concept_id_1::BIGINT a, concept_id_2::BIGINT b FROM read_csv('${csv}/CONCEPT_RELATIONSHIP.csv', header=true, all_varchar=true) WHERE invalid_reason IS NULL) r
+      WHERE a <> b AND a IN (SELECT id FROM c) AND b IN (SELECT id FROM c))`)).getRows().map((r) => r.map(Number));
+    conn.closeSync();
+    db.closeSync();
+    assert.equal(a.numNodes, nodes);
+    assert.equal(a.stats.distinctLinks, links);
+    assert.ok(a.stats.relationshipRows > 250_000);
+  });
+});

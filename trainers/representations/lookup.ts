@@ -1,0 +1,129 @@
+// Lookup of a token's vector for a model that never saw the token (issue 5 item 7): the
+// representation table's own row; else the nearest "Maps to" target or ancestor that has one;
+// else null, which the model treats as [UNK].
+import { RepresentationTable } from './table';
+
+/** What the lookup needs to know about the vocabulary. */
+export interface VocabularyIndex {
+  /** Standard concepts this concept "Maps to" (excluding itself). */
+  mapsTo(conceptId: number): readonly number[];
+  /** Ancestors, nearest first (fewest levels of separation). */
+  ancestors(conceptId: number): readonly number[];
+}
+
+export type LookupSource = 'exact' | 'mapped' | 'ancestor' | 'base';
+
+export interface LookupHit {
+  vector: Float32Array;
+  /** The row used: may differ from the token asked for. */
+  conceptId: number;
+  decile: number | null;
+  source: LookupSource;
+}
+
+/** Relationship rows the index is built from (any order; self links ignored). */
+export interface VocabularyLinks {
+  /** [source, target] pairs of relationship_id "Maps to". */
+  mapsTo: Iterable<readonly [number, number]>;
+  /** [child, parent] pairs of relationship_id "Is a". */
+  isA?: Iterable<readonly [number, number]>;
+  /** [ancestor, descendant, min_levels_of_separation] rows of CONCEPT_ANCESTOR. */
+  ancestors?: Iterable<readonly [number, number, number]>;
+}
+
+/**
+ * In-memory vocabulary index. Ancestors come from CONCEPT_ANCESTOR where given (ordered by
+ * min_levels_of_separation, then id), and from the transitive closure of "Is a" (breadth first),
+ * so vocabularies shipped without CONCEPT_ANCESTOR (Synthea27Nj's is empty) still have them.
+ */
+export class InMemoryVocabularyIndex implements VocabularyIndex {
+  private readonly maps = new Map<number, number[]>();
+  private readonly parents = new Map<number, number[]>();
+  private readonly ancestorRows = new Map<number, Array<[number, number]>>();
+
+  constructor(links: VocabularyLinks, private readonly maxDepth = 20) {
+    for (const [a, b] of links.mapsTo) if (a !== b) push(this.maps, a, b);
+    for (const [c, p] of links.isA ?? []) if (c !== p) push(this.parents, c, p);
+    for (const [anc, desc, lvl] of links.ancestors ?? []) {
+      if (anc === desc) continue;
+      let l = this.ancestorRows.get(desc);
+      if (!l) this.ancestorRows.set(desc, (l = []));
+      l.push([lvl, anc]);
+    }
+    for (const l of this.maps.values()) l.sort((x, y) => x - y);
+    for (const l of this.parents.values()) l.sort((x, y) => x - y);
+    for (const l of this.ancestorRows.values()) l.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  }
+
+  mapsTo(conceptId: number): readonly number[] {
+    return this.maps.get(conceptId) ?? [];
+  }
+
+  ancestors(conceptId: number): readonly number[] {
+    // merge both sources by distance; BFS over "Is a" gives exact hop counts
+    const dist = new Map<number, number>();
+    for (const [lvl, anc] of this.ancestorRows.get(conceptId) ?? []) if (!dist.has(anc)) dist.set(anc, lvl);
+    let frontier = [conceptId];
+    const seen = new Set<number>([conceptId]);
+    for (let depth = 1; depth <= this.maxDepth && frontier.length > 0; depth++) {
+      const next: number[] = [];
+      for (const c of frontier) {
+        for (const p of this.parents.get(c) ?? []) {
+          if (seen.has(p)) continue;
+          seen.add(p);
+          next.push(p);
+          if (!dist.has(p) || dist.get(p)! > depth) dist.set(p, depth);
+        }
+      }
+      frontier = next;
+    }
+    return [...dist.entries()].sort((x, y) => x[1] - y[1] || x[0] - y[0]).map((e) => e[0]);
+  }
+}
+
+function push(m: Map<number, number[]>, k: number, v: number): void {
+  const l = m.get(k);
+  if (l) { if (!l.includes(v)) l.push(v); } else m.set(k, [v]);
+}
+
+/**
+ * Candidate concepts for a token, nearest first: the concept, its "Maps to" targets, then the
+ * ancestors of the concept and of its targets (by distance). For a decile token every candidate
+ * is tried with the same decile first; only then base rows (decile null), since a mapped
+ * concept's decile row describes the same value range while a base row does not.
+ */
+export class RepresentationLookup {
+  constructor(readonly table: RepresentationTable, readonly vocabulary: VocabularyIndex | null = null) {}
+
+  get dim(): number { return this.table.dim; }
+
+  /** The vector for (conceptId, decile), or null meaning [UNK]. */
+  vectorFor(conceptId: number, decile: number | null = null): Float32Array | null {
+    return this.resolve(conceptId, decile)?.vector ?? null;
+  }
+
+  /** Like vectorFor, saying which row was used and why. */
+  resolve(conceptId: number, decile: number | null = null): LookupHit | null {
+    const d = decile === null || decile < 0 ? null : decile;
+    const candidates: Array<[number, LookupSource]> = [[conceptId, 'exact']];
+    if (this.vocabulary) {
+      const seen = new Set<number>([conceptId]);
+      const mapped = this.vocabulary.mapsTo(conceptId);
+      for (const m of mapped) if (!seen.has(m)) { seen.add(m); candidates.push([m, 'mapped']); }
+      const anc: Array<[number, number]> = [];
+      for (const [root, offset] of [[conceptId, 0], ...mapped.map((m) => [m, 1] as [number, number])] as Array<[number, number]>) {
+        this.vocabulary.ancestors(root).forEach((a, rank) => anc.push([a, rank + offset]));
+      }
+      anc.sort((x, y) => x[1] - y[1]);
+      for (const [a] of anc) if (!seen.has(a)) { seen.add(a); candidates.push([a, 'ancestor']); }
+    }
+    const passes: Array<number | null> = d === null ? [null] : [d, null];
+    for (const pd of passes) {
+      for (const [c, source] of candidates) {
+        const v = this.table.get(c, pd);
+        if (v) return { vector: v, conceptId: c, decile: pd, source: pd !== d && source === 'exact' ? 'base' : source };
+      }
+    }
+    return null;
+  }
+}

@@ -1,0 +1,100 @@
+// Kernels the tfjs WASM backend (4.22) lacks but training needs, implemented in plain
+// JavaScript over the backend's buffers. UnsortedSegmentSum is the gradient of Gather (every
+// embedding lookup) and the neighbour aggregation of the GCN.
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo, DataType, TypedArray } from '@tensorflow/tfjs-core';
+
+/** What these kernels need from a backend: read a tensor's values, make an output from values. */
+interface ValueBackend {
+  readSync(dataId: unknown): unknown;
+  makeOutput(shape: number[], dtype: DataType, memoryOffset?: number, values?: TypedArray): TensorInfo;
+}
+
+/**
+ * tf.unsortedSegmentSum: out[s, ...] = sum of x[i, ...] over i with segmentIds[i] == s;
+ * segmentIds covers the leading dims of x; ids outside [0, numSegments) are dropped (as in
+ * TensorFlow).
+ */
+export function unsortedSegmentSumValues(
+  x: ArrayLike<number>, xShape: number[], ids: ArrayLike<number>, idsRank: number, numSegments: number,
+  out: Float32Array | Int32Array,
+): void {
+  let rows = 1;
+  for (let d = 0; d < idsRank; d++) rows *= xShape[d];
+  let inner = 1;
+  for (let d = idsRank; d < xShape.length; d++) inner *= xShape[d];
+  for (let r = 0; r < rows; r++) {
+    const s = ids[r];
+    if (s < 0 || s >= numSegments) continue;
+    const src = r * inner;
+    const dst = s * inner;
+    for (let k = 0; k < inner; k++) out[dst + k] += x[src + k];
+  }
+}
+
+const unsortedSegmentSumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const numSegments = (attrs as { numSegments: number }).numSegments;
+  const b = backend as unknown as ValueBackend;
+  const xv = b.readSync(x.dataId) as Float32Array | Int32Array;
+  const ids = b.readSync(segmentIds.dataId) as Int32Array;
+  const shape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
+  const size = shape.reduce((a, c) => a * c, 1);
+  const out = x.dtype === 'int32' ? new Int32Array(size) : new Float32Array(size);
+  unsortedSegmentSumValues(xv, x.shape, ids, segmentIds.shape.length, numSegments, out);
+  return b.makeOutput(shape, x.dtype === 'int32' ? 'int32' : 'float32', undefined, out);
+};
+
+export const WASM_TRAINING_KERNELS: KernelConfig[] = [
+  { kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumKernel },
+];
+
+/**
+ * tfjs-wasm's BatchMatMul is 5-10x slower with transposeA/transposeB than on plain operands
+ * (measured: 1500x1500 by 1500x64, 450 ms vs 50 ms), and every matMul gradient uses those flags.
+ * The wrapper transposes the operand explicitly (linear cost), then calls the original kernel.
+ */
+function fastTransposedMatMul(original: KernelFunc, transpose: KernelFunc): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) return original({ inputs, backend, attrs });
+    const swapLast = (t: TensorInfo): TensorInfo => {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+      return transpose({ inputs: { x: t }, backend, attrs: { perm } }) as TensorInfo;
+    };
+    const ta = transposeA ? swapLast(a) : a;
+    const tb = transposeB ? swapLast(b) : b;
+    const out = original({ inputs: { a: ta, b: tb }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } });
+    const bk = backend as unknown as { disposeData(id: unknown): void };
+    if (ta !== a) bk.disposeData(ta.dataId);
+    if (tb !== b) bk.disposeData(tb.dataId);
+    return out;
+  };
+}
+
+let matMulWrapped = false;
+
+/**
+ * Registers the missing kernels once (kernels the installed WASM build already has are kept)
+ * and the faster transposed BatchMatMul. Returns the names registered by this call.
+ */
+export function registerWasmTrainingKernels(): string[] {
+  const registered: string[] = [];
+  for (const k of WASM_TRAINING_KERNELS) {
+    if (tf.getKernel(k.kernelName, 'wasm')) continue;
+    tf.registerKernel(k);
+    registered.push(k.kernelName);
+  }
+  const mm = tf.getKernel(tf.BatchMatMul, 'wasm');
+  const tr = tf.getKernel(tf.Transpose, 'wasm');
+  if (!matMulWrapped && mm && tr) {
+    tf.unregisterKernel(tf.BatchMatMul, 'wasm');
+    tf.registerKernel({ ...mm, kernelName: tf.BatchMatMul, backendName: 'wasm', kernelFunc: fastTransposedMatMul(mm.kernelFunc, tr.kernelFunc) });
+    matMulWrapped = true;
+    registered.push(`${tf.BatchMatMul} (transposed operands)`);
+  }
+  return registered;
+}

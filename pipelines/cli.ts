@@ -12,6 +12,8 @@ import { TaskSelection } from './runTasks';
 import { generateSynthetic, runSynth } from './synth';
 import { runBench } from '../bench/run';
 import { runStatusCommand, runTopicsCommand } from './kafka';
+import { runTrainRepresentations } from '../trainers/representations/trainRepresentations';
+import { runImportRepresentations } from '../trainers/representations/importRepresentations';
 
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
@@ -21,6 +23,10 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--inject-errors]
                                             write a synthetic OMOP CDM folder (vocabulary included)
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
+  medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE] [--endpoint URL]
+                                            text MLM + GCL with distillation -> text.parquet, medrep.parquet
+  medrep import-representations --npy FILE --index CSV --out FILE.parquet
+                                            the published MedRep release into the same layout
   medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
   medrep status --brokers HOST:PORT         consumer-group lag and stage health
   medrep help                               this text
@@ -81,6 +87,17 @@ const commands: Record<string, Command> = {
       if (e instanceof Error && !(e instanceof UserError) && /^synth: /.test(e.message)) throw new UserError(e.message);
       throw e;
     }
+  },
+  async train(argv) {
+    const [what, ...rest] = argv;
+    if (what === 'representations') {
+      process.exitCode = await runTrainRepresentations(rest);
+      return;
+    }
+    throw new UserError(`medrep train: expected "representations" or "ehr", got "${what ?? ''}"`);
+  },
+  async 'import-representations'(argv) {
+    await runImportRepresentations(argv);
   },
   async topics(argv) {
     await runTopicsCommand(argv);

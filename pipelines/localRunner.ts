@@ -152,7 +152,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
   const started = Date.now();
   const out = path.resolve(opts.out);
   const maxEvents = opts.maxEvents ?? DEFAULT_MAX_EVENTS;
-  const eventsPerShard = opts.eventsPerShard ?? 1_000_000;
+  const eventsPerShard = opts.eventsPerShard ?? 250_000;
   const sequencesPerShard = opts.sequencesPerShard ?? 20_000;
   prepareOutput(out);
   const tmp = path.join(out, '.tmp');
@@ -164,7 +164,13 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
   try {
     const input = await openOmopInput(conn, opts.omop, opts.vocab);
     await createOmopViews(conn, input);
-    log.info(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}`);
+    let stepStart = Date.now();
+    const step = (msg: string) => {
+      const now = Date.now();
+      log.info(`${msg} [${((now - stepStart) / 1000).toFixed(1)}s]`);
+      stepStart = now;
+    };
+    step(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}`);
 
     const vocabFiles = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
     const dataFiles = [...input.tables.entries()].filter(([t]) => !(t in VOCABULARY_TABLES)).flatMap(([, s]) => s.files);
@@ -177,11 +183,11 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       concepts_loaded: vocabulary.concepts.size,
       maps_to_pairs_loaded: vocabulary.mapsToPairs,
     };
-    log.info(`vocabulary: ${vocabulary.concepts.size} concepts and ${vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
+    step(`vocabulary: ${vocabulary.concepts.size} concepts and ${vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
 
     const rejects = new RejectSink(path.join(out, 'rejects'));
     const persons = await loadPersons(conn, input, rejects);
-    log.info(`persons: ${persons.size}`);
+    step(`persons: ${persons.size}`);
     const splits = new Map<number, Split>();
     const splitOfPerson = (id: number): Split | null => {
       if (!persons.has(id)) return null;
@@ -197,7 +203,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     const units = unitNamer((id) => vocabulary.concepts.get(id)?.concept_code);
     const fit = await fitDeciles(conn, normalizer, units, splitOfPerson);
     const deciles: DecileArtifact = fit.artifact;
-    log.info(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
+    step(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
     const artifacts: Record<string, { path: string; version: string }> = {
       vocabulary: { path: writeJsonArtifact(out, 'vocabulary.json', vocabArtifact), version: vocabArtifact.version },
       deciles: { path: writeJsonArtifact(out, 'deciles.json', deciles), version: deciles.version },
@@ -220,7 +226,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         if (!list) samplesByPerson.set(r.person_id, (list = []));
         list.push(r);
       }
-      log.info(`labels: ${labelled.samples.length} samples over ${labelled.tasks.length} tasks`);
+      step(`labels: ${labelled.samples.length} samples over ${labelled.tasks.length} tasks`);
     }
     const emitSamples = async (personId: number, info: { birthMs: number; genderConceptId: number; visitStarts: number[] }, sr: ReturnType<typeof segmentsAndRanks>) => {
       const list = samplesByPerson.get(personId);
@@ -348,7 +354,9 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     await pool.close();
     progress.finish();
 
+    stepStart = Date.now();
     const medsShards: ShardEntry[] = opts.meds === false ? [] : await exportMeds(conn, out, eventShards.entries, vocabulary.concepts, splits);
+    if (opts.meds !== false) step(`meds: ${medsShards.length} files`);
     if (opts.meds !== false && labelled) medsShards.push(...writeMedsLabels(out, labelled.tasks, samples));
     const sampleShards = [...samples.values()].flatMap((x) => x.series.entries);
     const rejectFiles = rejects.close();

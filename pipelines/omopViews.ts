@@ -44,6 +44,10 @@ export async function createOmopViews(conn: DuckDBConnection, input: OmopInput):
     const t = input.tables.get(name);
     const typed = cols.map((c) => typedColumn(t && t.columns.has(c.name) ? col(t, c.name) : 'NULL', c)).join(', ');
     const from = t ? `${t.relation}` : '(SELECT 1) x WHERE false';
-    await conn.run(`CREATE OR REPLACE VIEW ${q(name)} AS SELECT ${typed} FROM ${from}`);
+    // Text vocabularies are parsed once into DuckDB (which spills beyond its memory limit):
+    // mapping, labels and MEDS codes each read them, and re-parsing a large CSV is slow.
+    const kind = t?.kind === 'csv' ? 'TABLE' : 'VIEW';
+    await conn.run(`DROP VIEW IF EXISTS ${q(name)}`);
+    await conn.run(`CREATE OR REPLACE ${kind} ${q(name)} AS SELECT ${typed} FROM ${from}`);
   }
 }

@@ -32,7 +32,7 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep help                               this text
 
 run options: --max-events N (window/chunk length, default 2048) --events-per-shard N
-             --sequences-per-shard N --memory-limit 1GB --no-meds
+             --sequences-per-shard N --memory-limit 800MB --no-meds
              --tasks all|none|mortality,readmission,... --task-dir DIR (your task files)
              --task-concepts DIR (concept lists the task files name; default ../shared/tasks)`;
 

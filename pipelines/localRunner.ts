@@ -136,7 +136,7 @@ async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<
 }
 
 /** Rows sorted per query; smaller ranges overlap sorting with transforming but rescan the files. */
-export const DEFAULT_ROWS_PER_RANGE = 2_000_000;
+export const DEFAULT_ROWS_PER_RANGE = 1_000_000;
 
 async function planRanges(conn: DuckDBConnection, input: OmopInput, total: number | null, rowsPerRange: number) {
   // CSV would be parsed once per range: one range. Parquet and DuckDB scans are cheap to repeat.
@@ -157,7 +157,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
   prepareOutput(out);
   const tmp = path.join(out, '.tmp');
   fs.mkdirSync(tmp, { recursive: true });
-  const instance = await openDuckInstance({ memoryLimit: opts.memoryLimit ?? '1GB', tempDir: tmp });
+  const instance = await openDuckInstance({ memoryLimit: opts.memoryLimit ?? '800MB', tempDir: tmp });
   const conn = await instance.connect();
   const conn2 = await instance.connect();
   const pool = new ParquetWriterPool();

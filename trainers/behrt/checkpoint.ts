@@ -20,6 +20,9 @@ export interface LoopState {
   bestStep: number | null;
   badEpochs: number;
   stopped: boolean;
+  /** Running train-loss sum and count of the current epoch (so a resumed epoch reports the same mean). */
+  epochLossSum: number;
+  epochLossCount: number;
   history: { epoch: number; step: number; trainLoss: number; valScore: number; valLoss?: number }[];
 }
 

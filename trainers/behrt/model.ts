@@ -32,10 +32,14 @@ export type ParamGroup = 'encoder' | 'mlm' | 'classifier';
 /** Rows gathered with a scatter-add gradient (ScatterNd exists on every backend; UnsortedSegmentSum does not on WASM). */
 export function gatherRows(table: Tensor, indices: tf.Tensor1D): Tensor {
   const rows = table.shape[0];
-  const f = tf.customGrad(((t: Tensor) => ({
-    value: tf.gather(t, indices),
-    gradFunc: (dy: Tensor) => tf.scatterND(tf.expandDims(indices, 1), dy, [rows, ...t.shape.slice(1)] as number[]),
-  })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  // The indices are saved with the forward pass: a closure alone would see them disposed.
+  const f = tf.customGrad(((t: Tensor, save: (ts: Tensor[]) => void) => {
+    save([indices]);
+    return {
+      value: tf.gather(t, indices),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => tf.scatterND(tf.expandDims(saved[0], 1), dy, [rows, ...t.shape.slice(1)] as number[]),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return (f as (t: Tensor) => Tensor)(table);
 }
 

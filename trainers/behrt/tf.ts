@@ -3,8 +3,9 @@
 // selector later touches this file only.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-// tfjs-core alone registers no gradients; training needs them all.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// tfjs-core's Node build registers no gradient functions; @tensorflow/tfjs's Node bundle
+// registers them all in the shared registry (the same as trainers/backend.ts does).
+import '@tensorflow/tfjs';
 
 export { tf };
 export type Tensor = tf.Tensor;

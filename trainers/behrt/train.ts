@@ -165,7 +165,7 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
   if (pretrain) model.addMlmHead(o.vocab.size, o.seed);
   else model.addClassifier(outputs, o.seed);
   const adam = new Adam(o.trainCfg.learningRate, o.trainCfg.clipNorm, o.trainCfg.weightDecay);
-  let state: LoopState = { step: 0, epoch: 0, stepInEpoch: 0, bestScore: null, bestStep: null, badEpochs: 0, stopped: false, history: [] };
+  let state: LoopState = { step: 0, epoch: 0, stepInEpoch: 0, bestScore: null, bestStep: null, badEpochs: 0, stopped: false, epochLossSum: 0, epochLossCount: 0, history: [] };
 
   const resumeFrom = o.resume && o.checkpointDir ? resolveCheckpoint(o.checkpointDir) : null;
   if (resumeFrom) {
@@ -217,8 +217,6 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
   const save = (pointers: ('LATEST' | 'BEST')[]) => (o.checkpointDir ? saveCheckpoint(o.checkpointDir, model, adam, meta(), pointers) : null);
   let lastCheckpoint: string | null = null;
 
-  let epochLoss = 0;
-  let epochCount = 0;
   while (!state.stopped && state.epoch < o.trainCfg.epochs) {
     const order = new Rng(mixSeed(o.seed, state.epoch, 0x5)).shuffle(train.map((_, i) => i));
     for (; state.stepInEpoch < nBatches; ) {
@@ -245,8 +243,8 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
       }
       if (f) {
         const { value, grads } = tf.variableGrads(f, vars);
-        epochLoss += value.dataSync()[0];
-        epochCount++;
+        state.epochLossSum += value.dataSync()[0];
+        state.epochLossCount++;
         const named = new Map<string, tf.Tensor>();
         for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
         adam.apply(varMap, named);
@@ -259,9 +257,9 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
     state.epoch++;
     state.stepInEpoch = 0;
     const v = validationScore(model, o.task, val, yVal, outputs, { vocabSize: o.vocab.size, rate: o.trainCfg.maskRate, seed: o.seed, batchSize: B });
-    const trainLoss = epochCount ? epochLoss / epochCount : NaN;
-    epochLoss = 0;
-    epochCount = 0;
+    const trainLoss = state.epochLossCount ? state.epochLossSum / state.epochLossCount : NaN;
+    state.epochLossSum = 0;
+    state.epochLossCount = 0;
     state.history.push({ epoch: state.epoch, step: state.step, trainLoss, valScore: v.score, valLoss: v.loss });
     const better = state.bestScore === null || v.score > state.bestScore;
     if (better) {

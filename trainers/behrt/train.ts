@@ -32,6 +32,8 @@ export interface TrainOptions {
   checkpointDir?: string;
   /** Continue from checkpointDir's LATEST checkpoint (its optimizer and loop state too). */
   resume?: boolean;
+  /** Continue from this checkpoint folder (weights, optimizer and loop state), e.g. the previous model version. */
+  resumeFrom?: string;
   /** Start from another checkpoint's weights (a pretrained encoder, or the previous model version). */
   init?: string;
   /** Stop (with a checkpoint) once this many steps have run in total: for tests and followers. */
@@ -167,7 +169,7 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
   const adam = new Adam(o.trainCfg.learningRate, o.trainCfg.clipNorm, o.trainCfg.weightDecay);
   let state: LoopState = { step: 0, epoch: 0, stepInEpoch: 0, bestScore: null, bestStep: null, badEpochs: 0, stopped: false, epochLossSum: 0, epochLossCount: 0, history: [] };
 
-  const resumeFrom = o.resume && o.checkpointDir ? resolveCheckpoint(o.checkpointDir) : null;
+  const resumeFrom = o.resumeFrom ?? (o.resume && o.checkpointDir ? resolveCheckpoint(o.checkpointDir) : null);
   if (resumeFrom) {
     const meta = readCheckpointMeta(resumeFrom);
     if (meta.vocabHash !== o.vocab.hash()) throw new Error(`${resumeFrom}: checkpoint vocabulary ${meta.vocabHash} differs from this run's ${o.vocab.hash()}`);
@@ -184,7 +186,8 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
     log(`initialised from ${from}`);
   }
   if (o.extraEpochs) {
-    state = { ...state, epoch: 0, stepInEpoch: 0, badEpochs: 0, stopped: false };
+    // New data: a fresh epoch count and early-stopping record; the step (and so the seeds) runs on.
+    state = { ...state, epoch: 0, stepInEpoch: 0, badEpochs: 0, stopped: false, bestScore: null, bestStep: null, epochLossSum: 0, epochLossCount: 0 };
   }
 
   const enc = (seqs: Sequence[]) => seqs.map((s) => encodeSequence(s, o.vocab, o.model));

@@ -54,6 +54,12 @@ describe('BEHRT external validation experiment', function () {
       '--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16',
       '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
     const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    // Same shards, same seeds: the same results file, byte for byte.
+    const again = join(root, 'model-again');
+    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'phenotypes', '--out', again, '--seeds', '1,2', '--epochs', '1',
+      '--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16',
+      '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
+    assert.ok(readFileSync(join(out, 'results.json')).equals(readFileSync(join(again, 'results.json'))), 'results.json differs between identical runs');
     assert.equal(run.task, 'phenotypes');
     assert.match(run.shards, /^sha256:/);
     const cell = run.results[0].tasks.phenotypes;

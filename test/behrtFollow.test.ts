@@ -62,3 +62,33 @@ describe('BEHRT continuous retraining (--follow)', () => {
     assert.ok(JSON.parse(readFileSync(join(modelDir, 'registry.json'), 'utf8')).versions.length === 2);
   });
 });
+
+describe('BEHRT model registry promotion', () => {
+  before(() => initEhrBackend('cpu'));
+
+  it('records a version that scores worse on validation without promoting it', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'behrt-promote-'));
+    const modelDir = join(out, 'models');
+    const seqs = syntheticSequences({ persons: 300, seed: 31, maxEvents: 12 });
+    await writeSequenceShard(join(out, 'samples', 'risk', 'part-1.parquet'), seqs.slice(0, 200));
+    await writeSequenceShard(join(out, 'samples', 'risk', 'part-2.parquet'), seqs.slice(200));
+    const e1 = manifestEntry(out, 'samples/risk/part-1.parquet', 'samples/risk', 200);
+    const e2 = manifestEntry(out, 'samples/risk/part-2.parquet', 'samples/risk', 100);
+    const common = {
+      shardsDir: out, task: 'risk', embeddings: 'vanilla' as const, model: { ...tiny, hidden: 16, intermediate: 32 }, seed: 3, modelDir,
+      trainSplits: ['pretrain_train', 'finetune_train'], valSplits: ['pretrain_val', 'finetune_val', 'finetune_test'], pollMs: 10,
+    };
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify({ shards: [e1] }));
+    const r1 = await followManifest({ ...common, train: { ...DEFAULT_TRAIN, batchSize: 16, epochs: 8, patience: 8, learningRate: 5e-3 }, maxVersions: 1 });
+    assert.equal(r1.promoted, 1);
+    assert.ok(r1.versions[0].validation.score > 0.75, `version 1 learned the planted signal: AUROC ${r1.versions[0].validation.score}`);
+    // The next shard is trained with a learning rate that wrecks the model.
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify({ shards: [e1, e2] }));
+    const r2 = await followManifest({ ...common, train: { ...DEFAULT_TRAIN, batchSize: 16, epochs: 1, learningRate: 20, clipNorm: 0 }, maxVersions: 2 });
+    const v2 = r2.versions[1];
+    assert.ok(v2.validation.score < v2.validation.promotedScore!, `v2 ${v2.validation.score} vs v1 ${v2.validation.promotedScore}`);
+    assert.equal(v2.promoted, false);
+    assert.equal(r2.promoted, 1);
+    assert.equal(r2.versions.length, 2);
+  });
+});

@@ -17,7 +17,7 @@ export const TRAIN_EHR_USAGE = `usage: medrep train ehr --shards OUT --task TASK
     [--embeddings vanilla|medrep|text] [--representations FILE] [--out DIR]
     [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--batch-size N] [--lr X] [--patience N]
     [--paper-size] [--hidden N] [--layers N] [--heads N] [--intermediate N] [--max-len N] [--domain-embedding]
-    [--train-splits a,b] [--val-splits a,b] [--test-splits a,b] [--backend cpu|wasm]
+    [--train-splits a,b] [--val-splits a,b] [--test-splits a,b] [--backend wasm|cpu]
     [--follow [--poll-ms N] [--max-versions N]]`;
 
 export const EXTERNAL_USAGE = `usage: medrep experiment external --site-a OUT_A --site-b OUT_B --out DIR
@@ -72,7 +72,8 @@ function sizes(f: Flags): { model: Partial<BehrtConfig>; train: Partial<TrainCon
 }
 
 function backendOf(f: Flags): 'cpu' | 'wasm' {
-  const b = str(f, 'backend') ?? 'cpu';
+  // WASM (XNNPACK) trains ~15x faster than the pure-JS CPU backend (bench/behrt.ts).
+  const b = str(f, 'backend') ?? 'wasm';
   if (b !== 'cpu' && b !== 'wasm') throw new Error(`--backend must be cpu or wasm, got '${b}'`);
   return b;
 }

@@ -52,17 +52,16 @@ async function child(name: string, backend: 'cpu' | 'wasm', model: BehrtConfig, 
   const seqs = sequences(train.batchSize * (steps + 1), model.maxLen, 1);
   const vocab = Vocabulary.fromSequences(seqs);
   const base = { task: 'pretrain', train: seqs, val: seqs.slice(0, 1), vocab, embeddings: 'vanilla' as const, model, trainCfg: { ...train, epochs: 1 }, seed: 1, shards: [] };
-  // One warm-up step (kernel set-up, first allocations), then the measured ones.
-  const t0 = process.hrtime.bigint();
-  const warm = await trainBehrt({ ...base, maxSteps: 1 });
-  const t1 = process.hrtime.bigint();
-  warm.model.dispose();
-  const run = await trainBehrt({ ...base, maxSteps: steps + 1 });
-  const t2 = process.hrtime.bigint();
+  // The first step sets up kernels and allocations: it is run but not counted.
+  const times: { tokens: number; seconds: number }[] = [];
+  const run = await trainBehrt({ ...base, maxSteps: steps + 1, onStep: (i) => {
+    times.push(i);
+    process.stderr.write(`step ${i.step}: ${i.tokens} tokens in ${i.seconds.toFixed(2)} s\n`);
+  } });
   run.model.dispose();
-  // The second run repeats the warm-up step; subtract its time.
-  const seconds = (Number(t2 - t1) - Number(t1 - t0)) / 1e9;
-  const tokens = steps * train.batchSize * model.maxLen;
+  const measured = times.slice(1);
+  const seconds = measured.reduce((a, t) => a + t.seconds, 0);
+  const tokens = measured.reduce((a, t) => a + t.tokens, 0);
   return {
     name, backend, hidden: model.hidden, layers: model.layers, heads: model.heads, intermediate: model.intermediate,
     tokensPerSequence: model.maxLen, batch: train.batchSize, measuredSteps: steps, seconds: +seconds.toFixed(2),
@@ -92,7 +91,7 @@ async function main(): Promise<void> {
   ];
   const rows: Row[] = [];
   for (const c of configs) {
-    const out = execFileSync(process.execPath, [__filename, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync(process.execPath, [__filename, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
     const line = out.split('\n').find((l) => l.startsWith('ROW '));
     if (!line) throw new Error(`benchmark child ${c.name}/${c.backend} printed no result`);
     rows.push(JSON.parse(line.slice(4)) as Row);

@@ -73,6 +73,19 @@ describe('BEHRT model', () => {
     }
     after.model.dispose();
   });
+  it('recomputing layers in the backward pass (gradient checkpointing) trains to the same weights', async () => {
+    const seqs = syntheticSequences({ persons: 32, seed: 6, maxEvents: 12 });
+    const vocab = Vocabulary.fromSequences(seqs);
+    const run = (recomputeLayers: boolean) =>
+      trainBehrt({ task: 'pretrain', train: seqs, val: seqs.slice(0, 4), vocab, embeddings: 'vanilla', model: { ...tiny, layers: 2, recomputeLayers }, trainCfg: { ...DEFAULT_TRAIN, batchSize: 8 }, seed: 2, shards: [], maxSteps: 3 });
+    const plain = await run(false);
+    const recomputed = await run(true);
+    for (const [name, v] of plain.model.params) assert.deepEqual(recomputed.model.params.get(name)!.dataSync(), v.dataSync(), name);
+    const moved = [...plain.model.params.values()].some((v) => v.name.startsWith('l1.ff1.w') && v.dataSync()[0] !== 0);
+    assert.ok(moved);
+    plain.model.dispose();
+    recomputed.model.dispose();
+  });
 });
 
 describe('MLM masking', () => {

@@ -28,6 +28,7 @@ export function makeBatch(items: Encoded[], tokensOverride?: Int32Array[]): Batc
     recordRanks: tf.tensor2d(ranks, [B, L], 'int32'),
     domains: tf.tensor2d(domains, [B, L], 'int32'),
     mask: tf.tensor2d(mask, [B, L], 'float32'),
+    padded: items.some((e) => e.tokens.length < L),
   };
 }
 
@@ -35,5 +36,5 @@ export function makeBatch(items: Encoded[], tokensOverride?: Int32Array[]): Batc
 export const batchWidth = (items: Encoded[]): number => Math.max(...items.map((e) => e.tokens.length));
 
 export function disposeBatch(b: Batch): void {
-  for (const t of Object.values(b)) (t as tf.Tensor).dispose();
+  for (const t of Object.values(b)) if (t instanceof tf.Tensor) t.dispose();
 }

@@ -16,6 +16,8 @@ export interface BehrtConfig {
   recordRankVocab: number;
   /** BEHRT-DE: add e*domain to the embedding sum. */
   domainEmbedding: boolean;
+  /** Gradient checkpointing: recompute each layer in the backward pass instead of keeping its activations. */
+  recomputeLayers: boolean;
 }
 
 export interface TrainConfig {
@@ -42,6 +44,7 @@ export const DEFAULT_MODEL: BehrtConfig = {
   segmentVocab: 64,
   recordRankVocab: 32,
   domainEmbedding: false,
+  recomputeLayers: false,
 };
 
 export const PAPER_MODEL: BehrtConfig = {
@@ -55,6 +58,7 @@ export const PAPER_MODEL: BehrtConfig = {
   segmentVocab: 2048,
   recordRankVocab: 512,
   domainEmbedding: false,
+  recomputeLayers: true,
 };
 
 export const DEFAULT_TRAIN: TrainConfig = {

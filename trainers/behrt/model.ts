@@ -19,6 +19,8 @@ export interface Batch {
   domains: tf.Tensor2D;
   /** 1 for real tokens, 0 for padding: float32 [B, L]. */
   mask: tf.Tensor2D;
+  /** False when no sequence is padded (the attention mask can be skipped). */
+  padded?: boolean;
 }
 
 export interface FrozenTable {
@@ -204,25 +206,67 @@ export class Behrt {
   /** Encoder output [B, L, H]. */
   encode(b: Batch, training: boolean): Tensor {
     const [B, L] = b.tokens.shape;
+    let x = this.dropout(this.layerNorm(this.embeddingSum(b), 'emb.ln'), training); // [B*L, H]
+    // Padding keys get -1e9 before the softmax (no bias tensor when nothing is padded: at 2048
+    // tokens each [B, heads, L, L] tensor saved is hundreds of MB).
+    const bias = b.padded === false ? null : tf.reshape(tf.mul(tf.sub(1, b.mask), -1e9), [B, 1, 1, L]);
+    for (let l = 0; l < this.cfg.layers; l++) {
+      x = training && this.cfg.recomputeLayers ? this.recomputedLayer(x, l, B, L, bias) : this.layer(x, l, B, L, bias, training);
+    }
+    return tf.reshape(x, [B, L, this.cfg.hidden]);
+  }
+
+  /** One post-LN transformer layer on [B*L, H]. */
+  private layer(x: Tensor, l: number, B: number, L: number, bias: Tensor | null, training: boolean): Tensor {
     const H = this.cfg.hidden;
     const nh = this.cfg.heads;
     const dh = H / nh;
-    let x = this.dropout(this.layerNorm(this.embeddingSum(b), 'emb.ln'), training); // [B*L, H]
-    // Padding keys get -1e9 before the softmax.
-    const bias = tf.reshape(tf.mul(tf.sub(1, b.mask), -1e9), [B, 1, 1, L]);
     const heads = (t: Tensor) => tf.transpose(tf.reshape(t, [B, L, nh, dh]), [0, 2, 1, 3]);
-    for (let l = 0; l < this.cfg.layers; l++) {
-      const q = heads(this.dense(x, `l${l}.q`));
-      const k = heads(this.dense(x, `l${l}.k`));
-      const v = heads(this.dense(x, `l${l}.v`));
-      const scores = tf.add(tf.mul(tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true), 1 / Math.sqrt(dh)), bias);
-      const probs = this.dropout(tf.softmax(scores), training);
-      const ctx = tf.reshape(tf.transpose(tf.matMul(probs as tf.Tensor4D, v as tf.Tensor4D), [0, 2, 1, 3]), [B * L, H]);
-      x = this.layerNorm(tf.add(x, this.dropout(this.dense(ctx, `l${l}.o`), training)), `l${l}.ln1`);
-      const ff = this.dense(gelu(this.dense(x, `l${l}.ff1`)), `l${l}.ff2`);
-      x = this.layerNorm(tf.add(x, this.dropout(ff, training)), `l${l}.ln2`);
-    }
-    return tf.reshape(x, [B, L, H]);
+    // The 1/sqrt(dh) scale goes on q ([B*L, H]) rather than on the [B, nh, L, L] scores.
+    const q = heads(tf.mul(this.dense(x, `l${l}.q`), 1 / Math.sqrt(dh)));
+    const k = heads(this.dense(x, `l${l}.k`));
+    const v = heads(this.dense(x, `l${l}.v`));
+    const raw = tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true);
+    const probs = this.dropout(tf.softmax(bias ? tf.add(raw, bias) : raw), training);
+    const ctx = tf.reshape(tf.transpose(tf.matMul(probs as tf.Tensor4D, v as tf.Tensor4D), [0, 2, 1, 3]), [B * L, H]);
+    const h = this.layerNorm(tf.add(x, this.dropout(this.dense(ctx, `l${l}.o`), training)), `l${l}.ln1`);
+    const ff = this.dense(gelu(this.dense(h, `l${l}.ff1`)), `l${l}.ff2`);
+    return this.layerNorm(tf.add(h, this.dropout(ff, training)), `l${l}.ln2`);
+  }
+
+  /**
+   * Gradient checkpointing: the layer keeps only its input during the forward pass and runs
+   * again (same dropout masks) when its gradient is needed, so one layer's attention tensors
+   * are alive at a time. This is what lets the paper's size (2048 tokens) fit the 4 GB WASM heap.
+   */
+  private recomputedLayer(x: Tensor, l: number, B: number, L: number, bias: Tensor | null): Tensor {
+    const params = [...this.params.entries()].filter(([n]) => n.startsWith(`l${l}.`)).map(([, v]) => v);
+    const firstDropout = this.dropoutCalls;
+    const run = (input: Tensor) => {
+      this.dropoutCalls = firstDropout;
+      return this.layer(input, l, B, L, bias, true);
+    };
+    const extra = bias ? [bias] : [];
+    const f = tf.customGrad(((...args: unknown[]) => {
+      const save = args.pop() as (ts: Tensor[]) => void;
+      const inputs = args as Tensor[];
+      save([inputs[0], ...extra]);
+      const value = tf.tidy(() => run(inputs[0]));
+      return {
+        value,
+        gradFunc: (dy: Tensor, saved: Tensor[]) => {
+          // A nested tf.grads at gradient depth 0 replaces the engine's active tape; put the outer one back.
+          const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
+          const outerTape = engine.state.activeTape;
+          const after = this.dropoutCalls;
+          const grads = tf.grads((input: Tensor) => run(input))([saved[0], ...params], dy as Tensor);
+          this.dropoutCalls = after;
+          engine.state.activeTape = outerTape;
+          return [...grads, ...extra.map((t) => tf.zerosLike(t))];
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return (f as unknown as (...t: Tensor[]) => Tensor)(x, ...params, ...extra);
   }
 
   /** MLM logits at the given flat positions of the encoder output, [M, V]. */

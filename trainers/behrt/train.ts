@@ -41,6 +41,8 @@ export interface TrainOptions {
   /** Train `epochs` more epochs from the resumed state instead of up to `epochs` in total (continuous retraining). */
   extraEpochs?: boolean;
   log?: (msg: string) => void;
+  /** Called after every optimisation step (progress, benchmarks). */
+  onStep?: (info: { step: number; tokens: number; seconds: number }) => void;
 }
 
 export interface TrainResult {
@@ -229,6 +231,7 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
       }
       const idx = order.slice(state.stepInEpoch * B, (state.stepInEpoch + 1) * B);
       const items = idx.map((i) => train[i]);
+      const stepStart = process.hrtime.bigint();
       model.setDropoutSeed(o.seed, state.step);
       const rng = new Rng(mixSeed(o.seed, state.step, 0x3));
       let f: (() => tf.Scalar) | null;
@@ -256,6 +259,7 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
       }
       state.step++;
       state.stepInEpoch++;
+      o.onStep?.({ step: state.step, tokens: items.reduce((a, e) => a + e.tokens.length, 0), seconds: Number(process.hrtime.bigint() - stepStart) / 1e9 });
     }
     state.epoch++;
     state.stepInEpoch = 0;

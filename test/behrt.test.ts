@@ -88,6 +88,30 @@ describe('BEHRT model', () => {
   });
 });
 
+describe('BEHRT vocabulary and encoding', () => {
+  it('maps shard tokens to model indices and keeps [CLS], gender and the newest events', () => {
+    const seq = {
+      personId: 1, split: 'pretrain_train',
+      conceptIds: [-3, 8532, 201, 3001, 3001, 401, 999],
+      deciles: [null, null, null, 4, 7, null, null],
+      ages: [0, 0, 40, 41, 41, 42, 200],
+      segments: [0, 0, 3, 3, 4, 5, 5],
+      recordRanks: [0, 0, 0, 1, 0, 0, 1],
+      domains: [0, 0, 1, 3, 3, 4, 2],
+    };
+    const vocab = Vocabulary.fromSequences([{ ...seq, conceptIds: [-3, 8532, 201, 3001, 3001, 401, 5], deciles: [null, null, null, 4, 7, null, null] }]);
+    // Sorted by concept then decile: 5, 201, 401, (3001,4), (3001,7) -> indices 8..12
+    assert.deepEqual(vocab.tokens.map((t) => [t.conceptId, t.decile]), [[5, null], [201, null], [401, null], [3001, 4], [3001, 7]]);
+    const e = encodeSequence(seq, vocab, { ...tiny, maxLen: 6 });
+    // Newest 4 events: (3001,4) (3001,7) 401 999(unknown); gender 8532 is the second gender token (index 6).
+    assert.deepEqual(Array.from(e.tokens), [SPECIAL_TOKENS.CLS, 6, 11, 12, 10, SPECIAL_TOKENS.UNK]);
+    assert.deepEqual(Array.from(e.segments), [0, 0, 1, 2, 3, 3]); // visit ranks re-based to the window
+    assert.deepEqual(Array.from(e.ages), [0, 0, 41, 41, 42, 119]); // ages clamped to 0..119
+    assert.deepEqual(Array.from(e.recordRanks), [0, 0, 1, 0, 0, 1]);
+    assert.deepEqual(Array.from(e.domains), [0, 0, 3, 3, 4, 2]);
+  });
+});
+
 describe('MLM masking', () => {
   it('chooses ~30% of non-special tokens, then 80% [MASK] / 10% random / 10% kept, never a special token', () => {
     const vocabSize = FIRST_CONCEPT_INDEX + 50;

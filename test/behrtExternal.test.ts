@@ -70,6 +70,27 @@ describe('BEHRT external validation experiment', function () {
     assert.ok(existsSync(join(out, 'curves', 'phenotypes-internal-roc.png')));
   });
 
+  it('pretrains with `train ehr --task pretrain` and finetunes from that checkpoint with --init', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'behrt-init-'));
+    await writeSite(join(root, 'A'), { persons: 120, seed: 8, maxEvents: 12 });
+    const size = ['--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16', '--backend', 'cpu'];
+    const pre = join(root, 'pre');
+    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'pretrain', '--out', pre, '--epochs', '1', ...size]);
+    const preRun = JSON.parse(readFileSync(join(pre, 'run.json'), 'utf8'));
+    assert.equal(preRun.task, 'pretrain');
+    const ckpt = join(pre, 'checkpoints', 'vanilla', 'seed-1', 'pretrain');
+    assert.ok(existsSync(join(ckpt, 'BEST')));
+    const ft = join(root, 'ft');
+    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'risk', '--out', ft, '--epochs', '1', '--init', ckpt, ...size,
+      '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
+    const meta = JSON.parse(readFileSync(join(ft, 'checkpoints', 'vanilla', 'seed-1', 'risk', readFileSync(join(ft, 'checkpoints', 'vanilla', 'seed-1', 'risk', 'LATEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
+    const preMeta = JSON.parse(readFileSync(join(ckpt, readFileSync(join(ckpt, 'BEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
+    assert.equal(meta.vocabHash, preMeta.vocabHash);
+    // An arm that does not match the pretrained embeddings is refused.
+    await writeRepresentations(join(root, 'reps.parquet'), 8, [0], 1);
+    await assert.rejects(runTrainEhr(['--shards', join(root, 'A'), '--task', 'risk', '--out', join(root, 'x'), '--init', ckpt, '--embeddings', 'medrep', '--representations', join(root, 'reps.parquet'), ...size]), /pretrained with vanilla embeddings/);
+  });
+
   it('names the flag when arguments are wrong', async () => {
     await assert.rejects(runTrainEhr(['--task', 'x']), /--shards and --task are required/);
     await assert.rejects(runTrainEhr(['--shards', '/nonexistent', '--task', 'x', '--embeddings', 'medrep']), /needs --representations/);

@@ -15,7 +15,7 @@ import { checkpointPath, modelVocabulary, pretrain } from './evaluate';
 
 export const TRAIN_EHR_USAGE = `usage: medrep train ehr --shards OUT --task TASK|pretrain
     [--embeddings vanilla|medrep|text] [--representations FILE] [--out DIR]
-    [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--batch-size N] [--lr X] [--patience N]
+    [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--init PRETRAINED_CKPT_DIR] [--batch-size N] [--lr X] [--patience N]
     [--paper-size] [--hidden N] [--layers N] [--heads N] [--intermediate N] [--max-len N] [--domain-embedding]
     [--train-splits a,b] [--val-splits a,b] [--test-splits a,b] [--backend wasm|cpu]
     [--follow [--poll-ms N] [--max-versions N]]`;
@@ -92,7 +92,7 @@ export async function runTrainEhr(args: string[]): Promise<void> {
   const backend = await initEhrBackend(backendOf(f));
   const { model, train } = sizes(f);
   const cfg = experimentConfig({
-    paperSize: f.has('paper-size'), model, train, pretrainEpochs: num(f, 'pretrain-epochs') ?? (task === 'pretrain' ? undefined : 0),
+    init: str(f, 'init'), paperSize: f.has('paper-size'), model, train, pretrainEpochs: num(f, 'pretrain-epochs') ?? (task === 'pretrain' ? undefined : 0),
     seeds: list(f, 'seeds')?.map(Number), trainSplits: list(f, 'train-splits'), valSplits: list(f, 'val-splits'), testSplits: list(f, 'test-splits'),
   });
   const out = str(f, 'out') ?? join(shardsDir, 'models', `${task}-${embeddings}`);

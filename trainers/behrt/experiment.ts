@@ -5,6 +5,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BehrtConfig, TrainConfig } from './config';
 import type { Sequence } from './data';
+import { readCheckpointMeta, resolveCheckpoint } from './checkpoint';
+import { Vocabulary } from './vocab';
 import { evaluate, finetune, modelVocabulary, pretrain, checkpointPath, type EvalMetrics, type Evaluation } from './evaluate';
 import type { Representations } from './representations';
 import { bySplit, type SiteData } from './site';
@@ -28,6 +30,8 @@ export interface ExperimentConfig {
   trainSplits: string[];
   valSplits: string[];
   testSplits: string[];
+  /** A pretraining checkpoint folder to finetune from (its vocabulary is used; no pretraining here). */
+  init?: string;
 }
 
 export interface Cell {
@@ -90,9 +94,16 @@ export async function runArms(o: {
       const vocabSource: Sequence[] = siteA.pretrain
         ? siteA.pretrain.sequences.filter((s) => s.split === 'pretrain_train' || cfg.trainSplits.includes(s.split))
         : o.tasks.flatMap((t) => siteA.tasks.get(t)!.sequences.filter((s) => cfg.trainSplits.includes(s.split)));
-      const vocab = modelVocabulary(vocabSource, arm.embeddings, arm.reps);
+      let vocab = modelVocabulary(vocabSource, arm.embeddings, arm.reps);
       let init: string | undefined;
-      if (cfg.pretrainEpochs > 0 && siteA.pretrain) {
+      if (cfg.init) {
+        const ckpt = resolveCheckpoint(cfg.init, 'BEST') ?? resolveCheckpoint(cfg.init);
+        if (!ckpt) throw new Error(`${cfg.init}: no checkpoint`);
+        const meta = readCheckpointMeta(ckpt);
+        if (meta.embeddings !== arm.embeddings) throw new Error(`${ckpt}: pretrained with ${meta.embeddings} embeddings, this run uses ${arm.embeddings}`);
+        vocab = new Vocabulary(meta.vocab);
+        init = ckpt;
+      } else if (cfg.pretrainEpochs > 0 && siteA.pretrain) {
         const pre = siteA.pretrain;
         o.log(`[${arm.name} seed ${seed}] pretraining on ${siteA.name}: vocabulary ${vocab.size}`);
         init = await pretrain({

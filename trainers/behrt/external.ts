@@ -56,7 +56,7 @@ export async function loadSite(dir: string, name: string, tasks: string[]): Prom
   return { name, pretrain: hasPretrain ? await loadSiteTask(dir, 'pretrain') : null, tasks: taskData };
 }
 
-export function experimentConfig(o: { paperSize?: boolean; model?: Partial<BehrtConfig>; train?: Partial<TrainConfig>; pretrainEpochs?: number; seeds?: number[]; trainSplits?: string[]; valSplits?: string[]; testSplits?: string[] }): ExperimentConfig {
+export function experimentConfig(o: { init?: string; paperSize?: boolean; model?: Partial<BehrtConfig>; train?: Partial<TrainConfig>; pretrainEpochs?: number; seeds?: number[]; trainSplits?: string[]; valSplits?: string[]; testSplits?: string[] }): ExperimentConfig {
   return {
     model: { ...(o.paperSize ? PAPER_MODEL : DEFAULT_MODEL), ...o.model },
     train: { ...(o.paperSize ? PAPER_TRAIN : DEFAULT_TRAIN), ...o.train },
@@ -66,6 +66,7 @@ export function experimentConfig(o: { paperSize?: boolean; model?: Partial<Behrt
     trainSplits: o.trainSplits ?? ['pretrain_train', 'finetune_train'],
     valSplits: o.valSplits ?? ['finetune_val'],
     testSplits: o.testSplits ?? ['finetune_test'],
+    init: o.init,
   };
 }
 

@@ -76,16 +76,20 @@ function prefixIndex(conceptId: number, position: number): number {
 }
 
 /**
- * [CLS], gender, then the newest maxLen-2 events. Segments are re-based to the window (1 = its
+ * [CLS], gender, then the newest events up to maxLen tokens. Segments are re-based to the window (1 = its
  * oldest visit) so that a long history does not push them past the embedding; ranks are clamped.
  */
 export function encodeSequence(s: Sequence, vocab: Vocabulary, cfg: BehrtConfig): Encoded {
   const n = s.conceptIds.length;
-  const start = Math.max(2, n - (cfg.maxLen - 2));
-  const picks = [0, 1];
+  // The prefix ([CLS], gender) is whatever domain-0 tokens open the sequence, at most two.
+  let prefixLen = 0;
+  while (prefixLen < Math.min(2, n) && s.domains[prefixLen] === 0) prefixLen++;
+  const start = Math.max(prefixLen, n - (cfg.maxLen - prefixLen));
+  const picks: number[] = [];
+  for (let i = 0; i < prefixLen; i++) picks.push(i);
   for (let i = start; i < n; i++) picks.push(i);
   let minSeg = Infinity;
-  for (let i = 2; i < picks.length; i++) minSeg = Math.min(minSeg, s.segments[picks[i]]);
+  for (let i = prefixLen; i < picks.length; i++) if (s.domains[picks[i]] !== 0) minSeg = Math.min(minSeg, s.segments[picks[i]]);
   const L = picks.length;
   const e: Encoded = {
     tokens: new Int32Array(L),
@@ -96,11 +100,11 @@ export function encodeSequence(s: Sequence, vocab: Vocabulary, cfg: BehrtConfig)
   };
   picks.forEach((src, j) => {
     const domain = s.domains[src];
-    const prefix = j < 2 || domain === 0;
-    e.tokens[j] = prefix ? prefixIndex(s.conceptIds[src], j) : vocab.indexOf(s.conceptIds[src], s.deciles[src] ?? null);
+    const special = domain === 0;
+    e.tokens[j] = special ? prefixIndex(s.conceptIds[src], src) : vocab.indexOf(s.conceptIds[src], s.deciles[src] ?? null);
     e.ages[j] = clamp(s.ages[src] ?? 0, 0, Math.min(MAX_AGE, cfg.ageVocab - 1));
-    e.segments[j] = prefix ? 0 : clamp(s.segments[src] - minSeg + 1, 1, cfg.segmentVocab - 1);
-    e.recordRanks[j] = prefix ? 0 : clamp(s.recordRanks[src], 0, cfg.recordRankVocab - 1);
+    e.segments[j] = special ? 0 : clamp(s.segments[src] - minSeg + 1, 1, cfg.segmentVocab - 1);
+    e.recordRanks[j] = special ? 0 : clamp(s.recordRanks[src], 0, cfg.recordRankVocab - 1);
     e.domains[j] = clamp(domain, 0, 4);
   });
   return e;

@@ -3,7 +3,7 @@
 // promoted one on the same validation set, and register the version with its metrics and the
 // shards it has seen. A version that scores worse is recorded but not promoted.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { BehrtConfig, TrainConfig } from './config';
 import { readCheckpointMeta, resolveCheckpoint, loadWeights } from './checkpoint';
 import { readManifest, readSequences, shardMatches, shardSetHash, type ManifestShard, type Sequence } from './data';
@@ -85,8 +85,8 @@ export async function followOnce(o: FollowOptions): Promise<ModelVersion | null>
   if (fresh.length === 0) return null;
   const all: ManifestShard[] = [...listed.filter((s) => seen.has(shardKey(s))), ...fresh];
   log(`follow ${o.task}: ${fresh.length} new shard(s): ${fresh.map((s) => s.path).join(', ')}`);
-  const newSeqs = await readSequences(fresh.map((s) => join(o.shardsDir, s.path)));
-  const allSeqs = await readSequences(all.map((s) => join(o.shardsDir, s.path)));
+  const newSeqs = await readSequences(fresh.map((s) => resolvePath(o.shardsDir, s.path)));
+  const allSeqs = await readSequences(all.map((s) => resolvePath(o.shardsDir, s.path)));
   const pretrain = o.task === 'pretrain';
   const trainSplits = pretrain ? ['pretrain_train'] : o.trainSplits;
   const valSplits = pretrain ? ['pretrain_val'] : o.valSplits;

@@ -1,7 +1,7 @@
 // One pipeline output folder as the trainers see it: its pretraining sequences and the labelled
 // samples of each task, with the shard list (paths and hashes) they came from.
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { listShards, readSequences, shardSetHash, type ManifestShard, type Sequence } from './data';
 
 export interface SiteData {
@@ -13,7 +13,7 @@ export interface SiteData {
 export async function loadSiteTask(dir: string, task: string): Promise<SiteData> {
   const shards = listShards(dir, task);
   if (shards.length === 0) throw new Error(`${dir}: no ${task === 'pretrain' ? 'pretraining' : `samples/${task}`} shards`);
-  const sequences = await readSequences(shards.map((s) => join(dir, s.path)));
+  const sequences = await readSequences(shards.map((s) => resolve(dir, s.path)));
   return { dir, shards, sequences };
 }
 

@@ -63,3 +63,14 @@ export function frozenTableFor(vocab: Vocabulary, reps: Pick<Representations, 'l
   });
   return { vectors, dim: reps.dim };
 }
+
+/**
+ * Adapts any object with `vectorFor(conceptId, decile)` and `dim` (e.g. the representations
+ * issue's RepresentationLookup, with its Maps-to / ancestor fallbacks) to what the trainers take.
+ */
+export function representationsFrom(
+  source: { vectorFor(conceptId: number, decile: number | null): Float32Array | null; dim: number },
+  meta: { hash: string; source: string },
+): Representations {
+  return { lookup: (c, d) => source.vectorFor(c, d), dim: source.dim, hash: meta.hash, source: meta.source };
+}

@@ -105,7 +105,7 @@ export async function writeSite(outDir: string, o: SiteOptions, task = 'risk'): 
 }
 
 /** Representation vectors in which a site-B concept (id + offset) sits next to its site-A twin. */
-export async function writeRepresentations(file: string, dim: number, offsets: number[], seed: number, conceptsPerDomain = 20): Promise<void> {
+export async function writeRepresentations(file: string, dim: number, offsets: number[], seed: number, conceptsPerDomain = 20, noise = 0.05): Promise<void> {
   const rng = new Rng(seed);
   const rows: string[] = [];
   const base: number[] = [];
@@ -114,7 +114,7 @@ export async function writeRepresentations(file: string, dim: number, offsets: n
   for (const c of base) {
     const v = Array.from({ length: dim }, () => rng.normal());
     for (const off of offsets) {
-      const noisy = v.map((x) => x + 0.05 * rng.normal());
+      const noisy = v.map((x) => x + noise * rng.normal());
       rows.push(JSON.stringify({ concept_id: c + off, decile: null, vector: noisy }));
     }
   }

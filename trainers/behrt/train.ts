@@ -153,8 +153,13 @@ export function validationScore(model: Behrt, task: string, data: Encoded[], y: 
   try {
     return { score: outputs === 1 ? binaryMetrics(p, y).auroc : macroMetrics(p, y, outputs).auroc };
   } catch {
-    // A validation set with one class: fall back to the loss.
-    const loss = tf.tidy(() => bceLoss(tf.log(tf.div(tf.tensor(p), tf.sub(1, tf.tensor(p)))), tf.tensor(y)).dataSync()[0]);
+    // A validation set with one class has no AUROC: fall back to the cross-entropy.
+    let loss = 0;
+    for (let i = 0; i < p.length; i++) {
+      const q = Math.min(Math.max(p[i], 1e-7), 1 - 1e-7);
+      loss -= y[i] ? Math.log(q) : Math.log(1 - q);
+    }
+    loss /= Math.max(1, p.length);
     return { score: -loss, loss };
   }
 }

@@ -72,7 +72,7 @@ function sizes(f: Flags): { model: Partial<BehrtConfig>; train: Partial<TrainCon
 }
 
 function backendOf(f: Flags): 'cpu' | 'wasm' {
-  // WASM (XNNPACK) trains ~15x faster than the pure-JS CPU backend (bench/behrt.ts).
+  // WASM (XNNPACK) trains the default size ~7x faster than the pure-JS CPU backend (bench/results/behrt.json).
   const b = str(f, 'backend') ?? 'wasm';
   if (b !== 'cpu' && b !== 'wasm') throw new Error(`--backend must be cpu or wasm, got '${b}'`);
   return b;

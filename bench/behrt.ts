@@ -1,0 +1,121 @@
+// BEHRT pretraining throughput: MLM training steps on synthetic full-length sequences, in tokens
+// per second and peak RSS, for the default size on the CPU backend (the baseline), the default
+// size on WASM, and the paper's size on WASM (a few steps only). Each configuration runs in its
+// own child process so that its peak RSS is its own.
+//   node dist/bench/behrt.js [--steps N] [--paper-steps N] [--paper-warmup N] [--paper-len N]
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from '../trainers/behrt/config';
+import { initEhrBackend } from '../trainers/behrt/tf';
+import { trainBehrt } from '../trainers/behrt/train';
+import { Vocabulary } from '../trainers/behrt/vocab';
+import type { Sequence } from '../trainers/behrt/data';
+import { Rng } from '../trainers/behrt/rng';
+import { formatTable } from '../trainers/metrics/table';
+
+interface Row {
+  name: string;
+  backend: string;
+  hidden: number;
+  layers: number;
+  heads: number;
+  intermediate: number;
+  tokensPerSequence: number;
+  batch: number;
+  measuredSteps: number;
+  warmupSteps: number;
+  seconds: number;
+  tokensPerSecond: number;
+  peakRssMiB: number;
+}
+
+/** Sequences of exactly `len` tokens over a 2000-concept vocabulary. */
+function sequences(n: number, len: number, seed: number): Sequence[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, (_, p) => {
+    const k = len - 2;
+    return {
+      personId: p + 1,
+      conceptIds: [-3, 8507, ...Array.from({ length: k }, () => 1000 + rng.int(2000))],
+      deciles: Array(len).fill(null),
+      ages: [0, 0, ...Array.from({ length: k }, (_, i) => 30 + Math.floor(i / 200))],
+      segments: [0, 0, ...Array.from({ length: k }, (_, i) => 1 + Math.floor(i / 8))],
+      recordRanks: [0, 0, ...Array.from({ length: k }, (_, i) => i % 8)],
+      domains: [0, 0, ...Array.from({ length: k }, () => 1 + rng.int(4))],
+      split: 'pretrain_train',
+    };
+  });
+}
+
+async function child(name: string, backend: 'cpu' | 'wasm', model: BehrtConfig, train: TrainConfig, steps: number, warmup: number): Promise<Row> {
+  await initEhrBackend(backend);
+  const seqs = sequences(train.batchSize * (steps + warmup), model.maxLen, 1);
+  const vocab = Vocabulary.fromSequences(seqs);
+  const base = { task: 'pretrain', train: seqs, val: seqs.slice(0, 1), vocab, embeddings: 'vanilla' as const, model, trainCfg: { ...train, epochs: 1 }, seed: 1, shards: [] };
+  // Warm-up steps (kernel set-up, first allocations) run but are not counted.
+  const times: { tokens: number; seconds: number }[] = [];
+  const run = await trainBehrt({ ...base, maxSteps: steps + warmup, onStep: (i) => {
+    times.push(i);
+    process.stderr.write(`step ${i.step}: ${i.tokens} tokens in ${i.seconds.toFixed(2)} s\n`);
+  } });
+  run.model.dispose();
+  const measured = times.slice(warmup);
+  const seconds = measured.reduce((a, t) => a + t.seconds, 0);
+  const tokens = measured.reduce((a, t) => a + t.tokens, 0);
+  return {
+    name, backend, hidden: model.hidden, layers: model.layers, heads: model.heads, intermediate: model.intermediate,
+    tokensPerSequence: model.maxLen, batch: train.batchSize, measuredSteps: steps, warmupSteps: warmup, seconds: +seconds.toFixed(2),
+    tokensPerSecond: +(tokens / seconds).toFixed(1), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
+}
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--child') {
+    const spec = JSON.parse(process.argv[3]);
+    const row = await child(spec.name, spec.backend, spec.model, spec.train, spec.steps, spec.warmup);
+    process.stdout.write('\nROW ' + JSON.stringify(row) + '\n');
+    return;
+  }
+  const steps = arg('steps', 5);
+  const paperSteps = arg('paper-steps', 1);
+  const paperLen = arg('paper-len', PAPER_MODEL.maxLen);
+  // A paper-size step takes minutes on two cores: by default its first step is the measurement.
+  const paperWarmup = arg('paper-warmup', 0);
+  const configs = [
+    { name: 'default (baseline)', backend: 'cpu', model: DEFAULT_MODEL, train: DEFAULT_TRAIN, steps, warmup: 1 },
+    { name: 'default', backend: 'wasm', model: DEFAULT_MODEL, train: DEFAULT_TRAIN, steps, warmup: 1 },
+    { name: 'paper', backend: 'wasm', model: { ...PAPER_MODEL, maxLen: paperLen }, train: { ...PAPER_TRAIN, batchSize: 1 }, steps: paperSteps, warmup: paperWarmup },
+  ];
+  const rows: Row[] = [];
+  for (const c of configs) {
+    const out = execFileSync(process.execPath, [__filename, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = out.split('\n').find((l) => l.startsWith('ROW '));
+    if (!line) throw new Error(`benchmark child ${c.name}/${c.backend} printed no result`);
+    rows.push(JSON.parse(line.slice(4)) as Row);
+    console.error(`done: ${c.name} on ${c.backend}`);
+  }
+  const baseline = rows[0].tokensPerSecond;
+  const table = formatTable(
+    ['config', 'backend', 'hidden x layers', 'tokens/seq', 'batch', 'warm-up + measured steps', 'tokens/s', 'vs baseline', 'peak RSS MiB'],
+    rows.map((r) => [r.name, r.backend, `${r.hidden} x ${r.layers}`, String(r.tokensPerSequence), String(r.batch), `${r.warmupSteps} + ${r.measuredSteps}`, r.tokensPerSecond.toFixed(1), (r.tokensPerSecond / baseline).toFixed(2), String(r.peakRssMiB)]),
+  );
+  console.log(table);
+  mkdirSync(join(__dirname, '..', '..', 'bench', 'results'), { recursive: true });
+  const file = join(__dirname, '..', '..', 'bench', 'results', 'behrt.json');
+  writeFileSync(file, JSON.stringify({
+    benchmark: 'behrt-pretraining', date: new Date().toISOString(), node: process.version, cpus: require('node:os').cpus().length,
+    baseline: 'default size on the CPU backend', rows: rows.map((r) => ({ ...r, ratioToBaseline: +(r.tokensPerSecond / baseline).toFixed(3) })),
+  }, null, 1) + '\n');
+  console.log(`wrote ${file}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

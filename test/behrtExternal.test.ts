@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runExternalExperiment } from '../trainers/behrt/external';
+import { runTrainEhr } from '../trainers/behrt/cli';
+import { writeRepresentations, writeSite } from './ehrFixtures';
+import type { ResultRow } from '../trainers/behrt/experiment';
+
+const tinyModel = { hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLen: 32, segmentVocab: 16, recordRankVocab: 8 };
+
+describe('BEHRT external validation experiment', function () {
+  this.timeout(240_000);
+
+  it('trains on site A, scores A internally and B externally; MedRep vectors carry to B, vanilla ids do not', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'behrt-ext-'));
+    // Site B codes the same process with concept ids shifted by 50000; the vectors put twins together.
+    await writeSite(join(root, 'A'), { persons: 240, seed: 1, maxEvents: 16 });
+    await writeSite(join(root, 'B'), { persons: 120, seed: 2, maxEvents: 16, conceptOffset: 50000 });
+    await writeRepresentations(join(root, 'reps.parquet'), 12, [0, 50000], 3);
+    const out = join(root, 'out');
+    const logs: string[] = [];
+    const res = await runExternalExperiment({
+      siteA: join(root, 'A'), siteB: join(root, 'B'), representations: join(root, 'reps.parquet'), out, seeds: [1],
+      model: tinyModel, train: { epochs: 4, batchSize: 16, patience: 2 }, pretrainEpochs: 1,
+      valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'], log: (m) => logs.push(m),
+    });
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    const rows = results.rows as ResultRow[];
+    assert.deepEqual(rows.map((r) => `${r.embeddings}/${r.setting}`), ['vanilla/internal', 'vanilla/external', 'MedRep/internal', 'MedRep/external']);
+    const get = (e: string, s: string) => rows.find((r) => r.embeddings === e && r.setting === s)!;
+    // Vanilla sees only [UNK] at site B; MedRep sees vectors.
+    assert.equal(get('vanilla', 'external').tasks.risk.perSeed[0].unknownTokenShare, 1);
+    assert.equal(get('MedRep', 'external').tasks.risk.perSeed[0].unknownTokenShare, 0);
+    assert.equal(get('MedRep', 'external').tasks.risk.perSeed[0].n, 120);
+    const medrep = get('MedRep', 'external').average.auroc;
+    const vanilla = get('vanilla', 'external').average.auroc;
+    assert.ok(medrep > vanilla + 0.1, `MedRep external AUROC ${medrep} vs vanilla ${vanilla}`);
+    const ci = get('MedRep', 'external').tasks.risk.ci95!;
+    assert.ok(ci[0] <= medrep && medrep <= ci[1]);
+    assert.equal(results.projection[0].learnedProjection, true); // 12-d vectors, hidden 16
+    assert.match(res.table, /MedRep\s+external/);
+    for (const f of ['risk-internal-roc.png', 'risk-external-pr.png']) {
+      const png = readFileSync(join(out, 'curves', f));
+      assert.equal(png.subarray(1, 4).toString('ascii'), 'PNG');
+    }
+  });
+
+  it('runs `train ehr` on a 24-phenotype multi-label task and writes results, curves and a run record', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'behrt-pheno-'));
+    await writeSite(join(root, 'A'), { persons: 160, seed: 5, maxEvents: 16, phenotypes: 24 }, 'phenotypes');
+    const out = join(root, 'model');
+    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'phenotypes', '--out', out, '--seeds', '1,2', '--epochs', '1',
+      '--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16',
+      '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    // Same shards, same seeds: the same results file, byte for byte.
+    const again = join(root, 'model-again');
+    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'phenotypes', '--out', again, '--seeds', '1,2', '--epochs', '1',
+      '--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16',
+      '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
+    assert.ok(readFileSync(join(out, 'results.json')).equals(readFileSync(join(again, 'results.json'))), 'results.json differs between identical runs');
+    assert.equal(run.task, 'phenotypes');
+    assert.match(run.shards, /^sha256:/);
+    const cell = run.results[0].tasks.phenotypes;
+    assert.equal(cell.perSeed.length, 2);
+    assert.equal(cell.ci95, null); // macro averages have no DeLong interval
+    assert.ok(cell.perSeed[0].labelsAveraged > 0 && cell.perSeed[0].labelsAveraged <= 24);
+    assert.ok(cell.auroc > 0 && cell.auroc < 1.0001);
+    assert.ok(existsSync(join(out, 'curves', 'phenotypes-internal-roc.png')));
+  });
+
+  it('pretrains with `train ehr --task pretrain` and finetunes from that checkpoint with --init', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'behrt-init-'));
+    await writeSite(join(root, 'A'), { persons: 120, seed: 8, maxEvents: 12 });
+    const size = ['--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16', '--backend', 'cpu'];
+    const pre = join(root, 'pre');
+    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'pretrain', '--out', pre, '--epochs', '1', ...size]);
+    const preRun = JSON.parse(readFileSync(join(pre, 'run.json'), 'utf8'));
+    assert.equal(preRun.task, 'pretrain');
+    const ckpt = join(pre, 'checkpoints', 'vanilla', 'seed-1', 'pretrain');
+    assert.ok(existsSync(join(ckpt, 'BEST')));
+    const ft = join(root, 'ft');
+    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'risk', '--out', ft, '--epochs', '1', '--init', ckpt, ...size,
+      '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
+    const meta = JSON.parse(readFileSync(join(ft, 'checkpoints', 'vanilla', 'seed-1', 'risk', readFileSync(join(ft, 'checkpoints', 'vanilla', 'seed-1', 'risk', 'LATEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
+    const preMeta = JSON.parse(readFileSync(join(ckpt, readFileSync(join(ckpt, 'BEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
+    assert.equal(meta.vocabHash, preMeta.vocabHash);
+    // An arm that does not match the pretrained embeddings is refused.
+    await writeRepresentations(join(root, 'reps.parquet'), 8, [0], 1);
+    await assert.rejects(runTrainEhr(['--shards', join(root, 'A'), '--task', 'risk', '--out', join(root, 'x'), '--init', ckpt, '--embeddings', 'medrep', '--representations', join(root, 'reps.parquet'), ...size]), /pretrained with vanilla embeddings/);
+  });
+
+  it('names the flag when arguments are wrong', async () => {
+    await assert.rejects(runTrainEhr(['--task', 'x']), /--shards and --task are required/);
+    await assert.rejects(runTrainEhr(['--shards', '/nonexistent', '--task', 'x', '--embeddings', 'medrep']), /needs --representations/);
+    await assert.rejects(runTrainEhr(['--shards', '/tmp', '--task', 'x', '--epochs', 'many']), /--epochs must be a number/);
+  });
+});

@@ -1,0 +1,163 @@
+// `medrep train ehr` and `medrep experiment external` argument handling. The lead's CLI calls
+// runTrainEhr(args) / runExternalCommand(args) with the arguments after the command words.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BehrtConfig, TrainConfig } from './config';
+import { experimentConfig, loadSite, runExternalExperiment } from './external';
+import { formatResults, runArms } from './experiment';
+import { followManifest } from './follow';
+import { loadRepresentations, type Representations } from './representations';
+import { initEhrBackend } from './tf';
+import type { EmbeddingKind } from './train';
+import { canonicalJson } from '../../transforms/hashing';
+import { bySplit, siteHash } from './site';
+import { checkpointPath, modelVocabulary, pretrain } from './evaluate';
+
+export const TRAIN_EHR_USAGE = `usage: medrep train ehr --shards OUT --task TASK|pretrain
+    [--embeddings vanilla|medrep|text] [--representations FILE] [--out DIR]
+    [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--init PRETRAINED_CKPT_DIR] [--batch-size N] [--lr X] [--patience N]
+    [--paper-size] [--hidden N] [--layers N] [--heads N] [--intermediate N] [--max-len N] [--domain-embedding]
+    [--train-splits a,b] [--val-splits a,b] [--test-splits a,b] [--backend wasm|cpu]
+    [--follow [--poll-ms N] [--max-versions N]]`;
+
+export const EXTERNAL_USAGE = `usage: medrep experiment external --site-a OUT_A --site-b OUT_B --out DIR
+    [--representations MEDREP.parquet] [--text-representations TEXT.parquet] [--tasks a,b]
+    [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--paper-size] [model flags as in train ehr] [--backend cpu|wasm]`;
+
+type Flags = Map<string, string | true>;
+
+const BOOLEAN_FLAGS = new Set(['paper-size', 'follow', 'domain-embedding']);
+
+export function parseFlags(args: string[], usage: string): Flags {
+  const flags: Flags = new Map();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'\n${usage}`);
+    const name = a.slice(2);
+    if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
+    else {
+      const v = args[++i];
+      if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value\n${usage}`);
+      flags.set(name, v);
+    }
+  }
+  return flags;
+}
+
+const str = (f: Flags, k: string): string | undefined => (typeof f.get(k) === 'string' ? (f.get(k) as string) : undefined);
+function num(f: Flags, k: string): number | undefined {
+  const v = str(f, k);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${k} must be a number, got '${v}'`);
+  return n;
+}
+const list = (f: Flags, k: string) => str(f, k)?.split(',').map((s) => s.trim()).filter(Boolean);
+
+function sizes(f: Flags): { model: Partial<BehrtConfig>; train: Partial<TrainConfig> } {
+  const model: Partial<BehrtConfig> = {};
+  const train: Partial<TrainConfig> = {};
+  const set = <T extends object>(o: T, key: keyof T, v: number | undefined) => v !== undefined && ((o as Record<string, unknown>)[key as string] = v);
+  set(model, 'hidden', num(f, 'hidden'));
+  set(model, 'layers', num(f, 'layers'));
+  set(model, 'heads', num(f, 'heads'));
+  set(model, 'intermediate', num(f, 'intermediate'));
+  set(model, 'maxLen', num(f, 'max-len'));
+  if (f.has('domain-embedding')) model.domainEmbedding = true;
+  set(train, 'epochs', num(f, 'epochs'));
+  set(train, 'batchSize', num(f, 'batch-size'));
+  set(train, 'learningRate', num(f, 'lr'));
+  set(train, 'patience', num(f, 'patience'));
+  return { model, train };
+}
+
+function backendOf(f: Flags): 'cpu' | 'wasm' {
+  // WASM (XNNPACK) trains the default size ~7x faster than the pure-JS CPU backend (bench/results/behrt.json).
+  const b = str(f, 'backend') ?? 'wasm';
+  if (b !== 'cpu' && b !== 'wasm') throw new Error(`--backend must be cpu or wasm, got '${b}'`);
+  return b;
+}
+
+/** `medrep train ehr ...`: pretraining, finetuning with evaluation, or continuous retraining. */
+export async function runTrainEhr(args: string[]): Promise<void> {
+  const f = parseFlags(args, TRAIN_EHR_USAGE);
+  const shardsDir = str(f, 'shards');
+  const task = str(f, 'task');
+  if (!shardsDir || !task) throw new Error(`--shards and --task are required\n${TRAIN_EHR_USAGE}`);
+  const embeddings = (str(f, 'embeddings') ?? 'vanilla') as EmbeddingKind;
+  if (!['vanilla', 'medrep', 'text'].includes(embeddings)) throw new Error(`--embeddings must be vanilla, medrep or text, got '${embeddings}'`);
+  const repFile = str(f, 'representations');
+  if (embeddings !== 'vanilla' && !repFile) throw new Error(`--embeddings ${embeddings} needs --representations FILE`);
+  const reps: Representations | undefined = repFile ? await loadRepresentations(repFile) : undefined;
+  const backend = await initEhrBackend(backendOf(f));
+  const { model, train } = sizes(f);
+  const cfg = experimentConfig({
+    init: str(f, 'init'), paperSize: f.has('paper-size'), model, train, pretrainEpochs: num(f, 'pretrain-epochs') ?? (task === 'pretrain' ? undefined : 0),
+    seeds: list(f, 'seeds')?.map(Number), trainSplits: list(f, 'train-splits'), valSplits: list(f, 'val-splits'), testSplits: list(f, 'test-splits'),
+  });
+  const out = str(f, 'out') ?? join(shardsDir, 'models', `${task}-${embeddings}`);
+  mkdirSync(out, { recursive: true });
+  const log = (m: string) => console.log(m);
+  log(`train ehr: task ${task}, embeddings ${embeddings}, backend ${backend}, hidden ${cfg.model.hidden} x ${cfg.model.layers} layers, max ${cfg.model.maxLen} tokens`);
+  if (reps && reps.dim !== cfg.model.hidden) log(`vectors of size ${reps.dim} reach hidden size ${cfg.model.hidden} through a learned projection`);
+  const projection = reps ? { vectorSize: reps.dim, hidden: cfg.model.hidden, learnedProjection: reps.dim !== cfg.model.hidden } : null;
+
+  if (f.has('follow')) {
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    process.once('SIGTERM', () => controller.abort());
+    const registry = await followManifest({
+      shardsDir, task, embeddings, reps, model: cfg.model, train: cfg.train,
+      seed: cfg.seeds[0], modelDir: out, trainSplits: cfg.trainSplits, valSplits: cfg.valSplits,
+      pollMs: num(f, 'poll-ms'), maxVersions: num(f, 'max-versions'), signal: controller.signal, log,
+    });
+    log(`follow stopped: ${registry.versions.length} version(s), promoted ${registry.promoted ?? 'none'}`);
+    return;
+  }
+
+  const tasks = task === 'pretrain' ? [] : [task];
+  const site = await loadSite(shardsDir, 'site', tasks);
+  if (task === 'pretrain' && !site.pretrain) throw new Error(`${shardsDir}: no pretraining shards`);
+  const arm = { name: embeddings, embeddings, reps };
+  const started = Date.now();
+  let rows: unknown = null;
+  if (task === 'pretrain') {
+    const pre = site.pretrain!;
+    const vocab = modelVocabulary(pre.sequences.filter((s) => s.split === 'pretrain_train'), embeddings, reps);
+    for (const seed of cfg.seeds) {
+      await pretrain({
+        embeddings, reps, vocab, model: cfg.model, trainCfg: cfg.train, seed, shards: pre.shards, log,
+        train: bySplit(pre.sequences, ['pretrain_train'], 'pretraining', shardsDir), val: bySplit(pre.sequences, ['pretrain_val'], 'pretraining validation', shardsDir),
+        checkpointDir: checkpointPath(out, embeddings, `seed-${seed}`, 'pretrain'),
+      });
+    }
+  } else {
+    const res = await runArms({ arms: [arm], siteA: site, siteB: null, tasks, cfg, out, log });
+    rows = res.rows;
+    writeFileSync(join(out, 'results.json'), JSON.stringify({ task, embeddings, rows: res.rows, curves: res.curves }, null, 1));
+    log(formatResults(res.rows, tasks));
+  }
+  writeFileSync(join(out, 'run.json'), JSON.stringify({
+    command: 'train ehr', task, embeddings, backend, shardsDir,
+    shards: task === 'pretrain' ? siteHash(site.pretrain!) : siteHash(site.tasks.get(task)!),
+    pretrainShards: site.pretrain ? siteHash(site.pretrain) : null,
+    representations: reps ? { source: reps.source, hash: reps.hash, dim: reps.dim } : null,
+    projection, config: JSON.parse(canonicalJson(cfg)), seconds: Math.round((Date.now() - started) / 1000), results: rows,
+  }, null, 1));
+}
+
+/** `medrep experiment external ...` on two pipeline output folders. */
+export async function runExternalCommand(args: string[]): Promise<void> {
+  const f = parseFlags(args, EXTERNAL_USAGE);
+  const siteA = str(f, 'site-a');
+  const siteB = str(f, 'site-b');
+  const out = str(f, 'out');
+  if (!siteA || !siteB || !out) throw new Error(`--site-a, --site-b and --out are required\n${EXTERNAL_USAGE}`);
+  const { model, train } = sizes(f);
+  await runExternalExperiment({
+    siteA, siteB, out, model, train, paperSize: f.has('paper-size'),
+    representations: str(f, 'representations'), textRepresentations: str(f, 'text-representations'),
+    tasks: list(f, 'tasks'), seeds: list(f, 'seeds')?.map(Number), pretrainEpochs: num(f, 'pretrain-epochs'),
+    trainSplits: list(f, 'train-splits'), valSplits: list(f, 'val-splits'), testSplits: list(f, 'test-splits'), backend: backendOf(f),
+  });
+}

@@ -1,0 +1,294 @@
+// One training loop for MLM pretraining and for finetuning: seeded batches, dropout and masks
+// drawn from (seed, step), validation at each epoch end, early stopping, and atomic checkpoints
+// that carry everything needed to resume exactly where a run stopped.
+import { tf } from './tf';
+import { Adam } from './adam';
+import { makeBatch, disposeBatch } from './batch';
+import type { BehrtConfig, TrainConfig } from './config';
+import { validateConfig } from './config';
+import { CheckpointMeta, LoopState, loadWeights, readCheckpointMeta, resolveCheckpoint, saveCheckpoint } from './checkpoint';
+import { shardSetHash, type ManifestShard, type Sequence } from './data';
+import { maskTokens } from './masking';
+import { Behrt } from './model';
+import { frozenTableFor, type Representations } from './representations';
+import { mixSeed, Rng } from './rng';
+import { encodeSequence, Encoded, Vocabulary } from './vocab';
+import { binaryMetrics, macroMetrics } from '../metrics/auc';
+
+export type EmbeddingKind = 'vanilla' | 'medrep' | 'text';
+
+export interface TrainOptions {
+  /** 'pretrain' for MLM, else the name of a sample task. */
+  task: string;
+  train: Sequence[];
+  val: Sequence[];
+  vocab: Vocabulary;
+  embeddings: EmbeddingKind;
+  reps?: Representations;
+  model: BehrtConfig;
+  trainCfg: TrainConfig;
+  seed: number;
+  shards: ManifestShard[];
+  checkpointDir?: string;
+  /** Continue from checkpointDir's LATEST checkpoint (its optimizer and loop state too). */
+  resume?: boolean;
+  /** Continue from this checkpoint folder (weights, optimizer and loop state), e.g. the previous model version. */
+  resumeFrom?: string;
+  /** Start from another checkpoint's weights (a pretrained encoder, or the previous model version). */
+  init?: string;
+  /** Stop (with a checkpoint) once this many steps have run in total: for tests and followers. */
+  maxSteps?: number;
+  /** Train `epochs` more epochs from the resumed state instead of up to `epochs` in total (continuous retraining). */
+  extraEpochs?: boolean;
+  log?: (msg: string) => void;
+  /** Called after every optimisation step (progress, benchmarks). */
+  onStep?: (info: { step: number; tokens: number; seconds: number }) => void;
+}
+
+export interface TrainResult {
+  model: Behrt;
+  state: LoopState;
+  checkpoint: string | null;
+  meta: Omit<CheckpointMeta, 'format' | 'tensors' | 'weightsSha256' | 'adamStep' | 'frozenDim' | 'projection'>;
+}
+
+/** Outputs of a task's head: 1 for a binary label, K for a K-label list. */
+export function outputsOf(task: string, seqs: Sequence[]): number {
+  if (task === 'pretrain') return 0;
+  const first = seqs.find((s) => s.labels !== undefined || s.label !== undefined);
+  if (!first) throw new Error(`task ${task}: samples have neither a 'label' nor a 'labels' column`);
+  return first.labels ? first.labels.length : 1;
+}
+
+export function labelMatrix(seqs: Sequence[], outputs: number): Float32Array {
+  const y = new Float32Array(seqs.length * outputs);
+  seqs.forEach((s, i) => {
+    if (outputs === 1) {
+      if (s.label === undefined) throw new Error(`sample of person ${s.personId} has no label`);
+      y[i] = s.label ? 1 : 0;
+    } else {
+      if (!s.labels || s.labels.length !== outputs) throw new Error(`sample of person ${s.personId} has ${s.labels?.length ?? 0} labels, expected ${outputs}`);
+      s.labels.forEach((v, j) => (y[i * outputs + j] = v ? 1 : 0));
+    }
+  });
+  return y;
+}
+
+export function buildModel(o: { model: BehrtConfig; vocab: Vocabulary; embeddings: EmbeddingKind; reps?: Representations; seed: number }): Behrt {
+  validateConfig(o.model);
+  if (o.embeddings !== 'vanilla' && !o.reps) throw new Error(`${o.embeddings} embeddings need a representations file`);
+  const frozen = o.embeddings === 'vanilla' ? undefined : frozenTableFor(o.vocab, o.reps!);
+  return new Behrt(o.model, { vocabSize: o.vocab.size, frozen, seed: o.seed });
+}
+
+/** Mean MLM cross-entropy over the masked positions of one batch. */
+function mlmLoss(model: Behrt, items: Encoded[], vocabSize: number, rate: number, rng: Rng, training: boolean): { loss: () => tf.Scalar; count: number } {
+  const masked = items.map((e) => maskTokens(e.tokens, vocabSize, rate, rng));
+  const L = Math.max(...items.map((e) => e.tokens.length));
+  const positions: number[] = [];
+  const targets: number[] = [];
+  masked.forEach((m, i) => {
+    m.positions.forEach((p, k) => {
+      positions.push(i * L + p);
+      targets.push(m.targets[k]);
+    });
+  });
+  return {
+    count: positions.length,
+    loss: () => {
+      const batch = makeBatch(items, masked.map((m) => m.tokens));
+      const enc = model.encode(batch, training);
+      const logits = model.mlmLogits(enc, tf.tensor1d(positions, 'int32'));
+      const logp = tf.logSoftmax(logits);
+      const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, 'int32'), vocabSize)), 1);
+      disposeBatch(batch);
+      return tf.neg(tf.mean(picked)) as tf.Scalar;
+    },
+  };
+}
+
+/** Mean sigmoid cross-entropy of a batch over all outputs (numerically stable form). */
+function bceLoss(logits: tf.Tensor, y: tf.Tensor): tf.Scalar {
+  return tf.mean(tf.add(tf.sub(tf.relu(logits), tf.mul(logits, y)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))))) as tf.Scalar;
+}
+
+/** Probabilities [N * outputs] of the classifier. */
+export function predict(model: Behrt, data: Encoded[], batchSize: number): Float32Array {
+  const out: number[] = [];
+  for (let i = 0; i < data.length; i += batchSize) {
+    const items = data.slice(i, i + batchSize);
+    const probs = tf.tidy(() => {
+      const b = makeBatch(items);
+      return tf.sigmoid(model.classify(model.encode(b, false), false));
+    });
+    out.push(...(probs.dataSync() as Float32Array));
+    probs.dispose();
+  }
+  return Float32Array.from(out);
+}
+
+/** MLM loss on validation data with fixed masks (the same every epoch, so epochs compare). */
+export function mlmValidationLoss(model: Behrt, data: Encoded[], vocabSize: number, rate: number, seed: number, batchSize: number): number {
+  const rng = new Rng(mixSeed(seed, 0x7a1));
+  let total = 0;
+  let count = 0;
+  for (let i = 0; i < data.length; i += batchSize) {
+    const { loss, count: c } = mlmLoss(model, data.slice(i, i + batchSize), vocabSize, rate, rng, false);
+    if (c === 0) continue;
+    const l = tf.tidy(loss);
+    total += l.dataSync()[0] * c;
+    count += c;
+    l.dispose();
+  }
+  return count ? total / count : NaN;
+}
+
+/** Validation score, higher is better: -MLM loss, or the (macro) AUROC of the task. */
+export function validationScore(model: Behrt, task: string, data: Encoded[], y: Float32Array, outputs: number, o: { vocabSize: number; rate: number; seed: number; batchSize: number }): { score: number; loss?: number } {
+  if (task === 'pretrain') {
+    const loss = mlmValidationLoss(model, data, o.vocabSize, o.rate, o.seed, o.batchSize);
+    return { score: -loss, loss };
+  }
+  const p = predict(model, data, o.batchSize);
+  try {
+    return { score: outputs === 1 ? binaryMetrics(p, y).auroc : macroMetrics(p, y, outputs).auroc };
+  } catch {
+    // A validation set with one class has no AUROC: fall back to the cross-entropy.
+    let loss = 0;
+    for (let i = 0; i < p.length; i++) {
+      const q = Math.min(Math.max(p[i], 1e-7), 1 - 1e-7);
+      loss -= y[i] ? Math.log(q) : Math.log(1 - q);
+    }
+    loss /= Math.max(1, p.length);
+    return { score: -loss, loss };
+  }
+}
+
+export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
+  const log = o.log ?? (() => undefined);
+  const pretrain = o.task === 'pretrain';
+  if (o.train.length === 0) throw new Error(`task ${o.task}: no training sequences`);
+  const outputs = outputsOf(o.task, o.train);
+  const model = buildModel(o);
+  const mlmVocabSize = pretrain ? o.vocab.size : null;
+  if (pretrain) model.addMlmHead(o.vocab.size, o.seed);
+  else model.addClassifier(outputs, o.seed);
+  const adam = new Adam(o.trainCfg.learningRate, o.trainCfg.clipNorm, o.trainCfg.weightDecay);
+  let state: LoopState = { step: 0, epoch: 0, stepInEpoch: 0, bestScore: null, bestStep: null, badEpochs: 0, stopped: false, epochLossSum: 0, epochLossCount: 0, history: [] };
+
+  const resumeFrom = o.resumeFrom ?? (o.resume && o.checkpointDir ? resolveCheckpoint(o.checkpointDir) : null);
+  if (resumeFrom) {
+    const meta = readCheckpointMeta(resumeFrom);
+    if (meta.vocabHash !== o.vocab.hash()) throw new Error(`${resumeFrom}: checkpoint vocabulary ${meta.vocabHash} differs from this run's ${o.vocab.hash()}`);
+    loadWeights(resumeFrom, model, adam);
+    state = structuredClone(meta.state);
+    log(`resumed from ${resumeFrom} at step ${state.step}, epoch ${state.epoch}`);
+  } else if (o.init) {
+    const from = resolveCheckpoint(o.init, 'BEST') ?? resolveCheckpoint(o.init);
+    if (!from) throw new Error(`${o.init}: no checkpoint to start from`);
+    const meta = readCheckpointMeta(from);
+    if (meta.vocabHash !== o.vocab.hash()) throw new Error(`${from}: its vocabulary differs from this run's (build the run's vocabulary from the checkpoint)`);
+    // Heads of another task are left out; the encoder (and a same-task head) carry over.
+    loadWeights(from, model, null, { skipPrefixes: pretrain ? ['cls.'] : meta.task === o.task ? ['mlm.'] : ['mlm.', 'cls.'] });
+    log(`initialised from ${from}`);
+  }
+  if (o.extraEpochs) {
+    // New data: a fresh epoch count and early-stopping record; the step (and so the seeds) runs on.
+    state = { ...state, epoch: 0, stepInEpoch: 0, badEpochs: 0, stopped: false, bestScore: null, bestStep: null, epochLossSum: 0, epochLossCount: 0 };
+  }
+
+  const enc = (seqs: Sequence[]) => seqs.map((s) => encodeSequence(s, o.vocab, o.model));
+  const train = enc(o.train);
+  const val = enc(o.val);
+  const yTrain = pretrain ? new Float32Array(0) : labelMatrix(o.train, outputs);
+  const yVal = pretrain ? new Float32Array(0) : labelMatrix(o.val, outputs);
+  const vars = model.variables(pretrain ? ['encoder', 'mlm'] : ['encoder', 'classifier']);
+  const byVarName = new Map<string, string>();
+  for (const [n, v] of model.params) byVarName.set(v.name, n);
+  const varMap = new Map([...model.params].filter(([, v]) => vars.includes(v)));
+  const B = o.trainCfg.batchSize;
+  const nBatches = Math.ceil(train.length / B);
+  const meta = (): TrainResult['meta'] => ({
+    kind: pretrain ? 'pretrain' : 'finetune',
+    task: o.task,
+    model: o.model,
+    train: o.trainCfg,
+    seed: o.seed,
+    embeddings: o.embeddings,
+    vocab: o.vocab.tokens,
+    vocabHash: o.vocab.hash(),
+    mlmVocabSize,
+    outputs: pretrain ? null : outputs,
+    representationsHash: o.reps?.hash ?? null,
+    shardManifestHash: shardSetHash(o.shards),
+    shards: o.shards.map((s) => ({ path: s.path, sha256: s.sha256 })),
+    state,
+  });
+  const save = (pointers: ('LATEST' | 'BEST')[]) => (o.checkpointDir ? saveCheckpoint(o.checkpointDir, model, adam, meta(), pointers) : null);
+  let lastCheckpoint: string | null = null;
+
+  while (!state.stopped && state.epoch < o.trainCfg.epochs) {
+    const order = new Rng(mixSeed(o.seed, state.epoch, 0x5)).shuffle(train.map((_, i) => i));
+    for (; state.stepInEpoch < nBatches; ) {
+      if (o.maxSteps !== undefined && state.step >= o.maxSteps) {
+        lastCheckpoint = save(['LATEST']);
+        return { model, state, checkpoint: lastCheckpoint, meta: meta() };
+      }
+      const idx = order.slice(state.stepInEpoch * B, (state.stepInEpoch + 1) * B);
+      const items = idx.map((i) => train[i]);
+      const stepStart = process.hrtime.bigint();
+      model.setDropoutSeed(o.seed, state.step);
+      const rng = new Rng(mixSeed(o.seed, state.step, 0x3));
+      let f: (() => tf.Scalar) | null;
+      if (pretrain) {
+        const m = mlmLoss(model, items, o.vocab.size, o.trainCfg.maskRate, rng, true);
+        f = m.count > 0 ? m.loss : null;
+      } else {
+        const y = new Float32Array(idx.length * outputs);
+        idx.forEach((i, r) => y.set(yTrain.subarray(i * outputs, (i + 1) * outputs), r * outputs));
+        f = () => {
+          const b = makeBatch(items);
+          const logits = model.classify(model.encode(b, true), true);
+          return bceLoss(logits, tf.tensor2d(y, [idx.length, outputs]));
+        };
+      }
+      if (f) {
+        const { value, grads } = tf.variableGrads(f, vars);
+        state.epochLossSum += value.dataSync()[0];
+        state.epochLossCount++;
+        const named = new Map<string, tf.Tensor>();
+        for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+        adam.apply(varMap, named);
+        value.dispose();
+        for (const g of named.values()) g.dispose();
+      }
+      state.step++;
+      state.stepInEpoch++;
+      o.onStep?.({ step: state.step, tokens: items.reduce((a, e) => a + e.tokens.length, 0), seconds: Number(process.hrtime.bigint() - stepStart) / 1e9 });
+    }
+    state.epoch++;
+    state.stepInEpoch = 0;
+    const v = validationScore(model, o.task, val, yVal, outputs, { vocabSize: o.vocab.size, rate: o.trainCfg.maskRate, seed: o.seed, batchSize: B });
+    const trainLoss = state.epochLossCount ? state.epochLossSum / state.epochLossCount : NaN;
+    state.epochLossSum = 0;
+    state.epochLossCount = 0;
+    state.history.push({ epoch: state.epoch, step: state.step, trainLoss, valScore: v.score, valLoss: v.loss });
+    const better = state.bestScore === null || v.score > state.bestScore;
+    if (better) {
+      state.bestScore = v.score;
+      state.bestStep = state.step;
+      state.badEpochs = 0;
+    } else state.badEpochs++;
+    if (state.badEpochs >= o.trainCfg.patience) state.stopped = true;
+    log(`${o.task} epoch ${state.epoch} step ${state.step}: train loss ${trainLoss.toFixed(4)}, validation ${pretrain ? 'loss' : 'score'} ${(pretrain ? v.loss! : v.score).toFixed(4)}${better ? ' (best)' : ''}`);
+    lastCheckpoint = save(better ? ['LATEST', 'BEST'] : ['LATEST']);
+  }
+  adam.dispose();
+  return { model, state, checkpoint: lastCheckpoint, meta: meta() };
+}
+
+/** Loads the BEST (or given) checkpoint's weights into `model` (after training, before testing). */
+export function restoreBest(checkpointDir: string, model: Behrt): void {
+  const best = resolveCheckpoint(checkpointDir, 'BEST');
+  if (best) loadWeights(best, model, null);
+}

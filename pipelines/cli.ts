@@ -14,6 +14,8 @@ import { runBench } from '../bench/run';
 import { runStatusCommand, runTopicsCommand } from './kafka';
 import { runTrainRepresentations } from '../trainers/representations/trainRepresentations';
 import { runImportRepresentations } from '../trainers/representations/importRepresentations';
+import { runTrainEhr } from '../trainers/behrt/cli';
+import { runExperimentCommand } from './experiment';
 
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
@@ -25,6 +27,10 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
   medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE] [--endpoint URL]
                                             text MLM + GCL with distillation -> text.parquet, medrep.parquet
+  medrep train ehr --shards OUT --task T|pretrain [--embeddings vanilla|medrep|text --representations FILE] [--follow] [--paper-size]
+                                            BEHRT pretraining / finetuning + evaluation / continuous retraining
+  medrep experiment external [--omop-a DIR --omop-b DIR] [--out DIR]
+                                            train at site A, evaluate at A and B: vanilla vs text-only vs MedRep
   medrep import-representations --npy FILE --index CSV --out FILE.parquet
                                             the published MedRep release into the same layout
   medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
@@ -94,7 +100,14 @@ const commands: Record<string, Command> = {
       process.exitCode = await runTrainRepresentations(rest);
       return;
     }
+    if (what === 'ehr') {
+      await runTrainEhr(rest);
+      return;
+    }
     throw new UserError(`medrep train: expected "representations" or "ehr", got "${what ?? ''}"`);
+  },
+  async experiment(argv) {
+    await runExperimentCommand(argv);
   },
   async 'import-representations'(argv) {
     await runImportRepresentations(argv);

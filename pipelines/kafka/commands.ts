@@ -3,13 +3,14 @@
 //   medrep status --brokers HOST:PORT [--group GROUP ...]
 // Both accept the connection flags of config.ts (--client-id, --sasl-*, --tls, --tls-ca, --topic-prefix).
 import { createKafka, describeKafkaOptions, flagValue, kafkaOptionsFromArgs } from './config';
+import { UserError } from '../errors';
 import { consumerGroupLag } from './health';
 import { ensureTopics, pipelineTopicSpecs, TopicNames } from './topics';
 
 function intFlag(args: string[], flag: string, fallback: number): number {
   const v = flagValue(args, flag);
   if (v === undefined) return fallback;
-  if (!/^-?\d+$/.test(v)) throw new Error(`${flag}: "${v}" is not an integer`);
+  if (!/^-?\d+$/.test(v)) throw new UserError(`${flag}: "${v}" is not an integer`);
   return Number(v);
 }
 

@@ -1,6 +1,7 @@
 // `medrep train ehr` and `medrep experiment external` argument handling. The lead's CLI calls
 // runTrainEhr(args) / runExternalCommand(args) with the arguments after the command words.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { UserError } from '../../pipelines/errors';
 import { join } from 'node:path';
 import type { BehrtConfig, TrainConfig } from './config';
 import { experimentConfig, loadSite, runExternalExperiment } from './external';
@@ -8,6 +9,7 @@ import { formatResults, runArms } from './experiment';
 import { followManifest } from './follow';
 import { loadRepresentations, type Representations } from './representations';
 import { initEhrBackend } from './tf';
+import { BACKEND_PREFERENCES, BackendPreference } from '../backend';
 import type { EmbeddingKind } from './train';
 import { canonicalJson } from '../../transforms/hashing';
 import { bySplit, siteHash } from './site';
@@ -32,12 +34,12 @@ export function parseFlags(args: string[], usage: string): Flags {
   const flags: Flags = new Map();
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'\n${usage}`);
+    if (!a.startsWith('--')) throw new UserError(`unexpected argument '${a}'\n${usage}`);
     const name = a.slice(2);
     if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
     else {
       const v = args[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value\n${usage}`);
+      if (v === undefined || v.startsWith('--')) throw new UserError(`--${name} needs a value\n${usage}`);
       flags.set(name, v);
     }
   }
@@ -49,7 +51,7 @@ function num(f: Flags, k: string): number | undefined {
   const v = str(f, k);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${k} must be a number, got '${v}'`);
+  if (!Number.isFinite(n)) throw new UserError(`--${k} must be a number, got '${v}'`);
   return n;
 }
 const list = (f: Flags, k: string) => str(f, k)?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -71,11 +73,13 @@ function sizes(f: Flags): { model: Partial<BehrtConfig>; train: Partial<TrainCon
   return { model, train };
 }
 
-function backendOf(f: Flags): 'cpu' | 'wasm' {
-  // WASM (XNNPACK) trains the default size ~7x faster than the pure-JS CPU backend (bench/results/behrt.json).
-  const b = str(f, 'backend') ?? 'wasm';
-  if (b !== 'cpu' && b !== 'wasm') throw new Error(`--backend must be cpu or wasm, got '${b}'`);
-  return b;
+function backendOf(f: Flags): BackendPreference | undefined {
+  // Default: the selector's order (tfjs-node-gpu > tfjs-node > wasm > cpu); WASM trains the
+  // default size ~7x faster than the pure-JS CPU backend here (bench/results/behrt.json).
+  const b = str(f, 'backend');
+  if (b === undefined) return undefined;
+  if (!BACKEND_PREFERENCES.includes(b as BackendPreference)) throw new UserError(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got '${b}'`);
+  return b as BackendPreference;
 }
 
 /** `medrep train ehr ...`: pretraining, finetuning with evaluation, or continuous retraining. */
@@ -83,11 +87,11 @@ export async function runTrainEhr(args: string[]): Promise<void> {
   const f = parseFlags(args, TRAIN_EHR_USAGE);
   const shardsDir = str(f, 'shards');
   const task = str(f, 'task');
-  if (!shardsDir || !task) throw new Error(`--shards and --task are required\n${TRAIN_EHR_USAGE}`);
+  if (!shardsDir || !task) throw new UserError(`--shards and --task are required\n${TRAIN_EHR_USAGE}`);
   const embeddings = (str(f, 'embeddings') ?? 'vanilla') as EmbeddingKind;
-  if (!['vanilla', 'medrep', 'text'].includes(embeddings)) throw new Error(`--embeddings must be vanilla, medrep or text, got '${embeddings}'`);
+  if (!['vanilla', 'medrep', 'text'].includes(embeddings)) throw new UserError(`--embeddings must be vanilla, medrep or text, got '${embeddings}'`);
   const repFile = str(f, 'representations');
-  if (embeddings !== 'vanilla' && !repFile) throw new Error(`--embeddings ${embeddings} needs --representations FILE`);
+  if (embeddings !== 'vanilla' && !repFile) throw new UserError(`--embeddings ${embeddings} needs --representations FILE`);
   const reps: Representations | undefined = repFile ? await loadRepresentations(repFile) : undefined;
   const backend = await initEhrBackend(backendOf(f));
   const { model, train } = sizes(f);
@@ -117,7 +121,7 @@ export async function runTrainEhr(args: string[]): Promise<void> {
 
   const tasks = task === 'pretrain' ? [] : [task];
   const site = await loadSite(shardsDir, 'site', tasks);
-  if (task === 'pretrain' && !site.pretrain) throw new Error(`${shardsDir}: no pretraining shards`);
+  if (task === 'pretrain' && !site.pretrain) throw new UserError(`${shardsDir}: no pretraining shards`);
   const arm = { name: embeddings, embeddings, reps };
   const started = Date.now();
   let rows: unknown = null;
@@ -152,7 +156,7 @@ export async function runExternalCommand(args: string[]): Promise<void> {
   const siteA = str(f, 'site-a');
   const siteB = str(f, 'site-b');
   const out = str(f, 'out');
-  if (!siteA || !siteB || !out) throw new Error(`--site-a, --site-b and --out are required\n${EXTERNAL_USAGE}`);
+  if (!siteA || !siteB || !out) throw new UserError(`--site-a, --site-b and --out are required\n${EXTERNAL_USAGE}`);
   const { model, train } = sizes(f);
   await runExternalExperiment({
     siteA, siteB, out, model, train, paperSize: f.has('paper-size'),

@@ -7,6 +7,7 @@ import { formatResults, runArms, type Arm, type ExperimentConfig, type SiteInput
 import { loadRepresentations, type Representations } from './representations';
 import { loadSiteTask, sampleTasks, siteHash, type SiteData } from './site';
 import { initEhrBackend } from './tf';
+import { BackendPreference } from '../backend';
 import { canonicalJson } from '../../transforms/hashing';
 import { listShards } from './data';
 
@@ -29,7 +30,7 @@ export interface ExternalExperimentOptions {
   trainSplits?: string[];
   valSplits?: string[];
   testSplits?: string[];
-  backend?: 'cpu' | 'wasm';
+  backend?: BackendPreference;
   log?: (m: string) => void;
 }
 
@@ -72,7 +73,7 @@ export function experimentConfig(o: { init?: string; paperSize?: boolean; model?
 
 export async function runExternalExperiment(o: ExternalExperimentOptions): Promise<ExternalExperimentResult> {
   const log = o.log ?? ((m: string) => console.log(m));
-  const backend = await initEhrBackend(o.backend ?? 'wasm');
+  const backend = await initEhrBackend(o.backend);
   const common = sampleTasks(o.siteA).filter((t) => sampleTasks(o.siteB).includes(t));
   const tasks = o.tasks ?? common;
   for (const t of tasks) if (!common.includes(t)) throw new Error(`task ${t} has no samples at both sites (${o.siteA}, ${o.siteB})`);

@@ -1,29 +1,26 @@
-// The tfjs handle the EHR trainers use. A local stand-in for trainers/backend.ts: the backend is
-// chosen once, logged, and every module imports `tf` from here, so swapping in the project-wide
-// selector later touches this file only.
+// The tfjs handle the EHR trainers use: every module imports `tf` from here; the backend is chosen
+// once by the project-wide selector.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core's Node build registers no gradient functions; @tensorflow/tfjs's Node bundle
 // registers them all in the shared registry (the same as trainers/backend.ts does).
 import '@tensorflow/tfjs';
+import { BackendPreference, selectBackend } from '../backend';
 
 export { tf };
 export type Tensor = tf.Tensor;
 
 let ready: Promise<string> | null = null;
+let readyFor: BackendPreference | undefined | null = null;
 
-/** Picks the tfjs backend ('wasm' or 'cpu'; default cpu, which is exact and deterministic). */
-export function initEhrBackend(preferred: 'cpu' | 'wasm' = 'cpu'): Promise<string> {
-  if (ready && tf.getBackend() === preferred) return ready;
-  ready = (async () => {
-    if (preferred === 'wasm') {
-      // Loaded lazily: the WASM module is only needed when asked for.
-      await import('@tensorflow/tfjs-backend-wasm');
-    }
-    const ok = await tf.setBackend(preferred);
-    if (!ok) throw new Error(`tfjs backend '${preferred}' could not be initialised`);
-    await tf.ready();
-    return tf.getBackend();
-  })();
+/**
+ * Activates the tfjs backend through the project-wide selector (trainers/backend.ts): without a
+ * preference tfjs-node-gpu > tfjs-node > wasm > cpu, the choice logged; tests pass 'cpu', which
+ * is exact and deterministic.
+ */
+export function initEhrBackend(preferred?: BackendPreference): Promise<string> {
+  if (ready && readyFor === preferred) return ready;
+  readyFor = preferred;
+  ready = selectBackend(preferred);
   return ready;
 }

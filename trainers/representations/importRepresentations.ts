@@ -3,6 +3,7 @@
 // (concept_id, decile, vector). Streaming: rows are read in blocks at their file offsets, so a
 // 22 GB matrix never sits in memory.
 import * as fs from 'fs';
+import { UserError } from '../../pipelines/errors';
 import { streamVocabTable } from '../graph/vocabularyFiles';
 import { RepresentationWriter, WrittenTable } from './table';
 
@@ -146,15 +147,15 @@ export async function runImportRepresentations(args: string[]): Promise<number> 
   const o: Partial<ImportOptions> = {};
   for (let i = 0; i < args.length; i++) {
     const v = args[i + 1];
-    const need = (): string => { if (v === undefined || v.startsWith('--')) throw new Error(`${args[i]} needs a value\n${USAGE}`); i++; return v; };
+    const need = (): string => { if (v === undefined || v.startsWith('--')) throw new UserError(`${args[i]} needs a value\n${USAGE}`); i++; return v; };
     switch (args[i]) {
       case '--npy': o.npy = need(); break;
       case '--index': o.index = need(); break;
       case '--out': o.out = need(); break;
-      default: throw new Error(`unknown option '${args[i]}'\n${USAGE}`);
+      default: throw new UserError(`unknown option '${args[i]}'\n${USAGE}`);
     }
   }
-  if (!o.npy || !o.index || !o.out) throw new Error(`--npy, --index and --out are required\n${USAGE}`);
+  if (!o.npy || !o.index || !o.out) throw new UserError(`--npy, --index and --out are required\n${USAGE}`);
   await importRepresentations({ npy: o.npy, index: o.index, out: o.out, log: (l) => process.stderr.write(l + '\n') });
   return 0;
 }

@@ -3,6 +3,7 @@
 // OUT/medrep.parquet (MedRep vectors), OUT/descriptions.jsonl (every description and its source),
 // OUT/tokenizer.json and OUT/representations.json (input hashes, settings, training history).
 import * as fs from 'fs';
+import { UserError } from '../../pipelines/errors';
 import * as path from 'path';
 import { createHash } from 'crypto';
 import type { DecileArtifact } from '../../transforms/deciles';
@@ -63,11 +64,11 @@ export function readDecileArtifact(file: string): DecileArtifact {
   try {
     a = JSON.parse(fs.readFileSync(file, 'utf8')) as DecileArtifact;
   } catch (e) {
-    throw new Error(`deciles file ${file}: ${(e as Error).message}`);
+    throw new UserError(`deciles file ${file}: ${(e as Error).message}`);
   }
-  if (a.kind !== 'medrep.deciles' || !Array.isArray(a.groups)) throw new Error(`deciles file ${file}: not a medrep.deciles artifact (kind ${String(a.kind)})`);
+  if (a.kind !== 'medrep.deciles' || !Array.isArray(a.groups)) throw new UserError(`deciles file ${file}: not a medrep.deciles artifact (kind ${String(a.kind)})`);
   a.groups.forEach((g, i) => {
-    if (!Number.isSafeInteger(g.concept_id)) throw new Error(`deciles file ${file}: groups[${i}].concept_id is not an integer id`);
+    if (!Number.isSafeInteger(g.concept_id)) throw new UserError(`deciles file ${file}: groups[${i}].concept_id is not an integer id`);
   });
   return a;
 }
@@ -154,14 +155,14 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
   const gcl: Partial<GraceOptions> = {};
   const int = (flag: string, v: string | undefined): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got '${v ?? ''}'\n${USAGE}`);
+    if (v === undefined || !Number.isInteger(n) || n <= 0) throw new UserError(`${flag} needs a positive integer, got '${v ?? ''}'\n${USAGE}`);
     return n;
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const next = (): string => {
       const v = args[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value\n${USAGE}`);
+      if (v === undefined || v.startsWith('--')) throw new UserError(`${a} needs a value\n${USAGE}`);
       return v;
     };
     switch (a) {
@@ -173,7 +174,7 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
       case '--endpoint-model': o.endpointModel = next(); break;
       case '--backend': {
         const b = next();
-        if (!BACKEND_PREFERENCES.includes(b as BackendPreference)) throw new Error(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got '${b}'`);
+        if (!BACKEND_PREFERENCES.includes(b as BackendPreference)) throw new UserError(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got '${b}'`);
         o.backend = b as BackendPreference;
         break;
       }
@@ -182,7 +183,7 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
       case '--patience': gcl.patience = mlm.patience = int(a, args[++i]); break;
       case '--text-size': {
         const s = next();
-        if (s !== 'small' && s !== 'paper') throw new Error(`--text-size must be small or paper, got '${s}'`);
+        if (s !== 'small' && s !== 'paper') throw new UserError(`--text-size must be small or paper, got '${s}'`);
         o.textSize = s;
         break;
       }
@@ -190,10 +191,10 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
       case '--seeds-per-batch': gcl.seedsPerBatch = int(a, args[++i]); break;
       case '--no-kd': gcl.distill = false; break;
       case '--seed': o.seed = int(a, args[++i]); break;
-      default: throw new Error(`unknown option '${a}'\n${USAGE}`);
+      default: throw new UserError(`unknown option '${a}'\n${USAGE}`);
     }
   }
-  if (!o.vocab || !o.out) throw new Error(`--vocab and --out are required\n${USAGE}`);
+  if (!o.vocab || !o.out) throw new UserError(`--vocab and --out are required\n${USAGE}`);
   o.mlm = mlm;
   o.gcl = gcl;
   if (process.env.MEDREP_ENDPOINT_API_KEY) o.endpointApiKey = process.env.MEDREP_ENDPOINT_API_KEY;

@@ -1,0 +1,109 @@
+// `medrep experiment external`: the paper's external validation end to end. Two hospitals
+// (synthetic by default: the generator's site A and site B, same clinical process, related but
+// different concept ids; or two real OMOP folders), the pipeline on each, MedRep and text-only
+// representations from site A's vocabulary and deciles, then BEHRT trained at A and evaluated on
+// A's test split (internal) and on all of B (external), vanilla vs text-only vs MedRep.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from './args';
+import { UserError } from './errors';
+import { runLocal } from './localRunner';
+import { Logger, consoleLogger } from './progress';
+import { generateSynthetic } from './synth';
+import { trainRepresentations } from '../trainers/representations/trainRepresentations';
+import { runExternalExperiment, ExternalExperimentResult } from '../trainers/behrt/external';
+import { BackendPreference } from '../trainers/backend';
+
+export interface ExternalOptions {
+  out: string;
+  omopA?: string;
+  omopB?: string;
+  vocab?: string;
+  personsA?: number;
+  personsB?: number;
+  seed?: number;
+  tasks?: string[];
+  seeds?: number[];
+  /** Finetuning epochs of BEHRT. */
+  epochs?: number;
+  textEpochs?: number;
+  gclEpochs?: number;
+  backend?: BackendPreference;
+  log?: Logger;
+}
+
+export async function experimentExternal(o: ExternalOptions): Promise<ExternalExperimentResult> {
+  const log = o.log ?? consoleLogger;
+  const out = path.resolve(o.out);
+  fs.mkdirSync(out, { recursive: true });
+  const tasks = o.tasks ?? ['mortality', 'long_stay', 'readmission', 'uti'];
+  let omopA = o.omopA;
+  let omopB = o.omopB;
+  if (!omopA !== !omopB) throw new UserError('experiment external: give both --omop-a and --omop-b, or neither (synthetic sites)');
+  if (!omopA || !omopB) {
+    const seed = o.seed ?? 1;
+    omopA = path.join(out, 'omop-a');
+    omopB = path.join(out, 'omop-b');
+    for (const [dir, site, persons, s] of [[omopA, 'A', o.personsA ?? 1500, seed], [omopB, 'B', o.personsB ?? 800, seed + 1]] as const) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      log.info(`experiment: synthetic site ${site}, ${persons} persons, seed ${s} -> ${dir}`);
+      await generateSynthetic({ persons, seed: s, out: dir, format: 'parquet', site });
+    }
+  }
+  const siteA = path.join(out, 'site-a');
+  const siteB = path.join(out, 'site-b');
+  for (const [omop, dir] of [[omopA, siteA], [omopB, siteB]]) {
+    log.info(`experiment: pipeline ${omop} -> ${dir}`);
+    await runLocal({ omop, vocab: o.vocab, out: dir, tasks, log });
+  }
+  const repr = path.join(out, 'representations');
+  log.info(`experiment: representations from ${o.vocab ?? omopA} with site A's deciles -> ${repr}`);
+  await trainRepresentations({
+    vocab: o.vocab ?? omopA,
+    out: repr,
+    deciles: path.join(siteA, 'artifacts/deciles.json'),
+    backend: o.backend,
+    mlm: { maxEpochs: o.textEpochs ?? 4 },
+    gcl: { maxEpochs: o.gclEpochs ?? 8 },
+    log: (l) => log.info(l),
+  });
+  return runExternalExperiment({
+    siteA,
+    siteB,
+    representations: path.join(repr, 'medrep.parquet'),
+    textRepresentations: path.join(repr, 'text.parquet'),
+    out,
+    tasks,
+    seeds: o.seeds,
+    train: o.epochs !== undefined ? { epochs: o.epochs } : undefined,
+    backend: o.backend,
+    log: (l) => log.info(l),
+  });
+}
+
+export async function runExperimentCommand(argv: string[]): Promise<void> {
+  const [what, ...rest] = argv;
+  if (what !== 'external') throw new UserError(`medrep experiment: expected "external", got "${what ?? ''}"`);
+  const p = parseArgs(
+    rest,
+    { out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number', tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string' },
+    'medrep experiment external',
+  );
+  const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+  const r = await experimentExternal({
+    out: (p.flags.out as string | undefined) ?? 'experiment-external',
+    omopA: p.flags['omop-a'] as string | undefined,
+    omopB: p.flags['omop-b'] as string | undefined,
+    vocab: p.flags.vocab as string | undefined,
+    personsA: p.flags['persons-a'] as number | undefined,
+    personsB: p.flags['persons-b'] as number | undefined,
+    seed: p.flags.seed as number | undefined,
+    tasks: list(p.flags.tasks),
+    seeds: list(p.flags.seeds)?.map(Number),
+    epochs: p.flags.epochs as number | undefined,
+    textEpochs: p.flags['text-epochs'] as number | undefined,
+    gclEpochs: p.flags['gcl-epochs'] as number | undefined,
+    backend: p.flags.backend as BackendPreference | undefined,
+  });
+  process.stdout.write(r.table + '\n' + `results: ${r.resultsFile}\n`);
+}

@@ -15,7 +15,7 @@ import { runStatusCommand, runTopicsCommand } from './kafka';
 import { runTrainRepresentations } from '../trainers/representations/trainRepresentations';
 import { runImportRepresentations } from '../trainers/representations/importRepresentations';
 import { runTrainEhr } from '../trainers/behrt/cli';
-import { runExperimentCommand } from './experiment';
+import { experimentExternal, runExperimentCommand } from './experiment';
 
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
@@ -75,7 +75,7 @@ const commands: Record<string, Command> = {
     process.stdout.write(formatSummary(summary) + '\n');
   },
   async demo(argv) {
-    const p = parseArgs(argv, { out: 'string', persons: 'number', seed: 'number' }, 'medrep demo');
+    const p = parseArgs(argv, { out: 'string', persons: 'number', seed: 'number', 'no-experiment': 'boolean' }, 'medrep demo');
     const out = path.resolve((p.flags.out as string | undefined) ?? path.join(os.tmpdir(), 'medrep-demo'));
     const omop = path.join(out, 'omop');
     fs.rmSync(omop, { recursive: true, force: true }); // the demo's own folder, regenerated each time
@@ -84,6 +84,16 @@ const commands: Record<string, Command> = {
     await generateSynthetic({ persons, seed: (p.flags.seed as number | undefined) ?? 42, out: omop, format: 'parquet', site: 'A' });
     const summary = await runLocal({ omop, out: path.join(out, 'run'), log: consoleLogger });
     process.stdout.write(formatSummary(summary) + '\n');
+    if (p.flags['no-experiment']) return;
+    // A small external validation (issue: the demo ends with an internal/external table): tiny
+    // models and few epochs, so it takes about a minute on two cores; numbers are illustrative.
+    consoleLogger.info('demo: small external-validation experiment (site A -> site B)');
+    const r = await experimentExternal({
+      out: path.join(out, 'experiment'), personsA: 1000, personsB: 400, tasks: ['mortality', 'long_stay'], seeds: [1],
+      epochs: 3, textEpochs: 2, gclEpochs: 3, valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'],
+      log: { info: () => undefined, warn: consoleLogger.warn },
+    });
+    process.stdout.write(`\nexternal validation (train at synthetic site A, test at A and at site B; tiny models, 1 seed):\n${r.table}\n`);
   },
   async synth(argv) {
     try {

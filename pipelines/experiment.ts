@@ -29,6 +29,9 @@ export interface ExternalOptions {
   textEpochs?: number;
   gclEpochs?: number;
   backend?: BackendPreference;
+  /** Splits of site A for model selection and the internal test (see trainers/behrt/external.ts). */
+  valSplits?: string[];
+  testSplits?: string[];
   log?: Logger;
 }
 
@@ -77,6 +80,8 @@ export async function experimentExternal(o: ExternalOptions): Promise<ExternalEx
     seeds: o.seeds,
     train: o.epochs !== undefined ? { epochs: o.epochs } : undefined,
     backend: o.backend,
+    valSplits: o.valSplits,
+    testSplits: o.testSplits,
     log: (l) => log.info(l),
   });
 }

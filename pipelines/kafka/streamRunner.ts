@@ -1,0 +1,232 @@
+// `medrep stream`: the Kafka runner. Runs the stages of streamStages.ts and the Parquet sink as
+// consumer groups (all in this process by default; `--stages` picks some, and several processes
+// share the partitions), then, once they stop, writes the manifest (shards with their offset
+// ranges, artifact versions, committed offsets), the artifacts and the rejects (from the
+// dead-letter topic) into the same output layout as `medrep run`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Kafka } from 'kafkajs';
+import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
+import { SCHEMA_VERSION } from '../../schemas/records';
+import { Manifest, writeManifest } from '../../sinks/manifest';
+import { writeFileAtomic } from '../../sinks/parquet';
+import { RejectSink } from '../../sinks/rejects';
+import { ShardEntry } from '../../sinks/shards';
+import { sha256 } from '../../transforms/hashing';
+import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
+import { openDuck, queryValue } from '../duck';
+import { Logger, consoleLogger } from '../progress';
+import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
+import { DLQ_HEADERS } from './deadLetter';
+import { consumerGroupLag } from './health';
+import { readToEnd } from './readToEnd';
+import { parseShardFileName, shardSinkTransform, SinkTopic } from './shardSink';
+import { runStage, StageOptions, StageSummary } from './stage';
+import { loadStreamArtifacts } from './streamArtifacts';
+import { canonicalizeTransform, LOAD_TABLES, PERSON_STORE, trajectoryTransform, Versions } from './streamStages';
+import { streamTopic, streamTopicSpecs } from './streamTopics';
+import { ensureTopics, partitionCount, TopicNames } from './topics';
+
+export const STREAM_STAGES = ['canonicalize', 'trajectory', 'sink'] as const;
+export type StreamStage = (typeof STREAM_STAGES)[number];
+
+export interface StreamOptions {
+  kafka: KafkaOptions;
+  out: string;
+  vocab: string;
+  /** Folder with deciles.json (e.g. OUT/artifacts of `medrep run`), or the file itself. */
+  artifacts?: string;
+  deciles?: string;
+  /** Stop once every input is consumed and nothing came for this long; default: run until SIGTERM. */
+  exitWhenIdleMs?: number;
+  stages?: StreamStage[];
+  maxEvents?: number;
+  eventsPerShard?: number;
+  sequencesPerShard?: number;
+  /** Input messages per transaction (default 5000). */
+  maxMessagesPerTransaction?: number;
+  healthIntervalMs?: number;
+  /** Write the manifest, artifacts and rejects at the end (default true). */
+  finalize?: boolean;
+  handleSignals?: boolean;
+  log?: Logger;
+  /** Observes each stage's transactions (fault-injection tests, benchmarks). */
+  onPhase?: StageOptions['onPhase'];
+  /** A ready client (tests pass one with logging off); default: one from `kafka`. */
+  client?: Kafka;
+}
+
+export interface StreamSummary {
+  out: string;
+  stages: Record<string, StageSummary>;
+  shards: { events: number; pretrain: number };
+  rows: { events: number; pretrain: number };
+  rejects: number;
+  manifest: string | null;
+  seconds: number;
+}
+
+export function sinkTopics(names: TopicNames, opts: { eventsPerShard?: number; sequencesPerShard?: number }): SinkTopic[] {
+  return [
+    { topic: streamTopic(names, 'events'), kind: 'events', dir: 'events', rowsPerShard: opts.eventsPerShard ?? 1_000_000 },
+    { topic: streamTopic(names, 'pretrain'), kind: 'pretrain', dir: 'pretrain', rowsPerShard: opts.sequencesPerShard ?? 20_000 },
+  ];
+}
+
+export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
+  const log = opts.log ?? consoleLogger;
+  const started = Date.now();
+  const out = path.resolve(opts.out);
+  const names = new TopicNames(opts.kafka.topicPrefix);
+  const kafka = opts.client ?? createKafka(opts.kafka);
+  log.info(`kafka: ${describeKafkaOptions(opts.kafka)}`);
+  const conn = await openDuck({ memoryLimit: '512MB' });
+  try {
+    const art = await loadStreamArtifacts(conn, { vocab: opts.vocab, deciles: opts.deciles, artifacts: opts.artifacts });
+    const versions: Versions = { deciles: art.deciles.version, vocabulary: art.vocabularyArtifact.version };
+    log.info(`artifacts: deciles ${versions.deciles.slice(0, 19)} (${art.deciles.groups.length} groups), vocabulary ${versions.vocabulary.slice(0, 19)} (${art.vocabulary.concepts.size} concepts)`);
+
+    const admin = kafka.admin();
+    await admin.connect();
+    let partitions: number;
+    try {
+      partitions = await partitionCount(admin, names.omop('person'));
+      await ensureTopics(admin, streamTopicSpecs(names, partitions));
+    } finally {
+      await admin.disconnect();
+    }
+    fs.mkdirSync(out, { recursive: true });
+
+    const stages = opts.stages ?? [...STREAM_STAGES];
+    const common = {
+      kafka,
+      names,
+      exitWhenIdleMs: opts.exitWhenIdleMs,
+      maxMessagesPerTransaction: opts.maxMessagesPerTransaction,
+      healthIntervalMs: opts.healthIntervalMs,
+      handleSignals: opts.handleSignals,
+      onPhase: opts.onPhase,
+      log: (line: string) => log.info(line),
+    };
+    const sinks = sinkTopics(names, opts);
+    const running: Array<[string, Promise<StageSummary>]> = [];
+    for (const stage of stages) {
+      let o: StageOptions;
+      if (stage === 'canonicalize') {
+        o = { ...common, stage, inputTopics: LOAD_TABLES.map((t) => names.omop(t)), transform: canonicalizeTransform(names, streamTopic(names, 'events'), art) };
+      } else if (stage === 'trajectory') {
+        o = {
+          ...common, stage, inputTopics: [streamTopic(names, 'events')], stores: [PERSON_STORE],
+          transform: trajectoryTransform({
+            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), versions,
+            onOrphans: (p, n) => log.warn(`trajectory: partition ${p}: ${n} persons with events but no person row (not emitted)`),
+          }),
+        };
+      } else {
+        o = { ...common, stage, inputTopics: sinks.map((s) => s.topic), transform: shardSinkTransform(out, sinks) };
+      }
+      running.push([stage, runStage(o)]);
+    }
+    const summaries: Record<string, StageSummary> = {};
+    for (const [stage, done] of running) summaries[stage] = await done;
+
+    let manifest: string | null = null;
+    let rejects = 0;
+    const shardCounts = { events: 0, pretrain: 0 };
+    const rowCounts = { events: 0, pretrain: 0 };
+    if (opts.finalize !== false) {
+      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts);
+      manifest = r.manifest;
+      rejects = r.rejects;
+      for (const s of r.shards) {
+        const k = s.kind as 'events' | 'pretrain';
+        shardCounts[k]++;
+        rowCounts[k] += s.rows;
+      }
+    }
+    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, rejects, manifest, seconds: (Date.now() - started) / 1000 };
+  } finally {
+    conn.closeSync();
+  }
+}
+
+/** The shards on disk under OUT/<dir> named by offset range, with rows, bytes and hashes. */
+export async function listStreamShards(conn: Awaited<ReturnType<typeof openDuck>>, out: string, sinks: SinkTopic[]): Promise<Array<ShardEntry & { topic: string; partition: number; from_offset: string; to_offset: string }>> {
+  const list: Array<ShardEntry & { topic: string; partition: number; from_offset: string; to_offset: string }> = [];
+  for (const s of sinks) {
+    const dir = path.join(out, s.dir);
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir).sort()) {
+      const r = parseShardFileName(name);
+      if (!r || r.topic !== s.topic) continue;
+      const file = path.join(dir, name);
+      const bytes = fs.readFileSync(file);
+      const rows = Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet('${file.replace(/'/g, "''")}')`));
+      list.push({ kind: s.kind, path: path.posix.join(s.dir, name), rows, bytes: bytes.length, sha256: sha256(bytes), topic: r.topic, partition: r.partition, from_offset: r.from.toString(), to_offset: r.to.toString() });
+    }
+  }
+  return list.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+async function finalizeStream(
+  kafka: Kafka,
+  conn: Awaited<ReturnType<typeof openDuck>>,
+  names: TopicNames,
+  out: string,
+  art: Awaited<ReturnType<typeof loadStreamArtifacts>>,
+  stages: StreamStage[],
+  opts: StreamOptions,
+): Promise<{ manifest: string; rejects: number; shards: ShardEntry[] }> {
+  const writeJson = (rel: string, value: unknown) => writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
+  writeJson('artifacts/deciles.json', art.deciles);
+  writeJson('artifacts/vocabulary.json', art.vocabularyArtifact);
+
+  // Rejects: every dead letter (producer and stages), with file and row where the row says them.
+  fs.rmSync(path.join(out, 'rejects'), { recursive: true, force: true });
+  const rejects = new RejectSink(path.join(out, 'rejects'));
+  await readToEnd(kafka, names.dlq, { timeoutMs: 60_000 }, (_p, m) => {
+    const h: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) h[k] = v.toString();
+    const text = m.value?.toString() ?? '';
+    let values: unknown = text;
+    try {
+      values = JSON.parse(text);
+    } catch {
+      /* kept as text */
+    }
+    const reason = h[DLQ_HEADERS.reason] ?? 'dead-lettered';
+    const col = /column (\S+?):/.exec(reason)?.[1] ?? '(row)';
+    const source = h[DLQ_HEADERS.source] ?? '';
+    const row = typeof values === 'object' && values !== null && typeof (values as { __row?: unknown }).__row === 'number'
+      ? (values as { __row: number }).__row
+      : Number(/:(\d+)$/.exec(source)?.[1] ?? 0);
+    rejects.add({ file: source, table: h[DLQ_HEADERS.table] || 'unknown', row, column: col, reason, values });
+  });
+  const rejectFiles = rejects.close();
+
+  const shards = await listStreamShards(conn, out, sinkTopics(names, opts));
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets: Record<string, unknown> = {};
+  try {
+    for (const s of stages) offsets[names.group(s)] = (await consumerGroupLag(admin, names.group(s))).map((l) => ({ topic: l.topic, partition: l.partition, committed: l.committed.toString(), high: l.high.toString(), lag: l.lag.toString() }));
+  } finally {
+    await admin.disconnect();
+  }
+  const manifest: Manifest = {
+    kind: 'medrep.manifest',
+    schema_version: SCHEMA_VERSION,
+    omop_schema: OMOP_SCHEMA_VERSION,
+    runner: 'kafka',
+    input: { brokers: opts.kafka.brokers, topic_prefix: names.prefix, topics: LOAD_TABLES.map((t) => names.omop(t)) },
+    artifacts: {
+      vocabulary: { path: 'artifacts/vocabulary.json', version: art.vocabularyArtifact.version },
+      deciles: { path: 'artifacts/deciles.json', version: art.deciles.version },
+    },
+    settings: { max_events: opts.maxEvents ?? DEFAULT_MAX_EVENTS, events_per_shard: opts.eventsPerShard ?? 1_000_000, sequences_per_shard: opts.sequencesPerShard ?? 20_000 },
+    shards,
+    rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
+    counts: { rejects: rejects.summary(), offsets },
+  };
+  return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards };
+}

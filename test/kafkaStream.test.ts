@@ -5,13 +5,16 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { generateSynthetic } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
 import { silentLogger } from '../pipelines/progress';
 import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
-import { produceOmop } from '../pipelines/kafka/omopLoad';
+import { produceOmop, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
+import { TopicNames } from '../pipelines/kafka/topics';
+import { runReplay } from '../pipelines/kafka/replay';
 import { runStream } from '../pipelines/kafka/streamRunner';
-import { BROKERS, testKafka, uniquePrefix } from './kafkaTestUtil';
+import { BROKERS, readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 import { OMOP, lit, sql, tempDir } from './helpers';
 
 export const PARTITIONS = 3;
@@ -57,7 +60,7 @@ async function assertSameRows(localOut: string, streamOut: string) {
 describe('kafka runner: produce + stream = local runner (real broker)', function () {
   this.timeout(240_000);
 
-  it('synthetic hospital (Parquet): same events and pretraining sequences as runLocal', async () => {
+  it('synthetic hospital (Parquet): same events and pretraining sequences as runLocal; replay verifies every shard', async () => {
     const omop = path.join(tempDir('synth-stream'), 'omop');
     await generateSynthetic({ persons: 120, seed: 5, out: omop, format: 'parquet', site: 'A' });
     const r = await localThenStream(omop, 'synth-eq');
@@ -68,10 +71,126 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     assert.equal(manifest.runner, 'kafka');
     assert.equal(manifest.artifacts.deciles.version, JSON.parse(fs.readFileSync(path.join(r.local.out, 'artifacts/deciles.json'), 'utf8')).version);
     for (const s of manifest.shards) assert.match(path.basename(s.path), new RegExp(`^${r.prefix.replace(/\./g, '\\.')}medrep\\.(events|pretrain)-p\\d-\\d{20}-\\d{20}\\.parquet$`));
+
+    // Replay from time zero rebuilds every shard with the manifest's hash.
+    const client = testKafka();
+    const verify = path.join(r.stream.out, 'manifest.json');
+    const all = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay0'), verify, fromTime: '1970-01-01T00:00:00Z', log: silentLogger });
+    assert.equal(all.shards.length, manifest.shards.length);
+    assert.deepEqual(all.shards.filter((x) => !x.match), [], 'every shard matches its hash');
+    // From a mid-stream timestamp: the time a later events shard's first message was written.
+    const events = manifest.shards.filter((x: { kind: string }) => x.kind === 'events');
+    const later = events.reduce((a: { from_offset: string }, b: { from_offset: string }) => (BigInt(b.from_offset) > BigInt(a.from_offset) ? b : a));
+    const msgs = await readAll(client, later.topic);
+    const at = msgs.find((m) => m.partition === later.partition && m.offset === later.from_offset)!;
+    const mid = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay1'), verify, fromTime: new Date(at.timestamp).toISOString(), log: silentLogger });
+    assert.ok(mid.shards.length >= 1 && mid.skipped >= 1, `a mid-stream replay rebuilds some shards (${mid.shards.length}) and skips earlier ones (${mid.skipped})`);
+    assert.ok(mid.shards.some((x) => x.path === later.path));
+    assert.deepEqual(mid.shards.filter((x) => !x.match), []);
+    // A shard changed on disk after the run is not what the manifest says; replay reports it.
+    const tampered = path.join(r.dir, 'tampered.json');
+    const m2 = { ...manifest, shards: manifest.shards.map((x: { path: string; sha256: string }) => (x.path === later.path ? { ...x, sha256: '0'.repeat(64) } : x)) };
+    fs.writeFileSync(tampered, JSON.stringify(m2));
+    const bad = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay2'), verify: tampered, fromTime: '1970-01-01T00:00:00Z', log: silentLogger });
+    assert.deepEqual(bad.shards.filter((x) => !x.match).map((x) => x.path), [later.path]);
   });
 
   it('Synthea27Nj (CSV): same events and pretraining sequences as runLocal', async () => {
     const r = await localThenStream(OMOP.synthea, 'synthea-eq');
     await assertSameRows(r.local.out, r.stream.out);
+  });
+});
+
+const WORKER = path.join(__dirname, 'fixtures', 'streamWorker.js');
+
+function runWorker(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr });
+    });
+  });
+}
+
+/** A small seeded generator, so a failing run can be repeated (the seed is in the test title). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('kafka runner under faults (real broker)', function () {
+  this.timeout(300_000);
+  const seed = Number(process.env.MEDREP_FAULT_SEED ?? Date.now() % 100_000);
+
+  it(`SIGKILLed at 5 random points (seed ${seed}) and poison messages: final shards equal runLocal, poison in the dead-letter topic`, async () => {
+    const dir = tempDir('stream-kill');
+    const omop = path.join(dir, 'omop');
+    await generateSynthetic({ persons: 150, seed: 9, out: omop, format: 'parquet', site: 'A' });
+    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
+    const prefix = uniquePrefix();
+    const kafka = kafkaOpts(prefix);
+    const client = testKafka();
+    const names = new TopicNames(prefix);
+    await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger, endOfLoad: false });
+    // Poison: not JSON, a person_id of the wrong type, an unreadable date, a concept the vocabulary lacks.
+    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const poison = [
+      '{not json',
+      JSON.stringify({ person_id: 'abc', measurement_id: 1, measurement_concept_id: 3000963, measurement_date: '2020-01-01', measurement_type_concept_id: 0 }),
+      JSON.stringify({ person_id: 1, measurement_id: 2, measurement_concept_id: 3000963, measurement_date: 'yesterday', measurement_type_concept_id: 0 }),
+      JSON.stringify({ person_id: 1, measurement_id: 3, measurement_concept_id: 987654321, measurement_date: '2020-01-01', measurement_type_concept_id: 0 }),
+    ];
+    await producer.send({ topic: names.omop('measurement'), messages: poison.map((value) => ({ partition: 0, key: '1', value })) });
+    await producer.disconnect();
+    await sendEndOfLoad(client, names, PARTITIONS);
+
+    const out = path.join(dir, 'stream');
+    const env = {
+      MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'), MEDREP_TXN_SIZE: '50',
+    };
+    const rand = mulberry32(seed);
+    const phases = ['transformed', 'produced', 'offsets-sent', 'committed'];
+    let kills = 0;
+    for (let k = 0; k < 5; k++) {
+      const phase = phases[Math.floor(rand() * phases.length)];
+      const at = 1 + Math.floor(rand() * 8);
+      const r = await runWorker({ ...env, MEDREP_KILL_PHASE: phase, MEDREP_KILL_AT: String(at) });
+      assert.equal(r.signal, 'SIGKILL', `worker ${k} should die at ${phase} #${at}; exit ${r.code}; stderr: ${r.stderr}`);
+      kills++;
+      // The killed member stays in the group until its session (6 s) expires; a worker that joined
+      // before that would get only part of the partitions and could go idle on them.
+      await new Promise((r) => setTimeout(r, 7000));
+    }
+    assert.equal(kills, 5);
+    // Restarted without a fault, it finishes the load; the manifest is written from what is on disk.
+    await runStream({
+      kafka, client, out, vocab: omop, artifacts: path.join(local.out, 'artifacts'), exitWhenIdleMs: 2000, maxMessagesPerTransaction: 100,
+      eventsPerShard: 2000, sequencesPerShard: 50, sessionTimeoutMs: 6000, rebalanceTimeoutMs: 10000, heartbeatIntervalMs: 500,
+      healthIntervalMs: 0, handleSignals: false, log: silentLogger,
+    });
+    await assertSameRows(local.out, out);
+
+    const dlq = await readAll(client, names.dlq);
+    const fromStage = dlq.filter((m) => m.headers.stage === 'canonicalize');
+    assert.deepEqual(fromStage.map((m) => m.value).sort(), [...poison].sort(), 'each poison message dead-lettered once, unchanged');
+    const reasons = fromStage.map((m) => m.headers.reason).sort();
+    assert.ok(reasons.some((x) => x.startsWith('not-json')) || reasons.some((x) => /JSON/.test(x)), reasons.join(' | '));
+    assert.ok(reasons.some((x) => /column person_id/.test(x)), reasons.join(' | '));
+    assert.ok(reasons.some((x) => /column measurement_date/.test(x)), reasons.join(' | '));
+    assert.ok(reasons.some((x) => /column measurement_concept_id: concept not in the vocabulary/.test(x)), reasons.join(' | '));
+    const rejects = fs.readFileSync(path.join(out, 'rejects', 'measurement.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(rejects.length, 4, 'the rejects folder holds the dead letters');
   });
 });

@@ -52,6 +52,9 @@ export interface StreamOptions {
   log?: Logger;
   /** Observes each stage's transactions (fault-injection tests, benchmarks). */
   onPhase?: StageOptions['onPhase'];
+  sessionTimeoutMs?: number;
+  rebalanceTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
   /** A ready client (tests pass one with logging off); default: one from `kafka`. */
   client?: Kafka;
 }
@@ -106,6 +109,9 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
       healthIntervalMs: opts.healthIntervalMs,
       handleSignals: opts.handleSignals,
       onPhase: opts.onPhase,
+      sessionTimeoutMs: opts.sessionTimeoutMs,
+      rebalanceTimeoutMs: opts.rebalanceTimeoutMs,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
       log: (line: string) => log.info(line),
     };
     const sinks = sinkTopics(names, opts);

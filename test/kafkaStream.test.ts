@@ -24,7 +24,7 @@ export function kafkaOpts(prefix: string) {
 }
 
 /** Rows of `kind` in one output but not the other (both directions), as counts. */
-export async function differences(a: string, b: string, dir: 'events' | 'pretrain'): Promise<{ onlyA: number; onlyB: number; rowsA: number; rowsB: number }> {
+export async function differences(a: string, b: string, dir: string): Promise<{ onlyA: number; onlyB: number; rowsA: number; rowsB: number }> {
   const ga = lit(path.join(a, dir, '*.parquet'));
   const gb = lit(path.join(b, dir, '*.parquet'));
   const [r] = await sql<Record<string, bigint>>(`SELECT
@@ -49,18 +49,30 @@ export async function localThenStream(omop: string, name: string, streamExtra: P
   return { dir, local, produced, stream, prefix };
 }
 
-async function assertSameRows(localOut: string, streamOut: string) {
+async function assertSameRows(localOut: string, streamOut: string, withSamples = true) {
   for (const kind of ['events', 'pretrain'] as const) {
     const d = await differences(localOut, streamOut, kind);
     assert.ok(d.rowsA > 0, `${kind}: the local runner wrote rows`);
     assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `${kind}: same rows in both runners`);
   }
+  if (!withSamples) return;
+  // Labelled samples, task by task (windows and labels); tasks without samples have no folder in either.
+  const localTasks = fs.existsSync(path.join(localOut, 'samples')) ? fs.readdirSync(path.join(localOut, 'samples')).sort() : [];
+  const streamTasks = fs.existsSync(path.join(streamOut, 'samples')) ? fs.readdirSync(path.join(streamOut, 'samples')).sort() : [];
+  assert.deepEqual(streamTasks, localTasks, 'the same tasks have samples');
+  let samples = 0;
+  for (const t of localTasks) {
+    const d = await differences(localOut, streamOut, `samples/${t}`);
+    assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `samples/${t}: same rows in both runners`);
+    samples += d.rowsA;
+  }
+  assert.ok(samples > 0, 'some samples were compared');
 }
 
 describe('kafka runner: produce + stream = local runner (real broker)', function () {
   this.timeout(240_000);
 
-  it('synthetic hospital (Parquet): same events and pretraining sequences as runLocal; replay verifies every shard', async () => {
+  it('synthetic hospital (Parquet): same events, pretraining sequences and labelled samples as runLocal; replay verifies every shard', async () => {
     const omop = path.join(tempDir('synth-stream'), 'omop');
     await generateSynthetic({ persons: 120, seed: 5, out: omop, format: 'parquet', site: 'A' });
     const r = await localThenStream(omop, 'synth-eq');
@@ -70,7 +82,14 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     const manifest = JSON.parse(fs.readFileSync(path.join(r.stream.out, 'manifest.json'), 'utf8'));
     assert.equal(manifest.runner, 'kafka');
     assert.equal(manifest.artifacts.deciles.version, JSON.parse(fs.readFileSync(path.join(r.local.out, 'artifacts/deciles.json'), 'utf8')).version);
-    for (const s of manifest.shards) assert.match(path.basename(s.path), new RegExp(`^${r.prefix.replace(/\./g, '\\.')}medrep\\.(events|pretrain)-p\\d-\\d{20}-\\d{20}\\.parquet$`));
+    for (const s of manifest.shards) assert.match(path.basename(s.path), new RegExp(`^${r.prefix.replace(/\./g, '\\.')}medrep\\.(events|pretrain|samples)-p\\d-\\d{20}-\\d{20}\\.parquet$`));
+
+    // Table-1 counts (cohort, positives, negatives, censored) summed over partitions equal the batch labeler's.
+    const pick = (ts: { task: string; cohort: number; positives: number; negatives: number; censored: number }[]) =>
+      ts.map((t) => ({ task: t.task, cohort: t.cohort, positives: t.positives, negatives: t.negatives, censored: t.censored })).sort((a, b) => (a.task < b.task ? -1 : 1));
+    const localManifest = JSON.parse(fs.readFileSync(path.join(r.local.out, 'manifest.json'), 'utf8'));
+    assert.ok(localManifest.counts.tasks.length >= 9);
+    assert.deepEqual(pick(manifest.counts.tasks), pick(localManifest.counts.tasks));
 
     // Replay from time zero rebuilds every shard with the manifest's hash.
     const client = testKafka();
@@ -95,7 +114,7 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     assert.deepEqual(bad.shards.filter((x) => !x.match).map((x) => x.path), [later.path]);
   });
 
-  it('Synthea27Nj (CSV): same events and pretraining sequences as runLocal', async () => {
+  it('Synthea27Nj (CSV): same events, pretraining sequences and samples as runLocal', async () => {
     const r = await localThenStream(OMOP.synthea, 'synthea-eq');
     await assertSameRows(r.local.out, r.stream.out);
   });
@@ -154,7 +173,7 @@ describe('kafka runner under faults (real broker)', function () {
     ];
     await producer.send({ topic: names.omop('measurement'), messages: poison.map((value) => ({ partition: 0, key: '1', value })) });
     await producer.disconnect();
-    await sendEndOfLoad(client, names, PARTITIONS);
+    await sendEndOfLoad(client, names, PARTITIONS, Date.parse(JSON.parse(fs.readFileSync(path.join(local.out, 'manifest.json'), 'utf8')).counts.label_watermark));
 
     const out = path.join(dir, 'stream');
     const env = {

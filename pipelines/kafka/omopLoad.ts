@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { CLINICAL_TABLES } from '../../schemas/omop';
 import { q } from '../../schemas/sqlChecks';
-import { openDuck, stringColumn, streamChunks, numericColumn } from '../duck';
+import { openDuck, stringColumn, streamChunks, numericColumn, queryValue } from '../duck';
+import { finalWatermark } from '../../transforms/labels/time';
 import { createOmopViews } from '../omopViews';
 import { openOmopInput } from '../omopSource';
 import { Logger, consoleLogger } from '../progress';
@@ -85,7 +86,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
       }
     }
     await producer.flush();
-    if (opts.endOfLoad !== false) markers = await sendEndOfLoad(kafka, names, partitions);
+    if (opts.endOfLoad !== false) markers = await sendEndOfLoad(kafka, names, partitions, await dataEndWatermark(conn));
   } finally {
     conn.closeSync();
   }
@@ -94,14 +95,38 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
   return { ...stats, input: { path: opts.omop, kind: 'omop' }, markers };
 }
 
-/** One end-of-load marker to every partition of every `omop.<table>` topic (idempotent producer). */
-export async function sendEndOfLoad(kafka: Kafka, names: TopicNames, partitions: number): Promise<number> {
+/**
+ * The event-time watermark a load ends at, as the batch labeler computes it: the last millisecond
+ * of the day of the latest visit end (or start), death or condition (time.ts finalWatermark).
+ */
+export async function dataEndWatermark(conn: Awaited<ReturnType<typeof openDuck>>): Promise<number | null> {
+  const ms = (expr: string) => `epoch_ms(CAST(${expr} AS TIMESTAMP))::DOUBLE`;
+  const v = await queryValue<number | null>(
+    conn,
+    `SELECT max(t) FROM (
+       SELECT max(${ms('coalesce(visit_end_date, visit_start_date)')}) AS t FROM visit_occurrence
+       UNION ALL SELECT max(${ms('death_date')}) FROM death
+       UNION ALL SELECT max(${ms('coalesce(CAST(condition_start_datetime AS TIMESTAMP), CAST(condition_start_date AS TIMESTAMP))')}) FROM condition_occurrence)`,
+  );
+  return v === null ? null : finalWatermark(Number(v));
+}
+
+/** Value of an end-of-load marker: the event-time watermark the load closes at (null: none). */
+export interface EndOfLoadValue {
+  watermark: number | null;
+}
+
+/**
+ * One end-of-load marker to every partition of every `omop.<table>` topic (idempotent producer).
+ * It carries the load's event-time watermark: the labeler decides (or censors) labels there.
+ */
+export async function sendEndOfLoad(kafka: Kafka, names: TopicNames, partitions: number, watermark: number | null): Promise<number> {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
   try {
     const topicMessages = CLINICAL_TABLES.map((t) => ({
       topic: names.omop(t.table),
-      messages: Array.from({ length: partitions }, (_, p) => ({ partition: p, key: null, value: null, headers: { [CONTROL_HEADER]: END_OF_LOAD } })),
+      messages: Array.from({ length: partitions }, (_, p) => ({ partition: p, key: null, value: JSON.stringify({ watermark } satisfies EndOfLoadValue), headers: { [CONTROL_HEADER]: END_OF_LOAD } })),
     }));
     await producer.sendBatch({ topicMessages, acks: -1 });
     return CLINICAL_TABLES.length * partitions;

@@ -11,7 +11,7 @@ import { UserError } from '../errors';
 import { Logger, consoleLogger } from '../progress';
 import { createKafka, KafkaOptions } from './config';
 import { readToEnd } from './readToEnd';
-import { shardTable } from './shardSink';
+import { sampleTable, shardTable } from './shardSink';
 import { StreamValue } from './streamStages';
 
 export interface ReplayOptions {
@@ -62,7 +62,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     throw new UserError(`--verify ${opts.verify}: cannot read the manifest (${(e as Error).message})`);
   }
   if (manifest.runner !== 'kafka') throw new UserError(`--verify ${opts.verify}: not the manifest of a Kafka run (runner ${manifest.runner}); only those name topics and offsets`);
-  const shards = manifest.shards.filter((s) => s.topic !== undefined && (s.kind === 'events' || s.kind === 'pretrain'));
+  const shards = manifest.shards.filter((s) => s.topic !== undefined && (s.kind === 'events' || s.kind === 'pretrain' || s.kind === 'samples'));
   const topics = [...new Set(shards.map((s) => s.topic!))].sort();
   const kafka = opts.client ?? createKafka(opts.kafka);
 
@@ -113,7 +113,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
       }
     });
     for (const s of mine) {
-      const w = writeParquetAtomic(path.join(opts.out, s.path), shardTable(s.kind as 'events' | 'pretrain', values.get(s)!));
+      const table = s.kind === 'samples' ? sampleTable(values.get(s)!, path.posix.basename(path.posix.dirname(s.path))) : shardTable(s.kind as 'events' | 'pretrain', values.get(s)!);
+      const w = writeParquetAtomic(path.join(opts.out, s.path), table);
       results.push({ path: s.path, rows: w.rows, expected: s.sha256, actual: w.sha256, match: w.sha256 === s.sha256 && w.rows === s.rows });
     }
   }

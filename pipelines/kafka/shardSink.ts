@@ -12,6 +12,7 @@ import { ClinicalTable, tableSpec } from '../../schemas/omop';
 import { EventBatch } from '../../sinks/eventShards';
 import { writeParquetAtomic } from '../../sinks/parquet';
 import { SequenceBatch } from '../../sinks/sequenceShards';
+import { SampleBatch } from '../../sinks/sampleShards';
 import { Sequence } from '../../transforms/trajectory';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { parseValue, StreamValue } from './streamStages';
@@ -39,7 +40,30 @@ export function parseShardFileName(name: string): ShardRange | null {
 
 /** Rows a message holds for a shard (0 for persons and markers). */
 export function shardRows(v: StreamValue): number {
-  return v.k === 'events' ? v.p.length : v.k === 'pretrain' ? v.rows.length : 0;
+  return v.k === 'events' ? v.p.length : v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
+}
+
+/** Tasks with samples in a range of messages, in name order (one shard per task). */
+export function sampleTasks(values: StreamValue[]): string[] {
+  const tasks = new Set<string>();
+  for (const v of values) if (v.k === 'samples') for (const r of v.rows) tasks.add(r.task);
+  return [...tasks].sort();
+}
+
+/** The samples shard of one task from a range of messages (layout: sinks/sampleShards.ts). */
+export function sampleTable(values: StreamValue[], task: string): arrow.Table {
+  let batch: SampleBatch | null = null;
+  for (const v of values) {
+    if (v.k !== 'samples') continue;
+    for (const r of v.rows) {
+      if (r.task !== task) continue;
+      batch ??= new SampleBatch(r.labels !== null);
+      const seq: Sequence = { conceptIds: r.c, deciles: r.d, ages: r.a, segments: r.s, recordRanks: r.r, domains: r.m };
+      batch.push(r.p, seq, r.split, r.pt, r.iv, r.label, r.labels);
+    }
+  }
+  if (!batch) throw new Error(`no samples of task ${task} in the range`);
+  return batch.toTable();
 }
 
 /** The Arrow table of a shard from its messages' values (events or pretraining sequences). */
@@ -69,7 +93,7 @@ export function shardTable(kind: 'events' | 'pretrain', values: StreamValue[]): 
 
 export interface SinkTopic {
   topic: string;
-  kind: 'events' | 'pretrain';
+  kind: 'events' | 'pretrain' | 'samples';
   /** Folder under OUT. */
   dir: string;
   rowsPerShard: number;
@@ -104,10 +128,15 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
     if (p && first < p.next) p = undefined;
     const write = (q: Pending) => {
       const range = { topic: ctx.topic, partition: ctx.partition, from: q.from, to: q.last };
-      const file = path.join(out, sink.dir, shardFileName(range));
-      const skipped = fs.existsSync(file);
-      if (!skipped) writeParquetAtomic(file, shardTable(sink.kind, q.values));
-      onShard?.({ path: file, range, rows: q.rows, skipped });
+      const files: Array<[string, () => arrow.Table]> =
+        sink.kind === 'samples'
+          ? sampleTasks(q.values).map((task) => [path.join(out, sink.dir, task, shardFileName(range)), () => sampleTable(q.values, task)])
+          : [[path.join(out, sink.dir, shardFileName(range)), () => shardTable(sink.kind as 'events' | 'pretrain', q.values)]];
+      for (const [file, table] of files) {
+        const skipped = fs.existsSync(file);
+        if (!skipped) writeParquetAtomic(file, table());
+        onShard?.({ path: file, range, rows: q.rows, skipped });
+      }
     };
     for (const m of messages) {
       const offset = BigInt(m.offset);

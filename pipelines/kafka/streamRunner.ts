@@ -23,14 +23,17 @@ import { readToEnd } from './readToEnd';
 import { parseShardFileName, shardSinkTransform, SinkTopic } from './shardSink';
 import { runStage, StageOptions, StageSummary } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
-import { canonicalizeTransform, LOAD_TABLES, PERSON_STORE, trajectoryTransform, Versions } from './streamStages';
+import { canonicalizeTransform, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
 import { ensureTopics, partitionCount, TopicNames } from './topics';
+import { TaskSelection, selectTasks } from '../runTasks';
+import { resolveConceptSets } from '../labelInputs';
+import { CompiledTask, compileTask, taskArtifact, TaskSummary } from '../../transforms/labels';
 
 export const STREAM_STAGES = ['canonicalize', 'trajectory', 'sink'] as const;
 export type StreamStage = (typeof STREAM_STAGES)[number];
 
-export interface StreamOptions {
+export interface StreamOptions extends Partial<TaskSelection> {
   kafka: KafkaOptions;
   out: string;
   vocab: string;
@@ -62,8 +65,9 @@ export interface StreamOptions {
 export interface StreamSummary {
   out: string;
   stages: Record<string, StageSummary>;
-  shards: { events: number; pretrain: number };
-  rows: { events: number; pretrain: number };
+  shards: { events: number; pretrain: number; samples: number };
+  rows: { events: number; pretrain: number; samples: number };
+  tasks: TaskSummary[];
   rejects: number;
   manifest: string | null;
   seconds: number;
@@ -73,6 +77,7 @@ export function sinkTopics(names: TopicNames, opts: { eventsPerShard?: number; s
   return [
     { topic: streamTopic(names, 'events'), kind: 'events', dir: 'events', rowsPerShard: opts.eventsPerShard ?? 1_000_000 },
     { topic: streamTopic(names, 'pretrain'), kind: 'pretrain', dir: 'pretrain', rowsPerShard: opts.sequencesPerShard ?? 20_000 },
+    { topic: streamTopic(names, 'samples'), kind: 'samples', dir: 'samples', rowsPerShard: opts.sequencesPerShard ?? 20_000 },
   ];
 }
 
@@ -101,6 +106,10 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     fs.mkdirSync(out, { recursive: true });
 
     const stages = opts.stages ?? [...STREAM_STAGES];
+    // Tasks: concept sets resolved against this vocabulary, exactly as the batch labeler does.
+    const loaded = selectTasks({ tasks: opts.tasks ?? 'all', taskDir: opts.taskDir, taskConcepts: opts.taskConcepts }, log);
+    const compiled: CompiledTask[] = [];
+    for (const t of loaded) compiled.push(compileTask(t.def, await resolveConceptSets(conn, t)));
     const common = {
       kafka,
       names,
@@ -124,7 +133,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
         o = {
           ...common, stage, inputTopics: [streamTopic(names, 'events')], stores: [PERSON_STORE],
           transform: trajectoryTransform({
-            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), versions,
+            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'), versions, tasks: compiled,
             onOrphans: (p, n) => log.warn(`trajectory: partition ${p}: ${n} persons with events but no person row (not emitted)`),
           }),
         };
@@ -138,19 +147,21 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
 
     let manifest: string | null = null;
     let rejects = 0;
-    const shardCounts = { events: 0, pretrain: 0 };
-    const rowCounts = { events: 0, pretrain: 0 };
+    const shardCounts = { events: 0, pretrain: 0, samples: 0 };
+    const rowCounts = { events: 0, pretrain: 0, samples: 0 };
+    let tasks: TaskSummary[] = [];
     if (opts.finalize !== false) {
-      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts);
+      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled);
       manifest = r.manifest;
+      tasks = r.tasks;
       rejects = r.rejects;
       for (const s of r.shards) {
-        const k = s.kind as 'events' | 'pretrain';
+        const k = s.kind as 'events' | 'pretrain' | 'samples';
         shardCounts[k]++;
         rowCounts[k] += s.rows;
       }
     }
-    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, rejects, manifest, seconds: (Date.now() - started) / 1000 };
+    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, rejects, manifest, seconds: (Date.now() - started) / 1000 };
   } finally {
     conn.closeSync();
   }
@@ -160,15 +171,21 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
 export async function listStreamShards(conn: Awaited<ReturnType<typeof openDuck>>, out: string, sinks: SinkTopic[]): Promise<Array<ShardEntry & { topic: string; partition: number; from_offset: string; to_offset: string }>> {
   const list: Array<ShardEntry & { topic: string; partition: number; from_offset: string; to_offset: string }> = [];
   for (const s of sinks) {
-    const dir = path.join(out, s.dir);
-    if (!fs.existsSync(dir)) continue;
-    for (const name of fs.readdirSync(dir).sort()) {
-      const r = parseShardFileName(name);
-      if (!r || r.topic !== s.topic) continue;
-      const file = path.join(dir, name);
-      const bytes = fs.readFileSync(file);
-      const rows = Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet('${file.replace(/'/g, "''")}')`));
-      list.push({ kind: s.kind, path: path.posix.join(s.dir, name), rows, bytes: bytes.length, sha256: sha256(bytes), topic: r.topic, partition: r.partition, from_offset: r.from.toString(), to_offset: r.to.toString() });
+    const top = path.join(out, s.dir);
+    if (!fs.existsSync(top)) continue;
+    // Samples: one folder per task.
+    const dirs = s.kind === 'samples' ? fs.readdirSync(top).sort().map((t) => path.posix.join(s.dir, t)) : [s.dir];
+    for (const rel of dirs) {
+      const dir = path.join(out, rel);
+      if (!fs.statSync(dir).isDirectory()) continue;
+      for (const name of fs.readdirSync(dir).sort()) {
+        const r = parseShardFileName(name);
+        if (!r || r.topic !== s.topic) continue;
+        const file = path.join(dir, name);
+        const bytes = fs.readFileSync(file);
+        const rows = Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet('${file.replace(/'/g, "''")}')`));
+        list.push({ kind: s.kind, path: path.posix.join(rel, name), rows, bytes: bytes.length, sha256: sha256(bytes), topic: r.topic, partition: r.partition, from_offset: r.from.toString(), to_offset: r.to.toString() });
+      }
     }
   }
   return list.sort((a, b) => (a.path < b.path ? -1 : 1));
@@ -182,10 +199,24 @@ async function finalizeStream(
   art: Awaited<ReturnType<typeof loadStreamArtifacts>>,
   stages: StreamStage[],
   opts: StreamOptions,
-): Promise<{ manifest: string; rejects: number; shards: ShardEntry[] }> {
+  compiled: CompiledTask[],
+): Promise<{ manifest: string; rejects: number; shards: ShardEntry[]; tasks: TaskSummary[] }> {
   const writeJson = (rel: string, value: unknown) => writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
   writeJson('artifacts/deciles.json', art.deciles);
   writeJson('artifacts/vocabulary.json', art.vocabularyArtifact);
+  const taskArtifacts: Record<string, { path: string; version: string }> = {};
+  for (const t of compiled) {
+    const a = taskArtifact(t);
+    writeJson(`artifacts/tasks/${t.name}.json`, a);
+    taskArtifacts[`task:${t.name}`] = { path: `artifacts/tasks/${t.name}.json`, version: a.hash };
+  }
+  // Table-1 counts: the labeler's summary of every partition, from the samples topic's end markers.
+  const tasks = new Map<string, TaskSummary>();
+  await readToEnd(kafka, streamTopic(names, 'samples'), { timeoutMs: 60_000 }, (_p, m) => {
+    const v = JSON.parse(m.value!.toString()) as StreamValue;
+    if (v.k !== 'end' || !v.tasks) return;
+    for (const s of v.tasks) tasks.set(s.task, addSummaries(tasks.get(s.task), s));
+  });
 
   // Rejects: every dead letter (producer and stages), with file and row where the row says them.
   fs.rmSync(path.join(out, 'rejects'), { recursive: true, force: true });
@@ -228,11 +259,25 @@ async function finalizeStream(
     artifacts: {
       vocabulary: { path: 'artifacts/vocabulary.json', version: art.vocabularyArtifact.version },
       deciles: { path: 'artifacts/deciles.json', version: art.deciles.version },
+      ...taskArtifacts,
     },
     settings: { max_events: opts.maxEvents ?? DEFAULT_MAX_EVENTS, events_per_shard: opts.eventsPerShard ?? 1_000_000, sequences_per_shard: opts.sequencesPerShard ?? 20_000 },
     shards,
     rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
-    counts: { rejects: rejects.summary(), offsets },
+    counts: { rejects: rejects.summary(), offsets, tasks: [...tasks.values()] },
   };
-  return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards };
+  return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards, tasks: [...tasks.values()] };
+}
+
+/** Sum of two partitions' Table-1 counts of one task. */
+function addSummaries(a: TaskSummary | undefined, b: TaskSummary): TaskSummary {
+  if (!a) return JSON.parse(JSON.stringify(b)) as TaskSummary;
+  const excluded = { ...a.excluded };
+  for (const [rule, n] of Object.entries(b.excluded)) excluded[rule as keyof typeof excluded] = (excluded[rule as keyof typeof excluded] ?? 0) + (n ?? 0);
+  return {
+    ...a,
+    candidates: a.candidates + b.candidates, excluded, eligible: a.eligible + b.eligible, cohort: a.cohort + b.cohort,
+    positives: a.positives + b.positives, negatives: a.negatives + b.negatives, censored: a.censored + b.censored,
+    ...(a.positivesPerLabel && b.positivesPerLabel ? { positivesPerLabel: a.positivesPerLabel.map((x, i) => x + b.positivesPerLabel![i]) } : {}),
+  };
 }

@@ -20,8 +20,10 @@ import { splitOf } from '../../transforms/splits';
 import { TOKEN_DOMAINS } from '../../transforms/tokens';
 import { PersonEvents, buildSequence, chunkRanges, segmentsAndRanks } from '../../transforms/trajectory';
 import { EVENT_SPECS, tableCode } from '../eventSource';
-import { CONTROL_HEADER, END_OF_LOAD } from './omopLoad';
-import { birthMs, intOr, rowEventFields } from './rowFields';
+import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
+import { CompiledTask, IncrementalLabeler, LabelRecord, TaskSummary } from '../../transforms/labels';
+import { windowBefore } from '../../transforms/trajectory';
+import { birthMs, intOr, rowEventFields, timeMs } from './rowFields';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { StreamArtifacts } from './streamArtifacts';
 import { TopicNames } from './topics';
@@ -39,6 +41,8 @@ export interface EventsBatchValue {
   /** person_id, time (ms), concept, source concept, decile (-1 none), value, unit, visit, row id, source row. */
   p: number[]; t: number[]; c: number[]; s: number[]; d: number[];
   x: (number | null)[]; u: (string | null)[]; v: (number | null)[]; r: number[]; n: number[];
+  /** For the labeler: the concept id as given, and visit start/end or death dates (00:00, ms). */
+  rc: number[]; sd: (number | null)[]; ed: (number | null)[];
 }
 
 export interface PersonsBatchValue {
@@ -49,6 +53,24 @@ export interface PersonsBatchValue {
 export interface EndValue {
   k: 'end';
   table: string;
+  /** Event-time watermark of the load (end-of-load markers). */
+  watermark?: number | null;
+  /** Samples topic: the labeler's Table-1 counts of the partition at the watermark. */
+  tasks?: TaskSummary[];
+}
+
+export interface SampleRow extends SequenceRow {
+  task: string;
+  pt: number;
+  iv: number | null;
+  label: number | null;
+  labels: number[] | null;
+}
+
+export interface SamplesBatchValue {
+  k: 'samples';
+  versions: Versions;
+  rows: SampleRow[];
 }
 
 export interface SequenceRow {
@@ -62,7 +84,7 @@ export interface PretrainBatchValue {
   rows: SequenceRow[];
 }
 
-export type StreamValue = EventsBatchValue | PersonsBatchValue | EndValue | PretrainBatchValue;
+export type StreamValue = EventsBatchValue | PersonsBatchValue | EndValue | PretrainBatchValue | SamplesBatchValue;
 
 export const PERSON_STORE = 'person';
 /** Tables whose end-of-load markers close a load in a partition. */
@@ -74,6 +96,17 @@ const TOKENS_PER_MESSAGE = 100_000;
 function isEndOfLoad(m: StageMessage): boolean {
   const h = m.headers[CONTROL_HEADER];
   return h !== undefined && String(h) === END_OF_LOAD;
+}
+
+function endOf(m: StageMessage, table: string): EndValue {
+  let watermark: number | null = null;
+  try {
+    const v = JSON.parse(m.value?.toString() ?? 'null') as EndOfLoadValue | null;
+    if (v && typeof v.watermark === 'number') watermark = v.watermark;
+  } catch {
+    /* a marker without a watermark */
+  }
+  return { k: 'end', table, watermark };
 }
 
 export function parseValue(m: StageMessage): StreamValue {
@@ -106,7 +139,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
       for (const m of messages) {
         if (isEndOfLoad(m)) {
           flush();
-          out.push(json(eventsTopic, ctx.partition, { k: 'end', table } satisfies EndValue));
+          out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
           continue;
         }
         const row = parseRow(m, ctx, table);
@@ -124,10 +157,10 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
     const ev = spec.events;
     if (!ev) {
       // Tables that carry no events (e.g. observation_period) only pass their end marker on.
-      for (const m of messages) if (isEndOfLoad(m)) out.push(json(eventsTopic, ctx.partition, { k: 'end', table } satisfies EndValue));
+      for (const m of messages) if (isEndOfLoad(m)) out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
       return out;
     }
-    const empty = (): EventsBatchValue => ({ k: 'events', table, versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [] });
+    const empty = (): EventsBatchValue => ({ k: 'events', table, versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] });
     let batch = empty();
     const flush = () => {
       if (batch.p.length) out.push(json(eventsTopic, ctx.partition, batch));
@@ -136,7 +169,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
     for (const m of messages) {
       if (isEndOfLoad(m)) {
         flush();
-        out.push(json(eventsTopic, ctx.partition, { k: 'end', table } satisfies EndValue));
+        out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
         continue;
       }
       const row = parseRow(m, ctx, table);
@@ -166,6 +199,10 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
       batch.v.push(f.visitId);
       batch.r.push(f.rowId);
       batch.n.push(f.rn);
+      batch.rc.push(f.conceptId);
+      // The labeler reads dates: visit start and end, death date (00:00).
+      batch.sd.push(table === 'visit_occurrence' ? timeMs(row.visit_start_date) : table === 'death' ? timeMs(row.death_date) : null);
+      batch.ed.push(table === 'visit_occurrence' ? timeMs(row.visit_end_date) : null);
       if (batch.p.length >= ROWS_PER_MESSAGE) flush();
     }
     flush();
@@ -208,19 +245,32 @@ export interface PersonState {
   /** Token events: time, table code, row id, source row, concept, decile, domain. */
   e: [number, number, number, number, number, number, number][];
   vs: number[];
+  /** Labeler records: index-concept visits [id, concept, start, end], death days' times, conditions [concept, time, visit]. */
+  lv?: [number, number, number, number | null][];
+  ld?: number[];
+  lc?: [number, number, number | null][];
 }
 
 const END_KEY = '__end_of_load__';
 
+interface EndState {
+  tables: string[];
+  watermark: number | null;
+}
+
 export interface TrajectoryOptions {
   maxEvents: number;
   pretrainTopic: string;
+  samplesTopic: string;
+  /** Compiled tasks (concept sets resolved against the vocabulary); none: no samples. */
+  tasks: CompiledTask[];
   versions: Versions;
   /** Persons with events but no person row when the load closes (not emitted). */
   onOrphans?: (partition: number, count: number) => void;
 }
 
 export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
+  const indexConcepts = new Set(opts.tasks.flatMap((t) => Array.from(t.indexConcepts)));
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const store = ctx.store<PersonState | string[]>(PERSON_STORE);
     const out: OutputMessage[] = [];
@@ -257,16 +307,24 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
           s.n++;
           if (TOKEN_DOMAINS.has(ev.domain)) s.e.push([value.t[i], code, value.r[i], value.n[i], value.c[i], value.d[i], ev.domain]);
           else if (ev.eventTable === 'visit') s.vs.push(value.t[i]);
+          if (opts.tasks.length === 0) continue;
+          // What the labeler reads (pipelines/labelInputs.ts): index visits by their dates, deaths, conditions.
+          if (ev.eventTable === 'visit' && indexConcepts.has(value.rc[i]) && value.sd[i] !== null) (s.lv ??= []).push([value.v[i] ?? value.r[i], value.rc[i], value.sd[i]!, value.ed[i]]);
+          else if (ev.eventTable === 'death' && value.sd[i] !== null) (s.ld ??= []).push(value.sd[i]!);
+          else if (ev.eventTable === 'condition') (s.lc ??= []).push([value.rc[i], value.t[i], value.v[i]]);
         }
       } else if (value.k === 'end') {
         save();
-        const ended = new Set((store.get(END_KEY) as string[] | undefined) ?? []);
+        const prev = (store.get(END_KEY) as unknown as EndState | undefined) ?? { tables: [], watermark: null };
+        const ended = new Set(prev.tables);
         ended.add(value.table);
+        const wm = value.watermark ?? null;
+        const watermark = wm === null ? prev.watermark : prev.watermark === null ? wm : Math.max(prev.watermark, wm);
         if (LOAD_TABLES.every((t) => ended.has(t))) {
-          out.push(...closeLoad(store as never, ctx.partition, opts));
+          out.push(...closeLoad(store as never, ctx.partition, opts, watermark));
           store.delete(END_KEY);
         } else {
-          store.set(END_KEY, [...ended].sort());
+          store.set(END_KEY, { tables: [...ended].sort(), watermark } as never);
         }
       }
     }
@@ -276,9 +334,17 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
 }
 
 /** Emits every person's pretraining chunks (person-id order), clears the state, ends with a marker. */
-function closeLoad(store: { get(k: string): PersonState | undefined; keys(): string[]; delete(k: string): void }, partition: number, opts: TrajectoryOptions): OutputMessage[] {
+function closeLoad(store: { get(k: string): PersonState | undefined; keys(): string[]; delete(k: string): void }, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
   const out: OutputMessage[] = [];
   const ids = store.keys().filter((k) => k !== END_KEY).map(Number).sort((a, b) => a - b);
+  const { samples, summary } = labelPartition(store, ids, opts.tasks, watermark);
+  let sampleRows: SampleRow[] = [];
+  let sampleTokens = 0;
+  const flushSamples = () => {
+    if (sampleRows.length) out.push(json(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows: sampleRows } satisfies SamplesBatchValue));
+    sampleRows = [];
+    sampleTokens = 0;
+  };
   let rows: SequenceRow[] = [];
   let tokens = 0;
   let orphans = 0;
@@ -308,6 +374,13 @@ function closeLoad(store: { get(k: string): PersonState | undefined; keys(): str
     const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
     const sr = segmentsAndRanks(pe, s.vs);
     const split = splitOf(id);
+    for (const r of samples.get(id) ?? []) {
+      const [from, to] = windowBefore(pe, r.prediction_time!, opts.maxEvents);
+      const seq = buildSequence(pe, info, from, to, sr);
+      sampleRows.push({ task: r.task, p: id, chunk: 0, split, pt: r.prediction_time!, iv: r.index_visit_id, label: r.label, labels: r.labels, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
+      sampleTokens += seq.conceptIds.length;
+      if (sampleRows.length >= ROWS_PER_MESSAGE || sampleTokens >= TOKENS_PER_MESSAGE) flushSamples();
+    }
     chunkRanges(n, opts.maxEvents).forEach(([from, to], k) => {
       const seq = buildSequence(pe, info, from, to, sr);
       rows.push({ p: id, chunk: k, split, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
@@ -316,7 +389,35 @@ function closeLoad(store: { get(k: string): PersonState | undefined; keys(): str
     });
   }
   flush();
+  flushSamples();
   if (orphans) opts.onOrphans?.(partition, orphans);
   out.push(json(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
+  out.push(json(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark, tasks: summary } satisfies EndValue));
   return out;
+}
+
+/**
+ * The incremental labeler over the partition's persons at the load's watermark: samples whose
+ * label the watermark determines, by person; the rest are censored (counted in the summary).
+ */
+function labelPartition(store: { get(k: string): PersonState | undefined }, ids: number[], tasks: CompiledTask[], watermark: number | null): { samples: Map<number, LabelRecord[]>; summary: TaskSummary[] } {
+  const samples = new Map<number, LabelRecord[]>();
+  if (tasks.length === 0) return { samples, summary: [] };
+  const labeler = new IncrementalLabeler(tasks);
+  for (const id of ids) {
+    const s = store.get(String(id))!;
+    if (!s.lv?.length) continue; // not in any cohort: no index visit
+    if (s.b !== null) labeler.add({ table: 'person', personId: id, birthMs: s.b, genderConceptId: s.g });
+    for (const [visitId, conceptId, startMs, endMs] of s.lv) labeler.add({ table: 'visit', personId: id, visitId, conceptId, startMs, endMs });
+    for (const t of s.ld ?? []) labeler.add({ table: 'death', personId: id, timeMs: t });
+    for (const [conceptId, timeMs, visitId] of s.lc ?? []) labeler.add({ table: 'condition', personId: id, conceptId, timeMs, visitId });
+  }
+  labeler.advanceWatermark(watermark ?? Number.NEGATIVE_INFINITY);
+  for (const r of labeler.currentSamples()) {
+    if (r.prediction_time === null) continue;
+    let list = samples.get(r.person_id);
+    if (!list) samples.set(r.person_id, (list = []));
+    list.push(r);
+  }
+  return { samples, summary: labeler.summary().tasks };
 }

@@ -25,7 +25,7 @@ import { runStage, StageOptions, StageSummary } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
 import { canonicalizeTransform, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
-import { ensureTopics, partitionCount, TopicNames } from './topics';
+import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 import { TaskSelection, selectTasks } from '../runTasks';
 import { resolveConceptSets } from '../labelInputs';
 import { CompiledTask, compileTask, taskArtifact, TaskSummary } from '../../transforms/labels';
@@ -100,6 +100,10 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     try {
       partitions = await partitionCount(admin, names.omop('person'));
       await ensureTopics(admin, streamTopicSpecs(names, partitions));
+      // The per-person store's changelog: one transaction's writes go out in request slices of up
+      // to 1000 states, larger than the broker's default 1 MB batch limit.
+      const changelog = changelogTopicSpec(names.changelog('trajectory', PERSON_STORE), partitions);
+      await ensureTopics(admin, [{ ...changelog, configs: { ...changelog.configs, 'max.message.bytes': String(64 * 1024 * 1024) } }]);
     } finally {
       await admin.disconnect();
     }

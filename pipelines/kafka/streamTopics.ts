@@ -17,6 +17,6 @@ export function streamTopicSpecs(names: TopicNames, partitions: number): TopicSp
   return STREAM_TOPICS.map((t) => ({
     topic: streamTopic(names, t),
     numPartitions: partitions,
-    configs: { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1', 'max.message.bytes': String(8 * 1024 * 1024) },
+    configs: { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1', 'max.message.bytes': String(64 * 1024 * 1024) },
   }));
 }

@@ -24,9 +24,13 @@ export function kafkaOpts(prefix: string) {
 }
 
 /** Rows of `kind` in one output but not the other (both directions), as counts. */
-export async function differences(a: string, b: string, dir: string): Promise<{ onlyA: number; onlyB: number; rowsA: number; rowsB: number }> {
-  const ga = lit(path.join(a, dir, '*.parquet'));
-  const gb = lit(path.join(b, dir, '*.parquet'));
+export async function differences(a: string, b: string, dir: string) {
+  return differencesOf(path.join(a, dir, '*.parquet'), path.join(b, dir, '*.parquet'));
+}
+
+async function differencesOf(fileA: string, fileB: string): Promise<{ onlyA: number; onlyB: number; rowsA: number; rowsB: number }> {
+  const ga = lit(fileA);
+  const gb = lit(fileB);
   const [r] = await sql<Record<string, bigint>>(`SELECT
     (SELECT count(*) FROM (SELECT * FROM read_parquet(${ga}) EXCEPT ALL SELECT * FROM read_parquet(${gb}))) AS only_a,
     (SELECT count(*) FROM (SELECT * FROM read_parquet(${gb}) EXCEPT ALL SELECT * FROM read_parquet(${ga}))) AS only_b,
@@ -35,9 +39,9 @@ export async function differences(a: string, b: string, dir: string): Promise<{ 
   return { onlyA: Number(r.only_a), onlyB: Number(r.only_b), rowsA: Number(r.rows_a), rowsB: Number(r.rows_b) };
 }
 
-export async function localThenStream(omop: string, name: string, streamExtra: Partial<Parameters<typeof runStream>[0]> = {}) {
+export async function localThenStream(omop: string, name: string, streamExtra: Partial<Parameters<typeof runStream>[0]> = {}, meds = false) {
   const dir = tempDir(name);
-  const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
+  const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds });
   const prefix = uniquePrefix();
   const kafka = kafkaOpts(prefix);
   const client = testKafka();
@@ -72,17 +76,32 @@ async function assertSameRows(localOut: string, streamOut: string, withSamples =
 describe('kafka runner: produce + stream = local runner (real broker)', function () {
   this.timeout(240_000);
 
-  it('synthetic hospital (Parquet): same events, pretraining sequences and labelled samples as runLocal; replay verifies every shard', async () => {
+  it('synthetic hospital (Parquet): same events, pretraining sequences, labelled samples and MEDS as runLocal; replay verifies every shard', async () => {
     const omop = path.join(tempDir('synth-stream'), 'omop');
     await generateSynthetic({ persons: 120, seed: 5, out: omop, format: 'parquet', site: 'A' });
-    const r = await localThenStream(omop, 'synth-eq');
+    const r = await localThenStream(omop, 'synth-eq', {}, true);
     await assertSameRows(r.local.out, r.stream.out);
+    // MEDS: data rows, subject splits and every label file hold the same rows as the local runner's.
+    for (const rel of ['meds/data', 'meds/metadata/subject_splits', 'meds/metadata/codes']) {
+      const glob = rel === 'meds/data' ? rel : rel.replace(/\/[^/]+$/, '');
+      const d = rel === 'meds/data' ? await differences(r.local.out, r.stream.out, glob) : await differencesOf(path.join(r.local.out, rel + '.parquet'), path.join(r.stream.out, rel + '.parquet'));
+      assert.ok(d.rowsA > 0, rel);
+      assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `${rel}: same rows`);
+    }
+    const labelFiles = (out: string) => (fs.readdirSync(path.join(out, 'meds/labels'), { recursive: true }) as string[]).filter((f) => f.endsWith('.parquet')).sort();
+    assert.deepEqual(labelFiles(r.stream.out), labelFiles(r.local.out));
+    for (const f of labelFiles(r.local.out)) {
+      const d = await differencesOf(path.join(r.local.out, 'meds/labels', f), path.join(r.stream.out, 'meds/labels', f));
+      assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `meds/labels/${f}: same rows`);
+    }
     assert.equal(r.produced.rows, r.local.rowsInTotal - r.local.rejectsTotal + (r.produced.byTable.observation_period ?? 0));
     // Shards are named after topic, partition and offset range, and listed with offsets.
     const manifest = JSON.parse(fs.readFileSync(path.join(r.stream.out, 'manifest.json'), 'utf8'));
     assert.equal(manifest.runner, 'kafka');
     assert.equal(manifest.artifacts.deciles.version, JSON.parse(fs.readFileSync(path.join(r.local.out, 'artifacts/deciles.json'), 'utf8')).version);
-    for (const s of manifest.shards) assert.match(path.basename(s.path), new RegExp(`^${r.prefix.replace(/\./g, '\\.')}medrep\\.(events|pretrain|samples)-p\\d-\\d{20}-\\d{20}\\.parquet$`));
+    const kafkaShards = manifest.shards.filter((x: { kind: string }) => ['events', 'pretrain', 'samples'].includes(x.kind));
+    assert.ok(kafkaShards.length >= 3);
+    for (const s of kafkaShards) assert.match(path.basename(s.path), new RegExp(`^${r.prefix.replace(/\./g, '\\.')}medrep\\.(events|pretrain|samples)-p\\d-\\d{20}-\\d{20}\\.parquet$`));
 
     // Table-1 counts (cohort, positives, negatives, censored) summed over partitions equal the batch labeler's.
     const pick = (ts: { task: string; cohort: number; positives: number; negatives: number; censored: number }[]) =>
@@ -95,7 +114,7 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     const client = testKafka();
     const verify = path.join(r.stream.out, 'manifest.json');
     const all = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay0'), verify, fromTime: '1970-01-01T00:00:00Z', log: silentLogger });
-    assert.equal(all.shards.length, manifest.shards.length);
+    assert.equal(all.shards.length, kafkaShards.length);
     assert.deepEqual(all.shards.filter((x) => !x.match), [], 'every shard matches its hash');
     // From a mid-stream timestamp: the time a later events shard's first message was written.
     const events = manifest.shards.filter((x: { kind: string }) => x.kind === 'events');

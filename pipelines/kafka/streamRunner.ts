@@ -14,7 +14,11 @@ import { RejectSink } from '../../sinks/rejects';
 import { ShardEntry } from '../../sinks/shards';
 import { sha256 } from '../../transforms/hashing';
 import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
-import { openDuck, queryValue } from '../duck';
+import { openDuck, queryRows, queryValue } from '../duck';
+import { exportMeds } from '../../sinks/meds';
+import { writeMedsLabels } from '../../sinks/medsLabels';
+import { Split, splitOf } from '../../transforms/splits';
+import { CONTROL_HEADER } from './omopLoad';
 import { Logger, consoleLogger } from '../progress';
 import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
 import { DLQ_HEADERS } from './deadLetter';
@@ -49,6 +53,8 @@ export interface StreamOptions extends Partial<TaskSelection> {
   /** Input messages per transaction (default 5000). */
   maxMessagesPerTransaction?: number;
   healthIntervalMs?: number;
+  /** MEDS export (meds/data, metadata, labels) at the end (default true). */
+  meds?: boolean;
   /** Write the manifest, artifacts and rejects at the end (default true). */
   finalize?: boolean;
   handleSignals?: boolean;
@@ -245,7 +251,8 @@ async function finalizeStream(
   });
   const rejectFiles = rejects.close();
 
-  const shards = await listStreamShards(conn, out, sinkTopics(names, opts));
+  const shards: ShardEntry[] = await listStreamShards(conn, out, sinkTopics(names, opts));
+  if (opts.meds !== false) shards.push(...(await exportStreamMeds(kafka, conn, names, out, shards, art, compiled)));
   const admin = kafka.admin();
   await admin.connect();
   const offsets: Record<string, unknown> = {};
@@ -271,6 +278,81 @@ async function finalizeStream(
     counts: { rejects: rejects.summary(), offsets, tasks: [...tasks.values()] },
   };
   return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards, tasks: [...tasks.values()] };
+}
+
+/**
+ * meds/ as the local runner writes it: the person table read back from `omop.person` (the MEDS
+ * birth and gender rows), one MEDS data file per events shard, codes, splits and the labels of
+ * the sample shards in the LabelSchema.
+ */
+async function exportStreamMeds(
+  kafka: Kafka,
+  conn: Awaited<ReturnType<typeof openDuck>>,
+  names: TopicNames,
+  out: string,
+  shards: ShardEntry[],
+  art: Awaited<ReturnType<typeof loadStreamArtifacts>>,
+  compiled: CompiledTask[],
+): Promise<ShardEntry[]> {
+  fs.rmSync(path.join(out, 'meds'), { recursive: true, force: true });
+  const tmp = path.join(out, '.tmp');
+  fs.mkdirSync(tmp, { recursive: true });
+  const personsFile = path.join(tmp, 'person.ndjson');
+  const fd = fs.openSync(personsFile, 'w');
+  try {
+    await readToEnd(kafka, names.omop('person'), { timeoutMs: 60_000 }, (_p, m) => {
+      if (m.headers?.[CONTROL_HEADER] !== undefined || !m.value) return;
+      fs.writeSync(fd, m.value.toString().replace(/\n/g, ' ') + '\n');
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+  const lit = (p: string) => `'${p.replace(/'/g, "''")}'`;
+  await conn.run('DROP VIEW IF EXISTS person');
+  await conn.run(`CREATE OR REPLACE TABLE person AS SELECT
+      TRY_CAST(person_id AS BIGINT) AS person_id, TRY_CAST(gender_concept_id AS BIGINT) AS gender_concept_id,
+      TRY_CAST(year_of_birth AS BIGINT) AS year_of_birth, TRY_CAST(month_of_birth AS BIGINT) AS month_of_birth,
+      TRY_CAST(day_of_birth AS BIGINT) AS day_of_birth, TRY_CAST(birth_datetime AS TIMESTAMP) AS birth_datetime
+    FROM read_json(${lit(personsFile)}, format='newline_delimited', columns={person_id: 'VARCHAR', gender_concept_id: 'VARCHAR',
+      year_of_birth: 'VARCHAR', month_of_birth: 'VARCHAR', day_of_birth: 'VARCHAR', birth_datetime: 'VARCHAR'})`);
+  const eventShards = shards.filter((s) => s.kind === 'events');
+  const sampleShards = shards.filter((s) => s.kind === 'samples');
+  const files = (list: ShardEntry[]) => `read_parquet([${list.map((s) => lit(path.join(out, s.path))).join(', ')}])`;
+  // Splits of every person with events or samples (the persons the local runner assigns one).
+  const splits = new Map<number, Split>();
+  for (const list of [eventShards, sampleShards]) {
+    if (!list.length) continue;
+    for (const r of await queryRows<{ p: number }>(conn, `SELECT DISTINCT CAST(person_id AS DOUBLE) AS p FROM ${files(list)}`)) splits.set(r.p, splitOf(r.p));
+  }
+  // MEDS wants a subject in one data file: one file per partition (a person's rows share one),
+  // from that partition's event shards.
+  const byPartition = new Map<string, ShardEntry[]>();
+  for (const s of eventShards) {
+    const key = path.basename(s.path).replace(/-\d{20}-\d{20}\.parquet$/, '');
+    byPartition.set(key, [...(byPartition.get(key) ?? []), s]);
+  }
+  const merged: ShardEntry[] = [];
+  for (const [key, list] of [...byPartition.entries()].sort()) {
+    const rel = path.posix.join('.tmp', `${key}.parquet`);
+    await conn.run(`COPY (SELECT * FROM ${files(list)}) TO ${lit(path.join(out, rel))} (FORMAT parquet)`);
+    merged.push({ kind: 'events', path: rel, rows: list.reduce((a, s) => a + s.rows, 0), bytes: 0, sha256: '' });
+  }
+  const entries = await exportMeds(conn, out, merged, art.vocabulary.concepts, splits);
+  const samples = new Map<string, { multi: boolean; meds: { subjectId: number; predictionMs: number; labels: number[] }[] }>();
+  for (const t of compiled) {
+    const list = sampleShards.filter((s) => s.path.startsWith(`samples/${t.name}/`));
+    if (!list.length) continue;
+    const rows = await queryRows<{ p: number; t: number; l: number[] }>(
+      conn,
+      `SELECT CAST(person_id AS DOUBLE) AS p, CAST(epoch_ms(prediction_time) AS DOUBLE) AS t,
+              ${t.multiLabel ? 'list_transform(labels, x -> CAST(x AS INTEGER))' : '[CAST(label AS INTEGER)]'} AS l
+         FROM ${files(list)} ORDER BY p, t`,
+    );
+    samples.set(t.name, { multi: t.multiLabel, meds: rows.map((r) => ({ subjectId: r.p, predictionMs: r.t, labels: Array.from(r.l, Number) })) });
+  }
+  entries.push(...writeMedsLabels(out, compiled, samples));
+  fs.rmSync(tmp, { recursive: true, force: true });
+  return entries;
 }
 
 /** Sum of two partitions' Table-1 counts of one task. */

@@ -70,13 +70,19 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
       if (!source) continue;
       const file = path.basename(source.file);
       // Valid rows typed (ids as numbers, dates as text), invalid ones as read, both in file order.
-      const sql = `SELECT CAST(c.__row AS DOUBLE) AS __row, c.__ok,
+      const sql = `SELECT CAST(c.__row AS DOUBLE) AS __row, CAST(c.__ok AS TINYINT) AS ok,
           CASE WHEN c.__ok THEN CAST(to_json(t) AS VARCHAR) ELSE CAST(to_json(c) AS VARCHAR) END AS j
         FROM ${q('checked_' + spec.table)} c LEFT JOIN ${q(spec.table)} t ON t.__row = c.__row ORDER BY c.__row`;
       for await (const chunk of streamChunks(conn, sql)) {
         const rows = numericColumn(chunk, 0).values;
+        const ok = numericColumn(chunk, 1).values;
         const json = stringColumn(chunk, 2);
         for (let i = 0; i < chunk.rowCount; i++) {
+          // A valid row's JSON (typed view: lower-case columns and __row) goes out as DuckDB wrote it.
+          if (ok[i]) {
+            await producer.send(spec.table, json(i)!, `${file}:${rows[i]}`);
+            continue;
+          }
           const parsed = JSON.parse(json(i)!) as Record<string, unknown>;
           const row: Record<string, unknown> = {};
           for (const [k, v] of Object.entries(parsed)) if (k !== '__ok') row[k.toLowerCase()] = v;

@@ -133,6 +133,11 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     assert.deepEqual(bad.shards.filter((x) => !x.match).map((x) => x.path), [later.path]);
   });
 
+  it('GiBleed (CSV): same events, pretraining sequences and samples as runLocal', async () => {
+    const r = await localThenStream(OMOP.gibleed, 'gibleed-eq');
+    await assertSameRows(r.local.out, r.stream.out);
+  });
+
   it('Synthea27Nj (CSV): same events, pretraining sequences and samples as runLocal', async () => {
     const r = await localThenStream(OMOP.synthea, 'synthea-eq');
     await assertSameRows(r.local.out, r.stream.out);

@@ -146,16 +146,18 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
 
 const WORKER = path.join(__dirname, 'fixtures', 'streamWorker.js');
 
-function runWorker(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function runWorker(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (d) => (stderr += d.toString()));
+    child.stdout.on('data', (d) => (stdout += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stderr });
+      resolve({ code, signal, stderr, stdout });
     });
   });
 }
@@ -235,5 +237,34 @@ describe('kafka runner under faults (real broker)', function () {
     assert.ok(reasons.some((x) => /column measurement_concept_id: concept not in the vocabulary/.test(x)), reasons.join(' | '));
     const rejects = fs.readFileSync(path.join(out, 'rejects', 'measurement.jsonl'), 'utf8').trim().split('\n');
     assert.equal(rejects.length, 4, 'the rejects folder holds the dead letters');
+  });
+});
+
+describe('kafka runner with two worker processes (real broker)', function () {
+  this.timeout(300_000);
+
+  it('two stream processes share the partitions; the shards equal runLocal', async () => {
+    const dir = tempDir('stream-two');
+    const omop = path.join(dir, 'omop');
+    await generateSynthetic({ persons: 100, seed: 13, out: omop, format: 'parquet', site: 'A' });
+    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
+    const prefix = uniquePrefix();
+    const kafka = kafkaOpts(prefix);
+    const client = testKafka();
+    await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger });
+    const out = path.join(dir, 'stream');
+    const env = { MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'), MEDREP_TXN_SIZE: '50', MEDREP_IDLE_MS: '4000' };
+    const [a, b] = await Promise.all([runWorker(env), runWorker(env)]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const consumed = [a, b].map((r) => JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>);
+    assert.ok(consumed.every((c) => c.canonicalize > 0), `both workers transformed rows: ${JSON.stringify(consumed)}`);
+    // A last pass finds every group drained, then writes the manifest from the shards on disk.
+    const s = await runStream({
+      kafka, client, out, vocab: omop, artifacts: path.join(local.out, 'artifacts'), exitWhenIdleMs: 1500, healthIntervalMs: 0,
+      handleSignals: false, log: silentLogger, meds: false,
+    });
+    assert.equal(s.stages.canonicalize.consumed, 0, 'the two workers consumed everything');
+    await assertSameRows(local.out, out);
   });
 });

@@ -11,6 +11,7 @@ import { runLocal } from '../pipelines/localRunner';
 import { silentLogger } from '../pipelines/progress';
 import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
 import { produceOmop, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
+import { OmopRowProducer } from '../pipelines/kafka/omopProducer';
 import { TopicNames } from '../pipelines/kafka/topics';
 import { runReplay } from '../pipelines/kafka/replay';
 import { runStream } from '../pipelines/kafka/streamRunner';
@@ -266,5 +267,65 @@ describe('kafka runner with two worker processes (real broker)', function () {
     });
     assert.equal(s.stages.canonicalize.consumed, 0, 'the two workers consumed everything');
     await assertSameRows(local.out, out);
+  });
+});
+
+describe('kafka runner: a later load with a late death (real broker)', function () {
+  this.timeout(300_000);
+
+  /** Loads the data without one person's death, closes the load, then sends the death as a second load. */
+  async function twoLoads(omop: string, dir: string, person: number, watermark: number, allowedLatenessMs: number, artifacts: string) {
+    const prefix = uniquePrefix();
+    const kafka = kafkaOpts(prefix);
+    const client = testKafka();
+    const names = new TopicNames(prefix);
+    const without = path.join(dir, `omop-${allowedLatenessMs}`);
+    fs.mkdirSync(without);
+    for (const f of fs.readdirSync(omop)) if (f !== 'death.parquet') fs.symlinkSync(path.join(omop, f), path.join(without, f));
+    await sql(`COPY (SELECT * FROM read_parquet(${lit(path.join(omop, 'death.parquet'))}) WHERE person_id <> ${person}) TO ${lit(path.join(without, 'death.parquet'))} (FORMAT parquet)`);
+    await produceOmop({ omop: without, kafka, client, partitions: PARTITIONS, log: silentLogger, endOfLoad: false });
+    await sendEndOfLoad(client, names, PARTITIONS, watermark);
+    const out = path.join(dir, `stream-${allowedLatenessMs}`);
+    const stream = () => runStream({ kafka, client, out, vocab: omop, artifacts, exitWhenIdleMs: 2000, healthIntervalMs: 0, handleSignals: false, log: silentLogger, meds: false, allowedLatenessMs });
+    await stream();
+    // Later, a second load brings the death.
+    const [death] = await sql<{ j: string }>(`SELECT CAST(to_json(d) AS VARCHAR) AS j FROM read_parquet(${lit(path.join(omop, 'death.parquet'))}) d WHERE person_id = ${person}`);
+    const producer = await OmopRowProducer.connect(client, { names });
+    await producer.send('death', death.j, 'late-death.json:1');
+    await producer.close();
+    await sendEndOfLoad(client, names, PARTITIONS, watermark);
+    await stream();
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    const dirOf = path.join(out, 'samples/mortality/corrections');
+    const corrections = fs.existsSync(dirOf) ? fs.readdirSync(dirOf).flatMap((f) => JSON.parse(fs.readFileSync(path.join(dirOf, f), 'utf8'))) : [];
+    const [sample] = await sql<{ label: boolean }>(`SELECT label FROM read_parquet(${lit(path.join(out, 'samples/mortality/*.parquet'))}) WHERE person_id = ${person}`);
+    return { manifest, corrections, sample };
+  }
+
+  it('inside the allowed lateness it emits a correction (version 2); outside it is counted, not applied', async () => {
+    const dir = tempDir('stream-late');
+    const omop = path.join(dir, 'omop');
+    await generateSynthetic({ persons: 150, seed: 5, out: omop, format: 'parquet', site: 'A' });
+    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
+    const watermark = Date.parse(JSON.parse(fs.readFileSync(path.join(local.out, 'manifest.json'), 'utf8')).counts.label_watermark);
+    // A person who died in the index stay: mortality label 1 in the local run.
+    const [dead] = await sql<{ p: number; d: number }>(`SELECT CAST(s.person_id AS DOUBLE) AS p, CAST(epoch_ms(CAST(min(d.death_date) AS TIMESTAMP)) AS DOUBLE) AS d
+      FROM read_parquet(${lit(path.join(local.out, 'samples/mortality/*.parquet'))}) s JOIN read_parquet(${lit(path.join(omop, 'death.parquet'))}) d ON d.person_id = s.person_id
+      WHERE s.label GROUP BY 1 ORDER BY 1 LIMIT 1`);
+    assert.ok(dead, 'the synthetic data have an in-hospital death');
+    const artifacts = path.join(local.out, 'artifacts');
+
+    const within = await twoLoads(omop, dir, dead.p, watermark, watermark - dead.d + 86_400_000, artifacts);
+    assert.equal(within.sample.label, false, 'load 1 (no death yet) labels the stay negative');
+    const fix = within.corrections.filter((c: { person_id: number }) => c.person_id === dead.p);
+    assert.equal(fix.length, 1);
+    assert.deepEqual({ version: fix[0].version, label: fix[0].label, retracted: fix[0].retracted }, { version: 2, label: 1, retracted: false });
+    assert.ok(within.manifest.counts.late_records.corrections >= 1);
+    assert.equal(within.manifest.counts.late_records.dropped.death, 0);
+
+    const outside = await twoLoads(omop, dir, dead.p, watermark, 0, artifacts);
+    assert.equal(outside.sample.label, false);
+    assert.deepEqual(outside.corrections.filter((c: { person_id: number }) => c.person_id === dead.p), []);
+    assert.equal(outside.manifest.counts.late_records.dropped.death, 1, 'the late death is counted, not applied');
   });
 });

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
 import { ClinicalTable, tableSpec } from '../../schemas/omop';
 import { EventBatch } from '../../sinks/eventShards';
-import { writeParquetAtomic } from '../../sinks/parquet';
+import { writeFileAtomic, writeParquetAtomic } from '../../sinks/parquet';
 import { SequenceBatch } from '../../sinks/sequenceShards';
 import { SampleBatch } from '../../sinks/sampleShards';
 import { Sequence } from '../../transforms/trajectory';
@@ -46,8 +46,23 @@ export function shardRows(v: StreamValue): number {
 /** Tasks with samples in a range of messages, in name order (one shard per task). */
 export function sampleTasks(values: StreamValue[]): string[] {
   const tasks = new Set<string>();
-  for (const v of values) if (v.k === 'samples') for (const r of v.rows) tasks.add(r.task);
+  for (const v of values) if (v.k === 'samples') for (const r of v.rows) if (r.kind !== 'correction') tasks.add(r.task);
   return [...tasks].sort();
+}
+
+/** Corrections in a range of messages, by task (label records without the window). */
+export function sampleCorrections(values: StreamValue[]): Map<string, object[]> {
+  const out = new Map<string, object[]>();
+  for (const v of values) {
+    if (v.k !== 'samples') continue;
+    for (const r of v.rows) {
+      if (r.kind !== 'correction') continue;
+      const list = out.get(r.task) ?? [];
+      list.push({ task: r.task, person_id: r.p, version: r.version, retracted: r.retracted, index_visit_id: r.iv, prediction_time: r.retracted ? null : r.pt, label: r.label, labels: r.labels });
+      out.set(r.task, list);
+    }
+  }
+  return out;
 }
 
 /** The samples shard of one task from a range of messages (layout: sinks/sampleShards.ts). */
@@ -56,7 +71,7 @@ export function sampleTable(values: StreamValue[], task: string): arrow.Table {
   for (const v of values) {
     if (v.k !== 'samples') continue;
     for (const r of v.rows) {
-      if (r.task !== task) continue;
+      if (r.task !== task || r.kind === 'correction') continue;
       batch ??= new SampleBatch(r.labels !== null);
       const seq: Sequence = { conceptIds: r.c, deciles: r.d, ages: r.a, segments: r.s, recordRanks: r.r, domains: r.m };
       batch.push(r.p, seq, r.split, r.pt, r.iv, r.label, r.labels);
@@ -136,6 +151,13 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
         const skipped = fs.existsSync(file);
         if (!skipped) writeParquetAtomic(file, table());
         onShard?.({ path: file, range, rows: q.rows, skipped });
+      }
+      // Corrections of labels emitted by an earlier load: samples/<task>/corrections/<range>.json.
+      if (sink.kind === 'samples') {
+        for (const [task, list] of sampleCorrections(q.values)) {
+          const file = path.join(out, sink.dir, task, 'corrections', shardFileName(range).replace(/\.parquet$/, '.json'));
+          writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(list, null, 1) + '\n'));
+        }
       }
     };
     for (const m of messages) {

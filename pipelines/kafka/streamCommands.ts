@@ -33,7 +33,7 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     argv,
     {
       ...KAFKA_SPEC, out: 'string', vocab: 'string', artifacts: 'string', deciles: 'string', 'exit-when-idle': 'number', stages: 'string',
-      'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'transaction-size': 'number', 'health-interval': 'number',
+      'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'transaction-size': 'number', 'health-interval': 'number', 'allowed-lateness-days': 'number', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string',
     },
     'medrep stream',
   );
@@ -53,6 +53,10 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     sequencesPerShard: p.flags['sequences-per-shard'] as number | undefined,
     maxMessagesPerTransaction: p.flags['transaction-size'] as number | undefined,
     healthIntervalMs: p.flags['health-interval'] === undefined ? undefined : (p.flags['health-interval'] as number) * 1000,
+    allowedLatenessMs: p.flags['allowed-lateness-days'] === undefined ? undefined : (p.flags['allowed-lateness-days'] as number) * 86_400_000,
+    tasks: p.flags.tasks === undefined || p.flags.tasks === 'all' ? 'all' : p.flags.tasks === 'none' ? 'none' : String(p.flags.tasks).split(','),
+    taskDir: p.flags['task-dir'] as string | undefined,
+    taskConcepts: p.flags['task-concepts'] as string | undefined,
     log: consoleLogger,
   });
   process.stdout.write(`${JSON.stringify({ out: summary.out, shards: summary.shards, rows: summary.rows, rejects: summary.rejects, manifest: summary.manifest, seconds: summary.seconds })}\n`);

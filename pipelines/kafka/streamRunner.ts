@@ -53,6 +53,8 @@ export interface StreamOptions extends Partial<TaskSelection> {
   /** Input messages per transaction (default 5000). */
   maxMessagesPerTransaction?: number;
   healthIntervalMs?: number;
+  /** How far behind the watermark a record of a later load may be and still change a label (ms). */
+  allowedLatenessMs?: number;
   /** MEDS export (meds/data, metadata, labels) at the end (default true). */
   meds?: boolean;
   /** Write the manifest, artifacts and rejects at the end (default true). */
@@ -143,7 +145,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
         o = {
           ...common, stage, inputTopics: [streamTopic(names, 'events')], stores: [PERSON_STORE],
           transform: trajectoryTransform({
-            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'), versions, tasks: compiled,
+            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'), versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
             onOrphans: (p, n) => log.warn(`trajectory: partition ${p}: ${n} persons with events but no person row (not emitted)`),
           }),
         };
@@ -222,11 +224,21 @@ async function finalizeStream(
   }
   // Table-1 counts: the labeler's summary of every partition, from the samples topic's end markers.
   const tasks = new Map<string, TaskSummary>();
-  await readToEnd(kafka, streamTopic(names, 'samples'), { timeoutMs: 60_000 }, (_p, m) => {
+  // Over every load closed so far (each end marker counts its own load's late records).
+  const late = { applied: 0, dropped: { visit: 0, death: 0, condition: 0 }, corrections: 0 };
+  const lastByPartition = new Map<number, TaskSummary[]>();
+  await readToEnd(kafka, streamTopic(names, 'samples'), { timeoutMs: 60_000 }, (partition, m) => {
     const v = JSON.parse(m.value!.toString()) as StreamValue;
     if (v.k !== 'end' || !v.tasks) return;
-    for (const s of v.tasks) tasks.set(s.task, addSummaries(tasks.get(s.task), s));
+    // Each load's counts cover the whole partition at its watermark: the last one counts.
+    lastByPartition.set(partition, v.tasks);
+    if (v.late) {
+      late.applied += v.late.applied;
+      late.corrections += v.late.corrections;
+      for (const k of ['visit', 'death', 'condition'] as const) late.dropped[k] += v.late.dropped[k];
+    }
   });
+  for (const list of lastByPartition.values()) for (const s of list) tasks.set(s.task, addSummaries(tasks.get(s.task), s));
 
   // Rejects: every dead letter (producer and stages), with file and row where the row says them.
   fs.rmSync(path.join(out, 'rejects'), { recursive: true, force: true });
@@ -275,7 +287,7 @@ async function finalizeStream(
     settings: { max_events: opts.maxEvents ?? DEFAULT_MAX_EVENTS, events_per_shard: opts.eventsPerShard ?? 1_000_000, sequences_per_shard: opts.sequencesPerShard ?? 20_000 },
     shards,
     rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
-    counts: { rejects: rejects.summary(), offsets, tasks: [...tasks.values()] },
+    counts: { rejects: rejects.summary(), offsets, tasks: [...tasks.values()], late_records: late },
   };
   return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards, tasks: [...tasks.values()] };
 }

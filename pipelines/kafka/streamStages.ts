@@ -21,7 +21,7 @@ import { TOKEN_DOMAINS } from '../../transforms/tokens';
 import { PersonEvents, buildSequence, chunkRanges, segmentsAndRanks } from '../../transforms/trajectory';
 import { EVENT_SPECS, tableCode } from '../eventSource';
 import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
-import { CompiledTask, IncrementalLabeler, LabelRecord, TaskSummary } from '../../transforms/labels';
+import { CompiledTask, IncrementalLabeler, LabelRecord, PersonSnapshot, TaskSummary } from '../../transforms/labels';
 import { windowBefore } from '../../transforms/trajectory';
 import { birthMs, intOr, rowEventFields, timeMs } from './rowFields';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
@@ -57,6 +57,7 @@ export interface EndValue {
   watermark?: number | null;
   /** Samples topic: the labeler's Table-1 counts of the partition at the watermark. */
   tasks?: TaskSummary[];
+  late?: LateCounts;
 }
 
 export interface SampleRow extends SequenceRow {
@@ -65,6 +66,10 @@ export interface SampleRow extends SequenceRow {
   iv: number | null;
   label: number | null;
   labels: number[] | null;
+  /** A correction of a label an earlier load emitted (absent: a sample). */
+  kind?: 'correction';
+  version?: number;
+  retracted?: boolean;
 }
 
 export interface SamplesBatchValue {
@@ -249,12 +254,20 @@ export interface PersonState {
   lv?: [number, number, number, number | null][];
   ld?: number[];
   lc?: [number, number, number | null][];
+  /** The labeler's state after the last closed load (records applied, labels emitted). */
+  lab?: PersonSnapshot;
+  /** Events came since the last closed load: the trajectory is emitted (again) when this one closes. */
+  dirty?: boolean;
 }
 
 const END_KEY = '__end_of_load__';
+/** The partition's event-time watermark after its last closed load. */
+const WATERMARK_KEY = '__watermark__';
 
 interface EndState {
-  tables: string[];
+  /** End-of-load markers seen per input table, loads closed so far, the latest watermark. */
+  counts: Record<string, number>;
+  closed: number;
   watermark: number | null;
 }
 
@@ -264,6 +277,8 @@ export interface TrajectoryOptions {
   samplesTopic: string;
   /** Compiled tasks (concept sets resolved against the vocabulary); none: no samples. */
   tasks: CompiledTask[];
+  /** How far behind the watermark a record of a later load may be and still change a label (ms). */
+  allowedLatenessMs?: number;
   versions: Versions;
   /** Persons with events but no person row when the load closes (not emitted). */
   onOrphans?: (partition: number, count: number) => void;
@@ -305,6 +320,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
         for (let i = 0; i < value.p.length; i++) {
           const s = stateOf(value.p[i]);
           s.n++;
+          s.dirty = true;
           if (TOKEN_DOMAINS.has(ev.domain)) s.e.push([value.t[i], code, value.r[i], value.n[i], value.c[i], value.d[i], ev.domain]);
           else if (ev.eventTable === 'visit') s.vs.push(value.t[i]);
           if (opts.tasks.length === 0) continue;
@@ -315,17 +331,17 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
         }
       } else if (value.k === 'end') {
         save();
-        const prev = (store.get(END_KEY) as unknown as EndState | undefined) ?? { tables: [], watermark: null };
-        const ended = new Set(prev.tables);
-        ended.add(value.table);
+        // Load k closes once every input table has sent its k-th end-of-load marker.
+        const prev = (store.get(END_KEY) as unknown as EndState | undefined) ?? { counts: {}, closed: 0, watermark: null };
+        const counts = { ...prev.counts, [value.table]: (prev.counts[value.table] ?? 0) + 1 };
         const wm = value.watermark ?? null;
         const watermark = wm === null ? prev.watermark : prev.watermark === null ? wm : Math.max(prev.watermark, wm);
-        if (LOAD_TABLES.every((t) => ended.has(t))) {
+        let closed = prev.closed;
+        while (LOAD_TABLES.every((t) => (counts[t] ?? 0) > closed)) {
           out.push(...closeLoad(store as never, ctx.partition, opts, watermark));
-          store.delete(END_KEY);
-        } else {
-          store.set(END_KEY, { tables: [...ended].sort(), watermark } as never);
+          closed++;
         }
+        store.set(END_KEY, { counts, closed, watermark } as never);
       }
     }
     save();
@@ -333,11 +349,20 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
   };
 }
 
-/** Emits every person's pretraining chunks (person-id order), clears the state, ends with a marker. */
-function closeLoad(store: { get(k: string): PersonState | undefined; keys(): string[]; delete(k: string): void }, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
+type PersonStore = { get(k: string): PersonState | undefined; set(k: string, v: PersonState): void; keys(): string[] };
+
+/**
+ * Closes a load in a partition: the incremental labeler moves to the load's watermark and emits
+ * the samples it determines (and corrections of labels emitted by an earlier load); every person
+ * with new events emits its pretraining chunks. The state is kept for later loads.
+ */
+function closeLoad(store: PersonStore, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
   const out: OutputMessage[] = [];
-  const ids = store.keys().filter((k) => k !== END_KEY).map(Number).sort((a, b) => a - b);
-  const { samples, summary } = labelPartition(store, ids, opts.tasks, watermark);
+  const ids = store.keys().filter((k) => k !== END_KEY && k !== WATERMARK_KEY).map(Number).sort((a, b) => a - b);
+  const previous = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
+  const wm = watermark === null ? previous : previous === null ? watermark : Math.max(previous, watermark);
+  const { samples, summary, late } = labelPartition(store, ids, opts, previous, wm);
+  if (wm !== null) store.set(WATERMARK_KEY, wm as never);
   let sampleRows: SampleRow[] = [];
   let sampleTokens = 0;
   const flushSamples = () => {
@@ -355,7 +380,9 @@ function closeLoad(store: { get(k: string): PersonState | undefined; keys(): str
   };
   for (const id of ids) {
     const s = store.get(String(id))!;
-    store.delete(String(id));
+    const emit = samples.get(id) ?? [];
+    if (!s.dirty && emit.length === 0) continue;
+    if (s.dirty) store.set(String(id), { ...(store.get(String(id)) as PersonState), dirty: false });
     if (s.n === 0) continue;
     if (s.b === null) {
       orphans++;
@@ -374,13 +401,18 @@ function closeLoad(store: { get(k: string): PersonState | undefined; keys(): str
     const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
     const sr = segmentsAndRanks(pe, s.vs);
     const split = splitOf(id);
-    for (const r of samples.get(id) ?? []) {
-      const [from, to] = windowBefore(pe, r.prediction_time!, opts.maxEvents);
+    for (const r of emit) {
+      const [from, to] = r.prediction_time === null ? [0, 0] : windowBefore(pe, r.prediction_time, opts.maxEvents);
       const seq = buildSequence(pe, info, from, to, sr);
-      sampleRows.push({ task: r.task, p: id, chunk: 0, split, pt: r.prediction_time!, iv: r.index_visit_id, label: r.label, labels: r.labels, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
+      sampleRows.push({
+        task: r.task, p: id, chunk: 0, split, pt: r.prediction_time ?? 0, iv: r.index_visit_id, label: r.label, labels: r.labels,
+        c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains,
+        ...(r.kind === 'correction' ? { kind: 'correction' as const, version: r.version, retracted: r.retracted } : {}),
+      });
       sampleTokens += seq.conceptIds.length;
       if (sampleRows.length >= ROWS_PER_MESSAGE || sampleTokens >= TOKENS_PER_MESSAGE) flushSamples();
     }
+    if (!s.dirty) continue;
     chunkRanges(n, opts.maxEvents).forEach(([from, to], k) => {
       const seq = buildSequence(pe, info, from, to, sr);
       rows.push({ p: id, chunk: k, split, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
@@ -392,32 +424,65 @@ function closeLoad(store: { get(k: string): PersonState | undefined; keys(): str
   flushSamples();
   if (orphans) opts.onOrphans?.(partition, orphans);
   out.push(json(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
-  out.push(json(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark, tasks: summary } satisfies EndValue));
+  out.push(json(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue));
   return out;
 }
 
 /**
- * The incremental labeler over the partition's persons at the load's watermark: samples whose
- * label the watermark determines, by person; the rest are censored (counted in the summary).
+ * The incremental labeler of the partition, restored from every person's state (records applied
+ * by earlier loads, labels emitted), fed the records of this load (those older than the previous
+ * watermark by more than the allowed lateness are dropped and counted), moved to the watermark.
+ * Returns what it emits, by person: samples now determined and corrections; the rest is censored.
  */
-function labelPartition(store: { get(k: string): PersonState | undefined }, ids: number[], tasks: CompiledTask[], watermark: number | null): { samples: Map<number, LabelRecord[]>; summary: TaskSummary[] } {
+function labelPartition(
+  store: PersonStore,
+  ids: number[],
+  opts: TrajectoryOptions,
+  previous: number | null,
+  watermark: number | null,
+): { samples: Map<number, LabelRecord[]>; summary: TaskSummary[]; late: LateCounts } {
   const samples = new Map<number, LabelRecord[]>();
-  if (tasks.length === 0) return { samples, summary: [] };
-  const labeler = new IncrementalLabeler(tasks);
-  for (const id of ids) {
+  const late: LateCounts = { applied: 0, dropped: { visit: 0, death: 0, condition: 0 }, corrections: 0 };
+  if (opts.tasks.length === 0) return { samples, summary: [], late };
+  const labeler = IncrementalLabeler.restore(
+    opts.tasks,
+    { watermark: previous, lateApplied: 0, corrections: 0, lateDropped: { visit: 0, death: 0, condition: 0 }, persons: [] },
+    { allowedLatenessMs: opts.allowedLatenessMs ?? 0 },
+  );
+  const touched = ids.filter((id) => {
     const s = store.get(String(id))!;
-    if (!s.lv?.length) continue; // not in any cohort: no index visit
+    return s.lab !== undefined || (s.lv?.length ?? 0) > 0; // else in no cohort: no index visit
+  });
+  // First every person's state as of the last load (restoring re-derives what was emitted: nothing
+  // new), then this load's records: restorePerson evaluates every person changed so far.
+  for (const id of touched) {
+    const lab = store.get(String(id))!.lab;
+    if (lab && labeler.restorePerson(lab).length > 0) throw new Error(`labeler state of person ${id} does not match its emitted labels`);
+  }
+  for (const id of touched) {
+    const s = store.get(String(id))!;
     if (s.b !== null) labeler.add({ table: 'person', personId: id, birthMs: s.b, genderConceptId: s.g });
-    for (const [visitId, conceptId, startMs, endMs] of s.lv) labeler.add({ table: 'visit', personId: id, visitId, conceptId, startMs, endMs });
+    for (const [visitId, conceptId, startMs, endMs] of s.lv ?? []) labeler.add({ table: 'visit', personId: id, visitId, conceptId, startMs, endMs });
     for (const t of s.ld ?? []) labeler.add({ table: 'death', personId: id, timeMs: t });
     for (const [conceptId, timeMs, visitId] of s.lc ?? []) labeler.add({ table: 'condition', personId: id, conceptId, timeMs, visitId });
   }
-  labeler.advanceWatermark(watermark ?? Number.NEGATIVE_INFINITY);
-  for (const r of labeler.currentSamples()) {
-    if (r.prediction_time === null) continue;
+  for (const r of labeler.advanceWatermark(watermark ?? Number.NEGATIVE_INFINITY)) {
     let list = samples.get(r.person_id);
     if (!list) samples.set(r.person_id, (list = []));
     list.push(r);
   }
-  return { samples, summary: labeler.summary().tasks };
+  // The labeler's state replaces the records of this load in the store.
+  for (const id of touched) {
+    const s = store.get(String(id))!;
+    store.set(String(id), { ...s, lv: undefined, ld: undefined, lc: undefined, lab: labeler.snapshotPerson(id) ?? undefined });
+  }
+  const summary = labeler.summary();
+  return { samples, summary: summary.tasks, late: { applied: summary.lateApplied, dropped: summary.lateDropped, corrections: summary.corrections } };
+}
+
+/** Records of a later load that came behind the watermark, and corrections emitted. */
+export interface LateCounts {
+  applied: number;
+  dropped: { visit: number; death: number; condition: number };
+  corrections: number;
 }

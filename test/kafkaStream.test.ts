@@ -126,6 +126,13 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     assert.ok(mid.shards.length >= 1 && mid.skipped >= 1, `a mid-stream replay rebuilds some shards (${mid.shards.length}) and skips earlier ones (${mid.skipped})`);
     assert.ok(mid.shards.some((x) => x.path === later.path));
     assert.deepEqual(mid.shards.filter((x) => !x.match), []);
+    // From offsets: only the named topic partition, from the named offset on.
+    const offsetsFile = path.join(r.dir, 'offsets.json');
+    fs.writeFileSync(offsetsFile, JSON.stringify({ [later.topic]: { [later.partition]: later.from_offset } }));
+    const byOffsets = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay3'), verify, fromOffsets: offsetsFile, log: silentLogger });
+    const expected = events.filter((x: { partition: number; from_offset: string }) => x.partition === later.partition && BigInt(x.from_offset) >= BigInt(later.from_offset)).map((x: { path: string }) => x.path).sort();
+    assert.deepEqual(byOffsets.shards.map((x) => x.path), expected);
+    assert.ok(byOffsets.shards.every((x) => x.match));
     // A shard changed on disk after the run is not what the manifest says; replay reports it.
     const tampered = path.join(r.dir, 'tampered.json');
     const m2 = { ...manifest, shards: manifest.shards.map((x: { path: string; sha256: string }) => (x.path === later.path ? { ...x, sha256: '0'.repeat(64) } : x)) };

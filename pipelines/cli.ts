@@ -12,6 +12,7 @@ import { TaskSelection } from './runTasks';
 import { generateSynthetic, runSynth } from './synth';
 import { runBench } from '../bench/run';
 import { runStatusCommand, runTopicsCommand } from './kafka';
+import { runProduceCommand, runReplayCommand, runStreamCommand } from './kafka/streamCommands';
 import { runTrainRepresentations } from '../trainers/representations/trainRepresentations';
 import { runImportRepresentations } from '../trainers/representations/importRepresentations';
 import { runTrainEhr } from '../trainers/behrt/cli';
@@ -35,6 +36,12 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
                                             the published MedRep release into the same layout
   medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
   medrep status --brokers HOST:PORT         consumer-group lag and stage health
+  medrep produce --omop DIR|FILE.duckdb [--vocab DIR] --brokers HOST:PORT [--partitions N]
+                                            load an OMOP folder into the omop.<table> topics
+  medrep stream --brokers HOST:PORT --out DIR --vocab DIR --artifacts DIR|--deciles FILE [--exit-when-idle S]
+                                            the Kafka runner: stages between topics, same output as run
+  medrep replay --brokers HOST:PORT (--from-offsets FILE|--from-time ISO) --out DIR --verify MANIFEST
+                                            rebuild a Kafka run's shards and check them against its manifest
   medrep help                               this text
 
 run options: --max-events N (window/chunk length, default 2048) --events-per-shard N
@@ -127,6 +134,15 @@ const commands: Record<string, Command> = {
   },
   async status(argv) {
     await runStatusCommand(argv);
+  },
+  async produce(argv) {
+    await runProduceCommand(argv);
+  },
+  async stream(argv) {
+    await runStreamCommand(argv);
+  },
+  async replay(argv) {
+    await runReplayCommand(argv);
   },
   async bench(argv) {
     await runBench(argv);

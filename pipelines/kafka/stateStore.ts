@@ -14,6 +14,8 @@ export interface KeyValueView<V> {
   get(key: string): V | undefined;
   set(key: string, value: V): void;
   delete(key: string): void;
+  /** Every key with a value (committed or pending), e.g. to flush all of a partition's state. */
+  keys(): string[];
 }
 
 export class ChangelogStore<V> {
@@ -30,6 +32,7 @@ export class ChangelogStore<V> {
       get: (key) => this.get(partition, key),
       set: (key, value) => this.set(partition, key, value),
       delete: (key) => this.delete(partition, key),
+      keys: () => this.keys(partition),
     };
   }
 
@@ -46,6 +49,15 @@ export class ChangelogStore<V> {
 
   delete(partition: number, key: string): void {
     this.pendingOf(partition).set(key, TOMBSTONE);
+  }
+
+  keys(partition: number): string[] {
+    const keys = new Set(this.committed.get(partition)?.keys() ?? []);
+    for (const [k, v] of this.pending.get(partition) ?? []) {
+      if (v === TOMBSTONE) keys.delete(k);
+      else keys.add(k);
+    }
+    return [...keys];
   }
 
   /** Committed entries of one partition (a copy, for inspection and tests). */

@@ -1,0 +1,72 @@
+// Reads the fields of an `omop.<table>` JSON row the way the local runner's SQL reads the typed
+// views (pipelines/eventSource.ts): ids as numbers (0 when absent), the time as
+// coalesce(datetime, date) in epoch milliseconds (UTC, date-only at 00:00), the source row number.
+import { EventMapping } from '../../schemas/omop';
+
+const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?/;
+
+/** Epoch ms of an OMOP date or datetime text, or null. */
+export function timeMs(v: unknown): number | null {
+  if (typeof v !== 'string') return null;
+  const m = DATETIME_RE.exec(v);
+  if (!m) return null;
+  const ms = m[7] ? Math.floor(Number((m[7] + '000').slice(0, 3))) : 0;
+  return Date.UTC(+m[1], +m[2] - 1, +m[3], m[4] ? +m[4] : 0, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, ms);
+}
+
+export function intOr(v: unknown, fallback: number): number;
+export function intOr(v: unknown, fallback: null): number | null;
+export function intOr(v: unknown, fallback: number | null): number | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
+  if (typeof v === 'string' && /^\s*[+-]?\d+\s*$/.test(v)) return Number(v);
+  return fallback;
+}
+
+export function numberOrNull(v: unknown): number | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+  return null;
+}
+
+export interface RowEventFields {
+  personId: number;
+  t: number | null;
+  conceptId: number;
+  sourceConceptId: number;
+  value: number | null;
+  unitConceptId: number;
+  unitSource: string | null;
+  visitId: number | null;
+  rowId: number;
+  /** 1-based row in the source file (0 when the producer did not say). */
+  rn: number;
+}
+
+export function rowEventFields(row: Record<string, unknown>, ev: EventMapping): RowEventFields {
+  const rn = intOr(row.__row, 0);
+  const t = timeMs(ev.datetimeColumn ? row[ev.datetimeColumn] : null) ?? timeMs(row[ev.dateColumn]);
+  const unitSource = ev.unitSourceColumn ? row[ev.unitSourceColumn] : null;
+  return {
+    personId: intOr(row.person_id, 0),
+    t,
+    conceptId: intOr(row[ev.conceptColumn], 0),
+    sourceConceptId: ev.sourceConceptColumn ? intOr(row[ev.sourceConceptColumn], 0) : 0,
+    value: ev.valueColumn ? numberOrNull(row[ev.valueColumn]) : null,
+    unitConceptId: ev.unitConceptColumn ? intOr(row[ev.unitConceptColumn], 0) : 0,
+    unitSource: typeof unitSource === 'string' ? unitSource : unitSource === null || unitSource === undefined ? null : String(unitSource),
+    visitId: ev.visitColumn ? intOr(row[ev.visitColumn], null) : null,
+    rowId: (ev.idColumn ? intOr(row[ev.idColumn], null) : null) ?? rn,
+    rn,
+  };
+}
+
+/** Birth time as BIRTH_TIMESTAMP_SQL computes it: birth_datetime, else year/month/day (missing parts 1). */
+export function birthMs(row: Record<string, unknown>): number {
+  const dt = timeMs(row.birth_datetime);
+  if (dt !== null) return dt;
+  const y = intOr(row.year_of_birth, 1970);
+  const m = intOr(row.month_of_birth, 1);
+  const d = intOr(row.day_of_birth, 1);
+  const valid = m >= 1 && m <= 12 && d >= 1 && d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+  return valid ? Date.UTC(y, m - 1, d) : Date.UTC(y, 0, 1);
+}

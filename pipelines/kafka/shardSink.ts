@@ -1,0 +1,182 @@
+// The Parquet sink of `medrep stream`: batches of one topic partition are gathered into a shard
+// named after topic, partition and offset range (`events/medrep.events-p3-00000000000000000012-
+// 00000000000000000040.parquet`), written atomically (temp file, fsync, rename), and only then are
+// the offsets committed (ctx.commitThrough). Where a shard closes depends only on the messages
+// (enough rows, or an end-of-load marker), so after a crash the sink re-reads from the first offset
+// not on disk and rebuilds the same shards; a shard already on disk is not written again. Replay
+// (pipelines/kafka/replay.ts) rebuilds shards from the same function.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as arrow from 'apache-arrow';
+import { ClinicalTable, tableSpec } from '../../schemas/omop';
+import { EventBatch } from '../../sinks/eventShards';
+import { writeFileAtomic, writeParquetAtomic } from '../../sinks/parquet';
+import { SequenceBatch } from '../../sinks/sequenceShards';
+import { SampleBatch } from '../../sinks/sampleShards';
+import { Sequence } from '../../transforms/trajectory';
+import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
+import { parseValue, StreamValue } from './streamStages';
+
+export interface ShardRange {
+  topic: string;
+  partition: number;
+  from: bigint;
+  to: bigint;
+}
+
+const OFFSET_DIGITS = 20;
+
+export function shardFileName(r: ShardRange): string {
+  const pad = (o: bigint) => o.toString().padStart(OFFSET_DIGITS, '0');
+  return `${r.topic}-p${r.partition}-${pad(r.from)}-${pad(r.to)}.parquet`;
+}
+
+const SHARD_NAME = /^(.+)-p(\d+)-(\d{20})-(\d{20})\.parquet$/;
+
+export function parseShardFileName(name: string): ShardRange | null {
+  const m = SHARD_NAME.exec(name);
+  return m ? { topic: m[1], partition: Number(m[2]), from: BigInt(m[3]), to: BigInt(m[4]) } : null;
+}
+
+/** Rows a message holds for a shard (0 for persons and markers). */
+export function shardRows(v: StreamValue): number {
+  return v.k === 'events' ? v.p.length : v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
+}
+
+/** Tasks with samples in a range of messages, in name order (one shard per task). */
+export function sampleTasks(values: StreamValue[]): string[] {
+  const tasks = new Set<string>();
+  for (const v of values) if (v.k === 'samples') for (const r of v.rows) if (r.kind !== 'correction') tasks.add(r.task);
+  return [...tasks].sort();
+}
+
+/** Corrections in a range of messages, by task (label records without the window). */
+export function sampleCorrections(values: StreamValue[]): Map<string, object[]> {
+  const out = new Map<string, object[]>();
+  for (const v of values) {
+    if (v.k !== 'samples') continue;
+    for (const r of v.rows) {
+      if (r.kind !== 'correction') continue;
+      const list = out.get(r.task) ?? [];
+      list.push({ task: r.task, person_id: r.p, version: r.version, retracted: r.retracted, index_visit_id: r.iv, prediction_time: r.retracted ? null : r.pt, label: r.label, labels: r.labels });
+      out.set(r.task, list);
+    }
+  }
+  return out;
+}
+
+/** The samples shard of one task from a range of messages (layout: sinks/sampleShards.ts). */
+export function sampleTable(values: StreamValue[], task: string): arrow.Table {
+  let batch: SampleBatch | null = null;
+  for (const v of values) {
+    if (v.k !== 'samples') continue;
+    for (const r of v.rows) {
+      if (r.task !== task || r.kind === 'correction') continue;
+      batch ??= new SampleBatch(r.labels !== null);
+      const seq: Sequence = { conceptIds: r.c, deciles: r.d, ages: r.a, segments: r.s, recordRanks: r.r, domains: r.m };
+      batch.push(r.p, seq, r.split, r.pt, r.iv, r.label, r.labels);
+    }
+  }
+  if (!batch) throw new Error(`no samples of task ${task} in the range`);
+  return batch.toTable();
+}
+
+/** The Arrow table of a shard from its messages' values (events or pretraining sequences). */
+export function shardTable(kind: 'events' | 'pretrain', values: StreamValue[]): arrow.Table {
+  if (kind === 'events') {
+    const b = new EventBatch();
+    for (const v of values) {
+      if (v.k !== 'events') continue;
+      const spec = tableSpec(v.table as ClinicalTable);
+      const ev = spec.events!;
+      for (let i = 0; i < v.p.length; i++) {
+        b.push(v.p[i], v.t[i], ev.eventTable, spec.table, ev.domain, v.c[i], v.s[i], v.d[i], v.x[i], v.u[i], v.v[i], v.r[i]);
+      }
+    }
+    return b.toTable();
+  }
+  const b = new SequenceBatch();
+  for (const v of values) {
+    if (v.k !== 'pretrain') continue;
+    for (const r of v.rows) {
+      const seq: Sequence = { conceptIds: r.c, deciles: r.d, ages: r.a, segments: r.s, recordRanks: r.r, domains: r.m };
+      b.push(r.p, r.chunk, seq, r.split);
+    }
+  }
+  return b.toTable();
+}
+
+export interface SinkTopic {
+  topic: string;
+  kind: 'events' | 'pretrain' | 'samples';
+  /** Folder under OUT. */
+  dir: string;
+  rowsPerShard: number;
+}
+
+interface Pending {
+  from: bigint;
+  next: bigint;
+  last: bigint;
+  values: StreamValue[];
+  rows: number;
+}
+
+export interface ShardWritten {
+  path: string;
+  range: ShardRange;
+  rows: number;
+  skipped: boolean;
+}
+
+export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (s: ShardWritten) => void): StageTransform {
+  const byTopic = new Map(topics.map((t) => [t.topic, t]));
+  const pending = new Map<string, Pending>();
+  return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
+    const sink = byTopic.get(ctx.topic);
+    if (!sink) throw new Error(`sink: no shard series for topic ${ctx.topic}`);
+    const key = `${ctx.topic}/${ctx.partition}`;
+    const first = BigInt(messages[0].offset);
+    let p = pending.get(key);
+    // The stage moved back to the committed offset (restart, rebalance, aborted transaction):
+    // what was gathered in memory is read again.
+    if (p && first < p.next) p = undefined;
+    const write = (q: Pending) => {
+      const range = { topic: ctx.topic, partition: ctx.partition, from: q.from, to: q.last };
+      const files: Array<[string, () => arrow.Table]> =
+        sink.kind === 'samples'
+          ? sampleTasks(q.values).map((task) => [path.join(out, sink.dir, task, shardFileName(range)), () => sampleTable(q.values, task)])
+          : [[path.join(out, sink.dir, shardFileName(range)), () => shardTable(sink.kind as 'events' | 'pretrain', q.values)]];
+      for (const [file, table] of files) {
+        const skipped = fs.existsSync(file);
+        if (!skipped) writeParquetAtomic(file, table());
+        onShard?.({ path: file, range, rows: q.rows, skipped });
+      }
+      // Corrections of labels emitted by an earlier load: samples/<task>/corrections/<range>.json.
+      if (sink.kind === 'samples') {
+        for (const [task, list] of sampleCorrections(q.values)) {
+          const file = path.join(out, sink.dir, task, 'corrections', shardFileName(range).replace(/\.parquet$/, '.json'));
+          writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(list, null, 1) + '\n'));
+        }
+      }
+    };
+    for (const m of messages) {
+      const offset = BigInt(m.offset);
+      const value = parseValue(m);
+      if (!p) p = { from: offset, next: offset, last: offset, values: [], rows: 0 };
+      p.values.push(value);
+      p.rows += shardRows(value);
+      p.last = offset;
+      p.next = offset + 1n;
+      if (p.rows >= sink.rowsPerShard || value.k === 'end') {
+        if (p.rows > 0) write(p);
+        p = undefined;
+      }
+    }
+    if (p) pending.set(key, p);
+    else pending.delete(key);
+    // Durable through the start of what is still only in memory.
+    ctx.commitThrough((p ? p.from : BigInt(messages[messages.length - 1].offset) + 1n).toString());
+    return [];
+  };
+}

@@ -1,0 +1,99 @@
+// What `medrep stream` binds its transforms to: the decile boundaries (a versioned artifact, e.g.
+// OUT/artifacts/deciles.json of a `medrep run`) and the vocabulary of an Athena/OMOP folder. Every
+// record the stages emit carries both versions.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DuckDBConnection } from '@duckdb/node-api';
+import { VOCABULARY_TABLES } from '../../schemas/omop';
+import { DecileArtifact } from '../../transforms/deciles';
+import { contentHash } from '../../transforms/hashing';
+import { buildVocabularyIndex } from '../../transforms/normalize';
+import { queryRows, sqlString } from '../duck';
+import { UserError } from '../errors';
+import { hashFiles } from '../fileHashes';
+import { createOmopViews } from '../omopViews';
+import { OmopInput, SourceTable } from '../omopSource';
+import { ConceptInfo, LoadedVocabulary } from '../vocabulary';
+
+export interface StreamArtifacts {
+  deciles: DecileArtifact;
+  vocabulary: LoadedVocabulary;
+  vocabularyArtifact: { kind: 'medrep.vocabulary'; version: string; files: { file: string; bytes: number; sha256: string }[]; concepts_loaded: number; maps_to_pairs_loaded: number };
+}
+
+export function readDecileArtifact(file: string): DecileArtifact {
+  let a: DecileArtifact;
+  try {
+    a = JSON.parse(fs.readFileSync(file, 'utf8')) as DecileArtifact;
+  } catch (e) {
+    throw new UserError(`${file}: cannot read the decile artifact (${(e as Error).message})`);
+  }
+  if (!a || !Array.isArray(a.groups) || typeof a.version !== 'string') throw new UserError(`${file}: not a decile artifact (no groups/version)`);
+  return a;
+}
+
+const VOCAB_FILE = /^(concept|concept_relationship|concept_ancestor)\.(csv|tsv|txt|parquet)(\.gz)?$/i;
+
+/** The vocabulary tables of a folder (Athena download or an OMOP folder with them) as DuckDB views. */
+async function openVocabularyFolder(conn: DuckDBConnection, dir: string): Promise<OmopInput> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`vocabulary folder not found: ${dir}`);
+  const tables = new Map<string, SourceTable>();
+  for (const name of fs.readdirSync(dir).sort()) {
+    const m = VOCAB_FILE.exec(name);
+    if (!m) continue;
+    const table = m[1].toLowerCase() as keyof typeof VOCABULARY_TABLES;
+    const file = path.join(dir, name);
+    const parquet = /\.parquet$/i.test(name);
+    const tab = !parquet && fs.readFileSync(file).subarray(0, 65536).toString('utf8').split('\n')[0].includes('\t');
+    const relation = parquet
+      ? `read_parquet(${sqlString(file)})`
+      : `read_csv(${sqlString(file)}, header=true, all_varchar=true, ${tab ? `delim='\\t', quote='', escape=''` : `delim=',', quote='"', escape='"'`}, null_padding=true, strict_mode=false)`;
+    const desc = await queryRows<{ column_name: string; column_type: string }>(conn, `DESCRIBE SELECT * FROM ${relation}`);
+    tables.set(table, {
+      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation,
+      columns: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_name])),
+      types: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_type])),
+    });
+  }
+  if (!tables.has('concept')) throw new UserError(`${dir}: no CONCEPT file (concept.csv/.parquet)`);
+  const input: OmopInput = { path: dir, kind: tables.get('concept')!.kind, tables };
+  await createOmopViews(conn, input);
+  return input;
+}
+
+/**
+ * The whole vocabulary of the folder (not only the closure of one data set's concepts, which a
+ * stream does not know in advance): every concept and every valid "Maps to" pair. Normalization
+ * gives the same result as with the local runner's closure, which is a subset of it.
+ */
+export async function loadStreamArtifacts(conn: DuckDBConnection, opts: { vocab: string; deciles?: string; artifacts?: string }): Promise<StreamArtifacts> {
+  const decileFile = opts.deciles ?? (opts.artifacts ? path.join(opts.artifacts, 'deciles.json') : undefined);
+  if (!decileFile) throw new UserError('medrep stream: give --artifacts DIR (with deciles.json) or --deciles FILE');
+  const deciles = readDecileArtifact(decileFile);
+  const input = await openVocabularyFolder(conn, opts.vocab);
+  const conceptRows = await queryRows<ConceptInfo & { invalid_reason: string | null }>(
+    conn,
+    `SELECT CAST(concept_id AS DOUBLE) AS concept_id, concept_name, domain_id, vocabulary_id, concept_code,
+            nullif(standard_concept, '') AS standard_concept, nullif(invalid_reason, '') AS invalid_reason
+       FROM concept WHERE concept_id IS NOT NULL ORDER BY concept_id`,
+  );
+  const pairs = await queryRows<{ a: number; b: number }>(
+    conn,
+    `SELECT DISTINCT CAST(concept_id_1 AS DOUBLE) AS a, CAST(concept_id_2 AS DOUBLE) AS b FROM concept_relationship
+      WHERE relationship_id = 'Maps to' AND coalesce(invalid_reason, '') = '' ORDER BY a, b`,
+  );
+  const index = buildVocabularyIndex(conceptRows, pairs.map((p) => [p.a, p.b] as [number, number]));
+  const concepts = new Map<number, ConceptInfo>();
+  for (const c of conceptRows) concepts.set(c.concept_id, c);
+  const files = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
+  const hashes = await hashFiles(files);
+  const vocabularyArtifact = {
+    kind: 'medrep.vocabulary' as const,
+    // Same version rule as the local runner: content hash of the vocabulary files' names and hashes.
+    version: contentHash(hashes.map((h) => ({ file: path.basename(h.path), sha256: h.sha256 }))),
+    files: hashes.map((h) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })),
+    concepts_loaded: concepts.size,
+    maps_to_pairs_loaded: pairs.length,
+  };
+  return { deciles, vocabulary: { index, concepts, mapsToPairs: pairs.length }, vocabularyArtifact };
+}

@@ -1,0 +1,381 @@
+// `medrep stream`: the Kafka runner. Runs the stages of streamStages.ts and the Parquet sink as
+// consumer groups (all in this process by default; `--stages` picks some, and several processes
+// share the partitions), then, once they stop, writes the manifest (shards with their offset
+// ranges, artifact versions, committed offsets), the artifacts and the rejects (from the
+// dead-letter topic) into the same output layout as `medrep run`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Kafka } from 'kafkajs';
+import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
+import { SCHEMA_VERSION } from '../../schemas/records';
+import { Manifest, writeManifest } from '../../sinks/manifest';
+import { writeFileAtomic } from '../../sinks/parquet';
+import { RejectSink } from '../../sinks/rejects';
+import { ShardEntry } from '../../sinks/shards';
+import { sha256 } from '../../transforms/hashing';
+import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
+import { openDuck, queryRows, queryValue } from '../duck';
+import { exportMeds } from '../../sinks/meds';
+import { writeMedsLabels } from '../../sinks/medsLabels';
+import { Split, splitOf } from '../../transforms/splits';
+import { CONTROL_HEADER } from './omopLoad';
+import { Logger, consoleLogger } from '../progress';
+import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
+import { DLQ_HEADERS } from './deadLetter';
+import { consumerGroupLag } from './health';
+import { readToEnd } from './readToEnd';
+import { parseShardFileName, shardSinkTransform, SinkTopic } from './shardSink';
+import { runStage, StageOptions, StageSummary } from './stage';
+import { loadStreamArtifacts } from './streamArtifacts';
+import { canonicalizeTransform, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
+import { streamTopic, streamTopicSpecs } from './streamTopics';
+import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
+import { TaskSelection, selectTasks } from '../runTasks';
+import { resolveConceptSets } from '../labelInputs';
+import { CompiledTask, compileTask, taskArtifact, TaskSummary } from '../../transforms/labels';
+
+export const STREAM_STAGES = ['canonicalize', 'trajectory', 'sink'] as const;
+export type StreamStage = (typeof STREAM_STAGES)[number];
+
+export interface StreamOptions extends Partial<TaskSelection> {
+  kafka: KafkaOptions;
+  out: string;
+  vocab: string;
+  /** Folder with deciles.json (e.g. OUT/artifacts of `medrep run`), or the file itself. */
+  artifacts?: string;
+  deciles?: string;
+  /** Stop once every input is consumed and nothing came for this long; default: run until SIGTERM. */
+  exitWhenIdleMs?: number;
+  stages?: StreamStage[];
+  maxEvents?: number;
+  eventsPerShard?: number;
+  sequencesPerShard?: number;
+  /** Input messages per transaction (default 5000). */
+  maxMessagesPerTransaction?: number;
+  healthIntervalMs?: number;
+  /** How far behind the watermark a record of a later load may be and still change a label (ms). */
+  allowedLatenessMs?: number;
+  /** MEDS export (meds/data, metadata, labels) at the end (default true). */
+  meds?: boolean;
+  /** Write the manifest, artifacts and rejects at the end (default true). */
+  finalize?: boolean;
+  handleSignals?: boolean;
+  log?: Logger;
+  /** Observes each stage's transactions (fault-injection tests, benchmarks). */
+  onPhase?: StageOptions['onPhase'];
+  sessionTimeoutMs?: number;
+  rebalanceTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** A ready client (tests pass one with logging off); default: one from `kafka`. */
+  client?: Kafka;
+}
+
+export interface StreamSummary {
+  out: string;
+  stages: Record<string, StageSummary>;
+  shards: { events: number; pretrain: number; samples: number };
+  rows: { events: number; pretrain: number; samples: number };
+  tasks: TaskSummary[];
+  rejects: number;
+  manifest: string | null;
+  seconds: number;
+}
+
+export function sinkTopics(names: TopicNames, opts: { eventsPerShard?: number; sequencesPerShard?: number }): SinkTopic[] {
+  return [
+    { topic: streamTopic(names, 'events'), kind: 'events', dir: 'events', rowsPerShard: opts.eventsPerShard ?? 1_000_000 },
+    { topic: streamTopic(names, 'pretrain'), kind: 'pretrain', dir: 'pretrain', rowsPerShard: opts.sequencesPerShard ?? 20_000 },
+    { topic: streamTopic(names, 'samples'), kind: 'samples', dir: 'samples', rowsPerShard: opts.sequencesPerShard ?? 20_000 },
+  ];
+}
+
+export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
+  const log = opts.log ?? consoleLogger;
+  const started = Date.now();
+  const out = path.resolve(opts.out);
+  const names = new TopicNames(opts.kafka.topicPrefix);
+  const kafka = opts.client ?? createKafka(opts.kafka);
+  log.info(`kafka: ${describeKafkaOptions(opts.kafka)}`);
+  const conn = await openDuck({ memoryLimit: '512MB' });
+  try {
+    const art = await loadStreamArtifacts(conn, { vocab: opts.vocab, deciles: opts.deciles, artifacts: opts.artifacts });
+    const versions: Versions = { deciles: art.deciles.version, vocabulary: art.vocabularyArtifact.version };
+    log.info(`artifacts: deciles ${versions.deciles.slice(0, 19)} (${art.deciles.groups.length} groups), vocabulary ${versions.vocabulary.slice(0, 19)} (${art.vocabulary.concepts.size} concepts)`);
+
+    const admin = kafka.admin();
+    await admin.connect();
+    let partitions: number;
+    try {
+      partitions = await partitionCount(admin, names.omop('person'));
+      await ensureTopics(admin, streamTopicSpecs(names, partitions));
+      // The per-person store's changelog: one transaction's writes go out in request slices of up
+      // to 1000 states, larger than the broker's default 1 MB batch limit.
+      const changelog = changelogTopicSpec(names.changelog('trajectory', PERSON_STORE), partitions);
+      await ensureTopics(admin, [{ ...changelog, configs: { ...changelog.configs, 'max.message.bytes': String(64 * 1024 * 1024) } }]);
+    } finally {
+      await admin.disconnect();
+    }
+    fs.mkdirSync(out, { recursive: true });
+
+    const stages = opts.stages ?? [...STREAM_STAGES];
+    // Tasks: concept sets resolved against this vocabulary, exactly as the batch labeler does.
+    const loaded = selectTasks({ tasks: opts.tasks ?? 'all', taskDir: opts.taskDir, taskConcepts: opts.taskConcepts }, log);
+    const compiled: CompiledTask[] = [];
+    for (const t of loaded) compiled.push(compileTask(t.def, await resolveConceptSets(conn, t)));
+    const common = {
+      kafka,
+      names,
+      exitWhenIdleMs: opts.exitWhenIdleMs,
+      maxMessagesPerTransaction: opts.maxMessagesPerTransaction,
+      healthIntervalMs: opts.healthIntervalMs,
+      handleSignals: opts.handleSignals,
+      onPhase: opts.onPhase,
+      sessionTimeoutMs: opts.sessionTimeoutMs,
+      rebalanceTimeoutMs: opts.rebalanceTimeoutMs,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      log: (line: string) => log.info(line),
+    };
+    const sinks = sinkTopics(names, opts);
+    const running: Array<[string, Promise<StageSummary>]> = [];
+    for (const stage of stages) {
+      let o: StageOptions;
+      if (stage === 'canonicalize') {
+        o = { ...common, stage, inputTopics: LOAD_TABLES.map((t) => names.omop(t)), transform: canonicalizeTransform(names, streamTopic(names, 'events'), art) };
+      } else if (stage === 'trajectory') {
+        o = {
+          ...common, stage, inputTopics: [streamTopic(names, 'events')], stores: [PERSON_STORE],
+          transform: trajectoryTransform({
+            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'), versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
+            onOrphans: (p, n) => log.warn(`trajectory: partition ${p}: ${n} persons with events but no person row (not emitted)`),
+          }),
+        };
+      } else {
+        o = { ...common, stage, inputTopics: sinks.map((s) => s.topic), transform: shardSinkTransform(out, sinks) };
+      }
+      running.push([stage, runStage(o)]);
+    }
+    const summaries: Record<string, StageSummary> = {};
+    for (const [stage, done] of running) summaries[stage] = await done;
+
+    let manifest: string | null = null;
+    let rejects = 0;
+    const shardCounts = { events: 0, pretrain: 0, samples: 0 };
+    const rowCounts = { events: 0, pretrain: 0, samples: 0 };
+    let tasks: TaskSummary[] = [];
+    if (opts.finalize !== false) {
+      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled);
+      manifest = r.manifest;
+      tasks = r.tasks;
+      rejects = r.rejects;
+      for (const s of r.shards) {
+        const k = s.kind as 'events' | 'pretrain' | 'samples';
+        shardCounts[k]++;
+        rowCounts[k] += s.rows;
+      }
+    }
+    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, rejects, manifest, seconds: (Date.now() - started) / 1000 };
+  } finally {
+    conn.closeSync();
+  }
+}
+
+/** The shards on disk under OUT/<dir> named by offset range, with rows, bytes and hashes. */
+export async function listStreamShards(conn: Awaited<ReturnType<typeof openDuck>>, out: string, sinks: SinkTopic[]): Promise<Array<ShardEntry & { topic: string; partition: number; from_offset: string; to_offset: string }>> {
+  const list: Array<ShardEntry & { topic: string; partition: number; from_offset: string; to_offset: string }> = [];
+  for (const s of sinks) {
+    const top = path.join(out, s.dir);
+    if (!fs.existsSync(top)) continue;
+    // Samples: one folder per task.
+    const dirs = s.kind === 'samples' ? fs.readdirSync(top).sort().map((t) => path.posix.join(s.dir, t)) : [s.dir];
+    for (const rel of dirs) {
+      const dir = path.join(out, rel);
+      if (!fs.statSync(dir).isDirectory()) continue;
+      for (const name of fs.readdirSync(dir).sort()) {
+        const r = parseShardFileName(name);
+        if (!r || r.topic !== s.topic) continue;
+        const file = path.join(dir, name);
+        const bytes = fs.readFileSync(file);
+        const rows = Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet('${file.replace(/'/g, "''")}')`));
+        list.push({ kind: s.kind, path: path.posix.join(rel, name), rows, bytes: bytes.length, sha256: sha256(bytes), topic: r.topic, partition: r.partition, from_offset: r.from.toString(), to_offset: r.to.toString() });
+      }
+    }
+  }
+  return list.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+async function finalizeStream(
+  kafka: Kafka,
+  conn: Awaited<ReturnType<typeof openDuck>>,
+  names: TopicNames,
+  out: string,
+  art: Awaited<ReturnType<typeof loadStreamArtifacts>>,
+  stages: StreamStage[],
+  opts: StreamOptions,
+  compiled: CompiledTask[],
+): Promise<{ manifest: string; rejects: number; shards: ShardEntry[]; tasks: TaskSummary[] }> {
+  const writeJson = (rel: string, value: unknown) => writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
+  writeJson('artifacts/deciles.json', art.deciles);
+  writeJson('artifacts/vocabulary.json', art.vocabularyArtifact);
+  const taskArtifacts: Record<string, { path: string; version: string }> = {};
+  for (const t of compiled) {
+    const a = taskArtifact(t);
+    writeJson(`artifacts/tasks/${t.name}.json`, a);
+    taskArtifacts[`task:${t.name}`] = { path: `artifacts/tasks/${t.name}.json`, version: a.hash };
+  }
+  // Table-1 counts: the labeler's summary of every partition, from the samples topic's end markers.
+  const tasks = new Map<string, TaskSummary>();
+  // Over every load closed so far (each end marker counts its own load's late records).
+  const late = { applied: 0, dropped: { visit: 0, death: 0, condition: 0 }, corrections: 0 };
+  const lastByPartition = new Map<number, TaskSummary[]>();
+  await readToEnd(kafka, streamTopic(names, 'samples'), { timeoutMs: 60_000 }, (partition, m) => {
+    const v = JSON.parse(m.value!.toString()) as StreamValue;
+    if (v.k !== 'end' || !v.tasks) return;
+    // Each load's counts cover the whole partition at its watermark: the last one counts.
+    lastByPartition.set(partition, v.tasks);
+    if (v.late) {
+      late.applied += v.late.applied;
+      late.corrections += v.late.corrections;
+      for (const k of ['visit', 'death', 'condition'] as const) late.dropped[k] += v.late.dropped[k];
+    }
+  });
+  for (const list of lastByPartition.values()) for (const s of list) tasks.set(s.task, addSummaries(tasks.get(s.task), s));
+
+  // Rejects: every dead letter (producer and stages), with file and row where the row says them.
+  fs.rmSync(path.join(out, 'rejects'), { recursive: true, force: true });
+  const rejects = new RejectSink(path.join(out, 'rejects'));
+  await readToEnd(kafka, names.dlq, { timeoutMs: 60_000 }, (_p, m) => {
+    const h: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) h[k] = v.toString();
+    const text = m.value?.toString() ?? '';
+    let values: unknown = text;
+    try {
+      values = JSON.parse(text);
+    } catch {
+      /* kept as text */
+    }
+    const reason = h[DLQ_HEADERS.reason] ?? 'dead-lettered';
+    const col = /column (\S+?):/.exec(reason)?.[1] ?? '(row)';
+    const source = h[DLQ_HEADERS.source] ?? '';
+    const row = typeof values === 'object' && values !== null && typeof (values as { __row?: unknown }).__row === 'number'
+      ? (values as { __row: number }).__row
+      : Number(/:(\d+)$/.exec(source)?.[1] ?? 0);
+    rejects.add({ file: source, table: h[DLQ_HEADERS.table] || 'unknown', row, column: col, reason, values });
+  });
+  const rejectFiles = rejects.close();
+
+  const shards: ShardEntry[] = await listStreamShards(conn, out, sinkTopics(names, opts));
+  if (opts.meds !== false) shards.push(...(await exportStreamMeds(kafka, conn, names, out, shards, art, compiled)));
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets: Record<string, unknown> = {};
+  try {
+    for (const s of stages) offsets[names.group(s)] = (await consumerGroupLag(admin, names.group(s))).map((l) => ({ topic: l.topic, partition: l.partition, committed: l.committed.toString(), high: l.high.toString(), lag: l.lag.toString() }));
+  } finally {
+    await admin.disconnect();
+  }
+  const manifest: Manifest = {
+    kind: 'medrep.manifest',
+    schema_version: SCHEMA_VERSION,
+    omop_schema: OMOP_SCHEMA_VERSION,
+    runner: 'kafka',
+    input: { brokers: opts.kafka.brokers, topic_prefix: names.prefix, topics: LOAD_TABLES.map((t) => names.omop(t)) },
+    artifacts: {
+      vocabulary: { path: 'artifacts/vocabulary.json', version: art.vocabularyArtifact.version },
+      deciles: { path: 'artifacts/deciles.json', version: art.deciles.version },
+      ...taskArtifacts,
+    },
+    settings: { max_events: opts.maxEvents ?? DEFAULT_MAX_EVENTS, events_per_shard: opts.eventsPerShard ?? 1_000_000, sequences_per_shard: opts.sequencesPerShard ?? 20_000 },
+    shards,
+    rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
+    counts: { rejects: rejects.summary(), offsets, tasks: [...tasks.values()], late_records: late },
+  };
+  return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards, tasks: [...tasks.values()] };
+}
+
+/**
+ * meds/ as the local runner writes it: the person table read back from `omop.person` (the MEDS
+ * birth and gender rows), one MEDS data file per events shard, codes, splits and the labels of
+ * the sample shards in the LabelSchema.
+ */
+async function exportStreamMeds(
+  kafka: Kafka,
+  conn: Awaited<ReturnType<typeof openDuck>>,
+  names: TopicNames,
+  out: string,
+  shards: ShardEntry[],
+  art: Awaited<ReturnType<typeof loadStreamArtifacts>>,
+  compiled: CompiledTask[],
+): Promise<ShardEntry[]> {
+  fs.rmSync(path.join(out, 'meds'), { recursive: true, force: true });
+  const tmp = path.join(out, '.tmp');
+  fs.mkdirSync(tmp, { recursive: true });
+  const personsFile = path.join(tmp, 'person.ndjson');
+  const fd = fs.openSync(personsFile, 'w');
+  try {
+    await readToEnd(kafka, names.omop('person'), { timeoutMs: 60_000 }, (_p, m) => {
+      if (m.headers?.[CONTROL_HEADER] !== undefined || !m.value) return;
+      fs.writeSync(fd, m.value.toString().replace(/\n/g, ' ') + '\n');
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+  const lit = (p: string) => `'${p.replace(/'/g, "''")}'`;
+  await conn.run('DROP VIEW IF EXISTS person');
+  await conn.run(`CREATE OR REPLACE TABLE person AS SELECT
+      TRY_CAST(person_id AS BIGINT) AS person_id, TRY_CAST(gender_concept_id AS BIGINT) AS gender_concept_id,
+      TRY_CAST(year_of_birth AS BIGINT) AS year_of_birth, TRY_CAST(month_of_birth AS BIGINT) AS month_of_birth,
+      TRY_CAST(day_of_birth AS BIGINT) AS day_of_birth, TRY_CAST(birth_datetime AS TIMESTAMP) AS birth_datetime
+    FROM read_json(${lit(personsFile)}, format='newline_delimited', columns={person_id: 'VARCHAR', gender_concept_id: 'VARCHAR',
+      year_of_birth: 'VARCHAR', month_of_birth: 'VARCHAR', day_of_birth: 'VARCHAR', birth_datetime: 'VARCHAR'})`);
+  const eventShards = shards.filter((s) => s.kind === 'events');
+  const sampleShards = shards.filter((s) => s.kind === 'samples');
+  const files = (list: ShardEntry[]) => `read_parquet([${list.map((s) => lit(path.join(out, s.path))).join(', ')}])`;
+  // Splits of every person with events or samples (the persons the local runner assigns one).
+  const splits = new Map<number, Split>();
+  for (const list of [eventShards, sampleShards]) {
+    if (!list.length) continue;
+    for (const r of await queryRows<{ p: number }>(conn, `SELECT DISTINCT CAST(person_id AS DOUBLE) AS p FROM ${files(list)}`)) splits.set(r.p, splitOf(r.p));
+  }
+  // MEDS wants a subject in one data file: one file per partition (a person's rows share one),
+  // from that partition's event shards.
+  const byPartition = new Map<string, ShardEntry[]>();
+  for (const s of eventShards) {
+    const key = path.basename(s.path).replace(/-\d{20}-\d{20}\.parquet$/, '');
+    byPartition.set(key, [...(byPartition.get(key) ?? []), s]);
+  }
+  const merged: ShardEntry[] = [];
+  for (const [key, list] of [...byPartition.entries()].sort()) {
+    const rel = path.posix.join('.tmp', `${key}.parquet`);
+    await conn.run(`COPY (SELECT * FROM ${files(list)}) TO ${lit(path.join(out, rel))} (FORMAT parquet)`);
+    merged.push({ kind: 'events', path: rel, rows: list.reduce((a, s) => a + s.rows, 0), bytes: 0, sha256: '' });
+  }
+  const entries = await exportMeds(conn, out, merged, art.vocabulary.concepts, splits);
+  const samples = new Map<string, { multi: boolean; meds: { subjectId: number; predictionMs: number; labels: number[] }[] }>();
+  for (const t of compiled) {
+    const list = sampleShards.filter((s) => s.path.startsWith(`samples/${t.name}/`));
+    if (!list.length) continue;
+    const rows = await queryRows<{ p: number; t: number; l: number[] }>(
+      conn,
+      `SELECT CAST(person_id AS DOUBLE) AS p, CAST(epoch_ms(prediction_time) AS DOUBLE) AS t,
+              ${t.multiLabel ? 'list_transform(labels, x -> CAST(x AS INTEGER))' : '[CAST(label AS INTEGER)]'} AS l
+         FROM ${files(list)} ORDER BY p, t`,
+    );
+    samples.set(t.name, { multi: t.multiLabel, meds: rows.map((r) => ({ subjectId: r.p, predictionMs: r.t, labels: Array.from(r.l, Number) })) });
+  }
+  entries.push(...writeMedsLabels(out, compiled, samples));
+  fs.rmSync(tmp, { recursive: true, force: true });
+  return entries;
+}
+
+/** Sum of two partitions' Table-1 counts of one task. */
+function addSummaries(a: TaskSummary | undefined, b: TaskSummary): TaskSummary {
+  if (!a) return JSON.parse(JSON.stringify(b)) as TaskSummary;
+  const excluded = { ...a.excluded };
+  for (const [rule, n] of Object.entries(b.excluded)) excluded[rule as keyof typeof excluded] = (excluded[rule as keyof typeof excluded] ?? 0) + (n ?? 0);
+  return {
+    ...a,
+    candidates: a.candidates + b.candidates, excluded, eligible: a.eligible + b.eligible, cohort: a.cohort + b.cohort,
+    positives: a.positives + b.positives, negatives: a.negatives + b.negatives, censored: a.censored + b.censored,
+    ...(a.positivesPerLabel && b.positivesPerLabel ? { positivesPerLabel: a.positivesPerLabel.map((x, i) => x + b.positivesPerLabel![i]) } : {}),
+  };
+}

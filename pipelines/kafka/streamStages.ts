@@ -1,0 +1,488 @@
+// The stages of `medrep stream` (DESIGN.md section 6), each a StageWorker transform over one input
+// partition; transforms/ does the MedRep logic, exactly as in the local runner:
+//
+//   omop.<table> --canonicalize--> medrep.events --trajectory (store: person)--> medrep.pretrain
+//                                        \______________ sink ______________________/
+//                                                  OUT/events, OUT/pretrain shards
+//
+// canonicalize: JSON rows -> normalized, unit-named, decile-binned events (EventCanonicalizer) and
+//   persons, as columnar batches; unknown concepts -> dead-letter topic.
+// trajectory: per-person state (events, visit starts, birth, gender) in a changelog-backed store;
+//   when the load is closed (end-of-load markers of every input table seen in the partition) each
+//   person's trajectory is cut into pretraining chunks (buildSequence, chunkRanges).
+// sink: batches -> Parquet shards named <topic>-p<partition>-<first>-<last offset>, written
+//   atomically; offsets are committed only through what is on disk (ctx.commitThrough).
+import { ClinicalTable, tableSpec } from '../../schemas/omop';
+import { DecileBinner } from '../../transforms/deciles';
+import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../../transforms/events';
+import { ConceptNormalizer } from '../../transforms/normalize';
+import { splitOf } from '../../transforms/splits';
+import { TOKEN_DOMAINS } from '../../transforms/tokens';
+import { PersonEvents, buildSequence, chunkRanges, segmentsAndRanks } from '../../transforms/trajectory';
+import { EVENT_SPECS, tableCode } from '../eventSource';
+import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
+import { CompiledTask, IncrementalLabeler, LabelRecord, PersonSnapshot, TaskSummary } from '../../transforms/labels';
+import { windowBefore } from '../../transforms/trajectory';
+import { birthMs, intOr, rowEventFields, timeMs } from './rowFields';
+import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
+import { StreamArtifacts } from './streamArtifacts';
+import { TopicNames } from './topics';
+
+/** Versions of the artifacts a record was made with (carried in every batch). */
+export interface Versions {
+  deciles: string;
+  vocabulary: string;
+}
+
+export interface EventsBatchValue {
+  k: 'events';
+  table: string;
+  versions: Versions;
+  /** person_id, time (ms), concept, source concept, decile (-1 none), value, unit, visit, row id, source row. */
+  p: number[]; t: number[]; c: number[]; s: number[]; d: number[];
+  x: (number | null)[]; u: (string | null)[]; v: (number | null)[]; r: number[]; n: number[];
+  /** For the labeler: the concept id as given, and visit start/end or death dates (00:00, ms). */
+  rc: number[]; sd: (number | null)[]; ed: (number | null)[];
+}
+
+export interface PersonsBatchValue {
+  k: 'persons';
+  p: number[]; b: number[]; g: number[]; n: number[];
+}
+
+export interface EndValue {
+  k: 'end';
+  table: string;
+  /** Event-time watermark of the load (end-of-load markers). */
+  watermark?: number | null;
+  /** Samples topic: the labeler's Table-1 counts of the partition at the watermark. */
+  tasks?: TaskSummary[];
+  late?: LateCounts;
+}
+
+export interface SampleRow extends SequenceRow {
+  task: string;
+  pt: number;
+  iv: number | null;
+  label: number | null;
+  labels: number[] | null;
+  /** A correction of a label an earlier load emitted (absent: a sample). */
+  kind?: 'correction';
+  version?: number;
+  retracted?: boolean;
+}
+
+export interface SamplesBatchValue {
+  k: 'samples';
+  versions: Versions;
+  rows: SampleRow[];
+}
+
+export interface SequenceRow {
+  p: number; chunk: number; split: string;
+  c: number[]; d: (number | null)[]; a: number[]; s: number[]; r: number[]; m: number[];
+}
+
+export interface PretrainBatchValue {
+  k: 'pretrain';
+  versions: Versions;
+  rows: SequenceRow[];
+}
+
+export type StreamValue = EventsBatchValue | PersonsBatchValue | EndValue | PretrainBatchValue | SamplesBatchValue;
+
+export const PERSON_STORE = 'person';
+/** Tables whose end-of-load markers close a load in a partition. */
+export const LOAD_TABLES = ['person', ...EVENT_SPECS.map((s) => s.table)];
+/** Rows per output message (columnar JSON stays well under the topics' message size). */
+const ROWS_PER_MESSAGE = 2000;
+const TOKENS_PER_MESSAGE = 100_000;
+
+function isEndOfLoad(m: StageMessage): boolean {
+  const h = m.headers[CONTROL_HEADER];
+  return h !== undefined && String(h) === END_OF_LOAD;
+}
+
+function endOf(m: StageMessage, table: string): EndValue {
+  let watermark: number | null = null;
+  try {
+    const v = JSON.parse(m.value?.toString() ?? 'null') as EndOfLoadValue | null;
+    if (v && typeof v.watermark === 'number') watermark = v.watermark;
+  } catch {
+    /* a marker without a watermark */
+  }
+  return { k: 'end', table, watermark };
+}
+
+export function parseValue(m: StageMessage): StreamValue {
+  return JSON.parse(m.value!.toString()) as StreamValue;
+}
+
+const json = (topic: string, partition: number, value: unknown): OutputMessage => ({ topic, partition, key: null, value: JSON.stringify(value) });
+
+// ---------------------------------------------------------------------------------------------
+// canonicalize
+
+export function canonicalizeTransform(names: TopicNames, eventsTopic: string, art: StreamArtifacts): StageTransform {
+  const normalizer = new ConceptNormalizer(art.vocabulary.index);
+  const units = unitNamer((id) => art.vocabulary.concepts.get(id)?.concept_code);
+  const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(art.deciles));
+  const versions: Versions = { deciles: art.deciles.version, vocabulary: art.vocabularyArtifact.version };
+  const raw: RawEventFields = { domain: 0, conceptId: 0, sourceConceptId: 0, value: null, unitConceptId: 0, unitSource: null };
+  const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
+
+  return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
+    const table = names.tableOf(ctx.topic);
+    if (table === null) throw new Error(`canonicalize: ${ctx.topic} is not an omop.<table> topic`);
+    const out: OutputMessage[] = [];
+    if (table === 'person') {
+      let batch: PersonsBatchValue = { k: 'persons', p: [], b: [], g: [], n: [] };
+      const flush = () => {
+        if (batch.p.length) out.push(json(eventsTopic, ctx.partition, batch));
+        batch = { k: 'persons', p: [], b: [], g: [], n: [] };
+      };
+      for (const m of messages) {
+        if (isEndOfLoad(m)) {
+          flush();
+          out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
+          continue;
+        }
+        const row = parseRow(m, ctx, table);
+        if (!row) continue;
+        batch.p.push(intOr(row.person_id, 0));
+        batch.b.push(birthMs(row));
+        batch.g.push(intOr(row.gender_concept_id, 0));
+        batch.n.push(intOr(row.__row, 0));
+        if (batch.p.length >= ROWS_PER_MESSAGE) flush();
+      }
+      flush();
+      return out;
+    }
+    const spec = tableSpec(table as ClinicalTable);
+    const ev = spec.events;
+    if (!ev) {
+      // Tables that carry no events (e.g. observation_period) only pass their end marker on.
+      for (const m of messages) if (isEndOfLoad(m)) out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
+      return out;
+    }
+    const empty = (): EventsBatchValue => ({ k: 'events', table, versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] });
+    let batch = empty();
+    const flush = () => {
+      if (batch.p.length) out.push(json(eventsTopic, ctx.partition, batch));
+      batch = empty();
+    };
+    for (const m of messages) {
+      if (isEndOfLoad(m)) {
+        flush();
+        out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
+        continue;
+      }
+      const row = parseRow(m, ctx, table);
+      if (!row) continue;
+      const f = rowEventFields(row, ev);
+      if (f.t === null) {
+        ctx.deadLetter(m, 'invalid-row', `column ${ev.dateColumn}: no readable date`, table);
+        continue;
+      }
+      raw.domain = ev.domain;
+      raw.conceptId = f.conceptId;
+      raw.sourceConceptId = f.sourceConceptId;
+      raw.value = f.value;
+      raw.unitConceptId = f.unitConceptId;
+      raw.unitSource = f.unitSource;
+      if (!canon.apply(table, raw, slots)) {
+        ctx.deadLetter(m, 'transform-error', `column ${ev.conceptColumn}: concept not in the vocabulary (CONCEPT) and no mappable source concept`, table);
+        continue;
+      }
+      batch.p.push(f.personId);
+      batch.t.push(f.t);
+      batch.c.push(slots.conceptId);
+      batch.s.push(f.sourceConceptId);
+      batch.d.push(slots.decile);
+      batch.x.push(f.value);
+      batch.u.push(slots.unit);
+      batch.v.push(f.visitId);
+      batch.r.push(f.rowId);
+      batch.n.push(f.rn);
+      batch.rc.push(f.conceptId);
+      // The labeler reads dates: visit start and end, death date (00:00).
+      batch.sd.push(table === 'visit_occurrence' ? timeMs(row.visit_start_date) : table === 'death' ? timeMs(row.death_date) : null);
+      batch.ed.push(table === 'visit_occurrence' ? timeMs(row.visit_end_date) : null);
+      if (batch.p.length >= ROWS_PER_MESSAGE) flush();
+    }
+    flush();
+    return out;
+  };
+}
+
+/** The JSON object of a row message, or null after dead-lettering what is not one. */
+function parseRow(m: StageMessage, ctx: StageContext, table: string): Record<string, unknown> | null {
+  let row: unknown;
+  try {
+    row = JSON.parse(m.value?.toString() ?? 'null');
+  } catch (e) {
+    ctx.deadLetter(m, 'not-json', (e as Error).message, table);
+    return null;
+  }
+  if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+    ctx.deadLetter(m, 'not-an-object', 'a row must be a JSON object', table);
+    return null;
+  }
+  const r = row as Record<string, unknown>;
+  if (typeof r.person_id !== 'number' || !Number.isInteger(r.person_id)) {
+    ctx.deadLetter(m, 'invalid-row', 'column person_id: must be integer', table);
+    return null;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// trajectory
+
+/** Per-person state: birth, gender (null until the person row came), token events, visit starts. */
+export interface PersonState {
+  b: number | null;
+  g: number;
+  /** Source row of the person row kept (the first one: later duplicates are ignored, as locally). */
+  pr: number;
+  /** Events of any table seen (deaths and visits too): a person with none emits nothing. */
+  n: number;
+  /** Token events: time, table code, row id, source row, concept, decile, domain. */
+  e: [number, number, number, number, number, number, number][];
+  vs: number[];
+  /** Labeler records: index-concept visits [id, concept, start, end], death days' times, conditions [concept, time, visit]. */
+  lv?: [number, number, number, number | null][];
+  ld?: number[];
+  lc?: [number, number, number | null][];
+  /** The labeler's state after the last closed load (records applied, labels emitted). */
+  lab?: PersonSnapshot;
+  /** Events came since the last closed load: the trajectory is emitted (again) when this one closes. */
+  dirty?: boolean;
+}
+
+const END_KEY = '__end_of_load__';
+/** The partition's event-time watermark after its last closed load. */
+const WATERMARK_KEY = '__watermark__';
+
+interface EndState {
+  /** End-of-load markers seen per input table, loads closed so far, the latest watermark. */
+  counts: Record<string, number>;
+  closed: number;
+  watermark: number | null;
+}
+
+export interface TrajectoryOptions {
+  maxEvents: number;
+  pretrainTopic: string;
+  samplesTopic: string;
+  /** Compiled tasks (concept sets resolved against the vocabulary); none: no samples. */
+  tasks: CompiledTask[];
+  /** How far behind the watermark a record of a later load may be and still change a label (ms). */
+  allowedLatenessMs?: number;
+  versions: Versions;
+  /** Persons with events but no person row when the load closes (not emitted). */
+  onOrphans?: (partition: number, count: number) => void;
+}
+
+export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
+  const indexConcepts = new Set(opts.tasks.flatMap((t) => Array.from(t.indexConcepts)));
+  return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
+    const store = ctx.store<PersonState | string[]>(PERSON_STORE);
+    const out: OutputMessage[] = [];
+    const touched = new Map<string, PersonState>();
+    const stateOf = (id: number): PersonState => {
+      const key = String(id);
+      let s = touched.get(key);
+      if (!s) {
+        s = (store.get(key) as PersonState | undefined) ?? { b: null, g: 0, pr: 0, n: 0, e: [], vs: [] };
+        touched.set(key, s);
+      }
+      return s;
+    };
+    const save = () => {
+      for (const [k, s] of touched) store.set(k, s);
+      touched.clear();
+    };
+    for (const m of messages) {
+      const value = parseValue(m);
+      if (value.k === 'persons') {
+        for (let i = 0; i < value.p.length; i++) {
+          const s = stateOf(value.p[i]);
+          if (s.b !== null && s.pr <= value.n[i]) continue;
+          s.b = value.b[i];
+          s.g = value.g[i];
+          s.pr = value.n[i];
+        }
+      } else if (value.k === 'events') {
+        const spec = tableSpec(value.table as ClinicalTable);
+        const ev = spec.events!;
+        const code = tableCode(value.table);
+        for (let i = 0; i < value.p.length; i++) {
+          const s = stateOf(value.p[i]);
+          s.n++;
+          s.dirty = true;
+          if (TOKEN_DOMAINS.has(ev.domain)) s.e.push([value.t[i], code, value.r[i], value.n[i], value.c[i], value.d[i], ev.domain]);
+          else if (ev.eventTable === 'visit') s.vs.push(value.t[i]);
+          if (opts.tasks.length === 0) continue;
+          // What the labeler reads (pipelines/labelInputs.ts): index visits by their dates, deaths, conditions.
+          if (ev.eventTable === 'visit' && indexConcepts.has(value.rc[i]) && value.sd[i] !== null) (s.lv ??= []).push([value.v[i] ?? value.r[i], value.rc[i], value.sd[i]!, value.ed[i]]);
+          else if (ev.eventTable === 'death' && value.sd[i] !== null) (s.ld ??= []).push(value.sd[i]!);
+          else if (ev.eventTable === 'condition') (s.lc ??= []).push([value.rc[i], value.t[i], value.v[i]]);
+        }
+      } else if (value.k === 'end') {
+        save();
+        // Load k closes once every input table has sent its k-th end-of-load marker.
+        const prev = (store.get(END_KEY) as unknown as EndState | undefined) ?? { counts: {}, closed: 0, watermark: null };
+        const counts = { ...prev.counts, [value.table]: (prev.counts[value.table] ?? 0) + 1 };
+        const wm = value.watermark ?? null;
+        const watermark = wm === null ? prev.watermark : prev.watermark === null ? wm : Math.max(prev.watermark, wm);
+        let closed = prev.closed;
+        while (LOAD_TABLES.every((t) => (counts[t] ?? 0) > closed)) {
+          out.push(...closeLoad(store as never, ctx.partition, opts, watermark));
+          closed++;
+        }
+        store.set(END_KEY, { counts, closed, watermark } as never);
+      }
+    }
+    save();
+    return out;
+  };
+}
+
+type PersonStore = { get(k: string): PersonState | undefined; set(k: string, v: PersonState): void; keys(): string[] };
+
+/**
+ * Closes a load in a partition: the incremental labeler moves to the load's watermark and emits
+ * the samples it determines (and corrections of labels emitted by an earlier load); every person
+ * with new events emits its pretraining chunks. The state is kept for later loads.
+ */
+function closeLoad(store: PersonStore, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
+  const out: OutputMessage[] = [];
+  const ids = store.keys().filter((k) => k !== END_KEY && k !== WATERMARK_KEY).map(Number).sort((a, b) => a - b);
+  const previous = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
+  const wm = watermark === null ? previous : previous === null ? watermark : Math.max(previous, watermark);
+  const { samples, summary, late } = labelPartition(store, ids, opts, previous, wm);
+  if (wm !== null) store.set(WATERMARK_KEY, wm as never);
+  let sampleRows: SampleRow[] = [];
+  let sampleTokens = 0;
+  const flushSamples = () => {
+    if (sampleRows.length) out.push(json(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows: sampleRows } satisfies SamplesBatchValue));
+    sampleRows = [];
+    sampleTokens = 0;
+  };
+  let rows: SequenceRow[] = [];
+  let tokens = 0;
+  let orphans = 0;
+  const flush = () => {
+    if (rows.length) out.push(json(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows } satisfies PretrainBatchValue));
+    rows = [];
+    tokens = 0;
+  };
+  for (const id of ids) {
+    const s = store.get(String(id))!;
+    const emit = samples.get(id) ?? [];
+    if (!s.dirty && emit.length === 0) continue;
+    if (s.dirty) store.set(String(id), { ...(store.get(String(id)) as PersonState), dirty: false });
+    if (s.n === 0) continue;
+    if (s.b === null) {
+      orphans++;
+      continue;
+    }
+    // The local runner's order: time, table, row id, source row.
+    s.e.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2] || a[3] - b[3]);
+    const n = s.e.length;
+    const pe: PersonEvents = {
+      times: Float64Array.from(s.e, (x) => x[0]),
+      conceptIds: Float64Array.from(s.e, (x) => x[4]),
+      deciles: Int8Array.from(s.e, (x) => x[5]),
+      domains: Int8Array.from(s.e, (x) => x[6]),
+      length: n,
+    };
+    const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
+    const sr = segmentsAndRanks(pe, s.vs);
+    const split = splitOf(id);
+    for (const r of emit) {
+      const [from, to] = r.prediction_time === null ? [0, 0] : windowBefore(pe, r.prediction_time, opts.maxEvents);
+      const seq = buildSequence(pe, info, from, to, sr);
+      sampleRows.push({
+        task: r.task, p: id, chunk: 0, split, pt: r.prediction_time ?? 0, iv: r.index_visit_id, label: r.label, labels: r.labels,
+        c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains,
+        ...(r.kind === 'correction' ? { kind: 'correction' as const, version: r.version, retracted: r.retracted } : {}),
+      });
+      sampleTokens += seq.conceptIds.length;
+      if (sampleRows.length >= ROWS_PER_MESSAGE || sampleTokens >= TOKENS_PER_MESSAGE) flushSamples();
+    }
+    if (!s.dirty) continue;
+    chunkRanges(n, opts.maxEvents).forEach(([from, to], k) => {
+      const seq = buildSequence(pe, info, from, to, sr);
+      rows.push({ p: id, chunk: k, split, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
+      tokens += seq.conceptIds.length;
+      if (rows.length >= ROWS_PER_MESSAGE || tokens >= TOKENS_PER_MESSAGE) flush();
+    });
+  }
+  flush();
+  flushSamples();
+  if (orphans) opts.onOrphans?.(partition, orphans);
+  out.push(json(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
+  out.push(json(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue));
+  return out;
+}
+
+/**
+ * The incremental labeler of the partition, restored from every person's state (records applied
+ * by earlier loads, labels emitted), fed the records of this load (those older than the previous
+ * watermark by more than the allowed lateness are dropped and counted), moved to the watermark.
+ * Returns what it emits, by person: samples now determined and corrections; the rest is censored.
+ */
+function labelPartition(
+  store: PersonStore,
+  ids: number[],
+  opts: TrajectoryOptions,
+  previous: number | null,
+  watermark: number | null,
+): { samples: Map<number, LabelRecord[]>; summary: TaskSummary[]; late: LateCounts } {
+  const samples = new Map<number, LabelRecord[]>();
+  const late: LateCounts = { applied: 0, dropped: { visit: 0, death: 0, condition: 0 }, corrections: 0 };
+  if (opts.tasks.length === 0) return { samples, summary: [], late };
+  const labeler = IncrementalLabeler.restore(
+    opts.tasks,
+    { watermark: previous, lateApplied: 0, corrections: 0, lateDropped: { visit: 0, death: 0, condition: 0 }, persons: [] },
+    { allowedLatenessMs: opts.allowedLatenessMs ?? 0 },
+  );
+  const touched = ids.filter((id) => {
+    const s = store.get(String(id))!;
+    return s.lab !== undefined || (s.lv?.length ?? 0) > 0; // else in no cohort: no index visit
+  });
+  // First every person's state as of the last load (restoring re-derives what was emitted: nothing
+  // new), then this load's records: restorePerson evaluates every person changed so far.
+  for (const id of touched) {
+    const lab = store.get(String(id))!.lab;
+    if (lab && labeler.restorePerson(lab).length > 0) throw new Error(`labeler state of person ${id} does not match its emitted labels`);
+  }
+  for (const id of touched) {
+    const s = store.get(String(id))!;
+    if (s.b !== null) labeler.add({ table: 'person', personId: id, birthMs: s.b, genderConceptId: s.g });
+    for (const [visitId, conceptId, startMs, endMs] of s.lv ?? []) labeler.add({ table: 'visit', personId: id, visitId, conceptId, startMs, endMs });
+    for (const t of s.ld ?? []) labeler.add({ table: 'death', personId: id, timeMs: t });
+    for (const [conceptId, timeMs, visitId] of s.lc ?? []) labeler.add({ table: 'condition', personId: id, conceptId, timeMs, visitId });
+  }
+  for (const r of labeler.advanceWatermark(watermark ?? Number.NEGATIVE_INFINITY)) {
+    let list = samples.get(r.person_id);
+    if (!list) samples.set(r.person_id, (list = []));
+    list.push(r);
+  }
+  // The labeler's state replaces the records of this load in the store.
+  for (const id of touched) {
+    const s = store.get(String(id))!;
+    store.set(String(id), { ...s, lv: undefined, ld: undefined, lc: undefined, lab: labeler.snapshotPerson(id) ?? undefined });
+  }
+  const summary = labeler.summary();
+  return { samples, summary: summary.tasks, late: { applied: summary.lateApplied, dropped: summary.lateDropped, corrections: summary.corrections } };
+}
+
+/** Records of a later load that came behind the watermark, and corrections emitted. */
+export interface LateCounts {
+  applied: number;
+  dropped: { visit: number; death: number; condition: number };
+  corrections: number;
+}

@@ -1,0 +1,22 @@
+// Topics between the stages of `medrep stream` (DESIGN.md section 6): canonical events and
+// persons (`medrep.events`), pretraining sequences (`medrep.pretrain`) and labelled samples
+// (`medrep.samples`). Values are columnar JSON batches (many rows per message: one JSON message per
+// row caps a kafkajs stage at some 25-50k rows/s). Same partition count as the `omop.*` topics
+// (a person's data stays in one partition through every stage); kept forever, so that `medrep
+// replay` can rebuild any shard from them.
+import { TopicNames, TopicSpec } from './topics';
+
+export const STREAM_TOPICS = ['events', 'pretrain', 'samples'] as const;
+export type StreamTopic = (typeof STREAM_TOPICS)[number];
+
+export function streamTopic(names: TopicNames, t: StreamTopic): string {
+  return `${names.prefix}medrep.${t}`;
+}
+
+export function streamTopicSpecs(names: TopicNames, partitions: number): TopicSpec[] {
+  return STREAM_TOPICS.map((t) => ({
+    topic: streamTopic(names, t),
+    numPartitions: partitions,
+    configs: { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1', 'max.message.bytes': String(64 * 1024 * 1024) },
+  }));
+}

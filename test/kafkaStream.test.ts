@@ -1,0 +1,338 @@
+// The Kafka runner against the real broker (KAFKA_BROKERS, default 127.0.0.1:9092): `produce` +
+// `stream --exit-when-idle` give the same event and pretraining rows as `runLocal` with the same
+// decile artifact (compared with DuckDB EXCEPT ALL both ways, ignoring shard boundaries); a poison
+// message is dead-lettered and the stage goes on.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { generateSynthetic } from '../pipelines/synth';
+import { runLocal } from '../pipelines/localRunner';
+import { silentLogger } from '../pipelines/progress';
+import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
+import { produceOmop, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
+import { OmopRowProducer } from '../pipelines/kafka/omopProducer';
+import { TopicNames } from '../pipelines/kafka/topics';
+import { runReplay } from '../pipelines/kafka/replay';
+import { runStream } from '../pipelines/kafka/streamRunner';
+import { BROKERS, readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
+import { OMOP, lit, sql, tempDir } from './helpers';
+
+export const PARTITIONS = 3;
+
+export function kafkaOpts(prefix: string) {
+  return kafkaOptionsFromArgs(['--brokers', BROKERS, '--topic-prefix', prefix, '--client-id', 'medrep-stream-test'], {});
+}
+
+/** Rows of `kind` in one output but not the other (both directions), as counts. */
+export async function differences(a: string, b: string, dir: string) {
+  return differencesOf(path.join(a, dir, '*.parquet'), path.join(b, dir, '*.parquet'));
+}
+
+async function differencesOf(fileA: string, fileB: string): Promise<{ onlyA: number; onlyB: number; rowsA: number; rowsB: number }> {
+  const ga = lit(fileA);
+  const gb = lit(fileB);
+  const [r] = await sql<Record<string, bigint>>(`SELECT
+    (SELECT count(*) FROM (SELECT * FROM read_parquet(${ga}) EXCEPT ALL SELECT * FROM read_parquet(${gb}))) AS only_a,
+    (SELECT count(*) FROM (SELECT * FROM read_parquet(${gb}) EXCEPT ALL SELECT * FROM read_parquet(${ga}))) AS only_b,
+    (SELECT count(*) FROM read_parquet(${ga})) AS rows_a,
+    (SELECT count(*) FROM read_parquet(${gb})) AS rows_b`);
+  return { onlyA: Number(r.only_a), onlyB: Number(r.only_b), rowsA: Number(r.rows_a), rowsB: Number(r.rows_b) };
+}
+
+export async function localThenStream(omop: string, name: string, streamExtra: Partial<Parameters<typeof runStream>[0]> = {}, meds = false) {
+  const dir = tempDir(name);
+  const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds });
+  const prefix = uniquePrefix();
+  const kafka = kafkaOpts(prefix);
+  const client = testKafka();
+  const produced = await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger });
+  const stream = await runStream({
+    kafka, out: path.join(dir, 'stream'), vocab: omop, artifacts: path.join(local.out, 'artifacts'),
+    exitWhenIdleMs: 2000, healthIntervalMs: 0, handleSignals: false, log: silentLogger, client, ...streamExtra,
+  });
+  return { dir, local, produced, stream, prefix };
+}
+
+async function assertSameRows(localOut: string, streamOut: string, withSamples = true) {
+  for (const kind of ['events', 'pretrain'] as const) {
+    const d = await differences(localOut, streamOut, kind);
+    assert.ok(d.rowsA > 0, `${kind}: the local runner wrote rows`);
+    assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `${kind}: same rows in both runners`);
+  }
+  if (!withSamples) return;
+  // Labelled samples, task by task (windows and labels); tasks without samples have no folder in either.
+  const localTasks = fs.existsSync(path.join(localOut, 'samples')) ? fs.readdirSync(path.join(localOut, 'samples')).sort() : [];
+  const streamTasks = fs.existsSync(path.join(streamOut, 'samples')) ? fs.readdirSync(path.join(streamOut, 'samples')).sort() : [];
+  assert.deepEqual(streamTasks, localTasks, 'the same tasks have samples');
+  let samples = 0;
+  for (const t of localTasks) {
+    const d = await differences(localOut, streamOut, `samples/${t}`);
+    assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `samples/${t}: same rows in both runners`);
+    samples += d.rowsA;
+  }
+  assert.ok(samples > 0, 'some samples were compared');
+}
+
+describe('kafka runner: produce + stream = local runner (real broker)', function () {
+  this.timeout(240_000);
+
+  it('synthetic hospital (Parquet): same events, pretraining sequences, labelled samples and MEDS as runLocal; replay verifies every shard', async () => {
+    const omop = path.join(tempDir('synth-stream'), 'omop');
+    await generateSynthetic({ persons: 120, seed: 5, out: omop, format: 'parquet', site: 'A' });
+    const r = await localThenStream(omop, 'synth-eq', {}, true);
+    await assertSameRows(r.local.out, r.stream.out);
+    // MEDS: data rows, subject splits and every label file hold the same rows as the local runner's.
+    for (const rel of ['meds/data', 'meds/metadata/subject_splits', 'meds/metadata/codes']) {
+      const glob = rel === 'meds/data' ? rel : rel.replace(/\/[^/]+$/, '');
+      const d = rel === 'meds/data' ? await differences(r.local.out, r.stream.out, glob) : await differencesOf(path.join(r.local.out, rel + '.parquet'), path.join(r.stream.out, rel + '.parquet'));
+      assert.ok(d.rowsA > 0, rel);
+      assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `${rel}: same rows`);
+    }
+    const labelFiles = (out: string) => (fs.readdirSync(path.join(out, 'meds/labels'), { recursive: true }) as string[]).filter((f) => f.endsWith('.parquet')).sort();
+    assert.deepEqual(labelFiles(r.stream.out), labelFiles(r.local.out));
+    for (const f of labelFiles(r.local.out)) {
+      const d = await differencesOf(path.join(r.local.out, 'meds/labels', f), path.join(r.stream.out, 'meds/labels', f));
+      assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `meds/labels/${f}: same rows`);
+    }
+    assert.equal(r.produced.rows, r.local.rowsInTotal - r.local.rejectsTotal + (r.produced.byTable.observation_period ?? 0));
+    // Shards are named after topic, partition and offset range, and listed with offsets.
+    const manifest = JSON.parse(fs.readFileSync(path.join(r.stream.out, 'manifest.json'), 'utf8'));
+    assert.equal(manifest.runner, 'kafka');
+    assert.equal(manifest.artifacts.deciles.version, JSON.parse(fs.readFileSync(path.join(r.local.out, 'artifacts/deciles.json'), 'utf8')).version);
+    const kafkaShards = manifest.shards.filter((x: { kind: string }) => ['events', 'pretrain', 'samples'].includes(x.kind));
+    assert.ok(kafkaShards.length >= 3);
+    for (const s of kafkaShards) assert.match(path.basename(s.path), new RegExp(`^${r.prefix.replace(/\./g, '\\.')}medrep\\.(events|pretrain|samples)-p\\d-\\d{20}-\\d{20}\\.parquet$`));
+
+    // Table-1 counts (cohort, positives, negatives, censored) summed over partitions equal the batch labeler's.
+    const pick = (ts: { task: string; cohort: number; positives: number; negatives: number; censored: number }[]) =>
+      ts.map((t) => ({ task: t.task, cohort: t.cohort, positives: t.positives, negatives: t.negatives, censored: t.censored })).sort((a, b) => (a.task < b.task ? -1 : 1));
+    const localManifest = JSON.parse(fs.readFileSync(path.join(r.local.out, 'manifest.json'), 'utf8'));
+    assert.ok(localManifest.counts.tasks.length >= 9);
+    assert.deepEqual(pick(manifest.counts.tasks), pick(localManifest.counts.tasks));
+
+    // Replay from time zero rebuilds every shard with the manifest's hash.
+    const client = testKafka();
+    const verify = path.join(r.stream.out, 'manifest.json');
+    const all = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay0'), verify, fromTime: '1970-01-01T00:00:00Z', log: silentLogger });
+    assert.equal(all.shards.length, kafkaShards.length);
+    assert.deepEqual(all.shards.filter((x) => !x.match), [], 'every shard matches its hash');
+    // From a mid-stream timestamp: the time a later events shard's first message was written.
+    const events = manifest.shards.filter((x: { kind: string }) => x.kind === 'events');
+    const later = events.reduce((a: { from_offset: string }, b: { from_offset: string }) => (BigInt(b.from_offset) > BigInt(a.from_offset) ? b : a));
+    const msgs = await readAll(client, later.topic);
+    const at = msgs.find((m) => m.partition === later.partition && m.offset === later.from_offset)!;
+    const mid = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay1'), verify, fromTime: new Date(at.timestamp).toISOString(), log: silentLogger });
+    assert.ok(mid.shards.length >= 1 && mid.skipped >= 1, `a mid-stream replay rebuilds some shards (${mid.shards.length}) and skips earlier ones (${mid.skipped})`);
+    assert.ok(mid.shards.some((x) => x.path === later.path));
+    assert.deepEqual(mid.shards.filter((x) => !x.match), []);
+    // From offsets: only the named topic partition, from the named offset on.
+    const offsetsFile = path.join(r.dir, 'offsets.json');
+    fs.writeFileSync(offsetsFile, JSON.stringify({ [later.topic]: { [later.partition]: later.from_offset } }));
+    const byOffsets = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay3'), verify, fromOffsets: offsetsFile, log: silentLogger });
+    const expected = events.filter((x: { partition: number; from_offset: string }) => x.partition === later.partition && BigInt(x.from_offset) >= BigInt(later.from_offset)).map((x: { path: string }) => x.path).sort();
+    assert.deepEqual(byOffsets.shards.map((x) => x.path), expected);
+    assert.ok(byOffsets.shards.every((x) => x.match));
+    // A shard changed on disk after the run is not what the manifest says; replay reports it.
+    const tampered = path.join(r.dir, 'tampered.json');
+    const m2 = { ...manifest, shards: manifest.shards.map((x: { path: string; sha256: string }) => (x.path === later.path ? { ...x, sha256: '0'.repeat(64) } : x)) };
+    fs.writeFileSync(tampered, JSON.stringify(m2));
+    const bad = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay2'), verify: tampered, fromTime: '1970-01-01T00:00:00Z', log: silentLogger });
+    assert.deepEqual(bad.shards.filter((x) => !x.match).map((x) => x.path), [later.path]);
+  });
+
+  it('GiBleed (CSV): same events, pretraining sequences and samples as runLocal', async () => {
+    const r = await localThenStream(OMOP.gibleed, 'gibleed-eq');
+    await assertSameRows(r.local.out, r.stream.out);
+  });
+
+  it('Synthea27Nj (CSV): same events, pretraining sequences and samples as runLocal', async () => {
+    const r = await localThenStream(OMOP.synthea, 'synthea-eq');
+    await assertSameRows(r.local.out, r.stream.out);
+  });
+});
+
+const WORKER = path.join(__dirname, 'fixtures', 'streamWorker.js');
+
+function runWorker(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d) => (stderr += d.toString()));
+    child.stdout.on('data', (d) => (stdout += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr, stdout });
+    });
+  });
+}
+
+/** A small seeded generator, so a failing run can be repeated (the seed is in the test title). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('kafka runner under faults (real broker)', function () {
+  this.timeout(300_000);
+  const seed = Number(process.env.MEDREP_FAULT_SEED ?? Date.now() % 100_000);
+
+  it(`SIGKILLed at 5 random points (seed ${seed}) and poison messages: final shards equal runLocal, poison in the dead-letter topic`, async () => {
+    const dir = tempDir('stream-kill');
+    const omop = path.join(dir, 'omop');
+    await generateSynthetic({ persons: 150, seed: 9, out: omop, format: 'parquet', site: 'A' });
+    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
+    const prefix = uniquePrefix();
+    const kafka = kafkaOpts(prefix);
+    const client = testKafka();
+    const names = new TopicNames(prefix);
+    await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger, endOfLoad: false });
+    // Poison: not JSON, a person_id of the wrong type, an unreadable date, a concept the vocabulary lacks.
+    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const poison = [
+      '{not json',
+      JSON.stringify({ person_id: 'abc', measurement_id: 1, measurement_concept_id: 3000963, measurement_date: '2020-01-01', measurement_type_concept_id: 0 }),
+      JSON.stringify({ person_id: 1, measurement_id: 2, measurement_concept_id: 3000963, measurement_date: 'yesterday', measurement_type_concept_id: 0 }),
+      JSON.stringify({ person_id: 1, measurement_id: 3, measurement_concept_id: 987654321, measurement_date: '2020-01-01', measurement_type_concept_id: 0 }),
+    ];
+    await producer.send({ topic: names.omop('measurement'), messages: poison.map((value) => ({ partition: 0, key: '1', value })) });
+    await producer.disconnect();
+    await sendEndOfLoad(client, names, PARTITIONS, Date.parse(JSON.parse(fs.readFileSync(path.join(local.out, 'manifest.json'), 'utf8')).counts.label_watermark));
+
+    const out = path.join(dir, 'stream');
+    const env = {
+      MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'), MEDREP_TXN_SIZE: '50',
+    };
+    const rand = mulberry32(seed);
+    const phases = ['transformed', 'produced', 'offsets-sent', 'committed'];
+    let kills = 0;
+    for (let k = 0; k < 5; k++) {
+      const phase = phases[Math.floor(rand() * phases.length)];
+      const at = 1 + Math.floor(rand() * 8);
+      const r = await runWorker({ ...env, MEDREP_KILL_PHASE: phase, MEDREP_KILL_AT: String(at) });
+      assert.equal(r.signal, 'SIGKILL', `worker ${k} should die at ${phase} #${at}; exit ${r.code}; stderr: ${r.stderr}`);
+      kills++;
+      // The killed member stays in the group until its session (6 s) expires; a worker that joined
+      // before that would get only part of the partitions and could go idle on them.
+      await new Promise((r) => setTimeout(r, 7000));
+    }
+    assert.equal(kills, 5);
+    // Restarted without a fault, it finishes the load; the manifest is written from what is on disk.
+    await runStream({
+      kafka, client, out, vocab: omop, artifacts: path.join(local.out, 'artifacts'), exitWhenIdleMs: 2000, maxMessagesPerTransaction: 100,
+      eventsPerShard: 2000, sequencesPerShard: 50, sessionTimeoutMs: 6000, rebalanceTimeoutMs: 10000, heartbeatIntervalMs: 500,
+      healthIntervalMs: 0, handleSignals: false, log: silentLogger,
+    });
+    await assertSameRows(local.out, out);
+
+    const dlq = await readAll(client, names.dlq);
+    const fromStage = dlq.filter((m) => m.headers.stage === 'canonicalize');
+    assert.deepEqual(fromStage.map((m) => m.value).sort(), [...poison].sort(), 'each poison message dead-lettered once, unchanged');
+    const reasons = fromStage.map((m) => m.headers.reason).sort();
+    assert.ok(reasons.some((x) => x.startsWith('not-json')) || reasons.some((x) => /JSON/.test(x)), reasons.join(' | '));
+    assert.ok(reasons.some((x) => /column person_id/.test(x)), reasons.join(' | '));
+    assert.ok(reasons.some((x) => /column measurement_date/.test(x)), reasons.join(' | '));
+    assert.ok(reasons.some((x) => /column measurement_concept_id: concept not in the vocabulary/.test(x)), reasons.join(' | '));
+    const rejects = fs.readFileSync(path.join(out, 'rejects', 'measurement.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(rejects.length, 4, 'the rejects folder holds the dead letters');
+  });
+});
+
+describe('kafka runner with two worker processes (real broker)', function () {
+  this.timeout(300_000);
+
+  it('two stream processes share the partitions; the shards equal runLocal', async () => {
+    const dir = tempDir('stream-two');
+    const omop = path.join(dir, 'omop');
+    await generateSynthetic({ persons: 100, seed: 13, out: omop, format: 'parquet', site: 'A' });
+    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
+    const prefix = uniquePrefix();
+    const kafka = kafkaOpts(prefix);
+    const client = testKafka();
+    await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger });
+    const out = path.join(dir, 'stream');
+    const env = { MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'), MEDREP_TXN_SIZE: '50', MEDREP_IDLE_MS: '4000' };
+    const [a, b] = await Promise.all([runWorker(env), runWorker(env)]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const consumed = [a, b].map((r) => JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>);
+    assert.ok(consumed.every((c) => c.canonicalize > 0), `both workers transformed rows: ${JSON.stringify(consumed)}`);
+    // A last pass finds every group drained, then writes the manifest from the shards on disk.
+    const s = await runStream({
+      kafka, client, out, vocab: omop, artifacts: path.join(local.out, 'artifacts'), exitWhenIdleMs: 1500, healthIntervalMs: 0,
+      handleSignals: false, log: silentLogger, meds: false,
+    });
+    assert.equal(s.stages.canonicalize.consumed, 0, 'the two workers consumed everything');
+    await assertSameRows(local.out, out);
+  });
+});
+
+describe('kafka runner: a later load with a late death (real broker)', function () {
+  this.timeout(300_000);
+
+  /** Loads the data without one person's death, closes the load, then sends the death as a second load. */
+  async function twoLoads(omop: string, dir: string, person: number, watermark: number, allowedLatenessMs: number, artifacts: string) {
+    const prefix = uniquePrefix();
+    const kafka = kafkaOpts(prefix);
+    const client = testKafka();
+    const names = new TopicNames(prefix);
+    const without = path.join(dir, `omop-${allowedLatenessMs}`);
+    fs.mkdirSync(without);
+    for (const f of fs.readdirSync(omop)) if (f !== 'death.parquet') fs.symlinkSync(path.join(omop, f), path.join(without, f));
+    await sql(`COPY (SELECT * FROM read_parquet(${lit(path.join(omop, 'death.parquet'))}) WHERE person_id <> ${person}) TO ${lit(path.join(without, 'death.parquet'))} (FORMAT parquet)`);
+    await produceOmop({ omop: without, kafka, client, partitions: PARTITIONS, log: silentLogger, endOfLoad: false });
+    await sendEndOfLoad(client, names, PARTITIONS, watermark);
+    const out = path.join(dir, `stream-${allowedLatenessMs}`);
+    const stream = () => runStream({ kafka, client, out, vocab: omop, artifacts, exitWhenIdleMs: 2000, healthIntervalMs: 0, handleSignals: false, log: silentLogger, meds: false, allowedLatenessMs });
+    await stream();
+    // Later, a second load brings the death.
+    const [death] = await sql<{ j: string }>(`SELECT CAST(to_json(d) AS VARCHAR) AS j FROM read_parquet(${lit(path.join(omop, 'death.parquet'))}) d WHERE person_id = ${person}`);
+    const producer = await OmopRowProducer.connect(client, { names });
+    await producer.send('death', death.j, 'late-death.json:1');
+    await producer.close();
+    await sendEndOfLoad(client, names, PARTITIONS, watermark);
+    await stream();
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    const dirOf = path.join(out, 'samples/mortality/corrections');
+    const corrections = fs.existsSync(dirOf) ? fs.readdirSync(dirOf).flatMap((f) => JSON.parse(fs.readFileSync(path.join(dirOf, f), 'utf8'))) : [];
+    const [sample] = await sql<{ label: boolean }>(`SELECT label FROM read_parquet(${lit(path.join(out, 'samples/mortality/*.parquet'))}) WHERE person_id = ${person}`);
+    return { manifest, corrections, sample };
+  }
+
+  it('inside the allowed lateness it emits a correction (version 2); outside it is counted, not applied', async () => {
+    const dir = tempDir('stream-late');
+    const omop = path.join(dir, 'omop');
+    await generateSynthetic({ persons: 150, seed: 5, out: omop, format: 'parquet', site: 'A' });
+    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
+    const watermark = Date.parse(JSON.parse(fs.readFileSync(path.join(local.out, 'manifest.json'), 'utf8')).counts.label_watermark);
+    // A person who died in the index stay: mortality label 1 in the local run.
+    const [dead] = await sql<{ p: number; d: number }>(`SELECT CAST(s.person_id AS DOUBLE) AS p, CAST(epoch_ms(CAST(min(d.death_date) AS TIMESTAMP)) AS DOUBLE) AS d
+      FROM read_parquet(${lit(path.join(local.out, 'samples/mortality/*.parquet'))}) s JOIN read_parquet(${lit(path.join(omop, 'death.parquet'))}) d ON d.person_id = s.person_id
+      WHERE s.label GROUP BY 1 ORDER BY 1 LIMIT 1`);
+    assert.ok(dead, 'the synthetic data have an in-hospital death');
+    const artifacts = path.join(local.out, 'artifacts');
+
+    const within = await twoLoads(omop, dir, dead.p, watermark, watermark - dead.d + 86_400_000, artifacts);
+    assert.equal(within.sample.label, false, 'load 1 (no death yet) labels the stay negative');
+    const fix = within.corrections.filter((c: { person_id: number }) => c.person_id === dead.p);
+    assert.equal(fix.length, 1);
+    assert.deepEqual({ version: fix[0].version, label: fix[0].label, retracted: fix[0].retracted }, { version: 2, label: 1, retracted: false });
+    assert.ok(within.manifest.counts.late_records.corrections >= 1);
+    assert.equal(within.manifest.counts.late_records.dropped.death, 0);
+
+    const outside = await twoLoads(omop, dir, dead.p, watermark, 0, artifacts);
+    assert.equal(outside.sample.label, false);
+    assert.deepEqual(outside.corrections.filter((c: { person_id: number }) => c.person_id === dead.p), []);
+    assert.equal(outside.manifest.counts.late_records.dropped.death, 1, 'the late death is counted, not applied');
+  });
+});

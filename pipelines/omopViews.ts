@@ -37,7 +37,10 @@ export async function createOmopViews(conn: DuckDBConnection, input: OmopInput):
          SELECT row_number() OVER () AS __row, (${rowCheckSql(spec, t.types)}) AS __ok, s.* FROM ${t.relation} s`,
     );
     await conn.run(
-      `CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT c.__row AS __row, ${typed('c')} FROM ${q('checked_' + spec.table)} c WHERE c.__ok`,
+      `CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT c.__row AS __row, ${typed('c')} FROM ${q('checked_' + spec.table)} c WHERE c.__ok${
+        // A person_id seen twice is a reject (pipelines/persons.ts); every reader sees the first row only.
+        spec.table === 'person' ? ' QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY c.__row) = 1' : ''
+      }`,
     );
   }
   for (const [name, cols] of Object.entries(VOCABULARY_TABLES)) {

@@ -28,14 +28,17 @@ export async function loadPersons(conn: DuckDBConnection, input: OmopInput, reje
             CAST(epoch_ms(${BIRTH_TIMESTAMP_SQL('p')}) AS DOUBLE) AS birth_ms
        FROM person p ORDER BY p.__row`,
   );
-  const persons = new Map<number, Person>();
-  for (const r of rows) {
-    if (persons.has(r.person_id)) {
-      rejects.add({ file: source.file, table: 'person', row: r.row, column: 'person_id', reason: 'duplicate person_id', values: { person_id: r.person_id } });
-      continue;
-    }
-    persons.set(r.person_id, { birthMs: r.birth_ms, genderConceptId: r.gender });
+  // The person view keeps the first row of each person_id; the later ones are rejects.
+  const dups = await queryRows<{ row: number; person_id: number }>(
+    conn,
+    `SELECT CAST(__row AS DOUBLE) AS row, CAST(TRY_CAST(CAST(person_id AS VARCHAR) AS BIGINT) AS DOUBLE) AS person_id FROM checked_person
+      WHERE __ok QUALIFY row_number() OVER (PARTITION BY TRY_CAST(CAST(person_id AS VARCHAR) AS BIGINT) ORDER BY __row) > 1 ORDER BY __row`,
+  );
+  for (const d of dups) {
+    rejects.add({ file: source.file, table: 'person', row: d.row, column: 'person_id', reason: 'duplicate person_id', values: { person_id: d.person_id } });
   }
+  const persons = new Map<number, Person>();
+  for (const r of rows) persons.set(r.person_id, { birthMs: r.birth_ms, genderConceptId: r.gender });
   return persons;
 }
 

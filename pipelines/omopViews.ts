@@ -6,7 +6,8 @@
 import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, ColumnSpec, ColumnType, VOCABULARY_TABLES } from '../schemas/omop';
 import { q, rowCheckSql } from '../schemas/sqlChecks';
-import { OmopInput, col } from './omopSource';
+import { OmopInput, SourceTable, col } from './omopSource';
+import { sqlString } from './duck';
 
 const SQL_TYPE: Record<ColumnType, string> = {
   integer: 'BIGINT',
@@ -22,6 +23,23 @@ function typedColumn(expr: string, c: ColumnSpec): string {
   return `${c.type === 'string' ? `CAST(${v} AS VARCHAR)` : v} AS ${q(c.name)}`;
 }
 
+/**
+ * The 1-based row number of a source row. A single Parquet file numbers its rows itself
+ * (file_row_number), which lets DuckDB scan it in parallel; other sources need a window over the
+ * scan, which keeps file order but runs on one thread.
+ */
+function singleParquet(t: SourceTable): boolean {
+  return t.kind === 'parquet' && t.files.length === 1;
+}
+
+function rowSource(t: SourceTable): string {
+  return singleParquet(t) ? `(SELECT * EXCLUDE (file_row_number), file_row_number AS __file_row FROM read_parquet(${sqlString(t.files[0])}, file_row_number = true))` : t.relation;
+}
+
+function rowNumberSql(t: SourceTable): string {
+  return singleParquet(t) ? 's.__file_row + 1' : 'row_number() OVER ()';
+}
+
 export async function createOmopViews(conn: DuckDBConnection, input: OmopInput): Promise<void> {
   for (const spec of CLINICAL_TABLES) {
     const t = input.tables.get(spec.table);
@@ -34,7 +52,7 @@ export async function createOmopViews(conn: DuckDBConnection, input: OmopInput):
     }
     await conn.run(
       `CREATE OR REPLACE VIEW ${q('checked_' + spec.table)} AS
-         SELECT row_number() OVER () AS __row, (${rowCheckSql(spec, t.types)}) AS __ok, s.* FROM ${t.relation} s`,
+         SELECT ${rowNumberSql(t)} AS __row, (${rowCheckSql(spec, t.types)}) AS __ok, s.* FROM ${rowSource(t)} s`,
     );
     await conn.run(
       `CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT c.__row AS __row, ${typed('c')} FROM ${q('checked_' + spec.table)} c WHERE c.__ok${

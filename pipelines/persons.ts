@@ -52,7 +52,7 @@ export function rejectRow(
   spec: ReturnType<typeof tableSpec>,
 ): void {
   const lower: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(values)) if (k !== '__row' && k !== '__ok') lower[k.toLowerCase()] = v;
+  for (const [k, v] of Object.entries(values)) if (!k.startsWith('__')) lower[k.toLowerCase()] = v;
   const problems = rowValidator(spec).check(lower);
   // The SQL check and ajv agree by construction (tested); should they ever not, say so rather than drop.
   const p = problems[0] ?? { column: '(row)', reason: 'failed the bulk schema check' };

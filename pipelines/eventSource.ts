@@ -3,7 +3,7 @@
 // the schema come along flagged, with their values as read, so the runner can set them aside.
 import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, ColumnType, EventMapping, TableSpec } from '../schemas/omop';
-import { q } from '../schemas/sqlChecks';
+import { INTEGER_TYPES, q } from '../schemas/sqlChecks';
 import { DuckDBDataChunk } from '@duckdb/node-api';
 import { numericColumn, prefetchedChunks, startQuery, streamChunks, stringColumn } from './duck';
 import { OmopInput, SourceTable, col } from './omopSource';
@@ -13,8 +13,6 @@ export const EVENT_SPECS: TableSpec[] = CLINICAL_TABLES.filter((t) => t.events);
 /** Position of a table in EVENT_SPECS: its code in the stream and its rank among equal times. */
 export const tableCode = (table: string): number => EVENT_SPECS.findIndex((t) => t.table === table);
 
-const INTEGER_TYPES = /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|HUGEINT)$/;
-
 /** A typed value of a source column (NULL when absent or not of the type). */
 export function typedValue(t: SourceTable, name: string | null | undefined, type: ColumnType): string {
   if (!name || !t.columns.has(name)) return 'NULL';
@@ -22,7 +20,7 @@ export function typedValue(t: SourceTable, name: string | null | undefined, type
   const srcType = t.types.get(name) ?? 'VARCHAR';
   switch (type) {
     case 'integer':
-      return INTEGER_TYPES.test(srcType) ? `CAST(${c} AS DOUBLE)` : `CAST(TRY_CAST(CAST(${c} AS VARCHAR) AS BIGINT) AS DOUBLE)`;
+      return INTEGER_TYPES.has(srcType) ? `CAST(${c} AS DOUBLE)` : `CAST(TRY_CAST(CAST(${c} AS VARCHAR) AS BIGINT) AS DOUBLE)`;
     case 'number':
       return srcType === 'DOUBLE' || srcType === 'FLOAT' ? `CAST(${c} AS DOUBLE)` : `TRY_CAST(CAST(${c} AS VARCHAR) AS DOUBLE)`;
     case 'string':

@@ -355,7 +355,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     progress.finish();
 
     stepStart = Date.now();
-    const medsShards: ShardEntry[] = opts.meds === false ? [] : await exportMeds(conn, out, eventShards.entries, vocabulary.concepts, splits);
+    const medsShards: ShardEntry[] = opts.meds === false ? [] : await exportMeds(conn, out, eventShards.entries, splits);
     if (opts.meds !== false) step(`meds: ${medsShards.length} files`);
     if (opts.meds !== false && labelled) medsShards.push(...writeMedsLabels(out, labelled.tasks, samples));
     const sampleShards = [...samples.values()].flatMap((x) => x.series.entries);

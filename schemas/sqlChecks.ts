@@ -9,7 +9,8 @@ function yearOk(expr: string): string {
   return `(year(${expr}) BETWEEN ${MIN_YEAR} AND ${MAX_YEAR})`;
 }
 
-const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT']);
+/** DuckDB types that already hold integers (no text parsing needed). */
+export const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT']);
 const FLOAT_TYPES = new Set(['FLOAT', 'DOUBLE']);
 
 /** Check of a column that the source already stores with the right type (Parquet, DuckDB): bounds only. */

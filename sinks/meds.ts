@@ -31,7 +31,6 @@ export async function exportMeds(
   conn: DuckDBConnection,
   out: string,
   eventShards: ShardEntry[],
-  concepts: Map<number, { vocabulary_id: string | null; concept_code: string | null }>,
   splits: Map<number, Split>,
 ): Promise<ShardEntry[]> {
   const entries: ShardEntry[] = [];
@@ -96,6 +95,5 @@ export async function exportMeds(
     meds_version: MEDS_VERSION,
   };
   writeFileAtomic(path.join(out, 'meds/metadata/dataset.json'), new TextEncoder().encode(JSON.stringify(dataset, null, 2) + '\n'));
-  void concepts;
   return entries;
 }

@@ -12,6 +12,7 @@ import { silentLogger } from '../pipelines/progress';
 import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
 import { produceOmop, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
 import { OmopRowProducer } from '../pipelines/kafka/omopProducer';
+import { prng } from './helpers/syntheticOmop';
 import { TopicNames } from '../pipelines/kafka/topics';
 import { runReplay } from '../pipelines/kafka/replay';
 import { runStream } from '../pipelines/kafka/streamRunner';
@@ -170,17 +171,6 @@ function runWorker(env: Record<string, string>): Promise<{ code: number | null; 
   });
 }
 
-/** A small seeded generator, so a failing run can be repeated (the seed is in the test title). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('kafka runner under faults (real broker)', function () {
   this.timeout(300_000);
@@ -213,7 +203,7 @@ describe('kafka runner under faults (real broker)', function () {
     const env = {
       MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'), MEDREP_TXN_SIZE: '50',
     };
-    const rand = mulberry32(seed);
+    const rand = prng(seed);
     const phases = ['transformed', 'produced', 'offsets-sent', 'committed'];
     let kills = 0;
     for (let k = 0; k < 5; k++) {

@@ -349,7 +349,7 @@ async function exportStreamMeds(
     await conn.run(`COPY (SELECT * FROM ${files(list)}) TO ${lit(path.join(out, rel))} (FORMAT parquet)`);
     merged.push({ kind: 'events', path: rel, rows: list.reduce((a, s) => a + s.rows, 0), bytes: 0, sha256: '' });
   }
-  const entries = await exportMeds(conn, out, merged, art.vocabulary.concepts, splits);
+  const entries = await exportMeds(conn, out, merged, splits);
   const samples = new Map<string, { multi: boolean; meds: { subjectId: number; predictionMs: number; labels: number[] }[] }>();
   for (const t of compiled) {
     const list = sampleShards.filter((s) => s.path.startsWith(`samples/${t.name}/`));

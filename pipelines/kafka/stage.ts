@@ -11,7 +11,8 @@ import { CompressionTypes, Consumer, IHeaders, Kafka, KafkaMessage, Message, Par
 import { copartitionAssigner } from './copartitionAssigner';
 import { deadLetterMessage, DeadLetterKind } from './deadLetter';
 import { HealthSnapshot, StageHealth } from './health';
-import { ChangelogStore, KeyValueView } from './stateStore';
+import { ChangelogStore, KeyValueView, StateStore } from './stateStore';
+import { AppendLogStore, AppendView } from './appendStore';
 import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 
 export interface StageMessage {
@@ -39,6 +40,8 @@ export interface StageContext {
   partition: number;
   /** A state store of this stage (named in StageOptions.stores), bound to this partition. */
   store<V>(name: string): KeyValueView<V>;
+  /** An append-only store of this stage (named in StageOptions.appendStores), bound to this partition. */
+  appendStore(name: string): AppendView;
   /** Sends one input message to the dead-letter topic (in the same transaction) and counts it. */
   deadLetter(message: StageMessage, kind: DeadLetterKind, reason: string, table?: string): void;
   /**
@@ -75,6 +78,8 @@ export interface StageOptions {
   transform: StageTransform;
   /** Names of the per-key state stores, each backed by a compacted changelog topic. */
   stores?: string[];
+  /** Names of the per-key append-only stores (lists of numbers; the changelog carries deltas). */
+  appendStores?: string[];
   /** Input messages per transaction at most (default 5000); a fetched batch is split. */
   maxMessagesPerTransaction?: number;
   /** Compression of the stage's output (default none: CPU matters more than bytes on one host). */
@@ -89,6 +94,11 @@ export interface StageOptions {
   healthIntervalMs?: number;
   /** Stop once every assigned partition is consumed to its end and nothing came for this long. */
   exitWhenIdleMs?: number;
+  /**
+   * An upstream stage running in this process: idle is judged only after it has stopped (its
+   * input arrives in bursts, and an early lull must not end this stage).
+   */
+  upstream?: Promise<unknown>;
   /** SIGTERM/SIGINT finish the transaction in flight and stop; SIGUSR1 prints health (default true). */
   handleSignals?: boolean;
   log?: (line: string) => void;
@@ -112,7 +122,7 @@ export class StageWorker {
   private rejectDone!: (e: Error) => void;
   private consumer: Consumer | null = null;
   private readonly producers = new Map<number, Producer>();
-  private readonly stores = new Map<string, ChangelogStore<unknown>>();
+  private readonly stores = new Map<string, StateStore>();
   private assigned = new Set<number>();
   /** The partitions of each input topic this worker owns (the same numbers for every topic). */
   assignment: Record<string, number[]> = {};
@@ -124,6 +134,7 @@ export class StageWorker {
   private stopping: Promise<StageSummary> | null = null;
   private transactionCount = 0;
   private lastActivity = Date.now();
+  private upstreamDone = true;
   private joined = false;
   /** Batches being processed now: a stage is never idle while one runs (or fails and retries). */
   private busy = 0;
@@ -142,8 +153,19 @@ export class StageWorker {
     });
     // A failure is reported through done; keep an unobserved rejection from killing the process.
     this.done.catch(() => undefined);
+    if (opts.upstream) {
+      this.upstreamDone = false;
+      const settled = () => {
+        this.upstreamDone = true;
+        this.lastActivity = Date.now();
+      };
+      opts.upstream.then(settled, settled);
+    }
     for (const name of opts.stores ?? []) {
       this.stores.set(name, new ChangelogStore(name, opts.names.changelog(opts.stage, name)));
+    }
+    for (const name of opts.appendStores ?? []) {
+      this.stores.set(name, new AppendLogStore(name, opts.names.changelog(opts.stage, name)));
     }
   }
 
@@ -312,7 +334,7 @@ export class StageWorker {
   }
 
   private checkIdle(idleMs: number): void {
-    if (this.stopping || this.checkingIdle || !this.joined || this.busy > 0) return;
+    if (this.stopping || this.checkingIdle || !this.joined || this.busy > 0 || !this.upstreamDone) return;
     if (Date.now() - this.lastActivity < idleMs) return;
     const unknown: Array<{ topic: string; partition: number }> = [];
     for (const topic of this.opts.inputTopics) {
@@ -548,8 +570,13 @@ export class StageWorker {
       partition,
       store: <V>(name: string) => {
         const s = this.stores.get(name);
-        if (!s) throw new Error(`stage ${this.opts.stage} has no state store "${name}" (declare it in StageOptions.stores)`);
+        if (!(s instanceof ChangelogStore)) throw new Error(`stage ${this.opts.stage} has no state store "${name}" (declare it in StageOptions.stores)`);
         return (s as ChangelogStore<V>).view(partition);
+      },
+      appendStore: (name: string) => {
+        const s = this.stores.get(name);
+        if (!(s instanceof AppendLogStore)) throw new Error(`stage ${this.opts.stage} has no append store "${name}" (declare it in StageOptions.appendStores)`);
+        return s.view(partition);
       },
       deadLetter: (m, kind, reason, table) => {
         deadLetters.push(

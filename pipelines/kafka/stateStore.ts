@@ -18,7 +18,25 @@ export interface KeyValueView<V> {
   keys(): string[];
 }
 
-export class ChangelogStore<V> {
+/** What a stage worker needs of any changelog-backed store (see StageWorker.runTransaction). */
+export interface StateStore {
+  readonly name: string;
+  readonly changelogTopic: string;
+  /** The writes of the open transaction as changelog messages. */
+  changelogMessages(partition: number): Message[];
+  /** The transaction that carried the pending writes committed: they become the state. */
+  commitPending(partition: number): void;
+  abortPending(partition: number): void;
+  /** A save point of the pending writes, to roll back to after a failed step (restorePending). */
+  savePending(partition: number): unknown;
+  restorePending(partition: number, saved: unknown): void;
+  /** Forgets a partition this worker no longer owns. */
+  drop(partition: number): void;
+  /** Rebuilds the given partitions from the changelog (read_committed, to its end); returns records read. */
+  restore(kafka: Kafka, partitions: number[], timeoutMs?: number): Promise<number>;
+}
+
+export class ChangelogStore<V> implements StateStore {
   private readonly committed = new Map<number, Map<string, V>>();
   private readonly pending = new Map<number, Pending<V>>();
 
@@ -99,8 +117,8 @@ export class ChangelogStore<V> {
     return new Map(this.pending.get(partition) ?? []);
   }
 
-  restorePending(partition: number, saved: Pending<V>): void {
-    this.pending.set(partition, new Map(saved));
+  restorePending(partition: number, saved: unknown): void {
+    this.pending.set(partition, new Map(saved as Pending<V>));
   }
 
   /** Forgets a partition this worker no longer owns. */

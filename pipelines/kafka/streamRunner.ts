@@ -27,7 +27,7 @@ import { readToEnd } from './readToEnd';
 import { parseShardFileName, shardSinkTransform, SinkTopic } from './shardSink';
 import { runStage, StageOptions, StageSummary } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
-import { canonicalizeTransform, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
+import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
 import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 import { TaskSelection, selectTasks } from '../runTasks';
@@ -108,16 +108,19 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     try {
       partitions = await partitionCount(admin, names.omop('person'));
       await ensureTopics(admin, streamTopicSpecs(names, partitions));
-      // The per-person store's changelog: one transaction's writes go out in request slices of up
-      // to 1000 states, larger than the broker's default 1 MB batch limit.
-      const changelog = changelogTopicSpec(names.changelog('trajectory', PERSON_STORE), partitions);
-      await ensureTopics(admin, [{ ...changelog, configs: { ...changelog.configs, 'max.message.bytes': String(64 * 1024 * 1024) } }]);
+      // The trajectory stage's changelogs: one transaction's writes go out in request slices of up
+      // to 1000 states or event deltas, larger than the broker's default 1 MB batch limit.
+      await ensureTopics(admin, [PERSON_STORE, EVENTS_STORE].map((store) => {
+        const changelog = changelogTopicSpec(names.changelog('trajectory', store), partitions);
+        return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': String(64 * 1024 * 1024) } };
+      }));
     } finally {
       await admin.disconnect();
     }
     fs.mkdirSync(out, { recursive: true });
 
-    const stages = opts.stages ?? [...STREAM_STAGES];
+    // In pipeline order: each stage's upstream (below) is the one before it.
+    const stages = STREAM_STAGES.filter((st) => (opts.stages ?? STREAM_STAGES).includes(st));
     // Tasks: concept sets resolved against this vocabulary, exactly as the batch labeler does.
     const loaded = selectTasks({ tasks: opts.tasks ?? 'all', taskDir: opts.taskDir, taskConcepts: opts.taskConcepts }, log);
     const compiled: CompiledTask[] = [];
@@ -143,7 +146,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
         o = { ...common, stage, inputTopics: LOAD_TABLES.map((t) => names.omop(t)), transform: canonicalizeTransform(names, streamTopic(names, 'events'), art) };
       } else if (stage === 'trajectory') {
         o = {
-          ...common, stage, inputTopics: [streamTopic(names, 'events')], stores: [PERSON_STORE],
+          ...common, stage, inputTopics: [streamTopic(names, 'events')], stores: [PERSON_STORE], appendStores: [EVENTS_STORE],
           transform: trajectoryTransform({
             maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'), versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
             onOrphans: (p, n) => log.warn(`trajectory: partition ${p}: ${n} persons with events but no person row (not emitted)`),
@@ -152,7 +155,8 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
       } else {
         o = { ...common, stage, inputTopics: sinks.map((s) => s.topic), transform: shardSinkTransform(out, sinks) };
       }
-      running.push([stage, runStage(o)]);
+      // In one process, a stage is idle only once the stage feeding it has stopped.
+      running.push([stage, runStage({ ...o, upstream: running.length ? running[running.length - 1][1] : undefined })]);
     }
     const summaries: Record<string, StageSummary> = {};
     for (const [stage, done] of running) summaries[stage] = await done;

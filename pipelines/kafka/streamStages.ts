@@ -25,6 +25,7 @@ import { CompiledTask, IncrementalLabeler, LabelRecord, PersonSnapshot, TaskSumm
 import { windowBefore } from '../../transforms/trajectory';
 import { birthMs, intOr, rowEventFields, timeMs } from './rowFields';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
+import { AppendView } from './appendStore';
 import { StreamArtifacts } from './streamArtifacts';
 import { TopicNames } from './topics';
 
@@ -239,7 +240,7 @@ function parseRow(m: StageMessage, ctx: StageContext, table: string): Record<str
 // ---------------------------------------------------------------------------------------------
 // trajectory
 
-/** Per-person state: birth, gender (null until the person row came), token events, visit starts. */
+/** Per-person state: birth, gender (null until the person row came), visit starts, labeler records. */
 export interface PersonState {
   b: number | null;
   g: number;
@@ -247,8 +248,6 @@ export interface PersonState {
   pr: number;
   /** Events of any table seen (deaths and visits too): a person with none emits nothing. */
   n: number;
-  /** Token events: time, table code, row id, source row, concept, decile, domain. */
-  e: [number, number, number, number, number, number, number][];
   vs: number[];
   /** Labeler records: index-concept visits [id, concept, start, end], death days' times, conditions [concept, time, visit]. */
   lv?: [number, number, number, number | null][];
@@ -256,9 +255,18 @@ export interface PersonState {
   lc?: [number, number, number | null][];
   /** The labeler's state after the last closed load (records applied, labels emitted). */
   lab?: PersonSnapshot;
-  /** Events came since the last closed load: the trajectory is emitted (again) when this one closes. */
-  dirty?: boolean;
+  /** The load (1-based) that last brought events: the trajectory is emitted (again) when it closes. */
+  ln?: number;
 }
+
+/**
+ * A person's token events live in an append-only store (the changelog carries only new events),
+ * EVENT_WIDTH numbers per event: time (ms), packed (table code, decile, domain), row id, source
+ * row, concept. Packing keeps a 10M-event state near 400 MB.
+ */
+export const EVENTS_STORE = 'events';
+const EVENT_WIDTH = 5;
+const packEvent = (code: number, decile: number, domain: number) => code * 256 + (decile + 1) * 16 + domain;
 
 const END_KEY = '__end_of_load__';
 /** The partition's event-time watermark after its last closed load. */
@@ -288,17 +296,21 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
   const indexConcepts = new Set(opts.tasks.flatMap((t) => Array.from(t.indexConcepts)));
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const store = ctx.store<PersonState | string[]>(PERSON_STORE);
+    const events = ctx.appendStore(EVENTS_STORE);
     const out: OutputMessage[] = [];
     const touched = new Map<string, PersonState>();
     const stateOf = (id: number): PersonState => {
       const key = String(id);
       let s = touched.get(key);
       if (!s) {
-        s = (store.get(key) as PersonState | undefined) ?? { b: null, g: 0, pr: 0, n: 0, e: [], vs: [] };
+        s = (store.get(key) as PersonState | undefined) ?? { b: null, g: 0, pr: 0, n: 0, vs: [] };
         touched.set(key, s);
       }
       return s;
     };
+    const endState = (): EndState => (store.get(END_KEY) as unknown as EndState | undefined) ?? { counts: {}, closed: 0, watermark: null };
+    let openLoad = endState().closed + 1;
+    const event: number[] = new Array(EVENT_WIDTH);
     const save = () => {
       for (const [k, s] of touched) store.set(k, s);
       touched.clear();
@@ -320,9 +332,15 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
         for (let i = 0; i < value.p.length; i++) {
           const s = stateOf(value.p[i]);
           s.n++;
-          s.dirty = true;
-          if (TOKEN_DOMAINS.has(ev.domain)) s.e.push([value.t[i], code, value.r[i], value.n[i], value.c[i], value.d[i], ev.domain]);
-          else if (ev.eventTable === 'visit') s.vs.push(value.t[i]);
+          s.ln = openLoad;
+          if (TOKEN_DOMAINS.has(ev.domain)) {
+            event[0] = value.t[i];
+            event[1] = packEvent(code, value.d[i], ev.domain);
+            event[2] = value.r[i];
+            event[3] = value.n[i];
+            event[4] = value.c[i];
+            events.append(String(value.p[i]), event);
+          } else if (ev.eventTable === 'visit') s.vs.push(value.t[i]);
           if (opts.tasks.length === 0) continue;
           // What the labeler reads (pipelines/labelInputs.ts): index visits by their dates, deaths, conditions.
           if (ev.eventTable === 'visit' && indexConcepts.has(value.rc[i]) && value.sd[i] !== null) (s.lv ??= []).push([value.v[i] ?? value.r[i], value.rc[i], value.sd[i]!, value.ed[i]]);
@@ -332,16 +350,17 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
       } else if (value.k === 'end') {
         save();
         // Load k closes once every input table has sent its k-th end-of-load marker.
-        const prev = (store.get(END_KEY) as unknown as EndState | undefined) ?? { counts: {}, closed: 0, watermark: null };
+        const prev = endState();
         const counts = { ...prev.counts, [value.table]: (prev.counts[value.table] ?? 0) + 1 };
         const wm = value.watermark ?? null;
         const watermark = wm === null ? prev.watermark : prev.watermark === null ? wm : Math.max(prev.watermark, wm);
         let closed = prev.closed;
         while (LOAD_TABLES.every((t) => (counts[t] ?? 0) > closed)) {
-          out.push(...closeLoad(store as never, ctx.partition, opts, watermark));
           closed++;
+          out.push(...closeLoad(store as never, events, closed, ctx.partition, opts, watermark));
         }
         store.set(END_KEY, { counts, closed, watermark } as never);
+        openLoad = closed + 1;
       }
     }
     save();
@@ -356,7 +375,7 @@ type PersonStore = { get(k: string): PersonState | undefined; set(k: string, v: 
  * the samples it determines (and corrections of labels emitted by an earlier load); every person
  * with new events emits its pretraining chunks. The state is kept for later loads.
  */
-function closeLoad(store: PersonStore, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
+function closeLoad(store: PersonStore, events: AppendView, load: number, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
   const out: OutputMessage[] = [];
   const ids = store.keys().filter((k) => k !== END_KEY && k !== WATERMARK_KEY).map(Number).sort((a, b) => a - b);
   const previous = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
@@ -381,23 +400,15 @@ function closeLoad(store: PersonStore, partition: number, opts: TrajectoryOption
   for (const id of ids) {
     const s = store.get(String(id))!;
     const emit = samples.get(id) ?? [];
-    if (!s.dirty && emit.length === 0) continue;
-    if (s.dirty) store.set(String(id), { ...(store.get(String(id)) as PersonState), dirty: false });
+    const dirty = s.ln === load;
+    if (!dirty && emit.length === 0) continue;
     if (s.n === 0) continue;
     if (s.b === null) {
       orphans++;
       continue;
     }
-    // The local runner's order: time, table, row id, source row.
-    s.e.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2] || a[3] - b[3]);
-    const n = s.e.length;
-    const pe: PersonEvents = {
-      times: Float64Array.from(s.e, (x) => x[0]),
-      conceptIds: Float64Array.from(s.e, (x) => x[4]),
-      deciles: Int8Array.from(s.e, (x) => x[5]),
-      domains: Int8Array.from(s.e, (x) => x[6]),
-      length: n,
-    };
+    const pe = sortedEvents(events.get(String(id)) ?? []);
+    const n = pe.length;
     const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
     const sr = segmentsAndRanks(pe, s.vs);
     const split = splitOf(id);
@@ -412,7 +423,7 @@ function closeLoad(store: PersonStore, partition: number, opts: TrajectoryOption
       sampleTokens += seq.conceptIds.length;
       if (sampleRows.length >= ROWS_PER_MESSAGE || sampleTokens >= TOKENS_PER_MESSAGE) flushSamples();
     }
-    if (!s.dirty) continue;
+    if (!dirty) continue;
     chunkRanges(n, opts.maxEvents).forEach(([from, to], k) => {
       const seq = buildSequence(pe, info, from, to, sr);
       rows.push({ p: id, chunk: k, split, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
@@ -426,6 +437,25 @@ function closeLoad(store: PersonStore, partition: number, opts: TrajectoryOption
   out.push(json(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
   out.push(json(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue));
   return out;
+}
+
+/** A person's packed events in the local runner's order: time, table, row id, source row. */
+function sortedEvents(list: readonly number[]): PersonEvents {
+  const n = list.length / EVENT_WIDTH;
+  const at = (i: number, field: number) => list[i * EVENT_WIDTH + field];
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => at(a, 0) - at(b, 0) || (at(a, 1) >> 8) - (at(b, 1) >> 8) || at(a, 2) - at(b, 2) || at(a, 3) - at(b, 3));
+  const pe: PersonEvents = { times: new Float64Array(n), conceptIds: new Float64Array(n), deciles: new Int8Array(n), domains: new Int8Array(n), length: n };
+  for (let k = 0; k < n; k++) {
+    const i = order[k];
+    const packed = at(i, 1);
+    pe.times[k] = at(i, 0);
+    pe.conceptIds[k] = at(i, 4);
+    pe.deciles[k] = ((packed >> 4) & 15) - 1;
+    pe.domains[k] = packed & 15;
+  }
+  return pe;
 }
 
 /**

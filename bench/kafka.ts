@@ -4,7 +4,7 @@
 // every second while the stream runs; it must return to zero), peak RSS of each job (each runs in
 // its own process), and the ratio of the Kafka runner's end-to-end rate to the local runner's.
 //
-//   node dist/bench/kafka.js [--rows 1000000] [--partitions 3] [--brokers 127.0.0.1:9092] [--keep DIR]
+//   node dist/bench/kafka.js [--rows 1000000] [--partitions 3] [--rows-per-message N] [--brokers 127.0.0.1:9092] [--keep DIR]
 //
 // Writes bench/results/kafka.json (or kafka-<rows>.json with --rows other than 1000000).
 import { spawn } from 'node:child_process';
@@ -17,6 +17,7 @@ import { consumerGroupLag } from '../pipelines/kafka/health';
 import { TopicNames } from '../pipelines/kafka/topics';
 import { STREAM_STAGES } from '../pipelines/kafka/streamRunner';
 import { generateSynthetic, personsForRows } from '../pipelines/synth';
+import { DEFAULT_ROWS_PER_MESSAGE } from '../pipelines/kafka/omopLoad';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -41,6 +42,7 @@ function job(script: string, args: string[]): Promise<Record<string, unknown>> {
 async function main(): Promise<void> {
   const rows = Number(arg('--rows', '1000000'));
   const partitions = Number(arg('--partitions', '3'));
+  const rowsPerMessage = arg('--rows-per-message', String(DEFAULT_ROWS_PER_MESSAGE));
   const brokers = arg('--brokers', process.env.KAFKA_BROKERS ?? '127.0.0.1:9092');
   const dir = arg('--keep', fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-bench-kafka-')));
   const omop = path.join(dir, 'omop');
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
   const rowsIn = local.rowsIn as number;
 
   console.error(`${new Date().toISOString()} produce ...`);
-  const produce = await job('kafkaChild.js', ['produce', omop, brokers, prefix, String(partitions)]);
+  const produce = await job('kafkaChild.js', ['produce', omop, brokers, prefix, String(partitions), rowsPerMessage]);
 
   console.error(`${new Date().toISOString()} stream ...`);
   const kafka = new Kafka({ brokers: brokers.split(','), clientId: 'bench-kafka-lag', logLevel: logLevel.NOTHING });
@@ -91,7 +93,7 @@ async function main(): Promise<void> {
   console.error(`${new Date().toISOString()} produce + stream at once ...`);
   const prefix2 = `${prefix.slice(0, -1)}-overlap.`;
   const t1 = Date.now();
-  const produce2 = job('kafkaChild.js', ['produce', omop, brokers, prefix2, String(partitions)]);
+  const produce2 = job('kafkaChild.js', ['produce', omop, brokers, prefix2, String(partitions), rowsPerMessage]);
   // The stream needs the topics that produce creates first.
   const admin2 = kafka.admin();
   await admin2.connect();
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
     rows_in: rowsIn,
     persons,
     partitions,
+    rows_per_message: Number(rowsPerMessage),
     local: { seconds: local.seconds, rows_per_second: localRate, peak_rss_mb: local.maxRssMb },
     produce: { seconds: produceSeconds, rows: produce.rows, rows_per_second: (produce.rows as number) / produceSeconds, peak_rss_mb: produce.maxRssMb },
     stream: {
@@ -137,7 +140,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   const f = (n: number) => Math.round(n).toLocaleString('en-US');
-  console.log(`rows in                ${f(rowsIn)} (${persons} persons, ${partitions} partitions)`);
+  console.log(`rows in                ${f(rowsIn)} (${persons} persons, ${partitions} partitions, up to ${rowsPerMessage} rows per input message)`);
   console.log(`local runner           ${f(localRate)} rows/s  (${(local.seconds as number).toFixed(1)} s, peak RSS ${f(local.maxRssMb as number)} MB)`);
   console.log(`produce                ${f(result.produce.rows_per_second)} rows/s  (${produceSeconds.toFixed(1)} s, peak RSS ${f(produce.maxRssMb as number)} MB)`);
   console.log(`stream (all stages)    ${f(result.stream.rows_per_second)} rows/s  (${streamSeconds.toFixed(1)} s active, peak RSS ${f(stream.maxRssMb as number)} MB)`);

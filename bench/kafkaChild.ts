@@ -1,5 +1,5 @@
 // One job of the Kafka benchmark in its own process (own peak RSS):
-//   node dist/bench/kafkaChild.js produce <omop> <brokers> <prefix> <partitions>
+//   node dist/bench/kafkaChild.js produce <omop> <brokers> <prefix> <partitions> <rows per message>
 //   node dist/bench/kafkaChild.js stream <omop> <brokers> <prefix> <artifacts> <out>
 // Prints one JSON line. `activeSeconds` of stream ends at its last committed transaction (the
 // idle wait that lets it exit is not work).
@@ -11,13 +11,14 @@ import { silentLogger } from '../pipelines/progress';
 
 async function main(): Promise<void> {
   const [what, omop, brokers, prefix, a, b] = process.argv.slice(2);
+  const rowsPerMessage = b === undefined ? undefined : Number(b);
   const kafka = kafkaOptionsFromArgs(['--brokers', brokers, '--topic-prefix', prefix, '--client-id', `bench-${what}`], {});
   const client = new Kafka({ ...kafkaJsConfig(kafka), logLevel: logLevel.NOTHING });
   const started = process.hrtime.bigint();
   const secs = () => Number(process.hrtime.bigint() - started) / 1e9;
   let result: Record<string, unknown>;
   if (what === 'produce') {
-    const r = await produceOmop({ omop, kafka, client, partitions: Number(a), log: silentLogger });
+    const r = await produceOmop({ omop, kafka, client, partitions: Number(a), rowsPerMessage: what === 'produce' ? rowsPerMessage : undefined, log: silentLogger });
     result = { seconds: secs(), rows: r.rows, deadLettered: r.deadLettered };
   } else if (what === 'stream') {
     let lastCommit = 0;

@@ -195,7 +195,17 @@ describe('kafka runner under faults (real broker)', function () {
       JSON.stringify({ person_id: 1, measurement_id: 2, measurement_concept_id: 3000963, measurement_date: 'yesterday', measurement_type_concept_id: 0 }),
       JSON.stringify({ person_id: 1, measurement_id: 3, measurement_concept_id: 987654321, measurement_date: '2020-01-01', measurement_type_concept_id: 0 }),
     ];
-    await producer.send({ topic: names.omop('measurement'), messages: poison.map((value) => ({ partition: 0, key: '1', value })) });
+    // A multi-row message of person 1 (the producer's batched form) whose rows are all unusable: each
+    // is dead-lettered alone, named by its index; a row of another person under this key included.
+    const elements = [
+      42,
+      { person_id: 2, measurement_id: 4, measurement_concept_id: 3000963, measurement_date: '2020-01-01', measurement_type_concept_id: 0 },
+      { person_id: 1, measurement_id: 5, measurement_concept_id: 3000963, measurement_date: 'yesterday', measurement_type_concept_id: 0 },
+    ];
+    await producer.send({
+      topic: names.omop('measurement'),
+      messages: [...poison.map((value) => ({ partition: 0, key: '1', value })), { partition: 0, key: '1', value: JSON.stringify(elements) }],
+    });
     await producer.disconnect();
     await sendEndOfLoad(client, names, PARTITIONS, Date.parse(JSON.parse(fs.readFileSync(path.join(local.out, 'manifest.json'), 'utf8')).counts.label_watermark));
 
@@ -227,14 +237,18 @@ describe('kafka runner under faults (real broker)', function () {
 
     const dlq = await readAll(client, names.dlq);
     const fromStage = dlq.filter((m) => m.headers.stage === 'canonicalize');
-    assert.deepEqual(fromStage.map((m) => m.value).sort(), [...poison].sort(), 'each poison message dead-lettered once, unchanged');
+    const elementValues = elements.map((e) => JSON.stringify(e));
+    assert.deepEqual(fromStage.map((m) => m.value).sort(), [...poison, ...elementValues].sort(), 'each poison message (or row of one) dead-lettered once, unchanged');
+    const ofElements = fromStage.filter((m) => elementValues.includes(m.value!));
+    assert.deepEqual(ofElements.map((m) => m.headers.source.replace(/^.*#/, '')).sort(), ['0', '1', '2'], 'the source names the row inside the message');
+    assert.match(ofElements.find((m) => m.value === elementValues[1])!.headers.reason, /person_id: 2 differs from the message key/);
     const reasons = fromStage.map((m) => m.headers.reason).sort();
     assert.ok(reasons.some((x) => x.startsWith('not-json')) || reasons.some((x) => /JSON/.test(x)), reasons.join(' | '));
     assert.ok(reasons.some((x) => /column person_id/.test(x)), reasons.join(' | '));
     assert.ok(reasons.some((x) => /column measurement_date/.test(x)), reasons.join(' | '));
     assert.ok(reasons.some((x) => /column measurement_concept_id: concept not in the vocabulary/.test(x)), reasons.join(' | '));
     const rejects = fs.readFileSync(path.join(out, 'rejects', 'measurement.jsonl'), 'utf8').trim().split('\n');
-    assert.equal(rejects.length, 4, 'the rejects folder holds the dead letters');
+    assert.equal(rejects.length, 7, 'the rejects folder holds the dead letters');
   });
 });
 

@@ -23,12 +23,17 @@ export const CONTROL_HEADER = 'medrep-control';
 /** Value of CONTROL_HEADER on the message that ends a load in one partition of one topic. */
 export const END_OF_LOAD = 'end-of-load';
 
+/** Consecutive rows of one person per message by default (a tenth of the client cost per row). */
+export const DEFAULT_ROWS_PER_MESSAGE = 100;
+
 export interface ProduceOptions {
   omop: string;
   vocab?: string;
   kafka: KafkaOptions;
   partitions?: number;
   batchRows?: number;
+  /** Rows of one person and table per message at most (default DEFAULT_ROWS_PER_MESSAGE; 1: a message per row). */
+  rowsPerMessage?: number;
   /** Send end-of-load markers after the rows (default true): `stream` then closes trajectories. */
   endOfLoad?: boolean;
   log?: Logger;
@@ -59,6 +64,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
   const producer = await OmopRowProducer.connect(kafka, {
     names,
     batchRows: opts.batchRows ?? 5000,
+    rowsPerMessage: opts.rowsPerMessage ?? DEFAULT_ROWS_PER_MESSAGE,
     onProgress: (p) => log.info(formatProduceProgress(p)),
   });
   let markers = 0;

@@ -27,6 +27,12 @@ export interface OmopProducerOptions {
   names: TopicNames;
   /** Rows per send request (default 2000). */
   batchRows?: number;
+  /**
+   * Consecutive rows of one table and one person go out as one message holding a JSON array of up
+   * to this many rows (default 1: a message per row). Fewer, larger messages cost the client and
+   * the broker far less per row; consumers read both forms (pipelines/kafka/README.md).
+   */
+  rowsPerMessage?: number;
   compression?: 'gzip' | 'none';
   /** Called every `progressIntervalMs` (default 5000) and once at the end. */
   onProgress?: (p: ProduceProgress) => void;
@@ -50,6 +56,9 @@ function plainValues(row: Record<string, unknown>): Record<string, unknown> {
 
 export class OmopRowProducer {
   private readonly buffers = new Map<string, Message[]>();
+  /** Per topic, the rows of the multi-row message being gathered (one person). */
+  private readonly gathering = new Map<string, { key: string; rows: string[] }>();
+  private readonly rowsPerMessage: number;
   private buffered = 0;
   private readonly inFlight = new Set<Promise<void>>();
   private failure: Error | null = null;
@@ -78,6 +87,7 @@ export class OmopRowProducer {
     private readonly opts: OmopProducerOptions,
   ) {
     this.batchRows = opts.batchRows ?? 2000;
+    this.rowsPerMessage = Math.max(1, Math.floor(opts.rowsPerMessage ?? 1));
     this.compression = opts.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP;
   }
 
@@ -128,8 +138,8 @@ export class OmopRowProducer {
       this.deadLetter(raw ?? safeJson(values), key, 'invalid-row', reason, source, table);
       return this.maybeSend();
     }
-    const value = raw !== null && values === obj ? raw : JSON.stringify(values);
-    this.push(this.opts.names.omop(table), { key, value });
+    const value = raw !== null && values === obj ? raw.toString() : JSON.stringify(values);
+    this.gather(this.opts.names.omop(table), key!, value);
     this.stats.rows++;
     this.stats.byTable[table] = (this.stats.byTable[table] ?? 0) + 1;
     return this.maybeSend();
@@ -177,11 +187,32 @@ export class OmopRowProducer {
     this.stats.deadLetteredByKind[kind] = (this.stats.deadLetteredByKind[kind] ?? 0) + 1;
   }
 
-  private push(topic: string, message: Message): void {
+  /** Adds a valid row to the message of its person being gathered for `topic`. */
+  private gather(topic: string, key: string, value: string): void {
+    if (this.rowsPerMessage === 1) return this.push(topic, { key, value });
+    let g = this.gathering.get(topic);
+    if (g && (g.key !== key || g.rows.length >= this.rowsPerMessage)) {
+      this.closeGathered(topic);
+      g = undefined;
+    }
+    if (!g) this.gathering.set(topic, (g = { key, rows: [] }));
+    g.rows.push(value);
+    this.buffered++;
+  }
+
+  private closeGathered(topic: string): void {
+    const g = this.gathering.get(topic);
+    if (!g) return;
+    this.gathering.delete(topic);
+    this.push(topic, { key: g.key, value: g.rows.length === 1 ? g.rows[0] : `[${g.rows.join(',')}]` }, 0);
+  }
+
+  /** Queues a message; `rows` is what it adds to the send threshold (gathered rows count already). */
+  private push(topic: string, message: Message, rows = 1): void {
     let buf = this.buffers.get(topic);
     if (!buf) this.buffers.set(topic, (buf = []));
     buf.push(message);
-    this.buffered++;
+    this.buffered += rows;
     const v = message.value;
     this.stats.bytes += v === null || v === undefined ? 0 : typeof v === 'string' ? v.length : v.byteLength;
   }
@@ -198,6 +229,7 @@ export class OmopRowProducer {
   }
 
   private sendBuffered(): void {
+    for (const topic of [...this.gathering.keys()]) this.closeGathered(topic);
     if (this.buffered === 0) return;
     const topicMessages = [...this.buffers.entries()].map(([topic, messages]) => ({ topic, messages }));
     this.buffers.clear();

@@ -43,7 +43,11 @@ export interface StageContext {
   /** An append-only store of this stage (named in StageOptions.appendStores), bound to this partition. */
   appendStore(name: string): AppendView;
   /** Sends one input message to the dead-letter topic (in the same transaction) and counts it. */
-  deadLetter(message: StageMessage, kind: DeadLetterKind, reason: string, table?: string): void;
+  /**
+   * Sets a message aside in the dead-letter topic. `element`: only one row of a message that
+   * carries several (its JSON and index; the source header names it as `@offset#index`).
+   */
+  deadLetter(message: StageMessage, kind: DeadLetterKind, reason: string, table?: string, element?: { value: string; index: number }): void;
   /**
    * For sinks that keep input across calls until it is durable (e.g. a Parquet shard covering a
    * fixed offset range): commit the group's offset only up to `nextOffset` (the first offset not
@@ -578,10 +582,9 @@ export class StageWorker {
         if (!(s instanceof AppendLogStore)) throw new Error(`stage ${this.opts.stage} has no append store "${name}" (declare it in StageOptions.appendStores)`);
         return s.view(partition);
       },
-      deadLetter: (m, kind, reason, table) => {
-        deadLetters.push(
-          deadLetterMessage(m.value, m.key, { kind, reason, table, source: `${m.topic}/${m.partition}@${m.offset}`, stage: this.opts.stage }),
-        );
+      deadLetter: (m, kind, reason, table, element) => {
+        const source = `${m.topic}/${m.partition}@${m.offset}${element ? `#${element.index}` : ''}`;
+        deadLetters.push(deadLetterMessage(element ? element.value : m.value, m.key, { kind, reason, table, source, stage: this.opts.stage }));
       },
       commitThrough: (nextOffset) => {
         const next = BigInt(nextOffset);

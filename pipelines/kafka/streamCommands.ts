@@ -15,13 +15,14 @@ const KAFKA_SPEC: FlagSpec = {
 };
 
 export async function runProduceCommand(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { ...KAFKA_SPEC, omop: 'string', vocab: 'string', partitions: 'number', 'batch-rows': 'number', 'no-end-of-load': 'boolean' }, 'medrep produce');
+  const p = parseArgs(argv, { ...KAFKA_SPEC, omop: 'string', vocab: 'string', partitions: 'number', 'batch-rows': 'number', 'rows-per-message': 'number', 'no-end-of-load': 'boolean' }, 'medrep produce');
   const r = await produceOmop({
     omop: requireFlag(p, 'omop', 'medrep produce'),
     vocab: p.flags.vocab as string | undefined,
     kafka: kafkaOptionsFromArgs(argv),
     partitions: p.flags.partitions as number | undefined,
     batchRows: p.flags['batch-rows'] as number | undefined,
+    rowsPerMessage: p.flags['rows-per-message'] as number | undefined,
     endOfLoad: !p.flags['no-end-of-load'],
     log: consoleLogger,
   });

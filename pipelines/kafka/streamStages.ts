@@ -25,6 +25,7 @@ import { CompiledTask, IncrementalLabeler, LabelRecord, PersonSnapshot, TaskSumm
 import { windowBefore } from '../../transforms/trajectory';
 import { birthMs, intOr, rowEventFields, timeMs } from './rowFields';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
+import { DeadLetterKind } from './deadLetter';
 import { AppendView } from './appendStore';
 import { StreamArtifacts } from './streamArtifacts';
 import { TopicNames } from './topics';
@@ -148,13 +149,13 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
           out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
           continue;
         }
-        const row = parseRow(m, ctx, table);
-        if (!row) continue;
-        batch.p.push(intOr(row.person_id, 0));
-        batch.b.push(birthMs(row));
-        batch.g.push(intOr(row.gender_concept_id, 0));
-        batch.n.push(intOr(row.__row, 0));
-        if (batch.p.length >= ROWS_PER_MESSAGE) flush();
+        for (const { row } of parseRows(m, ctx, table)) {
+          batch.p.push(intOr(row.person_id, 0));
+          batch.b.push(birthMs(row));
+          batch.g.push(intOr(row.gender_concept_id, 0));
+          batch.n.push(intOr(row.__row, 0));
+          if (batch.p.length >= ROWS_PER_MESSAGE) flush();
+        }
       }
       flush();
       return out;
@@ -178,63 +179,88 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
         out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
         continue;
       }
-      const row = parseRow(m, ctx, table);
-      if (!row) continue;
-      const f = rowEventFields(row, ev);
-      if (f.t === null) {
-        ctx.deadLetter(m, 'invalid-row', `column ${ev.dateColumn}: no readable date`, table);
-        continue;
+      for (const { row, element } of parseRows(m, ctx, table)) {
+        const f = rowEventFields(row, ev);
+        if (f.t === null) {
+          ctx.deadLetter(m, 'invalid-row', `column ${ev.dateColumn}: no readable date`, table, element);
+          continue;
+        }
+        raw.domain = ev.domain;
+        raw.conceptId = f.conceptId;
+        raw.sourceConceptId = f.sourceConceptId;
+        raw.value = f.value;
+        raw.unitConceptId = f.unitConceptId;
+        raw.unitSource = f.unitSource;
+        if (!canon.apply(table, raw, slots)) {
+          ctx.deadLetter(m, 'transform-error', `column ${ev.conceptColumn}: concept not in the vocabulary (CONCEPT) and no mappable source concept`, table, element);
+          continue;
+        }
+        batch.p.push(f.personId);
+        batch.t.push(f.t);
+        batch.c.push(slots.conceptId);
+        batch.s.push(f.sourceConceptId);
+        batch.d.push(slots.decile);
+        batch.x.push(f.value);
+        batch.u.push(slots.unit);
+        batch.v.push(f.visitId);
+        batch.r.push(f.rowId);
+        batch.n.push(f.rn);
+        batch.rc.push(f.conceptId);
+        // The labeler reads dates: visit start and end, death date (00:00).
+        batch.sd.push(table === 'visit_occurrence' ? timeMs(row.visit_start_date) : table === 'death' ? timeMs(row.death_date) : null);
+        batch.ed.push(table === 'visit_occurrence' ? timeMs(row.visit_end_date) : null);
+        if (batch.p.length >= ROWS_PER_MESSAGE) flush();
       }
-      raw.domain = ev.domain;
-      raw.conceptId = f.conceptId;
-      raw.sourceConceptId = f.sourceConceptId;
-      raw.value = f.value;
-      raw.unitConceptId = f.unitConceptId;
-      raw.unitSource = f.unitSource;
-      if (!canon.apply(table, raw, slots)) {
-        ctx.deadLetter(m, 'transform-error', `column ${ev.conceptColumn}: concept not in the vocabulary (CONCEPT) and no mappable source concept`, table);
-        continue;
-      }
-      batch.p.push(f.personId);
-      batch.t.push(f.t);
-      batch.c.push(slots.conceptId);
-      batch.s.push(f.sourceConceptId);
-      batch.d.push(slots.decile);
-      batch.x.push(f.value);
-      batch.u.push(slots.unit);
-      batch.v.push(f.visitId);
-      batch.r.push(f.rowId);
-      batch.n.push(f.rn);
-      batch.rc.push(f.conceptId);
-      // The labeler reads dates: visit start and end, death date (00:00).
-      batch.sd.push(table === 'visit_occurrence' ? timeMs(row.visit_start_date) : table === 'death' ? timeMs(row.death_date) : null);
-      batch.ed.push(table === 'visit_occurrence' ? timeMs(row.visit_end_date) : null);
-      if (batch.p.length >= ROWS_PER_MESSAGE) flush();
     }
     flush();
     return out;
   };
 }
 
-/** The JSON object of a row message, or null after dead-lettering what is not one. */
-function parseRow(m: StageMessage, ctx: StageContext, table: string): Record<string, unknown> | null {
-  let row: unknown;
+/**
+ * The rows of a row message: its JSON object, or the objects of its JSON array (several rows of
+ * one person, keyed by that person_id). What is not a usable row is dead-lettered: the whole
+ * message when it is not JSON, else the offending element alone.
+ */
+function parseRows(m: StageMessage, ctx: StageContext, table: string): ParsedRow[] {
+  let value: unknown;
   try {
-    row = JSON.parse(m.value?.toString() ?? 'null');
+    value = JSON.parse(m.value?.toString() ?? 'null');
   } catch (e) {
     ctx.deadLetter(m, 'not-json', (e as Error).message, table);
-    return null;
+    return [];
   }
-  if (row === null || typeof row !== 'object' || Array.isArray(row)) {
-    ctx.deadLetter(m, 'not-an-object', 'a row must be a JSON object', table);
-    return null;
+  if (!Array.isArray(value)) {
+    const problem = rowProblem(value, null);
+    if (problem === null) return [{ row: value as Record<string, unknown>, element: undefined }];
+    ctx.deadLetter(m, problem[0], problem[1], table);
+    return [];
   }
-  const r = row as Record<string, unknown>;
-  if (typeof r.person_id !== 'number' || !Number.isInteger(r.person_id)) {
-    ctx.deadLetter(m, 'invalid-row', 'column person_id: must be integer', table);
-    return null;
-  }
-  return r;
+  const key = m.key === null ? null : m.key.toString();
+  const rows: ParsedRow[] = [];
+  value.forEach((v: unknown, index) => {
+    const element = { value: JSON.stringify(v) ?? 'undefined', index };
+    const problem = rowProblem(v, key);
+    if (problem === null) rows.push({ row: v as Record<string, unknown>, element });
+    else ctx.deadLetter(m, problem[0], problem[1], table, element);
+  });
+  return rows;
+}
+
+/** A row and, for a multi-row message, which element it was (what a dead letter carries). */
+interface ParsedRow {
+  row: Record<string, unknown>;
+  element: { value: string; index: number } | undefined;
+}
+
+/** Why a parsed value is not a row (of the person `key`, when a message carries several), or null. */
+function rowProblem(v: unknown, key: string | null): [DeadLetterKind, string] | null {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return ['not-an-object', 'a row must be a JSON object'];
+  const personId = (v as Record<string, unknown>).person_id;
+  if (typeof personId !== 'number' || !Number.isInteger(personId)) return ['invalid-row', 'column person_id: must be integer'];
+  // The key places the message: a row of another person would miss that person's partition.
+  if (key !== null && String(personId) !== key) return ['invalid-row', `column person_id: ${personId} differs from the message key of a multi-row message`];
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------

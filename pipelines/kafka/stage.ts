@@ -139,6 +139,8 @@ export class StageWorker {
   private transactionCount = 0;
   private lastActivity = Date.now();
   private upstreamDone = true;
+  /** Batches eachBatch returned from without processing them all (topic, partition, last offset). */
+  private readonly unfinishedBatches = new Set<string>();
   private joined = false;
   /** Batches being processed now: a stage is never idle while one runs (or fails and retries). */
   private busy = 0;
@@ -213,10 +215,16 @@ export class StageWorker {
       heartbeatInterval: this.opts.heartbeatIntervalMs ?? 3_000,
       allowAutoTopicCreation: false,
       partitionAssigners: [copartitionAssigner],
+      // Larger fetches make larger transactions: fewer broker round trips per row.
+      maxBytesPerPartition: 2 * 1024 * 1024,
+      maxBytes: 16 * 1024 * 1024,
     });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      // A batch left unprocessed (stale after a seek, or stopping) moves no position: judged
+      // consumed, it could end the stage as idle with its messages never handled.
+      if (this.unfinishedBatches.delete(`${payload.topic}\u0000${payload.partition}\u0000${payload.lastOffset}`)) return;
       this.health.onBatchEnd(payload.topic, payload.partition, payload.lastOffset, payload.highWatermark);
       this.lastActivity = Date.now();
     });
@@ -229,10 +237,17 @@ export class StageWorker {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.opts.partitionsConsumedConcurrently ?? 1,
+      // Partitions run concurrently (each has its own transactional producer and store), so one
+      // partition's broker round trips overlap another's work.
+      partitionsConsumedConcurrently: this.opts.partitionsConsumedConcurrently ?? 4,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        if (this.stopping) return;
+        const unfinished = `${batch.topic}\u0000${batch.partition}\u0000${batch.lastOffset()}`;
+        if (this.stopping) {
+          this.unfinishedBatches.add(unfinished);
+          return;
+        }
         this.busy++;
+        let skipped = true;
         try {
           await this.serialized(batch.partition, async () => {
             const { topic, partition, highWatermark } = batch;
@@ -242,7 +257,7 @@ export class StageWorker {
             if (isStale()) return;
             const max = this.opts.maxMessagesPerTransaction ?? 5000;
             for (let i = 0; i < batch.messages.length; i += max) {
-              if (this.stopping || !isRunning() || isStale()) break;
+              if (this.stopping || !isRunning() || isStale()) return;
               const chunk = batch.messages.slice(i, i + max).map((m) => stageMessage(topic, partition, m));
               await this.runTransaction(topic, partition, chunk);
               const last = chunk[chunk.length - 1].offset;
@@ -251,8 +266,13 @@ export class StageWorker {
               this.lastActivity = Date.now();
               await heartbeat();
             }
+            skipped = false;
           });
+        } catch (e) {
+          skipped = false; // kafkajs retries a failed batch and reports no end for it
+          throw e;
         } finally {
+          if (skipped) this.unfinishedBatches.add(unfinished);
           this.busy--;
           this.lastActivity = Date.now();
         }

@@ -237,8 +237,9 @@ export class Behrt {
 
   /**
    * Gradient checkpointing: the layer keeps only its input during the forward pass and runs
-   * again (same dropout masks) when its gradient is needed, so one layer's attention tensors
-   * are alive at a time. This is what lets the paper's size (2048 tokens) fit the 4 GB WASM heap.
+   * again (same dropout masks) when its gradient is needed, so one layer's activations are alive
+   * at a time. With blocked attention (attention.ts) it keeps the paper's size at 2048 tokens well
+   * inside the 4 GB WASM heap (bench/results/behrt.json).
    */
   private recomputedLayer(x: Tensor, l: number, B: number, L: number, bias: Tensor | null): Tensor {
     const params = [...this.params.entries()].filter(([n]) => n.startsWith(`l${l}.`)).map(([, v]) => v);

@@ -81,6 +81,31 @@ describe('WASM training kernels', () => {
   });
 });
 
+describe('WASM Identity (the clone of every tensor saved for backprop)', () => {
+  before(async () => { registerWasmTrainingKernels(); await selectBackend('wasm', () => {}); });
+
+  it('shares the data instead of copying it, and the clone outlives its source', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const x = tf.tensor1d([1, -2, 3.5]);
+    const before = backend.numDataIds();
+    const y = x.clone();
+    assert.equal(backend.numDataIds(), before, 'a copy would add a data id');
+    x.dispose();
+    assert.deepEqual(Array.from(await y.data()), [1, -2, 3.5]);
+    y.dispose();
+    assert.equal(backend.numDataIds(), before - 1);
+  });
+
+  it('gradients through saved tensors match the cpu backend', async () => {
+    // d/dx sum(x * exp(x) * sigmoid(x)) saves x, exp(x) and sigmoid(x) for the backward pass.
+    const r = await onBoth(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.mul(x, tf.exp(x)), tf.sigmoid(x))))(tf.tensor1d([-1.5, 0, 0.25, 2])));
+    assertClose(r.wasm, r.cpu, 1e-5);
+    // Hand check at x = 0: exp(0) * sigmoid(0) = 0.5.
+    assert.ok(Math.abs(r.wasm[1] - 0.5) < 1e-6);
+  });
+});
+
 describe('WASM BatchMatMul with transposed operands', () => {
   before(async () => { await selectBackend('wasm', () => {}); });
   const A = Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.sin(i) * 2);

@@ -134,6 +134,19 @@ function fastTransposedMatMul(original: KernelFunc, transpose: KernelFunc): Kern
   };
 }
 
+/**
+ * tfjs-wasm's Identity copies its input, and the engine clones (Identity) every tensor it saves for
+ * the backward pass: in training each saved activation existed twice on the WASM heap. Tensors are
+ * immutable (a variable's assign swaps its data rather than writing it), so the clone can share
+ * the data with a reference count, as the cpu backend's Identity does.
+ */
+const sharingIdentityKernel: KernelFunc = ({ inputs, backend }) => {
+  const { x } = inputs as { x: TensorInfo };
+  (backend as unknown as { incRef(dataId: unknown): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+};
+
+let identityReplaced = false;
 let matMulWrapped = false;
 
 /**
@@ -154,6 +167,13 @@ export function registerWasmTrainingKernels(): string[] {
     tf.registerKernel({ ...mm, kernelName: tf.BatchMatMul, backendName: 'wasm', kernelFunc: fastTransposedMatMul(mm.kernelFunc, tr.kernelFunc) });
     matMulWrapped = true;
     registered.push(`${tf.BatchMatMul} (transposed operands)`);
+  }
+  const id = tf.getKernel(tf.Identity, 'wasm');
+  if (!identityReplaced && id) {
+    tf.unregisterKernel(tf.Identity, 'wasm');
+    tf.registerKernel({ ...id, kernelName: tf.Identity, backendName: 'wasm', kernelFunc: sharingIdentityKernel });
+    identityReplaced = true;
+    registered.push(`${tf.Identity} (shared data)`);
   }
   return registered;
 }

@@ -110,11 +110,27 @@ async function main(): Promise<void> {
     { name: 'default', backend: 'wasm', model: DEFAULT_MODEL, train: DEFAULT_TRAIN, steps, warmup: 1 },
     ...paperLens.map((len) => ({ name: `paper, ${len} tokens`, backend: 'wasm', model: { ...PAPER_MODEL, maxLen: len }, train: { ...PAPER_TRAIN, batchSize: 1 }, steps: paperSteps, warmup: paperWarmup })),
   ];
+  // --paper-no-recompute: the longest paper length once more without gradient checkpointing
+  // (blocked attention only), to weigh the recomputation's time against its memory.
+  if (process.argv.includes('--paper-no-recompute')) {
+    const len = Math.max(...paperLens);
+    configs.push({ name: `paper, ${len} tokens, no layer recompute`, backend: 'wasm', model: { ...PAPER_MODEL, maxLen: len, recomputeLayers: false }, train: { ...PAPER_TRAIN, batchSize: 1 }, steps: paperSteps, warmup: paperWarmup });
+  }
   const rows: Row[] = [];
+  // A configuration that dies (e.g. the WASM heap's 4 GB limit) is recorded, not fatal.
+  const failures: { name: string; wallSeconds: number; error: string }[] = [];
   for (const c of configs) {
     const loadAverageBefore = +loadavg()[0].toFixed(2);
     const started = Date.now();
-    const out = execFileSync(process.execPath, [__filename, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out: string;
+    try {
+      out = execFileSync(process.execPath, [__filename, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+    } catch (e) {
+      const error = String((e as Error).message).split('\n').slice(0, 3).join(' ');
+      failures.push({ name: c.name, wallSeconds: +((Date.now() - started) / 1000).toFixed(1), error });
+      console.error(`failed: ${c.name} on ${c.backend}: ${error}`);
+      continue;
+    }
     const line = out.split('\n').find((l) => l.startsWith('ROW '));
     if (!line) throw new Error(`benchmark child ${c.name}/${c.backend} printed no result`);
     const wallSeconds = +((Date.now() - started) / 1000).toFixed(1);
@@ -127,12 +143,13 @@ async function main(): Promise<void> {
     rows.map((r) => [r.name, r.backend, `${r.hidden} x ${r.layers}`, String(r.tokensPerSequence), String(r.batch), `${r.warmupSteps} + ${r.measuredSteps}`, r.secondsPerStep.toFixed(2), r.tokensPerSecond.toFixed(1), (r.tokensPerSecond / baseline).toFixed(3), String(r.peakRssMiB), r.wasmHeapMiB === null ? '-' : String(r.wasmHeapMiB), `${r.loadAverageBefore} -> ${r.loadAverageAfter}`]),
   );
   console.log(table);
+  for (const f of failures) console.log(`FAILED ${f.name} after ${f.wallSeconds} s: ${f.error}`);
   mkdirSync(join(__dirname, '..', '..', 'bench', 'results'), { recursive: true });
   const file = join(__dirname, '..', '..', 'bench', 'results', 'behrt.json');
   writeFileSync(file, JSON.stringify({
     benchmark: 'behrt-pretraining', date: new Date().toISOString(), node: process.version, cpus: require('node:os').cpus().length,
     command: `node dist/bench/behrt.js ${process.argv.slice(2).join(' ')}`.trim(), loadAverageAtEnd: loadavg().map((x) => +x.toFixed(2)),
-    baseline: 'default size on the CPU backend', rows: rows.map((r) => ({ ...r, ratioToBaseline: +(r.tokensPerSecond / baseline).toFixed(3) })),
+    baseline: 'default size on the CPU backend', rows: rows.map((r) => ({ ...r, ratioToBaseline: +(r.tokensPerSecond / baseline).toFixed(3) })), failures,
   }, null, 1) + '\n');
   console.log(`wrote ${file}`);
 }

@@ -5,7 +5,7 @@
 // process so that its peak RSS is its own; the rows record the WASM heap size (it never shrinks,
 // so it is the heap's peak) and the load average around each child (the machine is shared).
 //   node dist/bench/behrt.js [--steps N] [--paper-steps N] [--paper-warmup N] [--paper-len 512,2048]
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from '../trainers/behrt/config';
@@ -122,15 +122,16 @@ async function main(): Promise<void> {
   for (const c of configs) {
     const loadAverageBefore = +loadavg()[0].toFixed(2);
     const started = Date.now();
-    let out: string;
-    try {
-      out = execFileSync(process.execPath, [__filename, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
-    } catch (e) {
-      const error = String((e as Error).message).split('\n').slice(0, 3).join(' ');
-      failures.push({ name: c.name, wallSeconds: +((Date.now() - started) / 1000).toFixed(1), error });
-      console.error(`failed: ${c.name} on ${c.backend}: ${error}`);
+    // stderr is collected (and echoed after the child) so that a failure's cause goes into the results.
+    const r = spawnSync(process.execPath, [__filename, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
+    process.stderr.write(r.stderr ?? '');
+    if (r.status !== 0) {
+      const cause = (r.stderr ?? '').split('\n').find((l) => /Error|Aborted|out of memory/i.test(l)) ?? `exit status ${r.status}, signal ${r.signal}`;
+      failures.push({ name: c.name, wallSeconds: +((Date.now() - started) / 1000).toFixed(1), error: cause.trim() });
+      console.error(`failed: ${c.name} on ${c.backend}: ${cause.trim()}`);
       continue;
     }
+    const out = r.stdout;
     const line = out.split('\n').find((l) => l.startsWith('ROW '));
     if (!line) throw new Error(`benchmark child ${c.name}/${c.backend} printed no result`);
     const wallSeconds = +((Date.now() - started) / 1000).toFixed(1);

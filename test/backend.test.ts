@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, currentBackendChoice } from '../trainers/backend';
-import { WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../trainers/wasmKernels';
+import { SPLIT_MATMUL_MIN_WORK, WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../trainers/wasmKernels';
 
 /** Runs f on the cpu backend and on wasm; returns both results as plain arrays. */
 async function onBoth(f: () => tf.Tensor): Promise<{ cpu: number[]; wasm: number[]; shapeCpu: number[]; shapeWasm: number[] }> {
@@ -81,6 +81,31 @@ describe('WASM training kernels', () => {
   });
 });
 
+describe('WASM Identity (the clone of every tensor saved for backprop)', () => {
+  before(async () => { registerWasmTrainingKernels(); await selectBackend('wasm', () => {}); });
+
+  it('shares the data instead of copying it, and the clone outlives its source', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const x = tf.tensor1d([1, -2, 3.5]);
+    const before = backend.numDataIds();
+    const y = x.clone();
+    assert.equal(backend.numDataIds(), before, 'a copy would add a data id');
+    x.dispose();
+    assert.deepEqual(Array.from(await y.data()), [1, -2, 3.5]);
+    y.dispose();
+    assert.equal(backend.numDataIds(), before - 1);
+  });
+
+  it('gradients through saved tensors match the cpu backend', async () => {
+    // d/dx sum(x * exp(x) * sigmoid(x)) saves x, exp(x) and sigmoid(x) for the backward pass.
+    const r = await onBoth(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.mul(x, tf.exp(x)), tf.sigmoid(x))))(tf.tensor1d([-1.5, 0, 0.25, 2])));
+    assertClose(r.wasm, r.cpu, 1e-5);
+    // Hand check at x = 0: exp(0) * sigmoid(0) = 0.5.
+    assert.ok(Math.abs(r.wasm[1] - 0.5) < 1e-6);
+  });
+});
+
 describe('WASM BatchMatMul with transposed operands', () => {
   before(async () => { await selectBackend('wasm', () => {}); });
   const A = Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.sin(i) * 2);
@@ -94,6 +119,33 @@ describe('WASM BatchMatMul with transposed operands', () => {
       assertClose(r2.wasm, r2.cpu, 1e-4);
     });
   }
+  it('splits large batches into per-item products (equal batches, a batch of 1 on either side) with the cpu backend\'s values', async () => {
+    // 48 x 40 x 32 = 61440 multiply-adds per item: above SPLIT_MATMUL_MIN_WORK, so split.
+    assert.ok(48 * 40 * 32 >= SPLIT_MATMUL_MIN_WORK);
+    const vals = (n: number, f: number) => Array.from({ length: n }, (_, i) => Math.sin(i * f));
+    const cases: Array<[number[], number[], boolean, boolean]> = [
+      [[2, 3, 48, 40], [2, 3, 40, 32], false, false],
+      [[2, 3, 40, 48], [2, 3, 32, 40], true, true],
+      [[48, 40], [3, 40, 32], false, false],
+      [[1, 3, 48, 40], [1, 3, 32, 40], false, true],
+      [[4, 48, 40], [1, 40, 32], false, false],
+    ];
+    for (const [sa, sb, ta, tb] of cases) {
+      const r = await onBoth(() => tf.matMul(tf.tensor(vals(sa.reduce((x, y) => x * y, 1), 0.37), sa), tf.tensor(vals(sb.reduce((x, y) => x * y, 1), 0.91), sb), ta, tb));
+      assert.deepEqual(r.shapeWasm, r.shapeCpu, `${sa} x ${sb}`);
+      assertClose(r.wasm, r.cpu, 1e-3);
+    }
+    await tf.setBackend('wasm');
+    const before = tf.memory().numBytes;
+    const a = tf.ones([3, 48, 40]);
+    const b = tf.ones([3, 40, 32]);
+    const c = tf.matMul(a, b);
+    // Hand check: every entry of ones x ones is the inner size.
+    assert.ok((await c.data()).every((x) => x === 40));
+    for (const t of [a, b, c]) t.dispose();
+    assert.equal(tf.memory().numBytes, before);
+  });
+
   it('leaves no intermediate tensors behind', async () => {
     await tf.setBackend('wasm');
     const before = tf.memory().numBytes;

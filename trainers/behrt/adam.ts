@@ -23,16 +23,17 @@ export class Adam {
   apply(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>): void {
     this.state.step++;
     const t = this.state.step;
-    tf.tidy(() => {
-      let scale: tf.Scalar | number = 1;
-      if (this.clipNorm > 0) {
-        const sq = tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))));
-        const norm = tf.sqrt(sq);
-        scale = tf.div(this.clipNorm, tf.maximum(norm, this.clipNorm)) as tf.Scalar;
-      }
-      const c1 = 1 - Math.pow(this.beta1, t);
-      const c2 = 1 - Math.pow(this.beta2, t);
-      for (const [name, g0] of grads) {
+    // The clipping scale first, then one tidy per parameter: a single tidy over all of them kept
+    // every parameter's temporaries (about ten copies of the model) alive until the last update.
+    const scale = tf.tidy(() => {
+      if (!(this.clipNorm > 0)) return tf.scalar(1);
+      const sq = tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))));
+      return tf.div(this.clipNorm, tf.maximum(tf.sqrt(sq), this.clipNorm)) as tf.Scalar;
+    });
+    const c1 = 1 - Math.pow(this.beta1, t);
+    const c2 = 1 - Math.pow(this.beta2, t);
+    for (const [name, g0] of grads) {
+      tf.tidy(() => {
         const variable = vars.get(name)!;
         const g = tf.mul(g0, scale);
         const mPrev = this.state.m.get(name) ?? tf.zerosLike(variable);
@@ -46,8 +47,9 @@ export class Adam {
         let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), this.eps));
         if (this.weightDecay > 0 && variable.rank > 1) update = tf.add(update, tf.mul(variable, this.weightDecay));
         variable.assign(tf.sub(variable, tf.mul(update, this.lr)));
-      }
-    });
+      });
+    }
+    scale.dispose();
   }
 
   dispose(): void {

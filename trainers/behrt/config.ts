@@ -18,6 +18,11 @@ export interface BehrtConfig {
   domainEmbedding: boolean;
   /** Gradient checkpointing: recompute each layer in the backward pass instead of keeping its activations. */
   recomputeLayers: boolean;
+  /**
+   * Attention over blocks of this many query rows with a recomputing gradient (attention.ts), so
+   * that no [batch, heads, L, L] tensor is ever built; 0 = the whole sequence at once. Same values.
+   */
+  attentionBlock: number;
 }
 
 export interface TrainConfig {
@@ -45,6 +50,7 @@ export const DEFAULT_MODEL: BehrtConfig = {
   recordRankVocab: 32,
   domainEmbedding: false,
   recomputeLayers: false,
+  attentionBlock: 0,
 };
 
 export const PAPER_MODEL: BehrtConfig = {
@@ -59,6 +65,7 @@ export const PAPER_MODEL: BehrtConfig = {
   recordRankVocab: 512,
   domainEmbedding: false,
   recomputeLayers: true,
+  attentionBlock: 256,
 };
 
 export const DEFAULT_TRAIN: TrainConfig = {

@@ -10,6 +10,7 @@ import { FIRST_CONCEPT_INDEX } from '../../transforms/tokens';
 import { tf, Tensor } from './tf';
 import type { BehrtConfig } from './config';
 import { mixSeed, Rng } from './rng';
+import { attention } from './attention';
 
 export interface Batch {
   tokens: tf.Tensor2D; // int32 [B, L]
@@ -226,9 +227,9 @@ export class Behrt {
     const q = heads(tf.mul(this.dense(x, `l${l}.q`), 1 / Math.sqrt(dh)));
     const k = heads(this.dense(x, `l${l}.k`));
     const v = heads(this.dense(x, `l${l}.v`));
-    const raw = tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true);
-    const probs = this.dropout(tf.softmax(bias ? tf.add(raw, bias) : raw), training);
-    const ctx = tf.reshape(tf.transpose(tf.matMul(probs as tf.Tensor4D, v as tf.Tensor4D), [0, 2, 1, 3]), [B * L, H]);
+    const drop = training && this.cfg.dropout > 0 ? { seed: mixSeed(this.dropoutBase, this.dropoutCalls++), rate: this.cfg.dropout } : null;
+    // Checkpoints written before attentionBlock existed read as 0 (the whole sequence at once).
+    const ctx = tf.reshape(tf.transpose(attention(q, k, v, bias, drop, this.cfg.attentionBlock ?? 0), [0, 2, 1, 3]), [B * L, H]);
     const h = this.layerNorm(tf.add(x, this.dropout(this.dense(ctx, `l${l}.o`), training)), `l${l}.ln1`);
     const ff = this.dense(gelu(this.dense(h, `l${l}.ff1`)), `l${l}.ff2`);
     return this.layerNorm(tf.add(h, this.dropout(ff, training)), `l${l}.ln2`);
@@ -236,8 +237,9 @@ export class Behrt {
 
   /**
    * Gradient checkpointing: the layer keeps only its input during the forward pass and runs
-   * again (same dropout masks) when its gradient is needed, so one layer's attention tensors
-   * are alive at a time. This is what lets the paper's size (2048 tokens) fit the 4 GB WASM heap.
+   * again (same dropout masks) when its gradient is needed, so one layer's activations are alive
+   * at a time. With blocked attention (attention.ts) it keeps the paper's size at 2048 tokens well
+   * inside the 4 GB WASM heap (bench/results/behrt.json).
    */
   private recomputedLayer(x: Tensor, l: number, B: number, L: number, bias: Tensor | null): Tensor {
     const params = [...this.params.entries()].filter(([n]) => n.startsWith(`l${l}.`)).map(([, v]) => v);

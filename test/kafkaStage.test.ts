@@ -86,6 +86,27 @@ function checkCounts(out: ReadMessage[], expectedPerKey: Map<string, number[]>):
   }
 }
 
+/**
+ * Fresh identity-stage topics (input, output, dead letters) with `count` messages {seq} keyed
+ * `<keyPrefix><seq % keys>` already in the input; `expected` holds each key's seqs in order.
+ */
+async function identityRun(kafka: Kafka, count: number, partitions: number, keyPrefix: string, keys: number) {
+  const prefix = uniquePrefix();
+  const names = new TopicNames(prefix);
+  const input = names.omop('identity_in');
+  const output = names.omop('identity_out');
+  await createTopics(kafka, [plain(input, partitions), plain(output, partitions), plain(names.dlq, 1)]);
+  const expected = new Map<string, number[]>();
+  const msgs = Array.from({ length: count }, (_, seq) => {
+    const key = `${keyPrefix}${seq % keys}`;
+    if (!expected.has(key)) expected.set(key, []);
+    expected.get(key)!.push(seq);
+    return { key, value: JSON.stringify({ seq }) };
+  });
+  await produce(kafka, input, msgs);
+  return { prefix, names, input, output, expected };
+}
+
 describe('kafka transactional stage (real broker)', function () {
   this.timeout(180_000);
   const kafka = testKafka();
@@ -242,19 +263,7 @@ describe('kafka transactional stage (real broker)', function () {
   });
 
   it('hands per-key state over when a third worker joins mid-run: nothing lost, duplicated or miscounted', async () => {
-    const prefix = uniquePrefix();
-    const names = new TopicNames(prefix);
-    const input = names.omop('identity_in');
-    const output = names.omop('identity_out');
-    await createTopics(kafka, [plain(input, 6), plain(output, 6), plain(names.dlq, 1)]);
-    const expected = new Map<string, number[]>();
-    const msgs = Array.from({ length: 900 }, (_, seq) => {
-      const key = `j${seq % 29}`;
-      if (!expected.has(key)) expected.set(key, []);
-      expected.get(key)!.push(seq);
-      return { key, value: JSON.stringify({ seq }) };
-    });
-    await produce(kafka, input, msgs);
+    const { prefix, output, expected } = await identityRun(kafka, 900, 6, 'j', 29);
 
     const env = { MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '100', MEDREP_IDLE_MS: '3000' };
     const first = [runWorker(prefix, env), runWorker(prefix, env)];
@@ -338,19 +347,7 @@ describe('kafka transactional stage (real broker)', function () {
   it('resumes by itself when the broker restarts in the middle of a run', async function () {
     // Restarts the broker at KAFKA_BROKERS with scripts/kafka.sh (as .ci/run and developers start it).
     const port = BROKERS.split(':').pop()!;
-    const prefix = uniquePrefix();
-    const names = new TopicNames(prefix);
-    const input = names.omop('identity_in');
-    const output = names.omop('identity_out');
-    await createTopics(kafka, [plain(input, 3), plain(output, 3), plain(names.dlq, 1)]);
-    const expected = new Map<string, number[]>();
-    const msgs = Array.from({ length: 300 }, (_, seq) => {
-      const key = `r${seq % 11}`;
-      if (!expected.has(key)) expected.set(key, []);
-      expected.get(key)!.push(seq);
-      return { key, value: JSON.stringify({ seq }) };
-    });
-    await produce(kafka, input, msgs);
+    const { prefix, output, expected } = await identityRun(kafka, 300, 3, 'r', 11);
 
     const worker = runWorker(prefix, { MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '200', MEDREP_IDLE_MS: '3000' });
     const until = Date.now() + 60_000;

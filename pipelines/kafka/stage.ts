@@ -84,6 +84,8 @@ export interface StageOptions {
   stores?: string[];
   /** Names of the per-key append-only stores (lists of numbers; the changelog carries deltas). */
   appendStores?: string[];
+  /** How long a transaction may stay open before the broker aborts it (default 15 minutes). */
+  transactionTimeoutMs?: number;
   /** Input messages per transaction at most (default 5000); a fetched batch is split. */
   maxMessagesPerTransaction?: number;
   /** Compression of the stage's output (default none: CPU matters more than bytes on one host). */
@@ -452,7 +454,11 @@ export class StageWorker {
             transactionalId: `${this.groupId}.p${p}`,
             idempotent: true,
             maxInFlightRequests: 1,
-            transactionTimeout: 60_000,
+            // A load's close is one transaction that can take minutes at 10M rows on two cores; the
+            // broker aborts a transaction open longer than this (and caps it at its
+            // transaction.max.timeout.ms, 15 minutes by default). A crashed worker's transaction
+            // does not wait for it: the next owner fences and aborts it at once.
+            transactionTimeout: this.opts.transactionTimeoutMs ?? 900_000,
             allowAutoTopicCreation: false,
             createPartitioner: Partitioners.DefaultPartitioner,
           });
@@ -526,6 +532,7 @@ export class StageWorker {
     const key = `${topic}\u0000${partition}`;
     const chunkEnd = BigInt(info.lastOffset) + 1n;
     const commit = { next: chunkEnd };
+    const began = Date.now();
     const txn = await producer.transaction();
     try {
       const outputs = await this.transformChunk(topic, partition, chunk, deadLetters, commit);
@@ -559,6 +566,7 @@ export class StageWorker {
       this.committedNext.set(key, commit.next);
     } catch (e) {
       this.health.aborted++;
+      this.log(`[medrep ${this.opts.stage}] transaction on ${topic}/${partition}@${info.firstOffset}..${info.lastOffset} failed after ${((Date.now() - began) / 1000).toFixed(1)} s and is retried: ${(e as Error).message}`);
       await txn.abort().catch(() => undefined);
       // The outcome on the broker may be unknown (e.g. a commit that timed out): forget this
       // partition's producer and state so both are rebuilt from the broker before the next try.

@@ -7,7 +7,7 @@
 // Faults are placed by progress, not by time: after committed transactions and partition
 // assignments seen in the workers' logs (and, for the broker restart, with OMOP rows still waiting:
 // consumer-group lag). The input is made to outlast the faults on any machine: the restarted
-// worker's canonicalize transactions take 100 ms at least, and the group test produces a third of
+// worker's canonicalize transactions take 80 ms at least, and the group test produces a third of
 // the persons after each change of the group. The end-of-load markers come only after
 // the faults: until then the trajectory stage can only gather per-person state, so the state handed
 // over through the changelog, and every sequence, sample and last shard, is made after the faults.
@@ -205,10 +205,10 @@ describe('kafka runner (all stages) under broker and membership faults (real bro
   });
 
   it('resumes by itself when the broker restarts mid-run; the shards equal runLocal', async () => {
-    const s = await syntheticLoad('stream-broker-restart', 100, 31, 1);
+    const s = await syntheticLoad('stream-broker-restart', 60, 31, 1);
     await s.produce(0);
-    // 100 ms per canonicalize transaction at least: the load takes seconds even on a fast machine.
-    const w = new StreamProcess('solo', { ...s.env, MEDREP_IDLE_MS: '5000', MEDREP_SLOW_MS: '100' });
+    // 80 ms per canonicalize transaction at least: the load takes seconds even on a fast machine.
+    const w = new StreamProcess('solo', { ...s.env, MEDREP_IDLE_MS: '4000', MEDREP_SLOW_MS: '80', MEDREP_TXN_SIZE: '100' });
     workers.push(w);
     await waitFor('5 committed canonicalize transactions', () => w.canonicalizeCommits(s.names).length >= 5, [w]);
     assert.ok((await canonicalizeLag(s.client, s.names)) > 0n, 'OMOP rows are still waiting for the canonicalize stage when the broker goes down');

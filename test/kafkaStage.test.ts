@@ -1,7 +1,8 @@
 // The transactional stage against the real broker: a worker process SIGKILLed at several steps of
 // a transaction and restarted loses and duplicates nothing in the read_committed output; its
 // per-key state comes back from the changelog; a poison message is dead-lettered and the stage
-// goes on; two workers in one group split the partitions.
+// goes on; two workers in one group split the partitions; a stage fed from the same process does
+// not stop as idle while its upstream stalls.
 import { strict as assert } from 'assert';
 import { execFileSync, spawn } from 'child_process';
 import * as path from 'path';

@@ -1,7 +1,8 @@
 // The transactional stage against the real broker: a worker process SIGKILLed at several steps of
 // a transaction and restarted loses and duplicates nothing in the read_committed output; its
 // per-key state comes back from the changelog; a poison message is dead-lettered and the stage
-// goes on; two workers in one group split the partitions.
+// goes on; two workers in one group split the partitions; a stage fed from the same process does
+// not stop as idle while its upstream stalls.
 import { strict as assert } from 'assert';
 import { execFileSync, spawn } from 'child_process';
 import * as path from 'path';
@@ -342,6 +343,37 @@ describe('kafka transactional stage (real broker)', function () {
       const offset = committed[0].partitions.find((x) => x.partition === p)!.offset;
       assert.equal(offset, all[durable]?.offset ?? String(Number(all[all.length - 1].offset) + 1), `partition ${p}: committed through the last durable input`);
     }
+  });
+
+  it('keeps a stage fed from the same process running while its upstream stalls, and stops it after the upstream', async () => {
+    const prefix = uniquePrefix();
+    const names = new TopicNames(prefix);
+    const input = names.omop('chain_in');
+    const middle = names.omop('chain_mid');
+    const output = names.omop('chain_out');
+    await createTopics(kafka, [plain(input, 2), plain(middle, 2), plain(output, 2), plain(names.dlq, 1)]);
+    await produce(kafka, input, Array.from({ length: 40 }, (_, i) => ({ key: `c${i % 7}`, value: String(i) })));
+    const common = { names, exitWhenIdleMs: 1000, maxMessagesPerTransaction: 5, sessionTimeoutMs: 6000, healthIntervalMs: 0, handleSignals: false, log: () => undefined };
+    let chunks = 0;
+    const upstream = new StageWorker({
+      ...common, kafka: testKafka('chain-up'), stage: 'up', inputTopics: [input],
+      transform: async (messages) => {
+        // Its second chunk takes four idle periods, as a rejoin after a broker restart can; its
+        // downstream has drained everything so far and must not take that for the end.
+        if (++chunks === 2) await new Promise((r) => setTimeout(r, 4000));
+        return messages.map((m) => ({ topic: middle, key: m.key, value: m.value }));
+      },
+    });
+    const downstream = new StageWorker({
+      ...common, kafka: testKafka('chain-down'), stage: 'down', inputTopics: [middle], idleAfter: upstream.stopBegan,
+      transform: (messages) => messages.map((m) => ({ topic: output, key: m.key, value: m.value })),
+    });
+    await upstream.start();
+    await downstream.start();
+    const [up, down] = await Promise.all([upstream.done, downstream.done]);
+    assert.deepEqual([up.reason, up.consumed, down.reason, down.consumed], ['idle', 40, 'idle', 40], 'both stopped idle after all 40 messages');
+    const values = (await readAll(kafka, output)).map((m) => Number(m.value)).sort((a, b) => a - b);
+    assert.deepEqual(values, Array.from({ length: 40 }, (_, i) => i));
   });
 
   it('resumes by itself when the broker restarts in the middle of a run', async function () {

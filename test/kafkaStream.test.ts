@@ -9,37 +9,17 @@ import { spawn } from 'node:child_process';
 import { generateSynthetic } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
 import { silentLogger } from '../pipelines/progress';
-import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
 import { produceOmop, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
 import { OmopRowProducer } from '../pipelines/kafka/omopProducer';
 import { prng } from './helpers/syntheticOmop';
 import { TopicNames } from '../pipelines/kafka/topics';
 import { runReplay } from '../pipelines/kafka/replay';
 import { runStream } from '../pipelines/kafka/streamRunner';
-import { BROKERS, readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
+import { readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 import { OMOP, lit, sql, tempDir } from './helpers';
+import { assertSameRows, differences, differencesOf, kafkaOpts } from './helpers/streamCompare';
 
 export const PARTITIONS = 3;
-
-export function kafkaOpts(prefix: string) {
-  return kafkaOptionsFromArgs(['--brokers', BROKERS, '--topic-prefix', prefix, '--client-id', 'medrep-stream-test'], {});
-}
-
-/** Rows of `kind` in one output but not the other (both directions), as counts. */
-export async function differences(a: string, b: string, dir: string) {
-  return differencesOf(path.join(a, dir, '*.parquet'), path.join(b, dir, '*.parquet'));
-}
-
-async function differencesOf(fileA: string, fileB: string): Promise<{ onlyA: number; onlyB: number; rowsA: number; rowsB: number }> {
-  const ga = lit(fileA);
-  const gb = lit(fileB);
-  const [r] = await sql<Record<string, bigint>>(`SELECT
-    (SELECT count(*) FROM (SELECT * FROM read_parquet(${ga}) EXCEPT ALL SELECT * FROM read_parquet(${gb}))) AS only_a,
-    (SELECT count(*) FROM (SELECT * FROM read_parquet(${gb}) EXCEPT ALL SELECT * FROM read_parquet(${ga}))) AS only_b,
-    (SELECT count(*) FROM read_parquet(${ga})) AS rows_a,
-    (SELECT count(*) FROM read_parquet(${gb})) AS rows_b`);
-  return { onlyA: Number(r.only_a), onlyB: Number(r.only_b), rowsA: Number(r.rows_a), rowsB: Number(r.rows_b) };
-}
 
 export async function localThenStream(omop: string, name: string, streamExtra: Partial<Parameters<typeof runStream>[0]> = {}, meds = false) {
   const dir = tempDir(name);
@@ -53,26 +33,6 @@ export async function localThenStream(omop: string, name: string, streamExtra: P
     exitWhenIdleMs: 2000, healthIntervalMs: 0, handleSignals: false, log: silentLogger, client, ...streamExtra,
   });
   return { dir, local, produced, stream, prefix };
-}
-
-async function assertSameRows(localOut: string, streamOut: string, withSamples = true) {
-  for (const kind of ['events', 'pretrain'] as const) {
-    const d = await differences(localOut, streamOut, kind);
-    assert.ok(d.rowsA > 0, `${kind}: the local runner wrote rows`);
-    assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `${kind}: same rows in both runners`);
-  }
-  if (!withSamples) return;
-  // Labelled samples, task by task (windows and labels); tasks without samples have no folder in either.
-  const localTasks = fs.existsSync(path.join(localOut, 'samples')) ? fs.readdirSync(path.join(localOut, 'samples')).sort() : [];
-  const streamTasks = fs.existsSync(path.join(streamOut, 'samples')) ? fs.readdirSync(path.join(streamOut, 'samples')).sort() : [];
-  assert.deepEqual(streamTasks, localTasks, 'the same tasks have samples');
-  let samples = 0;
-  for (const t of localTasks) {
-    const d = await differences(localOut, streamOut, `samples/${t}`);
-    assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `samples/${t}: same rows in both runners`);
-    samples += d.rowsA;
-  }
-  assert.ok(samples > 0, 'some samples were compared');
 }
 
 describe('kafka runner: produce + stream = local runner (real broker)', function () {

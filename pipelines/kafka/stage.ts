@@ -101,10 +101,12 @@ export interface StageOptions {
   /** Stop once every assigned partition is consumed to its end and nothing came for this long. */
   exitWhenIdleMs?: number;
   /**
-   * An upstream stage running in this process: idle is judged only after it has stopped (its
-   * input arrives in bursts, and an early lull must not end this stage).
+   * With exitWhenIdleMs: not idle before this settles, e.g. before the stages that feed this one
+   * from the same process began to stop (their output may come late, after a broker restart, while
+   * this stage's own input looks drained). They stop after an idle period of their own, in which
+   * this stage fetched their last output.
    */
-  upstream?: Promise<unknown>;
+  idleAfter?: Promise<unknown>;
   /** SIGTERM/SIGINT finish the transaction in flight and stop; SIGUSR1 prints health (default true). */
   handleSignals?: boolean;
   log?: (line: string) => void;
@@ -124,6 +126,9 @@ export class StageWorker {
   readonly health: StageHealth;
   readonly groupId: string;
   readonly done: Promise<StageSummary>;
+  /** Settles when stop() begins: from then on this worker starts no transaction. */
+  readonly stopBegan: Promise<void>;
+  private resolveStopBegan!: () => void;
   private resolveDone!: (s: StageSummary) => void;
   private rejectDone!: (e: Error) => void;
   private consumer: Consumer | null = null;
@@ -140,13 +145,13 @@ export class StageWorker {
   private stopping: Promise<StageSummary> | null = null;
   private transactionCount = 0;
   private lastActivity = Date.now();
-  private upstreamDone = true;
   /** Batches eachBatch returned from without processing them all (topic, partition, last offset). */
   private readonly unfinishedBatches = new Set<string>();
   private joined = false;
   /** Batches being processed now: a stage is never idle while one runs (or fails and retries). */
   private busy = 0;
   private checkingIdle = false;
+  private upstreamRunning = false;
   private timers: NodeJS.Timeout[] = [];
   private signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
   private readonly log: (line: string) => void;
@@ -161,19 +166,14 @@ export class StageWorker {
     });
     // A failure is reported through done; keep an unobserved rejection from killing the process.
     this.done.catch(() => undefined);
-    if (opts.upstream) {
-      this.upstreamDone = false;
-      const settled = () => {
-        this.upstreamDone = true;
-        this.lastActivity = Date.now();
-      };
-      opts.upstream.then(settled, settled);
-    }
     for (const name of opts.stores ?? []) {
       this.stores.set(name, new ChangelogStore(name, opts.names.changelog(opts.stage, name)));
     }
-    for (const name of opts.appendStores ?? []) {
-      this.stores.set(name, new AppendLogStore(name, opts.names.changelog(opts.stage, name)));
+    this.stopBegan = new Promise<void>((resolve) => (this.resolveStopBegan = resolve));
+    if (opts.idleAfter) {
+      this.upstreamRunning = true;
+      const upstreamDone = () => (this.upstreamRunning = false);
+      opts.idleAfter.then(upstreamDone, upstreamDone);
     }
   }
 
@@ -293,6 +293,8 @@ export class StageWorker {
     this.log(`[medrep ${this.opts.stage}] restarting the consumer in ${delay} ms (attempt ${attempt})`);
     const old = this.consumer;
     this.consumer = null;
+    // Positions fetched before the failure may be stale: not idle before the group is joined again.
+    this.joined = false;
     this.forgetAll();
     const timer = setTimeout(async () => {
       this.timers = this.timers.filter((t) => t !== timer);
@@ -319,6 +321,7 @@ export class StageWorker {
   /** Finishes the transaction in flight, leaves the group and disconnects. Idempotent. */
   stop(reason: StageSummary['reason'] = 'stopped'): Promise<StageSummary> {
     if (this.stopping) return this.stopping;
+    this.resolveStopBegan();
     this.stopping = (async () => {
       for (const t of this.timers) clearInterval(t);
       this.timers = [];
@@ -360,7 +363,7 @@ export class StageWorker {
   }
 
   private checkIdle(idleMs: number): void {
-    if (this.stopping || this.checkingIdle || !this.joined || this.busy > 0 || !this.upstreamDone) return;
+    if (this.stopping || this.checkingIdle || this.upstreamRunning || !this.joined || this.busy > 0) return;
     if (Date.now() - this.lastActivity < idleMs) return;
     const unknown: Array<{ topic: string; partition: number }> = [];
     for (const topic of this.opts.inputTopics) {

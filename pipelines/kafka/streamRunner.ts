@@ -25,7 +25,7 @@ import { DLQ_HEADERS } from './deadLetter';
 import { consumerGroupLag } from './health';
 import { readToEnd } from './readToEnd';
 import { parseShardFileName, shardSinkTransform, SinkTopic } from './shardSink';
-import { runStage, StageOptions, StageSummary } from './stage';
+import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
 import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
@@ -140,6 +140,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     };
     const sinks = sinkTopics(names, opts);
     const running: Array<[string, Promise<StageSummary>]> = [];
+    const upstream: Array<Promise<unknown>> = [];
     for (const stage of stages) {
       let o: StageOptions;
       if (stage === 'canonicalize') {
@@ -155,8 +156,13 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
       } else {
         o = { ...common, stage, inputTopics: sinks.map((s) => s.topic), transform: shardSinkTransform(out, sinks) };
       }
-      // In one process, a stage is idle only once the stage feeding it has stopped.
-      running.push([stage, runStage({ ...o, upstream: running.length ? running[running.length - 1][1] : undefined })]);
+      // A stage stops for idleness only once the stages before it in this process began to stop:
+      // until then more input may come from them, however drained its own partitions look.
+      if (upstream.length > 0) o.idleAfter = Promise.allSettled([...upstream]);
+      const worker = new StageWorker(o);
+      const run = worker.start().then(() => worker.done);
+      upstream.push(Promise.race([worker.stopBegan, run]));
+      running.push([stage, run]);
     }
     const summaries: Record<string, StageSummary> = {};
     for (const [stage, done] of running) summaries[stage] = await done;

@@ -121,6 +121,28 @@ export interface StageSummary extends HealthSnapshot {
 type Serial = Promise<unknown>;
 
 const SEND_SLICE = 1000;
+/** Bytes of message values per produce request at most: the broker refuses requests over its
+ * socket.request.max.bytes (100 MB by default), and a load's close can emit gigabytes. */
+const SEND_SLICE_BYTES = 16 * 1024 * 1024;
+
+/** Consecutive slices of at most SEND_SLICE messages and about SEND_SLICE_BYTES of values each. */
+export function sendSlices(messages: Message[]): Message[][] {
+  const slices: Message[][] = [];
+  let slice: Message[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = m.value === null || m.value === undefined ? 0 : typeof m.value === 'string' ? Buffer.byteLength(m.value) : m.value.byteLength;
+    if (slice.length > 0 && (slice.length >= SEND_SLICE || bytes + size > SEND_SLICE_BYTES)) {
+      slices.push(slice);
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(m);
+    bytes += size;
+  }
+  if (slice.length > 0) slices.push(slice);
+  return slices;
+}
 
 export class StageWorker {
   readonly health: StageHealth;
@@ -552,11 +574,11 @@ export class StageWorker {
       for (const d of deadLetters) add(this.opts.names.dlq, d);
       for (const store of this.stores.values()) for (const m of store.changelogMessages(partition)) add(store.changelogTopic, m);
       // kafkajs groups a request's messages by partition in time quadratic in their number, so
-      // large outputs go out as several requests of at most SEND_SLICE messages (same transaction).
+      // large outputs go out as several requests of bounded count and size (same transaction).
       const compression = this.opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
       for (const [t, messages] of byTopic) {
-        for (let i = 0; i < messages.length; i += SEND_SLICE) {
-          await txn.send({ topic: t, messages: messages.slice(i, i + SEND_SLICE), compression });
+        for (const slice of sendSlices(messages)) {
+          await txn.send({ topic: t, messages: slice, compression });
         }
       }
       this.opts.onPhase?.('produced', info);

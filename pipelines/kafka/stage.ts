@@ -191,6 +191,9 @@ export class StageWorker {
     for (const name of opts.stores ?? []) {
       this.stores.set(name, new ChangelogStore(name, opts.names.changelog(opts.stage, name)));
     }
+    for (const name of opts.appendStores ?? []) {
+      this.stores.set(name, new AppendLogStore(name, opts.names.changelog(opts.stage, name)));
+    }
     this.stopBegan = new Promise<void>((resolve) => (this.resolveStopBegan = resolve));
     if (opts.idleAfter) {
       this.upstreamRunning = true;

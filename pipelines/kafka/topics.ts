@@ -73,7 +73,8 @@ export function dlqTopicSpec(names: TopicNames, opts: TopicLayoutOptions = {}): 
   return {
     topic: names.dlq,
     numPartitions: 1,
-    configs: { 'cleanup.policy': 'delete', 'retention.ms': String(opts.dlqRetentionMs ?? THIRTY_DAYS_MS) },
+    // A stage dead-letters whole intermediate messages (columnar batches of a few MB) as they came.
+    configs: { 'cleanup.policy': 'delete', 'retention.ms': String(opts.dlqRetentionMs ?? THIRTY_DAYS_MS), 'max.message.bytes': String(64 * 1024 * 1024) },
   };
 }
 

@@ -73,6 +73,51 @@ describe('BEHRT model', () => {
     }
     after.model.dispose();
   });
+  it('starts the special and gender rows at the frozen vectors\' scale, so they stay distinct tokens', async () => {
+    // Representation vectors typically have norms of 3 to 10; rows at N(0, 0.02) next to them end
+    // up, after the projection, as its learned bias: [CLS], [SEP], [MASK] and genders become one token.
+    const rng = new Rng(4);
+    const rows = 20;
+    const cfg = { ...tiny, hidden: 16 };
+    const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
+    for (const [dim, norm] of [[12, 6], [16, 9]] as const) { // with a projection (12 -> 16) and without (16 = hidden)
+      const vectors = new Float32Array(rows * dim);
+      for (let r = 0; r < rows; r++) {
+        const v = Array.from({ length: dim }, () => rng.normal());
+        const n = Math.hypot(...v);
+        v.forEach((x, k) => (vectors[r * dim + k] = (x / n) * norm));
+      }
+      const m = new Behrt(cfg, { vocabSize: FIRST_CONCEPT_INDEX + rows, frozen: { vectors, dim }, seed: 3 });
+      assert.equal(m.projected, dim !== cfg.hidden);
+      const special = m.params.get('emb.special')!.arraySync() as number[][];
+      assert.equal(special.length, FIRST_CONCEPT_INDEX);
+      const specialNorm = mean(special.map((r) => Math.hypot(...r)));
+      assert.ok(specialNorm > norm / 2 && specialNorm < norm * 2, `dim ${dim}: special rows have norm ${specialNorm}, frozen vectors ${norm}`);
+      m.dispose();
+    }
+    // After training, [CLS], [SEP], [MASK] and the two genders still enter the encoder as different vectors.
+    const seqs = syntheticSequences({ persons: 48, seed: 3, maxEvents: 12 });
+    const vocab = Vocabulary.fromSequences(seqs);
+    const vecs = new Map<string, Float32Array>();
+    for (const t of vocab.tokens) vecs.set(`${t.conceptId}|${t.decile ?? ''}`, Float32Array.from({ length: 12 }, () => 2 * rng.normal()));
+    const reps = { lookup: mapLookup(vecs), dim: 12, hash: 'sha256:test', source: 'memory' };
+    const res = await trainBehrt({ task: 'pretrain', train: seqs, val: seqs.slice(0, 8), vocab, embeddings: 'medrep', reps, model: cfg, trainCfg: { ...DEFAULT_TRAIN, batchSize: 8, epochs: 8 }, seed: 5, shards: [] });
+    const idx = [SPECIAL_TOKENS.MASK, SPECIAL_TOKENS.CLS, SPECIAL_TOKENS.SEP, 5, 6];
+    const zeros = new Int32Array(idx.length);
+    const sum = res.model.embeddingSum(makeBatch([{ tokens: Int32Array.from(idx), ages: zeros, segments: zeros, recordRanks: zeros, domains: zeros }]));
+    const cos = tf.tidy(() => {
+      const { mean: mu, variance } = tf.moments(sum, -1, true);
+      const ln = tf.div(tf.sub(sum, mu), tf.sqrt(tf.add(variance, 1e-6)));
+      const unit = tf.div(ln, tf.norm(ln, 2, -1, true));
+      return tf.matMul(unit, unit, false, true).arraySync() as number[][];
+    });
+    sum.dispose();
+    for (let i = 0; i < idx.length; i++) for (let j = i + 1; j < idx.length; j++) {
+      assert.ok(cos[i][j] < 0.8, `model indices ${idx[i]} and ${idx[j]} reach the encoder with cosine ${cos[i][j].toFixed(3)}`);
+    }
+    res.model.dispose();
+  });
+
   it('recomputing layers in the backward pass (gradient checkpointing) trains to the same weights', async () => {
     const seqs = syntheticSequences({ persons: 32, seed: 6, maxEvents: 12 });
     const vocab = Vocabulary.fromSequences(seqs);

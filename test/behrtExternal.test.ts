@@ -6,6 +6,8 @@ import { runExternalExperiment } from '../trainers/behrt/external';
 import { runTrainEhr } from '../trainers/behrt/cli';
 import { writeRepresentations, writeSite } from './ehrFixtures';
 import type { ResultRow } from '../trainers/behrt/experiment';
+import { experimentConfig } from '../trainers/behrt/external';
+import { splitOf } from '../transforms/splits';
 
 const tinyModel = { hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLen: 32, segmentVocab: 16, recordRankVocab: 8 };
 
@@ -22,7 +24,9 @@ describe('BEHRT external validation experiment', function () {
     const logs: string[] = [];
     const res = await runExternalExperiment({
       siteA: join(root, 'A'), siteB: join(root, 'B'), representations: join(root, 'reps.parquet'), out, seeds: [1],
-      model: tinyModel, train: { epochs: 4, batchSize: 16, patience: 2 }, pretrainEpochs: 1,
+      // Frozen tables sit longer on the base-rate plateau than learned ones (here ~15 epochs vs ~8):
+      // a shorter budget compares two untrained models.
+      model: tinyModel, train: { epochs: 30, batchSize: 16, patience: 10 }, pretrainEpochs: 1,
       valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'], log: (m) => logs.push(m),
     });
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
@@ -89,6 +93,16 @@ describe('BEHRT external validation experiment', function () {
     // An arm that does not match the pretrained embeddings is refused.
     await writeRepresentations(join(root, 'reps.parquet'), 8, [0], 1);
     await assert.rejects(runTrainEhr(['--shards', join(root, 'A'), '--task', 'risk', '--out', join(root, 'x'), '--init', ckpt, '--embeddings', 'medrep', '--representations', join(root, 'reps.parquet'), ...size]), /pretrained with vanilla embeddings/);
+  });
+
+  it('selects epochs on a validation split of a sixth of the persons, apart from training and test persons', () => {
+    const cfg = experimentConfig({});
+    const share = new Map<string, number>();
+    for (let id = 1; id <= 20000; id++) share.set(splitOf(id), (share.get(splitOf(id)) ?? 0) + 1 / 20000);
+    const of = (splits: string[]) => splits.reduce((a, s) => a + (share.get(s) ?? 0), 0);
+    // finetune_val alone is 3% of the persons: ~10 labelled samples per task at a 1,500-person site.
+    assert.ok(of(cfg.valSplits) > 0.15, `validation splits ${cfg.valSplits.join(',')} hold ${(100 * of(cfg.valSplits)).toFixed(1)}% of persons`);
+    for (const s of cfg.valSplits) assert.ok(!cfg.trainSplits.includes(s) && !cfg.testSplits.includes(s), `${s} is also a training or test split`);
   });
 
   it('names the flag when arguments are wrong', async () => {

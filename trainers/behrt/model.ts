@@ -50,6 +50,18 @@ export function gelu(x: Tensor): Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2)))));
 }
 
+/** Mean Euclidean norm of a frozen table's rows. */
+export function meanRowNorm(t: FrozenTable): number {
+  const rows = t.vectors.length / t.dim;
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    let sq = 0;
+    for (let j = 0; j < t.dim; j++) sq += t.vectors[r * t.dim + j] ** 2;
+    sum += Math.sqrt(sq);
+  }
+  return rows ? sum / rows : 0;
+}
+
 let modelCounter = 0;
 
 export class Behrt {
@@ -74,7 +86,11 @@ export class Behrt {
     if (opts.frozen) {
       this.setFrozenTable(opts.frozen);
       const D = opts.frozen.dim;
-      this.add('emb.special', 'encoder', [FIRST_CONCEPT_INDEX, D], rng, 'normal');
+      // The special and gender rows ([PAD], [MASK], [UNK], [CLS], [SEP], male, female, unknown)
+      // start at the frozen vectors' own scale (norms of 3 to 10 are common), not at N(0, 0.02):
+      // rows ~100 times smaller than the concept vectors are, after the projection, swamped by its
+      // learned bias, and [CLS], [SEP], [MASK] and both genders then reach the encoder as one token.
+      this.add('emb.special', 'encoder', [FIRST_CONCEPT_INDEX, D], rng, 'normal', meanRowNorm(opts.frozen) / Math.sqrt(D) || 0.02);
       if (D !== H) {
         this.add('emb.proj.w', 'encoder', [D, H], rng, 'normal');
         this.add('emb.proj.b', 'encoder', [H], rng, 'zeros');
@@ -294,11 +310,11 @@ export class Behrt {
     this.frozenTensor = null;
   }
 
-  private add(name: string, group: ParamGroup, shape: number[], rng: Rng, init: 'normal' | 'zeros' | 'ones'): void {
+  private add(name: string, group: ParamGroup, shape: number[], rng: Rng, init: 'normal' | 'zeros' | 'ones', std = 0.02): void {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
     if (init === 'ones') data.fill(1);
-    else if (init === 'normal') for (let i = 0; i < n; i++) data[i] = 0.02 * rng.normal();
+    else if (init === 'normal') for (let i = 0; i < n; i++) data[i] = std * rng.normal();
     this.params.set(name, tf.variable(tf.tensor(data, shape), true, `${name}#${this.uid}`));
     this.groups.set(name, group);
   }

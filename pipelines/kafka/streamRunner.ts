@@ -4,6 +4,7 @@
 // ranges, artifact versions, committed offsets), the artifacts and the rejects (from the
 // dead-letter topic) into the same output layout as `medrep run`.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
@@ -96,7 +97,10 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
   const names = new TopicNames(opts.kafka.topicPrefix);
   const kafka = opts.client ?? createKafka(opts.kafka);
   log.info(`kafka: ${describeKafkaOptions(opts.kafka)}`);
-  const conn = await openDuck({ memoryLimit: '512MB' });
+  // DuckDB reads the shards back at the end (manifest, MEDS); it spills to a temp folder beyond
+  // its memory cap (a 10M-row MEDS export does not fit 512 MB).
+  const duckTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-stream-duckdb-'));
+  const conn = await openDuck({ memoryLimit: '1GB', tempDir: duckTmp });
   try {
     const art = await loadStreamArtifacts(conn, { vocab: opts.vocab, deciles: opts.deciles, artifacts: opts.artifacts });
     const versions: Versions = { deciles: art.deciles.version, vocabulary: art.vocabularyArtifact.version };
@@ -186,6 +190,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, rejects, manifest, seconds: (Date.now() - started) / 1000 };
   } finally {
     conn.closeSync();
+    fs.rmSync(duckTmp, { recursive: true, force: true });
   }
 }
 
@@ -324,7 +329,14 @@ async function exportStreamMeds(
   try {
     await readToEnd(kafka, names.omop('person'), { timeoutMs: 60_000 }, (_p, m) => {
       if (m.headers?.[CONTROL_HEADER] !== undefined || !m.value) return;
-      fs.writeSync(fd, m.value.toString().replace(/\n/g, ' ') + '\n');
+      // A message holds one row or an array of rows (one person's); a line per row either way.
+      let value: unknown;
+      try {
+        value = JSON.parse(m.value.toString());
+      } catch {
+        return; // not JSON: canonicalize dead-lettered it
+      }
+      for (const row of Array.isArray(value) ? value : [value]) fs.writeSync(fd, JSON.stringify(row) + '\n');
     });
   } finally {
     fs.closeSync(fd);

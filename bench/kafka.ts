@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   console.error(`${new Date().toISOString()} local runner ...`);
   const local = await job('child.js', ['local-no-meds', omop, path.join(dir, 'local')]);
   const rowsIn = local.rowsIn as number;
+  const localRate = rowsIn / (local.seconds as number);
 
   console.error(`${new Date().toISOString()} produce ...`);
   const produce = await job('kafkaChild.js', ['produce', omop, brokers, prefix, String(partitions), rowsPerMessage]);
@@ -116,7 +117,6 @@ async function main(): Promise<void> {
   const produceSeconds = produce.seconds as number;
   const streamSeconds = stream.activeSeconds as number;
   const endToEndSeconds = produceSeconds + streamSeconds;
-  const localRate = rowsIn / (local.seconds as number);
   const result = {
     benchmark: 'kafka-runner',
     date: new Date().toISOString(),

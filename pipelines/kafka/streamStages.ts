@@ -138,27 +138,12 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
     if (table === null) throw new Error(`canonicalize: ${ctx.topic} is not an omop.<table> topic`);
     const out: OutputMessage[] = [];
     if (table === 'person') {
-      let batch: PersonsBatchValue = { k: 'persons', p: [], b: [], g: [], n: [] };
-      const flush = () => {
-        if (batch.p.length) out.push(json(eventsTopic, ctx.partition, batch));
-        batch = { k: 'persons', p: [], b: [], g: [], n: [] };
-      };
-      for (const m of messages) {
-        if (isEndOfLoad(m)) {
-          flush();
-          out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
-          continue;
-        }
-        for (const { row } of parseRows(m, ctx, table)) {
-          batch.p.push(intOr(row.person_id, 0));
-          batch.b.push(birthMs(row));
-          batch.g.push(intOr(row.gender_concept_id, 0));
-          batch.n.push(intOr(row.__row, 0));
-          if (batch.p.length >= ROWS_PER_MESSAGE) flush();
-        }
-      }
-      flush();
-      return out;
+      return columnarBatches(messages, ctx, table, eventsTopic, (): PersonsBatchValue => ({ k: 'persons', p: [], b: [], g: [], n: [] }), (batch, row) => {
+        batch.p.push(intOr(row.person_id, 0));
+        batch.b.push(birthMs(row));
+        batch.g.push(intOr(row.gender_concept_id, 0));
+        batch.n.push(intOr(row.__row, 0));
+      });
     }
     const spec = tableSpec(table as ClinicalTable);
     const ev = spec.events;
@@ -168,53 +153,72 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
       return out;
     }
     const empty = (): EventsBatchValue => ({ k: 'events', table, versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] });
-    let batch = empty();
-    const flush = () => {
-      if (batch.p.length) out.push(json(eventsTopic, ctx.partition, batch));
-      batch = empty();
-    };
-    for (const m of messages) {
-      if (isEndOfLoad(m)) {
-        flush();
-        out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
-        continue;
+    return columnarBatches(messages, ctx, table, eventsTopic, empty, (batch, row, m, element) => {
+      const f = rowEventFields(row, ev);
+      if (f.t === null) {
+        ctx.deadLetter(m, 'invalid-row', `column ${ev.dateColumn}: no readable date`, table, element);
+        return;
       }
-      for (const { row, element } of parseRows(m, ctx, table)) {
-        const f = rowEventFields(row, ev);
-        if (f.t === null) {
-          ctx.deadLetter(m, 'invalid-row', `column ${ev.dateColumn}: no readable date`, table, element);
-          continue;
-        }
-        raw.domain = ev.domain;
-        raw.conceptId = f.conceptId;
-        raw.sourceConceptId = f.sourceConceptId;
-        raw.value = f.value;
-        raw.unitConceptId = f.unitConceptId;
-        raw.unitSource = f.unitSource;
-        if (!canon.apply(table, raw, slots)) {
-          ctx.deadLetter(m, 'transform-error', `column ${ev.conceptColumn}: concept not in the vocabulary (CONCEPT) and no mappable source concept`, table, element);
-          continue;
-        }
-        batch.p.push(f.personId);
-        batch.t.push(f.t);
-        batch.c.push(slots.conceptId);
-        batch.s.push(f.sourceConceptId);
-        batch.d.push(slots.decile);
-        batch.x.push(f.value);
-        batch.u.push(slots.unit);
-        batch.v.push(f.visitId);
-        batch.r.push(f.rowId);
-        batch.n.push(f.rn);
-        batch.rc.push(f.conceptId);
-        // The labeler reads dates: visit start and end, death date (00:00).
-        batch.sd.push(table === 'visit_occurrence' ? timeMs(row.visit_start_date) : table === 'death' ? timeMs(row.death_date) : null);
-        batch.ed.push(table === 'visit_occurrence' ? timeMs(row.visit_end_date) : null);
-        if (batch.p.length >= ROWS_PER_MESSAGE) flush();
+      raw.domain = ev.domain;
+      raw.conceptId = f.conceptId;
+      raw.sourceConceptId = f.sourceConceptId;
+      raw.value = f.value;
+      raw.unitConceptId = f.unitConceptId;
+      raw.unitSource = f.unitSource;
+      if (!canon.apply(table, raw, slots)) {
+        ctx.deadLetter(m, 'transform-error', `column ${ev.conceptColumn}: concept not in the vocabulary (CONCEPT) and no mappable source concept`, table, element);
+        return;
       }
-    }
-    flush();
-    return out;
+      batch.p.push(f.personId);
+      batch.t.push(f.t);
+      batch.c.push(slots.conceptId);
+      batch.s.push(f.sourceConceptId);
+      batch.d.push(slots.decile);
+      batch.x.push(f.value);
+      batch.u.push(slots.unit);
+      batch.v.push(f.visitId);
+      batch.r.push(f.rowId);
+      batch.n.push(f.rn);
+      batch.rc.push(f.conceptId);
+      // The labeler reads dates: visit start and end, death date (00:00).
+      batch.sd.push(table === 'visit_occurrence' ? timeMs(row.visit_start_date) : table === 'death' ? timeMs(row.death_date) : null);
+      batch.ed.push(table === 'visit_occurrence' ? timeMs(row.visit_end_date) : null);
+    });
   };
+}
+
+/**
+ * The rows of a chunk of one omop.<table> partition as columnar batches of up to ROWS_PER_MESSAGE
+ * rows (`add` appends a row to a batch, or dead-letters it), with each end-of-load marker passed
+ * on in order after the rows before it.
+ */
+function columnarBatches<B extends { p: number[] }>(
+  messages: StageMessage[],
+  ctx: StageContext,
+  table: string,
+  eventsTopic: string,
+  empty: () => B,
+  add: (batch: B, row: Record<string, unknown>, m: StageMessage, element: ParsedRow['element']) => void,
+): OutputMessage[] {
+  const out: OutputMessage[] = [];
+  let batch = empty();
+  const flush = () => {
+    if (batch.p.length) out.push(json(eventsTopic, ctx.partition, batch));
+    batch = empty();
+  };
+  for (const m of messages) {
+    if (isEndOfLoad(m)) {
+      flush();
+      out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
+      continue;
+    }
+    for (const { row, element } of parseRows(m, ctx, table)) {
+      add(batch, row, m, element);
+      if (batch.p.length >= ROWS_PER_MESSAGE) flush();
+    }
+  }
+  flush();
+  return out;
 }
 
 /**

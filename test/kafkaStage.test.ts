@@ -146,7 +146,8 @@ describe('kafka transactional stage (real broker)', function () {
     }
     // SIGTERM while transaction 2 is in flight: it still commits, then the worker stops cleanly.
     const beforeTerm = (await readAll(kafka, output)).length;
-    const term = await runWorker(prefix, { MEDREP_TERM_AT: '2', MEDREP_TXN_SIZE: '20', MEDREP_LOG: '1' });
+    // One partition at a time, so that "transaction 2" is the only one in flight at the signal.
+    const term = await runWorker(prefix, { MEDREP_TERM_AT: '2', MEDREP_TXN_SIZE: '20', MEDREP_LOG: '1', MEDREP_CONCURRENCY: '1' });
     assert.equal(term.code, 0, term.stderr);
     const termSummary = JSON.parse(term.stdout);
     assert.equal(termSummary.reason, 'signal');

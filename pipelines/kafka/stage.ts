@@ -350,12 +350,14 @@ export class StageWorker {
     this.stopping = (async () => {
       for (const t of this.timers) clearInterval(t);
       this.timers = [];
-      for (const [sig, h] of this.signalHandlers) process.off(sig, h);
-      this.signalHandlers = [];
-      // kafkajs waits for the eachBatch in progress, which ends after its current transaction.
+      // kafkajs waits for the eachBatches in progress, which end after their current transactions.
       if (this.consumer) await this.consumer.disconnect();
       await Promise.all([...this.producers.values()].map((p) => p.disconnect().catch(() => undefined)));
       this.producers.clear();
+      // Only now: a second signal while transactions finish (SIGUSR1, a repeated SIGTERM) is
+      // handled, not the default action that would kill the worker mid-commit.
+      for (const [sig, h] of this.signalHandlers) process.off(sig, h);
+      this.signalHandlers = [];
       const summary: StageSummary = { ...this.health.snapshot(), reason };
       this.log(this.health.line() + ` stopped (${reason})`);
       this.resolveDone(summary);

@@ -41,6 +41,42 @@ function job(script: string, args: string[]): Promise<Record<string, unknown>> {
   });
 }
 
+interface PipelinedRun {
+  kafka: Kafka;
+  omop: string;
+  brokers: string;
+  prefix: string;
+  partitions: number;
+  rowsPerMessage: string;
+  dir: string;
+  rowsIn: number;
+  localRate: number;
+}
+
+/**
+ * Produce and stream at once (a second prefix), end to end from the produce start to the
+ * stream's last committed transaction.
+ */
+async function runPipelined({ kafka, omop, brokers, prefix, partitions, rowsPerMessage, dir, rowsIn, localRate }: PipelinedRun) {
+  console.error(`${new Date().toISOString()} produce + stream at once ...`);
+  const prefix2 = `${prefix.slice(0, -1)}-overlap.`;
+  const t1 = Date.now();
+  const produce2 = job('kafkaChild.js', ['produce', omop, brokers, prefix2, String(partitions), rowsPerMessage]);
+  // The stream needs the topics that produce creates first.
+  const admin2 = kafka.admin();
+  await admin2.connect();
+  while (!(await admin2.listTopics()).includes(new TopicNames(prefix2).omop('person'))) await new Promise((r) => setTimeout(r, 200));
+  await admin2.disconnect();
+  const streamStart = (Date.now() - t1) / 1000;
+  const stream2 = await job('kafkaChild.js', ['stream', omop, brokers, prefix2, path.join(dir, 'local', 'artifacts'), path.join(dir, 'stream2')]);
+  const p2 = await produce2;
+  const overlapSeconds = streamStart + (stream2.activeSeconds as number);
+  return {
+    seconds: overlapSeconds, rows_per_second: rowsIn / overlapSeconds, ratio_to_local: rowsIn / overlapSeconds / localRate,
+    produce_seconds: p2.seconds, produce_peak_rss_mb: p2.maxRssMb, stream_peak_rss_mb: stream2.maxRssMb, rows_out: stream2.rows,
+  };
+}
+
 async function main(): Promise<void> {
   const rows = Number(arg('--rows', '1000000'));
   const partitions = Number(arg('--partitions', '3'));
@@ -91,28 +127,9 @@ async function main(): Promise<void> {
   }
   await admin.disconnect();
 
-  const pipelined = process.argv.includes('--no-pipelined') ? null : await runPipelined();
-  async function runPipelined() {
-  // Pipelined: produce and stream at once (a second prefix), end to end from the produce start
-  // to the stream's last committed transaction.
-  console.error(`${new Date().toISOString()} produce + stream at once ...`);
-  const prefix2 = `${prefix.slice(0, -1)}-overlap.`;
-  const t1 = Date.now();
-  const produce2 = job('kafkaChild.js', ['produce', omop, brokers, prefix2, String(partitions), rowsPerMessage]);
-  // The stream needs the topics that produce creates first.
-  const admin2 = kafka.admin();
-  await admin2.connect();
-  while (!(await admin2.listTopics()).includes(new TopicNames(prefix2).omop('person'))) await new Promise((r) => setTimeout(r, 200));
-  await admin2.disconnect();
-  const streamStart = (Date.now() - t1) / 1000;
-  const stream2 = await job('kafkaChild.js', ['stream', omop, brokers, prefix2, path.join(dir, 'local', 'artifacts'), path.join(dir, 'stream2')]);
-  const p2 = await produce2;
-  const overlapSeconds = streamStart + (stream2.activeSeconds as number);
-  return {
-    seconds: overlapSeconds, rows_per_second: rowsIn / overlapSeconds, ratio_to_local: rowsIn / overlapSeconds / localRate,
-    produce_seconds: p2.seconds, produce_peak_rss_mb: p2.maxRssMb, stream_peak_rss_mb: stream2.maxRssMb, rows_out: stream2.rows,
-  };
-  }
+  const pipelined = process.argv.includes('--no-pipelined')
+    ? null
+    : await runPipelined({ kafka, omop, brokers, prefix, partitions, rowsPerMessage, dir, rowsIn, localRate });
 
   const produceSeconds = produce.seconds as number;
   const streamSeconds = stream.activeSeconds as number;

@@ -10,8 +10,7 @@
 // committed length.
 import { randomBytes } from 'node:crypto';
 import { Kafka, Message } from 'kafkajs';
-import { readToEnd } from './readToEnd';
-import { StateStore } from './stateStore';
+import { readChangelog, StateStore } from './stateStore';
 
 /** The store as a transform sees it: bound to the partition being processed. */
 export interface AppendView {
@@ -116,21 +115,17 @@ export class AppendLogStore implements StateStore {
   /** Rebuilds the given partitions by concatenating each key's deltas in changelog order. */
   async restore(kafka: Kafka, partitions: number[], timeoutMs = 120_000): Promise<number> {
     for (const p of partitions) this.drop(p);
-    let records = 0;
-    await readToEnd(kafka, this.changelogTopic, { partitions, timeoutMs }, (partition, m) => {
-      if (m.key === null || m.value === null) return;
-      records++;
-      const deltaKey = m.key.toString();
+    return readChangelog(kafka, this.changelogTopic, partitions, timeoutMs, (partition, deltaKey, value) => {
+      if (value === null) return; // deltas are never deleted; a tombstone carries nothing to append
       const at = deltaKey.lastIndexOf('@');
       if (at < 0) throw new Error(`${this.changelogTopic}/${partition}: key ${JSON.stringify(deltaKey)} is not <key>@<delta> (not an append-log changelog?)`);
       const key = deltaKey.slice(0, at);
-      const values = JSON.parse(m.value.toString()) as number[];
+      const values = JSON.parse(value.toString()) as number[];
       const lists = this.listsOf(partition);
       let list = lists.get(key);
       if (!list) lists.set(key, (list = []));
       for (let i = 0; i < values.length; i++) list.push(values[i]);
     });
-    return records;
   }
 
   private listsOf(partition: number): Map<string, number[]> {

@@ -130,15 +130,11 @@ export class ChangelogStore<V> implements StateStore {
   /** Rebuilds the given partitions from the changelog (read_committed, to its end). */
   async restore(kafka: Kafka, partitions: number[], timeoutMs = 120_000): Promise<number> {
     for (const p of partitions) this.drop(p);
-    let records = 0;
-    await readToEnd(kafka, this.changelogTopic, { partitions, timeoutMs }, (partition, m) => {
-      if (m.key === null) return;
-      records++;
+    return readChangelog(kafka, this.changelogTopic, partitions, timeoutMs, (partition, key, value) => {
       const state = this.stateOf(partition);
-      if (m.value === null) state.delete(m.key.toString());
-      else state.set(m.key.toString(), JSON.parse(m.value.toString()) as V);
+      if (value === null) state.delete(key);
+      else state.set(key, JSON.parse(value.toString()) as V);
     });
-    return records;
   }
 
   private pendingOf(partition: number): Pending<V> {
@@ -152,4 +148,24 @@ export class ChangelogStore<V> implements StateStore {
     if (!s) this.committed.set(partition, (s = new Map()));
     return s;
   }
+}
+
+/**
+ * Reads the given partitions of a changelog to its end (read_committed), handing each keyed
+ * record to `apply` in log order; returns how many there were.
+ */
+export async function readChangelog(
+  kafka: Kafka,
+  topic: string,
+  partitions: number[],
+  timeoutMs: number,
+  apply: (partition: number, key: string, value: Buffer | null) => void,
+): Promise<number> {
+  let records = 0;
+  await readToEnd(kafka, topic, { partitions, timeoutMs }, (partition, m) => {
+    if (m.key === null) return;
+    records++;
+    apply(partition, m.key.toString(), m.value);
+  });
+  return records;
 }

@@ -46,20 +46,25 @@ export interface ProduceResult extends ProduceStats {
   markers: number;
 }
 
+/** Creates (idempotently) the input, dead-letter and stream topics a load goes through; returns the names created. */
+export async function ensureLoadTopics(kafka: Kafka, names: TopicNames, partitions: number): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await ensureTopics(admin, [...pipelineTopicSpecs(names, { partitions }), ...streamTopicSpecs(names, partitions)]);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> {
   const log = opts.log ?? consoleLogger;
   const names = new TopicNames(opts.kafka.topicPrefix);
   const partitions = opts.partitions ?? DEFAULT_PARTITIONS;
   const kafka = opts.client ?? createKafka(opts.kafka);
   log.info(`kafka: ${describeKafkaOptions(opts.kafka)}`);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const created = await ensureTopics(admin, [...pipelineTopicSpecs(names, { partitions }), ...streamTopicSpecs(names, partitions)]);
-    if (created.length) log.info(`created ${created.length} topics`);
-  } finally {
-    await admin.disconnect();
-  }
+  const created = await ensureLoadTopics(kafka, names, partitions);
+  if (created.length) log.info(`created ${created.length} topics`);
   const conn = await openDuck({ memoryLimit: '1GB' });
   const producer = await OmopRowProducer.connect(kafka, {
     names,

@@ -240,9 +240,11 @@ describe('kafka runner (all stages) under broker and membership faults (real bro
   it('two workers split the partitions, a third joins, one leaves (SIGTERM), one dies (SIGKILL): the shards equal runLocal', async () => {
     // A third of the persons before each change of the group: every change has input after it.
     const s = await syntheticLoad('stream-rebalance', 150, 37, 3);
-    // Idle longer than the session timeout (6 s) plus a rebalance: the survivor must not stop
+    // A and B never stop for idleness (B leaves on SIGTERM, A is killed): on a loaded machine the
+    // wait for C to start and join can outlast any short idle period. C, the survivor, stops idle
+    // at the end, after longer than the session timeout (6 s) plus a rebalance: it must not stop
     // while the killed member's partitions are still on their way to it.
-    const env = { ...s.env, MEDREP_IDLE_MS: '12000', MEDREP_HANDLE_SIGNALS: '1', MEDREP_HEALTH_MS: '300' };
+    const env = { ...s.env, MEDREP_IDLE_MS: '600000', MEDREP_HANDLE_SIGNALS: '1', MEDREP_HEALTH_MS: '300' };
     const all = Array.from({ length: PARTITIONS }, (_, i) => i);
     const a = new StreamProcess('A', env);
     const b = new StreamProcess('B', env);
@@ -253,7 +255,7 @@ describe('kafka runner (all stages) under broker and membership faults (real bro
     await s.produce(0);
     await waitFor('canonicalize transactions of both A and B', () => a.canonicalizeCommits(s.names).length > 0 && b.canonicalizeCommits(s.names).length > 0, [a, b]);
 
-    const c = new StreamProcess('C', env);
+    const c = new StreamProcess('C', { ...env, MEDREP_IDLE_MS: '20000' });
     workers.push(c);
     await waitFor('A, B and C sharing the partitions', () => splits(all, a.lastHealth('canonicalize'), b.lastHealth('canonicalize'), c.lastHealth('canonicalize')), [a, b, c]);
     await s.produce(1);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf, initEhrBackend } from '../trainers/behrt/tf';
 import { Behrt, gatherRows } from '../trainers/behrt/model';
@@ -14,6 +13,7 @@ import { mapLookup } from '../trainers/behrt/representations';
 import { FIRST_CONCEPT_INDEX, SPECIAL_TOKENS } from '../transforms/tokens';
 import { syntheticSequences } from './ehrFixtures';
 import { readCheckpointMeta, resolveCheckpoint } from '../trainers/behrt/checkpoint';
+import { tempDir } from './helpers';
 
 const tiny: BehrtConfig = { ...DEFAULT_MODEL, hidden: 8, layers: 1, heads: 2, intermediate: 16, maxLen: 16, segmentVocab: 8, recordRankVocab: 8 };
 const snapshot = (m: Behrt) => new Map([...m.params].map(([n, v]) => [n, Float32Array.from(v.dataSync())]));
@@ -193,8 +193,8 @@ describe('BEHRT checkpoints', () => {
     const seqs = syntheticSequences({ persons: 48, seed: 4, maxEvents: 12 });
     const vocab = Vocabulary.fromSequences(seqs);
     const base = { task: 'pretrain', train: seqs.slice(8), val: seqs.slice(0, 8), vocab, embeddings: 'vanilla' as const, model: tiny, trainCfg: { ...DEFAULT_TRAIN, batchSize: 8, epochs: 3, patience: 5 }, seed: 11, shards: [] };
-    const full = await trainBehrt({ ...base, checkpointDir: mkdtempSync(join(tmpdir(), 'behrt-full-')) });
-    const dir = mkdtempSync(join(tmpdir(), 'behrt-resume-'));
+    const full = await trainBehrt({ ...base, checkpointDir: tempDir('behrt-full') });
+    const dir = tempDir('behrt-resume');
     // Stop mid-epoch (5 batches per epoch), then continue in a fresh model.
     const part = await trainBehrt({ ...base, checkpointDir: dir, maxSteps: 7 });
     assert.equal(part.state.step, 7);

@@ -1,10 +1,10 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as http from 'http';
-import * as os from 'os';
 import * as path from 'path';
 import { AddressInfo } from 'net';
 import { ChatDescriber, DescriptionRequest } from '../trainers/text/chatClient';
+import { tempDir } from './helpers';
 
 describe('chat endpoint client (local OpenAI-compatible server)', () => {
   let server: http.Server;
@@ -13,7 +13,7 @@ describe('chat endpoint client (local OpenAI-compatible server)', () => {
   const hits = new Map<string, number>();
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-chat-'));
+    dir = tempDir('chat');
     server = http.createServer((req, res) => {
       let body = '';
       req.on('data', (c) => { body += c; });

@@ -1,9 +1,9 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { buildConceptGraph, ConceptGraph } from '../trainers/graph/conceptGraph';
 import type { DecileArtifact } from '../transforms/deciles';
+import { tempDir } from './helpers';
 
 /** Writes an Athena-layout vocabulary: tab-separated, no quoting, dates YYYYMMDD. */
 function writeAthena(dir: string, concepts: Array<[number, string, string]>, rels: Array<[number, number, string, string?]>): void {
@@ -24,7 +24,7 @@ function neighbourIds(g: ConceptGraph, id: number, decile: number | null = null)
 
 describe('concept graph', () => {
   let dir: string;
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-graph-')); });
+  before(() => { dir = tempDir('graph'); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('links in-scope concepts symmetrically, once per pair, without self links or out-of-scope ends', async () => {
@@ -85,7 +85,7 @@ describe('concept graph', () => {
 
 describe('concept graph on a synthetic vocabulary (scaled-down bounded-memory check)', () => {
   let dir: string;
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-syn-')); });
+  before(() => { dir = tempDir('syn'); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('compacting links while streaming gives the same graph as DuckDB SQL over the files', async () => {

@@ -1,14 +1,14 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { buildConceptGraph } from '../trainers/graph/conceptGraph';
 import { relatedPairs, meanPairCosine, meanRowCosine, meanKl } from '../trainers/representations/evaluate';
+import { tempDir } from './helpers';
 
 describe('representation evaluation pairs', () => {
   let dir: string;
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-eval-'));
+    dir = tempDir('eval');
     const c = ['concept_id\tconcept_name\tdomain_id\tvocabulary_id\tconcept_class_id\tstandard_concept\tconcept_code\tvalid_start_date\tvalid_end_date\tinvalid_reason'];
     for (const [id, dom] of [[1, 'Drug'], [2, 'Drug'], [3, 'Drug'], [4, 'Drug'], [10, 'Condition'], [11, 'Condition'], [20, 'Measurement']] as Array<[number, string]>) {
       c.push(`${id}\tc${id}\t${dom}\tV\tK\tS\t${id}\t19700101\t20991231\t`);

@@ -12,8 +12,19 @@ export const OMOP = {
   gibleedDuckdb: path.join(SHARED, 'omop/gibleed-duckdb/GiBleed_5.3.duckdb'),
 };
 
+let testRoot: string | null = null;
+
+/**
+ * A fresh folder for one test, inside one folder per test process that is removed when the
+ * process exits (gigabytes of synthetic hospitals and shards otherwise pile up in the system's
+ * temp folder run after run). MEDREP_KEEP_TEST_TMP=1 keeps it, for looking at a failure.
+ */
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `medrep-${prefix}-`));
+  if (!testRoot) {
+    const root = (testRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-test-')));
+    if (process.env.MEDREP_KEEP_TEST_TMP !== '1') process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
+  }
+  return fs.mkdtempSync(path.join(testRoot, `${prefix}-`));
 }
 
 /** Runs SQL on a fresh in-memory DuckDB; numbers come back as JS numbers where they fit. */

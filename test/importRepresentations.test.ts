@@ -1,13 +1,13 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { importRepresentations, readNpyHeader, writeNpy, runImportRepresentations } from '../trainers/representations/importRepresentations';
 import { loadRepresentations } from '../trainers/representations/table';
+import { tempDir } from './helpers';
 
 describe('import-representations (.npy + concept index)', () => {
   let dir: string;
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-import-')); });
+  before(() => { dir = tempDir('import'); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const rows = 7;

@@ -2,8 +2,7 @@
 // code change, bad files fail with the file and the field named, and concept sets resolve
 // through the vocabulary as the issue says.
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { labelBatch, resolveConceptSets } from '../pipelines/labelInputs';
@@ -11,11 +10,12 @@ import { readTaskDir, readTaskFile, shippedTasks } from '../pipelines/taskFiles'
 import { compileTask, taskArtifact } from '../transforms/labels';
 import { openDataset, SHARED, SHARED_TASKS } from './helpers/labelData';
 import { createSyntheticOmop, SYNTH_VOCAB } from './helpers/syntheticOmop';
+import { tempDir } from './helpers';
 
 const SHIPPED = ['fracture', 'long_stay', 'mi', 'mortality', 'phenotypes', 'pneumonia', 'readmission', 'sepsis', 'uti'];
 
 function tempTaskFile(name: string, body: unknown): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'medrep-tasks-'));
+  const dir = tempDir('tasks');
   const file = path.join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(body, null, 2));
   return file;

@@ -1,14 +1,14 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { writeRepresentations, loadRepresentations, RepresentationWriter } from '../trainers/representations/table';
 import { InMemoryVocabularyIndex, RepresentationLookup } from '../trainers/representations/lookup';
+import { tempDir } from './helpers';
 
 describe('representation tables (Parquet)', () => {
   let dir: string;
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-repr-')); });
+  before(() => { dir = tempDir('repr'); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('writes concept_id int64, decile int8 (null for base), vector float[] that DuckDB reads back exactly', async () => {
@@ -69,7 +69,7 @@ describe('lookup of unseen tokens', () => {
   });
   let lookup: RepresentationLookup;
   before(async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-lookup-'));
+    const dir = tempDir('lookup');
     const file = path.join(dir, 'l.parquet');
     // rows: (20, decile 3), (30, null), (40, null), (70, null), (60, null)
     await writeRepresentations(file, 2, {
@@ -111,7 +111,7 @@ describe('lookup of unseen tokens', () => {
 describe('vocabulary index from files', () => {
   it('reads Maps to and Is a from an Athena folder for the lookup', async () => {
     const { loadVocabularyIndex } = await import('../trainers/representations/vocabularyIndex');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-vi-'));
+    const dir = tempDir('vi');
     fs.writeFileSync(path.join(dir, 'CONCEPT.csv'), 'concept_id\tconcept_name\tdomain_id\n1\ta\tDrug\n');
     fs.writeFileSync(path.join(dir, 'CONCEPT_RELATIONSHIP.csv'), ['concept_id_1\tconcept_id_2\trelationship_id\tvalid_start_date\tvalid_end_date\tinvalid_reason',
       '5\t6\tMaps to\t19700101\t20991231\t', '5\t7\tMaps to\t19700101\t20991231\tD', '6\t8\tIs a\t19700101\t20991231\t', '8\t9\tIs a\t19700101\t20991231\t'].join('\n') + '\n');

@@ -4,7 +4,6 @@
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ClinicalTable, tableSpec } from '../schemas/omop';
@@ -13,6 +12,7 @@ import {
   CLINICAL_OUT_TABLES, OUT_COLUMNS, SynthSummary, generateSynthetic, personsForRows, runSynth,
 } from '../pipelines/synth';
 import { dottedIcd9 } from '../pipelines/synth/catalogue';
+import { tempDir } from './helpers';
 
 const SHARED = path.resolve(__dirname, '../../../shared');
 const HCUP_CSV = path.join(SHARED, 'tasks/hcup_ccs_phenotypes_icd9.csv');
@@ -59,7 +59,7 @@ async function load(dir: string, schema: string): Promise<void> {
 
 describe('synthetic OMOP generator', function () {
   this.timeout(180_000);
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-synth-'));
+  const root = tempDir('synth');
   const dirA = path.join(root, 'a');
   const dirB = path.join(root, 'b');
   let summaryA: SynthSummary;

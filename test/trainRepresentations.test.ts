@@ -1,7 +1,6 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as http from 'http';
-import * as os from 'os';
 import * as path from 'path';
 import { AddressInfo } from 'net';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -10,6 +9,7 @@ import { buildConceptText, ordinal, templateDescription } from '../trainers/text
 import { parseTrainRepresentationsArgs, trainRepresentations } from '../trainers/representations/trainRepresentations';
 import { loadRepresentations } from '../trainers/representations/table';
 import type { DecileArtifact } from '../transforms/deciles';
+import { tempDir } from './helpers';
 
 /** A CDM-CSV vocabulary (comma separated, quoted names) with a measurement to bin. */
 function writeCdmVocabulary(dir: string): void {
@@ -40,7 +40,7 @@ const deciles: DecileArtifact = {
 
 describe('concept text', () => {
   let dir: string;
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-text-')); writeCdmVocabulary(path.join(dir, 'v')); });
+  before(() => { dir = tempDir('text'); writeCdmVocabulary(path.join(dir, 'v')); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('ordinals', () => assert.deepEqual([1, 2, 3, 4, 10, 11, 12, 13, 21].map(ordinal), ['1st', '2nd', '3rd', '4th', '10th', '11th', '12th', '13th', '21st']));
@@ -92,7 +92,7 @@ describe('concept text', () => {
 
 describe('train representations (end to end, tiny)', () => {
   let dir: string;
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-train-')); writeCdmVocabulary(path.join(dir, 'v')); fs.writeFileSync(path.join(dir, 'deciles.json'), JSON.stringify(deciles)); });
+  before(() => { dir = tempDir('train'); writeCdmVocabulary(path.join(dir, 'v')); fs.writeFileSync(path.join(dir, 'deciles.json'), JSON.stringify(deciles)); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('parses the command line, refusing bad values', () => {

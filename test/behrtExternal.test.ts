@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runExternalExperiment } from '../trainers/behrt/external';
 import { runTrainEhr } from '../trainers/behrt/cli';
@@ -8,6 +7,7 @@ import { writeRepresentations, writeSite } from './ehrFixtures';
 import type { ResultRow } from '../trainers/behrt/experiment';
 import { experimentConfig } from '../trainers/behrt/external';
 import { splitOf } from '../transforms/splits';
+import { tempDir } from './helpers';
 
 const tinyModel = { hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLen: 32, segmentVocab: 16, recordRankVocab: 8 };
 
@@ -15,7 +15,7 @@ describe('BEHRT external validation experiment', function () {
   this.timeout(240_000);
 
   it('trains on site A, scores A internally and B externally; MedRep vectors carry to B, vanilla ids do not', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'behrt-ext-'));
+    const root = tempDir('behrt-ext');
     // Site B codes the same process with concept ids shifted by 50000; the vectors put twins together.
     await writeSite(join(root, 'A'), { persons: 240, seed: 1, maxEvents: 16 });
     await writeSite(join(root, 'B'), { persons: 120, seed: 2, maxEvents: 16, conceptOffset: 50000 });
@@ -51,7 +51,7 @@ describe('BEHRT external validation experiment', function () {
   });
 
   it('runs `train ehr` on a 24-phenotype multi-label task and writes results, curves and a run record', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'behrt-pheno-'));
+    const root = tempDir('behrt-pheno');
     await writeSite(join(root, 'A'), { persons: 160, seed: 5, maxEvents: 16, phenotypes: 24 }, 'phenotypes');
     const out = join(root, 'model');
     await runTrainEhr(['--shards', join(root, 'A'), '--task', 'phenotypes', '--out', out, '--seeds', '1,2', '--epochs', '1',
@@ -68,14 +68,16 @@ describe('BEHRT external validation experiment', function () {
     assert.match(run.shards, /^sha256:/);
     const cell = run.results[0].tasks.phenotypes;
     assert.equal(cell.perSeed.length, 2);
-    assert.equal(cell.ci95, null); // macro averages have no DeLong interval
+    // The macro average's interval (DeLong's variance carried to the mean), bounds averaged over seeds.
+    assert.ok(cell.ci95[0] < cell.auroc && cell.auroc < cell.ci95[1], JSON.stringify(cell.ci95));
+    for (const r of cell.perSeed) assert.ok(r.ci95[0] <= r.auroc && r.auroc <= r.ci95[1]);
     assert.ok(cell.perSeed[0].labelsAveraged > 0 && cell.perSeed[0].labelsAveraged <= 24);
     assert.ok(cell.auroc > 0 && cell.auroc < 1.0001);
     assert.ok(existsSync(join(out, 'curves', 'phenotypes-internal-roc.png')));
   });
 
   it('pretrains with `train ehr --task pretrain` and finetunes from that checkpoint with --init', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'behrt-init-'));
+    const root = tempDir('behrt-init');
     await writeSite(join(root, 'A'), { persons: 120, seed: 8, maxEvents: 12 });
     const size = ['--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16', '--backend', 'cpu'];
     const pre = join(root, 'pre');

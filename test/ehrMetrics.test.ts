@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { aurocDeLong, auprc, binaryMetrics, macroMetrics, prCurve, rocCurve } from '../trainers/metrics/auc';
+import { aurocDeLong, auprc, binaryMetrics, macroAurocVariance, macroMetrics, prCurve, rocCurve } from '../trainers/metrics/auc';
 import { Rng } from '../trainers/behrt/rng';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
@@ -79,5 +79,46 @@ describe('EHR metrics: AUROC, AUPRC, DeLong', () => {
     // label 0: 0.9 above 0.1 and 0.3 -> 1; label 1: positives 0.8, 0.4 against 0.5 -> 0.5
     close(m.auroc, (1 + 0.5) / 2);
     close(m.auprc, (1 + 19 / 24) / 2);
+    assert.ok(m.ci95[0] <= m.auroc && m.auroc <= m.ci95[1]);
+  });
+
+  it('give the macro AUROC an interval: DeLong for one label, the same for a repeated label, as wide as a bootstrap on random data', () => {
+    const rng = new Rng(7);
+    const n = 600;
+    const y1 = Array.from({ length: n }, () => (rng.next() < 0.25 ? 1 : 0));
+    const s1 = y1.map((l) => Math.round((rng.next() + 0.4 * l) * 30) / 30);
+    // One label: exactly DeLong's variance.
+    close(macroAurocVariance(s1, y1, 1), aurocDeLong(s1, y1).variance, 1e-15);
+    // A label repeated: the mean of two identical AUROCs is as uncertain as one.
+    const twice = (a: number[]) => a.flatMap((v) => [v, v]);
+    close(macroAurocVariance(twice(s1), twice(y1), 2), aurocDeLong(s1, y1).variance, 1e-15);
+
+    // Four labels, two of them correlated through a shared risk; the bootstrap over samples (a
+    // second estimate, 400 resamples) gives about the same standard error.
+    const k = 4;
+    const risk = Array.from({ length: n }, () => rng.next());
+    const labels: number[] = [];
+    const scores: number[] = [];
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < k; j++) {
+        const l = (j < 2 ? risk[i] : rng.next()) + 0.5 * rng.next() > 0.9 + 0.1 * j ? 1 : 0;
+        labels.push(l);
+        scores.push(Math.round((0.5 * (j < 2 ? risk[i] : 0) + rng.next() + 0.3 * l) * 40) / 40);
+      }
+    }
+    const se = Math.sqrt(macroAurocVariance(scores, labels, k));
+    const boot: number[] = [];
+    for (let b = 0; b < 400; b++) {
+      const pick = Array.from({ length: n }, () => rng.int(n));
+      boot.push(macroMetrics(pick.flatMap((i) => scores.slice(i * k, i * k + k)), pick.flatMap((i) => labels.slice(i * k, i * k + k)), k).auroc);
+    }
+    const mean = boot.reduce((a, b) => a + b, 0) / boot.length;
+    const bootSe = Math.sqrt(boot.reduce((a, b) => a + (b - mean) ** 2, 0) / (boot.length - 1));
+    assert.ok(se / bootSe > 0.85 && se / bootSe < 1.15, `DeLong-style ${se.toFixed(4)} vs bootstrap ${bootSe.toFixed(4)}`);
+    // Ignoring the shared samples (labels as independent) would understate it: the correlated pair counts.
+    const separate = Math.sqrt([0, 1, 2, 3].reduce((a, j) => a + aurocDeLong(scores.filter((_, x) => x % k === j), labels.filter((_, x) => x % k === j)).variance, 0)) / k;
+    assert.ok(se > separate, `${se} <= ${separate}`);
+    const m = macroMetrics(scores, labels, k);
+    close(m.ci95[1] - m.ci95[0], 2 * 1.959963984540054 * se, 1e-12);
   });
 });

@@ -13,8 +13,8 @@ import { binaryMetrics, macroMetrics, prCurve, rocCurve, type Curve } from '../m
 export interface EvalMetrics {
   auroc: number;
   auprc: number;
-  /** DeLong 95% interval of the AUROC (binary tasks; null for macro averages). */
-  ci95: [number, number] | null;
+  /** DeLong 95% interval of the AUROC (for multi-label tasks, of the macro average: macroAurocVariance). */
+  ci95: [number, number];
   n: number;
   positives: number;
   /** Multi-label tasks: labels averaged and skipped (one class only). */
@@ -62,7 +62,7 @@ export function evaluate(model: Behrt, vocab: Vocabulary, embeddings: EmbeddingK
   } else {
     const m = macroMetrics(p, y, outputs);
     curveLabel = m.perLabel.findIndex((x) => x !== null);
-    metrics = { auroc: m.auroc, auprc: m.auprc, ci95: null, n: seqs.length, positives: y.reduce((a, b) => a + b, 0), labelsAveraged: m.averaged, labelsSkipped: m.skipped };
+    metrics = { auroc: m.auroc, auprc: m.auprc, ci95: m.ci95, n: seqs.length, positives: y.reduce((a, b) => a + b, 0), labelsAveraged: m.averaged, labelsSkipped: m.skipped };
   }
   const col = (a: Float32Array) => Array.from({ length: seqs.length }, (_, i) => a[i * outputs + curveLabel]);
   return { metrics, roc: rocCurve(col(p), col(y)), pr: prCurve(col(p), col(y)), unknownTokenShare: events ? unk / events : 0 };

@@ -40,8 +40,8 @@ export interface Cell {
   /** Standard deviation over seeds. */
   aurocSd: number;
   auprcSd: number;
-  /** DeLong 95% interval, bounds averaged over seeds (binary tasks). */
-  ci95: [number, number] | null;
+  /** DeLong 95% interval (of the macro average for multi-label tasks), bounds averaged over seeds. */
+  ci95: [number, number];
   perSeed: (EvalMetrics & { seed: number; unknownTokenShare: number })[];
 }
 
@@ -64,13 +64,13 @@ const sd = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((a, b) => a +
 function cellOf(runs: { seed: number; e: Evaluation }[]): Cell {
   const au = runs.map((r) => r.e.metrics.auroc);
   const pr = runs.map((r) => r.e.metrics.auprc);
-  const cis = runs.map((r) => r.e.metrics.ci95).filter((c): c is [number, number] => c !== null);
+  const cis = runs.map((r) => r.e.metrics.ci95);
   return {
     auroc: mean(au),
     auprc: mean(pr),
     aurocSd: sd(au),
     auprcSd: sd(pr),
-    ci95: cis.length === runs.length ? [mean(cis.map((c) => c[0])), mean(cis.map((c) => c[1]))] : null,
+    ci95: [mean(cis.map((c) => c[0])), mean(cis.map((c) => c[1]))],
     perSeed: runs.map((r) => ({ seed: r.seed, ...r.e.metrics, unknownTokenShare: r.e.unknownTokenShare })),
   };
 }
@@ -165,7 +165,7 @@ export function formatResults(rows: ResultRow[], tasks: string[]): string {
       r.setting,
       ...tasks.map((t) => {
         const c = r.tasks[t];
-        const ci = metric === 'auroc' && c.ci95 ? ` [${fmt(c.ci95[0])},${fmt(c.ci95[1])}]` : '';
+        const ci = metric === 'auroc' ? ` [${fmt(c.ci95[0])},${fmt(c.ci95[1])}]` : '';
         const spread = c.perSeed.length > 1 ? ` ±${fmt(metric === 'auroc' ? c.aurocSd : c.auprcSd)}` : '';
         return `${fmt(c[metric])}${spread}${ci}`;
       }),

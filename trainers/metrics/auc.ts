@@ -37,21 +37,42 @@ export interface AurocResult {
   negatives: number;
 }
 
-export function aurocDeLong(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>): AurocResult {
-  checkInputs(scores, labels);
-  const pos: number[] = [];
-  const neg: number[] = [];
-  for (let i = 0; i < scores.length; i++) (labels[i] ? pos : neg).push(scores[i]);
-  const m = pos.length;
-  const n = neg.length;
-  if (m === 0 || n === 0) throw new Error(`AUROC needs both classes (${m} positives, ${n} negatives)`);
+/**
+ * DeLong's placement value of every sample, in input order: for a positive, V10 = the share of
+ * negatives ranked below it; for a negative, V01 = the share of positives ranked above it (ties
+ * count half). Null when a class is missing.
+ */
+function placements(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>): { auroc: number; m: number; n: number; place: Float64Array } | null {
+  const posIdx: number[] = [];
+  const negIdx: number[] = [];
+  for (let i = 0; i < scores.length; i++) (labels[i] ? posIdx : negIdx).push(i);
+  const m = posIdx.length;
+  const n = negIdx.length;
+  if (m === 0 || n === 0) return null;
+  const pos = posIdx.map((i) => scores[i]);
+  const neg = negIdx.map((i) => scores[i]);
   const tz = midranks([...pos, ...neg]);
   const tx = midranks(pos);
   const ty = midranks(neg);
-  // Placement values: V10[i] = share of negatives ranked below positive i (ties count half).
-  const v10 = pos.map((_, i) => (tz[i] - tx[i]) / n);
-  const v01 = neg.map((_, j) => 1 - (tz[m + j] - ty[j]) / m);
-  const auroc = v10.reduce((a, b) => a + b, 0) / m;
+  const place = new Float64Array(scores.length);
+  let sum = 0;
+  posIdx.forEach((i, a) => { place[i] = (tz[a] - tx[a]) / n; sum += place[i]; });
+  negIdx.forEach((i, b) => { place[i] = 1 - (tz[m + b] - ty[b]) / m; });
+  return { auroc: sum / m, m, n, place };
+}
+
+export function aurocDeLong(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>): AurocResult {
+  checkInputs(scores, labels);
+  const c = placements(scores, labels);
+  if (!c) {
+    let m = 0;
+    for (let i = 0; i < labels.length; i++) if (labels[i]) m++;
+    throw new Error(`AUROC needs both classes (${m} positives, ${labels.length - m} negatives)`);
+  }
+  const { m, n, auroc } = c;
+  const v10: number[] = [];
+  const v01: number[] = [];
+  for (let i = 0; i < scores.length; i++) (labels[i] ? v10 : v01).push(c.place[i]);
   const sampleVar = (v: number[]) => {
     if (v.length < 2) return 0;
     const mean = v.reduce((a, b) => a + b, 0) / v.length;
@@ -119,11 +140,25 @@ export function binaryMetrics(scores: ArrayLike<number>, labels: ArrayLike<boole
 
 export interface MacroMetrics {
   auroc: number;
+  /** 95% interval of the macro AUROC: DeLong's variance carried to the mean (macroAurocVariance). */
+  ci95: [number, number];
   auprc: number;
   /** Labels averaged, and those left out because a class was missing from the evaluation set. */
   averaged: number;
   skipped: number[];
   perLabel: (LabelMetrics | null)[];
+}
+
+/** Scores and 0/1 labels of label j from row-major [N, K] arrays. */
+function labelColumn(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>, k: number, j: number): { s: Float64Array; l: Uint8Array } {
+  const n = scores.length / k;
+  const s = new Float64Array(n);
+  const l = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    s[i] = scores[i * k + j];
+    l[i] = labels[i * k + j] ? 1 : 0;
+  }
+  return { s, l };
 }
 
 /** Macro average over K labels; scores and labels are row-major [N, K]. */
@@ -132,14 +167,8 @@ export function macroMetrics(scores: ArrayLike<number>, labels: ArrayLike<boolea
   const perLabel: (LabelMetrics | null)[] = [];
   const skipped: number[] = [];
   for (let j = 0; j < k; j++) {
-    const s = new Float64Array(n);
-    const l = new Uint8Array(n);
-    let p = 0;
-    for (let i = 0; i < n; i++) {
-      s[i] = scores[i * k + j];
-      l[i] = labels[i * k + j] ? 1 : 0;
-      p += l[i];
-    }
+    const { s, l } = labelColumn(scores, labels, k, j);
+    const p = l.reduce((a, b) => a + b, 0);
     if (p === 0 || p === n) {
       perLabel.push(null);
       skipped.push(j);
@@ -148,5 +177,35 @@ export function macroMetrics(scores: ArrayLike<number>, labels: ArrayLike<boolea
   const ok = perLabel.filter((x): x is LabelMetrics => x !== null);
   if (ok.length === 0) throw new Error(`no label among ${k} has both classes in the evaluation set`);
   const mean = (f: (x: LabelMetrics) => number) => ok.reduce((a, x) => a + f(x), 0) / ok.length;
-  return { auroc: mean((x) => x.auroc), auprc: mean((x) => x.auprc), averaged: ok.length, skipped, perLabel };
+  const auroc = mean((x) => x.auroc);
+  const half = 1.959963984540054 * Math.sqrt(macroAurocVariance(scores, labels, k));
+  return { auroc, ci95: [Math.max(0, auroc - half), Math.min(1, auroc + half)], auprc: mean((x) => x.auprc), averaged: ok.length, skipped, perLabel };
+}
+
+/**
+ * Variance of the mean AUROC over the labels that have both classes (scores and labels row-major
+ * [N, K]). DeLong's estimator written per sample: for label k, a positive i contributes
+ * (V10_k(i) - AUC_k) / m_k and a negative (V01_k(i) - AUC_k) / n_k (scaled by sqrt(m/(m-1)) and
+ * sqrt(n/(n-1)), DeLong's sample variances); the macro mean's contribution of a sample is the mean
+ * of its labels' contributions, and the variance is the sum of their squares. The labels share
+ * their samples, so correlated labels widen the interval as they should; for one label it is
+ * exactly DeLong's variance.
+ */
+export function macroAurocVariance(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>, k: number): number {
+  const n = scores.length / k;
+  const psi = new Float64Array(n);
+  let used = 0;
+  for (let j = 0; j < k; j++) {
+    const { s, l } = labelColumn(scores, labels, k, j);
+    const c = placements(s, l);
+    if (!c) continue;
+    used++;
+    const pw = c.m > 1 ? Math.sqrt(c.m / (c.m - 1)) / c.m : 0;
+    const nw = c.n > 1 ? Math.sqrt(c.n / (c.n - 1)) / c.n : 0;
+    for (let i = 0; i < n; i++) psi[i] += l[i] ? (c.place[i] - c.auroc) * pw : (c.place[i] - c.auroc) * nw;
+  }
+  if (used === 0) throw new Error(`no label among ${k} has both classes in the evaluation set`);
+  let v = 0;
+  for (let i = 0; i < n; i++) v += (psi[i] / used) ** 2;
+  return v;
 }

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { tf } from './tf';
 import type { BehrtConfig, TrainConfig } from './config';
-import { Behrt, FrozenTable } from './model';
+import { Behrt, FrozenTable, VOCABULARY_INDEXED } from './model';
 import type { Adam } from './adam';
 import type { Token } from './vocab';
 import { sha256 } from '../../transforms/hashing';
@@ -140,11 +140,32 @@ export function readCheckpointMeta(ckptDir: string): CheckpointMeta {
 }
 
 /**
+ * `values` (of `from` shape) placed at the leading corner of a `to`-shaped array whose other
+ * entries come from `rest` (the model's initial values) or are zero: a vocabulary-indexed
+ * parameter or its optimizer moments, grown by new rows (or MLM output columns).
+ */
+function grown(values: Float32Array, from: number[], to: number[], rest: Float32Array | null): Float32Array {
+  const out = rest ? Float32Array.from(rest) : new Float32Array(to.reduce((a, b) => a * b, 1));
+  const cols = from.length === 2 ? from[1] : from[0];
+  const rows = from.length === 2 ? from[0] : 1;
+  const width = to.length === 2 ? to[1] : to[0];
+  for (let r = 0; r < rows; r++) out.set(values.subarray(r * cols, (r + 1) * cols), r * width);
+  return out;
+}
+
+/** Whether a checkpoint's shape fits into the model's by growing the vocabulary axis only. */
+function growsInto(from: number[], to: number[]): boolean {
+  return from.length === to.length && from.every((d, i) => d <= to[i]) && from.filter((d, i) => d !== to[i]).length <= 1;
+}
+
+/**
  * Restores parameters (and the optimizer state when `adam` is given) into `model`, whose
  * parameters must already exist with the same shapes. Parameters absent from the checkpoint
  * (a new classifier on a pretrained encoder) keep their initial values; `skip` names groups to leave.
+ * With `growVocabulary`, a model over a larger vocabulary that starts with the checkpoint's takes the
+ * checkpoint's rows for the old indices and keeps its initial values (and zero moments) for the new.
  */
-export function loadWeights(ckptDir: string, model: Behrt, adam: Adam | null, opts: { skipPrefixes?: string[] } = {}): CheckpointMeta {
+export function loadWeights(ckptDir: string, model: Behrt, adam: Adam | null, opts: { skipPrefixes?: string[]; growVocabulary?: boolean } = {}): CheckpointMeta {
   const meta = readCheckpointMeta(ckptDir);
   const bytes = readFileSync(join(ckptDir, 'weights.bin'));
   if (sha256(bytes) !== meta.weightsSha256) throw new Error(`${ckptDir}/weights.bin: sha256 does not match checkpoint.json (corrupt checkpoint)`);
@@ -153,15 +174,22 @@ export function loadWeights(ckptDir: string, model: Behrt, adam: Adam | null, op
     if (opts.skipPrefixes?.some((p) => t.name.startsWith(p))) continue;
     const n = t.shape.reduce((a, b) => a * b, 1);
     const values = all.subarray(t.offset, t.offset + n);
+    const v = model.params.get(t.name);
+    if (!v) {
+      if (t.role === 'param') throw new Error(`${ckptDir}: parameter ${t.name} has no place in this model`);
+      continue;
+    }
+    const same = v.shape.join('x') === t.shape.join('x');
+    const grow = !same && opts.growVocabulary === true && VOCABULARY_INDEXED.has(t.name) && growsInto(t.shape, v.shape);
+    if (!same && !grow) throw new Error(`${ckptDir}: parameter ${t.name} has shape ${t.shape}, model expects ${v.shape}`);
     if (t.role === 'param') {
-      const v = model.params.get(t.name);
-      if (!v) throw new Error(`${ckptDir}: parameter ${t.name} has no place in this model`);
-      if (v.shape.join('x') !== t.shape.join('x')) throw new Error(`${ckptDir}: parameter ${t.name} has shape ${t.shape}, model expects ${v.shape}`);
-      v.assign(tf.tensor(values, t.shape));
+      const value = grow ? tf.tensor(grown(values, t.shape, v.shape, v.dataSync() as Float32Array), v.shape) : tf.tensor(values, t.shape);
+      v.assign(value);
+      value.dispose(); // the variable keeps its own copy
     } else if (adam) {
       const map = t.role === 'm' ? adam.state.m : adam.state.v;
       map.get(t.name)?.dispose();
-      map.set(t.name, tf.keep(tf.tensor(values, t.shape)));
+      map.set(t.name, tf.keep(grow ? tf.tensor(grown(values, t.shape, v.shape, null), v.shape) : tf.tensor(values, t.shape)));
     }
   }
   if (adam) adam.state.step = meta.adamStep;

@@ -21,6 +21,8 @@ export interface ModelVersion {
   newShards: { path: string; sha256: string }[];
   shardSetHash: string;
   trainSequences: number;
+  /** Concept tokens of this version's vocabulary, and how many it added to the previous version's. */
+  vocabulary: { tokens: number; added: number };
   validation: { sequences: number; score: number; promotedScore: number | null; metric: string };
   promoted: boolean;
 }
@@ -97,8 +99,10 @@ export async function followOnce(o: FollowOptions): Promise<ModelVersion | null>
     return null;
   }
   const prevCkpt = last ? resolveCheckpoint(last.checkpoint) : null;
-  // The vocabulary is fixed by the first version; later concepts read as [UNK] (vanilla) or by vector.
-  const vocab = prevCkpt ? new Vocabulary(readCheckpointMeta(prevCkpt).vocab) : modelVocabulary(train, o.embeddings, o.reps);
+  // The first version's vocabulary, grown by the concepts each later version's shards bring (old
+  // indices keep their rows; the new ones start fresh), so a new code is learned, not read as [UNK].
+  const seenVocab = prevCkpt ? new Vocabulary(readCheckpointMeta(prevCkpt).vocab) : null;
+  const vocab = seenVocab ? seenVocab.extendedWith(modelVocabulary(train, o.embeddings, o.reps)) : modelVocabulary(train, o.embeddings, o.reps);
   const version = (last?.version ?? 0) + 1;
   const dir = join(o.modelDir, 'versions', `v${String(version).padStart(4, '0')}`);
   const res = await trainBehrt({
@@ -115,12 +119,16 @@ export async function followOnce(o: FollowOptions): Promise<ModelVersion | null>
   const score = validationScore(res.model, o.task, enc, y, outputs, scoreOpts).score;
   let promotedScore: number | null = null;
   if (registry.promoted !== null) {
+    // The promoted version reads the validation set with its own vocabulary (codes it never saw are [UNK] to it).
     const cur = registry.versions.find((v) => v.version === registry.promoted)!;
-    const m = buildModel({ model: o.model, vocab, embeddings: o.embeddings, reps: o.reps, seed: o.seed });
-    if (pretrain) m.addMlmHead(vocab.size, o.seed);
+    const curBest = resolveCheckpoint(cur.checkpoint, 'BEST')!;
+    const curVocab = new Vocabulary(readCheckpointMeta(curBest).vocab);
+    const m = buildModel({ model: o.model, vocab: curVocab, embeddings: o.embeddings, reps: o.reps, seed: o.seed });
+    if (pretrain) m.addMlmHead(curVocab.size, o.seed);
     else m.addClassifier(outputs, o.seed);
-    loadWeights(resolveCheckpoint(cur.checkpoint, 'BEST')!, m, null);
-    promotedScore = validationScore(m, o.task, enc, y, outputs, scoreOpts).score;
+    loadWeights(curBest, m, null);
+    const curEnc = val.map((s) => encodeSequence(s, curVocab, o.model));
+    promotedScore = validationScore(m, o.task, curEnc, y, outputs, { ...scoreOpts, vocabSize: curVocab.size }).score;
     m.dispose();
   }
   res.model.dispose();
@@ -133,6 +141,7 @@ export async function followOnce(o: FollowOptions): Promise<ModelVersion | null>
     newShards: fresh.map((s) => ({ path: s.path, sha256: s.sha256 })),
     shardSetHash: shardSetHash(all),
     trainSequences: train.length,
+    vocabulary: { tokens: vocab.tokens.length, added: vocab.tokens.length - (seenVocab?.tokens.length ?? 0) },
     validation: { sequences: val.length, score, promotedScore, metric: pretrain ? '-MLM loss' : outputs === 1 ? 'AUROC' : 'macro AUROC' },
     promoted,
   };

@@ -62,6 +62,12 @@ export function meanRowNorm(t: FrozenTable): number {
   return rows ? sum / rows : 0;
 }
 
+/**
+ * Parameters with one entry per model index (the learned concept rows, the MLM output): when the
+ * vocabulary grows, a checkpoint of the smaller one fills their leading part (checkpoint.loadWeights).
+ */
+export const VOCABULARY_INDEXED = new Set(['emb.concept', 'mlm.out.w', 'mlm.out.b']);
+
 let modelCounter = 0;
 
 export class Behrt {

@@ -179,8 +179,13 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
   const resumeFrom = o.resumeFrom ?? (o.resume && o.checkpointDir ? resolveCheckpoint(o.checkpointDir) : null);
   if (resumeFrom) {
     const meta = readCheckpointMeta(resumeFrom);
-    if (meta.vocabHash !== o.vocab.hash()) throw new Error(`${resumeFrom}: checkpoint vocabulary ${meta.vocabHash} differs from this run's ${o.vocab.hash()}`);
-    loadWeights(resumeFrom, model, adam);
+    // New data may bring new concepts: a vocabulary that starts with the checkpoint's grows the model.
+    const grows = meta.vocabHash !== o.vocab.hash() && o.vocab.extends(meta.vocab);
+    if (meta.vocabHash !== o.vocab.hash() && !grows) {
+      throw new Error(`${resumeFrom}: checkpoint vocabulary ${meta.vocabHash} is neither this run's ${o.vocab.hash()} nor its beginning`);
+    }
+    loadWeights(resumeFrom, model, adam, { growVocabulary: grows });
+    if (grows) log(`vocabulary grows from ${meta.vocab.length} to ${o.vocab.tokens.length} concept tokens`);
     state = structuredClone(meta.state);
     log(`resumed from ${resumeFrom} at step ${state.step}, epoch ${state.epoch}`);
   } else if (o.init) {

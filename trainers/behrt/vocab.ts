@@ -43,6 +43,11 @@ export class Vocabulary {
     return new Vocabulary([...this.tokens, ...added]);
   }
 
+  /** Whether `tokens` (an earlier vocabulary) open this one in the same order: a model trained on them grows into this one. */
+  extends(tokens: Token[]): boolean {
+    return tokens.length <= this.tokens.length && tokens.every((t, i) => t.conceptId === this.tokens[i].conceptId && t.decile === this.tokens[i].decile);
+  }
+
   get size(): number {
     return FIRST_CONCEPT_INDEX + this.tokens.length;
   }

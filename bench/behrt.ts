@@ -6,8 +6,6 @@
 // so it is the heap's peak) and the load average around each child (the machine is shared).
 //   node dist/bench/behrt.js [--steps N] [--paper-steps N] [--paper-warmup N] [--paper-len 512,2048]
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from '../trainers/behrt/config';
 import { initEhrBackend, tf } from '../trainers/behrt/tf';
 import { loadavg } from 'node:os';
@@ -16,6 +14,7 @@ import { Vocabulary } from '../trainers/behrt/vocab';
 import type { Sequence } from '../trainers/behrt/data';
 import { Rng } from '../trainers/behrt/rng';
 import { formatTable } from '../trainers/metrics/table';
+import { writeBenchResult } from './resultFile';
 
 interface Row {
   name: string;
@@ -145,13 +144,11 @@ async function main(): Promise<void> {
   );
   console.log(table);
   for (const f of failures) console.log(`FAILED ${f.name} after ${f.wallSeconds} s: ${f.error}`);
-  mkdirSync(join(__dirname, '..', '..', 'bench', 'results'), { recursive: true });
-  const file = join(__dirname, '..', '..', 'bench', 'results', 'behrt.json');
-  writeFileSync(file, JSON.stringify({
-    benchmark: 'behrt-pretraining', date: new Date().toISOString(), node: process.version, cpus: require('node:os').cpus().length,
+  const file = writeBenchResult('behrt.json', {
+    benchmark: 'behrt-pretraining', cpus: require('node:os').cpus().length,
     command: `node dist/bench/behrt.js ${process.argv.slice(2).join(' ')}`.trim(), loadAverageAtEnd: loadavg().map((x) => +x.toFixed(2)),
     baseline: 'default size on the CPU backend', rows: rows.map((r) => ({ ...r, ratioToBaseline: +(r.tokensPerSecond / baseline).toFixed(3) })), failures,
-  }, null, 1) + '\n');
+  });
   console.log(`wrote ${file}`);
 }
 

@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Kafka, logLevel } from 'kafkajs';
 import { randomBytes } from 'crypto';
+import { writeBenchResult } from './resultFile';
 
 type ClientName = 'kafkajs' | '@platformatic/kafka';
 const CLIENTS: ClientName[] = ['kafkajs', '@platformatic/kafka'];
@@ -233,36 +234,25 @@ async function main(): Promise<void> {
         `${(r.consumeRowsPerSecond / base.consumeRowsPerSecond).toFixed(2).padStart(12)}`,
     );
   }
-  const out = path.join(__dirname, '..', '..', 'bench', 'results', 'kafka-clients.json');
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(
-    out,
-    JSON.stringify(
-      {
-        benchmark: 'kafka-clients',
-        date: new Date().toISOString(),
-        node: process.version,
-        rows,
-        partitions: PARTITIONS,
-        batch: BATCH,
-        inFlight: IN_FLIGHT,
-        rounds,
-        baseline: base.client,
-        runs,
-        results: results.map((r) => ({
-          ...r,
-          produceRatioToBaseline: r.produceRowsPerSecond / base.produceRowsPerSecond,
-          consumeRatioToBaseline: r.consumeRowsPerSecond / base.consumeRowsPerSecond,
-        })),
-        notTried: {
-          '@confluentinc/kafka-javascript':
-            'npm install fails here: its install step downloads librdkafka prebuilt binaries and, for the source build, zlib/OpenSSL/zstd tarballs from outside the npm registry',
-        },
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  const out = writeBenchResult('kafka-clients.json', {
+    benchmark: 'kafka-clients',
+    rows,
+    partitions: PARTITIONS,
+    batch: BATCH,
+    inFlight: IN_FLIGHT,
+    rounds,
+    baseline: base.client,
+    runs,
+    results: results.map((r) => ({
+      ...r,
+      produceRatioToBaseline: r.produceRowsPerSecond / base.produceRowsPerSecond,
+      consumeRatioToBaseline: r.consumeRowsPerSecond / base.consumeRowsPerSecond,
+    })),
+    notTried: {
+      '@confluentinc/kafka-javascript':
+        'npm install fails here: its install step downloads librdkafka prebuilt binaries and, for the source build, zlib/OpenSSL/zstd tarballs from outside the npm registry',
+    },
+  });
   console.log(`wrote ${path.relative(process.cwd(), out)}`);
 }
 

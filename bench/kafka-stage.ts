@@ -13,6 +13,7 @@ import * as path from 'path';
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { StageWorker } from '../pipelines/kafka/stage';
 import { ensureTopics, TopicNames } from '../pipelines/kafka/topics';
+import { writeBenchResult } from './resultFile';
 
 type Variant = 'plain-loop' | 'stage' | 'stage+store';
 const VARIANTS: Variant[] = ['plain-loop', 'stage', 'stage+store'];
@@ -164,24 +165,13 @@ async function main(): Promise<void> {
         `${(r.rowsPerSecond / base.rowsPerSecond).toFixed(2).padStart(15)}`,
     );
   }
-  const out = path.join(__dirname, '..', '..', 'bench', 'results', 'kafka-stage.json');
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(
-    out,
-    JSON.stringify(
-      {
-        benchmark: 'kafka-stage',
-        date: new Date().toISOString(),
-        node: process.version,
-        rows,
-        partitions,
-        baseline: base.variant,
-        results: results.map((r) => ({ ...r, ratioToBaseline: r.rowsPerSecond / base.rowsPerSecond })),
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  const out = writeBenchResult('kafka-stage.json', {
+    benchmark: 'kafka-stage',
+    rows,
+    partitions,
+    baseline: base.variant,
+    results: results.map((r) => ({ ...r, ratioToBaseline: r.rowsPerSecond / base.rowsPerSecond })),
+  });
   console.log(`wrote ${path.relative(process.cwd(), out)}`);
 }
 

@@ -20,6 +20,7 @@ import { TopicNames } from '../pipelines/kafka/topics';
 import { STREAM_STAGES } from '../pipelines/kafka/streamRunner';
 import { generateSynthetic, personsForRows } from '../pipelines/synth';
 import { DEFAULT_ROWS_PER_MESSAGE } from '../pipelines/kafka/omopLoad';
+import { writeBenchResult } from './resultFile';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -136,8 +137,6 @@ async function main(): Promise<void> {
   const endToEndSeconds = produceSeconds + streamSeconds;
   const result = {
     benchmark: 'kafka-runner',
-    date: new Date().toISOString(),
-    node: process.version,
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model },
     rows_in: rowsIn,
     persons,
@@ -159,9 +158,7 @@ async function main(): Promise<void> {
     final_lag: finalLag,
     target_rows_per_second: 300_000,
   };
-  const file = path.join(__dirname, '..', '..', 'bench', 'results', rows === 1_000_000 ? 'kafka.json' : `kafka-${rows}.json`);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  const file = writeBenchResult(rows === 1_000_000 ? 'kafka.json' : `kafka-${rows}.json`, result);
   const f = (n: number) => Math.round(n).toLocaleString('en-US');
   console.log(`rows in                ${f(rowsIn)} (${persons} persons, ${partitions} partitions, up to ${rowsPerMessage} rows per input message)`);
   console.log(`local runner           ${f(localRate)} rows/s  (${(local.seconds as number).toFixed(1)} s, peak RSS ${f(local.maxRssMb as number)} MB)`);

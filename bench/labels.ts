@@ -2,15 +2,16 @@
 // incremental labeler (shuffled stream with watermarks) against the reference SQL of
 // test/reference/ as the baseline, measured in the same run. Prints a table and writes
 // bench/results/labels.json. Usage: node dist/bench/labels.js [persons=20000]
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { labelBatch, readLabelInputs } from '../pipelines/labelInputs';
 import { shippedTasks } from '../pipelines/taskFiles';
 import { IncrementalLabeler } from '../transforms/labels';
-import { REPO, runReference, SHARED_TASKS } from '../test/helpers/labelData';
+import { runReference, SHARED_TASKS } from '../test/helpers/labelData';
 import { feedStream } from '../test/helpers/labelStream';
 import { createSyntheticOmop } from '../test/helpers/syntheticOmop';
+import { writeBenchResult } from './resultFile';
 
 async function main(): Promise<void> {
   const persons = Number(process.argv[2] ?? 20000);
@@ -59,9 +60,7 @@ async function main(): Promise<void> {
   for (const r of rows)
     console.log(`${r.stage.padEnd(30)} ${r.seconds.toFixed(3).padStart(7)} ${String(r.recordsPerSecond).padStart(11)} ${String(r.vsBaseline).padStart(13)}x`);
   console.log(`peak RSS ${peakRssMiB} MiB`);
-  const out = path.join(REPO, 'bench', 'results', 'labels.json');
-  mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ benchmark: 'labels', persons, records, samples: batch.samples.length, sqlAgrees: same, rows, peakRssMiB, node: process.version }, null, 2) + '\n');
+  writeBenchResult('labels.json', { benchmark: 'labels', persons, records, samples: batch.samples.length, sqlAgrees: same, rows, peakRssMiB });
 }
 
 main().catch((e) => {

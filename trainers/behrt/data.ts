@@ -4,15 +4,11 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { sha256 } from '../../transforms/hashing';
+import type { Sequence as TrajectoryColumns } from '../../transforms/trajectory';
 
-export interface Sequence {
+/** A shard row: the trajectory's token columns (as transforms/trajectory.ts makes them) and whose they are. */
+export interface Sequence extends TrajectoryColumns {
   personId: number;
-  conceptIds: number[];
-  deciles: (number | null)[];
-  ages: number[];
-  segments: number[];
-  recordRanks: number[];
-  domains: number[];
   split: string;
   /** Binary tasks. */
   label?: boolean;

@@ -66,7 +66,8 @@ export async function experimentExternal(o: ExternalOptions): Promise<ExternalEx
     out: repr,
     deciles: path.join(siteA, 'artifacts/deciles.json'),
     backend: o.backend,
-    mlm: { maxEpochs: o.textEpochs ?? 4 },
+    // Text MLM until its validation loss stops improving unless --text-epochs caps it (see DEFAULT_MLM).
+    mlm: o.textEpochs !== undefined ? { maxEpochs: o.textEpochs } : {},
     gcl: { maxEpochs: o.gclEpochs ?? 8 },
     log: (l) => log.info(l),
   });

@@ -30,8 +30,13 @@ export interface MlmOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * Early stopping decides when to stop: on a synthetic site's ~1,200 template descriptions the
+ * validation loss falls until epoch 30-35 (4.7 -> 0.8). At 10 epochs (the earlier cap) it was still
+ * 2.7, and the [CLS] vectors spanned ~1.4 effective dimensions instead of ~10.
+ */
 export const DEFAULT_MLM: MlmOptions = {
-  maskRate: 0.3, batchSize: 32, learningRate: 1e-3, maxEpochs: 10, patience: 2, validationFraction: 0.1, seed: 11,
+  maskRate: 0.3, batchSize: 32, learningRate: 1e-3, maxEpochs: 60, patience: 2, validationFraction: 0.1, seed: 11,
 };
 
 /** The MLM corruption of one sequence: inputs, and target ids at chosen positions (-1 elsewhere). */

@@ -4,7 +4,7 @@
 // ranges, artifact versions, committed offsets), the artifacts and the rejects (from the
 // dead-letter topic) into the same output layout as `medrep run`.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
+import { makeProcessTempDir } from '../processTempDir';
 import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
@@ -98,8 +98,9 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
   const kafka = opts.client ?? createKafka(opts.kafka);
   log.info(`kafka: ${describeKafkaOptions(opts.kafka)}`);
   // DuckDB reads the shards back at the end (manifest, MEDS); it spills to a temp folder beyond
-  // its memory cap (a 10M-row MEDS export does not fit 512 MB).
-  const duckTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-stream-duckdb-'));
+  // its memory cap (a 10M-row MEDS export does not fit 512 MB). A killed worker's folder is
+  // removed by the next worker that starts.
+  const duckTmp = makeProcessTempDir('medrep-stream-duckdb');
   const conn = await openDuck({ memoryLimit: '1GB', tempDir: duckTmp });
   try {
     const art = await loadStreamArtifacts(conn, { vocab: opts.vocab, deciles: opts.deciles, artifacts: opts.artifacts });

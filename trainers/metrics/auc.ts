@@ -42,7 +42,15 @@ export interface AurocResult {
  * negatives ranked below it; for a negative, V01 = the share of positives ranked above it (ties
  * count half). Null when a class is missing.
  */
-function placements(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>): { auroc: number; m: number; n: number; place: Float64Array } | null {
+interface Placements {
+  auroc: number;
+  /** Positives and negatives. */
+  m: number;
+  n: number;
+  place: Float64Array;
+}
+
+function placements(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>): Placements | null {
   const posIdx: number[] = [];
   const negIdx: number[] = [];
   for (let i = 0; i < scores.length; i++) (labels[i] ? posIdx : negIdx).push(i);
@@ -61,6 +69,12 @@ function placements(scores: ArrayLike<number>, labels: ArrayLike<boolean | numbe
   return { auroc: sum / m, m, n, place };
 }
 
+/** The 95% normal interval of an AUROC with this variance, clipped to [0, 1]. */
+function interval95(auroc: number, variance: number): [number, number] {
+  const half = 1.959963984540054 * Math.sqrt(variance);
+  return [Math.max(0, auroc - half), Math.min(1, auroc + half)];
+}
+
 export function aurocDeLong(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>): AurocResult {
   checkInputs(scores, labels);
   const c = placements(scores, labels);
@@ -69,18 +83,22 @@ export function aurocDeLong(scores: ArrayLike<number>, labels: ArrayLike<boolean
     for (let i = 0; i < labels.length; i++) if (labels[i]) m++;
     throw new Error(`AUROC needs both classes (${m} positives, ${labels.length - m} negatives)`);
   }
+  return deLong(c, labels);
+}
+
+/** DeLong's variance and interval from one label's placement values. */
+function deLong(c: Placements, labels: ArrayLike<boolean | number>): AurocResult {
   const { m, n, auroc } = c;
   const v10: number[] = [];
   const v01: number[] = [];
-  for (let i = 0; i < scores.length; i++) (labels[i] ? v10 : v01).push(c.place[i]);
+  for (let i = 0; i < labels.length; i++) (labels[i] ? v10 : v01).push(c.place[i]);
   const sampleVar = (v: number[]) => {
     if (v.length < 2) return 0;
     const mean = v.reduce((a, b) => a + b, 0) / v.length;
     return v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1);
   };
   const variance = sampleVar(v10) / m + sampleVar(v01) / n;
-  const half = 1.959963984540054 * Math.sqrt(variance);
-  return { auroc, variance, ci95: [Math.max(0, auroc - half), Math.min(1, auroc + half)], positives: m, negatives: n };
+  return { auroc, variance, ci95: interval95(auroc, variance), positives: m, negatives: n };
 }
 
 /** (threshold-descending) cumulative true and false positives at each distinct score. */
@@ -134,7 +152,10 @@ export interface LabelMetrics {
 }
 
 export function binaryMetrics(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>): LabelMetrics {
-  const r = aurocDeLong(scores, labels);
+  return labelMetrics(aurocDeLong(scores, labels), scores, labels);
+}
+
+function labelMetrics(r: AurocResult, scores: ArrayLike<number>, labels: ArrayLike<boolean | number>): LabelMetrics {
   return { auroc: r.auroc, ci95: r.ci95, auprc: auprc(scores, labels), positives: r.positives, negatives: r.negatives };
 }
 
@@ -163,23 +184,32 @@ function labelColumn(scores: ArrayLike<number>, labels: ArrayLike<boolean | numb
 
 /** Macro average over K labels; scores and labels are row-major [N, K]. */
 export function macroMetrics(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>, k: number): MacroMetrics {
-  const n = scores.length / k;
   const perLabel: (LabelMetrics | null)[] = [];
   const skipped: number[] = [];
+  const columns: LabelPlacements[] = [];
   for (let j = 0; j < k; j++) {
     const { s, l } = labelColumn(scores, labels, k, j);
-    const p = l.reduce((a, b) => a + b, 0);
-    if (p === 0 || p === n) {
+    const c = placements(s, l);
+    if (!c) {
       perLabel.push(null);
       skipped.push(j);
-    } else perLabel.push(binaryMetrics(s, l));
+      continue;
+    }
+    checkInputs(s, l);
+    perLabel.push(labelMetrics(deLong(c, l), s, l));
+    columns.push({ l, c });
   }
   const ok = perLabel.filter((x): x is LabelMetrics => x !== null);
   if (ok.length === 0) throw new Error(`no label among ${k} has both classes in the evaluation set`);
   const mean = (f: (x: LabelMetrics) => number) => ok.reduce((a, x) => a + f(x), 0) / ok.length;
   const auroc = mean((x) => x.auroc);
-  const half = 1.959963984540054 * Math.sqrt(macroAurocVariance(scores, labels, k));
-  return { auroc, ci95: [Math.max(0, auroc - half), Math.min(1, auroc + half)], auprc: mean((x) => x.auprc), averaged: ok.length, skipped, perLabel };
+  return { auroc, ci95: interval95(auroc, macroVariance(columns)), auprc: mean((x) => x.auprc), averaged: ok.length, skipped, perLabel };
+}
+
+/** One label's 0/1 labels and placement values. */
+interface LabelPlacements {
+  l: Uint8Array;
+  c: Placements;
 }
 
 /**
@@ -192,20 +222,26 @@ export function macroMetrics(scores: ArrayLike<number>, labels: ArrayLike<boolea
  * exactly DeLong's variance.
  */
 export function macroAurocVariance(scores: ArrayLike<number>, labels: ArrayLike<boolean | number>, k: number): number {
-  const n = scores.length / k;
-  const psi = new Float64Array(n);
-  let used = 0;
+  const columns: LabelPlacements[] = [];
   for (let j = 0; j < k; j++) {
     const { s, l } = labelColumn(scores, labels, k, j);
     const c = placements(s, l);
-    if (!c) continue;
-    used++;
+    if (c) columns.push({ l, c });
+  }
+  if (columns.length === 0) throw new Error(`no label among ${k} has both classes in the evaluation set`);
+  return macroVariance(columns);
+}
+
+/** macroAurocVariance from the labels' placement values (all of the same samples). */
+function macroVariance(columns: LabelPlacements[]): number {
+  const n = columns[0].l.length;
+  const psi = new Float64Array(n);
+  for (const { l, c } of columns) {
     const pw = c.m > 1 ? Math.sqrt(c.m / (c.m - 1)) / c.m : 0;
     const nw = c.n > 1 ? Math.sqrt(c.n / (c.n - 1)) / c.n : 0;
-    for (let i = 0; i < n; i++) psi[i] += l[i] ? (c.place[i] - c.auroc) * pw : (c.place[i] - c.auroc) * nw;
+    for (let i = 0; i < n; i++) psi[i] += (c.place[i] - c.auroc) * (l[i] ? pw : nw);
   }
-  if (used === 0) throw new Error(`no label among ${k} has both classes in the evaluation set`);
   let v = 0;
-  for (let i = 0; i < n; i++) v += (psi[i] / used) ** 2;
+  for (let i = 0; i < n; i++) v += (psi[i] / columns.length) ** 2;
   return v;
 }

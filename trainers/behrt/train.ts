@@ -180,9 +180,10 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
   if (resumeFrom) {
     const meta = readCheckpointMeta(resumeFrom);
     // New data may bring new concepts: a vocabulary that starts with the checkpoint's grows the model.
-    const grows = meta.vocabHash !== o.vocab.hash() && o.vocab.extends(meta.vocab);
-    if (meta.vocabHash !== o.vocab.hash() && !grows) {
-      throw new Error(`${resumeFrom}: checkpoint vocabulary ${meta.vocabHash} is neither this run's ${o.vocab.hash()} nor its beginning`);
+    const vocabHash = o.vocab.hash();
+    const grows = meta.vocabHash !== vocabHash && o.vocab.extends(meta.vocab);
+    if (meta.vocabHash !== vocabHash && !grows) {
+      throw new Error(`${resumeFrom}: checkpoint vocabulary ${meta.vocabHash} is neither this run's ${vocabHash} nor its beginning`);
     }
     loadWeights(resumeFrom, model, adam, { growVocabulary: grows });
     if (grows) log(`vocabulary grows from ${meta.vocab.length} to ${o.vocab.tokens.length} concept tokens`);

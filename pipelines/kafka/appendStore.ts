@@ -10,7 +10,7 @@
 // committed length.
 import { randomBytes } from 'node:crypto';
 import { Kafka, Message } from 'kafkajs';
-import { readChangelog, StateStore } from './stateStore';
+import { partitionMap, readChangelog, StateStore } from './stateStore';
 
 /** The store as a transform sees it: bound to the partition being processed. */
 export interface AppendView {
@@ -129,15 +129,11 @@ export class AppendLogStore implements StateStore {
   }
 
   private listsOf(partition: number): Map<string, number[]> {
-    let l = this.lists.get(partition);
-    if (!l) this.lists.set(partition, (l = new Map()));
-    return l;
+    return partitionMap(this.lists, partition);
   }
 
   private pendingOf(partition: number): Pending {
-    let p = this.pending.get(partition);
-    if (!p) this.pending.set(partition, (p = new Map()));
-    return p;
+    return partitionMap(this.pending, partition);
   }
 }
 

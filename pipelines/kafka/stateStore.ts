@@ -138,16 +138,19 @@ export class ChangelogStore<V> implements StateStore {
   }
 
   private pendingOf(partition: number): Pending<V> {
-    let p = this.pending.get(partition);
-    if (!p) this.pending.set(partition, (p = new Map()));
-    return p;
+    return partitionMap(this.pending, partition);
   }
 
   private stateOf(partition: number): Map<string, V> {
-    let s = this.committed.get(partition);
-    if (!s) this.committed.set(partition, (s = new Map()));
-    return s;
+    return partitionMap(this.committed, partition);
   }
+}
+
+/** A store's map for one partition, created empty on first use. */
+export function partitionMap<K, V>(byPartition: Map<number, Map<K, V>>, partition: number): Map<K, V> {
+  let m = byPartition.get(partition);
+  if (!m) byPartition.set(partition, (m = new Map()));
+  return m;
 }
 
 /**

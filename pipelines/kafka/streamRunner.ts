@@ -4,7 +4,6 @@
 // ranges, artifact versions, committed offsets), the artifacts and the rejects (from the
 // dead-letter topic) into the same output layout as `medrep run`.
 import * as fs from 'node:fs';
-import { makeProcessTempDir } from '../processTempDir';
 import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
@@ -16,6 +15,7 @@ import { ShardEntry } from '../../sinks/shards';
 import { sha256 } from '../../transforms/hashing';
 import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
 import { openDuck, queryRows, queryValue } from '../duck';
+import { makeProcessTempDir } from '../processTempDir';
 import { exportMeds } from '../../sinks/meds';
 import { writeMedsLabels } from '../../sinks/medsLabels';
 import { Split, splitOf } from '../../transforms/splits';
@@ -30,7 +30,7 @@ import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
 import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
-import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
+import { BATCH_TOPIC_MAX_MESSAGE_BYTES, changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 import { TaskSelection, selectTasks } from '../runTasks';
 import { resolveConceptSets } from '../labelInputs';
 import { CompiledTask, compileTask, taskArtifact, TaskSummary } from '../../transforms/labels';
@@ -117,7 +117,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
       // to 1000 states or event deltas, larger than the broker's default 1 MB batch limit.
       await ensureTopics(admin, [PERSON_STORE, EVENTS_STORE].map((store) => {
         const changelog = changelogTopicSpec(names.changelog('trajectory', store), partitions);
-        return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': String(64 * 1024 * 1024) } };
+        return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES } };
       }));
     } finally {
       await admin.disconnect();

@@ -4,7 +4,7 @@
 // row caps a kafkajs stage at some 25-50k rows/s). Same partition count as the `omop.*` topics
 // (a person's data stays in one partition through every stage); kept forever, so that `medrep
 // replay` can rebuild any shard from them.
-import { TopicNames, TopicSpec } from './topics';
+import { BATCH_TOPIC_MAX_MESSAGE_BYTES, TopicNames, TopicSpec } from './topics';
 
 export const STREAM_TOPICS = ['events', 'pretrain', 'samples'] as const;
 export type StreamTopic = (typeof STREAM_TOPICS)[number];
@@ -17,6 +17,6 @@ export function streamTopicSpecs(names: TopicNames, partitions: number): TopicSp
   return STREAM_TOPICS.map((t) => ({
     topic: streamTopic(names, t),
     numPartitions: partitions,
-    configs: { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1', 'max.message.bytes': String(64 * 1024 * 1024) },
+    configs: { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1', 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES },
   }));
 }

@@ -51,6 +51,11 @@ export interface TopicSpec {
 }
 
 export const DEFAULT_PARTITIONS = 6;
+/**
+ * max.message.bytes of the topics whose messages are batches (columnar rows between stages, state
+ * and event-delta slices in changelogs, whole batches dead-lettered): the broker's 1 MB is too small.
+ */
+export const BATCH_TOPIC_MAX_MESSAGE_BYTES = String(64 * 1024 * 1024);
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
 
 /** One `omop.<table>` topic per clinical table. */
@@ -74,7 +79,7 @@ export function dlqTopicSpec(names: TopicNames, opts: TopicLayoutOptions = {}): 
     topic: names.dlq,
     numPartitions: 1,
     // A stage dead-letters whole intermediate messages (columnar batches of a few MB) as they came.
-    configs: { 'cleanup.policy': 'delete', 'retention.ms': String(opts.dlqRetentionMs ?? THIRTY_DAYS_MS), 'max.message.bytes': String(64 * 1024 * 1024) },
+    configs: { 'cleanup.policy': 'delete', 'retention.ms': String(opts.dlqRetentionMs ?? THIRTY_DAYS_MS), 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES },
   };
 }
 

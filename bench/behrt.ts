@@ -6,9 +6,9 @@
 // so it is the heap's peak) and the load average around each child (the machine is shared).
 //   node dist/bench/behrt.js [--steps N] [--paper-steps N] [--paper-warmup N] [--paper-len 512,2048]
 import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from '../trainers/behrt/config';
 import { initEhrBackend, tf } from '../trainers/behrt/tf';
-import { loadavg } from 'node:os';
 import { trainBehrt } from '../trainers/behrt/train';
 import { Vocabulary } from '../trainers/behrt/vocab';
 import type { Sequence } from '../trainers/behrt/data';

@@ -11,14 +11,13 @@ import { silentLogger } from '../pipelines/progress';
 
 async function main(): Promise<void> {
   const [what, omop, brokers, prefix, a, b] = process.argv.slice(2);
-  const rowsPerMessage = b === undefined ? undefined : Number(b);
   const kafka = kafkaOptionsFromArgs(['--brokers', brokers, '--topic-prefix', prefix, '--client-id', `bench-${what}`], {});
   const client = new Kafka({ ...kafkaJsConfig(kafka), logLevel: logLevel.NOTHING });
   const started = process.hrtime.bigint();
   const secs = () => Number(process.hrtime.bigint() - started) / 1e9;
   let result: Record<string, unknown>;
   if (what === 'produce') {
-    const r = await produceOmop({ omop, kafka, client, partitions: Number(a), rowsPerMessage: what === 'produce' ? rowsPerMessage : undefined, log: silentLogger });
+    const r = await produceOmop({ omop, kafka, client, partitions: Number(a), rowsPerMessage: b === undefined ? undefined : Number(b), log: silentLogger });
     result = { seconds: secs(), rows: r.rows, deadLettered: r.deadLettered };
   } else if (what === 'stream') {
     let lastCommit = 0;

@@ -144,6 +144,9 @@ export function sendSlices(messages: Message[]): Message[][] {
   return slices;
 }
 
+/** A fetched batch, as eachBatch and kafkajs' END_BATCH_PROCESS event both name it. */
+const batchKey = (topic: string, partition: number, lastOffset: string) => `${topic}\u0000${partition}\u0000${lastOffset}`;
+
 export class StageWorker {
   readonly health: StageHealth;
   readonly groupId: string;
@@ -251,7 +254,7 @@ export class StageWorker {
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       // A batch left unprocessed (stale after a seek, or stopping) moves no position: judged
       // consumed, it could end the stage as idle with its messages never handled.
-      if (this.unfinishedBatches.delete(`${payload.topic}\u0000${payload.partition}\u0000${payload.lastOffset}`)) return;
+      if (this.unfinishedBatches.delete(batchKey(payload.topic, payload.partition, payload.lastOffset))) return;
       this.health.onBatchEnd(payload.topic, payload.partition, payload.lastOffset, payload.highWatermark);
       this.lastActivity = Date.now();
     });
@@ -268,7 +271,7 @@ export class StageWorker {
       // partition's broker round trips overlap another's work.
       partitionsConsumedConcurrently: this.opts.partitionsConsumedConcurrently ?? 4,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        const unfinished = `${batch.topic}\u0000${batch.partition}\u0000${batch.lastOffset()}`;
+        const unfinished = batchKey(batch.topic, batch.partition, batch.lastOffset());
         if (this.stopping) {
           this.unfinishedBatches.add(unfinished);
           return;

@@ -2,8 +2,8 @@
 // JSON Schema of a row (ajv), the SQL that type-checks rows in bulk, and the column list the
 // sources select. One source of truth for what an OMOP row must look like.
 
-/** Ids are read as JavaScript numbers: exact up to 2^53 - 1, which covers OMOP ids in practice. */
-export const MAX_SAFE_ID = Number.MAX_SAFE_INTEGER;
+/** Integer columns hold signed 64-bit integers (ids are exact everywhere: schemas/ids.ts). */
+export { INT64_MIN, INT64_MAX } from './ids';
 /** De-identified datasets shift dates far into the future; these years are still valid. */
 export const MIN_YEAR = 1800;
 export const MAX_YEAR = 2300;

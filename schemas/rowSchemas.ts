@@ -1,7 +1,8 @@
 // JSON Schemas (ajv) of OMOP rows, derived from the table specs in omop.ts, and the validator
 // that turns a failing row into reject reasons naming the column.
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
-import { ColumnSpec, ColumnType, MAX_SAFE_ID, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
+import { ColumnSpec, ColumnType, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
+import { int64Problem, parseId } from './ids';
 
 const DECIMAL_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -25,10 +26,15 @@ export function isOmopDatetime(s: string): boolean {
   return true;
 }
 
+function bounds(col: ColumnSpec): object {
+  return { ...(col.min !== undefined ? { minimum: col.min } : {}), ...(col.max !== undefined ? { maximum: col.max } : {}) };
+}
+
 function columnSchema(col: ColumnSpec): object {
   const nullable = col.required ? [] : ['null'];
   const byType: Record<ColumnType, object> = {
-    integer: { type: ['integer', ...nullable], minimum: col.min ?? -MAX_SAFE_ID, maximum: col.max ?? MAX_SAFE_ID },
+    // Signed 64-bit: `check` reads the value exactly (a decimal string beyond 2^53) and hands ajv only the bounds.
+    integer: { type: ['integer', ...nullable], ...bounds(col), description: 'signed 64-bit integer (a decimal string beyond 2^53)' },
     number: { type: ['number', ...nullable] },
     string: { type: ['string', ...nullable] },
     date: col.required ? { type: 'string', format: 'omop-date' } : { anyOf: [{ type: 'null' }, { type: 'string', format: 'omop-date' }] },
@@ -96,6 +102,7 @@ export function rowValidator(spec: TableSpec): RowValidator {
     check(row) {
       // ajv coerces in place; validate a copy so the reject keeps the value as read.
       const copy: Record<string, unknown> = {};
+      const integerProblems: RowProblem[] = [];
       for (const col of spec.columns) {
         const value = row[col.name];
         // Absent, null and '' are all "missing": left out, so `required` (not coercion to 0) judges them.
@@ -103,16 +110,23 @@ export function rowValidator(spec: TableSpec): RowValidator {
           if (!col.required) copy[col.name] = null;
           continue;
         }
+        // Integers are checked exactly here (ajv sees doubles); within range, ajv judges only the bounds.
+        if (col.type === 'integer') {
+          const id = parseId(value);
+          if (id === null) integerProblems.push({ column: col.name, reason: int64Problem(value)! });
+          copy[col.name] = id === null || typeof id === 'bigint' ? 0 : id;
+          continue;
+        }
         // ajv would coerce '0x10' or 'Infinity' through Number(); only decimal notation is a number here.
-        if ((col.type === 'integer' || col.type === 'number') && typeof value === 'string' && !DECIMAL_RE.test(value)) {
+        if (col.type === 'number' && typeof value === 'string' && !DECIMAL_RE.test(value)) {
           copy[col.name] = { invalid: value };
           continue;
         }
         copy[col.name] = value;
       }
-      if (fn(copy)) return [];
-      const seen = new Set<string>();
-      const out: RowProblem[] = [];
+      if (fn(copy) && integerProblems.length === 0) return [];
+      const seen = new Set<string>(integerProblems.map((p) => p.column));
+      const out: RowProblem[] = [...integerProblems];
       for (const e of fn.errors ?? []) {
         const p = problemOf(e);
         if (seen.has(p.column)) continue;

@@ -1,7 +1,8 @@
 // The bulk form of the row schemas: a SQL predicate per column that DuckDB evaluates over every
 // row, so that valid rows never need a JavaScript object each. Rows the predicate flags are
 // re-checked with ajv (rowSchemas.ts) for the reason; a test holds the two to the same verdicts.
-import { ColumnSpec, MAX_SAFE_ID, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
+import { INTEGER_TEXT_RE } from './ids';
+import { ColumnSpec, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
 
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
@@ -14,8 +15,17 @@ export const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT'
 const FLOAT_TYPES = new Set(['FLOAT', 'DOUBLE']);
 
 /** Check of a column that the source already stores with the right type (Parquet, DuckDB): bounds only. */
+/** The column's bounds (integer columns without bounds take any signed 64-bit value). */
+function boundsSql(col: ColumnSpec, value: string): string {
+  const parts = [`${value} IS NOT NULL`];
+  if (col.min !== undefined) parts.push(`${value} >= ${col.min}`);
+  if (col.max !== undefined) parts.push(`${value} <= ${col.max}`);
+  return parts.join(' AND ');
+}
+
 function typedSourceCheck(col: ColumnSpec, c: string, sourceType: string): string | null {
-  if (col.type === 'integer' && INTEGER_TYPES.has(sourceType)) return `${c} BETWEEN ${col.min ?? -MAX_SAFE_ID} AND ${col.max ?? MAX_SAFE_ID}`;
+  // UBIGINT and HUGEINT may exceed signed 64 bits: TRY_CAST to BIGINT is NULL there.
+  if (col.type === 'integer' && INTEGER_TYPES.has(sourceType)) return boundsSql(col, `TRY_CAST(${c} AS BIGINT)`);
   if (col.type === 'number' && (FLOAT_TYPES.has(sourceType) || INTEGER_TYPES.has(sourceType) || sourceType.startsWith('DECIMAL'))) return `isfinite(CAST(${c} AS DOUBLE))`;
   if (col.type === 'date' && sourceType === 'DATE') return yearOk(c);
   if (col.type === 'datetime' && (sourceType === 'TIMESTAMP' || sourceType === 'DATE' || sourceType.startsWith('TIMESTAMP'))) return yearOk(c);
@@ -33,8 +43,9 @@ export function columnCheckSql(col: ColumnSpec, sourceType = 'VARCHAR'): string 
   let typed: string;
   switch (col.type) {
     case 'integer':
-      // DuckDB rounds '1.5' to 2 when casting to BIGINT; the double comparison rejects it as ajv does.
-      typed = `coalesce(TRY_CAST(${v} AS DOUBLE) = TRY_CAST(${v} AS BIGINT) AND TRY_CAST(${v} AS BIGINT) BETWEEN ${col.min ?? -MAX_SAFE_ID} AND ${col.max ?? MAX_SAFE_ID}, false)`;
+      // An integer literal (a zero fraction allowed) in signed 64-bit range, as schemas/ids.ts reads it;
+      // DuckDB's cast alone would round '1.5' and accept '1e3'.
+      typed = `coalesce(regexp_full_match(${v}, '${INTEGER_TEXT_RE.source.slice(1, -1)}') AND ${boundsSql(col, `TRY_CAST(${v} AS BIGINT)`)}, false)`;
       break;
     case 'number':
       typed = `coalesce(isfinite(TRY_CAST(${v} AS DOUBLE)), false)`;

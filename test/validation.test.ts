@@ -6,7 +6,8 @@ import { openDuck, queryRows } from '../pipelines/duck';
 
 // The bulk SQL check and the ajv schema must give every value the same verdict.
 const CASES: Record<ColumnType, (string | null)[]> = {
-  integer: ['12', '-7', ' 12', '1e3', '1.5', 'abc', '', null, '9007199254740991', '9007199254740993', '0x10'],
+  integer: ['12', '-7', ' 12', '12.0', '1e3', '1.5', 'abc', '', null, '9007199254740991', '9007199254740993', '0x10',
+    '9223372036854775807', '-9223372036854775808', '9223372036854775808', '-9223372036854775809', '99999999999999999999999'],
   number: ['1.5', '-2', '1e-3', 'NaN', 'abc', '', null, 'inf'],
   string: ['x', '', null],
   date: ['2020-01-31', '2020-02-30', '1799-12-31', '1800-01-01', '2300-12-31', '2301-01-01', '2020/01/01', '20200101', '', null],
@@ -40,5 +41,23 @@ describe('row validation: SQL bulk check agrees with the ajv schema', () => {
     assert.match(problems.find((p) => p.column === 'measurement_date')!.reason, /omop-date/);
     const missing = rowValidator(tableSpec('person')).check({ person_id: '1', year_of_birth: '1980' });
     assert.deepEqual(missing, [{ column: 'gender_concept_id', reason: 'required value is missing' }]);
+  });
+
+  it('ids are exact signed 64-bit integers: beyond 2^53 valid, beyond 2^63 a reject naming the column', async () => {
+    const v = rowValidator(tableSpec('visit_occurrence'));
+    const row = (visit: unknown, person: unknown) => ({ visit_occurrence_id: visit, person_id: person, visit_concept_id: '9201', visit_start_date: '2020-01-01' });
+    assert.deepEqual(v.check(row('9223372036854775807', '-9223372036854775808')), []);
+    assert.deepEqual(v.check(row(-4611686018427387905n, 9007199254740993n)), []);
+    assert.deepEqual(v.check(row('9223372036854775808', '1')), [{ column: 'visit_occurrence_id', reason: 'out of range (must be a signed 64-bit integer)' }]);
+    // A JSON number beyond 2^53 may have been rounded already: it is not taken as an id.
+    assert.equal(v.check(row(9007199254740994, '1'))[0].column, 'visit_occurrence_id');
+    assert.deepEqual(v.check(row('1', '1e3')), [{ column: 'person_id', reason: 'must be integer' }]);
+    // Typed sources (Parquet, DuckDB) go through the same bounds.
+    const conn = await openDuck();
+    const col: ColumnSpec = { name: 'v', type: 'integer', required: true };
+    const [r] = await queryRows<{ a: boolean; b: boolean; c: boolean }>(conn, `SELECT ${columnCheckSql(col, 'BIGINT').replace(/"v"/g, '(-9223372036854775808)::BIGINT')} AS a,
+      ${columnCheckSql(col, 'HUGEINT').replace(/"v"/g, '(9223372036854775808)::HUGEINT')} AS b, ${columnCheckSql(col, 'UBIGINT').replace(/"v"/g, '(9223372036854775807)::UBIGINT')} AS c`);
+    assert.deepEqual(r, { a: true, b: false, c: true });
+    conn.closeSync();
   });
 });

@@ -23,7 +23,7 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep demo [--out DIR] [--persons N]     generate a small synthetic hospital and run the pipeline on it
   medrep run --omop DIR|FILE.duckdb [--vocab DIR] --out DIR
                                             run the local (embedded) pipeline
-  medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--inject-errors]
+  medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--ids sequential|hashed] [--inject-errors]
                                             write a synthetic OMOP CDM folder (vocabulary included)
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
   medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE] [--endpoint URL]

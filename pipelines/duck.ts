@@ -1,5 +1,6 @@
 // Small helpers over @duckdb/node-api: one instance per run, typed row reads, chunk streaming.
 import { DuckDBConnection, DuckDBDataChunk, DuckDBInstance, DuckDBResult } from '@duckdb/node-api';
+import { Id, int64Reader, parseId } from '../schemas/ids';
 
 export interface DuckOptions {
   /** DuckDB's own memory cap; spills to tempDir beyond it. */
@@ -79,6 +80,29 @@ export function numericColumn(chunk: DuckDBDataChunk, index: number): { values: 
     else values[i] = Number(v);
   }
   return { values, isNull: (i) => nulls[i] === 1 };
+}
+
+/**
+ * A BIGINT column of a chunk as Ids (exact: numbers when safe, else bigints), and a null test.
+ * Safe values are read from the vector's 32-bit halves, without a BigInt each.
+ */
+export function idColumn(chunk: DuckDBDataChunk, index: number): { get: (i: number) => Id; isNull: (i: number) => boolean } {
+  const vector = chunk.getColumnVector(index) as unknown as {
+    items?: unknown;
+    validity?: { itemValid(i: number): boolean };
+    getItem(i: number): unknown;
+  };
+  const validity = vector.validity;
+  if (vector.items instanceof BigInt64Array && validity) return { get: int64Reader(vector.items), isNull: (i) => !validity.itemValid(i) };
+  // Fallback through the public API if node-api's internals change.
+  return { get: (i) => parseId(vector.getItem(i)) ?? 0, isNull: (i) => vector.getItem(i) === null };
+}
+
+/** An id from a row object of queryRows (a BIGINT arrives as bigint): exact. */
+export function idValue(v: unknown): Id {
+  const id = parseId(v);
+  if (id === null) throw new Error(`not a 64-bit integer id: ${String(v)}`);
+  return id;
 }
 
 export function stringColumn(chunk: DuckDBDataChunk, index: number): (i: number) => string | null {

@@ -5,7 +5,8 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, ColumnType, EventMapping, TableSpec } from '../schemas/omop';
 import { INTEGER_TYPES, q } from '../schemas/sqlChecks';
 import { DuckDBDataChunk } from '@duckdb/node-api';
-import { numericColumn, prefetchedChunks, startQuery, streamChunks, stringColumn } from './duck';
+import { idColumn, numericColumn, prefetchedChunks, startQuery, streamChunks, stringColumn } from './duck';
+import { Id, compareIds } from '../schemas/ids';
 import { OmopInput, SourceTable, col } from './omopSource';
 
 export const EVENT_SPECS: TableSpec[] = CLINICAL_TABLES.filter((t) => t.events);
@@ -20,7 +21,8 @@ export function typedValue(t: SourceTable, name: string | null | undefined, type
   const srcType = t.types.get(name) ?? 'VARCHAR';
   switch (type) {
     case 'integer':
-      return INTEGER_TYPES.has(srcType) ? `CAST(${c} AS DOUBLE)` : `CAST(TRY_CAST(CAST(${c} AS VARCHAR) AS BIGINT) AS DOUBLE)`;
+      // BIGINT, exact: ids beyond 2^53 are common (hashed ids of real conversions).
+      return INTEGER_TYPES.has(srcType) ? `TRY_CAST(${c} AS BIGINT)` : `TRY_CAST(CAST(${c} AS VARCHAR) AS BIGINT)`;
     case 'number':
       return srcType === 'DOUBLE' || srcType === 'FLOAT' ? `CAST(${c} AS DOUBLE)` : `TRY_CAST(CAST(${c} AS VARCHAR) AS DOUBLE)`;
     case 'string':
@@ -47,7 +49,7 @@ function tableSelect(spec: TableSpec, t: SourceTable): string {
       coalesce(${typedValue(t, ev.unitConceptColumn, 'integer')}, 0) AS unit_concept_id,
       ${typedValue(t, ev.unitSourceColumn, 'string')} AS unit_source,
       ${typedValue(t, ev.visitColumn, 'integer')} AS visit_id,
-      coalesce(${typedValue(t, ev.idColumn, 'integer')}, CAST(s.__row AS DOUBLE)) AS row_id
+      coalesce(${typedValue(t, ev.idColumn, 'integer')}, CAST(s.__row AS BIGINT)) AS row_id
     FROM ${q('checked_' + spec.table)} s`;
 }
 
@@ -59,8 +61,8 @@ export const STREAM_COLUMNS = [
 
 /** A range of person ids [from, to); `withNulls` adds the rows whose person_id is unreadable. */
 export interface PersonRange {
-  from: number | null;
-  to: number | null;
+  from: Id | null;
+  to: Id | null;
   withNulls: boolean;
 }
 
@@ -82,10 +84,10 @@ export function eventStreamSql(input: OmopInput, range: PersonRange = ALL_PERSON
  * Person-id ranges of about equal size, from the person table's quantiles. Each range is sorted
  * by its own query, so DuckDB sorts the next range while JavaScript transforms the current one.
  */
-export function personRanges(cuts: number[]): PersonRange[] {
-  const uniq = [...new Set(cuts)].sort((a, b) => a - b);
+export function personRanges(cuts: Id[]): PersonRange[] {
+  const uniq = [...new Set(cuts)].sort(compareIds);
   const out: PersonRange[] = [];
-  let from: number | null = null;
+  let from: Id | null = null;
   for (const c of uniq) {
     out.push({ from, to: c, withNulls: false });
     from = c;
@@ -102,19 +104,19 @@ export interface EventChunk {
   /** 1 when the row passed the schema check. */
   ok: ArrayLike<number>;
   raw: (i: number) => string | null;
-  personId: ArrayLike<number>;
+  personId: (i: number) => Id;
   personNull: (i: number) => boolean;
   t: ArrayLike<number>;
   tNull: (i: number) => boolean;
-  conceptId: ArrayLike<number>;
-  sourceConceptId: ArrayLike<number>;
+  conceptId: (i: number) => Id;
+  sourceConceptId: (i: number) => Id;
   value: ArrayLike<number>;
   valueNull: (i: number) => boolean;
-  unitConceptId: ArrayLike<number>;
+  unitConceptId: (i: number) => Id;
   unitSource: (i: number) => string | null;
-  visitId: ArrayLike<number>;
+  visitId: (i: number) => Id;
   visitNull: (i: number) => boolean;
-  rowId: ArrayLike<number>;
+  rowId: (i: number) => Id;
 }
 
 /** Streams the ranges in order, each sorted query started one range ahead on the other connection. */
@@ -134,29 +136,29 @@ export async function* streamEvents(conn: DuckDBConnection, sql: string): AsyncG
 async function* eventChunks(chunks: AsyncGenerator<DuckDBDataChunk>): AsyncGenerator<EventChunk> {
   for await (const chunk of chunks) {
     const ok = numericColumn(chunk, 2).values;
-    const person = numericColumn(chunk, 4);
+    const person = idColumn(chunk, 4);
     const t = numericColumn(chunk, 5);
     const value = numericColumn(chunk, 8);
-    const visit = numericColumn(chunk, 11);
+    const visit = idColumn(chunk, 11);
     yield {
       length: chunk.rowCount,
       tcode: numericColumn(chunk, 0).values,
       rn: numericColumn(chunk, 1).values,
       ok,
       raw: stringColumn(chunk, 3),
-      personId: person.values,
+      personId: person.get,
       personNull: person.isNull,
       t: t.values,
       tNull: t.isNull,
-      conceptId: numericColumn(chunk, 6).values,
-      sourceConceptId: numericColumn(chunk, 7).values,
+      conceptId: idColumn(chunk, 6).get,
+      sourceConceptId: idColumn(chunk, 7).get,
       value: value.values,
       valueNull: value.isNull,
-      unitConceptId: numericColumn(chunk, 9).values,
+      unitConceptId: idColumn(chunk, 9).get,
       unitSource: stringColumn(chunk, 10),
-      visitId: visit.values,
+      visitId: visit.get,
       visitNull: visit.isNull,
-      rowId: numericColumn(chunk, 12).values,
+      rowId: idColumn(chunk, 12).get,
     };
   }
 }

@@ -17,6 +17,11 @@ import {
   ResolvedConceptSet,
 } from '../transforms/labels';
 import { LoadedTask } from './taskFiles';
+import { Id, parseId } from '../schemas/ids';
+
+/** A BIGINT id column's value (bigint from DuckDB) as an exact Id. */
+const id = (v: unknown): Id => parseId(v) as Id;
+const idOrNull = (v: unknown): Id | null => (v === null ? null : id(v));
 
 export interface LabelInputStats {
   persons: number;
@@ -32,6 +37,7 @@ export interface LabelInputStats {
 
 const sqlString = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
+/** Columns of a result: DOUBLE columns as numbers, BIGINT id columns as bigints (see `id`). */
 async function columns(conn: DuckDBConnection, sql: string): Promise<(number | null)[][]> {
   const reader = await conn.runAndReadAll(sql);
   const cols = reader.getColumnsJS() as (number | null)[][];
@@ -51,7 +57,7 @@ export async function readLabelInputs(
 
   const [pid, gender, birth] = await columns(
     conn,
-    `SELECT person_id::DOUBLE, gender_concept_id::DOUBLE,
+    `SELECT person_id, coalesce(gender_concept_id, 0),
             ${ms(`coalesce(CAST(birth_datetime AS TIMESTAMP),
                    TRY_CAST(printf('%04d-%02d-%02d', year_of_birth, coalesce(month_of_birth, 1), coalesce(day_of_birth, 1)) AS DATE))`)}
      FROM person WHERE person_id IN ${cohort} ORDER BY person_id`,
@@ -62,12 +68,12 @@ export async function readLabelInputs(
       personsWithoutBirth++;
       continue;
     }
-    inputs.push({ table: 'person', personId: pid[i] as number, birthMs: birth[i] as number, genderConceptId: (gender[i] ?? 0) as number });
+    inputs.push({ table: 'person', personId: id(pid[i]), birthMs: birth[i] as number, genderConceptId: id(gender[i]) });
   }
 
   const [vid, vpid, vconcept, vstart, vend] = await columns(
     conn,
-    `SELECT visit_occurrence_id::DOUBLE, person_id::DOUBLE, visit_concept_id::DOUBLE,
+    `SELECT visit_occurrence_id, person_id, visit_concept_id::DOUBLE,
             ${ms('visit_start_date')}, ${ms('visit_end_date')}
      FROM visit_occurrence
      WHERE visit_concept_id IN (${concepts}) AND visit_start_date IS NOT NULL
@@ -76,8 +82,8 @@ export async function readLabelInputs(
   for (let i = 0; i < vid.length; i++) {
     inputs.push({
       table: 'visit',
-      personId: vpid[i] as number,
-      visitId: vid[i] as number,
+      personId: id(vpid[i]),
+      visitId: id(vid[i]),
       conceptId: vconcept[i] as number,
       startMs: vstart[i] as number,
       endMs: vend[i],
@@ -86,16 +92,16 @@ export async function readLabelInputs(
 
   const [dpid, dtime] = await columns(
     conn,
-    `SELECT person_id::DOUBLE, ${ms('death_date')} FROM death
+    `SELECT person_id, ${ms('death_date')} FROM death
      WHERE death_date IS NOT NULL AND person_id IN ${cohort} ORDER BY person_id, death_date`,
   );
-  for (let i = 0; i < dpid.length; i++) inputs.push({ table: 'death', personId: dpid[i] as number, timeMs: dtime[i] as number });
+  for (let i = 0; i < dpid.length; i++) inputs.push({ table: 'death', personId: id(dpid[i]), timeMs: dtime[i] as number });
 
   const [cpid, cconcept, ctime, cvisit] = await columns(
     conn,
-    `SELECT person_id::DOUBLE, condition_concept_id::DOUBLE,
+    `SELECT person_id, condition_concept_id::DOUBLE,
             ${ms('coalesce(CAST(condition_start_datetime AS TIMESTAMP), CAST(condition_start_date AS TIMESTAMP))')},
-            visit_occurrence_id::DOUBLE
+            visit_occurrence_id
      FROM condition_occurrence c
      WHERE coalesce(condition_start_datetime, condition_start_date) IS NOT NULL
        -- Only conditions dated in a candidate stay can matter to a label (ranks, events).
@@ -109,10 +115,10 @@ export async function readLabelInputs(
   for (let i = 0; i < cpid.length; i++) {
     inputs.push({
       table: 'condition',
-      personId: cpid[i] as number,
+      personId: id(cpid[i]),
       conceptId: cconcept[i] as number,
       timeMs: ctime[i] as number,
-      visitId: cvisit[i],
+      visitId: idOrNull(cvisit[i]),
     });
   }
 

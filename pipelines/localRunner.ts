@@ -22,7 +22,9 @@ import { SequenceBatch } from '../sinks/sequenceShards';
 import { ShardEntry, ShardSeries } from '../sinks/shards';
 import { ParquetWriterPool } from '../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
-import { openDuckInstance, queryRows, queryValue } from './duck';
+import { idValue, openDuckInstance, queryRows, queryValue } from './duck';
+import { Id, compareIds } from '../schemas/ids';
+import { parseJsonExact } from '../schemas/exactJson';
 import { EVENT_SPECS, personRanges, streamEventRanges } from './eventSource';
 import { hashFiles, FileHash } from './fileHashes';
 import { createOmopViews } from './omopViews';
@@ -95,12 +97,13 @@ function writeJsonArtifact(out: string, name: string, value: unknown): string {
 /** Growable per-person buffer of token events. */
 class PersonBuffer implements PersonEvents {
   times = new Float64Array(4096);
-  conceptIds = new Float64Array(4096);
+  /** A plain array: concept ids are small integers, but an unknown one may be a bigint. */
+  conceptIds: Id[] = [];
   deciles = new Int8Array(4096);
   domains = new Int8Array(4096);
   length = 0;
   visitStarts: number[] = [];
-  push(t: number, concept: number, decile: number, domain: number): void {
+  push(t: number, concept: Id, decile: number, domain: number): void {
     if (this.length === this.times.length) {
       const grow = <A extends Float64Array | Int8Array>(a: A, C: { new (n: number): A }): A => {
         const b = new C(a.length * 2);
@@ -108,7 +111,6 @@ class PersonBuffer implements PersonEvents {
         return b;
       };
       this.times = grow(this.times, Float64Array);
-      this.conceptIds = grow(this.conceptIds, Float64Array);
       this.deciles = grow(this.deciles, Int8Array);
       this.domains = grow(this.domains, Int8Array);
     }
@@ -143,8 +145,8 @@ async function planRanges(conn: DuckDBConnection, input: OmopInput, total: numbe
   if (total === null || total <= rowsPerRange) return personRanges([]);
   const k = Math.ceil(total / rowsPerRange);
   const qs = Array.from({ length: k - 1 }, (_, i) => (i + 1) / k);
-  const [row] = await queryRows<{ cuts: number[] }>(conn, `SELECT quantile_disc(CAST(person_id AS DOUBLE), [${qs.join(', ')}]) AS cuts FROM person`);
-  return personRanges(row.cuts ?? []);
+  const [row] = await queryRows<{ cuts: bigint[] | null }>(conn, `SELECT quantile_disc(person_id, [${qs.join(', ')}]) AS cuts FROM person`);
+  return personRanges((row.cuts ?? []).map(idValue));
 }
 
 export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
@@ -188,8 +190,8 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     const rejects = new RejectSink(path.join(out, 'rejects'));
     const persons = await loadPersons(conn, input, rejects);
     step(`persons: ${persons.size}`);
-    const splits = new Map<number, Split>();
-    const splitOfPerson = (id: number): Split | null => {
+    const splits = new Map<Id, Split>();
+    const splitOfPerson = (id: Id): Split | null => {
       if (!persons.has(id)) return null;
       let s = splits.get(id);
       if (!s) {
@@ -211,8 +213,8 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
 
     const tasks = selectTasks(opts, log);
     const labelled = tasks.length ? await labelBatch(conn, tasks) : null;
-    const samplesByPerson = new Map<number, LabelRecord[]>();
-    const samples = new Map<string, { series: ShardSeries; batch: SampleBatch; multi: boolean; meds: { subjectId: number; predictionMs: number; labels: number[] }[] }>();
+    const samplesByPerson = new Map<Id, LabelRecord[]>();
+    const samples = new Map<string, { series: ShardSeries; batch: SampleBatch; multi: boolean; meds: { subjectId: Id; predictionMs: number; labels: number[] }[] }>();
     if (labelled) {
       for (const t of labelled.tasks) {
         const multi = t.multiLabel;
@@ -228,7 +230,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       }
       step(`labels: ${labelled.samples.length} samples over ${labelled.tasks.length} tasks`);
     }
-    const emitSamples = async (personId: number, info: { birthMs: number; genderConceptId: number; visitStarts: number[] }, sr: ReturnType<typeof segmentsAndRanks>) => {
+    const emitSamples = async (personId: Id, info: { birthMs: number; genderConceptId: Id; visitStarts: number[] }, sr: ReturnType<typeof segmentsAndRanks>) => {
       const list = samplesByPerson.get(personId);
       if (!list) return;
       samplesByPerson.delete(personId);
@@ -258,7 +260,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     let pretrainTokens = 0;
 
     const buffer = new PersonBuffer();
-    let currentPerson: number | null = null;
+    let currentPerson: Id | null = null;
     const finishPerson = async (): Promise<void> => {
       if (currentPerson === null) return;
       const person = persons.get(currentPerson)!;
@@ -294,20 +296,20 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         const file = files[c.tcode[i]];
         rowsIn[spec.table] = (rowsIn[spec.table] ?? 0) + 1;
         if (c.ok[i] !== 1) {
-          rejectRow(rejects, file, spec.table, c.rn[i], JSON.parse(c.raw(i)!), spec);
+          rejectRow(rejects, file, spec.table, c.rn[i], parseJsonExact(c.raw(i)!) as Record<string, unknown>, spec);
           continue;
         }
-        const personId = c.personId[i];
+        const personId = c.personId(i);
         const person: Person | undefined = persons.get(personId);
         if (!person) {
           rejects.add({ file, table: spec.table, row: c.rn[i], column: 'person_id', reason: 'person_id not in the person table', values: { person_id: personId } });
           continue;
         }
         raw.domain = ev.domain;
-        raw.conceptId = c.conceptId[i];
-        raw.sourceConceptId = c.sourceConceptId[i];
+        raw.conceptId = c.conceptId(i);
+        raw.sourceConceptId = c.sourceConceptId(i);
         raw.value = c.valueNull(i) ? null : c.value[i];
-        raw.unitConceptId = c.unitConceptId[i];
+        raw.unitConceptId = c.unitConceptId(i);
         raw.unitSource = ev.unitSourceColumn ? c.unitSource(i) : null;
         if (!canon.apply(spec.table, raw, slots)) {
           rejects.add({
@@ -329,7 +331,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         const t = c.t[i];
         events.push(
           personId, t, ev.eventTable, spec.table, ev.domain, slots.conceptId, raw.sourceConceptId, slots.decile,
-          raw.value, slots.unit, c.visitNull(i) ? null : c.visitId[i], c.rowId[i],
+          raw.value, slots.unit, c.visitNull(i) ? null : c.visitId(i), c.rowId(i),
         );
         eventsOut[ev.eventTable] = (eventsOut[ev.eventTable] ?? 0) + 1;
         if (slots.decile >= 0) measurementsBinned++;
@@ -342,7 +344,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     await finishPerson();
     // Persons labelled but without a readable event keep an empty window.
     buffer.reset();
-    for (const personId of [...samplesByPerson.keys()].sort((a, b) => a - b)) {
+    for (const personId of [...samplesByPerson.keys()].sort(compareIds)) {
       const person = persons.get(personId);
       if (!person) continue;
       await emitSamples(personId, { ...person, visitStarts: [] }, segmentsAndRanks(buffer, []));

@@ -5,40 +5,41 @@ import { tableSpec } from '../schemas/omop';
 import { rowValidator } from '../schemas/rowSchemas';
 import { RejectSink } from '../sinks/rejects';
 import { BIRTH_TIMESTAMP_SQL } from '../sinks/personSql';
-import { queryRows } from './duck';
+import { idValue, queryRows } from './duck';
+import { Id } from '../schemas/ids';
+import { parseJsonExact } from '../schemas/exactJson';
 import { OmopInput } from './omopSource';
 
 export interface Person {
   birthMs: number;
-  genderConceptId: number;
+  genderConceptId: Id;
 }
 
-export async function loadPersons(conn: DuckDBConnection, input: OmopInput, rejects: RejectSink): Promise<Map<number, Person>> {
+export async function loadPersons(conn: DuckDBConnection, input: OmopInput, rejects: RejectSink): Promise<Map<Id, Person>> {
   const source = input.tables.get('person')!;
   const spec = tableSpec('person');
   const bad = await queryRows<{ __row: number; raw: string }>(
     conn,
     `SELECT CAST(__row AS DOUBLE) AS __row, CAST(to_json(c) AS VARCHAR) AS raw FROM checked_person c WHERE NOT __ok ORDER BY __row`,
   );
-  for (const b of bad) rejectRow(rejects, source.file, 'person', b.__row, JSON.parse(b.raw), spec);
-  const rows = await queryRows<{ row: number; person_id: number; gender: number; birth_ms: number }>(
+  for (const b of bad) rejectRow(rejects, source.file, 'person', b.__row, parseJsonExact(b.raw) as Record<string, unknown>, spec);
+  const rows = await queryRows<{ row: number; person_id: bigint; gender: bigint; birth_ms: number }>(
     conn,
-    `SELECT CAST(p.__row AS DOUBLE) AS row, CAST(p.person_id AS DOUBLE) AS person_id,
-            CAST(coalesce(p.gender_concept_id, 0) AS DOUBLE) AS gender,
+    `SELECT CAST(p.__row AS DOUBLE) AS row, p.person_id, coalesce(p.gender_concept_id, 0) AS gender,
             CAST(epoch_ms(${BIRTH_TIMESTAMP_SQL('p')}) AS DOUBLE) AS birth_ms
        FROM person p ORDER BY p.__row`,
   );
   // The person view keeps the first row of each person_id; the later ones are rejects.
-  const dups = await queryRows<{ row: number; person_id: number }>(
+  const dups = await queryRows<{ row: number; person_id: bigint }>(
     conn,
-    `SELECT CAST(__row AS DOUBLE) AS row, CAST(TRY_CAST(CAST(person_id AS VARCHAR) AS BIGINT) AS DOUBLE) AS person_id FROM checked_person
+    `SELECT CAST(__row AS DOUBLE) AS row, TRY_CAST(CAST(person_id AS VARCHAR) AS BIGINT) AS person_id FROM checked_person
       WHERE __ok QUALIFY row_number() OVER (PARTITION BY TRY_CAST(CAST(person_id AS VARCHAR) AS BIGINT) ORDER BY __row) > 1 ORDER BY __row`,
   );
   for (const d of dups) {
-    rejects.add({ file: source.file, table: 'person', row: d.row, column: 'person_id', reason: 'duplicate person_id', values: { person_id: d.person_id } });
+    rejects.add({ file: source.file, table: 'person', row: d.row, column: 'person_id', reason: 'duplicate person_id', values: { person_id: idValue(d.person_id) } });
   }
-  const persons = new Map<number, Person>();
-  for (const r of rows) persons.set(r.person_id, { birthMs: r.birth_ms, genderConceptId: r.gender });
+  const persons = new Map<Id, Person>();
+  for (const r of rows) persons.set(idValue(r.person_id), { birthMs: r.birth_ms, genderConceptId: idValue(r.gender) });
   return persons;
 }
 

@@ -59,15 +59,19 @@ export async function loadVocabulary(conn: DuckDBConnection, input: OmopInput): 
          SELECT m.b, r.depth + 1 FROM reach r JOIN medrep_maps_to m ON m.a = r.id WHERE r.depth < ${MAX_CHAIN}
        ) SELECT DISTINCT id FROM reach`,
   );
+  // The index holds vocabulary concept ids as numbers: an id beyond 2^53 (no real vocabulary has
+  // one) is left out rather than rounded, so rows naming it count as not in the vocabulary.
+  const safe = (c: string) => `${c} BETWEEN ${Number.MIN_SAFE_INTEGER} AND ${Number.MAX_SAFE_INTEGER}`;
   const conceptRows = await queryRows<ConceptInfo & { invalid_reason: string | null }>(
     conn,
     `SELECT CAST(c.concept_id AS DOUBLE) AS concept_id, c.concept_name, c.domain_id, c.vocabulary_id, c.concept_code,
             nullif(c.standard_concept, '') AS standard_concept, nullif(c.invalid_reason, '') AS invalid_reason
-       FROM concept c SEMI JOIN medrep_reach r ON r.id = c.concept_id ORDER BY c.concept_id`,
+       FROM concept c SEMI JOIN medrep_reach r ON r.id = c.concept_id WHERE ${safe('c.concept_id')} ORDER BY c.concept_id`,
   );
   const pairs = await queryRows<{ a: number; b: number }>(
     conn,
-    `SELECT CAST(a AS DOUBLE) AS a, CAST(b AS DOUBLE) AS b FROM medrep_maps_to m SEMI JOIN medrep_reach r ON r.id = m.a ORDER BY a, b`,
+    `SELECT CAST(a AS DOUBLE) AS a, CAST(b AS DOUBLE) AS b FROM medrep_maps_to m SEMI JOIN medrep_reach r ON r.id = m.a
+      WHERE ${safe('a')} AND ${safe('b')} ORDER BY a, b`,
   );
   const index = buildVocabularyIndex(conceptRows, pairs.map((p) => [p.a, p.b] as [number, number]));
   const concepts = new Map<number, ConceptInfo>();

@@ -64,16 +64,28 @@ export function parseJsonExact(text: string): unknown {
   return m.marked ? JSON.parse(m.text, reviveBig) : JSON.parse(text);
 }
 
+// A double that is an integer beyond 2^53 (a value, not an id) is written in exponent form, so
+// that parseJsonExact reads it back as the same double rather than as a bigint.
+const MARK_DOUBLE = `\u0001dbl-${MARK.slice(5)}`;
+const MARK_DOUBLE_JSON = JSON.stringify(MARK_DOUBLE).slice(1, -1);
+
 function markBig(_key: string, v: unknown): unknown {
-  return typeof v === 'bigint' ? MARK + v.toString() : v;
+  if (typeof v === 'bigint') return MARK + v.toString();
+  if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v) && Math.abs(v) < 1e21) return MARK_DOUBLE + v.toExponential();
+  return v;
 }
 
-const MARKED_RE = new RegExp(`"${MARK_JSON.replace(/\\/g, '\\\\')}(-?\\d+)"`, 'g');
+const escapeRe = (s: string) => s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+const MARKED_RE = new RegExp(`"(?:${escapeRe(MARK_JSON)}|${escapeRe(MARK_DOUBLE_JSON)})([-+.e\\d]+)"`, 'g');
 
-/** JSON.stringify that writes a bigint as a JSON number with all its digits. */
+/**
+ * JSON.stringify that writes a bigint as a JSON number with all its digits (and an integral
+ * double beyond 2^53 in exponent form), so parseJsonExact gives back the same values.
+ */
 export function stringifyJsonExact(value: unknown, space?: number): string {
   try {
-    return JSON.stringify(value, null, space);
+    const text = JSON.stringify(value, null, space);
+    if (text === undefined || !LONG_DIGITS.test(text)) return text;
   } catch (e) {
     if (!(e instanceof TypeError)) throw e;
   }

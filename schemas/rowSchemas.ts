@@ -117,6 +117,11 @@ export function rowValidator(spec: TableSpec): RowValidator {
           copy[col.name] = id === null || typeof id === 'bigint' ? 0 : id;
           continue;
         }
+        // An integer literal beyond 2^53 in a number column arrives as a bigint (exact JSON): its double is the value.
+        if (col.type === 'number' && typeof value === 'bigint') {
+          copy[col.name] = Number(value);
+          continue;
+        }
         // ajv would coerce '0x10' or 'Infinity' through Number(); only decimal notation is a number here.
         if (col.type === 'number' && typeof value === 'string' && !DECIMAL_RE.test(value)) {
           copy[col.name] = { invalid: value };

@@ -1,6 +1,7 @@
 // Growable columnar builders that become Arrow vectors without one JS object per row: typed
 // arrays for numbers, offset+byte buffers for strings and lists, bitmaps for nulls.
 import * as arrow from 'apache-arrow';
+import { Id } from '../schemas/ids';
 
 type NumArray = Float64Array | Float32Array | Int32Array | Int16Array | Int8Array | BigInt64Array;
 type NumCtor<A> = { new (n: number): A };
@@ -63,12 +64,13 @@ export class NumberColumn<A extends NumArray> {
 const TWO32 = 4294967296;
 
 /**
- * int64 (or timestamp) values pushed as JS numbers: each is split into two 32-bit halves, which
- * is exact for every safe integer (and for multiples of 8 up to 2^56, e.g. microseconds of a
- * millisecond time) and avoids a BigInt per value.
+ * int64 (or timestamp) values pushed as Ids: a number is split into two 32-bit halves, which is
+ * exact for every safe integer (and for multiples of 8 up to 2^56, e.g. microseconds of a
+ * millisecond time) and avoids a BigInt per value; a bigint (an id beyond 2^53) is written whole.
  */
 export class Int64Column {
   private words: Int32Array;
+  private big: BigInt64Array | null = null;
   length = 0;
   private validity: Validity | null;
   constructor(nullable = false, capacity = 1024) {
@@ -80,10 +82,18 @@ export class Int64Column {
       const next = new Int32Array(this.words.length * 2);
       next.set(this.words);
       this.words = next;
+      this.big = null;
     }
   }
-  push(v: number): void {
+  push(v: Id): void {
     this.ensure();
+    if (typeof v === 'bigint') {
+      this.big ??= new BigInt64Array(this.words.buffer);
+      this.big[this.length] = v;
+      this.validity?.set(this.length, true);
+      this.length++;
+      return;
+    }
     const hi = Math.floor(v / TWO32);
     const lo = v - hi * TWO32;
     this.words[this.length * 2] = lo | 0;
@@ -151,9 +161,19 @@ export class StringColumn {
     this.validity?.set(this.length, true);
     this.offsets[++this.length] = this.byteLength;
   }
-  /** ASCII prefix followed by a non-negative integer's digits, without building a JS string. */
-  pushPrefixedInteger(prefix: Uint8Array, n: number): void {
+  /** ASCII prefix followed by an integer's digits, without building a JS string for a safe integer. */
+  pushPrefixedInteger(prefix: Uint8Array, id: Id): void {
     this.ensure(prefix.length + 22);
+    if (typeof id === 'bigint') {
+      this.bytes.set(prefix, this.byteLength);
+      this.byteLength += prefix.length;
+      this.bytes.set(encoder.encode(id.toString()), this.byteLength);
+      this.byteLength += id.toString().length;
+      this.validity?.set(this.length, true);
+      this.offsets[++this.length] = this.byteLength;
+      return;
+    }
+    let n = id;
     this.bytes.set(prefix, this.byteLength);
     this.byteLength += prefix.length;
     if (n < 0) {

@@ -2,6 +2,7 @@
 import * as arrow from 'apache-arrow';
 import { EVENT_FIELDS } from '../schemas/records';
 import { Int64Column, NumberColumn, StringColumn, tableOf } from './columns';
+import { Id } from '../schemas/ids';
 
 const encoder = new TextEncoder();
 
@@ -24,18 +25,18 @@ export class EventBatch {
   }
 
   push(
-    personId: number,
+    personId: Id,
     timeMs: number,
     table: string,
     omopTable: string,
     domain: number,
-    conceptId: number,
-    sourceConceptId: number,
+    conceptId: Id,
+    sourceConceptId: Id,
     decile: number,
     value: number | null,
     unit: string | null,
-    visitId: number | null,
-    rowId: number,
+    visitId: Id | null,
+    rowId: Id,
   ): void {
     this.personId.push(personId);
     this.timeUs.push(timeMs * 1000);

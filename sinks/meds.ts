@@ -12,6 +12,7 @@ import { NumberColumn, StringColumn, tableOf } from './columns';
 import { writeFileAtomic, writeParquetAtomic } from './parquet';
 import { ShardEntry } from './shards';
 import { BIRTH_TIMESTAMP_SQL } from './personSql';
+import { Id, compareIds, idBigInt } from '../schemas/ids';
 
 export const MEDS_VERSION = '0.3.3';
 const sqlPath = (p: string) => `'${p.replace(/'/g, "''")}'`;
@@ -31,7 +32,7 @@ export async function exportMeds(
   conn: DuckDBConnection,
   out: string,
   eventShards: ShardEntry[],
-  splits: Map<number, Split>,
+  splits: Map<Id, Split>,
 ): Promise<ShardEntry[]> {
   const entries: ShardEntry[] = [];
   const add = (e: ShardEntry & { abs?: string }, rel: string) => {
@@ -76,11 +77,11 @@ export async function exportMeds(
     : `SELECT NULL::VARCHAR AS code, NULL::VARCHAR AS description, []::VARCHAR[] AS parent_codes WHERE false`;
   add({ ...(await copyToParquet(conn, codesSelect, path.join(out, codesRel))), kind: 'meds' }, codesRel);
   // metadata/subject_splits.parquet
-  const ids = [...splits.keys()].sort((a, b) => a - b);
+  const ids = [...splits.keys()].sort(compareIds);
   const subject = new NumberColumn(BigInt64Array);
   const split = new StringColumn();
   for (const id of ids) {
-    subject.push(BigInt(id));
+    subject.push(idBigInt(id));
     split.push(medsSplit(splits.get(id)!));
   }
   const fields = [new arrow.Field('subject_id', new arrow.Int64(), false), new arrow.Field('split', new arrow.Utf8(), false)];

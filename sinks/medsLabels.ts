@@ -5,16 +5,17 @@ import { CompiledTask } from '../transforms/labels';
 import { writeParquetAtomic } from './parquet';
 import { medsLabelTable } from './sampleShards';
 import { ShardEntry } from './shards';
+import { Id } from '../schemas/ids';
 
 const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
 
 export function writeMedsLabels(
   out: string,
   tasks: CompiledTask[],
-  samples: Map<string, { multi: boolean; meds: { subjectId: number; predictionMs: number; labels: number[] }[] }>,
+  samples: Map<string, { multi: boolean; meds: { subjectId: Id; predictionMs: number; labels: number[] }[] }>,
 ): ShardEntry[] {
   const entries: ShardEntry[] = [];
-  const write = (rel: string, rows: { subjectId: number; predictionMs: number; value: boolean }[]) => {
+  const write = (rel: string, rows: { subjectId: Id; predictionMs: number; value: boolean }[]) => {
     const f = writeParquetAtomic(path.join(out, rel), medsLabelTable(rows));
     entries.push({ kind: 'meds-labels', path: rel, rows: f.rows, bytes: f.bytes, sha256: f.sha256 });
   };

@@ -3,6 +3,7 @@
 // reason for the run summary. (This is output data, never printed to the log.)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { stringifyJsonExact } from '../schemas/exactJson';
 
 export interface Reject {
   file: string;
@@ -10,6 +11,8 @@ export interface Reject {
   row: number;
   column: string;
   reason: string;
+  /** What kind of dead letter it was (Kafka runner), when it was one. */
+  kind?: string;
   values?: unknown;
 }
 
@@ -26,7 +29,8 @@ export class RejectSink {
       s = { fd: fs.openSync(path.join(this.dir, `${r.table}.jsonl`), 'w'), rows: 0 };
       this.streams.set(r.table, s);
     }
-    fs.writeSync(s.fd, JSON.stringify(r) + '\n');
+    // Ids beyond 2^53 are bigints: written as JSON numbers with every digit.
+    fs.writeSync(s.fd, stringifyJsonExact(r) + '\n');
     s.rows++;
     this.total++;
     const key = `${r.table}.${r.column}: ${r.reason}`;

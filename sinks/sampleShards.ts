@@ -5,6 +5,7 @@ import * as arrow from 'apache-arrow';
 import { Sequence } from '../transforms/trajectory';
 import { Int64Column, ListColumn, NumberColumn, tableOf } from './columns';
 import { SequenceBatch } from './sequenceShards';
+import { Id } from '../schemas/ids';
 
 export function sampleFields(multiLabel: boolean): arrow.Field[] {
   const list = (t: arrow.DataType) => new arrow.List(new arrow.Field('item', t, true));
@@ -54,7 +55,7 @@ export class SampleBatch {
     return this.seq.length;
   }
 
-  push(personId: number, seq: Sequence, split: string, predictionMs: number, indexVisitId: number | null, label: number | null, labels: number[] | null): void {
+  push(personId: Id, seq: Sequence, split: string, predictionMs: number, indexVisitId: Id | null, label: number | null, labels: number[] | null): void {
     this.seq.push(personId, 0, seq, split);
     this.predictionUs.push(predictionMs * 1000);
     if (indexVisitId === null) this.indexVisit.pushNull();
@@ -78,7 +79,7 @@ export class SampleBatch {
 }
 
 /** MEDS LabelSchema rows (subject_id, prediction_time, boolean_value, integer/float/categorical null). */
-export function medsLabelTable(rows: { subjectId: number; predictionMs: number; value: boolean }[]): arrow.Table {
+export function medsLabelTable(rows: { subjectId: Id; predictionMs: number; value: boolean }[]): arrow.Table {
   const subject = new Int64Column();
   const time = new Int64Column();
   const value = new BoolColumn();

@@ -4,6 +4,7 @@ import * as arrow from 'apache-arrow';
 import { PRETRAIN_FIELDS } from '../schemas/records';
 import { Sequence } from '../transforms/trajectory';
 import { Int64Column, ListColumn, NumberColumn, StringColumn, tableOf } from './columns';
+import { Id } from '../schemas/ids';
 
 export class SequenceBatch {
   readonly personId = new Int64Column();
@@ -21,7 +22,7 @@ export class SequenceBatch {
     return this.personId.length;
   }
 
-  push(personId: number, chunk: number, seq: Sequence, split: string): void {
+  push(personId: Id, chunk: number, seq: Sequence, split: string): void {
     this.personId.push(personId);
     this.chunk.push(chunk);
     const n = seq.conceptIds.length;

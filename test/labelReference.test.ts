@@ -2,6 +2,7 @@
 // on a synthetic one: the batch labeler, and the incremental labeler fed a shuffled stream, must
 // give exactly the SQL's (person, prediction time, label) rows and its Table-1 counts.
 import { strict as assert } from 'node:assert';
+import { Id } from '../schemas/ids';
 import * as path from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { labelBatch, readLabelInputs } from '../pipelines/labelInputs';
@@ -20,7 +21,7 @@ const seeds = {
   events: Object.fromEntries(['uti', 'sepsis', 'pneumonia', 'mi', 'fracture'].map((n) => [n, seedOf(n)])),
 };
 
-const rowKey = (task: string, person: number, time: number | null, label: number | null, labels: ArrayLike<number> | null, visit: number | null) =>
+const rowKey = (task: string, person: Id, time: number | null, label: number | null, labels: ArrayLike<number> | null, visit: Id | null) =>
   `${task}|${person}|${time}|${label}|${labels ? Array.from(labels).join('') : '-'}|${visit}`;
 const sampleKeys = (xs: LabelRecord[]) =>
   xs.map((s) => rowKey(s.task, s.person_id, s.prediction_time, s.label, s.labels, s.index_visit_id)).sort();
@@ -113,7 +114,7 @@ describe('labels: batch and incremental labelers against the reference SQL', fun
     assert.ok(ra && ra.censored > 0, 'some readmission windows run past the end of the data');
 
     // Labelling person by person (as a runner holding each person's records would) gives the batch's samples.
-    const byPerson = new Map<number, LabelInput[]>();
+    const byPerson = new Map<Id, LabelInput[]>();
     for (const r of inputs0) byPerson.set(r.personId, [...(byPerson.get(r.personId) ?? []), r]);
     const perPerson = Array.from(byPerson.values()).flatMap((rs) => labelPerson(batch.tasks, rs, batch.finalWatermark).samples);
     assert.deepEqual(sampleKeys(perPerson), sampleKeys(batch.samples));

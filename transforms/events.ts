@@ -3,31 +3,33 @@
 import { ConceptNormalizer, MappingCounts, MappingStatus, emptyMappingCounts } from './normalize';
 import { DecileBinner, NO_DECILE } from './deciles';
 import { TOKEN_DOMAINS } from './tokens';
+import { Id } from '../schemas/ids';
 
 export interface RawEventFields {
   domain: number;
-  conceptId: number;
-  sourceConceptId: number;
+  conceptId: Id;
+  sourceConceptId: Id;
   value: number | null;
-  unitConceptId: number;
+  unitConceptId: Id;
   unitSource: string | null;
 }
 
 /** Result slots reused across rows (no allocation per row on the hot path). */
 export interface CanonicalSlots {
-  conceptId: number;
+  conceptId: Id;
   status: MappingStatus;
   unit: string | null;
   decile: number; // NO_DECILE when none
 }
 
-export type UnitNamer = (unitConceptId: number, unitSource: string | null) => string | null;
+export type UnitNamer = (unitConceptId: Id, unitSource: string | null) => string | null;
 
 /** A unit is the unit concept's code (UCUM) when the vocabulary knows it, else the source text. */
 export function unitNamer(codeOf: (conceptId: number) => string | null | undefined): UnitNamer {
-  const cache = new Map<number, string | null>();
+  const cache = new Map<Id, string | null>();
   return (unitConceptId, unitSource) => {
-    if (unitConceptId) {
+    // Vocabulary concept ids are safe integers: a bigint unit concept has no code.
+    if (typeof unitConceptId === 'number' && unitConceptId) {
       let code = cache.get(unitConceptId);
       if (code === undefined) {
         code = codeOf(unitConceptId) ?? null;
@@ -65,7 +67,8 @@ export class EventCanonicalizer {
     out.conceptId = n.conceptId;
     out.status = n.status;
     out.unit = raw.domain === 3 ? this.units(raw.unitConceptId, raw.unitSource) : null;
-    out.decile = raw.domain === 3 && this.binner ? this.binner.bin(n.conceptId, out.unit, raw.value) : NO_DECILE;
+    // Deciles are fitted per vocabulary concept (a number); an unknown bigint id has none.
+    out.decile = raw.domain === 3 && this.binner && typeof n.conceptId === 'number' ? this.binner.bin(n.conceptId, out.unit, raw.value) : NO_DECILE;
     return true;
   }
 }

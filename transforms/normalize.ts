@@ -2,6 +2,8 @@
 // "Maps to" from the row's concept (or its source concept) to a standard concept. Both ids are
 // kept; rows that cannot be mapped are kept and counted, never dropped.
 
+import { Id } from '../schemas/ids';
+
 export type MappingStatus = 'standard' | 'mapped' | 'unmapped' | 'unknown';
 
 /** What normalization needs of the vocabulary: built by pipelines/vocabulary.ts or by hand in tests. */
@@ -15,7 +17,8 @@ export interface VocabularyIndex {
 }
 
 export interface Normalized {
-  conceptId: number;
+  /** A number for every concept of the vocabulary; an unknown id keeps its exact form. */
+  conceptId: Id;
   status: MappingStatus;
 }
 
@@ -72,15 +75,17 @@ export function followMapsTo(vocab: VocabularyIndex, id: number): number | null 
  * through the other column is 'unknown' (a reject); a known id without a mapping is 'unmapped'
  * (kept with its own id).
  */
-export function normalizeConcept(vocab: VocabularyIndex, conceptId: number, sourceConceptId: number): Normalized {
-  if (conceptId !== 0 && vocab.standard.has(conceptId)) return { conceptId, status: 'standard' };
+export function normalizeConcept(vocab: VocabularyIndex, conceptId: Id, sourceConceptId: Id): Normalized {
+  // The vocabulary index holds safe-integer ids only (pipelines/vocabulary.ts): a bigint is unknown.
+  const known = (id: Id) => typeof id === 'number' && vocab.known.has(id);
+  if (typeof conceptId === 'number' && conceptId !== 0 && vocab.standard.has(conceptId)) return { conceptId, status: 'standard' };
   for (const candidate of [conceptId, sourceConceptId]) {
-    if (candidate === 0) continue;
+    if (candidate === 0 || typeof candidate === 'bigint') continue;
     const target = followMapsTo(vocab, candidate);
     if (target !== null) return { conceptId: target, status: 'mapped' };
   }
-  const conceptUnknown = conceptId !== 0 && !vocab.known.has(conceptId);
-  const sourceUnknown = sourceConceptId === 0 || !vocab.known.has(sourceConceptId);
+  const conceptUnknown = conceptId !== 0 && !known(conceptId);
+  const sourceUnknown = sourceConceptId === 0 || !known(sourceConceptId);
   if (conceptUnknown && sourceUnknown) return { conceptId, status: 'unknown' };
   return { conceptId: conceptId !== 0 ? conceptId : sourceConceptId, status: 'unmapped' };
 }
@@ -96,10 +101,10 @@ export const emptyMappingCounts = (): MappingCounts => ({ standard: 0, mapped: 0
 
 /** A memoizing normalizer for the hot path: most rows repeat a few thousand concept pairs. */
 export class ConceptNormalizer {
-  private readonly cache = new Map<number, Map<number, Normalized>>();
+  private readonly cache = new Map<Id, Map<Id, Normalized>>();
   constructor(readonly vocab: VocabularyIndex) {}
 
-  normalize(conceptId: number, sourceConceptId: number): Normalized {
+  normalize(conceptId: Id, sourceConceptId: Id): Normalized {
     let inner = this.cache.get(conceptId);
     if (!inner) {
       inner = new Map();

@@ -4,11 +4,12 @@
 // newest events; pretraining cuts a trajectory into chunks.
 import { SHARD_CLS } from '../schemas/records';
 import { DOMAIN, MAX_AGE } from './tokens';
+import { Id } from '../schemas/ids';
 
 /** One person's token events, time-ordered (ties broken by the caller's stable order). */
 export interface PersonEvents {
   times: Float64Array; // epoch milliseconds
-  conceptIds: Float64Array;
+  conceptIds: ArrayLike<Id>;
   deciles: Int8Array; // -1 = none
   domains: Int8Array;
   length: number;
@@ -16,13 +17,13 @@ export interface PersonEvents {
 
 export interface PersonInfo {
   birthMs: number;
-  genderConceptId: number;
+  genderConceptId: Id;
   /** Visit start times (epoch ms), any order, duplicates allowed. */
   visitStarts: ArrayLike<number>;
 }
 
 export interface Sequence {
-  conceptIds: number[];
+  conceptIds: Id[];
   deciles: (number | null)[];
   ages: number[];
   segments: number[];
@@ -111,7 +112,7 @@ export function buildSequence(
   };
   const age = sequentialAger(info.birthMs);
   const firstAge = n > 0 ? age(ev.times[from]) : 0;
-  const prefix: [number, number][] = [
+  const prefix: [Id, number][] = [
     [SHARD_CLS, DOMAIN.special],
     [info.genderConceptId, DOMAIN.special],
   ];

@@ -1,4 +1,4 @@
-// An append-only per-key state store: each key holds a growing list of numbers (e.g. a person's
+// An append-only per-key state store: each key holds a growing list of numbers or exact ids (e.g. a person's
 // events, a fixed number of fields per event). The changelog carries only what each transaction
 // appended, under a key of its own (`<key>@<writer>.<n>`), so a compacted changelog keeps every
 // delta and a key's list is rebuilt by concatenating its deltas in log order. This keeps the
@@ -11,12 +11,14 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, Message } from 'kafkajs';
 import { partitionMap, readChangelog, StateStore } from './stateStore';
+import { Id } from '../../schemas/ids';
+import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 
 /** The store as a transform sees it: bound to the partition being processed. */
 export interface AppendView {
   /** The list of a key (committed and pending appends), or undefined if never appended to. */
-  get(key: string): readonly number[] | undefined;
-  append(key: string, values: readonly number[]): void;
+  get(key: string): readonly Id[] | undefined;
+  append(key: string, values: readonly Id[]): void;
 }
 
 /** Numbers per changelog message at most (a delta is split to stay far below message.max.bytes). */
@@ -28,7 +30,7 @@ type Pending = Map<string, number>;
 type SavePoint = Map<string, [number, number]>;
 
 export class AppendLogStore implements StateStore {
-  private readonly lists = new Map<number, Map<string, number[]>>();
+  private readonly lists = new Map<number, Map<string, Id[]>>();
   private readonly pending = new Map<number, Pending>();
   /** Makes delta keys unique across writers and restarts (deltas of one key must never compact). */
   private readonly writer = randomBytes(6).toString('hex');
@@ -46,18 +48,18 @@ export class AppendLogStore implements StateStore {
     };
   }
 
-  append(partition: number, key: string, values: readonly number[]): void {
+  append(partition: number, key: string, values: readonly Id[]): void {
     const lists = this.listsOf(partition);
     let list = lists.get(key);
-    if (!list) lists.set(key, (list = []));
+    if (!list) lists.set(key, (list = [] as Id[]));
     const pending = this.pendingOf(partition);
     if (!pending.has(key)) pending.set(key, list.length);
     for (let i = 0; i < values.length; i++) list.push(values[i]);
   }
 
   /** Keys of one partition with their committed lists (a copy, for inspection and tests). */
-  entries(partition: number): Map<string, number[]> {
-    const out = new Map<string, number[]>();
+  entries(partition: number): Map<string, Id[]> {
+    const out = new Map<string, Id[]>();
     const pending = this.pending.get(partition);
     for (const [k, list] of this.lists.get(partition) ?? []) {
       const n = pending?.get(k) ?? list.length;
@@ -72,7 +74,7 @@ export class AppendLogStore implements StateStore {
     for (const [key, from] of this.pending.get(partition) ?? []) {
       const list = lists.get(key)!;
       for (let i = from; i < list.length; i += NUMBERS_PER_MESSAGE) {
-        out.push({ key: `${key}@${this.writer}.${(this.sequence++).toString(36)}`, value: JSON.stringify(list.slice(i, Math.min(list.length, i + NUMBERS_PER_MESSAGE))), partition });
+        out.push({ key: `${key}@${this.writer}.${(this.sequence++).toString(36)}`, value: stringifyJsonExact(list.slice(i, Math.min(list.length, i + NUMBERS_PER_MESSAGE))), partition });
       }
     }
     return out;
@@ -120,15 +122,16 @@ export class AppendLogStore implements StateStore {
       const at = deltaKey.lastIndexOf('@');
       if (at < 0) throw new Error(`${this.changelogTopic}/${partition}: key ${JSON.stringify(deltaKey)} is not <key>@<delta> (not an append-log changelog?)`);
       const key = deltaKey.slice(0, at);
-      const values = JSON.parse(value.toString()) as number[];
+      // Ids beyond 2^53 (row ids, concept ids) are bigints, kept exact through the changelog.
+      const values = parseJsonExact(value.toString()) as Id[];
       const lists = this.listsOf(partition);
       let list = lists.get(key);
-      if (!list) lists.set(key, (list = []));
+      if (!list) lists.set(key, (list = [] as Id[]));
       for (let i = 0; i < values.length; i++) list.push(values[i]);
     });
   }
 
-  private listsOf(partition: number): Map<string, number[]> {
+  private listsOf(partition: number): Map<string, Id[]> {
     return partitionMap(this.lists, partition);
   }
 
@@ -137,7 +140,7 @@ export class AppendLogStore implements StateStore {
   }
 }
 
-function truncate(lists: Map<string, number[]>, key: string, length: number): void {
+function truncate(lists: Map<string, Id[]>, key: string, length: number): void {
   const list = lists.get(key);
   if (!list) return;
   if (length === 0) lists.delete(key);

@@ -9,6 +9,7 @@ import { Kafka } from 'kafkajs';
 import { CLINICAL_TABLES } from '../../schemas/omop';
 import { q } from '../../schemas/sqlChecks';
 import { openDuck, stringColumn, streamChunks, numericColumn, queryValue } from '../duck';
+import { parseJsonExact } from '../../schemas/exactJson';
 import { finalWatermark } from '../../transforms/labels/time';
 import { createOmopViews } from '../omopViews';
 import { openOmopInput } from '../omopSource';
@@ -80,9 +81,10 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
       const source = input.tables.get(spec.table);
       if (!source) continue;
       const file = path.basename(source.file);
-      // Valid rows typed (ids as numbers, dates as text), invalid ones as read, both in file order.
-      const sql = `SELECT CAST(c.__row AS DOUBLE) AS __row, CAST(c.__ok AS TINYINT) AS ok,
-          CASE WHEN c.__ok THEN CAST(to_json(t) AS VARCHAR) ELSE CAST(to_json(c) AS VARCHAR) END AS j
+      // Valid rows typed (ids as JSON numbers with every digit, dates as text), the others as read
+      // (invalid rows, and later rows of a person_id seen before: the stream rejects those), in file order.
+      const sql = `SELECT CAST(c.__row AS DOUBLE) AS __row, CAST(t.__row IS NOT NULL AS TINYINT) AS ok,
+          CASE WHEN t.__row IS NOT NULL THEN CAST(to_json(t) AS VARCHAR) ELSE CAST(to_json(c) AS VARCHAR) END AS j
         FROM ${q('checked_' + spec.table)} c LEFT JOIN ${q(spec.table)} t ON t.__row = c.__row ORDER BY c.__row`;
       for await (const chunk of streamChunks(conn, sql)) {
         const rows = numericColumn(chunk, 0).values;
@@ -94,7 +96,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
             await producer.send(spec.table, json(i)!, `${file}:${rows[i]}`);
             continue;
           }
-          const parsed = JSON.parse(json(i)!) as Record<string, unknown>;
+          const parsed = parseJsonExact(json(i)!) as Record<string, unknown>;
           const row: Record<string, unknown> = {};
           for (const [k, v] of Object.entries(parsed)) if (k !== '__ok') row[k.toLowerCase()] = v;
           row.__row = rows[i];

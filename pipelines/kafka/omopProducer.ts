@@ -5,6 +5,8 @@
 import { CompressionTypes, Kafka, Message, Partitioners, Producer } from 'kafkajs';
 import { ClinicalTable, CLINICAL_TABLES, tableSpec } from '../../schemas/omop';
 import { rowValidator } from '../../schemas/rowSchemas';
+import { parseId } from '../../schemas/ids';
+import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 import { deadLetterMessage, DeadLetterKind } from './deadLetter';
 import { TopicNames } from './topics';
 
@@ -41,18 +43,6 @@ export interface OmopProducerOptions {
 
 const KNOWN_TABLES = new Set<string>(CLINICAL_TABLES.map((t) => t.table));
 
-/** BigInt ids (as DuckDB returns BIGINT) become numbers when exact, else strings the schema rejects. */
-function plainValues(row: Record<string, unknown>): Record<string, unknown> {
-  let copy: Record<string, unknown> | null = null;
-  for (const k in row) {
-    const v = row[k];
-    if (typeof v === 'bigint') {
-      copy ??= { ...row };
-      copy[k] = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
-    }
-  }
-  return copy ?? row;
-}
 
 export class OmopRowProducer {
   private readonly buffers = new Map<string, Message[]>();
@@ -115,7 +105,8 @@ export class OmopRowProducer {
     let obj: unknown = row;
     if (raw !== null) {
       try {
-        obj = JSON.parse(raw.toString());
+        // Exact: ids beyond 2^53 keep every digit (as bigints) through the check and the send.
+        obj = parseJsonExact(raw.toString());
       } catch (e) {
         this.deadLetter(raw, null, 'not-json', (e as Error).message, source, table);
         return this.maybeSend();
@@ -129,16 +120,17 @@ export class OmopRowProducer {
       this.deadLetter(raw ?? safeJson(obj), null, 'not-an-object', 'a row must be a JSON object', source, table);
       return this.maybeSend();
     }
-    const values = plainValues(obj as Record<string, unknown>);
+    const values = obj as Record<string, unknown>;
     const problems = rowValidator(tableSpec(table as ClinicalTable)).check(values);
-    const personId = values.person_id;
+    // The key is the person_id in decimal ("0012" and 12 are one person, on one partition).
+    const personId = parseId(values.person_id) ?? values.person_id;
     const key = personId === undefined || personId === null ? null : String(personId);
     if (problems.length > 0) {
       const reason = problems.map((p) => `column ${p.column}: ${p.reason}`).join('; ');
       this.deadLetter(raw ?? safeJson(values), key, 'invalid-row', reason, source, table);
       return this.maybeSend();
     }
-    const value = raw !== null && values === obj ? raw.toString() : JSON.stringify(values);
+    const value = raw !== null ? raw.toString() : stringifyJsonExact(values);
     this.gather(this.opts.names.omop(table), key!, value);
     this.stats.rows++;
     this.stats.byTable[table] = (this.stats.byTable[table] ?? 0) + 1;
@@ -256,7 +248,7 @@ export class OmopRowProducer {
 
 function safeJson(v: unknown): string {
   try {
-    return JSON.stringify(v) ?? String(v);
+    return stringifyJsonExact(v) ?? String(v);
   } catch {
     return String(v);
   }

@@ -13,6 +13,7 @@ import { createKafka, KafkaOptions } from './config';
 import { readToEnd } from './readToEnd';
 import { sampleTable, shardTable } from './shardSink';
 import { StreamValue } from './streamStages';
+import { parseJsonExact } from '../../schemas/exactJson';
 
 export interface ReplayOptions {
   kafka: KafkaOptions;
@@ -109,7 +110,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     await readToEnd(kafka, topic, { partitions, timeoutMs: 120_000 }, (partition, m) => {
       const o = BigInt(m.offset);
       for (const s of mine) {
-        if (s.partition === partition && o >= BigInt(s.from_offset!) && o <= BigInt(s.to_offset!)) values.get(s)!.push(JSON.parse(m.value!.toString()) as StreamValue);
+        if (s.partition === partition && o >= BigInt(s.from_offset!) && o <= BigInt(s.to_offset!)) values.get(s)!.push(parseJsonExact(m.value!.toString()) as StreamValue);
       }
     });
     for (const s of mine) {

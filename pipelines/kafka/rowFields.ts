@@ -1,7 +1,8 @@
 // Reads the fields of an `omop.<table>` JSON row the way the local runner's SQL reads the typed
-// views (pipelines/eventSource.ts): ids as numbers (0 when absent), the time as
+// views (pipelines/eventSource.ts): ids as exact Ids (0 when absent), the time as
 // coalesce(datetime, date) in epoch milliseconds (UTC, date-only at 00:00), the source row number.
 import { EventMapping } from '../../schemas/omop';
+import { Id, parseId } from '../../schemas/ids';
 
 const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?/;
 
@@ -22,22 +23,30 @@ export function intOr(v: unknown, fallback: number | null): number | null {
   return fallback;
 }
 
+/** An id column's value (a JSON number, a bigint of parseJsonExact or a decimal string) as an exact Id. */
+export function idOr(v: unknown, fallback: Id): Id;
+export function idOr(v: unknown, fallback: null): Id | null;
+export function idOr(v: unknown, fallback: Id | null): Id | null {
+  return parseId(v) ?? fallback;
+}
+
 export function numberOrNull(v: unknown): number | null {
   if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
   return null;
 }
 
 export interface RowEventFields {
-  personId: number;
+  personId: Id;
   t: number | null;
-  conceptId: number;
-  sourceConceptId: number;
+  conceptId: Id;
+  sourceConceptId: Id;
   value: number | null;
-  unitConceptId: number;
+  unitConceptId: Id;
   unitSource: string | null;
-  visitId: number | null;
-  rowId: number;
+  visitId: Id | null;
+  rowId: Id;
   /** 1-based row in the source file (0 when the producer did not say). */
   rn: number;
 }
@@ -47,15 +56,15 @@ export function rowEventFields(row: Record<string, unknown>, ev: EventMapping): 
   const t = timeMs(ev.datetimeColumn ? row[ev.datetimeColumn] : null) ?? timeMs(row[ev.dateColumn]);
   const unitSource = ev.unitSourceColumn ? row[ev.unitSourceColumn] : null;
   return {
-    personId: intOr(row.person_id, 0),
+    personId: idOr(row.person_id, 0),
     t,
-    conceptId: intOr(row[ev.conceptColumn], 0),
-    sourceConceptId: ev.sourceConceptColumn ? intOr(row[ev.sourceConceptColumn], 0) : 0,
+    conceptId: idOr(row[ev.conceptColumn], 0),
+    sourceConceptId: ev.sourceConceptColumn ? idOr(row[ev.sourceConceptColumn], 0) : 0,
     value: ev.valueColumn ? numberOrNull(row[ev.valueColumn]) : null,
-    unitConceptId: ev.unitConceptColumn ? intOr(row[ev.unitConceptColumn], 0) : 0,
+    unitConceptId: ev.unitConceptColumn ? idOr(row[ev.unitConceptColumn], 0) : 0,
     unitSource: typeof unitSource === 'string' ? unitSource : unitSource === null || unitSource === undefined ? null : String(unitSource),
-    visitId: ev.visitColumn ? intOr(row[ev.visitColumn], null) : null,
-    rowId: (ev.idColumn ? intOr(row[ev.idColumn], null) : null) ?? rn,
+    visitId: ev.visitColumn ? idOr(row[ev.visitColumn], null) : null,
+    rowId: (ev.idColumn ? idOr(row[ev.idColumn], null) : null) ?? rn,
     rn,
   };
 }

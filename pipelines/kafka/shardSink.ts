@@ -16,6 +16,7 @@ import { SampleBatch } from '../../sinks/sampleShards';
 import { Sequence } from '../../transforms/trajectory';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { parseValue, StreamValue } from './streamStages';
+import { stringifyJsonExact } from '../../schemas/exactJson';
 
 export interface ShardRange {
   topic: string;
@@ -156,7 +157,7 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
       if (sink.kind === 'samples') {
         for (const [task, list] of sampleCorrections(q.values)) {
           const file = path.join(out, sink.dir, task, 'corrections', shardFileName(range).replace(/\.parquet$/, '.json'));
-          writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(list, null, 1) + '\n'));
+          writeFileAtomic(file, new TextEncoder().encode(stringifyJsonExact(list, 1) + '\n'));
         }
       }
     };

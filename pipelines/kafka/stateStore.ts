@@ -5,6 +5,7 @@
 // partitions a worker now owns are rebuilt by reading their changelog partitions to the end.
 import { Kafka, Message } from 'kafkajs';
 import { readToEnd } from './readToEnd';
+import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 
 const TOMBSTONE = Symbol('tombstone');
 type Pending<V> = Map<string, V | typeof TOMBSTONE>;
@@ -91,7 +92,7 @@ export class ChangelogStore<V> implements StateStore {
   changelogMessages(partition: number): Message[] {
     const out: Message[] = [];
     for (const [key, v] of this.pending.get(partition) ?? []) {
-      out.push({ key, value: v === TOMBSTONE ? null : JSON.stringify(v), partition });
+      out.push({ key, value: v === TOMBSTONE ? null : stringifyJsonExact(v), partition });
     }
     return out;
   }
@@ -133,7 +134,7 @@ export class ChangelogStore<V> implements StateStore {
     return readChangelog(kafka, this.changelogTopic, partitions, timeoutMs, (partition, key, value) => {
       const state = this.stateOf(partition);
       if (value === null) state.delete(key);
-      else state.set(key, JSON.parse(value.toString()) as V);
+      else state.set(key, parseJsonExact(value.toString()) as V);
     });
   }
 

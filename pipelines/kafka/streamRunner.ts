@@ -14,7 +14,11 @@ import { RejectSink } from '../../sinks/rejects';
 import { ShardEntry } from '../../sinks/shards';
 import { sha256 } from '../../transforms/hashing';
 import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
-import { openDuck, queryRows, queryValue } from '../duck';
+import { idValue, openDuck, queryRows, queryValue } from '../duck';
+import { Id } from '../../schemas/ids';
+import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
+import { tableSpec } from '../../schemas/omop';
+import { rowValidator } from '../../schemas/rowSchemas';
 import { makeProcessTempDir } from '../processTempDir';
 import { exportMeds } from '../../sinks/meds';
 import { writeMedsLabels } from '../../sinks/medsLabels';
@@ -244,7 +248,7 @@ async function finalizeStream(
   const late = { applied: 0, dropped: { visit: 0, death: 0, condition: 0 }, corrections: 0 };
   const lastByPartition = new Map<number, TaskSummary[]>();
   await readToEnd(kafka, streamTopic(names, 'samples'), { timeoutMs: 60_000 }, (partition, m) => {
-    const v = JSON.parse(m.value!.toString()) as StreamValue;
+    const v = parseJsonExact(m.value!.toString()) as StreamValue;
     if (v.k !== 'end' || !v.tasks) return;
     // Each load's counts cover the whole partition at its watermark: the last one counts.
     lastByPartition.set(partition, v.tasks);
@@ -265,17 +269,21 @@ async function finalizeStream(
     const text = m.value?.toString() ?? '';
     let values: unknown = text;
     try {
-      values = JSON.parse(text);
+      values = parseJsonExact(text);
     } catch {
       /* kept as text */
     }
-    const reason = h[DLQ_HEADERS.reason] ?? 'dead-lettered';
-    const col = /column (\S+?):/.exec(reason)?.[1] ?? '(row)';
+    const header = h[DLQ_HEADERS.reason] ?? 'dead-lettered';
+    // "<kind>: column <c>: <reason>[; column ...]": the first column and its reason, as the local
+    // runner's reject names them (the header keeps every problem and the kind).
+    const first = /^([a-z-]+): column (\S+?): (.*?)(?:; column \S+?: .*)?$/.exec(header);
+    const col = first?.[2] ?? '(row)';
+    const reason = first?.[3] ?? header;
     const source = h[DLQ_HEADERS.source] ?? '';
     const row = typeof values === 'object' && values !== null && typeof (values as { __row?: unknown }).__row === 'number'
       ? (values as { __row: number }).__row
       : Number(/:(\d+)$/.exec(source)?.[1] ?? 0);
-    rejects.add({ file: source, table: h[DLQ_HEADERS.table] || 'unknown', row, column: col, reason, values });
+    rejects.add({ file: source, table: h[DLQ_HEADERS.table] || 'unknown', row, column: col, reason, ...(first ? { kind: first[1] } : {}), values });
   });
   const rejectFiles = rejects.close();
 
@@ -326,6 +334,7 @@ async function exportStreamMeds(
   const tmp = path.join(out, '.tmp');
   fs.mkdirSync(tmp, { recursive: true });
   const personsFile = path.join(tmp, 'person.ndjson');
+  const personCheck = rowValidator(tableSpec('person'));
   const fd = fs.openSync(personsFile, 'w');
   try {
     await readToEnd(kafka, names.omop('person'), { timeoutMs: 60_000 }, (_p, m) => {
@@ -333,31 +342,37 @@ async function exportStreamMeds(
       // A message holds one row or an array of rows (one person's); a line per row either way.
       let value: unknown;
       try {
-        value = JSON.parse(m.value.toString());
+        value = parseJsonExact(m.value.toString());
       } catch {
         return; // not JSON: canonicalize dead-lettered it
       }
-      for (const row of Array.isArray(value) ? value : [value]) fs.writeSync(fd, JSON.stringify(row) + '\n');
+      // Only the person rows canonicalize took (the same check); duplicates are dropped below.
+      for (const row of Array.isArray(value) ? value : [value]) {
+        if (row === null || typeof row !== 'object' || personCheck.check(row as Record<string, unknown>).length) continue;
+        fs.writeSync(fd, stringifyJsonExact(row) + '\n');
+      }
     });
   } finally {
     fs.closeSync(fd);
   }
   const lit = (p: string) => `'${p.replace(/'/g, "''")}'`;
   await conn.run('DROP VIEW IF EXISTS person');
+  // A person_id seen twice keeps its first source row, as the local runner's person view does.
   await conn.run(`CREATE OR REPLACE TABLE person AS SELECT
       TRY_CAST(person_id AS BIGINT) AS person_id, TRY_CAST(gender_concept_id AS BIGINT) AS gender_concept_id,
       TRY_CAST(year_of_birth AS BIGINT) AS year_of_birth, TRY_CAST(month_of_birth AS BIGINT) AS month_of_birth,
       TRY_CAST(day_of_birth AS BIGINT) AS day_of_birth, TRY_CAST(birth_datetime AS TIMESTAMP) AS birth_datetime
     FROM read_json(${lit(personsFile)}, format='newline_delimited', columns={person_id: 'VARCHAR', gender_concept_id: 'VARCHAR',
-      year_of_birth: 'VARCHAR', month_of_birth: 'VARCHAR', day_of_birth: 'VARCHAR', birth_datetime: 'VARCHAR'})`);
+      year_of_birth: 'VARCHAR', month_of_birth: 'VARCHAR', day_of_birth: 'VARCHAR', birth_datetime: 'VARCHAR', __row: 'VARCHAR'})
+    QUALIFY row_number() OVER (PARTITION BY TRY_CAST(person_id AS BIGINT) ORDER BY TRY_CAST(__row AS BIGINT) NULLS LAST) = 1`);
   const eventShards = shards.filter((s) => s.kind === 'events');
   const sampleShards = shards.filter((s) => s.kind === 'samples');
   const files = (list: ShardEntry[]) => `read_parquet([${list.map((s) => lit(path.join(out, s.path))).join(', ')}])`;
   // Splits of every person with events or samples (the persons the local runner assigns one).
-  const splits = new Map<number, Split>();
+  const splits = new Map<Id, Split>();
   for (const list of [eventShards, sampleShards]) {
     if (!list.length) continue;
-    for (const r of await queryRows<{ p: number }>(conn, `SELECT DISTINCT CAST(person_id AS DOUBLE) AS p FROM ${files(list)}`)) splits.set(r.p, splitOf(r.p));
+    for (const r of await queryRows<{ p: bigint }>(conn, `SELECT DISTINCT person_id AS p FROM ${files(list)}`)) splits.set(idValue(r.p), splitOf(r.p));
   }
   // MEDS wants a subject in one data file: one file per partition (a person's rows share one),
   // from that partition's event shards.
@@ -373,17 +388,17 @@ async function exportStreamMeds(
     merged.push({ kind: 'events', path: rel, rows: list.reduce((a, s) => a + s.rows, 0), bytes: 0, sha256: '' });
   }
   const entries = await exportMeds(conn, out, merged, splits);
-  const samples = new Map<string, { multi: boolean; meds: { subjectId: number; predictionMs: number; labels: number[] }[] }>();
+  const samples = new Map<string, { multi: boolean; meds: { subjectId: Id; predictionMs: number; labels: number[] }[] }>();
   for (const t of compiled) {
     const list = sampleShards.filter((s) => s.path.startsWith(`samples/${t.name}/`));
     if (!list.length) continue;
-    const rows = await queryRows<{ p: number; t: number; l: number[] }>(
+    const rows = await queryRows<{ p: bigint; t: number; l: number[] }>(
       conn,
-      `SELECT CAST(person_id AS DOUBLE) AS p, CAST(epoch_ms(prediction_time) AS DOUBLE) AS t,
+      `SELECT person_id AS p, CAST(epoch_ms(prediction_time) AS DOUBLE) AS t,
               ${t.multiLabel ? 'list_transform(labels, x -> CAST(x AS INTEGER))' : '[CAST(label AS INTEGER)]'} AS l
          FROM ${files(list)} ORDER BY p, t`,
     );
-    samples.set(t.name, { multi: t.multiLabel, meds: rows.map((r) => ({ subjectId: r.p, predictionMs: r.t, labels: Array.from(r.l, Number) })) });
+    samples.set(t.name, { multi: t.multiLabel, meds: rows.map((r) => ({ subjectId: idValue(r.p), predictionMs: r.t, labels: Array.from(r.l, Number) })) });
   }
   entries.push(...writeMedsLabels(out, compiled, samples));
   fs.rmSync(tmp, { recursive: true, force: true });

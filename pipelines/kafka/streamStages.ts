@@ -23,7 +23,10 @@ import { EVENT_SPECS, tableCode } from '../eventSource';
 import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
 import { CompiledTask, IncrementalLabeler, LabelRecord, PersonSnapshot, TaskSummary } from '../../transforms/labels';
 import { windowBefore } from '../../transforms/trajectory';
-import { birthMs, intOr, rowEventFields, timeMs } from './rowFields';
+import { birthMs, idOr, intOr, rowEventFields, timeMs } from './rowFields';
+import { Id, compareIds, parseId } from '../../schemas/ids';
+import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
+import { rowValidator } from '../../schemas/rowSchemas';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { DeadLetterKind } from './deadLetter';
 import { AppendView } from './appendStore';
@@ -41,15 +44,15 @@ export interface EventsBatchValue {
   table: string;
   versions: Versions;
   /** person_id, time (ms), concept, source concept, decile (-1 none), value, unit, visit, row id, source row. */
-  p: number[]; t: number[]; c: number[]; s: number[]; d: number[];
-  x: (number | null)[]; u: (string | null)[]; v: (number | null)[]; r: number[]; n: number[];
+  p: Id[]; t: number[]; c: Id[]; s: Id[]; d: number[];
+  x: (number | null)[]; u: (string | null)[]; v: (Id | null)[]; r: Id[]; n: number[];
   /** For the labeler: the concept id as given, and visit start/end or death dates (00:00, ms). */
-  rc: number[]; sd: (number | null)[]; ed: (number | null)[];
+  rc: Id[]; sd: (number | null)[]; ed: (number | null)[];
 }
 
 export interface PersonsBatchValue {
   k: 'persons';
-  p: number[]; b: number[]; g: number[]; n: number[];
+  p: Id[]; b: number[]; g: Id[]; n: number[];
 }
 
 export interface EndValue {
@@ -65,7 +68,7 @@ export interface EndValue {
 export interface SampleRow extends SequenceRow {
   task: string;
   pt: number;
-  iv: number | null;
+  iv: Id | null;
   label: number | null;
   labels: number[] | null;
   /** A correction of a label an earlier load emitted (absent: a sample). */
@@ -81,8 +84,8 @@ export interface SamplesBatchValue {
 }
 
 export interface SequenceRow {
-  p: number; chunk: number; split: string;
-  c: number[]; d: (number | null)[]; a: number[]; s: number[]; r: number[]; m: number[];
+  p: Id; chunk: number; split: string;
+  c: Id[]; d: (number | null)[]; a: number[]; s: number[]; r: number[]; m: number[];
 }
 
 export interface PretrainBatchValue {
@@ -116,11 +119,12 @@ function endOf(m: StageMessage, table: string): EndValue {
   return { k: 'end', table, watermark };
 }
 
+/** A stream topic's value; ids beyond 2^53 travel as JSON numbers with every digit and come back exact. */
 export function parseValue(m: StageMessage): StreamValue {
-  return JSON.parse(m.value!.toString()) as StreamValue;
+  return parseJsonExact(m.value!.toString()) as StreamValue;
 }
 
-const json = (topic: string, partition: number, value: unknown): OutputMessage => ({ topic, partition, key: null, value: JSON.stringify(value) });
+const json = (topic: string, partition: number, value: unknown): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value) });
 
 // ---------------------------------------------------------------------------------------------
 // canonicalize
@@ -139,9 +143,9 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
     const out: OutputMessage[] = [];
     if (table === 'person') {
       return columnarBatches(messages, ctx, table, eventsTopic, (): PersonsBatchValue => ({ k: 'persons', p: [], b: [], g: [], n: [] }), (batch, row) => {
-        batch.p.push(intOr(row.person_id, 0));
+        batch.p.push(idOr(row.person_id, 0));
         batch.b.push(birthMs(row));
-        batch.g.push(intOr(row.gender_concept_id, 0));
+        batch.g.push(idOr(row.gender_concept_id, 0));
         batch.n.push(intOr(row.__row, 0));
       });
     }
@@ -192,7 +196,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
  * rows (`add` appends a row to a batch, or dead-letters it), with each end-of-load marker passed
  * on in order after the rows before it.
  */
-function columnarBatches<B extends { p: number[] }>(
+function columnarBatches<B extends { p: Id[] }>(
   messages: StageMessage[],
   ctx: StageContext,
   table: string,
@@ -229,13 +233,14 @@ function columnarBatches<B extends { p: number[] }>(
 function parseRows(m: StageMessage, ctx: StageContext, table: string): ParsedRow[] {
   let value: unknown;
   try {
-    value = JSON.parse(m.value?.toString() ?? 'null');
+    // Exact: an id written as a JSON number beyond 2^53 is read from its digits, never rounded.
+    value = parseJsonExact(m.value?.toString() ?? 'null');
   } catch (e) {
     ctx.deadLetter(m, 'not-json', (e as Error).message, table);
     return [];
   }
   if (!Array.isArray(value)) {
-    const problem = rowProblem(value, null);
+    const problem = rowProblem(value, null, table);
     if (problem === null) return [{ row: value as Record<string, unknown>, element: undefined }];
     ctx.deadLetter(m, problem[0], problem[1], table);
     return [];
@@ -243,8 +248,8 @@ function parseRows(m: StageMessage, ctx: StageContext, table: string): ParsedRow
   const key = m.key === null ? null : m.key.toString();
   const rows: ParsedRow[] = [];
   value.forEach((v: unknown, index) => {
-    const element = { value: JSON.stringify(v) ?? 'undefined', index };
-    const problem = rowProblem(v, key);
+    const element = { value: stringifyJsonExact(v) ?? 'undefined', index };
+    const problem = rowProblem(v, key, table);
     if (problem === null) rows.push({ row: v as Record<string, unknown>, element });
     else ctx.deadLetter(m, problem[0], problem[1], table, element);
   });
@@ -257,12 +262,17 @@ interface ParsedRow {
   element: { value: string; index: number } | undefined;
 }
 
-/** Why a parsed value is not a row (of the person `key`, when a message carries several), or null. */
-function rowProblem(v: unknown, key: string | null): [DeadLetterKind, string] | null {
+/**
+ * Why a parsed value is not a row of `table` (of the person `key`, when a message carries
+ * several), or null. Rows are held to the same schema as the local runner's (schemas/rowSchemas.ts),
+ * whoever produced them: the same rows pass, the rest are dead letters naming the column.
+ */
+function rowProblem(v: unknown, key: string | null, table: string): [DeadLetterKind, string] | null {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return ['not-an-object', 'a row must be a JSON object'];
-  const personId = (v as Record<string, unknown>).person_id;
-  if (typeof personId !== 'number' || !Number.isInteger(personId)) return ['invalid-row', 'column person_id: must be integer'];
+  const problems = rowValidator(tableSpec(table as ClinicalTable)).check(v as Record<string, unknown>);
+  if (problems.length) return ['invalid-row', problems.map((p) => `column ${p.column}: ${p.reason}`).join('; ')];
   // The key places the message: a row of another person would miss that person's partition.
+  const personId = parseId((v as Record<string, unknown>).person_id);
   if (key !== null && String(personId) !== key) return ['invalid-row', `column person_id: ${personId} differs from the message key of a multi-row message`];
   return null;
 }
@@ -273,16 +283,16 @@ function rowProblem(v: unknown, key: string | null): [DeadLetterKind, string] | 
 /** Per-person state: birth, gender (null until the person row came), visit starts, labeler records. */
 export interface PersonState {
   b: number | null;
-  g: number;
+  g: Id;
   /** Source row of the person row kept (the first one: later duplicates are ignored, as locally). */
   pr: number;
   /** Events of any table seen (deaths and visits too): a person with none emits nothing. */
   n: number;
   vs: number[];
   /** Labeler records: index-concept visits [id, concept, start, end], death days' times, conditions [concept, time, visit]. */
-  lv?: [number, number, number, number | null][];
+  lv?: [Id, number, number, number | null][];
   ld?: number[];
-  lc?: [number, number, number | null][];
+  lc?: [number, number, Id | null][];
   /** The labeler's state after the last closed load (records applied, labels emitted). */
   lab?: PersonSnapshot;
   /** The load (1-based) that last brought events: the trajectory is emitted (again) when it closes. */
@@ -329,7 +339,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
     const events = ctx.appendStore(EVENTS_STORE);
     const out: OutputMessage[] = [];
     const touched = new Map<string, PersonState>();
-    const stateOf = (id: number): PersonState => {
+    const stateOf = (id: Id): PersonState => {
       const key = String(id);
       let s = touched.get(key);
       if (!s) {
@@ -340,7 +350,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
     };
     const endState = (): EndState => (store.get(END_KEY) as unknown as EndState | undefined) ?? { counts: {}, closed: 0, watermark: null };
     let openLoad = endState().closed + 1;
-    const event: number[] = new Array(EVENT_WIDTH);
+    const event: Id[] = new Array(EVENT_WIDTH);
     const save = () => {
       for (const [k, s] of touched) store.set(k, s);
       touched.clear();
@@ -350,7 +360,16 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
       if (value.k === 'persons') {
         for (let i = 0; i < value.p.length; i++) {
           const s = stateOf(value.p[i]);
-          if (s.b !== null && s.pr <= value.n[i]) continue;
+          if (s.b !== null) {
+            // The same source row again (a load sent twice) changes nothing. Another row of the same
+            // person_id is a reject, as in the local runner: the later one in the source (rows
+            // without a source row number cannot be told apart, so every repeat is a reject).
+            if (s.pr === value.n[i] && s.pr !== 0) continue;
+            const later = Math.max(s.pr, value.n[i]);
+            const dup = { value: stringifyJsonExact({ person_id: value.p[i], __row: later }), index: i };
+            ctx.deadLetter(m, 'invalid-row', 'column person_id: duplicate person_id', 'person', dup);
+            if (value.n[i] >= s.pr) continue;
+          }
           s.b = value.b[i];
           s.g = value.g[i];
           s.pr = value.n[i];
@@ -373,9 +392,12 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
           } else if (ev.eventTable === 'visit') s.vs.push(value.t[i]);
           if (opts.tasks.length === 0) continue;
           // What the labeler reads (pipelines/labelInputs.ts): index visits by their dates, deaths, conditions.
-          if (ev.eventTable === 'visit' && indexConcepts.has(value.rc[i]) && value.sd[i] !== null) (s.lv ??= []).push([value.v[i] ?? value.r[i], value.rc[i], value.sd[i]!, value.ed[i]]);
+          // The labeler takes concept ids as the vocabulary's numbers (labelInputs reads them as DOUBLE):
+          // a bigint concept is in no concept set either way.
+          const rc = Number(value.rc[i]);
+          if (ev.eventTable === 'visit' && indexConcepts.has(rc) && value.sd[i] !== null) (s.lv ??= []).push([value.v[i] ?? value.r[i], rc, value.sd[i]!, value.ed[i]]);
           else if (ev.eventTable === 'death' && value.sd[i] !== null) (s.ld ??= []).push(value.sd[i]!);
-          else if (ev.eventTable === 'condition') (s.lc ??= []).push([value.rc[i], value.t[i], value.v[i]]);
+          else if (ev.eventTable === 'condition') (s.lc ??= []).push([rc, value.t[i], value.v[i]]);
         }
       } else if (value.k === 'end') {
         save();
@@ -407,7 +429,7 @@ type PersonStore = { get(k: string): PersonState | undefined; set(k: string, v: 
  */
 function closeLoad(store: PersonStore, events: AppendView, load: number, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
   const out: OutputMessage[] = [];
-  const ids = store.keys().filter((k) => k !== END_KEY && k !== WATERMARK_KEY).map(Number).sort((a, b) => a - b);
+  const ids = store.keys().filter((k) => k !== END_KEY && k !== WATERMARK_KEY).map((k) => parseId(k) as Id).sort(compareIds);
   const previous = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
   const wm = watermark === null ? previous : previous === null ? watermark : Math.max(previous, watermark);
   const { samples, summary, late } = labelPartition(store, ids, opts, previous, wm);
@@ -470,18 +492,21 @@ function closeLoad(store: PersonStore, events: AppendView, load: number, partiti
 }
 
 /** A person's packed events in the local runner's order: time, table, row id, source row. */
-function sortedEvents(list: readonly number[]): PersonEvents {
+function sortedEvents(list: readonly Id[]): PersonEvents {
   const n = list.length / EVENT_WIDTH;
-  const at = (i: number, field: number) => list[i * EVENT_WIDTH + field];
+  // Time, packed fields and source row are numbers; row id and concept are exact Ids.
+  const at = (i: number, field: number) => list[i * EVENT_WIDTH + field] as number;
+  const id = (i: number, field: number) => list[i * EVENT_WIDTH + field];
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  order.sort((a, b) => at(a, 0) - at(b, 0) || (at(a, 1) >> 8) - (at(b, 1) >> 8) || at(a, 2) - at(b, 2) || at(a, 3) - at(b, 3));
-  const pe: PersonEvents = { times: new Float64Array(n), conceptIds: new Float64Array(n), deciles: new Int8Array(n), domains: new Int8Array(n), length: n };
+  order.sort((a, b) => at(a, 0) - at(b, 0) || (at(a, 1) >> 8) - (at(b, 1) >> 8) || compareIds(id(a, 2), id(b, 2)) || at(a, 3) - at(b, 3));
+  const conceptIds: Id[] = new Array(n);
+  const pe: PersonEvents = { times: new Float64Array(n), conceptIds, deciles: new Int8Array(n), domains: new Int8Array(n), length: n };
   for (let k = 0; k < n; k++) {
     const i = order[k];
     const packed = at(i, 1);
     pe.times[k] = at(i, 0);
-    pe.conceptIds[k] = at(i, 4);
+    conceptIds[k] = id(i, 4);
     pe.deciles[k] = ((packed >> 4) & 15) - 1;
     pe.domains[k] = packed & 15;
   }
@@ -496,12 +521,12 @@ function sortedEvents(list: readonly number[]): PersonEvents {
  */
 function labelPartition(
   store: PersonStore,
-  ids: number[],
+  ids: Id[],
   opts: TrajectoryOptions,
   previous: number | null,
   watermark: number | null,
-): { samples: Map<number, LabelRecord[]>; summary: TaskSummary[]; late: LateCounts } {
-  const samples = new Map<number, LabelRecord[]>();
+): { samples: Map<Id, LabelRecord[]>; summary: TaskSummary[]; late: LateCounts } {
+  const samples = new Map<Id, LabelRecord[]>();
   const late: LateCounts = { applied: 0, dropped: { visit: 0, death: 0, condition: 0 }, corrections: 0 };
   if (opts.tasks.length === 0) return { samples, summary: [], late };
   const labeler = IncrementalLabeler.restore(

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ClinicalProcess } from './clinical';
 import { Site } from './catalogue';
-import { CdmCsvSink } from './sink';
+import { CdmCsvSink, IdStyle } from './sink';
 import { SynthVocabulary, defaultHcupCsv, ancestorRows, buildVocabulary, conceptRows, relationshipRows } from './vocabulary';
 import {
   CLINICAL_OUT_TABLES, ClinicalOutTable, CsvTable, OUT_COLUMNS, OutTable, VOCABULARY_OUT_TABLES, csvField, csvToParquetSql,
@@ -44,6 +44,8 @@ export interface SynthOptions {
   hcupCsv?: string | null;
   /** Persons per batch between progress reports and buffer flushes. */
   batchSize?: number;
+  /** 'hashed': person, visit and row ids are signed 64-bit hashes, as real ETLs write them (default 'sequential'). */
+  ids?: IdStyle;
 }
 
 export interface InjectedError {
@@ -104,16 +106,17 @@ function writeVocabulary(dir: string, vocab: SynthVocabulary): Record<string, Wr
 function injectErrors(sink: CdmCsvSink, format: 'csv' | 'parquet'): InjectedError[] {
   const out: InjectedError[] = [];
   const t = sink.tables;
+  const p1 = sink.personIdText(1);
   const add = (table: ClinicalOutTable, line: string, column: string, reason: string) => {
     t[table].line(line);
     out.push({ table, row: t[table].rows, column, reason });
   };
   add('person', `${900000001},,1950,1,1,1950-01-01 00:00:00,8527,38003564,PX1,`, 'gender_concept_id', 'required value is missing');
-  add('visit_occurrence', `${sink.takeId('visit_occurrence')},1,9202,1700-01-01,1700-01-01 09:00:00,1700-01-01,1700-01-01 10:00:00,32817,OP,0`, 'visit_start_date', 'year before 1800');
-  add('drug_exposure', `${sink.takeId('drug_exposure')},1,999999999,2020-01-01,2020-01-01 09:00:00,2020-01-02,32817,1,1,X,0,`, 'drug_concept_id', 'concept id not in the vocabulary');
+  add('visit_occurrence', `${sink.takeId('visit_occurrence')},${p1},9202,1700-01-01,1700-01-01 09:00:00,1700-01-01,1700-01-01 10:00:00,32817,OP,0`, 'visit_start_date', 'year before 1800');
+  add('drug_exposure', `${sink.takeId('drug_exposure')},${p1},999999999,2020-01-01,2020-01-01 09:00:00,2020-01-02,32817,1,1,X,0,`, 'drug_concept_id', 'concept id not in the vocabulary');
   if (format === 'csv') {
-    add('measurement', `${sink.takeId('measurement')},1,3000963,2020-01-01,2020-01-01 09:00:00,32817,abc,8713,718-7,3000963,g/dL,`, 'value_as_number', 'not a number');
-    add('condition_occurrence', `${sink.takeId('condition_occurrence')},1,201826,2021-02-30,2021-02-30 08:00:00,,32817,250.00,${0},`, 'condition_start_date', 'impossible date');
+    add('measurement', `${sink.takeId('measurement')},${p1},3000963,2020-01-01,2020-01-01 09:00:00,32817,abc,8713,718-7,3000963,g/dL,`, 'value_as_number', 'not a number');
+    add('condition_occurrence', `${sink.takeId('condition_occurrence')},${p1},201826,2021-02-30,2021-02-30 08:00:00,,32817,250.00,${0},`, 'condition_start_date', 'impossible date');
   }
   return out;
 }
@@ -142,6 +145,8 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthSummar
   if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) throw new Error(`synth: --seed must be an integer in 0..4294967295, got ${opts.seed}`);
   if (opts.format !== 'csv' && opts.format !== 'parquet') throw new Error(`synth: --format must be csv or parquet, got ${opts.format}`);
   if (opts.site !== 'A' && opts.site !== 'B') throw new Error(`synth: --site must be A or B, got ${opts.site}`);
+  const ids = opts.ids ?? 'sequential';
+  if (ids !== 'sequential' && ids !== 'hashed') throw new Error(`synth: --ids must be sequential or hashed, got ${ids}`);
   mkdirSync(opts.out, { recursive: true });
   // Tables of the other format left from an earlier run would make a mixed folder that readers misread.
   const other = opts.format === 'csv' ? 'parquet' : 'csv';
@@ -153,7 +158,7 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthSummar
   try {
     const vocab = buildVocabulary(opts.hcupCsv === undefined ? defaultHcupCsv() : opts.hcupCsv);
     const vocabFiles = writeVocabulary(work, vocab);
-    const sink = new CdmCsvSink(work);
+    const sink = new CdmCsvSink(work, { style: ids, seed: opts.seed });
     const process_ = new ClinicalProcess(vocab, sink, opts.seed, opts.site);
     const batch = Math.max(1, opts.batchSize ?? 1000);
     for (let first = 1; first <= opts.persons; first += batch) {
@@ -179,7 +184,7 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthSummar
     const clinicalRows = CLINICAL_OUT_TABLES.reduce((n, t) => n + rows[t], 0);
     // What made these files, for audits: no clock time, so that reruns stay byte-identical.
     const meta = {
-      generator: SYNTH_VERSION, persons: opts.persons, seed: opts.seed, site: opts.site, format: opts.format,
+      generator: SYNTH_VERSION, persons: opts.persons, seed: opts.seed, site: opts.site, format: opts.format, ids,
       icd9Source: vocab.icd9Source, rows, injected,
       files: tables.map((t) => ({
         file: `${t}.${opts.format}`,
@@ -218,7 +223,8 @@ function parseArgs(args: string[]): SynthOptions {
       case '--rows': opts.persons = personsForRows(int(value())); break;
       case '--inject-errors': opts.injectErrors = true; break;
       case '--hcup-csv': opts.hcupCsv = value(); break;
-      default: throw new Error(`synth: unknown option ${flag} (expected --persons N --seed S --out DIR --format csv|parquet --site A|B [--rows N] [--inject-errors] [--hcup-csv FILE])`);
+      case '--ids': opts.ids = value() as IdStyle; break;
+      default: throw new Error(`synth: unknown option ${flag} (expected --persons N --seed S --out DIR --format csv|parquet --site A|B [--rows N] [--ids sequential|hashed] [--inject-errors] [--hcup-csv FILE])`);
     }
   }
   if (!opts.out) throw new Error('synth: --out DIR is required');

@@ -5,10 +5,15 @@ import { join, relative } from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { sha256 } from '../../transforms/hashing';
 import type { Sequence as TrajectoryColumns } from '../../transforms/trajectory';
+import { Id, parseId } from '../../schemas/ids';
 
-/** A shard row: the trajectory's token columns (as transforms/trajectory.ts makes them) and whose they are. */
-export interface Sequence extends TrajectoryColumns {
-  personId: number;
+/**
+ * A shard row: the trajectory's token columns (as transforms/trajectory.ts makes them) and whose
+ * they are. The person id is exact (an Id); concept ids are the vocabulary's (safe integers).
+ */
+export interface Sequence extends Omit<TrajectoryColumns, 'conceptIds'> {
+  conceptIds: number[];
+  personId: Id;
   split: string;
   /** Binary tasks. */
   label?: boolean;
@@ -58,12 +63,18 @@ async function readSequenceFile(file: string): Promise<Sequence[]> {
     cols.includes('labels') ? 'labels' : null,
     cols.includes('prediction_time') ? "strftime(prediction_time, '%Y-%m-%dT%H:%M:%S') AS prediction_time" : null,
   ].filter((x): x is string => x !== null);
-  // Concept ids go through DOUBLE: exact below 2^53, and plain numbers instead of bigint.
-  const sql = `SELECT person_id::DOUBLE AS person_id, concept_ids::DOUBLE[] AS concept_ids, deciles::INTEGER[] AS deciles,
+  // person_id as text, read exactly; concept ids as DOUBLE (plain numbers), checked below to be exact.
+  const sql = `SELECT person_id::VARCHAR AS person_id, concept_ids::DOUBLE[] AS concept_ids, deciles::INTEGER[] AS deciles,
       ages::INTEGER[] AS ages, segments::INTEGER[] AS segments, record_ranks::INTEGER[] AS record_ranks,
       domains::INTEGER[] AS domains, split${extra.length ? ', ' + extra.join(', ') : ''} FROM ${src}`;
   const rows = (await conn.runAndReadAll(sql)).getRowObjectsJS();
   return rows.map((r, i) => toSequence(r, file, i + 1));
+}
+
+function idOf(v: unknown, where: string): Id {
+  const id = parseId(v);
+  if (id === null) throw new Error(`${where}: not a 64-bit integer id`);
+  return id;
 }
 
 function toSequence(r: Record<string, unknown>, file: string, row: number): Sequence {
@@ -76,7 +87,7 @@ function toSequence(r: Record<string, unknown>, file: string, row: number): Sequ
   const conceptIds = list<number>('concept_ids');
   const n = conceptIds.length;
   const seq: Sequence = {
-    personId: Number(r.person_id),
+    personId: idOf(r.person_id, where('person_id')),
     conceptIds,
     deciles: list<number | null>('deciles'),
     ages: list<number>('ages'),
@@ -91,6 +102,7 @@ function toSequence(r: Record<string, unknown>, file: string, row: number): Sequ
   if (n < 2) throw new Error(`${where('concept_ids')}: a sequence needs at least [CLS] and the gender token`);
   conceptIds.forEach((c, i) => {
     if (c === null) throw new Error(`${where('concept_ids')}[${i}]: null concept id`);
+    if (!Number.isSafeInteger(c)) throw new Error(`${where('concept_ids')}[${i}]: concept id beyond 2^53 (the model vocabulary takes vocabulary concept ids)`);
   });
   if ('label' in r) {
     if (r.label === null) throw new Error(`${where('label')}: null label`);

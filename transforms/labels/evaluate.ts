@@ -5,10 +5,11 @@ import { CompiledTask, INDEX_ONLY_RULES, RuleName } from './taskDefinition';
 import { ConditionRecord, PersonRecord, VisitRecord } from './records';
 import { ageYears, dayEnd, dayOf, dayStart } from './time';
 import { drawBelow, drawKey } from './draw';
+import { Id } from '../../schemas/ids';
 
 export interface PersonState {
   person: PersonRecord | null;
-  visits: Map<number, VisitRecord>;
+  visits: Map<Id, VisitRecord>;
   /** Earliest death day of the person, or null. */
   deathDay: number | null;
   /** Sorted by time. */
@@ -16,7 +17,7 @@ export interface PersonState {
 }
 
 export interface IndexOutcome {
-  visitId: number;
+  visitId: Id;
   predictionTime: number;
   label: 0 | 1 | null;
   labels: number[] | null;

@@ -7,6 +7,7 @@ import { BASE_RULES, CompiledTask, RuleName } from './taskDefinition';
 import { Evaluation, evaluate, PersonState } from './evaluate';
 import { eventTime, LabelInput, LabelRecord } from './records';
 import { dayOf } from './time';
+import { Id, compareIds } from '../../schemas/ids';
 
 export interface LabelerOptions {
   /** How far behind the watermark a record may be and still be applied (ms). Default 0. */
@@ -49,9 +50,9 @@ interface Emitted {
 
 /** A person's state as plain JSON (for a state store keyed by person_id). */
 export interface PersonSnapshot {
-  personId: number;
+  personId: Id;
   person: PersonState['person'];
-  visits: PersonState['visits'] extends Map<number, infer V> ? V[] : never;
+  visits: PersonState['visits'] extends Map<Id, infer V> ? V[] : never;
   deathDay: number | null;
   conditions: PersonState['conditions'];
   /** The last record emitted for each task, by task name. */
@@ -70,14 +71,14 @@ export interface LabelerSnapshot {
 /** A binary min-heap of (time, person) timers. */
 class TimerHeap {
   private times: number[] = [];
-  private persons: number[] = [];
+  private persons: Id[] = [];
   get size(): number {
     return this.times.length;
   }
   peek(): number {
     return this.times[0];
   }
-  push(t: number, p: number): void {
+  push(t: number, p: Id): void {
     const { times, persons } = this;
     let i = times.length;
     times.push(t);
@@ -90,11 +91,11 @@ class TimerHeap {
       i = parent;
     }
   }
-  pop(): number {
+  pop(): Id {
     const { times, persons } = this;
     const top = persons[0];
     const lastT = times.pop() as number;
-    const lastP = persons.pop() as number;
+    const lastP = persons.pop() as Id;
     if (times.length > 0) {
       times[0] = lastT;
       persons[0] = lastP;
@@ -123,13 +124,13 @@ function sameContent(a: LabelRecord, idx: NonNullable<Evaluation['index']>): boo
 }
 
 export class IncrementalLabeler {
-  private readonly persons = new Map<number, PersonState>();
-  private readonly unsorted = new Set<number>();
-  private readonly dirty = new Set<number>();
+  private readonly persons = new Map<Id, PersonState>();
+  private readonly unsorted = new Set<Id>();
+  private readonly dirty = new Set<Id>();
   private readonly timers = new TimerHeap();
   /** Per task: the last evaluation and the last emitted record of every person. */
-  private readonly evaluations: Map<number, Evaluation>[];
-  private readonly emitted: Map<number, Emitted>[];
+  private readonly evaluations: Map<Id, Evaluation>[];
+  private readonly emitted: Map<Id, Emitted>[];
   private readonly lateness: number;
   private wm = Number.NEGATIVE_INFINITY;
   private lateApplied = 0;
@@ -152,7 +153,7 @@ export class IncrementalLabeler {
     return this.wm;
   }
 
-  private state(personId: number): PersonState {
+  private state(personId: Id): PersonState {
     let st = this.persons.get(personId);
     if (!st) {
       st = { person: null, visits: new Map(), deathDay: null, conditions: [] };
@@ -212,7 +213,7 @@ export class IncrementalLabeler {
   /** Re-evaluates the persons whose records changed and emits samples and corrections. */
   flush(): LabelRecord[] {
     const out: LabelRecord[] = [];
-    const persons = Array.from(this.dirty).sort((a, b) => a - b);
+    const persons = Array.from(this.dirty).sort(compareIds);
     this.dirty.clear();
     for (const personId of persons) {
       const st = this.persons.get(personId) as PersonState;
@@ -230,7 +231,7 @@ export class IncrementalLabeler {
     return out;
   }
 
-  private emit(task: CompiledTask, k: number, personId: number, ev: Evaluation): LabelRecord | null {
+  private emit(task: CompiledTask, k: number, personId: Id, ev: Evaluation): LabelRecord | null {
     const prev = this.emitted[k].get(personId)?.record ?? null;
     const idx = ev.index;
     if (prev === null && (idx === null || idx.determinedAt > this.wm)) return null; // nothing to say yet
@@ -275,7 +276,7 @@ export class IncrementalLabeler {
   }
 
   /** One person's state, or null when the labeler has seen nothing of the person. */
-  snapshotPerson(personId: number): PersonSnapshot | null {
+  snapshotPerson(personId: Id): PersonSnapshot | null {
     const st = this.persons.get(personId);
     if (!st) return null;
     if (this.unsorted.delete(personId)) st.conditions.sort((a, b) => a.timeMs - b.timeMs || a.conceptId - b.conceptId);
@@ -287,7 +288,7 @@ export class IncrementalLabeler {
     return {
       personId,
       person: st.person,
-      visits: Array.from(st.visits.values()).sort((a, b) => a.visitId - b.visitId),
+      visits: Array.from(st.visits.values()).sort((a, b) => compareIds(a.visitId, b.visitId)),
       deathDay: st.deathDay,
       conditions: st.conditions.slice(),
       emitted,
@@ -297,7 +298,7 @@ export class IncrementalLabeler {
   /** The whole state, persons in id order (JSON-safe: infinities become null). */
   snapshot(): LabelerSnapshot {
     if (this.dirty.size > 0) throw new Error('flush() or advanceWatermark() before snapshot(): some records are not evaluated yet');
-    const ids = Array.from(this.persons.keys()).sort((a, b) => a - b);
+    const ids = Array.from(this.persons.keys()).sort(compareIds);
     return {
       watermark: Number.isFinite(this.wm) ? this.wm : null,
       lateApplied: this.lateApplied,
@@ -345,7 +346,7 @@ export class IncrementalLabeler {
     this.emitted.forEach((m) => {
       for (const { record } of m.values()) if (!record.retracted) out.push(record);
     });
-    return out.sort((a, b) => (a.task < b.task ? -1 : a.task > b.task ? 1 : a.person_id - b.person_id));
+    return out.sort((a, b) => (a.task < b.task ? -1 : a.task > b.task ? 1 : compareIds(a.person_id, b.person_id)));
   }
 
   /** Table-1 counts per task at the current watermark. */
@@ -403,7 +404,7 @@ export function labelPerson(
   watermarkMs: number,
 ): { samples: LabelRecord[]; pending: string[]; evaluations: Evaluation[] } {
   const st: PersonState = { person: null, visits: new Map(), deathDay: null, conditions: [] };
-  let personId: number | null = null;
+  let personId: Id | null = null;
   for (const r of records) {
     if (personId === null) personId = r.personId;
     else if (r.personId !== personId) throw new Error(`labelPerson: records of persons ${personId} and ${r.personId} mixed`);

@@ -1,16 +1,18 @@
 // What the labelers read (one person's records) and what they emit (versioned label records).
-// Times are epoch milliseconds (UTC); ids are JavaScript numbers (exact to 2^53).
+// Times are epoch milliseconds (UTC); person and visit ids are exact 64-bit Ids (schemas/ids.ts),
+// concept ids the vocabulary's numbers.
+import { Id } from '../../schemas/ids';
 
 export interface PersonRecord {
-  personId: number;
+  personId: Id;
   /** Birth at 00:00 (birth_datetime, else year/month/day of birth with month and day defaulting to 1). */
   birthMs: number;
-  genderConceptId: number;
+  genderConceptId: Id;
 }
 
 export interface VisitRecord {
-  personId: number;
-  visitId: number;
+  personId: Id;
+  visitId: Id;
   conceptId: number;
   /** visit_start_date at 00:00. */
   startMs: number;
@@ -19,16 +21,16 @@ export interface VisitRecord {
 }
 
 export interface DeathRecord {
-  personId: number;
+  personId: Id;
   timeMs: number;
 }
 
 export interface ConditionRecord {
-  personId: number;
+  personId: Id;
   conceptId: number;
   /** condition_start_datetime, else condition_start_date at 00:00. */
   timeMs: number;
-  visitId: number | null;
+  visitId: Id | null;
 }
 
 export type LabelInput =
@@ -61,11 +63,11 @@ export function eventTime(input: LabelInput): number | null {
  */
 export interface LabelRecord {
   task: string;
-  person_id: number;
+  person_id: Id;
   version: number;
   kind: 'sample' | 'correction';
   retracted: boolean;
-  index_visit_id: number | null;
+  index_visit_id: Id | null;
   prediction_time: number | null;
   /** Binary tasks: 0 or 1. */
   label: 0 | 1 | null;

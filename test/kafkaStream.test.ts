@@ -18,6 +18,7 @@ import { runStream } from '../pipelines/kafka/streamRunner';
 import { readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 import { OMOP, lit, sql, tempDir } from './helpers';
 import { assertSameRows, differences, differencesOf, kafkaOpts } from './helpers/streamCompare';
+import { assertIdsExact } from './helpers/idChecks';
 
 export const PARTITIONS = 3;
 
@@ -100,6 +101,22 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     fs.writeFileSync(tampered, JSON.stringify(m2));
     const bad = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay2'), verify: tampered, fromTime: '1970-01-01T00:00:00Z', log: silentLogger });
     assert.deepEqual(bad.shards.filter((x) => !x.match).map((x) => x.path), [later.path]);
+  });
+
+  it('synthetic hospital with hashed 64-bit ids (Parquet): same rows and MEDS as runLocal, every id exact, none rejected', async () => {
+    const omop = path.join(tempDir('hashed-stream'), 'omop');
+    await generateSynthetic({ persons: 100, seed: 17, out: omop, format: 'parquet', site: 'A', ids: 'hashed' });
+    const r = await localThenStream(omop, 'hashed-eq', {}, true);
+    assert.equal(r.local.rejectsTotal, 0, JSON.stringify(r.local.rejects));
+    assert.equal(r.stream.rejects, 0);
+    await assertSameRows(r.local.out, r.stream.out);
+    for (const rel of ['meds/data', 'meds/labels']) {
+      const d = await differences(r.local.out, r.stream.out, rel === 'meds/labels' ? 'meds/labels/mortality' : rel);
+      assert.ok(d.rowsA > 0, rel);
+      assert.deepEqual(d, { onlyA: 0, onlyB: 0, rowsA: d.rowsA, rowsB: d.rowsA }, `${rel}: same rows`);
+    }
+    const ids = await assertIdsExact(omop, r.stream.out);
+    assert.ok(ids.beyondSafe > 90, `persons beyond 2^53: ${ids.beyondSafe}`);
   });
 
   it('GiBleed (CSV): same events, pretraining sequences and samples as runLocal', async () => {

@@ -85,3 +85,35 @@ export function stringColumn(chunk: DuckDBDataChunk, index: number): (i: number)
   const vector = chunk.getColumnVector(index);
   return (i) => vector.getItem(i) as string | null;
 }
+
+/**
+ * Parses DuckDB's to_json text, which writes non-finite doubles as bare NaN, Infinity and
+ * -Infinity (not JSON): those become the strings "NaN", "Infinity", "-Infinity", so a row check
+ * sees them as the values they are instead of JSON.parse failing on the whole row.
+ */
+export function parseDuckJson(text: string): Record<string, unknown> {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    let out = '';
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+      const ch = text[i];
+      if (inString) {
+        out += ch;
+        if (ch === '\\') out += text[++i] ?? '';
+        else if (ch === '"') inString = false;
+        continue;
+      }
+      if (ch === '"') inString = true;
+      const token = /^(-?Infinity|NaN)/.exec(text.slice(i, i + 9));
+      if (!inString && token) {
+        out += `"${token[1]}"`;
+        i += token[1].length - 1;
+        continue;
+      }
+      out += ch;
+    }
+    return JSON.parse(out) as Record<string, unknown>;
+  }
+}

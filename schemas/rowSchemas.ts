@@ -1,7 +1,7 @@
 // JSON Schemas (ajv) of OMOP rows, derived from the table specs in omop.ts, and the validator
 // that turns a failing row into reject reasons naming the column.
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
-import { ColumnSpec, ColumnType, MAX_SAFE_ID, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
+import { ColumnSpec, ColumnType, MAX_FLOAT32, MAX_SAFE_ID, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
 
 const DECIMAL_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -29,12 +29,11 @@ function columnSchema(col: ColumnSpec): object {
   const nullable = col.required ? [] : ['null'];
   const byType: Record<ColumnType, object> = {
     integer: { type: ['integer', ...nullable], minimum: col.min ?? -MAX_SAFE_ID, maximum: col.max ?? MAX_SAFE_ID },
-    number: { type: ['number', ...nullable] },
+    number: { type: ['number', ...nullable], minimum: -MAX_FLOAT32, maximum: MAX_FLOAT32 },
     string: { type: ['string', ...nullable] },
-    date: col.required ? { type: 'string', format: 'omop-date' } : { anyOf: [{ type: 'null' }, { type: 'string', format: 'omop-date' }] },
-    datetime: col.required
-      ? { type: 'string', format: 'omop-datetime' }
-      : { anyOf: [{ type: 'null' }, { type: 'string', format: 'omop-datetime' }] },
+    // A format applies to strings only, so null passes it; one branch keeps the format's reason.
+    date: { type: ['string', ...nullable], format: 'omop-date' },
+    datetime: { type: ['string', ...nullable], format: 'omop-datetime' },
   };
   return byType[col.type];
 }
@@ -63,13 +62,24 @@ export interface RowValidator {
   schema: object;
 }
 
-function problemOf(e: ErrorObject): RowProblem {
+/** What a user reads when a value is not of its column's kind. */
+const NOT_OF_TYPE: Record<ColumnType, string> = {
+  integer: 'not an integer',
+  number: 'not a finite number (NaN and Infinity are not numbers)',
+  string: 'not a text value',
+  date: `not a valid date (YYYY-MM-DD, years ${MIN_YEAR}-${MAX_YEAR})`,
+  datetime: `not a valid datetime (YYYY-MM-DD[ HH:MM[:SS]], years ${MIN_YEAR}-${MAX_YEAR})`,
+};
+
+function problemOf(e: ErrorObject, types: Map<string, ColumnType>): RowProblem {
   const missing = e.keyword === 'required' ? (e.params as { missingProperty: string }).missingProperty : null;
   const column = missing ?? (e.instancePath.replace(/^\//, '').split('/')[0] || '(row)');
+  const type = types.get(column);
   let reason = missing ? 'required value is missing' : e.message ?? e.keyword;
-  if (e.keyword === 'format') reason = `not a valid ${(e.params as { format: string }).format} (years ${MIN_YEAR}-${MAX_YEAR})`;
-  if (e.keyword === 'anyOf') reason = 'not a valid date or null';
-  if (e.keyword === 'minimum' || e.keyword === 'maximum') reason = `out of range (${e.message})`;
+  if (type && (e.keyword === 'format' || e.keyword === 'type')) reason = NOT_OF_TYPE[type];
+  if (e.keyword === 'minimum' || e.keyword === 'maximum') {
+    reason = type === 'number' ? `outside the float32 range of MEDS numeric_value (|value| <= ${MAX_FLOAT32})` : `out of range (${e.message})`;
+  }
   return { column, reason };
 }
 
@@ -91,6 +101,7 @@ export function rowValidator(spec: TableSpec): RowValidator {
   if (cached) return cached;
   const schema = rowSchema(spec);
   const fn: ValidateFunction = ajv().compile(schema);
+  const types = new Map(spec.columns.map((c) => [c.name, c.type]));
   const v: RowValidator = {
     schema,
     check(row) {
@@ -114,7 +125,7 @@ export function rowValidator(spec: TableSpec): RowValidator {
       const seen = new Set<string>();
       const out: RowProblem[] = [];
       for (const e of fn.errors ?? []) {
-        const p = problemOf(e);
+        const p = problemOf(e, types);
         if (seen.has(p.column)) continue;
         seen.add(p.column);
         out.push(p);

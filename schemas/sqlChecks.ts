@@ -1,7 +1,7 @@
 // The bulk form of the row schemas: a SQL predicate per column that DuckDB evaluates over every
 // row, so that valid rows never need a JavaScript object each. Rows the predicate flags are
 // re-checked with ajv (rowSchemas.ts) for the reason; a test holds the two to the same verdicts.
-import { ColumnSpec, MAX_SAFE_ID, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
+import { ColumnSpec, MAX_FLOAT32, MAX_SAFE_ID, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
 
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
@@ -13,10 +13,15 @@ function yearOk(expr: string): string {
 export const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT']);
 const FLOAT_TYPES = new Set(['FLOAT', 'DOUBLE']);
 
+/** A double that a float32 holds: finite (NaN is not) and within its range. */
+function float32Ok(expr: string): string {
+  return `(isfinite(${expr}) AND abs(${expr}) <= ${MAX_FLOAT32})`;
+}
+
 /** Check of a column that the source already stores with the right type (Parquet, DuckDB): bounds only. */
 function typedSourceCheck(col: ColumnSpec, c: string, sourceType: string): string | null {
   if (col.type === 'integer' && INTEGER_TYPES.has(sourceType)) return `${c} BETWEEN ${col.min ?? -MAX_SAFE_ID} AND ${col.max ?? MAX_SAFE_ID}`;
-  if (col.type === 'number' && (FLOAT_TYPES.has(sourceType) || INTEGER_TYPES.has(sourceType) || sourceType.startsWith('DECIMAL'))) return `isfinite(CAST(${c} AS DOUBLE))`;
+  if (col.type === 'number' && (FLOAT_TYPES.has(sourceType) || INTEGER_TYPES.has(sourceType) || sourceType.startsWith('DECIMAL'))) return float32Ok(`CAST(${c} AS DOUBLE)`);
   if (col.type === 'date' && sourceType === 'DATE') return yearOk(c);
   if (col.type === 'datetime' && (sourceType === 'TIMESTAMP' || sourceType === 'DATE' || sourceType.startsWith('TIMESTAMP'))) return yearOk(c);
   return null;
@@ -37,7 +42,7 @@ export function columnCheckSql(col: ColumnSpec, sourceType = 'VARCHAR'): string 
       typed = `coalesce(TRY_CAST(${v} AS DOUBLE) = TRY_CAST(${v} AS BIGINT) AND TRY_CAST(${v} AS BIGINT) BETWEEN ${col.min ?? -MAX_SAFE_ID} AND ${col.max ?? MAX_SAFE_ID}, false)`;
       break;
     case 'number':
-      typed = `coalesce(isfinite(TRY_CAST(${v} AS DOUBLE)), false)`;
+      typed = `coalesce(${float32Ok(`TRY_CAST(${v} AS DOUBLE)`)}, false)`;
       break;
     case 'string':
       typed = 'true';
@@ -46,7 +51,8 @@ export function columnCheckSql(col: ColumnSpec, sourceType = 'VARCHAR'): string 
       typed = `coalesce(regexp_full_match(${v}, '\\d{4}-\\d{2}-\\d{2}') AND ${yearOk(`TRY_CAST(${v} AS DATE)`)}, false)`;
       break;
     case 'datetime':
-      typed = `coalesce(regexp_full_match(${v}, '\\d{4}-\\d{2}-\\d{2}([ T]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)?)?') AND ${yearOk(`TRY_CAST(${v} AS TIMESTAMP)`)}, false)`;
+      // Hours 00-23 only, as in the schema: DuckDB alone would read 24:00 as the next midnight.
+      typed = `coalesce(regexp_full_match(${v}, '\\d{4}-\\d{2}-\\d{2}([ T]([01]\\d|2[0-3]):\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)?)?') AND ${yearOk(`TRY_CAST(${v} AS TIMESTAMP)`)}, false)`;
       break;
   }
   const present = `(${c} IS NOT NULL AND ${v} <> '')`;

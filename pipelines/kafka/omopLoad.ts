@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { CLINICAL_TABLES } from '../../schemas/omop';
 import { q } from '../../schemas/sqlChecks';
-import { openDuck, stringColumn, streamChunks, numericColumn, queryValue } from '../duck';
+import { openDuck, parseDuckJson, stringColumn, streamChunks, numericColumn, queryValue } from '../duck';
 import { finalWatermark } from '../../transforms/labels/time';
 import { createOmopViews } from '../omopViews';
 import { openOmopInput } from '../omopSource';
@@ -94,7 +94,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
             await producer.send(spec.table, json(i)!, `${file}:${rows[i]}`);
             continue;
           }
-          const parsed = JSON.parse(json(i)!) as Record<string, unknown>;
+          const parsed = parseDuckJson(json(i)!);
           const row: Record<string, unknown> = {};
           for (const [k, v] of Object.entries(parsed)) if (k !== '__ok') row[k.toLowerCase()] = v;
           row.__row = rows[i];

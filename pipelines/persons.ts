@@ -3,9 +3,9 @@
 import { DuckDBConnection } from '@duckdb/node-api';
 import { tableSpec } from '../schemas/omop';
 import { rowValidator } from '../schemas/rowSchemas';
-import { RejectSink } from '../sinks/rejects';
+import { Reject, RejectSink } from '../sinks/rejects';
 import { BIRTH_TIMESTAMP_SQL } from '../sinks/personSql';
-import { queryRows } from './duck';
+import { parseDuckJson, queryRows } from './duck';
 import { OmopInput } from './omopSource';
 
 export interface Person {
@@ -13,14 +13,27 @@ export interface Person {
   genderConceptId: number;
 }
 
-export async function loadPersons(conn: DuckDBConnection, input: OmopInput, rejects: RejectSink): Promise<Map<number, Person>> {
+/**
+ * `rejectedReasons`, when given, receives the reason of every person row set aside whose
+ * person_id is readable, so that the rows of that person can say why they have no person.
+ */
+export async function loadPersons(
+  conn: DuckDBConnection,
+  input: OmopInput,
+  rejects: RejectSink,
+  rejectedReasons?: Map<number, string>,
+): Promise<Map<number, Person>> {
   const source = input.tables.get('person')!;
   const spec = tableSpec('person');
   const bad = await queryRows<{ __row: number; raw: string }>(
     conn,
     `SELECT CAST(__row AS DOUBLE) AS __row, CAST(to_json(c) AS VARCHAR) AS raw FROM checked_person c WHERE NOT __ok ORDER BY __row`,
   );
-  for (const b of bad) rejectRow(rejects, source.file, 'person', b.__row, JSON.parse(b.raw), spec);
+  for (const b of bad) {
+    const r = rejectRow(rejects, source.file, 'person', b.__row, parseDuckJson(b.raw), spec);
+    const id = String(r.values.person_id ?? '').trim();
+    if (rejectedReasons && r.column !== 'person_id' && /^[+-]?\d+$/.test(id)) rejectedReasons.set(Number(id), `${r.column}: ${r.reason}`);
+  }
   const rows = await queryRows<{ row: number; person_id: number; gender: number; birth_ms: number }>(
     conn,
     `SELECT CAST(p.__row AS DOUBLE) AS row, CAST(p.person_id AS DOUBLE) AS person_id,
@@ -50,11 +63,13 @@ export function rejectRow(
   row: number,
   values: Record<string, unknown>,
   spec: ReturnType<typeof tableSpec>,
-): void {
+): Reject & { values: Record<string, unknown> } {
   const lower: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(values)) if (!k.startsWith('__')) lower[k.toLowerCase()] = v;
   const problems = rowValidator(spec).check(lower);
   // The SQL check and ajv agree by construction (tested); should they ever not, say so rather than drop.
   const p = problems[0] ?? { column: '(row)', reason: 'failed the bulk schema check' };
-  rejects.add({ file, table, row, column: p.column, reason: p.reason, values: lower });
+  const reject = { file, table, row, column: p.column, reason: p.reason, values: lower };
+  rejects.add(reject);
+  return reject;
 }

@@ -8,6 +8,8 @@ export interface Reject {
   file: string;
   table: string;
   row: number;
+  /** Physical line of a CSV record that could not be read as a row. */
+  line?: number;
   column: string;
   reason: string;
   values?: unknown;

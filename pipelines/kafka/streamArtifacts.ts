@@ -50,7 +50,7 @@ async function openVocabularyFolder(conn: DuckDBConnection, dir: string): Promis
       : `read_csv(${sqlString(file)}, header=true, all_varchar=true, ${tab ? `delim='\\t', quote='', escape=''` : `delim=',', quote='"', escape='"'`}, null_padding=true, strict_mode=false)`;
     const desc = await queryRows<{ column_name: string; column_type: string }>(conn, `DESCRIBE SELECT * FROM ${relation}`);
     tables.set(table, {
-      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation,
+      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation, fileRowColumn: null, readRejects: [],
       columns: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_name])),
       types: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_type])),
     });

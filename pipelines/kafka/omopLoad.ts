@@ -80,6 +80,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
       const source = input.tables.get(spec.table);
       if (!source) continue;
       const file = path.basename(source.file);
+      for (const r of source.readRejects) await producer.unreadable(spec.table, r.text, `column ${r.column}: ${r.reason}`, `${path.basename(r.file)}:${r.row}`);
       // Valid rows typed (ids as numbers, dates as text), invalid ones as read, both in file order.
       const sql = `SELECT CAST(c.__row AS DOUBLE) AS __row, CAST(c.__ok AS TINYINT) AS ok,
           CASE WHEN c.__ok THEN CAST(to_json(t) AS VARCHAR) ELSE CAST(to_json(c) AS VARCHAR) END AS j

@@ -73,9 +73,11 @@ export function dialectOf(headerLine: string): CsvDialect {
   return headerLine.includes('\t') ? { delim: '\t', quote: '' } : { delim: ',', quote: '"' };
 }
 
+/** Column names of a header line; an empty one (a trailing delimiter) is named by its position. */
 export function headerFields(headerLine: string, d: CsvDialect): string[] {
   const fields = headerLine.split(d.delim).map((f) => f.trim());
-  return d.quote ? fields.map((f) => (f.startsWith(d.quote) && f.endsWith(d.quote) && f.length >= 2 ? f.slice(1, -1).replace(/""/g, '"') : f)) : fields;
+  const unquoted = d.quote ? fields.map((f) => (f.startsWith(d.quote) && f.endsWith(d.quote) && f.length >= 2 ? f.slice(1, -1).replace(/""/g, '"') : f)) : fields;
+  return unquoted.map((f, i) => f || `column${i}`);
 }
 
 function readCsvSql(files: string[], columns: string[], d: CsvDialect, extra: string): string {

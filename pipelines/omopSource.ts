@@ -46,7 +46,7 @@ function tableNameOf(fileName: string): string | null {
 }
 
 /** Vocabulary files (Athena's TSV or CDM CSV) are read as DuckDB's sniffer finds them. */
-function vocabularyRelation(files: string[]): string {
+export function vocabularyRelation(files: string[]): string {
   const { delim, quote } = dialectOf(readFirstLine(files[0]));
   const list = `[${files.map(sqlString).join(', ')}]`;
   const opts = quote ? `delim=',', quote='"', escape='"'` : `delim='\\t', quote='', escape=''`;

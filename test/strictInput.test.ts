@@ -86,6 +86,7 @@ describe('values the outputs cannot hold are rejects at the check', () => {
       [6, 'value_as_number', 'outside the float32 range of MEDS numeric_value'],
     ]);
     assert.equal(s.eventsOut.measurement, 3);
+    assertBalanced(s.out, 6);
   });
 });
 

@@ -212,6 +212,31 @@ function countLf(buf: Buffer, from: number, to: number): number {
   return n;
 }
 
+/** Lines of the checked copy, gathered in one reused buffer (no allocation per record). */
+class CopyWriter {
+  private buf = Buffer.allocUnsafe(4 << 20);
+  private length = 0;
+  constructor(private readonly fd: number) {}
+
+  /** Writes `prefix`, then (after `delim`, when >= 0) the bytes src[from, to), then a line break. */
+  record(prefix: string, src: Buffer, from: number, to: number, delim: number): void {
+    const need = prefix.length * 3 + 2 + (to - from);
+    if (this.length + need > this.buf.length) {
+      this.flush();
+      if (need > this.buf.length) this.buf = Buffer.allocUnsafe(need);
+    }
+    this.length += this.buf.write(prefix, this.length, 'utf8');
+    if (delim >= 0) this.buf[this.length++] = delim;
+    this.length += src.copy(this.buf, this.length, from, to);
+    this.buf[this.length++] = LF;
+  }
+
+  flush(): void {
+    if (this.length) fs.writeSync(this.fd, this.buf, 0, this.length);
+    this.length = 0;
+  }
+}
+
 /**
  * Reads every file record by record; writes the good ones to `target` as CSV with their 0-based
  * source record number first; returns the bad ones. A broken record is its first line only:
@@ -223,22 +248,11 @@ async function writeCheckedCopy(files: string[], width: number, columns: string[
   const rejects: CsvReadReject[] = [];
   const tmp = `${target}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'w');
-  const pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const write = (b: Buffer) => {
-    pending.push(b);
-    pendingBytes += b.length;
-    if (pendingBytes >= 1 << 20) flush();
-  };
-  const flush = () => {
-    if (pendingBytes) fs.writeSync(fd, Buffer.concat(pending, pendingBytes));
-    pending.length = 0;
-    pendingBytes = 0;
-  };
-  const delimBuf = Buffer.from(d.delim);
+  const out = new CopyWriter(fd);
   let sourceRow = 0; // over all files of the table, as DuckDB numbers the rows of a clean table
   try {
-    write(Buffer.from([FILE_ROW_COLUMN, ...columns].map((c) => (d.quote && /[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(d.delim) + '\n'));
+    const copyHeader = [FILE_ROW_COLUMN, ...columns].map((c) => (d.quote && /[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(d.delim);
+    out.record(copyHeader, Buffer.alloc(0), 0, 0, -1);
     for (const file of files) {
       let buf: Buffer = Buffer.alloc(0);
       let pos = 0;
@@ -275,10 +289,7 @@ async function writeCheckedCopy(files: string[], width: number, columns: string[
           const f = s.fieldStarts.findIndex((from, k) => !isUtf8(buf.subarray(from, k + 1 < s.fieldStarts.length ? s.fieldStarts[k + 1] - 1 : s.end)));
           reject('bytes that are not UTF-8 (the file must be UTF-8 encoded)', columns[f] ?? '(row)', s.end);
         } else {
-          write(Buffer.from(String(sourceRow)));
-          write(delimBuf);
-          write(Buffer.from(buf.subarray(pos, s.end)));
-          write(Buffer.from('\n'));
+          out.record(String(sourceRow), buf, pos, s.end, delim);
           sourceRow++;
           fileRow++;
         }
@@ -293,7 +304,7 @@ async function writeCheckedCopy(files: string[], width: number, columns: string[
       }
       while (step(true));
     }
-    flush();
+    out.flush();
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);

@@ -1,6 +1,7 @@
 // Small helpers over @duckdb/node-api: one instance per run, typed row reads, chunk streaming.
 import { DuckDBConnection, DuckDBDataChunk, DuckDBInstance, DuckDBResult } from '@duckdb/node-api';
 import { Id, int64Reader, parseId } from '../schemas/ids';
+import { parseJsonExact } from '../schemas/exactJson';
 
 export interface DuckOptions {
   /** DuckDB's own memory cap; spills to tempDir beyond it. */
@@ -108,4 +109,36 @@ export function idValue(v: unknown): Id {
 export function stringColumn(chunk: DuckDBDataChunk, index: number): (i: number) => string | null {
   const vector = chunk.getColumnVector(index);
   return (i) => vector.getItem(i) as string | null;
+}
+
+/**
+ * Parses DuckDB's to_json text, which writes non-finite doubles as bare NaN, Infinity and
+ * -Infinity (not JSON): those become the strings "NaN", "Infinity", "-Infinity", so a row check
+ * sees them as the values they are instead of JSON.parse failing on the whole row.
+ */
+export function parseDuckJson(text: string): Record<string, unknown> {
+  try {
+    return parseJsonExact(text) as Record<string, unknown>;
+  } catch {
+    let out = '';
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+      const ch = text[i];
+      if (inString) {
+        out += ch;
+        if (ch === '\\') out += text[++i] ?? '';
+        else if (ch === '"') inString = false;
+        continue;
+      }
+      if (ch === '"') inString = true;
+      const token = /^(-?Infinity|NaN)/.exec(text.slice(i, i + 9));
+      if (!inString && token) {
+        out += `"${token[1]}"`;
+        i += token[1].length - 1;
+        continue;
+      }
+      out += ch;
+    }
+    return parseJsonExact(out) as Record<string, unknown>;
+  }
 }

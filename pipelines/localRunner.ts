@@ -22,9 +22,8 @@ import { SequenceBatch } from '../sinks/sequenceShards';
 import { ShardEntry, ShardSeries } from '../sinks/shards';
 import { ParquetWriterPool } from '../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
-import { idValue, openDuckInstance, queryRows, queryValue } from './duck';
+import { idValue, openDuckInstance, parseDuckJson, queryRows, queryValue } from './duck';
 import { Id, compareIds } from '../schemas/ids';
-import { parseJsonExact } from '../schemas/exactJson';
 import { EVENT_SPECS, personRanges, streamEventRanges } from './eventSource';
 import { hashFiles, FileHash } from './fileHashes';
 import { createOmopViews } from './omopViews';
@@ -164,7 +163,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
   const conn2 = await instance.connect();
   const pool = new ParquetWriterPool();
   try {
-    const input = await openOmopInput(conn, opts.omop, opts.vocab);
+    const input = await openOmopInput(conn, opts.omop, opts.vocab, tmp);
     await createOmopViews(conn, input);
     let stepStart = Date.now();
     const step = (msg: string) => {
@@ -188,7 +187,14 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     step(`vocabulary: ${vocabulary.concepts.size} concepts and ${vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
 
     const rejects = new RejectSink(path.join(out, 'rejects'));
-    const persons = await loadPersons(conn, input, rejects);
+    const rowsIn: Record<string, number> = {};
+    for (const [table, source] of input.tables) {
+      for (const r of source.readRejects) rejects.add({ file: r.file, table, row: r.row, line: r.line, column: r.column, reason: r.reason, values: { record: r.text } });
+      // Rows in of the event tables count every record read, readable or not.
+      if (source.readRejects.length && EVENT_SPECS.some((e) => e.table === table)) rowsIn[table] = source.readRejects.length;
+    }
+    const rejectedPersons = new Map<Id, string>();
+    const persons = await loadPersons(conn, input, rejects, rejectedPersons);
     step(`persons: ${persons.size}`);
     const splits = new Map<Id, Split>();
     const splitOfPerson = (id: Id): Split | null => {
@@ -253,7 +259,6 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     const pretrainShards = new ShardSeries('pretrain', out, 'pretrain', pool);
     let events = new EventBatch();
     let sequences = new SequenceBatch();
-    const rowsIn: Record<string, number> = {};
     const eventsOut: Record<string, number> = {};
     let measurementsBinned = 0;
     let pretrainSequences = 0;
@@ -296,13 +301,15 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         const file = files[c.tcode[i]];
         rowsIn[spec.table] = (rowsIn[spec.table] ?? 0) + 1;
         if (c.ok[i] !== 1) {
-          rejectRow(rejects, file, spec.table, c.rn[i], parseJsonExact(c.raw(i)!) as Record<string, unknown>, spec);
+          rejectRow(rejects, file, spec.table, c.rn[i], parseDuckJson(c.raw(i)!), spec);
           continue;
         }
         const personId = c.personId(i);
         const person: Person | undefined = persons.get(personId);
         if (!person) {
-          rejects.add({ file, table: spec.table, row: c.rn[i], column: 'person_id', reason: 'person_id not in the person table', values: { person_id: personId } });
+          const personReason = rejectedPersons.get(personId);
+          const reason = personReason ? `person rejected (${personReason})` : 'person_id not in the person table';
+          rejects.add({ file, table: spec.table, row: c.rn[i], column: 'person_id', reason, values: { person_id: personId } });
           continue;
         }
         raw.domain = ev.domain;

@@ -8,6 +8,8 @@ import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, Vocabula
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
 import { UserError } from './errors';
+import { CsvReadReject, dialectOf, openCsvTable, readFirstLine } from './csvRead';
+import { makeProcessTempDir } from './processTempDir';
 
 export type InputKind = 'csv' | 'parquet' | 'duckdb';
 
@@ -23,6 +25,10 @@ export interface SourceTable {
   columns: Map<string, string>;
   /** lower-case column name -> DuckDB type */
   types: Map<string, string>;
+  /** Column of the relation holding each row's 0-based source record (a checked CSV copy), else null. */
+  fileRowColumn: string | null;
+  /** CSV records that could not be read as rows (field count, quoting, encoding). */
+  readRejects: CsvReadReject[];
 }
 
 export interface OmopInput {
@@ -39,32 +45,12 @@ function tableNameOf(fileName: string): string | null {
   return TABLE_NAMES.has(base) ? base : null;
 }
 
-/** Athena's files are tab separated with no quoting; CDM exports are usually comma separated with quotes. */
-function csvRelation(files: string[]): string {
-  const first = files[0];
-  const head = readFirstLine(first);
-  const tab = head.includes('\t');
+/** Vocabulary files (Athena's TSV or CDM CSV) are read as DuckDB's sniffer finds them. */
+export function vocabularyRelation(files: string[]): string {
+  const { delim, quote } = dialectOf(readFirstLine(files[0]));
   const list = `[${files.map(sqlString).join(', ')}]`;
-  const opts = tab
-    ? `delim='\\t', quote='', escape=''`
-    : `delim=',', quote='"', escape='"'`;
+  const opts = quote ? `delim=',', quote='"', escape='"'` : `delim='\\t', quote='', escape=''`;
   return `read_csv(${list}, header=true, all_varchar=true, ${opts}, null_padding=true, strict_mode=false)`;
-}
-
-function readFirstLine(file: string): string {
-  if (file.endsWith('.gz')) {
-    const zlib = require('node:zlib') as typeof import('node:zlib');
-    const buf = zlib.gunzipSync(fs.readFileSync(file)).subarray(0, 65536);
-    return buf.toString('utf8').split('\n')[0];
-  }
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(65536);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    return buf.subarray(0, n).toString('utf8').split('\n')[0];
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 async function describe(conn: DuckDBConnection, relation: string, label: string): Promise<{ columns: Map<string, string>; types: Map<string, string> }> {
@@ -83,7 +69,7 @@ async function describe(conn: DuckDBConnection, relation: string, label: string)
   return { columns, types };
 }
 
-async function fromFolder(conn: DuckDBConnection, dir: string): Promise<Map<string, SourceTable>> {
+async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string): Promise<Map<string, SourceTable>> {
   const groups = new Map<string, string[]>();
   for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     const full = path.join(dir, entry.name);
@@ -105,9 +91,14 @@ async function fromFolder(conn: DuckDBConnection, dir: string): Promise<Map<stri
   const tables = new Map<string, SourceTable>();
   for (const [name, files] of groups) {
     const parquet = files.every((f) => /\.parquet$/i.test(f));
-    const relation = parquet ? `read_parquet([${files.map(sqlString).join(', ')}])` : csvRelation(files);
     const label = files.length === 1 ? files[0] : `${path.dirname(files[0])} (${files.length} files)`;
+    const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: vocabularyRelation(files), fileRowColumn: null, rejects: [] } : await openCsvTable(conn, files, label, scratchDir);
+    const relation = csv?.relation ?? `read_parquet([${files.map(sqlString).join(', ')}])`;
     const { columns, types } = await describe(conn, relation, label);
+    if (csv?.fileRowColumn) {
+      columns.delete(csv.fileRowColumn);
+      types.delete(csv.fileRowColumn);
+    }
     tables.set(name, {
       table: name as ClinicalTable,
       file: label,
@@ -116,6 +107,8 @@ async function fromFolder(conn: DuckDBConnection, dir: string): Promise<Map<stri
       relation,
       columns,
       types,
+      fileRowColumn: csv?.fileRowColumn ?? null,
+      readRejects: csv?.rejects ?? [],
     });
   }
   return tables;
@@ -138,19 +131,36 @@ async function fromDatabase(conn: DuckDBConnection, file: string): Promise<Map<s
     const relation = `omop_src.${q(r.schema_name)}.${q(r.table_name)}`;
     const label = `${file}:${r.schema_name}.${r.table_name}`;
     const { columns, types } = await describe(conn, relation, label);
-    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types });
+    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types, fileRowColumn: null, readRejects: [] });
   }
   return tables;
 }
 
-/** Opens the OMOP input; vocabulary tables from `vocabDir` replace those found beside the data. */
-export async function openOmopInput(conn: DuckDBConnection, inputPath: string, vocabDir?: string): Promise<OmopInput> {
+/** A folder of this process for checked CSV copies, made on first use and removed at exit. */
+function processScratchDir(): () => string {
+  let dir: string | null = null;
+  return () => {
+    if (!dir) {
+      const made = (dir = makeProcessTempDir('medrep-csv'));
+      process.on('exit', () => fs.rmSync(made, { recursive: true, force: true }));
+    }
+    return dir;
+  };
+}
+
+/**
+ * Opens the OMOP input; vocabulary tables from `vocabDir` replace those found beside the data.
+ * `scratchDir` holds checked copies of CSV files with unreadable records (default: a folder of
+ * this process in the system's temp folder).
+ */
+export async function openOmopInput(conn: DuckDBConnection, inputPath: string, vocabDir?: string, scratchDir?: string): Promise<OmopInput> {
+  const scratch = scratchDir ? () => scratchDir : processScratchDir();
   if (!fs.existsSync(inputPath)) throw new UserError(`OMOP input not found: ${inputPath}`);
   const stat = fs.statSync(inputPath);
   let kind: InputKind;
   let tables: Map<string, SourceTable>;
   if (stat.isDirectory()) {
-    tables = await fromFolder(conn, inputPath);
+    tables = await fromFolder(conn, inputPath, scratch);
     const any = [...tables.values()][0];
     kind = any?.kind ?? 'csv';
   } else if (/\.(duckdb|db|ddb)$/i.test(inputPath)) {
@@ -161,7 +171,7 @@ export async function openOmopInput(conn: DuckDBConnection, inputPath: string, v
   }
   if (vocabDir) {
     if (!fs.existsSync(vocabDir) || !fs.statSync(vocabDir).isDirectory()) throw new UserError(`vocabulary folder not found: ${vocabDir}`);
-    const vocab = await fromFolder(conn, vocabDir);
+    const vocab = await fromFolder(conn, vocabDir, scratch);
     for (const t of Object.keys(VOCABULARY_TABLES)) {
       const v = vocab.get(t);
       if (v) tables.set(t, v);

@@ -33,12 +33,17 @@ function singleParquet(t: SourceTable): boolean {
 }
 
 function rowSource(t: SourceTable): string {
-  return singleParquet(t) ? `(SELECT * EXCLUDE (file_row_number), file_row_number AS __file_row FROM read_parquet(${sqlString(t.files[0])}, file_row_number = true))` : t.relation;
+  if (singleParquet(t)) return `(SELECT * EXCLUDE (file_row_number), file_row_number AS __file_row FROM read_parquet(${sqlString(t.files[0])}, file_row_number = true))`;
+  // A checked CSV copy numbers its records itself: the records set aside keep their numbers.
+  if (t.fileRowColumn) return `(SELECT * EXCLUDE (${q(t.fileRowColumn)}), CAST(${q(t.fileRowColumn)} AS BIGINT) AS __file_row FROM ${t.relation})`;
+  return t.relation;
 }
 
 function rowNumberSql(t: SourceTable): string {
-  return singleParquet(t) ? 's.__file_row + 1' : 'row_number() OVER ()';
+  return singleParquet(t) || t.fileRowColumn ? 's.__file_row + 1' : 'row_number() OVER ()';
 }
+
+const numberedSource = (t: SourceTable): boolean => singleParquet(t) || t.fileRowColumn !== null;
 
 export async function createOmopViews(conn: DuckDBConnection, input: OmopInput): Promise<void> {
   for (const spec of CLINICAL_TABLES) {
@@ -52,7 +57,7 @@ export async function createOmopViews(conn: DuckDBConnection, input: OmopInput):
     }
     await conn.run(
       `CREATE OR REPLACE VIEW ${q('checked_' + spec.table)} AS
-         SELECT ${rowNumberSql(t)} AS __row, (${rowCheckSql(spec, t.types)}) AS __ok, s.* FROM ${rowSource(t)} s`,
+         SELECT ${rowNumberSql(t)} AS __row, (${rowCheckSql(spec, t.types)}) AS __ok, s.*${numberedSource(t) ? ' EXCLUDE (__file_row)' : ''} FROM ${rowSource(t)} s`,
     );
     await conn.run(
       `CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT c.__row AS __row, ${typed('c')} FROM ${q('checked_' + spec.table)} c WHERE c.__ok${

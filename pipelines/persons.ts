@@ -3,11 +3,10 @@
 import { DuckDBConnection } from '@duckdb/node-api';
 import { tableSpec } from '../schemas/omop';
 import { rowValidator } from '../schemas/rowSchemas';
-import { RejectSink } from '../sinks/rejects';
+import { Reject, RejectSink } from '../sinks/rejects';
 import { BIRTH_TIMESTAMP_SQL } from '../sinks/personSql';
-import { idValue, queryRows } from './duck';
-import { Id } from '../schemas/ids';
-import { parseJsonExact } from '../schemas/exactJson';
+import { idValue, parseDuckJson, queryRows } from './duck';
+import { Id, parseId } from '../schemas/ids';
 import { OmopInput } from './omopSource';
 
 export interface Person {
@@ -15,14 +14,27 @@ export interface Person {
   genderConceptId: Id;
 }
 
-export async function loadPersons(conn: DuckDBConnection, input: OmopInput, rejects: RejectSink): Promise<Map<Id, Person>> {
+/**
+ * `rejectedReasons`, when given, receives the reason of every person row set aside whose
+ * person_id is readable, so that the rows of that person can say why they have no person.
+ */
+export async function loadPersons(
+  conn: DuckDBConnection,
+  input: OmopInput,
+  rejects: RejectSink,
+  rejectedReasons?: Map<Id, string>,
+): Promise<Map<Id, Person>> {
   const source = input.tables.get('person')!;
   const spec = tableSpec('person');
   const bad = await queryRows<{ __row: number; raw: string }>(
     conn,
     `SELECT CAST(__row AS DOUBLE) AS __row, CAST(to_json(c) AS VARCHAR) AS raw FROM checked_person c WHERE NOT __ok ORDER BY __row`,
   );
-  for (const b of bad) rejectRow(rejects, source.file, 'person', b.__row, parseJsonExact(b.raw) as Record<string, unknown>, spec);
+  for (const b of bad) {
+    const r = rejectRow(rejects, source.file, 'person', b.__row, parseDuckJson(b.raw), spec);
+    const id = r.column !== 'person_id' ? parseId(r.values.person_id) : null;
+    if (rejectedReasons && id !== null) rejectedReasons.set(id, `${r.column}: ${r.reason}`);
+  }
   const rows = await queryRows<{ row: number; person_id: bigint; gender: bigint; birth_ms: number }>(
     conn,
     `SELECT CAST(p.__row AS DOUBLE) AS row, p.person_id, coalesce(p.gender_concept_id, 0) AS gender,
@@ -51,11 +63,13 @@ export function rejectRow(
   row: number,
   values: Record<string, unknown>,
   spec: ReturnType<typeof tableSpec>,
-): void {
+): Reject & { values: Record<string, unknown> } {
   const lower: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(values)) if (!k.startsWith('__')) lower[k.toLowerCase()] = v;
   const problems = rowValidator(spec).check(lower);
   // The SQL check and ajv agree by construction (tested); should they ever not, say so rather than drop.
   const p = problems[0] ?? { column: '(row)', reason: 'failed the bulk schema check' };
-  rejects.add({ file, table, row, column: p.column, reason: p.reason, values: lower });
+  const reject = { file, table, row, column: p.column, reason: p.reason, values: lower };
+  rejects.add(reject);
+  return reject;
 }

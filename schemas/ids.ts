@@ -41,7 +41,7 @@ export function int64Problem(v: unknown): string | null {
   if (typeof v === 'number' && Number.isInteger(v)) return 'out of range (a JSON number beyond 2^53 may be rounded: send the id as a decimal string)';
   const text = typeof v === 'string' ? INTEGER_TEXT_RE.exec(v) : null;
   if (text || typeof v === 'bigint') return 'out of range (must be a signed 64-bit integer)';
-  return 'must be integer';
+  return 'not an integer';
 }
 
 /** Total order of ids (numbers and bigints compare exactly with < and >). */

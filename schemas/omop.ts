@@ -8,6 +8,12 @@ export { INT64_MIN, INT64_MAX } from './ids';
 export const MIN_YEAR = 1800;
 export const MAX_YEAR = 2300;
 
+/**
+ * The largest magnitude of a `number` column: the largest float32, since MEDS writes
+ * numeric_value as float32. A value beyond it is a reject at the check, never a writer's crash.
+ */
+export const MAX_FLOAT32 = 3.4028234663852886e38;
+
 export type ColumnType = 'integer' | 'number' | 'string' | 'date' | 'datetime';
 
 export interface ColumnSpec {

@@ -1,7 +1,7 @@
 // JSON Schemas (ajv) of OMOP rows, derived from the table specs in omop.ts, and the validator
 // that turns a failing row into reject reasons naming the column.
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
-import { ColumnSpec, ColumnType, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
+import { ColumnSpec, ColumnType, MAX_FLOAT32, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
 import { int64Problem, parseId } from './ids';
 
 const DECIMAL_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
@@ -35,12 +35,11 @@ function columnSchema(col: ColumnSpec): object {
   const byType: Record<ColumnType, object> = {
     // Signed 64-bit: `check` reads the value exactly (a decimal string beyond 2^53) and hands ajv only the bounds.
     integer: { type: ['integer', ...nullable], ...bounds(col), description: 'signed 64-bit integer (a decimal string beyond 2^53)' },
-    number: { type: ['number', ...nullable] },
+    number: { type: ['number', ...nullable], minimum: -MAX_FLOAT32, maximum: MAX_FLOAT32 },
     string: { type: ['string', ...nullable] },
-    date: col.required ? { type: 'string', format: 'omop-date' } : { anyOf: [{ type: 'null' }, { type: 'string', format: 'omop-date' }] },
-    datetime: col.required
-      ? { type: 'string', format: 'omop-datetime' }
-      : { anyOf: [{ type: 'null' }, { type: 'string', format: 'omop-datetime' }] },
+    // A format applies to strings only, so null passes it; one branch keeps the format's reason.
+    date: { type: ['string', ...nullable], format: 'omop-date' },
+    datetime: { type: ['string', ...nullable], format: 'omop-datetime' },
   };
   return byType[col.type];
 }
@@ -69,13 +68,24 @@ export interface RowValidator {
   schema: object;
 }
 
-function problemOf(e: ErrorObject): RowProblem {
+/** What a user reads when a value is not of its column's kind. */
+const NOT_OF_TYPE: Record<ColumnType, string> = {
+  integer: 'not an integer',
+  number: 'not a finite number (NaN and Infinity are not numbers)',
+  string: 'not a text value',
+  date: `not a valid date (YYYY-MM-DD, years ${MIN_YEAR}-${MAX_YEAR})`,
+  datetime: `not a valid datetime (YYYY-MM-DD[ HH:MM[:SS]], years ${MIN_YEAR}-${MAX_YEAR})`,
+};
+
+function problemOf(e: ErrorObject, types: Map<string, ColumnType>): RowProblem {
   const missing = e.keyword === 'required' ? (e.params as { missingProperty: string }).missingProperty : null;
   const column = missing ?? (e.instancePath.replace(/^\//, '').split('/')[0] || '(row)');
+  const type = types.get(column);
   let reason = missing ? 'required value is missing' : e.message ?? e.keyword;
-  if (e.keyword === 'format') reason = `not a valid ${(e.params as { format: string }).format} (years ${MIN_YEAR}-${MAX_YEAR})`;
-  if (e.keyword === 'anyOf') reason = 'not a valid date or null';
-  if (e.keyword === 'minimum' || e.keyword === 'maximum') reason = `out of range (${e.message})`;
+  if (type && (e.keyword === 'format' || e.keyword === 'type')) reason = NOT_OF_TYPE[type];
+  if (e.keyword === 'minimum' || e.keyword === 'maximum') {
+    reason = type === 'number' ? `outside the float32 range of MEDS numeric_value (|value| <= ${MAX_FLOAT32})` : `out of range (${e.message})`;
+  }
   return { column, reason };
 }
 
@@ -97,6 +107,7 @@ export function rowValidator(spec: TableSpec): RowValidator {
   if (cached) return cached;
   const schema = rowSchema(spec);
   const fn: ValidateFunction = ajv().compile(schema);
+  const types = new Map(spec.columns.map((c) => [c.name, c.type]));
   const v: RowValidator = {
     schema,
     check(row) {
@@ -133,7 +144,7 @@ export function rowValidator(spec: TableSpec): RowValidator {
       const seen = new Set<string>(integerProblems.map((p) => p.column));
       const out: RowProblem[] = [...integerProblems];
       for (const e of fn.errors ?? []) {
-        const p = problemOf(e);
+        const p = problemOf(e, types);
         if (seen.has(p.column)) continue;
         seen.add(p.column);
         out.push(p);

@@ -2,7 +2,7 @@
 // row, so that valid rows never need a JavaScript object each. Rows the predicate flags are
 // re-checked with ajv (rowSchemas.ts) for the reason; a test holds the two to the same verdicts.
 import { INTEGER_TEXT_RE } from './ids';
-import { ColumnSpec, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
+import { ColumnSpec, MAX_FLOAT32, MAX_YEAR, MIN_YEAR, TableSpec } from './omop';
 
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
@@ -14,7 +14,11 @@ function yearOk(expr: string): string {
 export const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT']);
 const FLOAT_TYPES = new Set(['FLOAT', 'DOUBLE']);
 
-/** Check of a column that the source already stores with the right type (Parquet, DuckDB): bounds only. */
+/** A double that a float32 holds: finite (NaN is not) and within its range. */
+function float32Ok(expr: string): string {
+  return `(isfinite(${expr}) AND abs(${expr}) <= ${MAX_FLOAT32})`;
+}
+
 /** The column's bounds (integer columns without bounds take any signed 64-bit value). */
 function boundsSql(col: ColumnSpec, value: string): string {
   const parts = [`${value} IS NOT NULL`];
@@ -23,10 +27,11 @@ function boundsSql(col: ColumnSpec, value: string): string {
   return parts.join(' AND ');
 }
 
+/** Check of a column that the source already stores with the right type (Parquet, DuckDB): bounds only. */
 function typedSourceCheck(col: ColumnSpec, c: string, sourceType: string): string | null {
   // UBIGINT and HUGEINT may exceed signed 64 bits: TRY_CAST to BIGINT is NULL there.
   if (col.type === 'integer' && INTEGER_TYPES.has(sourceType)) return boundsSql(col, `TRY_CAST(${c} AS BIGINT)`);
-  if (col.type === 'number' && (FLOAT_TYPES.has(sourceType) || INTEGER_TYPES.has(sourceType) || sourceType.startsWith('DECIMAL'))) return `isfinite(CAST(${c} AS DOUBLE))`;
+  if (col.type === 'number' && (FLOAT_TYPES.has(sourceType) || INTEGER_TYPES.has(sourceType) || sourceType.startsWith('DECIMAL'))) return float32Ok(`CAST(${c} AS DOUBLE)`);
   if (col.type === 'date' && sourceType === 'DATE') return yearOk(c);
   if (col.type === 'datetime' && (sourceType === 'TIMESTAMP' || sourceType === 'DATE' || sourceType.startsWith('TIMESTAMP'))) return yearOk(c);
   return null;
@@ -48,7 +53,7 @@ export function columnCheckSql(col: ColumnSpec, sourceType = 'VARCHAR'): string 
       typed = `coalesce(regexp_full_match(${v}, '${INTEGER_TEXT_RE.source.slice(1, -1)}') AND ${boundsSql(col, `TRY_CAST(${v} AS BIGINT)`)}, false)`;
       break;
     case 'number':
-      typed = `coalesce(isfinite(TRY_CAST(${v} AS DOUBLE)), false)`;
+      typed = `coalesce(${float32Ok(`TRY_CAST(${v} AS DOUBLE)`)}, false)`;
       break;
     case 'string':
       typed = 'true';
@@ -57,7 +62,8 @@ export function columnCheckSql(col: ColumnSpec, sourceType = 'VARCHAR'): string 
       typed = `coalesce(regexp_full_match(${v}, '\\d{4}-\\d{2}-\\d{2}') AND ${yearOk(`TRY_CAST(${v} AS DATE)`)}, false)`;
       break;
     case 'datetime':
-      typed = `coalesce(regexp_full_match(${v}, '\\d{4}-\\d{2}-\\d{2}([ T]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)?)?') AND ${yearOk(`TRY_CAST(${v} AS TIMESTAMP)`)}, false)`;
+      // Hours 00-23 only, as in the schema: DuckDB alone would read 24:00 as the next midnight.
+      typed = `coalesce(regexp_full_match(${v}, '\\d{4}-\\d{2}-\\d{2}([ T]([01]\\d|2[0-3]):\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)?)?') AND ${yearOk(`TRY_CAST(${v} AS TIMESTAMP)`)}, false)`;
       break;
   }
   const present = `(${c} IS NOT NULL AND ${v} <> '')`;

@@ -9,6 +9,8 @@ export interface Reject {
   file: string;
   table: string;
   row: number;
+  /** Physical line of a CSV record that could not be read as a row. */
+  line?: number;
   column: string;
   reason: string;
   /** What kind of dead letter it was (Kafka runner), when it was one. */

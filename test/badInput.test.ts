@@ -66,7 +66,7 @@ describe('bad input', () => {
     ]);
     assert.ok(cond.every((r) => r.file === 'condition_occurrence.csv'));
     assert.match(cond[0].reason, /integer/);
-    assert.match(cond[1].reason, /omop-date/);
+    assert.match(cond[1].reason, /not a valid date/);
     assert.match(cond[2].reason, /not in the vocabulary/);
     assert.match(cond[3].reason, /not in the person table/);
     const persons = lines('person.jsonl').map((r) => [r.row, r.column, r.reason]);

@@ -8,7 +8,10 @@ import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
 import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
 import { OmopRowProducer, ProduceProgress } from '../pipelines/kafka/omopProducer';
 import { changelogTopicSpec, ensureTopics, pipelineTopicSpecs, TopicNames } from '../pipelines/kafka/topics';
+import { produceOmop } from '../pipelines/kafka/omopLoad';
+import { silentLogger } from '../pipelines/progress';
 import { BROKERS, readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
+import { GOOD_MEASUREMENTS, smallHospital } from './helpers/smallHospital';
 
 /** Kafka's murmur2 partitioner (org.apache.kafka.common.utils.Utils.murmur2), written out here. */
 function javaPartition(key: string, partitions: number): number {
@@ -149,10 +152,22 @@ describe('kafka topics and producer (real broker)', function () {
     assert.match(notJson.headers[DLQ_HEADERS.reason], /^not-json: /);
     assert.equal(notJson.value, '{"person_id": 5, "gender_', 'the bytes are kept as they came');
     assert.equal(notJson.headers[DLQ_HEADERS.table], 'person');
-    assert.match(bySource.get('person.csv:21')!.headers[DLQ_HEADERS.reason], /^invalid-row: column person_id: must be integer/);
-    assert.match(bySource.get('condition.csv:22')!.headers[DLQ_HEADERS.reason], /^invalid-row: column condition_start_date: not a valid omop-date/);
+    assert.match(bySource.get('person.csv:21')!.headers[DLQ_HEADERS.reason], /^invalid-row: column person_id: not an integer$/);
+    assert.match(bySource.get('condition.csv:22')!.headers[DLQ_HEADERS.reason], /^invalid-row: column condition_start_date: not a valid date /);
     assert.equal(bySource.get('condition.csv:22')!.key, '3');
     assert.equal(bySource.get('note.csv:1')!.headers[DLQ_HEADERS.reason], 'unknown-table: no OMOP table named "note"');
     assert.match(bySource.get('person.json:4')!.headers[DLQ_HEADERS.reason], /^not-an-object: /);
+  });
+
+  it('medrep produce dead-letters a CSV record it cannot read, with file and row, and sends the rest', async () => {
+    const loadNames = new TopicNames(uniquePrefix());
+    const omop = smallHospital([GOOD_MEASUREMENTS[0], '4,1,3004410,2020-01-04,,4.4,mg,dL,HbA1c,10', GOOD_MEASUREMENTS[1]].join('\n') + '\n');
+    const r = await produceOmop({ omop, kafka: { brokers: [BROKERS], clientId: 'medrep-test', topicPrefix: loadNames.prefix }, client: kafka, partitions: 3, log: silentLogger, endOfLoad: false });
+    assert.equal(r.byTable.measurement, 2, 'the records before and after the bad one');
+    assert.equal(r.deadLettered, 2, 'the unreadable record and the person born in 1750');
+    const dead = (await readAll(kafka, loadNames.dlq)).find((m) => m.headers[DLQ_HEADERS.table] === 'measurement')!;
+    assert.equal(dead.headers[DLQ_HEADERS.source], 'measurement.csv:2');
+    assert.equal(dead.headers[DLQ_HEADERS.reason], 'invalid-row: column (row): 10 fields where the header has 9');
+    assert.equal(dead.value, '4,1,3004410,2020-01-04,,4.4,mg,dL,HbA1c,10', 'the record as read');
   });
 });

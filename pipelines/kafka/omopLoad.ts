@@ -8,8 +8,7 @@ import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { CLINICAL_TABLES } from '../../schemas/omop';
 import { q } from '../../schemas/sqlChecks';
-import { openDuck, stringColumn, streamChunks, numericColumn, queryValue } from '../duck';
-import { parseJsonExact } from '../../schemas/exactJson';
+import { openDuck, parseDuckJson, stringColumn, streamChunks, numericColumn, queryValue } from '../duck';
 import { finalWatermark } from '../../transforms/labels/time';
 import { createOmopViews } from '../omopViews';
 import { openOmopInput } from '../omopSource';
@@ -81,6 +80,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
       const source = input.tables.get(spec.table);
       if (!source) continue;
       const file = path.basename(source.file);
+      for (const r of source.readRejects) await producer.unreadable(spec.table, r.text, `column ${r.column}: ${r.reason}`, `${path.basename(r.file)}:${r.row}`);
       // Valid rows typed (ids as JSON numbers with every digit, dates as text), the others as read
       // (invalid rows, and later rows of a person_id seen before: the stream rejects those), in file order.
       const sql = `SELECT CAST(c.__row AS DOUBLE) AS __row, CAST(t.__row IS NOT NULL AS TINYINT) AS ok,
@@ -96,7 +96,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
             await producer.send(spec.table, json(i)!, `${file}:${rows[i]}`);
             continue;
           }
-          const parsed = parseJsonExact(json(i)!) as Record<string, unknown>;
+          const parsed = parseDuckJson(json(i)!);
           const row: Record<string, unknown> = {};
           for (const [k, v] of Object.entries(parsed)) if (k !== '__ok') row[k.toLowerCase()] = v;
           row.__row = rows[i];

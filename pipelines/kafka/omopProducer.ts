@@ -137,6 +137,13 @@ export class OmopRowProducer {
     return this.maybeSend();
   }
 
+  /** Dead-letters a source record that could not be read as a row (a malformed CSV record). */
+  async unreadable(table: string, record: string, reason: string, source: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.deadLetter(record, null, 'invalid-row', reason, source, table);
+    return this.maybeSend();
+  }
+
   /** Sends everything buffered and waits for the broker to acknowledge it. */
   async flush(): Promise<void> {
     this.sendBuffered();

@@ -12,7 +12,7 @@ import { queryRows, sqlString } from '../duck';
 import { UserError } from '../errors';
 import { hashFiles } from '../fileHashes';
 import { createOmopViews } from '../omopViews';
-import { OmopInput, SourceTable } from '../omopSource';
+import { OmopInput, SourceTable, vocabularyRelation } from '../omopSource';
 import { ConceptInfo, LoadedVocabulary } from '../vocabulary';
 
 export interface StreamArtifacts {
@@ -44,13 +44,10 @@ async function openVocabularyFolder(conn: DuckDBConnection, dir: string): Promis
     const table = m[1].toLowerCase() as keyof typeof VOCABULARY_TABLES;
     const file = path.join(dir, name);
     const parquet = /\.parquet$/i.test(name);
-    const tab = !parquet && fs.readFileSync(file).subarray(0, 65536).toString('utf8').split('\n')[0].includes('\t');
-    const relation = parquet
-      ? `read_parquet(${sqlString(file)})`
-      : `read_csv(${sqlString(file)}, header=true, all_varchar=true, ${tab ? `delim='\\t', quote='', escape=''` : `delim=',', quote='"', escape='"'`}, null_padding=true, strict_mode=false)`;
+    const relation = parquet ? `read_parquet(${sqlString(file)})` : vocabularyRelation([file]);
     const desc = await queryRows<{ column_name: string; column_type: string }>(conn, `DESCRIBE SELECT * FROM ${relation}`);
     tables.set(table, {
-      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation,
+      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation, fileRowColumn: null, readRejects: [],
       columns: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_name])),
       types: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_type])),
     });

@@ -149,6 +149,18 @@ describe('trajectory', () => {
     assert.deepEqual([...ranks], [1, 1, 1, 2, 1, 2]);
   });
 
+  it('a date-only event on the day a visit starts belongs to that visit; a timed one before the start does not', () => {
+    // Visits start 2020-02-20 10:00 and 2020-03-01 08:00. On Mar 1: a date-only fact (00:00), a
+    // timed fact at 06:00 (before the admission: still the earlier visit) and one at 09:00.
+    const ev = events([ms(2020, 2, 20, 12), ms(2020, 3, 1), ms(2020, 3, 1, 6), ms(2020, 3, 1, 9), ms(2020, 3, 2)]);
+    const { segments, ranks } = segmentsAndRanks(ev, [ms(2020, 3, 1, 8), ms(2020, 2, 20, 10)]);
+    assert.deepEqual([...segments], [1, 2, 1, 2, 2]);
+    assert.deepEqual([...ranks], [1, 1, 2, 2, 3], 'record ranks count times within each segment');
+    // Before any visit, a date-only fact of the first admission day joins that visit.
+    assert.deepEqual([...segmentsAndRanks(events([ms(2020, 2, 20)]), [ms(2020, 2, 20, 10)]).segments], [1]);
+    assert.deepEqual([...segmentsAndRanks(events([ms(2020, 2, 19)]), [ms(2020, 2, 20, 10)]).segments], [0], 'the day before stays before');
+  });
+
   it('sequence starts with [CLS] and the gender token, then events with age/segment/rank/domain', () => {
     const ev = events([ms(2020, 1, 1), ms(2020, 1, 2)]);
     const seq = buildSequence(ev, { birthMs: ms(1990, 6, 1), genderConceptId: 8532, visitStarts: [ms(2020, 1, 1)] }, 0, 2);

@@ -329,7 +329,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         const t = c.t[i];
         events.push(
           personId, t, ev.eventTable, spec.table, ev.domain, slots.conceptId, raw.sourceConceptId, slots.decile,
-          raw.value, slots.unit, c.visitNull(i) ? null : c.visitId[i], c.rowId[i],
+          raw.value, slots.unit, c.visitNull(i) ? null : c.visitId[i], c.rowId[i], c.rn[i],
         );
         eventsOut[ev.eventTable] = (eventsOut[ev.eventTable] ?? 0) + 1;
         if (slots.decile >= 0) measurementsBinned++;

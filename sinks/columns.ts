@@ -151,11 +151,18 @@ export class StringColumn {
     this.validity?.set(this.length, true);
     this.offsets[++this.length] = this.byteLength;
   }
-  /** ASCII prefix followed by a non-negative integer's digits, without building a JS string. */
-  pushPrefixedInteger(prefix: Uint8Array, n: number): void {
-    this.ensure(prefix.length + 22);
+  /** ASCII prefix, then `a:b` as digits (an origin `table:row id:row`), without building a JS string. */
+  pushPrefixedIntegerPair(prefix: Uint8Array, a: number, b: number): void {
+    this.ensure(prefix.length + 45);
     this.bytes.set(prefix, this.byteLength);
     this.byteLength += prefix.length;
+    this.writeInteger(a);
+    this.bytes[this.byteLength++] = 58; // ':'
+    this.writeInteger(b);
+    this.validity?.set(this.length, true);
+    this.offsets[++this.length] = this.byteLength;
+  }
+  private writeInteger(n: number): void {
     if (n < 0) {
       this.bytes[this.byteLength++] = 45; // '-'
       n = -n;
@@ -166,8 +173,6 @@ export class StringColumn {
       n = Math.floor(n / 10);
     } while (n > 0);
     this.bytes.subarray(start, this.byteLength).reverse();
-    this.validity?.set(this.length, true);
-    this.offsets[++this.length] = this.byteLength;
   }
   pushNull(): void {
     if (!this.validity) throw new Error('pushNull on a non-nullable column');

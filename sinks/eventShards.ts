@@ -36,6 +36,8 @@ export class EventBatch {
     unit: string | null,
     visitId: number | null,
     rowId: number,
+    /** 1-based row in the source file: row ids repeat in real data, the origin stays unique. */
+    row: number,
   ): void {
     this.personId.push(personId);
     this.timeUs.push(timeMs * 1000);
@@ -56,7 +58,7 @@ export class EventBatch {
       prefix = encoder.encode(`${omopTable}:`);
       this.prefixes.set(omopTable, prefix);
     }
-    this.origin.pushPrefixedInteger(prefix, rowId);
+    this.origin.pushPrefixedIntegerPair(prefix, rowId, row);
   }
 
   toTable(): arrow.Table {

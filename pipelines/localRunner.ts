@@ -9,7 +9,6 @@ import { OMOP_SCHEMA_VERSION, VOCABULARY_TABLES } from '../schemas/omop';
 import { SCHEMA_VERSION } from '../schemas/records';
 import { DecileArtifact, DecileBinner } from '../transforms/deciles';
 import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../transforms/events';
-import { contentHash } from '../transforms/hashing';
 import { ConceptNormalizer, MappingCounts } from '../transforms/normalize';
 import { Split, splitOf } from '../transforms/splits';
 import { TOKEN_DOMAINS } from '../transforms/tokens';
@@ -24,12 +23,12 @@ import { ParquetWriterPool } from '../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
 import { openDuckInstance, queryRows, queryValue } from './duck';
 import { EVENT_SPECS, personRanges, streamEventRanges } from './eventSource';
-import { hashFiles, FileHash } from './fileHashes';
+import { recordedFiles } from './fileHashes';
 import { createOmopViews } from './omopViews';
 import { OmopInput, openOmopInput } from './omopSource';
 import { Person, loadPersons, rejectRow } from './persons';
 import { Logger, Progress, consoleLogger } from './progress';
-import { loadVocabulary } from './vocabulary';
+import { loadVocabulary, vocabularyArtifact } from './vocabulary';
 import { labelBatch } from './labelInputs';
 import { TaskSelection, selectTasks } from './runTasks';
 import { LabelRecord, TaskSummary, taskArtifact } from '../transforms/labels';
@@ -174,15 +173,9 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
 
     const vocabFiles = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
     const dataFiles = [...input.tables.entries()].filter(([t]) => !(t in VOCABULARY_TABLES)).flatMap(([, s]) => s.files);
-    const [vocabHashes, dataHashes] = [await hashFiles(vocabFiles), await hashFiles(dataFiles)];
+    const dataHashes = await recordedFiles(dataFiles, input.path);
     const vocabulary = await loadVocabulary(conn, input);
-    const vocabArtifact = {
-      kind: 'medrep.vocabulary',
-      version: contentHash(vocabHashes.map((h) => ({ file: path.basename(h.path), sha256: h.sha256 }))),
-      files: vocabHashes.map((h) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })),
-      concepts_loaded: vocabulary.concepts.size,
-      maps_to_pairs_loaded: vocabulary.mapsToPairs,
-    };
+    const vocabArtifact = await vocabularyArtifact(conn, vocabFiles, opts.vocab ?? input.path, { concepts: vocabulary.concepts.size, mapsToPairs: vocabulary.mapsToPairs });
     step(`vocabulary: ${vocabulary.concepts.size} concepts and ${vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
 
     const rejects = new RejectSink(path.join(out, 'rejects'));
@@ -368,7 +361,8 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       schema_version: SCHEMA_VERSION,
       omop_schema: OMOP_SCHEMA_VERSION,
       runner: 'local',
-      input: { path: input.path, kind: input.kind, files: dataHashes.map((h: FileHash) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })) },
+      // Files relative to the input folder (or the database file's folder): no path of this machine.
+      input: { name: path.basename(input.path), kind: input.kind, files: dataHashes },
       artifacts,
       settings: { max_events: maxEvents, events_per_shard: eventsPerShard, sequences_per_shard: sequencesPerShard },
       shards: [...eventShards.entries, ...pretrainShards.entries, ...sampleShards, ...medsShards],

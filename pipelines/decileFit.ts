@@ -35,7 +35,6 @@ export async function fitDeciles(
       const split = splitOfPerson(person[i]);
       if (split === null || !FIT_SPLITS.has(split)) continue;
       const n = normalizer.normalize(concept[i], source[i]);
-      if (n.status === 'unknown') continue;
       fitter.add(n.conceptId, units(unitConcept[i], unitSource(i)), value[i]);
       valuesUsed++;
     }

@@ -9,7 +9,7 @@ import { OMOP_SCHEMA_VERSION, VOCABULARY_TABLES } from '../schemas/omop';
 import { SCHEMA_VERSION } from '../schemas/records';
 import { DecileArtifact, DecileBinner } from '../transforms/deciles';
 import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../transforms/events';
-import { ConceptNormalizer, MappingCounts } from '../transforms/normalize';
+import { ConceptNormalizer, MappingCounts, notInVocabulary, notInVocabularyWarning } from '../transforms/normalize';
 import { Split, splitOf } from '../transforms/splits';
 import { TOKEN_DOMAINS } from '../transforms/tokens';
 import { DEFAULT_MAX_EVENTS, PersonEvents, buildSequence, chunkRanges, segmentsAndRanks, windowBefore } from '../transforms/trajectory';
@@ -29,7 +29,7 @@ import { OmopInput, openOmopInput } from './omopSource';
 import { Person, loadPersons, rejectRow } from './persons';
 import { Logger, Progress, consoleLogger } from './progress';
 import { loadVocabulary, vocabularyArtifact } from './vocabulary';
-import { labelBatch } from './labelInputs';
+import { SkippedTask, labelBatch } from './labelInputs';
 import { TaskSelection, selectTasks } from './runTasks';
 import { LabelRecord, TaskSummary, taskArtifact } from '../transforms/labels';
 import { SampleBatch } from '../sinks/sampleShards';
@@ -63,6 +63,8 @@ export interface RunSummary {
   eventsOut: Record<string, number>;
   eventsOutTotal: number;
   mapping: Record<string, MappingCounts>;
+  /** Rows per table whose concept the vocabulary lacks (kept as tokens with their own ids). */
+  notInVocabulary: Record<string, number>;
   rejects: Record<string, number>;
   rejectsTotal: number;
   measurementsBinned: number;
@@ -71,6 +73,12 @@ export interface RunSummary {
   pretrainTokens: number;
   shards: { events: number; pretrain: number; meds: number; samples: number };
   tasks: TaskSummary[];
+  /** Tasks not labelled because their concept sets resolve to nothing in this vocabulary. */
+  tasksSkipped: SkippedTask[];
+  /** What the run warned about, one line each (also in the manifest). */
+  warnings: string[];
+  /** Set when the run had nothing to emit: why, in one line. */
+  nothingUsable: string | null;
   seconds: number;
   rowsPerSecond: number;
   manifest: string;
@@ -179,8 +187,19 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     step(`vocabulary: ${vocabulary.concepts.size} concepts and ${vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
 
     const rejects = new RejectSink(path.join(out, 'rejects'));
+    const warnings: string[] = [];
+    const warn = (line: string) => {
+      warnings.push(line);
+      log.warn(line);
+    };
     const persons = await loadPersons(conn, input, rejects);
+    const personRows = persons.size + rejects.total;
     step(`persons: ${persons.size}`);
+    if (persons.size === 0) {
+      warn(personRows === 0
+        ? 'the person table is empty: no person passes the checks, so every clinical row is set aside'
+        : `all ${personRows.toLocaleString('en-US')} person rows were rejected (see rejects/person.jsonl): no person passes the checks`);
+    }
     const splits = new Map<number, Split>();
     const splitOfPerson = (id: number): Split | null => {
       if (!persons.has(id)) return null;
@@ -204,6 +223,8 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
 
     const tasks = selectTasks(opts, log);
     const labelled = tasks.length ? await labelBatch(conn, tasks) : null;
+    for (const sk of labelled?.skipped ?? []) warn(`task ${sk.task} skipped: ${sk.reason}`);
+    for (const w of labelled?.warnings ?? []) warn(w);
     const samplesByPerson = new Map<number, LabelRecord[]>();
     const samples = new Map<string, { series: ShardSeries; batch: SampleBatch; multi: boolean; meds: { subjectId: number; predictionMs: number; labels: number[] }[] }>();
     if (labelled) {
@@ -302,14 +323,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         raw.value = c.valueNull(i) ? null : c.value[i];
         raw.unitConceptId = c.unitConceptId[i];
         raw.unitSource = ev.unitSourceColumn ? c.unitSource(i) : null;
-        if (!canon.apply(spec.table, raw, slots)) {
-          rejects.add({
-            file, table: spec.table, row: c.rn[i], column: ev.conceptColumn,
-            reason: 'concept not in the vocabulary (CONCEPT) and no mappable source concept',
-            values: { [ev.conceptColumn]: raw.conceptId, ...(ev.sourceConceptColumn ? { [ev.sourceConceptColumn]: raw.sourceConceptId } : {}) },
-          });
-          continue;
-        }
+        canon.apply(spec.table, raw, slots);
         if (personId !== currentPerson) {
           await finishPerson();
           if (events.length >= eventsPerShard) {
@@ -355,6 +369,12 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     const rejectFiles = rejects.close();
     const rowsInTotal = Object.values(rowsIn).reduce((a, b) => a + b, 0) + persons.size;
     const eventsOutTotal = Object.values(eventsOut).reduce((a, b) => a + b, 0);
+    const notInVocab = notInVocabulary(canon.counts.entries());
+    const vocabWarning = notInVocabularyWarning(notInVocab);
+    if (vocabWarning) warn(vocabWarning);
+    const nothingUsable = eventsOutTotal > 0 ? null
+      : persons.size === 0 ? (personRows === 0 ? 'the person table is empty' : `all ${personRows.toLocaleString('en-US')} person rows were rejected`)
+      : `all ${(rowsInTotal - persons.size).toLocaleString('en-US')} clinical rows were rejected`;
     const seconds = (Date.now() - started) / 1000;
     const manifest: Manifest = {
       kind: 'medrep.manifest',
@@ -372,12 +392,17 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         rows_in: rowsIn,
         events_out: eventsOut,
         mapping: Object.fromEntries([...canon.counts.entries()].sort()),
+        not_in_vocabulary: notInVocab,
         rejects: rejects.summary(),
         measurements_binned: measurementsBinned,
         pretrain_sequences: pretrainSequences,
         pretrain_tokens: pretrainTokens,
         tasks: labelled?.summary.tasks ?? [],
-        label_watermark: labelled ? new Date(labelled.finalWatermark).toISOString() : null,
+        tasks_skipped: labelled?.skipped ?? [],
+        // No record read: no watermark (the labeler's end is then -Infinity).
+        label_watermark: labelled && Number.isFinite(labelled.finalWatermark) ? new Date(labelled.finalWatermark).toISOString() : null,
+        warnings,
+        nothing_usable: nothingUsable,
       },
     };
     const manifestPath = writeManifest(out, manifest);
@@ -391,6 +416,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       eventsOut,
       eventsOutTotal,
       mapping: manifest.counts.mapping as Record<string, MappingCounts>,
+      notInVocabulary: notInVocab,
       rejects: rejects.summary(),
       rejectsTotal: rejects.total,
       measurementsBinned,
@@ -399,6 +425,9 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       pretrainTokens,
       shards: { events: eventShards.entries.length, pretrain: pretrainShards.entries.length, meds: medsShards.length, samples: sampleShards.length },
       tasks: labelled?.summary.tasks ?? [],
+      tasksSkipped: labelled?.skipped ?? [],
+      warnings,
+      nothingUsable,
       seconds,
       rowsPerSecond: rowsInTotal / seconds,
       manifest: manifestPath,

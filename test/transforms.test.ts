@@ -88,11 +88,13 @@ describe('concept normalization', () => {
     assert.deepEqual(normalizeConcept(vocab, 0, 2), { conceptId: 4, status: 'mapped' }, 'concept_id 0 maps from the source concept');
     assert.equal(followMapsTo(vocab, 8), null, 'cycles end');
   });
-  it('keeps unmappable rows with their own id and flags unknown ones', () => {
+  it('keeps unmappable rows with their own id and flags ids the vocabulary lacks', () => {
     assert.deepEqual(normalizeConcept(vocab, 8, 0), { conceptId: 8, status: 'unmapped' });
     assert.deepEqual(normalizeConcept(vocab, 0, 9), { conceptId: 9, status: 'unmapped' });
     assert.deepEqual(normalizeConcept(vocab, 7, 0), { conceptId: 7, status: 'unmapped' }, 'an invalidated standard concept is not standard');
-    assert.deepEqual(normalizeConcept(vocab, 12345, 0), { conceptId: 12345, status: 'unknown' });
+    assert.deepEqual(normalizeConcept(vocab, 12345, 0), { conceptId: 12345, status: 'not_in_vocabulary' }, 'kept with its own id');
+    assert.deepEqual(normalizeConcept(vocab, 12345, 8), { conceptId: 12345, status: 'not_in_vocabulary' }, 'the row keeps its own concept, not the source');
+    assert.deepEqual(normalizeConcept(vocab, 0, 12345), { conceptId: 12345, status: 'not_in_vocabulary' }, 'concept 0: the source id is kept');
     assert.deepEqual(normalizeConcept(vocab, 12345, 2), { conceptId: 4, status: 'mapped' });
     assert.deepEqual(normalizeConcept(vocab, 0, 0), { conceptId: 0, status: 'unmapped' });
   });

@@ -88,10 +88,12 @@ export async function vocabularyVersion(conn: DuckDBConnection): Promise<string>
   const tables: Record<string, string[]> = {};
   for (const [name, cols] of Object.entries(VOCABULARY_TABLES)) {
     const row = cols.map((c) => `coalesce(nullif(CAST(${q(c.name)} AS VARCHAR), ''), '')`).join(` || chr(31) || `);
+    // One MD5 per row, summed as two 64-bit halves (a HUGEINT sum of 128-bit values could overflow).
     const [r] = await queryRows<{ n: string; lo: string; hi: string }>(
       conn,
-      `SELECT CAST(count(*) AS VARCHAR) AS n, CAST(coalesce(sum(CAST(md5_number_lower(${row}) AS HUGEINT)), 0) AS VARCHAR) AS lo,
-              CAST(coalesce(sum(CAST(md5_number_upper(${row}) AS HUGEINT)), 0) AS VARCHAR) AS hi FROM ${q(name)}`,
+      `SELECT CAST(count(*) AS VARCHAR) AS n, CAST(coalesce(sum(CAST(h & 18446744073709551615::UHUGEINT AS HUGEINT)), 0) AS VARCHAR) AS lo,
+              CAST(coalesce(sum(CAST(h >> 64 AS HUGEINT)), 0) AS VARCHAR) AS hi
+         FROM (SELECT md5_number(${row}) AS h FROM ${q(name)})`,
     );
     tables[name] = [r.n, r.lo, r.hi];
   }

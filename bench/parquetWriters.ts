@@ -46,7 +46,7 @@ async function main(): Promise<void> {
 
   const wasm = await time(() => {
     const b = new EventBatch();
-    for (const r of rows) b.push(r.person_id, r.time, r.table, r.table, r.domain, r.concept_id, r.source_concept_id, r.decile ?? -1, r.value, r.unit, r.visit_occurrence_id, Number(r.origin.split(':')[1]));
+    for (const r of rows) b.push(r.person_id, r.time, r.table, r.table, r.domain, r.concept_id, r.source_concept_id, r.decile ?? -1, r.value, r.unit, r.visit_occurrence_id, Number(r.origin.split(':')[1]), 0);
     const bytes = encodeParquet(b.toTable());
     fs.writeFileSync(path.join(dir, 'wasm.parquet'), bytes);
     return bytes.length;

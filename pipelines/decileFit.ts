@@ -35,7 +35,8 @@ export async function fitDeciles(
       const split = splitOfPerson(person(i));
       if (split === null || !FIT_SPLITS.has(split)) continue;
       const n = normalizer.normalize(concept(i), source(i));
-      if (n.status === 'unknown' || typeof n.conceptId !== 'number') continue;
+      // Deciles are fitted per vocabulary concept (a number); an id beyond 2^53 is not in the vocabulary.
+      if (typeof n.conceptId !== 'number') continue;
       fitter.add(n.conceptId, units(unitConcept(i), unitSource(i)), value[i]);
       valuesUsed++;
     }

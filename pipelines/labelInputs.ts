@@ -209,10 +209,16 @@ function parseCsv(text: string): string[][] {
 
 /** Resolves one task's concept sets against the vocabulary views. */
 export async function resolveConceptSets(conn: DuckDBConnection, task: LoadedTask): Promise<ResolvedConceptSet[]> {
-  const out: ResolvedConceptSet[] = [];
+  return (await resolveWithSources(conn, task)).map((r) => r.set);
+}
+
+/** Each resolved set with the definition entry it came from (an icd9_csv entry gives several). */
+async function resolveWithSources(conn: DuckDBConnection, task: LoadedTask): Promise<{ set: ResolvedConceptSet; source: ConceptSetSource }[]> {
+  const resolved: { set: ResolvedConceptSet; source: ConceptSetSource }[] = [];
   const sources: ConceptSetSource[] = task.def.conceptSets ?? [];
   for (const [n, src] of sources.entries()) {
     const where = `${task.source}: conceptSets[${n}]`;
+    const out = { push: (set: ResolvedConceptSet) => resolved.push({ set, source: src }) };
     switch (src.from) {
       case 'ids':
         out.push({ name: src.name, conceptIds: Array.from(new Set(src.ids)).sort((a, b) => a - b) });
@@ -265,7 +271,63 @@ export async function resolveConceptSets(conn: DuckDBConnection, task: LoadedTas
       }
     }
   }
-  return out;
+  return resolved;
+}
+
+/** A task not labelled, and why (one line). */
+export interface SkippedTask {
+  task: string;
+  reason: string;
+}
+
+/** Sources resolved through the vocabulary; id lists name their concepts themselves. */
+const VOCABULARY_RESOLVED = new Set<ConceptSetSource['from']>(['icd9_codes', 'icd9_csv', 'name_regex']);
+
+/** Why the sets of these sources resolve to nothing in the vocabulary of `conn`. */
+async function whyEmpty(conn: DuckDBConnection, sources: ConceptSetSource[], emptyNames: string[], total: number): Promise<string> {
+  const src = sources[0];
+  if (src.from === 'icd9_csv' || src.from === 'icd9_codes') {
+    const [[icd9]] = await columns(conn, `SELECT count(*)::DOUBLE FROM concept WHERE vocabulary_id = 'ICD9CM'`);
+    const lists = src.from === 'icd9_csv' ? `${emptyNames.length === total ? `all ${total}` : `${emptyNames.length} of ${total}`} ICD-9-CM lists of ${path.basename(src.file)}` : `the ICD-9-CM list "${src.name}"`;
+    return icd9 === 0
+      ? `${lists} resolve to no concept: the vocabulary has no ICD9CM concepts (pass --vocab DIR with an Athena vocabulary that includes ICD9CM)`
+      : `${lists} resolve to no concept: none of their codes is an ICD9CM concept_code of the vocabulary`;
+  }
+  if (src.from === 'name_regex') return `the name pattern ${JSON.stringify(src.pattern)} of "${src.name}" matches no concept of the vocabulary${src.vocabularies ? ` in ${src.vocabularies.join(', ')}` : ''}${src.domains ? ` (domain ${src.domains.join(', ')})` : ''}`;
+  return `concept set "${emptyNames[0]}" is empty`;
+}
+
+/**
+ * Resolves and compiles every task. A task whose vocabulary-resolved concept sets all resolve to
+ * no concept is skipped (it would emit only negatives); one with some empty sets is kept with a
+ * warning naming them (their labels are all negative).
+ */
+export async function compileTasks(conn: DuckDBConnection, tasks: LoadedTask[]): Promise<{
+  compiled: CompiledTask[];
+  skipped: SkippedTask[];
+  warnings: string[];
+  conceptSets: { task: string; name: string; concepts: number }[];
+}> {
+  const compiled: CompiledTask[] = [];
+  const skipped: SkippedTask[] = [];
+  const warnings: string[] = [];
+  const conceptSets: { task: string; name: string; concepts: number }[] = [];
+  for (const t of tasks) {
+    const resolved = await resolveWithSources(conn, t);
+    const viaVocabulary = resolved.filter((r) => VOCABULARY_RESOLVED.has(r.source.from));
+    const empty = viaVocabulary.filter((r) => r.set.conceptIds.length === 0);
+    if (empty.length > 0) {
+      const why = await whyEmpty(conn, empty.map((r) => r.source), empty.map((r) => r.set.name), viaVocabulary.length);
+      if (empty.length === resolved.length) {
+        skipped.push({ task: t.def.name, reason: why });
+        continue;
+      }
+      warnings.push(`task ${t.def.name}: ${why}; their labels (${empty.map((r) => r.set.name).join(', ')}) are all negative`);
+    }
+    for (const r of resolved) conceptSets.push({ task: t.def.name, name: r.set.name, concepts: r.set.conceptIds.length });
+    compiled.push(compileTask(t.def, resolved.map((r) => r.set)));
+  }
+  return { compiled, skipped, warnings, conceptSets };
 }
 
 export interface LabelBatchOptions {
@@ -280,6 +342,10 @@ export interface LabelBatchResult {
   /** The watermark the batch ended at: label windows past it are censored. */
   finalWatermark: number;
   tasks: CompiledTask[];
+  /** Tasks not labelled: their concept sets resolve to no concept in this vocabulary. */
+  skipped: SkippedTask[];
+  /** One line each: tasks kept although some of their concept sets resolve to nothing. */
+  warnings: string[];
   conceptSets: { task: string; name: string; concepts: number }[];
   inputs: LabelInputStats;
 }
@@ -316,22 +382,16 @@ export async function checkLabelViews(conn: DuckDBConnection): Promise<void> {
 /** Batch labelling of every task over the views of `conn`. */
 export async function labelBatch(conn: DuckDBConnection, tasks: LoadedTask[], opts: LabelBatchOptions = {}): Promise<LabelBatchResult> {
   await checkLabelViews(conn);
-  const compiled: CompiledTask[] = [];
-  const conceptSets: LabelBatchResult['conceptSets'] = [];
-  for (const t of tasks) {
-    const sets = await resolveConceptSets(conn, t);
-    for (const s of sets) conceptSets.push({ task: t.def.name, name: s.name, concepts: s.conceptIds.length });
-    compiled.push(compileTask(t.def, sets));
-  }
+  const { compiled, skipped, warnings, conceptSets } = await compileTasks(conn, tasks);
   const visitConcepts = Array.from(new Set(compiled.flatMap((t) => Array.from(t.indexConcepts)))).sort((a, b) => a - b);
   const { inputs, stats } = await readLabelInputs(conn, visitConcepts);
   const end = opts.dataEndMs ?? (stats.maxEventMs === null ? Number.NEGATIVE_INFINITY : finalWatermark(stats.maxEventMs));
   const { samples, summary } = labelRecords(compiled, inputs, end);
-  return { samples, summary, finalWatermark: end, tasks: compiled, conceptSets, inputs: stats };
+  return { samples, summary, finalWatermark: end, tasks: compiled, skipped, warnings, conceptSets, inputs: stats };
 }
 
-/** The per-task counts as a text table, like the paper's Table 1. */
-export function formatLabelSummary(summary: LabelerSummary): string {
+/** The per-task counts as a text table, like the paper's Table 1; skipped tasks say so. */
+export function formatLabelSummary(summary: LabelerSummary, skipped: SkippedTask[] = []): string {
   const head = ['task', 'cohort', 'positives', 'negatives', 'censored', 'candidates', 'excluded by rule'];
   const rows = summary.tasks.map((s) => [
     s.task,
@@ -346,5 +406,6 @@ export function formatLabelSummary(summary: LabelerSummary): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(head), ...rows.map(line)].join('\n');
+  const skippedLine = (s: SkippedTask) => `${s.task.padEnd(widths[0])}  skipped: its concept sets resolve to no concept in this vocabulary`;
+  return [line(head), ...rows.map(line), ...skipped.map(skippedLine)].join('\n');
 }

@@ -9,8 +9,7 @@ import { OMOP_SCHEMA_VERSION, VOCABULARY_TABLES } from '../schemas/omop';
 import { SCHEMA_VERSION } from '../schemas/records';
 import { DecileArtifact, DecileBinner } from '../transforms/deciles';
 import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../transforms/events';
-import { contentHash } from '../transforms/hashing';
-import { ConceptNormalizer, MappingCounts } from '../transforms/normalize';
+import { ConceptNormalizer, MappingCounts, notInVocabulary, notInVocabularyWarning } from '../transforms/normalize';
 import { Split, splitOf } from '../transforms/splits';
 import { TOKEN_DOMAINS } from '../transforms/tokens';
 import { DEFAULT_MAX_EVENTS, PersonEvents, buildSequence, chunkRanges, segmentsAndRanks, windowBefore } from '../transforms/trajectory';
@@ -25,13 +24,13 @@ import { fitDeciles } from './decileFit';
 import { idValue, openDuckInstance, parseDuckJson, queryRows, queryValue } from './duck';
 import { Id, compareIds } from '../schemas/ids';
 import { EVENT_SPECS, personRanges, streamEventRanges } from './eventSource';
-import { hashFiles, FileHash } from './fileHashes';
+import { recordedFiles } from './fileHashes';
 import { createOmopViews } from './omopViews';
 import { OmopInput, openOmopInput } from './omopSource';
 import { Person, loadPersons, rejectRow } from './persons';
 import { Logger, Progress, consoleLogger } from './progress';
-import { loadVocabulary } from './vocabulary';
-import { labelBatch } from './labelInputs';
+import { loadVocabulary, vocabularyArtifact } from './vocabulary';
+import { SkippedTask, labelBatch } from './labelInputs';
 import { TaskSelection, selectTasks } from './runTasks';
 import { LabelRecord, TaskSummary, taskArtifact } from '../transforms/labels';
 import { SampleBatch } from '../sinks/sampleShards';
@@ -65,6 +64,8 @@ export interface RunSummary {
   eventsOut: Record<string, number>;
   eventsOutTotal: number;
   mapping: Record<string, MappingCounts>;
+  /** Rows per table whose concept the vocabulary lacks (kept as tokens with their own ids). */
+  notInVocabulary: Record<string, number>;
   rejects: Record<string, number>;
   rejectsTotal: number;
   measurementsBinned: number;
@@ -73,6 +74,12 @@ export interface RunSummary {
   pretrainTokens: number;
   shards: { events: number; pretrain: number; meds: number; samples: number };
   tasks: TaskSummary[];
+  /** Tasks not labelled because their concept sets resolve to nothing in this vocabulary. */
+  tasksSkipped: SkippedTask[];
+  /** What the run warned about, one line each (also in the manifest). */
+  warnings: string[];
+  /** Set when the run had nothing to emit: why, in one line. */
+  nothingUsable: string | null;
   seconds: number;
   rowsPerSecond: number;
   manifest: string;
@@ -175,15 +182,9 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
 
     const vocabFiles = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
     const dataFiles = [...input.tables.entries()].filter(([t]) => !(t in VOCABULARY_TABLES)).flatMap(([, s]) => s.files);
-    const [vocabHashes, dataHashes] = [await hashFiles(vocabFiles), await hashFiles(dataFiles)];
+    const dataHashes = await recordedFiles(dataFiles, input.path);
     const vocabulary = await loadVocabulary(conn, input);
-    const vocabArtifact = {
-      kind: 'medrep.vocabulary',
-      version: contentHash(vocabHashes.map((h) => ({ file: path.basename(h.path), sha256: h.sha256 }))),
-      files: vocabHashes.map((h) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })),
-      concepts_loaded: vocabulary.concepts.size,
-      maps_to_pairs_loaded: vocabulary.mapsToPairs,
-    };
+    const vocabArtifact = await vocabularyArtifact(conn, vocabFiles, opts.vocab ?? input.path, { concepts: vocabulary.concepts.size, mapsToPairs: vocabulary.mapsToPairs });
     step(`vocabulary: ${vocabulary.concepts.size} concepts and ${vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
 
     const rejects = new RejectSink(path.join(out, 'rejects'));
@@ -193,9 +194,20 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       // Rows in of the event tables count every record read, readable or not.
       if (source.readRejects.length && EVENT_SPECS.some((e) => e.table === table)) rowsIn[table] = source.readRejects.length;
     }
+    const warnings: string[] = [];
+    const warn = (line: string) => {
+      warnings.push(line);
+      log.warn(line);
+    };
     const rejectedPersons = new Map<Id, string>();
     const persons = await loadPersons(conn, input, rejects, rejectedPersons);
+    const personRows = persons.size + rejects.rowsOf('person');
     step(`persons: ${persons.size}`);
+    if (persons.size === 0) {
+      warn(personRows === 0
+        ? 'the person table is empty: no person passes the checks, so every clinical row is set aside'
+        : `all ${personRows.toLocaleString('en-US')} person rows were rejected (see rejects/person.jsonl): no person passes the checks`);
+    }
     const splits = new Map<Id, Split>();
     const splitOfPerson = (id: Id): Split | null => {
       if (!persons.has(id)) return null;
@@ -219,6 +231,8 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
 
     const tasks = selectTasks(opts, log);
     const labelled = tasks.length ? await labelBatch(conn, tasks) : null;
+    for (const sk of labelled?.skipped ?? []) warn(`task ${sk.task} skipped: ${sk.reason}`);
+    for (const w of labelled?.warnings ?? []) warn(w);
     const samplesByPerson = new Map<Id, LabelRecord[]>();
     const samples = new Map<string, { series: ShardSeries; batch: SampleBatch; multi: boolean; meds: { subjectId: Id; predictionMs: number; labels: number[] }[] }>();
     if (labelled) {
@@ -318,14 +332,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         raw.value = c.valueNull(i) ? null : c.value[i];
         raw.unitConceptId = c.unitConceptId(i);
         raw.unitSource = ev.unitSourceColumn ? c.unitSource(i) : null;
-        if (!canon.apply(spec.table, raw, slots)) {
-          rejects.add({
-            file, table: spec.table, row: c.rn[i], column: ev.conceptColumn,
-            reason: 'concept not in the vocabulary (CONCEPT) and no mappable source concept',
-            values: { [ev.conceptColumn]: raw.conceptId, ...(ev.sourceConceptColumn ? { [ev.sourceConceptColumn]: raw.sourceConceptId } : {}) },
-          });
-          continue;
-        }
+        canon.apply(spec.table, raw, slots);
         if (personId !== currentPerson) {
           await finishPerson();
           if (events.length >= eventsPerShard) {
@@ -338,7 +345,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         const t = c.t[i];
         events.push(
           personId, t, ev.eventTable, spec.table, ev.domain, slots.conceptId, raw.sourceConceptId, slots.decile,
-          raw.value, slots.unit, c.visitNull(i) ? null : c.visitId(i), c.rowId(i),
+          raw.value, slots.unit, c.visitNull(i) ? null : c.visitId(i), c.rowId(i), c.rn[i],
         );
         eventsOut[ev.eventTable] = (eventsOut[ev.eventTable] ?? 0) + 1;
         if (slots.decile >= 0) measurementsBinned++;
@@ -371,13 +378,20 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     const rejectFiles = rejects.close();
     const rowsInTotal = Object.values(rowsIn).reduce((a, b) => a + b, 0) + persons.size;
     const eventsOutTotal = Object.values(eventsOut).reduce((a, b) => a + b, 0);
+    const notInVocab = notInVocabulary(canon.counts.entries());
+    const vocabWarning = notInVocabularyWarning(notInVocab);
+    if (vocabWarning) warn(vocabWarning);
+    const nothingUsable = eventsOutTotal > 0 ? null
+      : persons.size === 0 ? (personRows === 0 ? 'the person table is empty' : `all ${personRows.toLocaleString('en-US')} person rows were rejected`)
+      : `all ${(rowsInTotal - persons.size).toLocaleString('en-US')} clinical rows were rejected`;
     const seconds = (Date.now() - started) / 1000;
     const manifest: Manifest = {
       kind: 'medrep.manifest',
       schema_version: SCHEMA_VERSION,
       omop_schema: OMOP_SCHEMA_VERSION,
       runner: 'local',
-      input: { path: input.path, kind: input.kind, files: dataHashes.map((h: FileHash) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })) },
+      // Files relative to the input folder (or the database file's folder): no path of this machine.
+      input: { name: path.basename(input.path), kind: input.kind, files: dataHashes },
       artifacts,
       settings: { max_events: maxEvents, events_per_shard: eventsPerShard, sequences_per_shard: sequencesPerShard },
       shards: [...eventShards.entries, ...pretrainShards.entries, ...sampleShards, ...medsShards],
@@ -387,12 +401,17 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
         rows_in: rowsIn,
         events_out: eventsOut,
         mapping: Object.fromEntries([...canon.counts.entries()].sort()),
+        not_in_vocabulary: notInVocab,
         rejects: rejects.summary(),
         measurements_binned: measurementsBinned,
         pretrain_sequences: pretrainSequences,
         pretrain_tokens: pretrainTokens,
         tasks: labelled?.summary.tasks ?? [],
-        label_watermark: labelled ? new Date(labelled.finalWatermark).toISOString() : null,
+        tasks_skipped: labelled?.skipped ?? [],
+        // No record read: no watermark (the labeler's end is then -Infinity).
+        label_watermark: labelled && Number.isFinite(labelled.finalWatermark) ? new Date(labelled.finalWatermark).toISOString() : null,
+        warnings,
+        nothing_usable: nothingUsable,
       },
     };
     const manifestPath = writeManifest(out, manifest);
@@ -406,6 +425,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       eventsOut,
       eventsOutTotal,
       mapping: manifest.counts.mapping as Record<string, MappingCounts>,
+      notInVocabulary: notInVocab,
       rejects: rejects.summary(),
       rejectsTotal: rejects.total,
       measurementsBinned,
@@ -414,6 +434,9 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       pretrainTokens,
       shards: { events: eventShards.entries.length, pretrain: pretrainShards.entries.length, meds: medsShards.length, samples: sampleShards.length },
       tasks: labelled?.summary.tasks ?? [],
+      tasksSkipped: labelled?.skipped ?? [],
+      warnings,
+      nothingUsable,
       seconds,
       rowsPerSecond: rowsInTotal / seconds,
       manifest: manifestPath,

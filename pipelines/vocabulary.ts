@@ -2,9 +2,12 @@
 // reachable from them through "Maps to", and the unit concepts. A full Athena vocabulary
 // (millions of concepts) stays in DuckDB; only this closure becomes a JavaScript index.
 import { DuckDBConnection } from '@duckdb/node-api';
-import { CLINICAL_TABLES } from '../schemas/omop';
+import { CLINICAL_TABLES, VOCABULARY_TABLES } from '../schemas/omop';
+import { q } from '../schemas/sqlChecks';
+import { contentHash } from '../transforms/hashing';
 import { VocabularyIndex, buildVocabularyIndex } from '../transforms/normalize';
 import { queryRows } from './duck';
+import { RecordedFile, recordedFiles } from './fileHashes';
 import { OmopInput, col } from './omopSource';
 
 export interface ConceptInfo {
@@ -77,4 +80,47 @@ export async function loadVocabulary(conn: DuckDBConnection, input: OmopInput): 
   const concepts = new Map<number, ConceptInfo>();
   for (const c of conceptRows) concepts.set(c.concept_id, c);
   return { index, concepts, mapsToPairs: pairs.length };
+}
+
+/**
+ * The version of the vocabulary behind the views concept, concept_relationship and
+ * concept_ancestor: a hash of their content as typed by the views (empty text and NULL alike), so
+ * the same vocabulary read from CSV, Parquet or a DuckDB file has one version. Per table the row
+ * count and the sums of each row's MD5 halves, which do not depend on row order.
+ */
+export async function vocabularyVersion(conn: DuckDBConnection): Promise<string> {
+  const tables: Record<string, string[]> = {};
+  for (const [name, cols] of Object.entries(VOCABULARY_TABLES)) {
+    const row = cols.map((c) => `coalesce(nullif(CAST(${q(c.name)} AS VARCHAR), ''), '')`).join(` || chr(31) || `);
+    // One MD5 per row, summed as two 64-bit halves (a HUGEINT sum of 128-bit values could overflow).
+    const [r] = await queryRows<{ n: string; lo: string; hi: string }>(
+      conn,
+      `SELECT CAST(count(*) AS VARCHAR) AS n, CAST(coalesce(sum(CAST(h & 18446744073709551615::UHUGEINT AS HUGEINT)), 0) AS VARCHAR) AS lo,
+              CAST(coalesce(sum(CAST(h >> 64 AS HUGEINT)), 0) AS VARCHAR) AS hi
+         FROM (SELECT md5_number(${row}) AS h FROM ${q(name)})`,
+    );
+    tables[name] = [r.n, r.lo, r.hi];
+  }
+  return contentHash(tables);
+}
+
+export interface VocabularyArtifact {
+  kind: 'medrep.vocabulary';
+  /** vocabularyVersion: the content, whatever the files' format. */
+  version: string;
+  /** The files read, relative to their folder, with their hashes. */
+  files: RecordedFile[];
+  concepts_loaded: number;
+  maps_to_pairs_loaded: number;
+}
+
+/** OUT/artifacts/vocabulary.json of either runner: the content version and the files it came from. */
+export async function vocabularyArtifact(conn: DuckDBConnection, files: string[], folder: string, loaded: { concepts: number; mapsToPairs: number }): Promise<VocabularyArtifact> {
+  return {
+    kind: 'medrep.vocabulary',
+    version: await vocabularyVersion(conn),
+    files: await recordedFiles(files, folder),
+    concepts_loaded: loaded.concepts,
+    maps_to_pairs_loaded: loaded.mapsToPairs,
+  };
 }

@@ -66,7 +66,7 @@ export const eventJsonSchema = {
     value: { type: ['number', 'null'] },
     unit: { type: ['string', 'null'] },
     visit_occurrence_id: { type: ['integer', 'null'] },
-    origin: { type: 'string', description: '<omop table>:<row id> of the source row' },
+    origin: { type: 'string', description: '<omop table>:<row id>:<row> of the source row (row: 1-based in its file; row ids may repeat)' },
   },
 } as const;
 

@@ -161,21 +161,25 @@ export class StringColumn {
     this.validity?.set(this.length, true);
     this.offsets[++this.length] = this.byteLength;
   }
-  /** ASCII prefix followed by an integer's digits, without building a JS string for a safe integer. */
-  pushPrefixedInteger(prefix: Uint8Array, id: Id): void {
-    this.ensure(prefix.length + 22);
+  /** ASCII prefix, then `a:b` as digits (an origin `table:row id:row`), without building a JS string for a safe id. */
+  pushPrefixedIntegerPair(prefix: Uint8Array, a: Id, b: number): void {
+    this.ensure(prefix.length + 45);
+    this.bytes.set(prefix, this.byteLength);
+    this.byteLength += prefix.length;
+    this.writeInteger(a);
+    this.bytes[this.byteLength++] = 58; // ':'
+    this.writeInteger(b);
+    this.validity?.set(this.length, true);
+    this.offsets[++this.length] = this.byteLength;
+  }
+  private writeInteger(id: Id): void {
     if (typeof id === 'bigint') {
-      this.bytes.set(prefix, this.byteLength);
-      this.byteLength += prefix.length;
-      this.bytes.set(encoder.encode(id.toString()), this.byteLength);
-      this.byteLength += id.toString().length;
-      this.validity?.set(this.length, true);
-      this.offsets[++this.length] = this.byteLength;
+      const digits = encoder.encode(id.toString());
+      this.bytes.set(digits, this.byteLength);
+      this.byteLength += digits.length;
       return;
     }
     let n = id;
-    this.bytes.set(prefix, this.byteLength);
-    this.byteLength += prefix.length;
     if (n < 0) {
       this.bytes[this.byteLength++] = 45; // '-'
       n = -n;
@@ -186,8 +190,6 @@ export class StringColumn {
       n = Math.floor(n / 10);
     } while (n > 0);
     this.bytes.subarray(start, this.byteLength).reverse();
-    this.validity?.set(this.length, true);
-    this.offsets[++this.length] = this.byteLength;
   }
   pushNull(): void {
     if (!this.validity) throw new Error('pushNull on a non-nullable column');

@@ -37,6 +37,8 @@ export class EventBatch {
     unit: string | null,
     visitId: Id | null,
     rowId: Id,
+    /** 1-based row in the source file: row ids repeat in real data, the origin stays unique. */
+    row: number,
   ): void {
     this.personId.push(personId);
     this.timeUs.push(timeMs * 1000);
@@ -57,7 +59,7 @@ export class EventBatch {
       prefix = encoder.encode(`${omopTable}:`);
       this.prefixes.set(omopTable, prefix);
     }
-    this.origin.pushPrefixedInteger(prefix, rowId);
+    this.origin.pushPrefixedIntegerPair(prefix, rowId, row);
   }
 
   toTable(): arrow.Table {

@@ -1,7 +1,9 @@
-// MEDS export (https://github.com/Medical-Event-Data-Standard/meds): data/*.parquet with
-// subject_id, time, code, numeric_value and our extra columns, one file per events shard (a
-// subject never spans files), static rows (MEDS_BIRTH, gender) first; metadata/codes.parquet,
-// metadata/subject_splits.parquet, metadata/dataset.json. DuckDB converts the event shards.
+// MEDS export (https://github.com/Medical-Event-Data-Standard/meds, the schemas of the `meds`
+// 0.4 package): data/*.parquet with subject_id, time, code, numeric_value and our extra columns,
+// one file per events shard (a subject never spans files), static rows (MEDS_BIRTH, gender)
+// first; a death is MEDS_DEATH, its cause (when the row names one) a second event at the same
+// time; metadata/codes.parquet (every code of the data), metadata/subject_splits.parquet,
+// metadata/dataset.json. DuckDB converts the event shards.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
@@ -14,7 +16,10 @@ import { ShardEntry } from './shards';
 import { BIRTH_TIMESTAMP_SQL } from './personSql';
 import { Id, compareIds, idBigInt } from '../schemas/ids';
 
-export const MEDS_VERSION = '0.3.3';
+/** The MEDS release whose schemas the output follows (test/meds.test.ts validates with it). */
+export const MEDS_VERSION = '0.4.1';
+export const MEDS_BIRTH = 'MEDS_BIRTH';
+export const MEDS_DEATH = 'MEDS_DEATH';
 const sqlPath = (p: string) => `'${p.replace(/'/g, "''")}'`;
 
 async function copyToParquet(conn: DuckDBConnection, select: string, target: string): Promise<ShardEntry & { abs: string }> {
@@ -50,30 +55,38 @@ export async function exportMeds(
       WITH ev AS (SELECT * FROM read_parquet(${src})),
       subjects AS (SELECT DISTINCT person_id FROM ev)
       SELECT subject_id, time, code, numeric_value, "table", concept_id, source_concept_id, decile, unit, visit_occurrence_id, origin FROM (
-        SELECT p.person_id AS subject_id, ${BIRTH_TIMESTAMP_SQL('p')} AS time, 'MEDS_BIRTH' AS code, NULL::FLOAT AS numeric_value,
+        SELECT p.person_id AS subject_id, ${BIRTH_TIMESTAMP_SQL('p')} AS time, '${MEDS_BIRTH}' AS code, NULL::FLOAT AS numeric_value,
                'person' AS "table", NULL::BIGINT AS concept_id, NULL::BIGINT AS source_concept_id, NULL::TINYINT AS decile,
                NULL::VARCHAR AS unit, NULL::BIGINT AS visit_occurrence_id, 'person:' || p.person_id AS origin, 0 AS k
           FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
         UNION ALL
-        SELECT p.person_id, NULL::TIMESTAMP, 'GENDER/' || p.gender_concept_id, NULL::FLOAT, 'person', p.gender_concept_id, NULL, NULL,
+        SELECT p.person_id, NULL::TIMESTAMP, 'GENDER/' || coalesce(p.gender_concept_id, 0), NULL::FLOAT, 'person', p.gender_concept_id, NULL, NULL,
                NULL, NULL, 'person:' || p.person_id, -1
           FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
         UNION ALL
-        SELECT e.person_id, e.time, ${codeExpr}, CAST(e.value AS FLOAT), e."table", e.concept_id, e.source_concept_id, e.decile,
-               e.unit, e.visit_occurrence_id, e.origin, 1
+        SELECT e.person_id, e.time, CASE WHEN e."table" = 'death' THEN '${MEDS_DEATH}' ELSE ${codeExpr} END, CAST(e.value AS FLOAT), e."table",
+               e.concept_id, e.source_concept_id, e.decile, e.unit, e.visit_occurrence_id, e.origin, 1
           FROM ev e LEFT JOIN medrep_codes c USING (concept_id)
+        UNION ALL
+        -- The cause of a death, as its own event right after MEDS_DEATH.
+        SELECT e.person_id, e.time, ${codeExpr}, NULL::FLOAT, e."table", e.concept_id, e.source_concept_id, NULL, NULL,
+               e.visit_occurrence_id, e.origin, 2
+          FROM ev e LEFT JOIN medrep_codes c USING (concept_id) WHERE e."table" = 'death' AND e.concept_id <> 0
       ) ORDER BY subject_id, time NULLS FIRST, k, origin`;
     add(await copyToParquet(conn, select, path.join(out, rel)), rel);
   }
   // metadata/codes.parquet: every code in the data with its description and "Is a" parents.
-  const allEvents = `read_parquet([${eventShards.map((s) => sqlPath(path.join(out, s.path))).join(', ')}])`;
   const codesRel = 'meds/metadata/codes.parquet';
+  // Every code of the data files: the concepts' codes, MEDS_BIRTH, MEDS_DEATH and the gender codes.
+  const dataFiles = `read_parquet([${entries.filter((e) => e.path.startsWith('meds/data/')).map((e) => sqlPath(path.join(out, e.path))).join(', ')}])`;
   const codesSelect = eventShards.length
-    ? `WITH used AS (SELECT DISTINCT concept_id FROM ${allEvents})
-       SELECT ${codeExpr.replace(/e\.concept_id/g, 'u.concept_id')} AS code, c.description,
-              coalesce((SELECT list(p.code ORDER BY p.code) FROM concept_relationship r JOIN medrep_codes p ON p.concept_id = r.concept_id_2
-                         WHERE r.concept_id_1 = u.concept_id AND r.relationship_id = 'Is a'), []::VARCHAR[]) AS parent_codes
-         FROM used u LEFT JOIN medrep_codes c ON c.concept_id = u.concept_id ORDER BY code`
+    ? `WITH used AS (SELECT code, min(concept_id) AS concept_id FROM ${dataFiles} GROUP BY code)
+       SELECT u.code,
+              CASE u.code WHEN '${MEDS_BIRTH}' THEN 'birth' WHEN '${MEDS_DEATH}' THEN 'death' ELSE c.description END AS description,
+              CASE WHEN u.code IN ('${MEDS_BIRTH}', '${MEDS_DEATH}') OR u.code LIKE 'GENDER/%' THEN []::VARCHAR[]
+                   ELSE coalesce((SELECT list(p.code ORDER BY p.code) FROM concept_relationship r JOIN medrep_codes p ON p.concept_id = r.concept_id_2
+                                   WHERE r.concept_id_1 = u.concept_id AND r.relationship_id = 'Is a'), []::VARCHAR[]) END AS parent_codes
+         FROM used u LEFT JOIN medrep_codes c ON c.concept_id = u.concept_id ORDER BY u.code`
     : `SELECT NULL::VARCHAR AS code, NULL::VARCHAR AS description, []::VARCHAR[] AS parent_codes WHERE false`;
   add({ ...(await copyToParquet(conn, codesSelect, path.join(out, codesRel))), kind: 'meds' }, codesRel);
   // metadata/subject_splits.parquet
@@ -94,6 +107,10 @@ export async function exportMeds(
     etl_name: 'medrep',
     etl_version: require('../../package.json').version as string,
     meds_version: MEDS_VERSION,
+    // Our columns beyond the MEDS data schema (DatasetMetadataSchema names them).
+    raw_source_id_columns: ['visit_occurrence_id', 'origin'],
+    code_modifier_columns: ['unit'],
+    other_extension_columns: ['table', 'concept_id', 'source_concept_id', 'decile'],
   };
   writeFileAtomic(path.join(out, 'meds/metadata/dataset.json'), new TextEncoder().encode(JSON.stringify(dataset, null, 2) + '\n'));
   return entries;

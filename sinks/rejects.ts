@@ -39,6 +39,11 @@ export class RejectSink {
     this.byReason.set(key, (this.byReason.get(key) ?? 0) + 1);
   }
 
+  /** Rows set aside so far from one table. */
+  rowsOf(table: string): number {
+    return this.streams.get(table)?.rows ?? 0;
+  }
+
   /** Closes the files; returns them with their row counts. */
   close(): { path: string; rows: number }[] {
     const out: { path: string; rows: number }[] = [];

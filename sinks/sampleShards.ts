@@ -78,35 +78,25 @@ export class SampleBatch {
   }
 }
 
-/** MEDS LabelSchema rows (subject_id, prediction_time, boolean_value, integer/float/categorical null). */
+/** MEDS LabelSchema rows: subject_id, prediction_time and the one value column a binary label uses. */
 export function medsLabelTable(rows: { subjectId: Id; predictionMs: number; value: boolean }[]): arrow.Table {
   const subject = new Int64Column();
   const time = new Int64Column();
   const value = new BoolColumn();
-  const nullInt = new Int64Column(true);
-  const nullFloat = new NumberColumn(Float32Array, true);
   for (const r of rows) {
     subject.push(r.subjectId);
     time.push(r.predictionMs * 1000);
     value.push(r.value);
-    nullInt.pushNull();
-    nullFloat.pushNull();
   }
-  const categorical = arrow.makeData({ type: new arrow.Utf8(), length: rows.length, nullCount: rows.length, nullBitmap: new Uint8Array((rows.length + 7) >> 3), valueOffsets: new Int32Array(rows.length + 1), data: new Uint8Array(0) });
+  // MEDS 0.4: the value columns are optional and, when present, never null.
   const fields = [
     new arrow.Field('subject_id', new arrow.Int64(), false),
     new arrow.Field('prediction_time', new arrow.TimestampMicrosecond(), false),
-    new arrow.Field('boolean_value', new arrow.Bool(), true),
-    new arrow.Field('integer_value', new arrow.Int64(), true),
-    new arrow.Field('float_value', new arrow.Float32(), true),
-    new arrow.Field('categorical_value', new arrow.Utf8(), true),
+    new arrow.Field('boolean_value', new arrow.Bool(), false),
   ];
   return tableOf(fields, {
     subject_id: subject.data(new arrow.Int64()),
     prediction_time: time.data(new arrow.TimestampMicrosecond()),
     boolean_value: value.data(new arrow.Bool()),
-    integer_value: nullInt.data(new arrow.Int64()),
-    float_value: nullFloat.data(new arrow.Float32()),
-    categorical_value: categorical,
   });
 }

@@ -27,7 +27,7 @@ function miniOmop(): { dir: string; vocab: string } {
     [101, 1, 0, '2020-01-03', null, 44826460, 10], // ICD10 source -> Maps to 201826
     [102, 'abc', 201826, '2020-01-03', null, 0, 10], // row 3: bad type
     [103, 1, 201826, '2020-02-30', null, 0, 10], // row 4: impossible date
-    [104, 1, 999999999, '2020-01-04', null, 0, 10], // row 5: unknown concept
+    [104, 1, 999999999, '2020-01-04', null, 0, 10], // row 5: a concept the vocabulary lacks: kept as a token
     [105, 77, 201826, '2020-01-04', null, 0, null], // row 6: unknown person
     [106, 2, 316866, '2350-01-01', null, 0, 11], // row 7: year out of range
     [107, 2, 316866, '2021-03-01', null, 0, 11],
@@ -52,27 +52,27 @@ describe('bad input', () => {
     const { dir, vocab } = miniOmop();
     const s = await runLocal({ omop: dir, vocab, out: path.join(tempDir('mini-out'), 'out'), log: silentLogger });
     assert.equal(s.persons, 2);
-    assert.equal(s.eventsOut.condition, 3, 'the standard, the mapped and the valid row of person 2');
+    assert.equal(s.eventsOut.condition, 4, 'the standard, the mapped, the one not in the vocabulary and the valid row of person 2');
     assert.equal(s.mapping.condition_occurrence.mapped, 1);
+    assert.equal(s.mapping.condition_occurrence.not_in_vocabulary, 1);
+    assert.deepEqual(s.notInVocabulary, { condition_occurrence: 1 });
     const lines = (f: string) => fs.readFileSync(path.join(s.out, 'rejects', f), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const cond = lines('condition_occurrence.jsonl').map((r) => ({ row: r.row, column: r.column, reason: r.reason, file: path.basename(r.file) }));
     cond.sort((a, b) => a.row - b.row);
     assert.deepEqual(cond.map((r) => [r.row, r.column]), [
       [3, 'person_id'],
       [4, 'condition_start_date'],
-      [5, 'condition_concept_id'],
       [6, 'person_id'],
       [7, 'condition_start_date'],
     ]);
     assert.ok(cond.every((r) => r.file === 'condition_occurrence.csv'));
     assert.match(cond[0].reason, /integer/);
     assert.match(cond[1].reason, /not a valid date/);
-    assert.match(cond[2].reason, /not in the vocabulary/);
-    assert.match(cond[3].reason, /not in the person table/);
+    assert.match(cond[2].reason, /not in the person table/);
     const persons = lines('person.jsonl').map((r) => [r.row, r.column, r.reason]);
     assert.deepEqual(persons.map((p) => p.slice(0, 2)).sort(), [[3, 'year_of_birth'], [4, 'person_id']]);
-    assert.equal(s.rejectsTotal, 7);
-    assert.equal(Object.values(s.rejects).reduce((a, b) => a + b, 0), 7, 'every reject counted under a reason');
+    assert.equal(s.rejectsTotal, 6);
+    assert.equal(Object.values(s.rejects).reduce((a, b) => a + b, 0), 6, 'every reject counted under a reason');
     const rejectedValues = lines('condition_occurrence.jsonl').find((r) => r.row === 3).values;
     assert.equal(rejectedValues.person_id, 'abc', 'the row is kept as read');
     const [ev] = await sql<{ n: bigint }>(`SELECT count(*) n FROM read_parquet(${lit(path.join(s.out, 'events/*.parquet'))}) WHERE source_concept_id = 44826460 AND concept_id = 201826`);
@@ -105,7 +105,7 @@ describe('bad input', () => {
     const { dir, vocab } = miniOmop();
     const out = path.join(tempDir('cli-ok'), 'out');
     const ok = execFileSync(process.execPath, [bin, 'run', '--omop', dir, '--vocab', vocab, '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    assert.match(ok, /rejects\s+7/);
+    assert.match(ok, /rejects\s+6/);
     assert.ok(!/\d{4}-\d{2}-\d{2}/.test(ok), 'the summary prints counts, never row contents');
   });
 });

@@ -105,17 +105,20 @@ describe('local runner on Synthea27Nj (CSV, upper-case names)', function () {
     const types = await sql<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM read_parquet(${lit(path.join(s.out, 'meds/data/*.parquet'))})`);
     const t = Object.fromEntries(types.map((r) => [r.column_name, r.column_type]));
     assert.deepEqual([t.subject_id, t.time, t.code, t.numeric_value], ['BIGINT', 'TIMESTAMP', 'VARCHAR', 'FLOAT']);
-    const [meds] = await sql<{ n: bigint; births: bigint; codes: bigint; splits: bigint }>(`SELECT
+    const [meds] = await sql<{ n: bigint; deaths: bigint; births: bigint; codes: bigint; splits: bigint }>(`SELECT
       (SELECT count(*) FROM read_parquet(${lit(path.join(s.out, 'meds/data/*.parquet'))}) WHERE code NOT IN ('MEDS_BIRTH') AND code NOT LIKE 'GENDER/%') n,
+      (SELECT count(*) FROM read_parquet(${lit(path.join(s.out, 'meds/data/*.parquet'))}) WHERE code = 'MEDS_DEATH') deaths,
       (SELECT count(*) FROM read_parquet(${lit(path.join(s.out, 'meds/data/*.parquet'))}) WHERE code = 'MEDS_BIRTH') births,
       (SELECT count(*) FROM read_parquet(${lit(path.join(s.out, 'meds/metadata/codes.parquet'))})) codes,
       (SELECT count(*) FROM read_parquet(${lit(path.join(s.out, 'meds/metadata/subject_splits.parquet'))}) WHERE split IN ('train', 'tuning', 'held_out')) splits`);
-    assert.equal(Number(meds.n), s.eventsOutTotal);
+    // Each death is MEDS_DEATH plus its cause (Synthea27Nj's deaths all name one).
+    assert.equal(Number(meds.deaths), s.eventsOut.death);
+    assert.equal(Number(meds.n), s.eventsOutTotal + s.eventsOut.death);
     assert.equal(Number(meds.births), s.persons);
     assert.equal(Number(meds.splits), s.persons);
     assert.ok(Number(meds.codes) > 100);
     const dataset = JSON.parse(fs.readFileSync(path.join(s.out, 'meds/metadata/dataset.json'), 'utf8'));
-    assert.equal(dataset.meds_version, '0.3.3');
+    assert.equal(dataset.meds_version, '0.4.1');
   });
 
   it('gives byte-identical shards when run again on the same input', async () => {

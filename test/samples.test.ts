@@ -53,7 +53,7 @@ describe('labelled samples in the local runner (synthetic hospital)', function (
     assert.deepEqual([Number(r.n), Number(r.pos)], [t.positives + t.negatives, t.positives]);
     const types = await sql<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM read_parquet(${lit(path.join(s.out, 'meds/labels/readmission/*.parquet'))})`);
     assert.deepEqual(types.map((x) => `${x.column_name}:${x.column_type}`), [
-      'subject_id:BIGINT', 'prediction_time:TIMESTAMP', 'boolean_value:BOOLEAN', 'integer_value:BIGINT', 'float_value:FLOAT', 'categorical_value:VARCHAR',
+      'subject_id:BIGINT', 'prediction_time:TIMESTAMP', 'boolean_value:BOOLEAN',
     ]);
     const manifest = JSON.parse(fs.readFileSync(path.join(s.out, 'manifest.json'), 'utf8'));
     assert.equal(manifest.counts.tasks.length, s.tasks.length);

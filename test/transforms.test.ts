@@ -88,11 +88,13 @@ describe('concept normalization', () => {
     assert.deepEqual(normalizeConcept(vocab, 0, 2), { conceptId: 4, status: 'mapped' }, 'concept_id 0 maps from the source concept');
     assert.equal(followMapsTo(vocab, 8), null, 'cycles end');
   });
-  it('keeps unmappable rows with their own id and flags unknown ones', () => {
+  it('keeps unmappable rows with their own id and flags ids the vocabulary lacks', () => {
     assert.deepEqual(normalizeConcept(vocab, 8, 0), { conceptId: 8, status: 'unmapped' });
     assert.deepEqual(normalizeConcept(vocab, 0, 9), { conceptId: 9, status: 'unmapped' });
     assert.deepEqual(normalizeConcept(vocab, 7, 0), { conceptId: 7, status: 'unmapped' }, 'an invalidated standard concept is not standard');
-    assert.deepEqual(normalizeConcept(vocab, 12345, 0), { conceptId: 12345, status: 'unknown' });
+    assert.deepEqual(normalizeConcept(vocab, 12345, 0), { conceptId: 12345, status: 'not_in_vocabulary' }, 'kept with its own id');
+    assert.deepEqual(normalizeConcept(vocab, 12345, 8), { conceptId: 12345, status: 'not_in_vocabulary' }, 'the row keeps its own concept, not the source');
+    assert.deepEqual(normalizeConcept(vocab, 0, 12345), { conceptId: 12345, status: 'not_in_vocabulary' }, 'concept 0: the source id is kept');
     assert.deepEqual(normalizeConcept(vocab, 12345, 2), { conceptId: 4, status: 'mapped' });
     assert.deepEqual(normalizeConcept(vocab, 0, 0), { conceptId: 0, status: 'unmapped' });
   });
@@ -147,6 +149,18 @@ describe('trajectory', () => {
     const { segments, ranks } = segmentsAndRanks(ev, [ms(2020, 2, 1), ms(2020, 1, 5), ms(2020, 1, 5)]);
     assert.deepEqual([...segments], [0, 1, 1, 1, 2, 2]);
     assert.deepEqual([...ranks], [1, 1, 1, 2, 1, 2]);
+  });
+
+  it('a date-only event on the day a visit starts belongs to that visit; a timed one before the start does not', () => {
+    // Visits start 2020-02-20 10:00 and 2020-03-01 08:00. On Mar 1: a date-only fact (00:00), a
+    // timed fact at 06:00 (before the admission: still the earlier visit) and one at 09:00.
+    const ev = events([ms(2020, 2, 20, 12), ms(2020, 3, 1), ms(2020, 3, 1, 6), ms(2020, 3, 1, 9), ms(2020, 3, 2)]);
+    const { segments, ranks } = segmentsAndRanks(ev, [ms(2020, 3, 1, 8), ms(2020, 2, 20, 10)]);
+    assert.deepEqual([...segments], [1, 2, 1, 2, 2]);
+    assert.deepEqual([...ranks], [1, 1, 2, 2, 3], 'record ranks count times within each segment');
+    // Before any visit, a date-only fact of the first admission day joins that visit.
+    assert.deepEqual([...segmentsAndRanks(events([ms(2020, 2, 20)]), [ms(2020, 2, 20, 10)]).segments], [1]);
+    assert.deepEqual([...segmentsAndRanks(events([ms(2020, 2, 19)]), [ms(2020, 2, 20, 10)]).segments], [0], 'the day before stays before');
   });
 
   it('sequence starts with [CLS] and the gender token, then events with age/segment/rank/domain', () => {

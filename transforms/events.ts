@@ -2,7 +2,6 @@
 // normalization, unit naming and decile binning. Both runners call it, so the logic exists once.
 import { ConceptNormalizer, MappingCounts, MappingStatus, emptyMappingCounts } from './normalize';
 import { DecileBinner, NO_DECILE } from './deciles';
-import { TOKEN_DOMAINS } from './tokens';
 import { Id } from '../schemas/ids';
 
 export interface RawEventFields {
@@ -52,10 +51,11 @@ export class EventCanonicalizer {
   ) {}
 
   /**
-   * Fills `out` for one row of `table`. Returns false when the row is a reject: a token row whose
-   * concept is unknown to the vocabulary (visits and deaths keep unknown concepts; they are not tokens).
+   * Fills `out` for one row of `table`. Every readable row becomes an event: a concept the
+   * vocabulary lacks stays as its own id (counted as not_in_vocabulary), so the labelers and the
+   * token windows see the same rows.
    */
-  apply(table: string, raw: RawEventFields, out: CanonicalSlots): boolean {
+  apply(table: string, raw: RawEventFields, out: CanonicalSlots): void {
     const n = this.normalizer.normalize(raw.conceptId, raw.sourceConceptId);
     let counts = this.counts.get(table);
     if (!counts) {
@@ -63,12 +63,10 @@ export class EventCanonicalizer {
       this.counts.set(table, counts);
     }
     counts[n.status]++;
-    if (n.status === 'unknown' && TOKEN_DOMAINS.has(raw.domain)) return false;
     out.conceptId = n.conceptId;
     out.status = n.status;
     out.unit = raw.domain === 3 ? this.units(raw.unitConceptId, raw.unitSource) : null;
     // Deciles are fitted per vocabulary concept (a number); an unknown bigint id has none.
     out.decile = raw.domain === 3 && this.binner && typeof n.conceptId === 'number' ? this.binner.bin(n.conceptId, out.unit, raw.value) : NO_DECILE;
-    return true;
   }
 }

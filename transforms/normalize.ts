@@ -1,10 +1,12 @@
 // Concept normalization (DESIGN.md section 5): a concept_id that is 0 or non-standard follows
 // "Maps to" from the row's concept (or its source concept) to a standard concept. Both ids are
-// kept; rows that cannot be mapped are kept and counted, never dropped.
+// kept; rows that cannot be mapped are kept and counted, never dropped. A concept id the given
+// vocabulary does not hold (real conversions often ship only their local vocabularies) is kept
+// as a token with its own id and counted as not_in_vocabulary.
 
 import { Id } from '../schemas/ids';
 
-export type MappingStatus = 'standard' | 'mapped' | 'unmapped' | 'unknown';
+export type MappingStatus = 'standard' | 'mapped' | 'unmapped' | 'not_in_vocabulary';
 
 /** What normalization needs of the vocabulary: built by pipelines/vocabulary.ts or by hand in tests. */
 export interface VocabularyIndex {
@@ -71,9 +73,9 @@ export function followMapsTo(vocab: VocabularyIndex, id: number): number | null 
 
 /**
  * Normalize one row's concept. `conceptId` is the row's *_concept_id, `sourceConceptId` its
- * *_source_concept_id (0 when absent). An id absent from the vocabulary that cannot be resolved
- * through the other column is 'unknown' (a reject); a known id without a mapping is 'unmapped'
- * (kept with its own id).
+ * *_source_concept_id (0 when absent). Without a mapping the row keeps its own id (the concept,
+ * else the source concept): 'unmapped' when the vocabulary holds that id, 'not_in_vocabulary'
+ * when it does not.
  */
 export function normalizeConcept(vocab: VocabularyIndex, conceptId: Id, sourceConceptId: Id): Normalized {
   // The vocabulary index holds safe-integer ids only (pipelines/vocabulary.ts): a bigint is unknown.
@@ -84,20 +86,33 @@ export function normalizeConcept(vocab: VocabularyIndex, conceptId: Id, sourceCo
     const target = followMapsTo(vocab, candidate);
     if (target !== null) return { conceptId: target, status: 'mapped' };
   }
-  const conceptUnknown = conceptId !== 0 && !known(conceptId);
-  const sourceUnknown = sourceConceptId === 0 || !known(sourceConceptId);
-  if (conceptUnknown && sourceUnknown) return { conceptId, status: 'unknown' };
-  return { conceptId: conceptId !== 0 ? conceptId : sourceConceptId, status: 'unmapped' };
+  const own = conceptId !== 0 ? conceptId : sourceConceptId;
+  return { conceptId: own, status: own !== 0 && !known(own) ? 'not_in_vocabulary' : 'unmapped' };
 }
 
 export interface MappingCounts {
   standard: number;
   mapped: number;
   unmapped: number;
-  unknown: number;
+  not_in_vocabulary: number;
 }
 
-export const emptyMappingCounts = (): MappingCounts => ({ standard: 0, mapped: 0, unmapped: 0, unknown: 0 });
+export const emptyMappingCounts = (): MappingCounts => ({ standard: 0, mapped: 0, unmapped: 0, not_in_vocabulary: 0 });
+
+/** Rows per table whose concept the vocabulary lacks (tables with none left out). */
+export function notInVocabulary(mapping: Iterable<[string, MappingCounts]>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [table, m] of [...mapping].sort((a, b) => (a[0] < b[0] ? -1 : 1))) if (m.not_in_vocabulary > 0) out[table] = m.not_in_vocabulary;
+  return out;
+}
+
+/** The one warning of a run whose rows name concepts the vocabulary lacks, or null. */
+export function notInVocabularyWarning(counts: Record<string, number>): string | null {
+  const tables = Object.entries(counts);
+  if (!tables.length) return null;
+  const list = tables.map(([t, n]) => `${t} ${n.toLocaleString('en-US')}`).join(', ');
+  return `rows whose concept is not in the vocabulary (${list}) are kept as tokens with their own concept ids, unmapped; pass --vocab DIR with the full Athena vocabulary to map them to standard concepts`;
+}
 
 /** A memoizing normalizer for the hot path: most rows repeat a few thousand concept pairs. */
 export class ConceptNormalizer {

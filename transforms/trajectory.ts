@@ -1,7 +1,8 @@
 // Trajectory building (DESIGN.md section 5): [CLS], the gender token, then the person's events in
 // time order, each with age in years, segment (dense rank of the latest visit start at or before
-// the event) and record rank (dense rank of the timestamp within that segment). Windows keep the
-// newest events; pretraining cuts a trajectory into chunks.
+// the event; a date-only event belongs to a visit that starts on its day) and record rank (dense
+// rank of the timestamp within that segment). Windows keep the newest events; pretraining cuts a
+// trajectory into chunks.
 import { SHARD_CLS } from '../schemas/records';
 import { DOMAIN, MAX_AGE } from './tokens';
 import { Id } from '../schemas/ids';
@@ -67,28 +68,47 @@ export function sequentialAger(birthMs: number): (t: number) => number {
   };
 }
 
-/** Per event: segment (0 before the first visit) and record rank within the segment. */
+const DAY_MS = 86_400_000;
+
+/**
+ * The time an event is compared with visit starts. A date-only fact (at 00:00, DESIGN.md section
+ * 4) happened some time on its day, so it counts as the end of that day: it belongs to a visit that
+ * starts on its day, not to the one before. A timed event is compared as it is.
+ */
+export function segmentKey(t: number): number {
+  return t % DAY_MS === 0 ? t + DAY_MS - 1 : t;
+}
+
+/**
+ * Per event: segment = dense rank of the latest visit start at or before the event (compared by
+ * segmentKey: a date-only event joins a visit starting on its day), 0 before the first visit; and
+ * record rank = dense rank of the event time within its segment.
+ */
 export function segmentsAndRanks(ev: PersonEvents, visitStarts: ArrayLike<number>): { segments: Int32Array; ranks: Int32Array } {
   const starts = Array.from(new Set(Array.from(visitStarts))).sort((a, b) => a - b);
   const segments = new Int32Array(ev.length);
   const ranks = new Int32Array(ev.length);
-  let v = 0; // number of visit starts <= current event time
-  let lastSegment = -1;
-  let lastTime = Number.NaN;
-  let rank = 0;
+  // Date-only events may join a later segment than a timed event after them, so segments
+  // interleave: each keeps its own last time and rank.
+  const lastTime = new Float64Array(starts.length + 1).fill(Number.NaN);
+  const rank = new Int32Array(starts.length + 1);
   for (let i = 0; i < ev.length; i++) {
     const t = ev.times[i];
-    while (v < starts.length && starts[v] <= t) v++;
-    const seg = v; // dense rank of the latest start at or before t (1-based), 0 if none
-    if (seg !== lastSegment) {
-      rank = 1;
-      lastSegment = seg;
-    } else if (t !== lastTime) {
-      rank++;
+    const key = segmentKey(t);
+    let lo = 0;
+    let hi = starts.length; // number of starts <= key, by binary search
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid] <= key) lo = mid + 1;
+      else hi = mid;
     }
-    lastTime = t;
+    const seg = lo;
+    if (t !== lastTime[seg]) {
+      rank[seg]++;
+      lastTime[seg] = t;
+    }
     segments[i] = seg;
-    ranks[i] = rank;
+    ranks[i] = rank[seg];
   }
   return { segments, ranks };
 }

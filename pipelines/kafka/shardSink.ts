@@ -91,7 +91,7 @@ export function shardTable(kind: 'events' | 'pretrain', values: StreamValue[]): 
       const spec = tableSpec(v.table as ClinicalTable);
       const ev = spec.events!;
       for (let i = 0; i < v.p.length; i++) {
-        b.push(v.p[i], v.t[i], ev.eventTable, spec.table, ev.domain, v.c[i], v.s[i], v.d[i], v.x[i], v.u[i], v.v[i], v.r[i]);
+        b.push(v.p[i], v.t[i], ev.eventTable, spec.table, ev.domain, v.c[i], v.s[i], v.d[i], v.x[i], v.u[i], v.v[i], v.r[i], v.n[i]);
       }
     }
     return b.toTable();

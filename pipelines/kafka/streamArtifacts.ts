@@ -6,19 +6,17 @@ import * as path from 'node:path';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { VOCABULARY_TABLES } from '../../schemas/omop';
 import { DecileArtifact } from '../../transforms/deciles';
-import { contentHash } from '../../transforms/hashing';
 import { buildVocabularyIndex } from '../../transforms/normalize';
 import { queryRows, sqlString } from '../duck';
 import { UserError } from '../errors';
-import { hashFiles } from '../fileHashes';
 import { createOmopViews } from '../omopViews';
 import { OmopInput, SourceTable, vocabularyRelation } from '../omopSource';
-import { ConceptInfo, LoadedVocabulary } from '../vocabulary';
+import { ConceptInfo, LoadedVocabulary, VocabularyArtifact, vocabularyArtifact } from '../vocabulary';
 
 export interface StreamArtifacts {
   deciles: DecileArtifact;
   vocabulary: LoadedVocabulary;
-  vocabularyArtifact: { kind: 'medrep.vocabulary'; version: string; files: { file: string; bytes: number; sha256: string }[]; concepts_loaded: number; maps_to_pairs_loaded: number };
+  vocabularyArtifact: VocabularyArtifact;
 }
 
 export function readDecileArtifact(file: string): DecileArtifact {
@@ -83,14 +81,7 @@ export async function loadStreamArtifacts(conn: DuckDBConnection, opts: { vocab:
   const concepts = new Map<number, ConceptInfo>();
   for (const c of conceptRows) concepts.set(c.concept_id, c);
   const files = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
-  const hashes = await hashFiles(files);
-  const vocabularyArtifact = {
-    kind: 'medrep.vocabulary' as const,
-    // Same version rule as the local runner: content hash of the vocabulary files' names and hashes.
-    version: contentHash(hashes.map((h) => ({ file: path.basename(h.path), sha256: h.sha256 }))),
-    files: hashes.map((h) => ({ file: h.path, bytes: h.bytes, sha256: h.sha256 })),
-    concepts_loaded: concepts.size,
-    maps_to_pairs_loaded: pairs.length,
-  };
-  return { deciles, vocabulary: { index, concepts, mapsToPairs: pairs.length }, vocabularyArtifact };
+  // Same version as the local runner's: the vocabulary's content, whatever its files' format.
+  const artifact = await vocabularyArtifact(conn, files, opts.vocab, { concepts: concepts.size, mapsToPairs: pairs.length });
+  return { deciles, vocabulary: { index, concepts, mapsToPairs: pairs.length }, vocabularyArtifact: artifact };
 }

@@ -36,8 +36,10 @@ import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PERSON_STORE, StreamV
 import { streamTopic, streamTopicSpecs } from './streamTopics';
 import { BATCH_TOPIC_MAX_MESSAGE_BYTES, changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 import { TaskSelection, selectTasks } from '../runTasks';
-import { resolveConceptSets } from '../labelInputs';
-import { CompiledTask, compileTask, taskArtifact, TaskSummary } from '../../transforms/labels';
+import { SkippedTask, compileTasks } from '../labelInputs';
+import { CompiledTask, taskArtifact, TaskSummary } from '../../transforms/labels';
+import { notInVocabularyWarning } from '../../transforms/normalize';
+import { EVENT_SPECS } from '../eventSource';
 
 export const STREAM_STAGES = ['canonicalize', 'trajectory', 'sink'] as const;
 export type StreamStage = (typeof STREAM_STAGES)[number];
@@ -81,6 +83,10 @@ export interface StreamSummary {
   shards: { events: number; pretrain: number; samples: number };
   rows: { events: number; pretrain: number; samples: number };
   tasks: TaskSummary[];
+  /** Tasks not labelled because their concept sets resolve to nothing in this vocabulary. */
+  tasksSkipped: SkippedTask[];
+  /** Event rows per OMOP table whose concept the vocabulary lacks (kept as their own ids). */
+  notInVocabulary: Record<string, number>;
   rejects: number;
   manifest: string | null;
   seconds: number;
@@ -132,8 +138,9 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     const stages = STREAM_STAGES.filter((st) => (opts.stages ?? STREAM_STAGES).includes(st));
     // Tasks: concept sets resolved against this vocabulary, exactly as the batch labeler does.
     const loaded = selectTasks({ tasks: opts.tasks ?? 'all', taskDir: opts.taskDir, taskConcepts: opts.taskConcepts }, log);
-    const compiled: CompiledTask[] = [];
-    for (const t of loaded) compiled.push(compileTask(t.def, await resolveConceptSets(conn, t)));
+    const { compiled, skipped, warnings } = await compileTasks(conn, loaded);
+    for (const sk of skipped) log.warn(`task ${sk.task} skipped: ${sk.reason}`);
+    for (const w of warnings) log.warn(w);
     const common = {
       kafka,
       names,
@@ -181,10 +188,14 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     const shardCounts = { events: 0, pretrain: 0, samples: 0 };
     const rowCounts = { events: 0, pretrain: 0, samples: 0 };
     let tasks: TaskSummary[] = [];
+    let notInVocabulary: Record<string, number> = {};
     if (opts.finalize !== false) {
-      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled);
+      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled, skipped);
       manifest = r.manifest;
       tasks = r.tasks;
+      notInVocabulary = r.notInVocabulary;
+      const vocabWarning = notInVocabularyWarning(notInVocabulary);
+      if (vocabWarning) log.warn(vocabWarning);
       rejects = r.rejects;
       for (const s of r.shards) {
         const k = s.kind as 'events' | 'pretrain' | 'samples';
@@ -192,7 +203,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
         rowCounts[k] += s.rows;
       }
     }
-    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, rejects, manifest, seconds: (Date.now() - started) / 1000 };
+    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, tasksSkipped: skipped, notInVocabulary, rejects, manifest, seconds: (Date.now() - started) / 1000 };
   } finally {
     conn.closeSync();
     fs.rmSync(duckTmp, { recursive: true, force: true });
@@ -232,7 +243,8 @@ async function finalizeStream(
   stages: StreamStage[],
   opts: StreamOptions,
   compiled: CompiledTask[],
-): Promise<{ manifest: string; rejects: number; shards: ShardEntry[]; tasks: TaskSummary[] }> {
+  skipped: SkippedTask[],
+): Promise<{ manifest: string; rejects: number; shards: ShardEntry[]; tasks: TaskSummary[]; notInVocabulary: Record<string, number> }> {
   const writeJson = (rel: string, value: unknown) => writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
   writeJson('artifacts/deciles.json', art.deciles);
   writeJson('artifacts/vocabulary.json', art.vocabularyArtifact);
@@ -288,6 +300,7 @@ async function finalizeStream(
   const rejectFiles = rejects.close();
 
   const shards: ShardEntry[] = await listStreamShards(conn, out, sinkTopics(names, opts));
+  const notInVocabulary = await countNotInVocabulary(conn, out, shards, art.vocabulary.index.known);
   if (opts.meds !== false) shards.push(...(await exportStreamMeds(kafka, conn, names, out, shards, art, compiled)));
   const admin = kafka.admin();
   await admin.connect();
@@ -311,9 +324,28 @@ async function finalizeStream(
     settings: { max_events: opts.maxEvents ?? DEFAULT_MAX_EVENTS, events_per_shard: opts.eventsPerShard ?? 1_000_000, sequences_per_shard: opts.sequencesPerShard ?? 20_000 },
     shards,
     rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
-    counts: { rejects: rejects.summary(), offsets, tasks: [...tasks.values()], late_records: late },
+    counts: { rejects: rejects.summary(), not_in_vocabulary: notInVocabulary, offsets, tasks: [...tasks.values()], tasks_skipped: skipped, late_records: late },
   };
-  return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards, tasks: [...tasks.values()] };
+  return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards, tasks: [...tasks.values()], notInVocabulary };
+}
+
+/**
+ * Event rows per OMOP table whose concept the vocabulary lacks, read from the event shards (exact
+ * whichever workers canonicalized them): such a row keeps its own id, which no vocabulary concept
+ * has, while a standard, mapped or unmapped row's concept is in the vocabulary (or 0).
+ */
+async function countNotInVocabulary(conn: Awaited<ReturnType<typeof openDuck>>, out: string, shards: ShardEntry[], known: ReadonlySet<number>): Promise<Record<string, number>> {
+  const events = shards.filter((s) => s.kind === 'events');
+  if (!events.length) return {};
+  const files = events.map((s) => `'${path.join(out, s.path).replace(/'/g, "''")}'`).join(', ');
+  const rows = await queryRows<{ table: string; concept_id: number; n: number }>(
+    conn,
+    `SELECT "table", CAST(concept_id AS DOUBLE) AS concept_id, CAST(count(*) AS DOUBLE) AS n FROM read_parquet([${files}]) WHERE concept_id <> 0 GROUP BY ALL`,
+  );
+  const omopTable = new Map(EVENT_SPECS.map((sp) => [sp.events!.eventTable as string, sp.table as string]));
+  const counts: Record<string, number> = {};
+  for (const r of rows) if (!known.has(r.concept_id)) counts[omopTable.get(r.table)!] = (counts[omopTable.get(r.table)!] ?? 0) + r.n;
+  return Object.fromEntries(Object.entries(counts).sort());
 }
 
 /**

@@ -6,7 +6,8 @@
 //                                                  OUT/events, OUT/pretrain shards
 //
 // canonicalize: JSON rows -> normalized, unit-named, decile-binned events (EventCanonicalizer) and
-//   persons, as columnar batches; unknown concepts -> dead-letter topic.
+//   persons, as columnar batches; unreadable rows -> dead-letter topic (a concept the vocabulary
+//   lacks is kept as its own id, as by the local runner).
 // trajectory: per-person state (events, visit starts, birth, gender) in a changelog-backed store;
 //   when the load is closed (end-of-load markers of every input table seen in the partition) each
 //   person's trajectory is cut into pretraining chunks (buildSequence, chunkRanges).
@@ -169,10 +170,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
       raw.value = f.value;
       raw.unitConceptId = f.unitConceptId;
       raw.unitSource = f.unitSource;
-      if (!canon.apply(table, raw, slots)) {
-        ctx.deadLetter(m, 'transform-error', `column ${ev.conceptColumn}: concept not in the vocabulary (CONCEPT) and no mappable source concept`, table, element);
-        return;
-      }
+      canon.apply(table, raw, slots);
       batch.p.push(f.personId);
       batch.t.push(f.t);
       batch.c.push(slots.conceptId);

@@ -10,6 +10,8 @@ export interface ReadToEndOptions {
   readUncommitted?: boolean;
   /** Fail when the end is not reached in this time (default 120 s). */
   timeoutMs?: number;
+  /** Per partition, the offset to start at (default the beginning). */
+  from?: Map<number, bigint>;
 }
 
 /**
@@ -33,9 +35,15 @@ export async function readToEnd(
     const endOf = new Map<number, bigint>();
     for (const o of offsets) {
       if (opts.partitions && !opts.partitions.includes(o.partition)) continue;
-      if (BigInt(o.high) > BigInt(o.low)) endOf.set(o.partition, BigInt(o.high));
+      const start = opts.from?.get(o.partition) ?? BigInt(o.low);
+      if (BigInt(o.high) > start) endOf.set(o.partition, BigInt(o.high));
     }
     if (endOf.size === 0) return;
+    // The throwaway group starts where asked: its committed offsets, set before it has members.
+    if (opts.from) {
+      const partitions = [...endOf.keys()].filter((p) => opts.from!.has(p)).map((p) => ({ partition: p, offset: opts.from!.get(p)!.toString() }));
+      if (partitions.length) await admin.setOffsets({ groupId, topic, partitions });
+    }
     const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, readUncommitted: opts.readUncommitted ?? false });
     const remaining = new Set(endOf.keys());
     let finish!: () => void;

@@ -50,7 +50,9 @@ function firstLine(s: string): string {
 
 /** The path a Node.js system error names, if any. */
 function errnoPath(e: NodeJS.ErrnoException): string | undefined {
-  return e.path ?? (e as { dest?: string }).dest;
+  const p = e.path ?? (e as { dest?: string }).dest;
+  // Files are written under `<name>.tmp-<pid>` first: the user knows the name.
+  return p?.replace(/\.tmp-\d+$/, '');
 }
 
 /**
@@ -64,8 +66,9 @@ export function classifyError(e: unknown): { line: string; exitCode: number } {
   const errno = err as NodeJS.ErrnoException;
   const where = errnoPath(errno);
   const text = `${errno.code ?? ''} ${err.message}`;
-  if (DISK_FULL.test(text)) return { line: `disk full${where ? ` writing ${where}` : ''}: ${firstLine(err.message)}`, exitCode: EXIT.environment };
-  if (NO_PERMISSION.test(text)) return { line: `permission denied${where ? `: ${where}` : ''}: ${firstLine(err.message)}`, exitCode: EXIT.environment };
+  const detail = errno.code ? errno.code : firstLine(err.message);
+  if (DISK_FULL.test(text)) return { line: `disk full: cannot write ${where ?? 'the output'} (${detail === 'ENOSPC' ? 'no space left on device' : detail})`, exitCode: EXIT.environment };
+  if (NO_PERMISSION.test(text)) return { line: `permission denied: ${where ?? firstLine(err.message)}`, exitCode: EXIT.environment };
   if (errno.code === 'ENOENT' && where) return { line: `not found: ${where}`, exitCode: EXIT.user };
   // kafkajs wraps the last connection error after its retries; the cause names the broker.
   for (let c: unknown = err; c instanceof Error; c = (c as { cause?: unknown }).cause ?? (c as { originalError?: unknown }).originalError) {

@@ -7,7 +7,7 @@ import { UserError } from '../errors';
 import { FlagSpec, parseArgs } from '../args';
 import { Admin, Kafka } from 'kafkajs';
 import { consumerGroupLag, GroupPartitionLag } from './health';
-import { readToEnd } from './readToEnd';
+import { readTopicsToEnd } from './readToEnd';
 import { stageInputTopics } from './streamRunner';
 import { ensureTopics, pipelineTopicSpecs, TopicNames } from './topics';
 
@@ -59,14 +59,16 @@ interface PartitionStatus extends GroupPartitionLag {
 async function groupStatus(kafka: Kafka, admin: Admin, groupId: string, topics: string[] | undefined): Promise<PartitionStatus[]> {
   const lag = await consumerGroupLag(admin, groupId, topics);
   const out: PartitionStatus[] = lag.map((l) => ({ ...l, messages: l.lag === 0n ? 0n : null }));
-  for (const topic of [...new Set(out.map((l) => l.topic))]) {
-    const check = out.filter((l) => l.topic === topic && l.lag > 0n && l.lag <= MARKER_CHECK_MAX_LAG);
-    if (!check.length) continue;
-    const from = new Map(check.map((l) => [l.partition, l.high - l.lag]));
-    const counts = new Map<number, bigint>(check.map((l) => [l.partition, 0n]));
-    await readToEnd(kafka, topic, { partitions: [...from.keys()], from, timeoutMs: 30_000 }, (p) => counts.set(p, (counts.get(p) ?? 0n) + 1n));
-    for (const l of check) l.messages = counts.get(l.partition) ?? 0n;
-  }
+  const check = out.filter((l) => l.lag > 0n && l.lag <= MARKER_CHECK_MAX_LAG);
+  if (!check.length) return out;
+  const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+  const counts = new Map<string, bigint>(check.map((l) => [key(l.topic, l.partition), 0n]));
+  const reads = [...new Set(check.map((l) => l.topic))].map((topic) => {
+    const mine = check.filter((l) => l.topic === topic);
+    return { topic, partitions: mine.map((l) => l.partition), from: new Map(mine.map((l) => [l.partition, l.high - l.lag])) };
+  });
+  await readTopicsToEnd(kafka, reads, { timeoutMs: 30_000 }, (t, p) => counts.set(key(t, p), (counts.get(key(t, p)) ?? 0n) + 1n));
+  for (const l of check) l.messages = counts.get(key(l.topic, l.partition)) ?? 0n;
   return out;
 }
 

@@ -50,7 +50,8 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     eventsPerShard: p.flags['events-per-shard'] as number | undefined,
     sequencesPerShard: p.flags['sequences-per-shard'] as number | undefined,
     maxMessagesPerTransaction: p.flags['transaction-size'] as number | undefined,
-    healthIntervalMs: p.flags['health-interval'] === undefined ? undefined : (p.flags['health-interval'] as number) * 1000,
+    // A progress line per stage every 10 s by default (counts, rates, lag), not only at the end.
+    healthIntervalMs: ((p.flags['health-interval'] as number | undefined) ?? 10) * 1000,
     allowedLatenessMs: p.flags['allowed-lateness-days'] === undefined ? undefined : (p.flags['allowed-lateness-days'] as number) * 86_400_000,
     tasks: p.flags.tasks === undefined || p.flags.tasks === 'all' ? 'all' : p.flags.tasks === 'none' ? 'none' : String(p.flags.tasks).split(','),
     taskDir: p.flags['task-dir'] as string | undefined,

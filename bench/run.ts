@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from '../pipelines/args';
+import { FlagSpec, parseArgs } from '../pipelines/args';
 import { generateSynthetic, personsForRows } from '../pipelines/synth';
 
 interface JobResult {
@@ -37,8 +37,10 @@ async function dataset(rows: number, seed: number, dataDir: string): Promise<{ d
   return { dir, clinicalRows: s.clinicalRows };
 }
 
+export const BENCH_SPEC: FlagSpec = { rows: 'string', seed: 'number', data: 'string', repeat: 'number' };
+
 export async function runBench(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { rows: 'string', seed: 'number', data: 'string', repeat: 'number' }, 'medrep bench');
+  const p = parseArgs(argv, BENCH_SPEC, 'medrep bench');
   const sizes = String(p.flags.rows ?? '1000000,10000000').split(',').map((x) => Number(x.trim()));
   const seed = (p.flags.seed as number | undefined) ?? 7;
   const dataDir = path.resolve((p.flags.data as string | undefined) ?? path.join(ROOT, 'bench/data'));

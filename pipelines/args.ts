@@ -42,3 +42,13 @@ export function requireFlag(p: Parsed, name: string, command: string): string {
   if (v === undefined || v === '') throw new UserError(`${command}: --${name} is required`);
   return String(v);
 }
+
+/** `--help` or `-h` anywhere among a command's arguments. */
+export function wantsHelp(argv: string[]): boolean {
+  return argv.some((a) => a === '--help' || a === '-h');
+}
+
+/** One line per option of a spec: `--name N`, `--name VALUE`, or `--name` for a switch. */
+export function optionLines(spec: FlagSpec): string[] {
+  return Object.entries(spec).map(([name, type]) => `--${name}${type === 'number' ? ' N' : type === 'string' ? ' VALUE' : ''}`);
+}

@@ -1,22 +1,27 @@
-// The `medrep` command line. User errors end with one clear message and a non-zero exit code;
-// anything else is a bug and keeps its stack trace.
+// The `medrep` command line. Every error ends with one line on stderr and the exit code of its
+// kind (errors.ts EXIT: 2 user, 3 environment, 1 internal); MEDREP_DEBUG=1 adds the stack.
+// `medrep <command> --help` prints that command's options, `medrep help` those of every command.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs, requireFlag } from './args';
-import { UserError } from './errors';
+import { FlagSpec, optionLines, parseArgs, requireFlag, wantsHelp } from './args';
+import { classifyError, UserError } from './errors';
 import { runLocal } from './localRunner';
 import { consoleLogger } from './progress';
 import { formatSummary } from './summary';
+import { withOutputDir } from './outputDir';
 import { TaskSelection } from './runTasks';
 import { generateSynthetic, runSynth } from './synth';
 import { runBench } from '../bench/run';
 import { runStatusCommand, runTopicsCommand } from './kafka';
-import { runProduceCommand, runReplayCommand, runStreamCommand } from './kafka/streamCommands';
-import { runTrainRepresentations } from '../trainers/representations/trainRepresentations';
-import { runImportRepresentations } from '../trainers/representations/importRepresentations';
-import { runTrainEhr } from '../trainers/behrt/cli';
-import { experimentExternal, runExperimentCommand } from './experiment';
+import { PRODUCE_SPEC, REPLAY_SPEC, runProduceCommand, runReplayCommand, runStreamCommand, STREAM_SPEC } from './kafka/streamCommands';
+import { STATUS_SPEC, TOPICS_SPEC } from './kafka/commands';
+import { runTrainRepresentations, USAGE as TRAIN_REPRESENTATIONS_USAGE } from '../trainers/representations/trainRepresentations';
+import { runImportRepresentations, USAGE as IMPORT_REPRESENTATIONS_USAGE } from '../trainers/representations/importRepresentations';
+import { runTrainEhr, TRAIN_EHR_USAGE } from '../trainers/behrt/cli';
+import { EXPERIMENT_SPEC, experimentExternal, runExperimentCommand } from './experiment';
+import { BENCH_SPEC } from '../bench/run';
+import { SYNTH_SPEC } from './synth';
 
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
@@ -42,14 +47,38 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
                                             the Kafka runner: stages between topics, same output as run
   medrep replay --brokers HOST:PORT (--from-offsets FILE|--from-time ISO) --out DIR --verify MANIFEST
                                             rebuild a Kafka run's shards and check them against its manifest
-  medrep help                               this text
+  medrep help                               this text and every option of every command
+  medrep <command> --help                   the options of one command
 
 run options: --max-events N (window/chunk length, default 2048) --events-per-shard N
-             --sequences-per-shard N --memory-limit 800MB --no-meds
+             --sequences-per-shard N --memory-limit 800MB --no-meds --force (replace an earlier output)
              --tasks all|none|mortality,readmission,... --task-dir DIR (your task files)
-             --task-concepts DIR (concept lists the task files name; default ../shared/tasks)`;
+             --task-concepts DIR (concept lists the task files name; default ../shared/tasks)
+
+--out folders: medrep writes only into an empty folder or one it wrote (manifest.json or
+.medrep-output.json); an earlier complete output is replaced only with --force; one run at a time.
+exit codes: 0 done, 1 internal error, 2 user error (options, input, --out), 3 environment (disk
+full, permission, Kafka broker unreachable), 4 replay mismatch, 5 stopped by a signal (the
+stream's manifest says "complete": false).`;
+
+const RUN_SPEC: FlagSpec = {
+  omop: 'string', vocab: 'string', out: 'string', 'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number',
+  'memory-limit': 'string', 'no-meds': 'boolean', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string', force: 'boolean',
+};
+const DEMO_SPEC: FlagSpec = { out: 'string', persons: 'number', seed: 'number', 'no-experiment': 'boolean' };
 
 type Command = (argv: string[]) => Promise<void>;
+
+/** The demo's closing external validation: tiny models and few epochs (about a minute on two cores); numbers are illustrative. */
+async function demoExperiment(out: string): Promise<void> {
+  consoleLogger.info('demo: small external-validation experiment (site A -> site B)');
+  const r = await experimentExternal({
+    out: path.join(out, 'experiment'), personsA: 1000, personsB: 400, tasks: ['mortality', 'long_stay'], seeds: [1],
+    epochs: 3, textEpochs: 2, gclEpochs: 3, valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'],
+    force: true, log: { info: () => undefined, warn: consoleLogger.warn },
+  });
+  process.stdout.write(`\nexternal validation (train at synthetic site A, test at A and at site B; tiny models, 1 seed):\n${r.table}\n`);
+}
 
 function taskFlags(flags: Record<string, unknown>): TaskSelection {
   const t = flags.tasks as string | undefined;
@@ -62,11 +91,7 @@ function taskFlags(flags: Record<string, unknown>): TaskSelection {
 
 const commands: Record<string, Command> = {
   async run(argv) {
-    const p = parseArgs(
-      argv,
-      { omop: 'string', vocab: 'string', out: 'string', 'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'memory-limit': 'string', 'no-meds': 'boolean', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string' },
-      'medrep run',
-    );
+    const p = parseArgs(argv, RUN_SPEC, 'medrep run');
     const summary = await runLocal({
       omop: requireFlag(p, 'omop', 'medrep run'),
       vocab: p.flags.vocab as string | undefined,
@@ -76,32 +101,28 @@ const commands: Record<string, Command> = {
       sequencesPerShard: p.flags['sequences-per-shard'] as number | undefined,
       memoryLimit: p.flags['memory-limit'] as string | undefined,
       meds: !p.flags['no-meds'],
+      force: p.flags.force === true,
       ...taskFlags(p.flags),
       log: consoleLogger,
     });
     process.stdout.write(formatSummary(summary) + '\n');
   },
   async demo(argv) {
-    const p = parseArgs(argv, { out: 'string', persons: 'number', seed: 'number', 'no-experiment': 'boolean' }, 'medrep demo');
+    const p = parseArgs(argv, DEMO_SPEC, 'medrep demo');
     const out = path.resolve((p.flags.out as string | undefined) ?? path.join(os.tmpdir(), 'medrep-demo'));
-    const omop = path.join(out, 'omop');
-    fs.rmSync(omop, { recursive: true, force: true }); // the demo's own folder, regenerated each time
-    const persons = (p.flags.persons as number | undefined) ?? 500;
-    consoleLogger.info(`demo: generating a synthetic hospital of ${persons} persons in ${omop}`);
-    await generateSynthetic({ persons, seed: (p.flags.seed as number | undefined) ?? 42, out: omop, format: 'parquet', site: 'A' });
-    const summary = await runLocal({ omop, out: path.join(out, 'run'), log: consoleLogger });
-    process.stdout.write(formatSummary(summary) + '\n');
-    if (p.flags['no-experiment']) return;
-    // A small external validation (issue: the demo ends with an internal/external table): tiny
-    // models and few epochs, so it takes about a minute on two cores; numbers are illustrative.
-    consoleLogger.info('demo: small external-validation experiment (site A -> site B)');
-    const r = await experimentExternal({
-      out: path.join(out, 'experiment'), personsA: 1000, personsB: 400, tasks: ['mortality', 'long_stay'], seeds: [1],
-      epochs: 3, textEpochs: 2, gclEpochs: 3, valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'],
-      log: { info: () => undefined, warn: consoleLogger.warn },
+    // The demo's folder holds only what the demo writes (omop/, run/, experiment/), regenerated each time.
+    await withOutputDir(out, { command: 'demo', log: consoleLogger }, async () => {
+      const omop = path.join(out, 'omop');
+      fs.rmSync(omop, { recursive: true, force: true });
+      const persons = (p.flags.persons as number | undefined) ?? 500;
+      consoleLogger.info(`demo: generating a synthetic hospital of ${persons} persons in ${omop}`);
+      await generateSynthetic({ persons, seed: (p.flags.seed as number | undefined) ?? 42, out: omop, format: 'parquet', site: 'A' });
+      const summary = await runLocal({ omop, out: path.join(out, 'run'), log: consoleLogger, force: true });
+      process.stdout.write(formatSummary(summary) + '\n');
+      if (!p.flags['no-experiment']) await demoExperiment(out);
     });
-    process.stdout.write(`\nexternal validation (train at synthetic site A, test at A and at site B; tiny models, 1 seed):\n${r.table}\n`);
   },
+
   async synth(argv) {
     try {
       await runSynth(argv);
@@ -152,18 +173,74 @@ const commands: Record<string, Command> = {
   },
 };
 
+/** The synopsis line(s) of a command in USAGE (the lines from `medrep <name>` to the next command). */
+function synopsis(name: string): string {
+  const lines = USAGE.split('\n');
+  const first = lines.findIndex((l) => l.trimStart().startsWith(`medrep ${name} `) || l.trim() === `medrep ${name}`);
+  if (first < 0) return `medrep ${name}`;
+  let last = first + 1;
+  while (last < lines.length && lines[last].startsWith('    ') && !lines[last].trimStart().startsWith('medrep ')) last++;
+  return lines.slice(first, last).map((l) => l.trim()).join('\n  ');
+}
+
+/** Options as lines of at most about 96 characters. */
+function wrapOptions(spec: FlagSpec): string {
+  const lines: string[] = [];
+  for (const o of optionLines(spec)) {
+    if (lines.length && lines[lines.length - 1].length + o.length < 92) lines[lines.length - 1] += `  ${o}`;
+    else lines.push(o);
+  }
+  return lines.join('\n');
+}
+const fromSpec = (spec: FlagSpec) => () => wrapOptions(spec);
+/** Every command's options, from the tables its parser reads (or its own usage text). */
+const COMMAND_OPTIONS: Record<string, () => string> = {
+  run: fromSpec(RUN_SPEC),
+  demo: fromSpec(DEMO_SPEC),
+  synth: fromSpec(SYNTH_SPEC),
+  bench: fromSpec(BENCH_SPEC),
+  'train representations': () => TRAIN_REPRESENTATIONS_USAGE,
+  'train ehr': () => TRAIN_EHR_USAGE,
+  'experiment external': fromSpec(EXPERIMENT_SPEC),
+  'import-representations': () => IMPORT_REPRESENTATIONS_USAGE,
+  topics: fromSpec(TOPICS_SPEC),
+  status: fromSpec(STATUS_SPEC),
+  produce: fromSpec(PRODUCE_SPEC),
+  stream: fromSpec(STREAM_SPEC),
+  replay: fromSpec(REPLAY_SPEC),
+};
+
+function commandHelp(name: string): string {
+  const options = COMMAND_OPTIONS[name]().split('\n').map((l) => `    ${l.trim()}`).join('\n');
+  return `  ${synopsis(name)}\n  options:\n${options}`;
+}
+
+function fullHelp(): string {
+  return `${USAGE}\n\nevery option of every command:\n\n${Object.keys(COMMAND_OPTIONS).map(commandHelp).join('\n\n')}`;
+}
+
+/** The help key of a command line: `train ehr`, `experiment external`, or the command itself. */
+function helpKey(name: string, rest: string[]): string | null {
+  const two = `${name} ${rest[0] ?? ''}`;
+  if (COMMAND_OPTIONS[two]) return two;
+  return COMMAND_OPTIONS[name] ? name : null;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   const command = commands[name ?? 'help'];
   try {
-    if (!command) throw new UserError(`unknown command "${name}"\n\n${USAGE}`);
-    await command(rest);
-  } catch (e) {
-    if (e instanceof UserError) {
-      process.stderr.write(`medrep: ${e.message}\n`);
-      process.exitCode = e.exitCode;
+    if (!command) throw new UserError(`unknown command "${name}" (medrep help lists the commands)`);
+    if (name === 'help' || (name !== undefined && wantsHelp(rest))) {
+      const key = name === 'help' ? null : helpKey(name, rest);
+      process.stdout.write((key ? commandHelp(key) : fullHelp()) + '\n');
       return;
     }
-    throw e;
+    await command(rest);
+  } catch (e) {
+    const { line, exitCode } = classifyError(e);
+    process.stderr.write(`medrep: ${line}\n`);
+    if (process.env.MEDREP_DEBUG === '1' && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = exitCode;
   }
 }

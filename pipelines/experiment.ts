@@ -5,9 +5,10 @@
 // A's test split (internal) and on all of B (external), vanilla vs text-only vs MedRep.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from './args';
+import { FlagSpec, parseArgs } from './args';
 import { UserError } from './errors';
 import { runLocal } from './localRunner';
+import { withOutputDir } from './outputDir';
 import { Logger, consoleLogger } from './progress';
 import { generateSynthetic } from './synth';
 import { trainRepresentations } from '../trainers/representations/trainRepresentations';
@@ -32,13 +33,18 @@ export interface ExternalOptions {
   /** Splits of site A for model selection and the internal test (see trainers/behrt/external.ts). */
   valSplits?: string[];
   testSplits?: string[];
+  /** Replace a previous experiment's output in `out`. */
+  force?: boolean;
   log?: Logger;
 }
 
 export async function experimentExternal(o: ExternalOptions): Promise<ExternalExperimentResult> {
-  const log = o.log ?? consoleLogger;
   const out = path.resolve(o.out);
-  fs.mkdirSync(out, { recursive: true });
+  return withOutputDir(out, { command: 'experiment external', force: o.force, log: o.log }, () => experimentInto(out, o));
+}
+
+async function experimentInto(out: string, o: ExternalOptions): Promise<ExternalExperimentResult> {
+  const log = o.log ?? consoleLogger;
   const tasks = o.tasks ?? ['mortality', 'long_stay', 'readmission', 'uti'];
   let omopA = o.omopA;
   let omopB = o.omopB;
@@ -57,7 +63,8 @@ export async function experimentExternal(o: ExternalOptions): Promise<ExternalEx
   const siteB = path.join(out, 'site-b');
   for (const [omop, dir] of [[omopA, siteA], [omopB, siteB]]) {
     log.info(`experiment: pipeline ${omop} -> ${dir}`);
-    await runLocal({ omop, vocab: o.vocab, out: dir, tasks, log });
+    // The experiment's own folders: a rerun replaces them.
+    await runLocal({ omop, vocab: o.vocab, out: dir, tasks, log, force: true });
   }
   const repr = path.join(out, 'representations');
   log.info(`experiment: representations from ${o.vocab ?? omopA} with site A's deciles -> ${repr}`);
@@ -87,14 +94,15 @@ export async function experimentExternal(o: ExternalOptions): Promise<ExternalEx
   });
 }
 
+export const EXPERIMENT_SPEC: FlagSpec = {
+  out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number',
+  tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', force: 'boolean',
+};
+
 export async function runExperimentCommand(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
   if (what !== 'external') throw new UserError(`medrep experiment: expected "external", got "${what ?? ''}"`);
-  const p = parseArgs(
-    rest,
-    { out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number', tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string' },
-    'medrep experiment external',
-  );
+  const p = parseArgs(rest, EXPERIMENT_SPEC, 'medrep experiment external');
   const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
   const r = await experimentExternal({
     out: (p.flags.out as string | undefined) ?? 'experiment-external',
@@ -110,6 +118,7 @@ export async function runExperimentCommand(argv: string[]): Promise<void> {
     textEpochs: p.flags['text-epochs'] as number | undefined,
     gclEpochs: p.flags['gcl-epochs'] as number | undefined,
     backend: p.flags.backend as BackendPreference | undefined,
+    force: p.flags.force === true,
   });
   process.stdout.write(r.table + '\n' + `results: ${r.resultsFile}\n`);
 }

@@ -36,6 +36,7 @@ import { LabelRecord, TaskSummary, taskArtifact } from '../transforms/labels';
 import { SampleBatch } from '../sinks/sampleShards';
 import { writeMedsLabels } from '../sinks/medsLabels';
 import { writeFileAtomic } from '../sinks/parquet';
+import { withOutputDir } from './outputDir';
 
 export interface RunOptions {
   omop: string;
@@ -50,6 +51,8 @@ export interface RunOptions {
   meds?: boolean;
   /** Event rows per sorted range (see DEFAULT_ROWS_PER_RANGE). */
   rowsPerRange?: number;
+  /** Replace a previous medrep output in `out` (see outputDir.ts). */
+  force?: boolean;
   log?: Logger;
 }
 
@@ -83,15 +86,6 @@ export interface RunSummary {
   seconds: number;
   rowsPerSecond: number;
   manifest: string;
-}
-
-export const OUTPUT_DIRS = ['events', 'pretrain', 'samples', 'meds', 'artifacts', 'rejects'] as const;
-
-/** Removes what an earlier run wrote (only our own folders), so shards never mix across runs. */
-export function prepareOutput(out: string): void {
-  fs.mkdirSync(out, { recursive: true });
-  for (const d of [...OUTPUT_DIRS, '.tmp']) fs.rmSync(path.join(out, d), { recursive: true, force: true });
-  fs.rmSync(path.join(out, 'manifest.json'), { force: true });
 }
 
 function writeJsonArtifact(out: string, name: string, value: unknown): string {
@@ -156,16 +150,22 @@ async function planRanges(conn: DuckDBConnection, input: OmopInput, total: numbe
 }
 
 export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
+  const out = path.resolve(opts.out);
+  return withOutputDir(out, { command: 'run', force: opts.force, log: opts.log }, () => runLocalInto(out, opts));
+}
+
+async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<RunSummary> {
   const log = opts.log ?? consoleLogger;
   const started = Date.now();
-  const out = path.resolve(opts.out);
   const maxEvents = opts.maxEvents ?? DEFAULT_MAX_EVENTS;
   const eventsPerShard = opts.eventsPerShard ?? 250_000;
   const sequencesPerShard = opts.sequencesPerShard ?? 20_000;
-  prepareOutput(out);
   const tmp = path.join(out, '.tmp');
   fs.mkdirSync(tmp, { recursive: true });
-  const instance = await openDuckInstance({ memoryLimit: opts.memoryLimit ?? '800MB', tempDir: tmp });
+  const instance = await openDuckInstance({ memoryLimit: opts.memoryLimit ?? '800MB', tempDir: tmp }).catch((e) => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  });
   const conn = await instance.connect();
   const conn2 = await instance.connect();
   const pool = new ParquetWriterPool();
@@ -415,7 +415,6 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
       },
     };
     const manifestPath = writeManifest(out, manifest);
-    fs.rmSync(tmp, { recursive: true, force: true });
     return {
       out,
       input: { path: input.path, kind: input.kind },
@@ -445,5 +444,8 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     await pool.terminate();
     conn2.closeSync();
     conn.closeSync();
+    instance.closeSync();
+    // A failed run leaves no temporary file (DuckDB's spill files, half-written shards' tmp names).
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

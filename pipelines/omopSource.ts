@@ -7,7 +7,7 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, VocabularyTable } from '../schemas/omop';
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
-import { UserError } from './errors';
+import { EnvironmentError, UserError } from './errors';
 import { CsvReadReject, dialectOf, openCsvTable, readFirstLine } from './csvRead';
 import { makeProcessTempDir } from './processTempDir';
 
@@ -53,6 +53,17 @@ export function vocabularyRelation(files: string[]): string {
   return `read_csv(${list}, header=true, all_varchar=true, ${opts}, null_padding=true, strict_mode=false)`;
 }
 
+/** A file this process may not read is the machine's doing (exit 3), named before DuckDB tries it. */
+function assertReadable(file: string): void {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new EnvironmentError(`cannot read ${file}: permission denied`);
+    throw e;
+  }
+}
+
 async function describe(conn: DuckDBConnection, relation: string, label: string): Promise<{ columns: Map<string, string>; types: Map<string, string> }> {
   let rows: { column_name: string; column_type: string }[];
   try {
@@ -90,6 +101,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
   }
   const tables = new Map<string, SourceTable>();
   for (const [name, files] of groups) {
+    files.forEach(assertReadable);
     const parquet = files.every((f) => /\.parquet$/i.test(f));
     const label = files.length === 1 ? files[0] : `${path.dirname(files[0])} (${files.length} files)`;
     const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: vocabularyRelation(files), fileRowColumn: null, rejects: [] } : await openCsvTable(conn, files, label, scratchDir);
@@ -115,6 +127,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
 }
 
 async function fromDatabase(conn: DuckDBConnection, file: string): Promise<Map<string, SourceTable>> {
+  assertReadable(file);
   try {
     await conn.run(`ATTACH ${sqlString(file)} AS omop_src (READ_ONLY)`);
   } catch (e) {
@@ -180,7 +193,12 @@ export async function openOmopInput(conn: DuckDBConnection, inputPath: string, v
   for (const spec of CLINICAL_TABLES) {
     const t = tables.get(spec.table);
     if (!t) {
-      if (spec.required) throw new UserError(`${inputPath}: required OMOP table ${spec.table} not found (looked for ${spec.table}.csv/.parquet in any case)`);
+      if (spec.required) {
+        const lookedFor = kind === 'duckdb'
+          ? `no table named ${spec.table} in any schema of the database (any case)`
+          : `looked for ${spec.table}.csv/.parquet in any case`;
+        throw new UserError(`${inputPath}: required OMOP table ${spec.table} not found (${lookedFor})`);
+      }
       continue;
     }
     requireColumns(t, spec.columns);

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** Whether a process with this id runs (one of another user counts as running). */
-function running(pid: number): boolean {
+export function processRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -20,7 +20,7 @@ export function removeOrphanedTempDirs(stem: string, parent = os.tmpdir()): numb
   let removed = 0;
   for (const name of fs.readdirSync(parent)) {
     const m = pattern.exec(name);
-    if (!m || running(Number(m[1]))) continue;
+    if (!m || processRunning(Number(m[1]))) continue;
     fs.rmSync(path.join(parent, name), { recursive: true, force: true });
     removed++;
   }

@@ -10,6 +10,8 @@ export interface Manifest {
   schema_version: string;
   omop_schema: string;
   runner: 'local' | 'kafka';
+  /** false: the run was stopped (SIGTERM) before the end of its input; the shards are what it committed. */
+  complete?: boolean;
   input: unknown;
   artifacts: Record<string, { path: string; version: string }>;
   settings: Record<string, unknown>;

@@ -14,7 +14,8 @@ interface Job {
   ipc: Uint8Array;
 }
 
-type Reply = { id: number; file?: WrittenFile; error?: string };
+/** A failure carries the system error's code and path, so the caller can tell a full disk from a bug. */
+type Reply = { id: number; file?: WrittenFile; error?: string; code?: string; path?: string };
 
 if (!isMainThread && parentPort) {
   const port = parentPort;
@@ -24,7 +25,8 @@ if (!isMainThread && parentPort) {
       writeFileAtomic(job.target, bytes);
       port.postMessage({ id: job.id, file: { path: job.target, rows: job.rows, bytes: bytes.length, sha256: sha256(bytes) } } as Reply);
     } catch (e) {
-      port.postMessage({ id: job.id, error: (e as Error).stack ?? String(e) } as Reply);
+      const err = e as NodeJS.ErrnoException;
+      port.postMessage({ id: job.id, error: err.stack ?? String(e), code: err.code, path: err.path ?? job.target } as Reply);
     }
   });
 }
@@ -43,7 +45,7 @@ export class ParquetWriterPool {
         const w = this.waiting.get(r.id);
         if (!w) return;
         this.waiting.delete(r.id);
-        if (r.error) w.reject(new Error(`parquet worker: ${r.error}`));
+        if (r.error) w.reject(Object.assign(new Error(`parquet worker: ${r.error}`), { code: r.code, path: r.path }));
         else w.resolve(r.file!);
       });
       this.worker.on('error', (e) => {

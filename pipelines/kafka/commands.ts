@@ -2,10 +2,18 @@
 //   medrep topics --brokers HOST:PORT [--partitions 6] [--retention-ms -1]
 //   medrep status --brokers HOST:PORT [--group GROUP ...]
 // Both accept the connection flags of config.ts (--client-id, --sasl-*, --tls, --tls-ca, --topic-prefix).
-import { createKafka, describeKafkaOptions, flagValue, kafkaOptionsFromArgs } from './config';
+import { createKafka, describeKafkaOptions, flagValue, KAFKA_SPEC, kafkaOptionsFromArgs } from './config';
 import { UserError } from '../errors';
-import { consumerGroupLag } from './health';
+import { FlagSpec, parseArgs } from '../args';
+import { Admin, Kafka } from 'kafkajs';
+import { consumerGroupLag, GroupPartitionLag } from './health';
+import { readTopicsToEnd } from './readToEnd';
+import { stageInputTopics } from './streamRunner';
 import { ensureTopics, pipelineTopicSpecs, TopicNames } from './topics';
+
+export const TOPICS_SPEC: FlagSpec = { ...KAFKA_SPEC, partitions: 'number', 'retention-ms': 'number' };
+/** --group may be given several times. */
+export const STATUS_SPEC: FlagSpec = { ...KAFKA_SPEC, group: 'string' };
 
 function intFlag(args: string[], flag: string, fallback: number): number {
   const v = flagValue(args, flag);
@@ -16,9 +24,10 @@ function intFlag(args: string[], flag: string, fallback: number): number {
 
 /** Creates the `omop.<table>` topics and the dead-letter topic (idempotent); returns the names created. */
 export async function runTopicsCommand(args: string[], log: (line: string) => void = console.log): Promise<string[]> {
+  parseArgs(args, TOPICS_SPEC, 'medrep topics');
   const opts = kafkaOptionsFromArgs(args);
   const partitions = intFlag(args, '--partitions', 6);
-  if (partitions < 1) throw new Error('--partitions must be at least 1');
+  if (partitions < 1) throw new UserError('medrep topics: --partitions must be at least 1');
   const retentionMs = intFlag(args, '--retention-ms', -1);
   const names = new TopicNames(opts.topicPrefix);
   const admin = createKafka(opts).admin();
@@ -34,41 +43,87 @@ export async function runTopicsCommand(args: string[], log: (line: string) => vo
   }
 }
 
+/** Partitions with at most this lag are read to tell messages from transaction markers. */
+const MARKER_CHECK_MAX_LAG = 1000n;
+
+interface PartitionStatus extends GroupPartitionLag {
+  /** Messages (read_committed) among the lag; null when not read (lag above MARKER_CHECK_MAX_LAG). */
+  messages: bigint | null;
+}
+
 /**
- * Prints, for each medrep consumer group (or the groups given with --group), the committed offset
- * and lag of every partition it reads, and the total lag. Returns the total lag over all groups.
+ * The lag of every partition of `topics` for `groupId`, counted from the earliest offset where
+ * the group committed nothing, with the messages among it told from transaction markers (commit
+ * and abort markers and aborted records take offsets a read_committed consumer never gets).
+ */
+async function groupStatus(kafka: Kafka, admin: Admin, groupId: string, topics: string[] | undefined): Promise<PartitionStatus[]> {
+  const lag = await consumerGroupLag(admin, groupId, topics);
+  const out: PartitionStatus[] = lag.map((l) => ({ ...l, messages: l.lag === 0n ? 0n : null }));
+  const check = out.filter((l) => l.lag > 0n && l.lag <= MARKER_CHECK_MAX_LAG);
+  if (!check.length) return out;
+  const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+  const counts = new Map<string, bigint>(check.map((l) => [key(l.topic, l.partition), 0n]));
+  const reads = [...new Set(check.map((l) => l.topic))].map((topic) => {
+    const mine = check.filter((l) => l.topic === topic);
+    return { topic, partitions: mine.map((l) => l.partition), from: new Map(mine.map((l) => [l.partition, l.high - l.lag])) };
+  });
+  await readTopicsToEnd(kafka, reads, { timeoutMs: 30_000 }, (t, p) => counts.set(key(t, p), (counts.get(key(t, p)) ?? 0n) + 1n));
+  for (const l of check) l.messages = counts.get(key(l.topic, l.partition)) ?? 0n;
+  return out;
+}
+
+function partitionText(l: PartitionStatus): string {
+  let t = `p${l.partition} lag ${l.lag}`;
+  const markers = l.messages === null ? 0n : l.lag - l.messages;
+  if (l.messages === null) t += ' (not read: may include transaction markers)';
+  else if (markers > 0n && l.messages === 0n) t += markers === 1n ? ' (a transaction marker, no message)' : ` (${markers} transaction markers, no message)`;
+  else if (markers > 0n) t += ` (${l.messages} messages, ${markers} transaction markers)`;
+  if (l.committed < 0n) t += `, nothing committed: from the earliest offset ${l.high - l.lag}`;
+  return t;
+}
+
+/**
+ * Prints, for every stage of the Kafka runner whose input topics exist and for every other medrep
+ * consumer group (or the groups given with --group), each input partition's lag: from the
+ * committed offset, or from the earliest offset when the group committed nothing there; and how
+ * much of it is transaction markers, which a consumer never receives and never commits past.
+ * Returns the messages still to consume over all groups.
  */
 export async function runStatusCommand(args: string[], log: (line: string) => void = console.log): Promise<bigint> {
+  parseArgs(args, STATUS_SPEC, 'medrep status');
   const opts = kafkaOptionsFromArgs(args);
   const names = new TopicNames(opts.topicPrefix);
-  const admin = createKafka(opts).admin();
+  const kafka = createKafka(opts);
+  const admin = kafka.admin();
   await admin.connect();
   try {
+    const existing = new Set(await admin.listTopics());
+    const stageTopics = new Map<string, string[]>(
+      Object.entries(stageInputTopics(names)).map(([stage, topics]) => [names.group(stage), topics.filter((t) => existing.has(t))]),
+    );
     let groups = args.flatMap((a, i) => (a === '--group' && args[i + 1] ? [args[i + 1]] : []));
     if (groups.length === 0) {
       const stem = names.group('');
-      groups = (await admin.listGroups()).groups
-        .map((g) => g.groupId)
-        .filter((g) => g.startsWith(stem) && !g.startsWith(`${stem}read.`))
-        .sort();
+      const listed = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(stem) && !g.startsWith(`${stem}read.`));
+      const stages = [...stageTopics].filter(([, topics]) => topics.length > 0).map(([g]) => g);
+      groups = [...new Set([...stages, ...listed])].sort();
     }
-    if (groups.length === 0) log(`no medrep consumer groups (prefix "${names.group('')}")`);
+    if (groups.length === 0) log(`no medrep consumer groups and no input topics (prefix "${names.group('')}")`);
     let total = 0n;
     for (const g of groups) {
       const described = await admin.describeGroups([g]);
       const state = described.groups[0]?.state ?? 'Unknown';
       const members = described.groups[0]?.members.length ?? 0;
-      const lag = await consumerGroupLag(admin, g);
-      const byTopic = new Map<string, string[]>();
-      let groupLag = 0n;
-      for (const l of lag) {
-        groupLag += l.lag;
-        let list = byTopic.get(l.topic);
-        if (!list) byTopic.set(l.topic, (list = []));
-        list.push(`${l.partition}:${l.lag}`);
+      const topics = stageTopics.get(g);
+      const parts = await groupStatus(kafka, admin, g, topics && topics.length ? topics : undefined);
+      const messages = parts.reduce((n, l) => n + (l.messages ?? l.lag), 0n);
+      const markers = parts.reduce((n, l) => n + (l.messages === null ? 0n : l.lag - l.messages), 0n);
+      total += messages;
+      const shownState = state === 'Dead' ? 'not started' : state;
+      log(`group ${g} ${shownState} members=${members} lag=${messages}${markers > 0n ? ` (and ${markers} offsets of transaction markers, not messages)` : ''}`);
+      for (const topic of [...new Set(parts.map((l) => l.topic))]) {
+        log(`  ${topic}: ${parts.filter((l) => l.topic === topic).map(partitionText).join(', ')}`);
       }
-      total += groupLag;
-      log(`group ${g} ${state} members=${members} lag=${groupLag} ${[...byTopic].map(([t, l]) => `${t}[${l.join(' ')}]`).join(' ')}`.trimEnd());
     }
     return total;
   } finally {

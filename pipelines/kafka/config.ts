@@ -3,6 +3,10 @@
 // never logged; `describeKafkaOptions` prints what is safe to print.
 import * as fs from 'fs';
 import { Kafka, KafkaConfig, logLevel, SASLOptions } from 'kafkajs';
+import type { FlagSpec } from '../args';
+import { UserError } from '../errors';
+import { consoleLogger, Logger } from '../progress';
+import { clientLogCreator } from './clientLog';
 
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 
@@ -27,6 +31,12 @@ export const KAFKA_FLAGS: Record<string, string> = {
   '--tls': 'KAFKA_TLS',
   '--tls-ca': 'KAFKA_TLS_CA',
   '--topic-prefix': 'MEDREP_TOPIC_PREFIX',
+};
+
+/** The connection flags as a parser spec (commands add their own). */
+export const KAFKA_SPEC: FlagSpec = {
+  brokers: 'string', 'client-id': 'string', 'sasl-mechanism': 'string', 'sasl-username': 'string', 'sasl-password': 'string',
+  tls: 'boolean', 'tls-ca': 'string', 'topic-prefix': 'string',
 };
 
 /** The value of `--flag VALUE` or `--flag=VALUE` in args (`--tls` alone reads as true). */
@@ -59,9 +69,9 @@ export function kafkaOptionsFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
     .split(',')
     .map((b) => b.trim())
     .filter((b) => b.length > 0);
-  if (brokers.length === 0) throw new Error('--brokers: give at least one HOST:PORT');
+  if (brokers.length === 0) throw new UserError('--brokers: give at least one HOST:PORT');
   for (const b of brokers) {
-    if (!/^[^:\s]+:\d{1,5}$/.test(b)) throw new Error(`--brokers: "${b}" is not HOST:PORT`);
+    if (!/^[^:\s]+:\d{1,5}$/.test(b)) throw new UserError(`--brokers: "${b}" is not HOST:PORT`);
   }
   const opts: KafkaOptions = {
     brokers,
@@ -72,12 +82,12 @@ export function kafkaOptionsFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   if (mechanism !== undefined) {
     const m = mechanism.toLowerCase();
     if (m !== 'plain' && m !== 'scram-sha-256' && m !== 'scram-sha-512') {
-      throw new Error(`--sasl-mechanism: "${mechanism}" is not one of plain, scram-sha-256, scram-sha-512`);
+      throw new UserError(`--sasl-mechanism: "${mechanism}" is not one of plain, scram-sha-256, scram-sha-512`);
     }
     const username = get('--sasl-username');
     const password = get('--sasl-password');
     if (!username || password === undefined) {
-      throw new Error('--sasl-mechanism needs --sasl-username and --sasl-password (or KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD)');
+      throw new UserError('--sasl-mechanism needs --sasl-username and --sasl-password (or KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD)');
     }
     opts.sasl = { mechanism: m, username, password };
   }
@@ -87,12 +97,13 @@ export function kafkaOptionsFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   return opts;
 }
 
-/** The kafkajs client configuration of the options (TLS CA read from its file here). */
-export function kafkaJsConfig(opts: KafkaOptions): KafkaConfig {
+/** The kafkajs client configuration of the options (TLS CA read from its file here); kafkajs logs through `log`. */
+export function kafkaJsConfig(opts: KafkaOptions, log: Logger = consoleLogger): KafkaConfig {
   const config: KafkaConfig = {
     brokers: opts.brokers,
     clientId: opts.clientId,
     logLevel: logLevel.WARN,
+    logCreator: clientLogCreator(log),
     // Broker restarts are survivable: keep retrying for about a minute before giving up.
     retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10_000 },
   };
@@ -102,7 +113,7 @@ export function kafkaJsConfig(opts: KafkaOptions): KafkaConfig {
       try {
         ca = fs.readFileSync(opts.tls.caFile);
       } catch (e) {
-        throw new Error(`--tls-ca ${opts.tls.caFile}: cannot read the CA file (${(e as Error).message})`);
+        throw new UserError(`--tls-ca ${opts.tls.caFile}: cannot read the CA file (${(e as Error).message})`);
       }
       config.ssl = { ca: [ca] };
     } else {
@@ -115,8 +126,8 @@ export function kafkaJsConfig(opts: KafkaOptions): KafkaConfig {
   return config;
 }
 
-export function createKafka(opts: KafkaOptions): Kafka {
-  return new Kafka(kafkaJsConfig(opts));
+export function createKafka(opts: KafkaOptions, log: Logger = consoleLogger): Kafka {
+  return new Kafka(kafkaJsConfig(opts, log));
 }
 
 /** One line about the connection, without secrets. */

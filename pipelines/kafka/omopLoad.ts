@@ -61,7 +61,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
   const log = opts.log ?? consoleLogger;
   const names = new TopicNames(opts.kafka.topicPrefix);
   const partitions = opts.partitions ?? DEFAULT_PARTITIONS;
-  const kafka = opts.client ?? createKafka(opts.kafka);
+  const kafka = opts.client ?? createKafka(opts.kafka, log);
   log.info(`kafka: ${describeKafkaOptions(opts.kafka)}`);
   const created = await ensureLoadTopics(kafka, names, partitions);
   if (created.length) log.info(`created ${created.length} topics`);

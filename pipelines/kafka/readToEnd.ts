@@ -1,5 +1,6 @@
-// Reads a topic (or some of its partitions) from the beginning to the end offsets it has when
-// the read starts: state store restore, tests, and replay of retained topics.
+// Reads a topic (or some of its partitions, or several topics at once) from the beginning, or from
+// given offsets, to the end offsets it has when the read starts: state store restore, tests,
+// replay of retained topics, and status (telling messages from transaction markers).
 import { randomUUID } from 'crypto';
 import { Kafka, KafkaMessage } from 'kafkajs';
 
@@ -10,6 +11,14 @@ export interface ReadToEndOptions {
   readUncommitted?: boolean;
   /** Fail when the end is not reached in this time (default 120 s). */
   timeoutMs?: number;
+  /** Per partition, the offset to start at (default the beginning). */
+  from?: Map<number, bigint>;
+}
+
+export interface TopicRead {
+  topic: string;
+  partitions?: number[];
+  from?: Map<number, bigint>;
 }
 
 /**
@@ -24,18 +33,35 @@ export async function readToEnd(
   opts: ReadToEndOptions,
   onMessage: (partition: number, message: KafkaMessage) => void,
 ): Promise<void> {
+  await readTopicsToEnd(kafka, [{ topic, partitions: opts.partitions, from: opts.from }], opts, (_t, p, m) => onMessage(p, m));
+}
+
+/** readToEnd over several topics with one consumer (one group join instead of one per topic). */
+export async function readTopicsToEnd(
+  kafka: Kafka,
+  reads: TopicRead[],
+  opts: { readUncommitted?: boolean; timeoutMs?: number },
+  onMessage: (topic: string, partition: number, message: KafkaMessage) => void,
+): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const admin = kafka.admin();
   await admin.connect();
-  const groupId = `medrep.read.${topic}.${randomUUID()}`;
+  const groupId = `medrep.read.${reads.length === 1 ? reads[0].topic : 'topics'}.${randomUUID()}`;
+  const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
   try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    const endOf = new Map<number, bigint>();
-    for (const o of offsets) {
-      if (opts.partitions && !opts.partitions.includes(o.partition)) continue;
-      if (BigInt(o.high) > BigInt(o.low)) endOf.set(o.partition, BigInt(o.high));
+    const endOf = new Map<string, bigint>();
+    const startOf = new Map<string, bigint>();
+    for (const r of reads) {
+      for (const o of await admin.fetchTopicOffsets(r.topic)) {
+        if (r.partitions && !r.partitions.includes(o.partition)) continue;
+        const start = r.from?.get(o.partition) ?? BigInt(o.low);
+        if (BigInt(o.high) <= start) continue;
+        endOf.set(key(r.topic, o.partition), BigInt(o.high));
+        startOf.set(key(r.topic, o.partition), start);
+      }
     }
     if (endOf.size === 0) return;
+    const topics = [...new Set(reads.map((r) => r.topic))].filter((t) => [...endOf.keys()].some((k) => k.startsWith(`${t}\u0000`)));
     const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, readUncommitted: opts.readUncommitted ?? false });
     const remaining = new Set(endOf.keys());
     let finish!: () => void;
@@ -43,32 +69,44 @@ export async function readToEnd(
     // END_BATCH_PROCESS also reports batches that held only transaction markers, so the position
     // moves past them (the last offset of a transactional topic is a commit marker).
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      const end = endOf.get(payload.partition);
-      if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end && remaining.delete(payload.partition) && remaining.size === 0) {
-        finish();
-      }
+      const k = key(payload.topic, payload.partition);
+      const end = endOf.get(k);
+      if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end && remaining.delete(k) && remaining.size === 0) finish();
     });
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      const other = (payload.memberAssignment[topic] ?? []).filter((p: number) => !endOf.has(p));
-      if (other.length > 0) consumer.pause([{ topic, partitions: other }]);
+      for (const topic of topics) {
+        const other = (payload.memberAssignment[topic] ?? []).filter((p: number) => !endOf.has(key(topic, p)));
+        if (other.length > 0) consumer.pause([{ topic, partitions: other }]);
+      }
     });
     await consumer.connect();
     try {
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      await consumer.subscribe({ topics, fromBeginning: true });
       await consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch }) => {
-          const end = endOf.get(batch.partition);
+          const k = key(batch.topic, batch.partition);
+          const end = endOf.get(k);
           if (end === undefined) return;
           for (const m of batch.messages) {
-            if (BigInt(m.offset) < end) onMessage(batch.partition, m);
+            const o = BigInt(m.offset);
+            // Each offset once: below the start, or fetched again after the seek, it is skipped.
+            if (o < startOf.get(k)! || o >= end) continue;
+            startOf.set(k, o + 1n);
+            onMessage(batch.topic, batch.partition, m);
           }
         },
       });
+      // Reads that start past the beginning: what a batch fetched before the seek holds is skipped above.
+      for (const r of reads) {
+        for (const [partition, offset] of r.from ?? []) {
+          if (endOf.has(key(r.topic, partition))) consumer.seek({ topic: r.topic, partition, offset: offset.toString() });
+        }
+      }
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new Error(`reading ${topic} partitions ${[...remaining].join(',')} did not reach the end within ${timeoutMs} ms`)),
+          () => reject(new Error(`reading ${[...remaining].map((k) => k.replace('\u0000', '/')).join(', ')} did not reach the end within ${timeoutMs} ms`)),
           timeoutMs,
         );
       });

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { writeParquetAtomic } from '../../sinks/parquet';
 import { UserError } from '../errors';
+import { withOutputDir } from '../outputDir';
 import { Logger, consoleLogger } from '../progress';
 import { createKafka, KafkaOptions } from './config';
 import { readToEnd } from './readToEnd';
@@ -26,6 +27,8 @@ export interface ReplayOptions {
   fromTime?: string;
   log?: Logger;
   client?: Kafka;
+  /** Replace a previous medrep output in `out`. */
+  force?: boolean;
 }
 
 export interface ReplayedShard {
@@ -55,6 +58,10 @@ interface ManifestShard {
 }
 
 export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
+  return withOutputDir(opts.out, { command: 'replay', force: opts.force, log: opts.log }, () => replayInto(opts));
+}
+
+async function replayInto(opts: ReplayOptions): Promise<ReplayResult> {
   const log = opts.log ?? consoleLogger;
   let manifest: { runner?: string; shards: ManifestShard[] };
   try {
@@ -65,7 +72,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
   if (manifest.runner !== 'kafka') throw new UserError(`--verify ${opts.verify}: not the manifest of a Kafka run (runner ${manifest.runner}); only those name topics and offsets`);
   const shards = manifest.shards.filter((s) => s.topic !== undefined && (s.kind === 'events' || s.kind === 'pretrain' || s.kind === 'samples'));
   const topics = [...new Set(shards.map((s) => s.topic!))].sort();
-  const kafka = opts.client ?? createKafka(opts.kafka);
+  const kafka = opts.client ?? createKafka(opts.kafka, log);
 
   // The first offset to replay per topic and partition.
   const start = new Map<string, bigint>();

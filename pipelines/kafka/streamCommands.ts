@@ -2,20 +2,24 @@
 // Connection flags (--brokers, --sasl-*, --tls, --tls-ca, --topic-prefix, --client-id) are read by
 // kafkaOptionsFromArgs, with the environment as fallback.
 import { parseArgs, requireFlag, FlagSpec } from '../args';
-import { UserError } from '../errors';
+import { EXIT, UserError } from '../errors';
 import { consoleLogger } from '../progress';
-import { kafkaOptionsFromArgs } from './config';
+import { KAFKA_SPEC, kafkaOptionsFromArgs } from './config';
 import { produceOmop } from './omopLoad';
 import { runReplay } from './replay';
 import { runStream, STREAM_STAGES, StreamStage } from './streamRunner';
 
-const KAFKA_SPEC: FlagSpec = {
-  brokers: 'string', 'client-id': 'string', 'sasl-mechanism': 'string', 'sasl-username': 'string', 'sasl-password': 'string',
-  tls: 'boolean', 'tls-ca': 'string', 'topic-prefix': 'string',
+
+export const PRODUCE_SPEC: FlagSpec = { ...KAFKA_SPEC, omop: 'string', vocab: 'string', partitions: 'number', 'batch-rows': 'number', 'rows-per-message': 'number', 'no-end-of-load': 'boolean' };
+export const STREAM_SPEC: FlagSpec = {
+  ...KAFKA_SPEC, out: 'string', vocab: 'string', artifacts: 'string', deciles: 'string', 'exit-when-idle': 'number', stages: 'string',
+  'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'transaction-size': 'number', 'health-interval': 'number',
+  'allowed-lateness-days': 'number', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string', force: 'boolean',
 };
+export const REPLAY_SPEC: FlagSpec = { ...KAFKA_SPEC, 'from-offsets': 'string', 'from-time': 'string', out: 'string', verify: 'string', force: 'boolean' };
 
 export async function runProduceCommand(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { ...KAFKA_SPEC, omop: 'string', vocab: 'string', partitions: 'number', 'batch-rows': 'number', 'rows-per-message': 'number', 'no-end-of-load': 'boolean' }, 'medrep produce');
+  const p = parseArgs(argv, PRODUCE_SPEC, 'medrep produce');
   const r = await produceOmop({
     omop: requireFlag(p, 'omop', 'medrep produce'),
     vocab: p.flags.vocab as string | undefined,
@@ -30,14 +34,7 @@ export async function runProduceCommand(argv: string[]): Promise<void> {
 }
 
 export async function runStreamCommand(argv: string[]): Promise<void> {
-  const p = parseArgs(
-    argv,
-    {
-      ...KAFKA_SPEC, out: 'string', vocab: 'string', artifacts: 'string', deciles: 'string', 'exit-when-idle': 'number', stages: 'string',
-      'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'transaction-size': 'number', 'health-interval': 'number', 'allowed-lateness-days': 'number', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string',
-    },
-    'medrep stream',
-  );
+  const p = parseArgs(argv, STREAM_SPEC, 'medrep stream');
   const stages = p.flags.stages === undefined ? undefined : String(p.flags.stages).split(',').map((s) => s.trim());
   for (const s of stages ?? []) if (!(STREAM_STAGES as readonly string[]).includes(s)) throw new UserError(`medrep stream: --stages: unknown stage "${s}" (stages: ${STREAM_STAGES.join(', ')})`);
   const idle = p.flags['exit-when-idle'] as number | undefined;
@@ -53,18 +50,21 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     eventsPerShard: p.flags['events-per-shard'] as number | undefined,
     sequencesPerShard: p.flags['sequences-per-shard'] as number | undefined,
     maxMessagesPerTransaction: p.flags['transaction-size'] as number | undefined,
-    healthIntervalMs: p.flags['health-interval'] === undefined ? undefined : (p.flags['health-interval'] as number) * 1000,
+    // A progress line per stage every 10 s by default (counts, rates, lag), not only at the end.
+    healthIntervalMs: ((p.flags['health-interval'] as number | undefined) ?? 10) * 1000,
     allowedLatenessMs: p.flags['allowed-lateness-days'] === undefined ? undefined : (p.flags['allowed-lateness-days'] as number) * 86_400_000,
     tasks: p.flags.tasks === undefined || p.flags.tasks === 'all' ? 'all' : p.flags.tasks === 'none' ? 'none' : String(p.flags.tasks).split(','),
     taskDir: p.flags['task-dir'] as string | undefined,
     taskConcepts: p.flags['task-concepts'] as string | undefined,
+    force: p.flags.force === true,
     log: consoleLogger,
   });
-  process.stdout.write(`${JSON.stringify({ out: summary.out, shards: summary.shards, rows: summary.rows, rejects: summary.rejects, manifest: summary.manifest, seconds: summary.seconds })}\n`);
+  process.stdout.write(`${JSON.stringify({ out: summary.out, shards: summary.shards, rows: summary.rows, rejects: summary.rejects, manifest: summary.manifest, complete: summary.complete, seconds: summary.seconds })}\n`);
+  if (!summary.complete) process.exitCode = EXIT.stopped;
 }
 
 export async function runReplayCommand(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { ...KAFKA_SPEC, 'from-offsets': 'string', 'from-time': 'string', out: 'string', verify: 'string' }, 'medrep replay');
+  const p = parseArgs(argv, REPLAY_SPEC, 'medrep replay');
   const fromOffsets = p.flags['from-offsets'] as string | undefined;
   const fromTime = p.flags['from-time'] as string | undefined;
   if ((fromOffsets === undefined) === (fromTime === undefined)) throw new UserError('medrep replay: give exactly one of --from-offsets FILE and --from-time ISO');
@@ -74,9 +74,10 @@ export async function runReplayCommand(argv: string[]): Promise<void> {
     verify: requireFlag(p, 'verify', 'medrep replay'),
     fromOffsets,
     fromTime,
+    force: p.flags.force === true,
     log: consoleLogger,
   });
   for (const s of r.shards) process.stdout.write(`${s.match ? 'OK      ' : 'MISMATCH'} ${s.path} (${s.rows} rows)\n`);
   process.stdout.write(`${r.matched} of ${r.shards.length} shards match the manifest; ${r.skipped} before the replay start not rebuilt\n`);
-  if (r.matched !== r.shards.length) process.exitCode = 3;
+  if (r.matched !== r.shards.length) process.exitCode = EXIT.mismatch;
 }

@@ -40,6 +40,7 @@ import { SkippedTask, compileTasks } from '../labelInputs';
 import { CompiledTask, taskArtifact, TaskSummary } from '../../transforms/labels';
 import { notInVocabularyWarning } from '../../transforms/normalize';
 import { EVENT_SPECS } from '../eventSource';
+import { withOutputDir } from '../outputDir';
 
 export const STREAM_STAGES = ['canonicalize', 'trajectory', 'sink'] as const;
 export type StreamStage = (typeof STREAM_STAGES)[number];
@@ -75,6 +76,8 @@ export interface StreamOptions extends Partial<TaskSelection> {
   heartbeatIntervalMs?: number;
   /** A ready client (tests pass one with logging off); default: one from `kafka`. */
   client?: Kafka;
+  /** Replace a previous medrep output in `out` that is not this pipeline's (see outputDir.ts). */
+  force?: boolean;
 }
 
 export interface StreamSummary {
@@ -89,6 +92,8 @@ export interface StreamSummary {
   notInVocabulary: Record<string, number>;
   rejects: number;
   manifest: string | null;
+  /** False when a signal stopped a stage before its input's end: the manifest says so too. */
+  complete: boolean;
   seconds: number;
 }
 
@@ -100,12 +105,30 @@ export function sinkTopics(names: TopicNames, opts: { eventsPerShard?: number; s
   ];
 }
 
+/** The topics each stage's consumer group reads. */
+export function stageInputTopics(names: TopicNames): Record<StreamStage, string[]> {
+  return {
+    canonicalize: LOAD_TABLES.map((t) => names.omop(t)),
+    trajectory: [streamTopic(names, 'events')],
+    sink: sinkTopics(names, {}).map((s) => s.topic),
+  };
+}
+
+/** Workers of one pipeline (same brokers and topic prefix) share an output folder and continue it. */
+function pipelineKey(kafka: KafkaOptions): string {
+  return `kafka:${[...kafka.brokers].sort().join(',')}:${kafka.topicPrefix}`;
+}
+
 export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
+  const out = path.resolve(opts.out);
+  return withOutputDir(out, { command: 'stream', force: opts.force, sharedKey: pipelineKey(opts.kafka), log: opts.log }, () => runStreamInto(out, opts));
+}
+
+async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSummary> {
   const log = opts.log ?? consoleLogger;
   const started = Date.now();
-  const out = path.resolve(opts.out);
   const names = new TopicNames(opts.kafka.topicPrefix);
-  const kafka = opts.client ?? createKafka(opts.kafka);
+  const kafka = opts.client ?? createKafka(opts.kafka, log);
   log.info(`kafka: ${describeKafkaOptions(opts.kafka)}`);
   // DuckDB reads the shards back at the end (manifest, MEDS); it spills to a temp folder beyond
   // its memory cap (a 10M-row MEDS export does not fit 512 MB). A killed worker's folder is
@@ -155,22 +178,23 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
       log: (line: string) => log.info(line),
     };
     const sinks = sinkTopics(names, opts);
+    const inputs = stageInputTopics(names);
     const running: Array<[string, Promise<StageSummary>]> = [];
     const upstream: Array<Promise<unknown>> = [];
     for (const stage of stages) {
       let o: StageOptions;
       if (stage === 'canonicalize') {
-        o = { ...common, stage, inputTopics: LOAD_TABLES.map((t) => names.omop(t)), transform: canonicalizeTransform(names, streamTopic(names, 'events'), art) };
+        o = { ...common, stage, inputTopics: inputs.canonicalize, transform: canonicalizeTransform(names, streamTopic(names, 'events'), art) };
       } else if (stage === 'trajectory') {
         o = {
-          ...common, stage, inputTopics: [streamTopic(names, 'events')], stores: [PERSON_STORE], appendStores: [EVENTS_STORE],
+          ...common, stage, inputTopics: inputs.trajectory, stores: [PERSON_STORE], appendStores: [EVENTS_STORE],
           transform: trajectoryTransform({
             maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'), versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
             onOrphans: (p, n) => log.warn(`trajectory: partition ${p}: ${n} persons with events but no person row (not emitted)`),
           }),
         };
       } else {
-        o = { ...common, stage, inputTopics: sinks.map((s) => s.topic), transform: shardSinkTransform(out, sinks) };
+        o = { ...common, stage, inputTopics: inputs.sink, transform: shardSinkTransform(out, sinks) };
       }
       // A stage stops for idleness only once the stages before it in this process began to stop:
       // until then more input may come from them, however drained its own partitions look.
@@ -182,6 +206,9 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     }
     const summaries: Record<string, StageSummary> = {};
     for (const [stage, done] of running) summaries[stage] = await done;
+    const stoppedBy = Object.entries(summaries).filter(([, s]) => s.reason === 'signal').map(([stage]) => stage);
+    const complete = stoppedBy.length === 0;
+    if (!complete) log.warn(`stream: stopped by a signal (stages ${stoppedBy.join(', ')}); the output holds what was committed and its manifest says "complete": false`);
 
     let manifest: string | null = null;
     let rejects = 0;
@@ -190,7 +217,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
     let tasks: TaskSummary[] = [];
     let notInVocabulary: Record<string, number> = {};
     if (opts.finalize !== false) {
-      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled, skipped);
+      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled, skipped, complete);
       manifest = r.manifest;
       tasks = r.tasks;
       notInVocabulary = r.notInVocabulary;
@@ -203,7 +230,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamSummary> {
         rowCounts[k] += s.rows;
       }
     }
-    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, tasksSkipped: skipped, notInVocabulary, rejects, manifest, seconds: (Date.now() - started) / 1000 };
+    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, tasksSkipped: skipped, notInVocabulary, rejects, manifest, complete, seconds: (Date.now() - started) / 1000 };
   } finally {
     conn.closeSync();
     fs.rmSync(duckTmp, { recursive: true, force: true });
@@ -244,6 +271,7 @@ async function finalizeStream(
   opts: StreamOptions,
   compiled: CompiledTask[],
   skipped: SkippedTask[],
+  complete: boolean,
 ): Promise<{ manifest: string; rejects: number; shards: ShardEntry[]; tasks: TaskSummary[]; notInVocabulary: Record<string, number> }> {
   const writeJson = (rel: string, value: unknown) => writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
   writeJson('artifacts/deciles.json', art.deciles);
@@ -315,6 +343,7 @@ async function finalizeStream(
     schema_version: SCHEMA_VERSION,
     omop_schema: OMOP_SCHEMA_VERSION,
     runner: 'kafka',
+    complete,
     input: { brokers: opts.kafka.brokers, topic_prefix: names.prefix, topics: LOAD_TABLES.map((t) => names.omop(t)) },
     artifacts: {
       vocabulary: { path: 'artifacts/vocabulary.json', version: art.vocabularyArtifact.version },

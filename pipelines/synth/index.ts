@@ -2,7 +2,9 @@
 // CONCEPT, CONCEPT_RELATIONSHIP and CONCEPT_ANCESTOR tables they need), in CSV or Parquet.
 // Persons are generated one at a time and written through buffered files, so memory stays flat
 // at any size; the same options give byte-identical files.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { UserError } from '../errors';
+import type { FlagSpec } from '../args';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ClinicalProcess } from './clinical';
@@ -148,6 +150,12 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthSummar
   const ids = opts.ids ?? 'sequential';
   if (ids !== 'sequential' && ids !== 'hashed') throw new Error(`synth: --ids must be sequential or hashed, got ${ids}`);
   mkdirSync(opts.out, { recursive: true });
+  // Only a folder the generator wrote (its synth_meta.json) or an empty one: the tables it writes
+  // would replace a real hospital's files of the same names.
+  const present = readdirSync(opts.out).filter((n) => !n.startsWith('.synth-'));
+  if (present.length > 0 && !present.includes('synth_meta.json')) {
+    throw new UserError(`synth: ${opts.out} is not empty and holds no synth_meta.json of an earlier synth run; choose an empty or new --out`);
+  }
   // Tables of the other format left from an earlier run would make a mixed folder that readers misread.
   const other = opts.format === 'csv' ? 'parquet' : 'csv';
   const stale = [...CLINICAL_OUT_TABLES, ...VOCABULARY_OUT_TABLES].map((t) => `${t}.${other}`).filter((f) => existsSync(join(opts.out, f)));
@@ -200,6 +208,9 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthSummar
     rmSync(work, { recursive: true, force: true });
   }
 }
+
+/** The options `medrep synth` reads (its --help). */
+export const SYNTH_SPEC: FlagSpec = { persons: 'number', rows: 'number', seed: 'number', out: 'string', format: 'string', site: 'string', 'inject-errors': 'boolean', 'hcup-csv': 'string' };
 
 function parseArgs(args: string[]): SynthOptions {
   const opts: SynthOptions = { persons: 1000, seed: 42, out: '', format: 'csv', site: 'A' };

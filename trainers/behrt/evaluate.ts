@@ -17,6 +17,12 @@ export interface EvalMetrics {
   ci95: [number, number];
   n: number;
   positives: number;
+  negatives?: number;
+  /**
+   * Why AUROC and AUPRC are undefined (NaN here, null in results.json): the evaluated set holds one
+   * class only (of every label, for multi-label tasks), e.g. a small site's test split.
+   */
+  undefinedBecause?: string;
   /** Multi-label tasks: labels averaged and skipped (one class only). */
   labelsAveraged?: number;
   labelsSkipped?: number[];
@@ -56,6 +62,12 @@ export function evaluate(model: Behrt, vocab: Vocabulary, embeddings: EmbeddingK
   if (embeddings !== 'vanilla') model.setFrozenTable(frozenTableFor(vocab, reps!));
   let metrics: EvalMetrics;
   let curveLabel = 0;
+  const oneClass = oneClassReason(y, outputs, seqs.length);
+  if (oneClass) {
+    const positives = y.reduce((a, b) => a + b, 0);
+    metrics = { auroc: NaN, auprc: NaN, ci95: [NaN, NaN], n: seqs.length, positives, negatives: seqs.length * outputs - positives, undefinedBecause: oneClass };
+    return { metrics, roc: { x: [], y: [] }, pr: { x: [], y: [] }, unknownTokenShare: events ? unk / events : 0 };
+  }
   if (outputs === 1) {
     const m = binaryMetrics(p, y);
     metrics = { auroc: m.auroc, auprc: m.auprc, ci95: m.ci95, n: seqs.length, positives: m.positives };
@@ -66,6 +78,18 @@ export function evaluate(model: Behrt, vocab: Vocabulary, embeddings: EmbeddingK
   }
   const col = (a: Float32Array) => Array.from({ length: seqs.length }, (_, i) => a[i * outputs + curveLabel]);
   return { metrics, roc: rocCurve(col(p), col(y)), pr: prCurve(col(p), col(y)), unknownTokenShare: events ? unk / events : 0 };
+}
+
+/** Null when some label has both classes among the n rows of y ([n, outputs]); else why no AUROC exists. */
+export function oneClassReason(y: Float32Array, outputs: number, n: number): string | null {
+  for (let j = 0; j < outputs; j++) {
+    let pos = 0;
+    for (let i = 0; i < n; i++) pos += y[i * outputs + j] ? 1 : 0;
+    if (pos > 0 && pos < n) return null;
+  }
+  if (outputs > 1) return `no label has both classes among ${n} sequences`;
+  const pos = y.reduce((a, b) => a + b, 0);
+  return `one class only: ${pos} positive, ${n - pos} negative of ${n}`;
 }
 
 export interface FinetuneOptions {
@@ -92,10 +116,11 @@ export async function finetune(o: FinetuneOptions): Promise<{ model: Behrt; hist
   return { model: res.model, history: res.state.history };
 }
 
-/** Pretrains with MLM; returns the checkpoint folder (its BEST names the best validation epoch). */
+/** Pretrains with MLM; returns the checkpoint folder (its BEST names the best validation epoch) and says where it is. */
 export async function pretrain(o: Omit<FinetuneOptions, 'task' | 'init'>): Promise<string> {
   const res = await trainBehrt({ ...o, task: 'pretrain' });
   res.model.dispose();
+  o.log?.(`pretraining checkpoint: ${o.checkpointDir} (finetune from it with --init ${o.checkpointDir})`);
   return o.checkpointDir;
 }
 

@@ -14,6 +14,7 @@ import type { EmbeddingKind } from './train';
 import type { Curve } from '../metrics/auc';
 import { plotCurves, CURVE_COLORS } from '../metrics/png';
 import { fmt, formatTable } from '../metrics/table';
+import { UserError } from '../../pipelines/errors';
 
 export interface Arm {
   name: string;
@@ -43,6 +44,8 @@ export interface Cell {
   /** DeLong 95% interval (of the macro average for multi-label tasks), bounds averaged over seeds. */
   ci95: [number, number];
   perSeed: (EvalMetrics & { seed: number; unknownTokenShare: number })[];
+  /** Set when the metrics are undefined (NaN, null in JSON): why, with the counts. */
+  undefinedBecause?: string;
 }
 
 export interface ResultRow {
@@ -72,8 +75,15 @@ function cellOf(runs: { seed: number; e: Evaluation }[]): Cell {
     auprcSd: sd(pr),
     ci95: [mean(cis.map((c) => c[0])), mean(cis.map((c) => c[1]))],
     perSeed: runs.map((r) => ({ seed: r.seed, ...r.e.metrics, unknownTokenShare: r.e.unknownTokenShare })),
+    ...(runs.some((r) => r.e.metrics.undefinedBecause) ? { undefinedBecause: runs.find((r) => r.e.metrics.undefinedBecause)!.e.metrics.undefinedBecause } : {}),
   };
 }
+
+/** The mean over the cells that have a value (tasks whose test set had one class have none). */
+const meanDefined = (v: number[]) => {
+  const ok = v.filter((x) => !Number.isNaN(x));
+  return ok.length ? mean(ok) : NaN;
+};
 
 export async function runArms(o: {
   arms: Arm[];
@@ -98,9 +108,14 @@ export async function runArms(o: {
       let init: string | undefined;
       if (cfg.init) {
         const ckpt = resolveCheckpoint(cfg.init, 'BEST') ?? resolveCheckpoint(cfg.init);
-        if (!ckpt) throw new Error(`${cfg.init}: no checkpoint`);
-        const meta = readCheckpointMeta(ckpt);
-        if (meta.embeddings !== arm.embeddings) throw new Error(`${ckpt}: pretrained with ${meta.embeddings} embeddings, this run uses ${arm.embeddings}`);
+        if (!ckpt) throw new UserError(`--init ${cfg.init}: no pretraining checkpoint there (give the folder \`train ehr --task pretrain\` named, holding checkpoint.json or a BEST/LATEST pointer)`);
+        let meta: ReturnType<typeof readCheckpointMeta>;
+        try {
+          meta = readCheckpointMeta(ckpt);
+        } catch (e) {
+          throw new UserError(`--init ${ckpt}: not a readable checkpoint (${(e as Error).message.split('\n')[0]})`);
+        }
+        if (meta.embeddings !== arm.embeddings) throw new UserError(`--init ${ckpt}: pretrained with ${meta.embeddings} embeddings, this run uses ${arm.embeddings}`);
         vocab = new Vocabulary(meta.vocab);
         init = ckpt;
       } else if (cfg.pretrainEpochs > 0 && siteA.pretrain) {
@@ -131,7 +146,8 @@ export async function runArms(o: {
             if (!curves.has(key)) curves.set(key, []);
             curves.get(key)!.push({ arm: arm.name, roc: e.roc, pr: e.pr });
           }
-          o.log(`[${arm.name} seed ${seed}] ${task} ${setting}: AUROC ${fmt(e.metrics.auroc)} AUPRC ${fmt(e.metrics.auprc)} (n=${e.metrics.n}, unknown tokens ${(100 * e.unknownTokenShare).toFixed(1)}%)`);
+          const why = e.metrics.undefinedBecause ? `, undefined: ${e.metrics.undefinedBecause}` : '';
+          o.log(`[${arm.name} seed ${seed}] ${task} ${setting}: AUROC ${fmt(e.metrics.auroc)} AUPRC ${fmt(e.metrics.auprc)} (n=${e.metrics.n}${why}, unknown tokens ${(100 * e.unknownTokenShare).toFixed(1)}%)`);
         }
         ft.model.dispose();
       }
@@ -140,7 +156,7 @@ export async function runArms(o: {
       const tasks: Record<string, Cell> = {};
       for (const task of o.tasks) tasks[task] = cellOf(results.get(`${setting}|${task}`)!);
       const cells = Object.values(tasks);
-      rows.push({ embeddings: arm.name, setting, tasks, average: { auroc: mean(cells.map((c) => c.auroc)), auprc: mean(cells.map((c) => c.auprc)) } });
+      rows.push({ embeddings: arm.name, setting, tasks, average: { auroc: meanDefined(cells.map((c) => c.auroc)), auprc: meanDefined(cells.map((c) => c.auprc)) } });
     }
   }
   // One ROC and one PR figure per task and setting; curve k has color CURVE_COLORS[k] and is arm arms[k].
@@ -165,11 +181,12 @@ export function formatResults(rows: ResultRow[], tasks: string[]): string {
       r.setting,
       ...tasks.map((t) => {
         const c = r.tasks[t];
+        if (c.undefinedBecause) return `- (${c.undefinedBecause})`;
         const ci = metric === 'auroc' ? ` [${fmt(c.ci95[0])},${fmt(c.ci95[1])}]` : '';
         const spread = c.perSeed.length > 1 ? ` ±${fmt(metric === 'auroc' ? c.aurocSd : c.auprcSd)}` : '';
         return `${fmt(c[metric])}${spread}${ci}`;
       }),
       fmt(r.average[metric]),
     ]));
-  return `AUROC (mean over seeds, ± sd, [DeLong 95% CI])\n${block('auroc')}\n\nAUPRC (mean over seeds, ± sd)\n${block('auprc')}`;
+  return `AUROC (mean over seeds, ± sd, [DeLong 95% CI]; average over the tasks with a value)\n${block('auroc')}\n\nAUPRC (mean over seeds, ± sd)\n${block('auprc')}`;
 }

@@ -140,7 +140,7 @@ export async function importRepresentations(o: ImportOptions): Promise<WrittenTa
   return w;
 }
 
-const USAGE = 'usage: medrep import-representations --npy FILE --index CSV --out FILE.parquet';
+export const USAGE = 'usage: medrep import-representations --npy FILE --index CSV --out FILE.parquet';
 
 /** CLI entry: `medrep import-representations --npy FILE --index CSV --out FILE`; returns the exit code. */
 export async function runImportRepresentations(args: string[]): Promise<number> {

@@ -143,7 +143,7 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
   return { graph: graph.stats, text: textTable, medrep: medrepTable, textSources: text.counts, mlm, gcl, graphObject: graph, textVectors };
 }
 
-const USAGE = `usage: medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE]
+export const USAGE = `usage: medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE]
   [--endpoint URL [--endpoint-model NAME]] [--backend ${BACKEND_PREFERENCES.join('|')}] [--epochs N] [--text-epochs N]
   [--patience N] [--text-size small|paper] [--hidden N] [--seeds-per-batch N] [--no-kd] [--seed N]
   (the endpoint's API key is read from MEDREP_ENDPOINT_API_KEY)`;

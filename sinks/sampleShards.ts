@@ -3,7 +3,7 @@
 // the label: `label` (bool) for binary tasks, `labels` (list<bool>) for multi-label ones.
 import * as arrow from 'apache-arrow';
 import { Sequence } from '../transforms/trajectory';
-import { Int64Column, ListColumn, NumberColumn, tableOf } from './columns';
+import { Int64Column, ListColumn, tableOf } from './columns';
 import { SequenceBatch } from './sequenceShards';
 import { Id } from '../schemas/ids';
 

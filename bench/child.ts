@@ -14,7 +14,8 @@ async function main(): Promise<void> {
   const started = process.hrtime.bigint();
   let rowsIn = 0;
   if (job === 'local' || job === 'local-no-meds') {
-    const s = await runLocal({ omop, out, log: silentLogger, meds: job === 'local' });
+    // The benchmark's own scratch folders: a rerun (--keep) replaces them.
+    const s = await runLocal({ omop, out, log: silentLogger, meds: job === 'local', force: true });
     rowsIn = s.rowsInTotal;
   } else if (job === 'duckdb') {
     fs.rmSync(out, { recursive: true, force: true });

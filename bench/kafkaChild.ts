@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   } else if (what === 'stream') {
     let lastCommit = 0;
     const r = await runStream({
-      kafka, client, out: b, vocab: omop, artifacts: a, exitWhenIdleMs: 3000, healthIntervalMs: 0, handleSignals: false,
+      kafka, client, out: b, vocab: omop, artifacts: a, exitWhenIdleMs: 3000, healthIntervalMs: 0, handleSignals: false, force: true,
       log: silentLogger, onPhase: (phase) => {
         if (phase === 'committed') lastCommit = secs();
       },

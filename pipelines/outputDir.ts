@@ -160,6 +160,15 @@ export function claimOutputDir(dirIn: string, opts: ClaimOptions): ClaimedOutput
   }
 }
 
+/** Whether a live process other than this one holds a lock on `dir`. */
+function otherWriters(dir: string): boolean {
+  return fs.readdirSync(dir).some((name) => {
+    if (!name.startsWith(LOCK_PREFIX) || name === `${LOCK_PREFIX}${process.pid}`) return false;
+    const l = readJson<LockInfo>(path.join(dir, name));
+    return l !== null && lockHolderAlive(l);
+  });
+}
+
 /**
  * Removes the temporary files this process left in `dir` after a failure: files are written as
  * `<name>.tmp-<pid>` and renamed when complete, so such a name is never a finished file.
@@ -197,6 +206,8 @@ export async function withOutputDir<T>(dir: string, opts: ClaimOptions, body: (c
     return await body(claimed);
   } catch (e) {
     removeOwnTempFiles(claimed.dir);
+    // The scratch folder, unless another writer of the same pipeline may be using it.
+    if (!otherWriters(claimed.dir)) fs.rmSync(path.join(claimed.dir, '.tmp'), { recursive: true, force: true });
     throw e;
   } finally {
     claimed.release();

@@ -59,7 +59,7 @@ export KAFKA_BROKERS="${KAFKA_BROKERS:-$brokers}"
 
 # In the background, so that a signal to this script is handled at once (bash runs traps only
 # between foreground commands): it is passed on to mocha, then the EXIT trap stops the broker.
-if [[ $# -gt 0 ]]; then set -- "$@"; else set -- 'dist/test/**/*.test.js'; fi
+if [[ $# -eq 0 ]]; then set -- 'dist/test/**/*.test.js'; fi
 node_modules/.bin/mocha "$@" &
 mocha_pid=$!
 trap 'kill -TERM "$mocha_pid" 2>/dev/null; wait "$mocha_pid"; exit 130' INT

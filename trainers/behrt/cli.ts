@@ -1,6 +1,6 @@
 // `medrep train ehr` and `medrep experiment external` argument handling. The lead's CLI calls
 // runTrainEhr(args) / runExternalCommand(args) with the arguments after the command words.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { UserError } from '../../pipelines/errors';
 import { join } from 'node:path';
 import type { BehrtConfig, TrainConfig } from './config';
@@ -14,6 +14,7 @@ import type { EmbeddingKind } from './train';
 import { canonicalJson } from '../../transforms/hashing';
 import { bySplit, siteHash } from './site';
 import { checkpointPath, modelVocabulary, pretrain } from './evaluate';
+import { withOutputDir } from '../../pipelines/outputDir';
 
 export const TRAIN_EHR_USAGE = `usage: medrep train ehr --shards OUT --task TASK|pretrain
     [--embeddings vanilla|medrep|text] [--representations FILE] [--out DIR]
@@ -100,7 +101,14 @@ export async function runTrainEhr(args: string[]): Promise<void> {
     seeds: list(f, 'seeds')?.map(Number), trainSplits: list(f, 'train-splits'), valSplits: list(f, 'val-splits'), testSplits: list(f, 'test-splits'),
   });
   const out = str(f, 'out') ?? join(shardsDir, 'models', `${task}-${embeddings}`);
-  mkdirSync(out, { recursive: true });
+  await withOutputDir(out, { command: 'train ehr' }, () => trainEhrInto(out, f, { task, shardsDir, embeddings, reps, backend, cfg }));
+}
+
+async function trainEhrInto(
+  out: string,
+  f: Flags,
+  { task, shardsDir, embeddings, reps, backend, cfg }: { task: string; shardsDir: string; embeddings: EmbeddingKind; reps: Representations | undefined; backend: string; cfg: ReturnType<typeof experimentConfig> },
+): Promise<void> {
   const log = (m: string) => console.log(m);
   log(`train ehr: task ${task}, embeddings ${embeddings}, backend ${backend}, hidden ${cfg.model.hidden} x ${cfg.model.layers} layers, max ${cfg.model.maxLen} tokens`);
   if (reps && reps.dim !== cfg.model.hidden) log(`vectors of size ${reps.dim} reach hidden size ${cfg.model.hidden} through a learned projection`);

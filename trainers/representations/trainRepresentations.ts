@@ -15,6 +15,7 @@ import { buildConceptText, TextSource } from '../text/conceptText';
 import { BpeTokenizer } from '../text/tokenizer';
 import { TextEncoder, TextEncoderConfig, SMALL_TEXT_ENCODER, PAPER_TEXT_ENCODER, pretrainMlm, clsVectors, DEFAULT_MLM, MlmOptions, MlmResult } from '../text/encoder';
 import { writeRepresentations, WrittenTable } from './table';
+import { withOutputDir } from '../../pipelines/outputDir';
 
 export interface TrainRepresentationsOptions {
   vocab: string;
@@ -204,6 +205,6 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
 /** CLI entry: `medrep train representations ...`; returns the exit code. */
 export async function runTrainRepresentations(args: string[]): Promise<number> {
   const o = parseTrainRepresentationsArgs(args);
-  await trainRepresentations(o);
+  await withOutputDir(o.out, { command: 'train representations' }, () => trainRepresentations(o));
   return 0;
 }

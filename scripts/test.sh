@@ -57,6 +57,9 @@ else
 fi
 export KAFKA_BROKERS="${KAFKA_BROKERS:-$brokers}"
 
+# The Python of the ecosystem checks (meds, meds_reader), unless the caller names one.
+if [[ -z "${MEDREP_PYTHON:-}" ]]; then MEDREP_PYTHON="$(scripts/python-venv.sh)"; export MEDREP_PYTHON; fi
+
 # In the background, so that a signal to this script is handled at once (bash runs traps only
 # between foreground commands): it is passed on to mocha, then the EXIT trap stops the broker.
 if [[ $# -eq 0 ]]; then set -- 'dist/test/**/*.test.js'; fi

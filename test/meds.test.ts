@@ -1,4 +1,4 @@
-// The MEDS output validates with the real `meds` package (0.4.x) in a Python venv: .ci/run makes
+// The MEDS output validates with the real `meds` package (0.4.x) in a Python venv: `npm test` (scripts/test.sh -> scripts/python-venv.sh) makes
 // it (.cache/venv, with meds_reader when that installs) and exports MEDREP_PYTHON. Without that
 // Python the test fails: MEDS conformance is not optional.
 import { strict as assert } from 'node:assert';
@@ -45,7 +45,7 @@ describe('MEDS 0.4 output, validated with the meds package', function () {
   this.timeout(240_000);
   before(() => {
     const r = python(['-c', 'import meds; print(meds.__version__)']);
-    assert.equal(r.status, 0, `no Python with the meds package at ${PYTHON} (bash .ci/run creates .cache/venv; or set MEDREP_PYTHON): ${r.error?.message ?? r.stderr}`);
+    assert.equal(r.status, 0, `no Python with the meds package at ${PYTHON} (npm test creates .cache/venv through scripts/python-venv.sh; or set MEDREP_PYTHON): ${r.error?.message ?? r.stderr}`);
     assert.match(r.stdout.trim(), /^0\.4\./, 'meds 0.4.x');
   });
 

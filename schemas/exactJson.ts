@@ -75,5 +75,36 @@ export function stringifyJsonExact(value: unknown, space?: number): string {
   } catch (e) {
     if (!(e instanceof TypeError)) throw e;
   }
+  if (space === undefined) return encode(value) ?? 'null';
   return JSON.stringify(value, markBig, space).replace(MARKED_RE, '$1');
+}
+
+/** Compact JSON of a value that holds bigints: a direct walk (a JSON.stringify replacer is far slower). */
+function encode(v: unknown): string | undefined {
+  switch (typeof v) {
+    case 'bigint':
+      return v.toString();
+    case 'number':
+      return Number.isInteger(v) && !Number.isSafeInteger(v) && Math.abs(v) < 1e21 ? v.toExponential() : JSON.stringify(v);
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(v);
+    case 'object': {
+      if (v === null) return 'null';
+      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return encode((v as { toJSON(): unknown }).toJSON());
+      if (Array.isArray(v)) {
+        const parts = new Array<string>(v.length);
+        for (let i = 0; i < v.length; i++) parts[i] = encode(v[i]) ?? 'null';
+        return `[${parts.join(',')}]`;
+      }
+      const parts: string[] = [];
+      for (const k of Object.keys(v)) {
+        const x = encode((v as Record<string, unknown>)[k]);
+        if (x !== undefined) parts.push(`${JSON.stringify(k)}:${x}`);
+      }
+      return `{${parts.join(',')}}`;
+    }
+    default:
+      return undefined; // undefined, functions, symbols: left out, as JSON.stringify does
+  }
 }

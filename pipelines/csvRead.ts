@@ -19,8 +19,8 @@ export interface CsvReadReject {
   file: string;
   /** 1-based data record of the file (the header is not a record). */
   row: number;
-  /** 1-based physical line of the file where the record starts. */
-  line: number;
+  /** 1-based physical line of the file where the record starts (absent where unknown). */
+  line?: number;
   column: string;
   reason: string;
   /** The record's text as read (invalid bytes replaced), at most MAX_RECORD_BYTES. */
@@ -131,7 +131,7 @@ export async function openCsvTable(conn: DuckDBConnection, files: string[], labe
   // of the copy, it is a reject too (its source record number is the copy's first field).
   for (const r of await strictScanRejects(conn, ofCopy, copyColumns, label)) {
     const sourceRow = Number(r.csv_line.replace(/^[\r\n]+/, '').split(dialect.delim)[0]) + 1;
-    rejects.push({ file: label, row: sourceRow, line: sourceRow + 1, column: '(row)', reason: `not readable as CSV (${r.error_type.toLowerCase()})`, text: r.csv_line });
+    rejects.push({ file: label, row: sourceRow, column: '(row)', reason: `not readable as CSV (${r.error_type.toLowerCase()})`, text: r.csv_line });
   }
   rejects.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.row - b.row));
   return { relation: ofCopy(', ignore_errors=true'), fileRowColumn: FILE_ROW_COLUMN, rejects };

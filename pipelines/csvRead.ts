@@ -47,15 +47,26 @@ export const UNBALANCED_QUOTE = 'unbalanced quote: a quoted value does not close
 const HEAD_BYTES = 65536;
 export const FILE_ROW_COLUMN = '__file_row';
 
+/** A file that cannot be opened or read: the user's (missing, a folder) or the machine's (permission, I/O). */
+export function unreadableFile(file: string, e: unknown): UserError {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  const environment = ['EACCES', 'EPERM', 'EIO', 'EMFILE', 'ENFILE'].includes(code);
+  return new UserError(`cannot read ${file}: ${(e as Error).message}`, environment ? 3 : 2);
+}
+
 /** The first line of a file (decompressing only the start of a .gz file). */
 export function readFirstLine(file: string): string {
-  const fd = fs.openSync(file, 'r');
   let head: Buffer;
   try {
-    const buf = Buffer.alloc(HEAD_BYTES);
-    head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(HEAD_BYTES);
+      head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    throw unreadableFile(file, e);
   }
   if (/\.gz$/i.test(file)) {
     try {
@@ -144,7 +155,7 @@ async function* fileBytes(file: string): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of stream) yield chunk as Buffer;
   } catch (e) {
-    throw new UserError(`cannot read ${file}: ${(e as Error).message}`);
+    throw unreadableFile(file, e);
   } finally {
     raw.destroy();
   }

@@ -8,7 +8,7 @@ import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, Vocabula
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
 import { UserError } from './errors';
-import { CsvReadReject, dialectOf, openCsvTable, readFirstLine } from './csvRead';
+import { CsvReadReject, dialectOf, openCsvTable, readFirstLine, unreadableFile } from './csvRead';
 import { makeProcessTempDir } from './processTempDir';
 
 export type InputKind = 'csv' | 'parquet' | 'duckdb';
@@ -71,7 +71,13 @@ async function describe(conn: DuckDBConnection, relation: string, label: string)
 
 async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string): Promise<Map<string, SourceTable>> {
   const groups = new Map<string, string[]>();
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    throw unreadableFile(dir, e);
+  }
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) {
       // A folder per table holding part files (e.g. measurement/part-0.parquet).
@@ -180,8 +186,9 @@ export async function openOmopInput(conn: DuckDBConnection, inputPath: string, v
   for (const spec of CLINICAL_TABLES) {
     const t = tables.get(spec.table);
     if (!t) {
-      if (spec.required) throw new UserError(`${inputPath}: required OMOP table ${spec.table} not found (looked for ${spec.table}.csv/.parquet in any case)`);
-      continue;
+      if (!spec.required) continue;
+      if (kind === 'duckdb') throw new UserError(`${inputPath}: required OMOP table ${spec.table} not found in the database (looked in every schema, any case)`);
+      throw new UserError(`${inputPath}: required OMOP table ${spec.table} not found (looked for ${spec.table}.csv/.parquet in any case)`);
     }
     requireColumns(t, spec.columns);
   }

@@ -160,3 +160,23 @@ describe('a corrupt .gz input', () => {
     assert.ok(lines[0].startsWith(`medrep: cannot read ${file}: `), lines[0]);
   });
 });
+
+describe('inputs that cannot be read are one line', () => {
+  it('a CSV that is a dangling link: exit 2, one line naming the file', () => {
+    const dir = smallHospital(GOOD_MEASUREMENTS.join('\n') + '\n');
+    const file = path.join(dir, 'measurement.csv');
+    fs.rmSync(file);
+    fs.symlinkSync(path.join(dir, 'no-such-file.csv'), file);
+    const r = medrepRun(dir);
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `medrep: cannot read ${file}: ENOENT: no such file or directory, open '${file}'\n`);
+  });
+
+  it('a DuckDB database without a person table names the table, not a file', async () => {
+    const db = path.join(tempDir('db'), 'omop.duckdb');
+    await sql(`ATTACH ${lit(db)} AS omop_db; CREATE TABLE omop_db.visit_occurrence (visit_occurrence_id BIGINT, person_id BIGINT); DETACH omop_db`);
+    const r = medrepRun(db);
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `medrep: ${db}: required OMOP table person not found in the database (looked in every schema, any case)\n`);
+  });
+});

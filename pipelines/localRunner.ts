@@ -190,7 +190,7 @@ export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
     for (const [table, source] of input.tables) {
       for (const r of source.readRejects) rejects.add({ file: r.file, table, row: r.row, line: r.line, column: r.column, reason: r.reason, values: { record: r.text } });
       // Rows in of the event tables count every record read, readable or not.
-      if (source.readRejects.length && EVENT_SPECS.some((e) => e.table === table)) rowsIn[table] = source.readRejects.length;
+      if (source.readRejects.count && EVENT_SPECS.some((e) => e.table === table)) rowsIn[table] = source.readRejects.count;
     }
     const rejectedPersons = new Map<number, string>();
     const persons = await loadPersons(conn, input, rejects, rejectedPersons);

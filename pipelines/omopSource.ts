@@ -8,7 +8,7 @@ import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, Vocabula
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
 import { UserError } from './errors';
-import { CsvReadReject, dialectOf, openCsvTable, readFirstLine, unreadableFile } from './csvRead';
+import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile } from './csvRead';
 import { makeProcessTempDir } from './processTempDir';
 
 export type InputKind = 'csv' | 'parquet' | 'duckdb';
@@ -28,7 +28,7 @@ export interface SourceTable {
   /** Column of the relation holding each row's 0-based source record (a checked CSV copy), else null. */
   fileRowColumn: string | null;
   /** CSV records that could not be read as rows (field count, quoting, encoding). */
-  readRejects: CsvReadReject[];
+  readRejects: CsvRejectLog;
 }
 
 export interface OmopInput {
@@ -98,7 +98,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
   for (const [name, files] of groups) {
     const parquet = files.every((f) => /\.parquet$/i.test(f));
     const label = files.length === 1 ? files[0] : `${path.dirname(files[0])} (${files.length} files)`;
-    const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: vocabularyRelation(files), fileRowColumn: null, rejects: [] } : await openCsvTable(conn, files, label, scratchDir);
+    const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: vocabularyRelation(files), fileRowColumn: null, rejects: CsvRejectLog.none() } : await openCsvTable(conn, files, label, scratchDir);
     const relation = csv?.relation ?? `read_parquet([${files.map(sqlString).join(', ')}])`;
     const { columns, types } = await describe(conn, relation, label);
     if (csv?.fileRowColumn) {
@@ -114,7 +114,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
       columns,
       types,
       fileRowColumn: csv?.fileRowColumn ?? null,
-      readRejects: csv?.rejects ?? [],
+      readRejects: csv?.rejects ?? CsvRejectLog.none(),
     });
   }
   return tables;
@@ -137,7 +137,7 @@ async function fromDatabase(conn: DuckDBConnection, file: string): Promise<Map<s
     const relation = `omop_src.${q(r.schema_name)}.${q(r.table_name)}`;
     const label = `${file}:${r.schema_name}.${r.table_name}`;
     const { columns, types } = await describe(conn, relation, label);
-    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types, fileRowColumn: null, readRejects: [] });
+    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types, fileRowColumn: null, readRejects: CsvRejectLog.none() });
   }
   return tables;
 }

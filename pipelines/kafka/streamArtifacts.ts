@@ -12,6 +12,7 @@ import { queryRows, sqlString } from '../duck';
 import { UserError } from '../errors';
 import { hashFiles } from '../fileHashes';
 import { createOmopViews } from '../omopViews';
+import { CsvRejectLog } from '../csvRead';
 import { OmopInput, SourceTable, vocabularyRelation } from '../omopSource';
 import { ConceptInfo, LoadedVocabulary } from '../vocabulary';
 
@@ -47,7 +48,7 @@ async function openVocabularyFolder(conn: DuckDBConnection, dir: string): Promis
     const relation = parquet ? `read_parquet(${sqlString(file)})` : vocabularyRelation([file]);
     const desc = await queryRows<{ column_name: string; column_type: string }>(conn, `DESCRIBE SELECT * FROM ${relation}`);
     tables.set(table, {
-      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation, fileRowColumn: null, readRejects: [],
+      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation, fileRowColumn: null, readRejects: CsvRejectLog.none(),
       columns: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_name])),
       types: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_type])),
     });

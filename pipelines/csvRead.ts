@@ -4,7 +4,8 @@
 // over every column tells whether a table has such records; if it has (rare), the table is read
 // once by the record scanner below instead, which sets each bad record aside with its file,
 // line and reason and goes on with the next line, and writes the good records, numbered, to a
-// scratch copy that DuckDB then reads. A clean file costs one extra parallel scan.
+// scratch copy that DuckDB then reads. A clean file costs one extra parallel scan (and a .gz
+// file one inflation to its end, which DuckDB does not check).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -242,7 +243,12 @@ export async function openCsvTable(conn: DuckDBConnection, files: string[], labe
 /** Chunks of a file's bytes, decompressed when it is .gz. */
 async function* fileBytes(file: string): AsyncGenerator<Buffer> {
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  const stream = /\.gz$/i.test(file) ? raw.pipe(zlib.createGunzip()) : raw;
+  let stream: NodeJS.ReadableStream = raw;
+  if (/\.gz$/i.test(file)) {
+    const gunzip = zlib.createGunzip();
+    raw.on('error', (e) => gunzip.destroy(e)); // pipe() does not pass a read error on
+    stream = raw.pipe(gunzip);
+  }
   try {
     for await (const chunk of stream) yield chunk as Buffer;
   } catch (e) {

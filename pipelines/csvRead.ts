@@ -4,7 +4,8 @@
 // over every column tells whether a table has such records; if it has (rare), the table is read
 // once by the record scanner below instead, which sets each bad record aside with its file,
 // line and reason and goes on with the next line, and writes the good records, numbered, to a
-// scratch copy that DuckDB then reads. A clean file costs one extra parallel scan.
+// scratch copy that DuckDB then reads. A clean file costs one extra parallel scan (and a .gz
+// file one inflation to its end, which DuckDB does not check).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -12,15 +13,15 @@ import { isUtf8 } from 'node:buffer';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
-import { UserError } from './errors';
+import { EnvironmentError, MedrepError, UserError } from './errors';
 
 /** A record that could not be read as a row of its table. */
 export interface CsvReadReject {
   file: string;
   /** 1-based data record of the file (the header is not a record). */
   row: number;
-  /** 1-based physical line of the file where the record starts. */
-  line: number;
+  /** 1-based physical line of the file where the record starts (absent where unknown). */
+  line?: number;
   column: string;
   reason: string;
   /** The record's text as read (invalid bytes replaced), at most MAX_RECORD_BYTES. */
@@ -38,7 +39,67 @@ export interface CsvTable {
   relation: string;
   /** Name of the 0-based source record column the relation carries, when it is a copy. */
   fileRowColumn: string | null;
-  rejects: CsvReadReject[];
+  rejects: CsvRejectLog;
+}
+
+/**
+ * The records set aside while reading one table, kept in a scratch JSONL file rather than in
+ * memory (a file whose every record is bad must not exhaust the heap); read back in order.
+ */
+export class CsvRejectLog implements Iterable<CsvReadReject> {
+  count = 0;
+  private fd: number | null = null;
+  private constructor(readonly file: string | null) {}
+
+  static none(): CsvRejectLog {
+    return new CsvRejectLog(null);
+  }
+
+  static create(file: string): CsvRejectLog {
+    const log = new CsvRejectLog(file);
+    log.fd = fs.openSync(file, 'w');
+    return log;
+  }
+
+  private pending: string[] = [];
+  private pendingChars = 0;
+
+  add(r: CsvReadReject): void {
+    if (this.fd === null) throw new Error('reject log is closed');
+    const line = JSON.stringify(r) + '\n';
+    this.pending.push(line);
+    this.pendingChars += line.length;
+    this.count++;
+    if (this.pendingChars >= 1 << 20) this.flush();
+  }
+
+  private flush(): void {
+    if (this.fd !== null && this.pending.length) fs.writeSync(this.fd, this.pending.join(''));
+    this.pending = [];
+    this.pendingChars = 0;
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  *[Symbol.iterator](): Iterator<CsvReadReject> {
+    if (!this.file || this.count === 0) return;
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      const buf = Buffer.alloc(1 << 20);
+      let rest = '';
+      for (let n = fs.readSync(fd, buf); n > 0; n = fs.readSync(fd, buf)) {
+        const lines = (rest + buf.toString('utf8', 0, n)).split('\n');
+        rest = lines.pop()!;
+        for (const l of lines) yield JSON.parse(l) as CsvReadReject;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
 }
 
 /** A record longer than this (DuckDB's default max_line_size) is a broken record, not a long one. */
@@ -47,15 +108,34 @@ export const UNBALANCED_QUOTE = 'unbalanced quote: a quoted value does not close
 const HEAD_BYTES = 65536;
 export const FILE_ROW_COLUMN = '__file_row';
 
+/** A file that cannot be opened or read: the user's (missing, a folder) or the machine's (permission, I/O). */
+const ERRNO_REASONS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ENOENT: 'no such file or directory (or a link to none)',
+  EIO: 'input/output error',
+};
+
+export function unreadableFile(file: string, e: unknown): MedrepError {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  const reason = ERRNO_REASONS[code] ?? (e as Error).message;
+  const environment = ['EACCES', 'EPERM', 'EIO', 'EMFILE', 'ENFILE'].includes(code);
+  return environment ? new EnvironmentError(`cannot read ${file}: ${reason}`) : new UserError(`cannot read ${file}: ${reason}`);
+}
+
 /** The first line of a file (decompressing only the start of a .gz file). */
 export function readFirstLine(file: string): string {
-  const fd = fs.openSync(file, 'r');
   let head: Buffer;
   try {
-    const buf = Buffer.alloc(HEAD_BYTES);
-    head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(HEAD_BYTES);
+      head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    throw unreadableFile(file, e);
   }
   if (/\.gz$/i.test(file)) {
     try {
@@ -89,22 +169,45 @@ function readCsvSql(files: string[], columns: string[], d: CsvDialect, extra: st
 
 let scanCount = 0;
 
-/** Records DuckDB's strict reader could not read: reads every column (UTF-8 is checked only where read). */
-async function strictScanRejects(conn: DuckDBConnection, relationOf: (extra: string) => string, columns: string[], label: string) {
+/** Reads every column: DuckDB checks UTF-8 only in the columns a query reads. */
+const scanAll = (relation: string, columns: string[]) => `SELECT sum(hash(${columns.map(q).join(', ')})) FROM ${relation}`;
+
+/**
+ * Whether DuckDB's strict reader reads every record of the files. It stops at the first record
+ * it refuses, so a table with bad records costs no more to find than a clean one.
+ */
+async function strictScanOk(conn: DuckDBConnection, relation: string, columns: string[], label: string): Promise<boolean> {
+  try {
+    await conn.run(scanAll(relation, columns));
+    return true;
+  } catch (e) {
+    const message = (e as Error).message;
+    if (/^Invalid Input Error: CSV Error on Line/.test(message)) return false;
+    throw new UserError(`cannot read ${label}: ${message.split('\n')[0]}`);
+  }
+}
+
+/** The records of the checked copy that DuckDB's strict reader still refuses (none expected). */
+async function copyRefusals(conn: DuckDBConnection, relationOf: (extra: string) => string, columns: string[], label: string) {
   const n = ++scanCount;
   const [errors, scans] = [`medrep_csv_errors_${n}`, `medrep_csv_scans_${n}`];
   try {
-    await conn.run(`SELECT sum(hash(${columns.map(q).join(', ')})) FROM ${relationOf(`, store_rejects=true, rejects_table='${errors}', rejects_scan='${scans}'`)}`);
-    return await queryRows<{ line: number; error_type: string; csv_line: string }>(
-      conn,
-      `SELECT CAST(line AS DOUBLE) AS line, CAST(error_type AS VARCHAR) AS error_type, csv_line FROM ${errors} ORDER BY file_id, line`,
-    );
+    await conn.run(scanAll(relationOf(`, store_rejects=true, rejects_table='${errors}', rejects_scan='${scans}'`), columns));
+    return await queryRows<{ error_type: string; csv_line: string }>(conn, `SELECT CAST(error_type AS VARCHAR) AS error_type, csv_line FROM ${errors} ORDER BY line`);
   } catch (e) {
     throw new UserError(`cannot read ${label}: ${(e as Error).message.split('\n')[0]}`);
   } finally {
     await conn.run(`DROP TABLE IF EXISTS ${errors}`);
     await conn.run(`DROP TABLE IF EXISTS ${scans}`);
   }
+}
+
+/**
+ * DuckDB reads a .gz file cut short as if it ended there (no error when the cut falls between
+ * lines), so every .gz file is inflated once to its end, streaming, on zlib's own threads.
+ */
+async function verifyGzip(file: string): Promise<void> {
+  for await (const chunk of fileBytes(file)) void chunk;
 }
 
 /**
@@ -121,30 +224,45 @@ export async function openCsvTable(conn: DuckDBConnection, files: string[], labe
   const duplicate = columns.find((c, i) => columns.findIndex((x) => x.toLowerCase() === c.toLowerCase()) !== i);
   if (duplicate !== undefined) throw new UserError(`${files[0]}: column "${duplicate}" appears twice in the header`);
   const direct = (extra: string) => readCsvSql(files, columns, dialect, extra);
-  if ((await strictScanRejects(conn, direct, columns, label)).length === 0) return { relation: direct(''), fileRowColumn: null, rejects: [] };
+  // Both run to their end before either's error is thrown: a connection must not close under a running query.
+  const [scan, ...gzips] = await Promise.allSettled([strictScanOk(conn, direct(''), columns, label), ...files.filter((f) => /\.gz$/i.test(f)).map(verifyGzip)]);
+  for (const g of gzips) if (g.status === 'rejected') throw g.reason;
+  if (scan.status === 'rejected') throw scan.reason;
+  if (scan.value) return { relation: direct(''), fileRowColumn: null, rejects: CsvRejectLog.none() };
 
   const copy = path.join(scratchDir(), `checked-${++scanCount}-${path.basename(files[0]).replace(/\.gz$/i, '')}`);
-  const rejects = await writeCheckedCopy(files, columns.length, columns, dialect, copy);
-  const copyColumns = [FILE_ROW_COLUMN, ...columns];
-  const ofCopy = (extra: string) => readCsvSql([copy], copyColumns, dialect, extra);
-  // The scanner accepts only what DuckDB's reader accepts; should DuckDB still refuse a record
-  // of the copy, it is a reject too (its source record number is the copy's first field).
-  for (const r of await strictScanRejects(conn, ofCopy, copyColumns, label)) {
-    const sourceRow = Number(r.csv_line.replace(/^[\r\n]+/, '').split(dialect.delim)[0]) + 1;
-    rejects.push({ file: label, row: sourceRow, line: sourceRow + 1, column: '(row)', reason: `not readable as CSV (${r.error_type.toLowerCase()})`, text: r.csv_line });
+  const rejects = CsvRejectLog.create(`${copy}.rejects.jsonl`);
+  try {
+    await writeCheckedCopy(files, columns, dialect, copy, rejects);
+    const copyColumns = [FILE_ROW_COLUMN, ...columns];
+    const ofCopy = (extra: string) => readCsvSql([copy], copyColumns, dialect, extra);
+    // The scanner accepts only what DuckDB's reader accepts; should DuckDB still refuse a record
+    // of the copy, it is a reject too (its source record number is the copy's first field).
+    for (const r of await copyRefusals(conn, ofCopy, copyColumns, label)) {
+      const sourceRow = Number(r.csv_line.replace(/^[\r\n]+/, '').split(dialect.delim)[0]) + 1;
+      rejects.add({ file: label, row: sourceRow, column: '(row)', reason: `not readable as CSV (${r.error_type.toLowerCase()})`, text: r.csv_line });
+    }
+    return { relation: ofCopy(', ignore_errors=true'), fileRowColumn: FILE_ROW_COLUMN, rejects };
+  } finally {
+    rejects.close();
   }
-  rejects.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.row - b.row));
-  return { relation: ofCopy(', ignore_errors=true'), fileRowColumn: FILE_ROW_COLUMN, rejects };
 }
 
 /** Chunks of a file's bytes, decompressed when it is .gz. */
 async function* fileBytes(file: string): AsyncGenerator<Buffer> {
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  const stream = /\.gz$/i.test(file) ? raw.pipe(zlib.createGunzip()) : raw;
+  let stream: NodeJS.ReadableStream = raw;
+  if (/\.gz$/i.test(file)) {
+    const gunzip = zlib.createGunzip();
+    raw.on('error', (e) => gunzip.destroy(e)); // pipe() does not pass a read error on
+    stream = raw.pipe(gunzip);
+  }
   try {
     for await (const chunk of stream) yield chunk as Buffer;
   } catch (e) {
-    throw new UserError(`cannot read ${file}: ${(e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    if (code.startsWith('Z_')) throw new UserError(`${file}: not a readable gzip file (${(e as Error).message})`);
+    throw unreadableFile(file, e);
   } finally {
     raw.destroy();
   }
@@ -242,10 +360,10 @@ class CopyWriter {
  * source record number first; returns the bad ones. A broken record is its first line only:
  * the scan goes on at the next line, so one stray quote cannot swallow the rest of the file.
  */
-async function writeCheckedCopy(files: string[], width: number, columns: string[], d: CsvDialect, target: string): Promise<CsvReadReject[]> {
+async function writeCheckedCopy(files: string[], columns: string[], d: CsvDialect, target: string, rejects: CsvRejectLog): Promise<void> {
+  const width = columns.length;
   const delim = d.delim.charCodeAt(0);
   const quote = d.quote ? d.quote.charCodeAt(0) : -1;
-  const rejects: CsvReadReject[] = [];
   const tmp = `${target}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'w');
   const out = new CopyWriter(fd);
@@ -267,7 +385,7 @@ async function writeCheckedCopy(files: string[], width: number, columns: string[
         const reject = (reason: string, column: string, end: number) => {
           sourceRow++;
           fileRow++;
-          rejects.push({ file, row: fileRow, line, column, reason, text: buf.subarray(pos, Math.min(end, pos + MAX_RECORD_BYTES)).toString('utf8') });
+          rejects.add({ file, row: fileRow, line, column, reason, text: buf.subarray(pos, Math.min(end, pos + MAX_RECORD_BYTES)).toString('utf8') });
         };
         if (s.kind === 'bad') {
           const lineEnd = buf.indexOf(LF, pos);
@@ -313,5 +431,4 @@ async function writeCheckedCopy(files: string[], width: number, columns: string[
   }
   fs.closeSync(fd);
   fs.renameSync(tmp, target);
-  return rejects;
 }

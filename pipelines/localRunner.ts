@@ -192,7 +192,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
     for (const [table, source] of input.tables) {
       for (const r of source.readRejects) rejects.add({ file: r.file, table, row: r.row, line: r.line, column: r.column, reason: r.reason, values: { record: r.text } });
       // Rows in of the event tables count every record read, readable or not.
-      if (source.readRejects.length && EVENT_SPECS.some((e) => e.table === table)) rowsIn[table] = source.readRejects.length;
+      if (source.readRejects.count && EVENT_SPECS.some((e) => e.table === table)) rowsIn[table] = source.readRejects.count;
     }
     const warnings: string[] = [];
     const warn = (line: string) => {

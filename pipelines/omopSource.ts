@@ -7,8 +7,8 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, VocabularyTable } from '../schemas/omop';
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
-import { EnvironmentError, UserError } from './errors';
-import { CsvReadReject, dialectOf, openCsvTable, readFirstLine } from './csvRead';
+import { UserError } from './errors';
+import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile } from './csvRead';
 import { makeProcessTempDir } from './processTempDir';
 
 export type InputKind = 'csv' | 'parquet' | 'duckdb';
@@ -28,7 +28,7 @@ export interface SourceTable {
   /** Column of the relation holding each row's 0-based source record (a checked CSV copy), else null. */
   fileRowColumn: string | null;
   /** CSV records that could not be read as rows (field count, quoting, encoding). */
-  readRejects: CsvReadReject[];
+  readRejects: CsvRejectLog;
 }
 
 export interface OmopInput {
@@ -53,14 +53,12 @@ export function vocabularyRelation(files: string[]): string {
   return `read_csv(${list}, header=true, all_varchar=true, ${opts}, null_padding=true, strict_mode=false)`;
 }
 
-/** A file this process may not read is the machine's doing (exit 3), named before DuckDB tries it. */
+/** A file this process may not read is named before DuckDB tries it (exit 3 when the machine refuses it). */
 function assertReadable(file: string): void {
   try {
     fs.accessSync(file, fs.constants.R_OK);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') throw new EnvironmentError(`cannot read ${file}: permission denied`);
-    throw e;
+    throw unreadableFile(file, e);
   }
 }
 
@@ -82,7 +80,13 @@ async function describe(conn: DuckDBConnection, relation: string, label: string)
 
 async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string): Promise<Map<string, SourceTable>> {
   const groups = new Map<string, string[]>();
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    throw unreadableFile(dir, e);
+  }
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) {
       // A folder per table holding part files (e.g. measurement/part-0.parquet).
@@ -104,7 +108,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
     files.forEach(assertReadable);
     const parquet = files.every((f) => /\.parquet$/i.test(f));
     const label = files.length === 1 ? files[0] : `${path.dirname(files[0])} (${files.length} files)`;
-    const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: vocabularyRelation(files), fileRowColumn: null, rejects: [] } : await openCsvTable(conn, files, label, scratchDir);
+    const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: vocabularyRelation(files), fileRowColumn: null, rejects: CsvRejectLog.none() } : await openCsvTable(conn, files, label, scratchDir);
     const relation = csv?.relation ?? `read_parquet([${files.map(sqlString).join(', ')}])`;
     const { columns, types } = await describe(conn, relation, label);
     if (csv?.fileRowColumn) {
@@ -120,7 +124,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
       columns,
       types,
       fileRowColumn: csv?.fileRowColumn ?? null,
-      readRejects: csv?.rejects ?? [],
+      readRejects: csv?.rejects ?? CsvRejectLog.none(),
     });
   }
   return tables;
@@ -144,7 +148,7 @@ async function fromDatabase(conn: DuckDBConnection, file: string): Promise<Map<s
     const relation = `omop_src.${q(r.schema_name)}.${q(r.table_name)}`;
     const label = `${file}:${r.schema_name}.${r.table_name}`;
     const { columns, types } = await describe(conn, relation, label);
-    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types, fileRowColumn: null, readRejects: [] });
+    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types, fileRowColumn: null, readRejects: CsvRejectLog.none() });
   }
   return tables;
 }

@@ -120,7 +120,7 @@ describe('CSV records are read strictly', () => {
       `SELECT origin, value, CAST(visit_occurrence_id AS INTEGER) AS visit FROM read_parquet(${lit(path.join(s.out, 'events/*.parquet'))}) WHERE "table" = 'measurement' ORDER BY origin`,
     );
     assert.deepEqual(events.map((e) => [e.origin, e.value, e.visit]), [
-      ['measurement:1', 5.5, 10], ['measurement:2', 6.1, 10], ['measurement:3', 7.2, 11], ['measurement:9', 3.5, 11],
+      ['measurement:1:1', 5.5, 10], ['measurement:2:5', 6.1, 10], ['measurement:3:8', 7.2, 11], ['measurement:9:9', 3.5, 11],
     ], 'no value moved to another column');
     assertBalanced(s.out, lines.length);
   });
@@ -155,8 +155,35 @@ describe('a corrupt .gz input', () => {
     const { dir, file } = corrupt('measurement.csv.gz', whole.subarray(0, Math.floor(whole.length / 2)));
     const r = medrepRun(dir);
     assert.equal(r.status, 2);
-    const lines = r.stderr.trim().split('\n');
-    assert.equal(lines.length, 1, r.stderr);
-    assert.ok(lines[0].startsWith(`medrep: cannot read ${file}: `), lines[0]);
+    assert.equal(r.stderr, `medrep: ${file}: not a readable gzip file (unexpected end of file)\n`);
+  });
+
+  it('that is cut short between two lines (DuckDB alone reads it as a shorter file): the same one line', () => {
+    const rows = Array.from({ length: 20000 }, (_, i) => `${i + 10},1,3004410,2020-01-02,,${i},%,HbA1c,10`).join('\n');
+    const whole = zlib.gzipSync(MEASUREMENT_HEADER + '\n' + rows + '\n');
+    const { dir, file } = corrupt('measurement.csv.gz', whole.subarray(0, whole.length - 8)); // the trailer (CRC, size) is gone
+    const r = medrepRun(dir);
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `medrep: ${file}: not a readable gzip file (unexpected end of file)\n`);
+  });
+});
+
+describe('inputs that cannot be read are one line', () => {
+  it('a CSV that is a dangling link: exit 2, one line naming the file', () => {
+    const dir = smallHospital(GOOD_MEASUREMENTS.join('\n') + '\n');
+    const file = path.join(dir, 'measurement.csv');
+    fs.rmSync(file);
+    fs.symlinkSync(path.join(dir, 'no-such-file.csv'), file);
+    const r = medrepRun(dir);
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `medrep: cannot read ${file}: no such file or directory (or a link to none)\n`);
+  });
+
+  it('a DuckDB database without a person table names the table, not a file', async () => {
+    const db = path.join(tempDir('db'), 'omop.duckdb');
+    await sql(`ATTACH ${lit(db)} AS omop_db; CREATE TABLE omop_db.visit_occurrence (visit_occurrence_id BIGINT, person_id BIGINT); DETACH omop_db`);
+    const r = medrepRun(db);
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `medrep: ${db}: required OMOP table person not found (no table named person in any schema of the database (any case))\n`);
   });
 });

@@ -10,6 +10,7 @@ import { buildVocabularyIndex } from '../../transforms/normalize';
 import { queryRows, sqlString } from '../duck';
 import { UserError } from '../errors';
 import { createOmopViews } from '../omopViews';
+import { CsvRejectLog } from '../csvRead';
 import { OmopInput, SourceTable, vocabularyRelation } from '../omopSource';
 import { ConceptInfo, LoadedVocabulary, VocabularyArtifact, vocabularyArtifact } from '../vocabulary';
 
@@ -45,7 +46,7 @@ async function openVocabularyFolder(conn: DuckDBConnection, dir: string): Promis
     const relation = parquet ? `read_parquet(${sqlString(file)})` : vocabularyRelation([file]);
     const desc = await queryRows<{ column_name: string; column_type: string }>(conn, `DESCRIBE SELECT * FROM ${relation}`);
     tables.set(table, {
-      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation, fileRowColumn: null, readRejects: [],
+      table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation, fileRowColumn: null, readRejects: CsvRejectLog.none(),
       columns: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_name])),
       types: new Map(desc.map((d) => [d.column_name.toLowerCase(), d.column_type])),
     });

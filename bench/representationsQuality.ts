@@ -20,6 +20,10 @@ import { loadVocabularyIndex } from '../trainers/representations/vocabularyIndex
 import type { InMemoryVocabularyIndex } from '../trainers/representations/lookup';
 import { counterpartRetrieval, crossSiteDecile, decileOrder, effectiveDimensions, tableMean, VectorSource } from '../trainers/representations/quality';
 import { denseTfidf, tfidf } from '../trainers/text/lexical';
+import { assembleTable, refineVectors, trainRepresentations, TrainRepresentationsOptions, MethodSettings, DEFAULT_ORDINAL_WEIGHT } from '../trainers/representations/trainRepresentations';
+import type { AssembledTable } from '../trainers/representations/decileRows';
+import { DEFAULT_GRACE } from '../trainers/graph/grace';
+import { DEFAULT_PROPAGATION } from '../trainers/graph/propagation';
 import { streamConcepts } from '../trainers/graph/vocabularyFiles';
 
 export interface QualityRow {
@@ -63,6 +67,49 @@ export function scoreSource(name: string, src: VectorSource, mean: Float64Array,
 export function scoreTable(name: string, table: RepresentationTable, vocab: InMemoryVocabularyIndex, key: CounterpartKey): QualityRow {
   const lookup = new RepresentationLookup(table, vocab);
   return scoreSource(name, lookup, tableMean(table.vectors, table.dim), table.vectors, key, true);
+}
+
+function inMemory(t: AssembledTable): RepresentationTable {
+  return new RepresentationTable(t.dim, Float64Array.from(t.conceptIds), Int8Array.from(t.deciles, (d) => (d === null ? -1 : d)), t.vectors);
+}
+
+interface Variant { name: string; options: Partial<TrainRepresentationsOptions>; /** Also score the graph stage without KD on the same text vectors. */ noKd?: boolean }
+
+/** Every table the trainers produce, by method and stage (text.parquet and medrep.parquet of each run). */
+function variants(quick: boolean): Variant[] {
+  const lex = (s: Partial<MethodSettings>, extra: Partial<TrainRepresentationsOptions> = {}) => ({ method: 'lexical' as const, settings: s, ...extra });
+  const v: Variant[] = [
+    { name: 'default (lexical 256, APPNP alpha 0.2)', options: {} },
+    { name: 'lexical 64, APPNP alpha 0.2', options: lex({}, { lexical: { dim: 64 } }) },
+    { name: 'lexical 128, APPNP alpha 0.2', options: lex({}, { lexical: { dim: 128 } }) },
+    { name: 'lexical 256, APPNP alpha 0.5', options: lex({}, { propagation: { alpha: 0.5 } }) },
+    { name: 'lexical 256, GRACE', options: lex({ graph: 'grace' }, { gcl: { maxEpochs: 8 } }), noKd: true },
+    { name: 'lexical 256, decile nodes, APPNP', options: lex({ deciles: 'nodes' }) },
+  ];
+  if (!quick) {
+    v.push({ name: 'paper: MLM [CLS], GRACE, decile nodes', options: { method: 'paper', gcl: { maxEpochs: 8 } }, noKd: true });
+    v.push({ name: 'MLM mean pooling, APPNP', options: { method: 'paper', settings: { pooling: 'mean', graph: 'appnp', deciles: 'ordinal' } } });
+  }
+  return v;
+}
+
+async function trainedRows(vocabDir: string, deciles: string, vocab: InMemoryVocabularyIndex, key: CounterpartKey, quick: boolean, work: string): Promise<QualityRow[]> {
+  const rows: QualityRow[] = [];
+  for (const [i, v] of variants(quick).entries()) {
+    const t0 = Date.now();
+    const r = await trainRepresentations({ vocab: vocabDir, deciles, out: path.join(work, `v${i}`), log: () => {}, ...v.options });
+    const seconds = (Date.now() - t0) / 1000;
+    const textName = `${v.name}: text stage`;
+    rows.push({ ...scoreTable(textName, inMemory(r.textTable), vocab, key), seconds });
+    rows.push({ ...scoreTable(`${v.name}: final`, inMemory(r.medrepTable), vocab, key), seconds });
+    if (v.noKd) {
+      const g = refineVectors(r.graphObject, r.textVectors, r.dim, 'grace', { ...DEFAULT_GRACE, seed: 7, ...v.options.gcl, distill: false }, DEFAULT_PROPAGATION);
+      const t = assembleTable(r.graphObject, g.vectors, r.dim, r.settings.deciles, v.options.ordinalWeight ?? DEFAULT_ORDINAL_WEIGHT);
+      rows.push(scoreTable(`${v.name}: final without KD`, inMemory(t), vocab, key));
+    }
+    process.stderr.write(`[bench] ${v.name}: ${seconds.toFixed(1)} s\n`);
+  }
+  return rows;
 }
 
 /** Dense vectors per concept id (the lexical baselines). */
@@ -125,8 +172,13 @@ async function main(): Promise<void> {
     const [name, file] = spec.split('=');
     rows.push(scoreTable(name, await loadRepresentations(file), vocab, key));
   }
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-quality-'));
+  try {
+    rows.push(...await trainedRows(vocabDir, deciles, vocab, key, process.argv.includes('--quick'), work));
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
   rows.push(...await lexicalBaselines(vocabDir, vocab, key));
-  void deciles; void os;
   const table = formatQuality(rows);
   console.log(table);
   const file = writeBenchResult('representations-quality.json', {

@@ -19,7 +19,7 @@ export interface LexicalOptions {
   seed: number;
 }
 
-export const DEFAULT_LEXICAL: LexicalOptions = { dim: 64, maxNgram: 2, minDf: 1, maxTerms: 1 << 18, oversample: 16, powerIterations: 3, seed: 7 };
+export const DEFAULT_LEXICAL: LexicalOptions = { dim: 256, maxNgram: 2, minDf: 1, maxTerms: 1 << 18, oversample: 16, powerIterations: 3, seed: 7 };
 
 /** Lower-cased word tokens: runs of letters and digits (decimal points kept inside numbers). */
 export function words(text: string): string[] {

@@ -10,7 +10,7 @@ import { UserError } from './errors';
 import { runLocal } from './localRunner';
 import { Logger, consoleLogger } from './progress';
 import { generateSynthetic } from './synth';
-import { trainRepresentations } from '../trainers/representations/trainRepresentations';
+import { trainRepresentations, MethodName } from '../trainers/representations/trainRepresentations';
 import { runExternalExperiment, ExternalExperimentResult } from '../trainers/behrt/external';
 import { BackendPreference } from '../trainers/backend';
 
@@ -29,6 +29,10 @@ export interface ExternalOptions {
   textEpochs?: number;
   gclEpochs?: number;
   backend?: BackendPreference;
+  /** Representation method of the MedRep and text-only arms (default: the shipped default). */
+  method?: MethodName;
+  /** Also the paper's method (MLM + GRACE with KD, and without KD) as two more arms. */
+  withPaper?: boolean;
   /** Splits of site A for model selection and the internal test (see trainers/behrt/external.ts). */
   valSplits?: string[];
   testSplits?: string[];
@@ -59,23 +63,37 @@ export async function experimentExternal(o: ExternalOptions): Promise<ExternalEx
     log.info(`experiment: pipeline ${omop} -> ${dir}`);
     await runLocal({ omop, vocab: o.vocab, out: dir, tasks, log });
   }
+  const vocab = o.vocab ?? omopA;
+  const train = async (dir: string, method: MethodName | undefined) => {
+    log.info(`experiment: representations (${method ?? 'default method'}) from ${vocab} with site A's deciles -> ${dir}`);
+    return trainRepresentations({
+      vocab,
+      out: dir,
+      method,
+      deciles: path.join(siteA, 'artifacts/deciles.json'),
+      backend: o.backend,
+      // Text MLM until its validation loss stops improving unless --text-epochs caps it (see DEFAULT_MLM).
+      mlm: o.textEpochs !== undefined ? { maxEpochs: o.textEpochs } : {},
+      gcl: { maxEpochs: o.gclEpochs ?? 8 },
+      alsoNoKd: true,
+      log: (l) => log.info(l),
+    });
+  };
   const repr = path.join(out, 'representations');
-  log.info(`experiment: representations from ${o.vocab ?? omopA} with site A's deciles -> ${repr}`);
-  await trainRepresentations({
-    vocab: o.vocab ?? omopA,
-    out: repr,
-    deciles: path.join(siteA, 'artifacts/deciles.json'),
-    backend: o.backend,
-    // Text MLM until its validation loss stops improving unless --text-epochs caps it (see DEFAULT_MLM).
-    mlm: o.textEpochs !== undefined ? { maxEpochs: o.textEpochs } : {},
-    gcl: { maxEpochs: o.gclEpochs ?? 8 },
-    log: (l) => log.info(l),
-  });
+  const main = await train(repr, o.method);
+  const paper = o.withPaper ? await train(path.join(out, 'representations-paper'), 'paper') : null;
+  const extraArms = paper ? [
+    { name: 'MedRep (paper) without KD', embeddings: 'medrep' as const, representations: paper.medrepNoKd!.path },
+    { name: 'MedRep (paper)', embeddings: 'medrep' as const, representations: paper.medrep.path },
+  ] : [];
   return runExternalExperiment({
     siteA,
     siteB,
+    vocab,
     representations: path.join(repr, 'medrep.parquet'),
     textRepresentations: path.join(repr, 'text.parquet'),
+    noKdRepresentations: main.medrepNoKd?.path,
+    extraArms,
     out,
     tasks,
     seeds: o.seeds,
@@ -87,12 +105,18 @@ export async function experimentExternal(o: ExternalOptions): Promise<ExternalEx
   });
 }
 
+function methodFlag(v: unknown): MethodName | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'lexical' && v !== 'paper') throw new UserError(`medrep experiment external: --method must be lexical or paper, got '${String(v)}'`);
+  return v;
+}
+
 export async function runExperimentCommand(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
   if (what !== 'external') throw new UserError(`medrep experiment: expected "external", got "${what ?? ''}"`);
   const p = parseArgs(
     rest,
-    { out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number', tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string' },
+    { out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number', tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', method: 'string', 'with-paper': 'boolean' },
     'medrep experiment external',
   );
   const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
@@ -110,6 +134,8 @@ export async function runExperimentCommand(argv: string[]): Promise<void> {
     textEpochs: p.flags['text-epochs'] as number | undefined,
     gclEpochs: p.flags['gcl-epochs'] as number | undefined,
     backend: p.flags.backend as BackendPreference | undefined,
+    method: methodFlag(p.flags.method),
+    withPaper: p.flags['with-paper'] === true,
   });
   process.stdout.write(r.table + '\n' + `results: ${r.resultsFile}\n`);
 }

@@ -65,6 +65,8 @@ export interface TrainRepresentationsOptions {
   propagation?: Partial<PropagationOptions>;
   /** Weight of the shared ordinal decile code relative to the spread of concept vectors. */
   ordinalWeight?: number;
+  /** With graph 'grace': also train it without distillation on the same text vectors, written as medrep-no-kd.parquet. */
+  alsoNoKd?: boolean;
   seed?: number;
   log?: (line: string) => void;
 }
@@ -74,6 +76,8 @@ export interface TrainRepresentationsResult {
   settings: MethodSettings;
   text: WrittenTable;
   medrep: WrittenTable;
+  /** medrep-no-kd.parquet, when asked for. */
+  medrepNoKd: WrittenTable | null;
   textSources: Record<TextSource, number>;
   mlm: MlmResult | null;
   gcl: GraceResult | null;
@@ -193,6 +197,12 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
   const medrepTable = assembleTable(graph, refined.vectors, dim, settings.deciles, ordinalWeight);
   const medrepWritten = await writeRepresentations(path.join(o.out, 'medrep.parquet'), medrepTable.dim, medrepTable);
   const gcl = refined.gcl;
+  let noKdWritten: WrittenTable | null = null;
+  if (o.alsoNoKd && settings.graph === 'grace') {
+    const noKd = refineVectors(graph, textVectors, dim, 'grace', { ...gclOptions, distill: false, log: (l) => log(l.replace('[gcl]', '[gcl-no-kd]')) }, propagation);
+    const t = assembleTable(graph, noKd.vectors, dim, settings.deciles, ordinalWeight);
+    noKdWritten = await writeRepresentations(path.join(o.out, 'medrep-no-kd.parquet'), t.dim, t);
+  }
 
   const inputs: Record<string, string> = {};
   for (const t of ['concept', 'concept_relationship', 'concept_synonym', 'concept_ancestor'] as VocabTableName[]) {
@@ -206,6 +216,7 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
     'medrep.parquet': { rows: medrepWritten.rows, dim: medrepTable.dim, sha256: medrepWritten.sha256 },
     'descriptions.jsonl': { sha256: sha256File(path.join(o.out, 'descriptions.jsonl')) },
   };
+  if (noKdWritten) outputs['medrep-no-kd.parquet'] = { rows: noKdWritten.rows, dim: noKdWritten.dim, sha256: noKdWritten.sha256 };
   if (settings.text === 'mlm') outputs['tokenizer.json'] = { sha256: sha256File(path.join(o.out, 'tokenizer.json')) };
   const meta = {
     kind: 'medrep.representations',
@@ -235,7 +246,7 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
   fs.writeFileSync(path.join(o.out, 'representations.json'), JSON.stringify(meta, null, 2) + '\n');
   log(`[medrep] wrote ${o.out}/text.parquet, medrep.parquet (${medrepTable.conceptIds.length} rows, dim ${medrepTable.dim}) and representations.json`);
   return {
-    graph: graph.stats, settings, text: textWritten, medrep: medrepWritten, textSources: text.counts, mlm, gcl,
+    graph: graph.stats, settings, text: textWritten, medrep: medrepWritten, medrepNoKd: noKdWritten, textSources: text.counts, mlm, gcl,
     graphObject: graph, textVectors, dim, textTable, medrepTable,
   };
 }
@@ -244,7 +255,7 @@ const USAGE = `usage: medrep train representations --vocab DIR --out OUT [--deci
   [--endpoint URL [--endpoint-model NAME]] [--method lexical|paper] [--text mlm|lexical] [--pooling cls|mean]
   [--graph grace|appnp|none] [--decile-rows ordinal|nodes] [--dim N] [--alpha X] [--ordinal-weight X]
   [--backend ${BACKEND_PREFERENCES.join('|')}] [--epochs N] [--text-epochs N]
-  [--patience N] [--text-size small|paper] [--hidden N] [--seeds-per-batch N] [--no-kd] [--seed N]
+  [--patience N] [--text-size small|paper] [--hidden N] [--seeds-per-batch N] [--no-kd] [--also-no-kd] [--seed N]
   (the endpoint's API key is read from MEDREP_ENDPOINT_API_KEY)`;
 
 /** Parses the command's arguments (after "train representations"). */
@@ -299,6 +310,7 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
       case '--hidden': o.textConfig = { ...o.textConfig, hidden: int(a, args[++i]) }; break;
       case '--seeds-per-batch': gcl.seedsPerBatch = int(a, args[++i]); break;
       case '--no-kd': gcl.distill = false; break;
+      case '--also-no-kd': o.alsoNoKd = true; break;
       case '--method': o.method = oneOf(a, next(), ['lexical', 'paper'] as const); break;
       case '--text': settings.text = oneOf(a, next(), ['mlm', 'lexical'] as const); break;
       case '--pooling': settings.pooling = oneOf(a, next(), ['cls', 'mean'] as const); break;

@@ -22,8 +22,9 @@ import { counterpartRetrieval, crossSiteDecile, decileOrder, effectiveDimensions
 import { denseTfidf, tfidf } from '../trainers/text/lexical';
 import { assembleTable, refineVectors, trainRepresentations, TrainRepresentationsOptions, MethodSettings, DEFAULT_ORDINAL_WEIGHT } from '../trainers/representations/trainRepresentations';
 import type { AssembledTable } from '../trainers/representations/decileRows';
-import { DEFAULT_GRACE } from '../trainers/graph/grace';
+import { DEFAULT_GRACE, GraceOptions } from '../trainers/graph/grace';
 import { DEFAULT_PROPAGATION } from '../trainers/graph/propagation';
+import { plotCurves } from '../trainers/metrics/png';
 import { streamConcepts } from '../trainers/graph/vocabularyFiles';
 
 export interface QualityRow {
@@ -73,7 +74,17 @@ function inMemory(t: AssembledTable): RepresentationTable {
   return new RepresentationTable(t.dim, Float64Array.from(t.conceptIds), Int8Array.from(t.deciles, (d) => (d === null ? -1 : d)), t.vectors);
 }
 
-interface Variant { name: string; options: Partial<TrainRepresentationsOptions>; /** Also score the graph stage without KD on the same text vectors. */ noKd?: boolean }
+interface Variant {
+  name: string;
+  options: Partial<TrainRepresentationsOptions>;
+  /** Also score the graph stage without KD on the same text vectors. */
+  noKd?: boolean;
+  /** Record retrieval and effective dimensions after every GRACE epoch, with and without KD (the paper's KD figure). */
+  curves?: boolean;
+}
+
+/** One point of a GRACE learning curve. */
+interface EpochPoint { epoch: number; r1: number; conditionR1: number; measurementR1: number; effectiveDimensions: number; cosineToText: number }
 
 /** Every table the trainers produce, by method and stage (text.parquet and medrep.parquet of each run). */
 function variants(quick: boolean): Variant[] {
@@ -87,29 +98,69 @@ function variants(quick: boolean): Variant[] {
     { name: 'lexical 256, decile nodes, APPNP', options: lex({ deciles: 'nodes' }) },
   ];
   if (!quick) {
-    v.push({ name: 'paper: MLM [CLS], GRACE, decile nodes', options: { method: 'paper', gcl: { maxEpochs: 8 } }, noKd: true });
+    // a fixed number of GRACE epochs (no early stop), so the KD and no-KD curves cover the same span
+    v.push({ name: 'paper: MLM [CLS], GRACE, decile nodes', options: { method: 'paper', gcl: { maxEpochs: 12, patience: 12 } }, noKd: true, curves: true });
     v.push({ name: 'MLM mean pooling, APPNP', options: { method: 'paper', settings: { pooling: 'mean', graph: 'appnp', deciles: 'ordinal' } } });
   }
   return v;
 }
 
-async function trainedRows(vocabDir: string, deciles: string, vocab: InMemoryVocabularyIndex, key: CounterpartKey, quick: boolean, work: string): Promise<QualityRow[]> {
+/** Mean cosine of each node's row in two tables of the same nodes. */
+function meanRowCosine(u: Float32Array, v: Float32Array, dim: number): number {
+  const n = u.length / dim;
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    let d = 0, a = 0, b = 0;
+    for (let k = 0; k < dim; k++) { const x = u[i * dim + k], y = v[i * dim + k]; d += x * y; a += x * x; b += y * y; }
+    s += a > 0 && b > 0 ? d / Math.sqrt(a * b) : 0;
+  }
+  return s / n;
+}
+
+export interface KdCurves { withKd: EpochPoint[]; withoutKd: EpochPoint[] }
+
+async function trainedRows(vocabDir: string, deciles: string, vocab: InMemoryVocabularyIndex, key: CounterpartKey, quick: boolean, work: string): Promise<{ rows: QualityRow[]; kd: KdCurves | null }> {
   const rows: QualityRow[] = [];
+  let kd: KdCurves | null = null;
   for (const [i, v] of variants(quick).entries()) {
     const t0 = Date.now();
-    const r = await trainRepresentations({ vocab: vocabDir, deciles, out: path.join(work, `v${i}`), log: () => {}, ...v.options });
+    const points: EpochPoint[] = [];
+    const onEpoch: GraceOptions['onEpoch'] = (epoch, encode, input) => {
+      const vectors = encode();
+      const s = scoreTable('', inMemory(assembleTable(input.graph, vectors, input.dim, 'nodes')), vocab, key);
+      points.push({
+        epoch, r1: s.retrieval.r1, conditionR1: s.retrieval.byDomain.condition?.r1 ?? 0, measurementR1: s.retrieval.byDomain.measurement?.r1 ?? 0,
+        effectiveDimensions: s.effectiveDimensions, cosineToText: meanRowCosine(vectors, input.textVectors, input.dim),
+      });
+    };
+    const options: Partial<TrainRepresentationsOptions> = v.curves ? { ...v.options, gcl: { ...v.options.gcl, onEpoch } } : v.options;
+    const r = await trainRepresentations({ vocab: vocabDir, deciles, out: path.join(work, `v${i}`), log: () => {}, ...options });
     const seconds = (Date.now() - t0) / 1000;
     const textName = `${v.name}: text stage`;
     rows.push({ ...scoreTable(textName, inMemory(r.textTable), vocab, key), seconds });
     rows.push({ ...scoreTable(`${v.name}: final`, inMemory(r.medrepTable), vocab, key), seconds });
+    const withKd = points.splice(0);
     if (v.noKd) {
-      const g = refineVectors(r.graphObject, r.textVectors, r.dim, 'grace', { ...DEFAULT_GRACE, seed: 7, ...v.options.gcl, distill: false }, DEFAULT_PROPAGATION);
+      const g = refineVectors(r.graphObject, r.textVectors, r.dim, 'grace', { ...DEFAULT_GRACE, seed: 7, ...options.gcl, distill: false }, DEFAULT_PROPAGATION);
       const t = assembleTable(r.graphObject, g.vectors, r.dim, r.settings.deciles, v.options.ordinalWeight ?? DEFAULT_ORDINAL_WEIGHT);
       rows.push(scoreTable(`${v.name}: final without KD`, inMemory(t), vocab, key));
     }
+    if (v.curves) kd = { withKd, withoutKd: points.splice(0) };
     process.stderr.write(`[bench] ${v.name}: ${seconds.toFixed(1)} s\n`);
   }
-  return rows;
+  return { rows, kd };
+}
+
+/** The KD figures: r@1 per GRACE epoch, and effective dimensions (as a share of the vector size), with KD (blue) and without (red). */
+function kdFigures(kd: KdCurves, dim: number, dir: string): Record<string, string> {
+  const x = (p: EpochPoint[]) => p.map((q) => q.epoch / Math.max(1, p.length - 1));
+  const files: Record<string, string> = {};
+  for (const [name, y] of [['r1', (q: EpochPoint) => q.r1], ['effective-dimensions', (q: EpochPoint) => q.effectiveDimensions / dim], ['cosine-to-text', (q: EpochPoint) => q.cosineToText]] as const) {
+    const file = `representations-kd-${name}.png`;
+    fs.writeFileSync(path.join(dir, file), plotCurves([{ x: x(kd.withKd), y: kd.withKd.map(y) }, { x: x(kd.withoutKd), y: kd.withoutKd.map(y) }]));
+    files[name] = file;
+  }
+  return files;
 }
 
 /** Dense vectors per concept id (the lexical baselines). */
@@ -172,9 +223,12 @@ async function main(): Promise<void> {
     const [name, file] = spec.split('=');
     rows.push(scoreTable(name, await loadRepresentations(file), vocab, key));
   }
+  let kd: KdCurves | null = null;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-quality-'));
   try {
-    rows.push(...await trainedRows(vocabDir, deciles, vocab, key, process.argv.includes('--quick'), work));
+    const t = await trainedRows(vocabDir, deciles, vocab, key, process.argv.includes('--quick'), work);
+    rows.push(...t.rows);
+    kd = t.kd;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -184,6 +238,7 @@ async function main(): Promise<void> {
   const file = writeBenchResult('representations-quality.json', {
     benchmark: 'representations-quality', persons, seed, candidates: key.candidates.length, queries: key.queries.length,
     labPairs: key.labPairs.length, labs: key.labs.length, load: os.loadavg(), rows, table,
+    kdCurves: kd ? { ...kd, figures: kdFigures(kd, 64, path.join(__dirname, '../../bench/results')), legend: 'x: GRACE epoch (0 to last), blue: with KD, red: without KD; effective dimensions as a share of 64' } : null,
   });
   console.log(`results: ${file}`);
 }

@@ -84,14 +84,23 @@ describe('the lookup for unseen decile tokens', () => {
   });
 
   it("BEHRT's frozen path reads through the same lookup and reports resolutions per token", async () => {
-    const reps = await loadRepresentations(file, { vocab });
+    const reps = await loadRepresentations(file, { vocab, standardize: false });
     assert.deepEqual(Array.from(reps.lookup(11, 5)!), [5, 1]);
     assert.deepEqual(Array.from(reps.lookup(21, 4)!), [4, 1]);
     assert.equal(reps.lookup(99, 1), null);
     assert.deepEqual(reps.resolutions!(), { exact: 1, sibling: 1, unknown: 1 });
-    const plain = await loadRepresentations(file); // without a vocabulary: own rows and base rows only
+    const plain = await loadRepresentations(file, { standardize: false }); // without a vocabulary: own rows and base rows only
     assert.equal(plain.lookup(11, 5), null);
     assert.deepEqual(Array.from(plain.lookup(22, 3)!), [2, 0]);
+  });
+
+  it('hands BEHRT the table centred and scaled to unit root mean square per component', async () => {
+    const reps = await loadRepresentations(file); // rows (4,1) (5,1) (2,0) (3,0): mean (3.5, 0.5), rms 0.866
+    const rows = [reps.lookup(21, 4)!, reps.lookup(21, 5)!, reps.lookup(22, null)!, reps.lookup(30, null)!];
+    const mean = [0, 1].map((k) => rows.reduce((s, r) => s + r[k], 0) / 4);
+    const rms = Math.sqrt(rows.reduce((s, r) => s + r[0] ** 2 + r[1] ** 2, 0) / 8);
+    assert.ok(Math.abs(mean[0]) < 1e-6 && Math.abs(mean[1]) < 1e-6 && Math.abs(rms - 1) < 1e-6, `mean ${mean}, rms ${rms}`);
+    assert.ok(Math.abs(rows[0][0] - 0.5 / Math.sqrt(0.75)) < 1e-6);
   });
 });
 

@@ -25,6 +25,7 @@ import type { AssembledTable } from '../trainers/representations/decileRows';
 import { DEFAULT_GRACE, GraceOptions } from '../trainers/graph/grace';
 import { DEFAULT_PROPAGATION } from '../trainers/graph/propagation';
 import { plotCurves } from '../trainers/metrics/png';
+import { meanRowCosine } from '../trainers/representations/evaluate';
 import { streamConcepts } from '../trainers/graph/vocabularyFiles';
 
 export interface QualityRow {
@@ -103,18 +104,6 @@ function variants(quick: boolean): Variant[] {
     v.push({ name: 'MLM mean pooling, APPNP', options: { method: 'paper', settings: { pooling: 'mean', graph: 'appnp', deciles: 'ordinal' } } });
   }
   return v;
-}
-
-/** Mean cosine of each node's row in two tables of the same nodes. */
-function meanRowCosine(u: Float32Array, v: Float32Array, dim: number): number {
-  const n = u.length / dim;
-  let s = 0;
-  for (let i = 0; i < n; i++) {
-    let d = 0, a = 0, b = 0;
-    for (let k = 0; k < dim; k++) { const x = u[i * dim + k], y = v[i * dim + k]; d += x * y; a += x * x; b += y * y; }
-    s += a > 0 && b > 0 ? d / Math.sqrt(a * b) : 0;
-  }
-  return s / n;
 }
 
 export interface KdCurves { withKd: EpochPoint[]; withoutKd: EpochPoint[] }

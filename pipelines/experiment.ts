@@ -33,7 +33,8 @@ export interface ExternalOptions {
   method?: MethodName;
   /** Also the paper's method (MLM + GRACE with KD, and without KD) as two more arms. */
   withPaper?: boolean;
-  /** Splits of site A for model selection and the internal test (see trainers/behrt/external.ts). */
+  /** Splits of site A for training, model selection and the internal test (see trainers/behrt/external.ts). */
+  trainSplits?: string[];
   valSplits?: string[];
   testSplits?: string[];
   log?: Logger;
@@ -99,6 +100,7 @@ export async function experimentExternal(o: ExternalOptions): Promise<ExternalEx
     seeds: o.seeds,
     train: o.epochs !== undefined ? { epochs: o.epochs } : undefined,
     backend: o.backend,
+    trainSplits: o.trainSplits,
     valSplits: o.valSplits,
     testSplits: o.testSplits,
     log: (l) => log.info(l),
@@ -116,7 +118,7 @@ export async function runExperimentCommand(argv: string[]): Promise<void> {
   if (what !== 'external') throw new UserError(`medrep experiment: expected "external", got "${what ?? ''}"`);
   const p = parseArgs(
     rest,
-    { out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number', tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', method: 'string', 'with-paper': 'boolean' },
+    { out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number', tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', method: 'string', 'with-paper': 'boolean', 'train-splits': 'string', 'val-splits': 'string', 'test-splits': 'string' },
     'medrep experiment external',
   );
   const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
@@ -136,6 +138,9 @@ export async function runExperimentCommand(argv: string[]): Promise<void> {
     backend: p.flags.backend as BackendPreference | undefined,
     method: methodFlag(p.flags.method),
     withPaper: p.flags['with-paper'] === true,
+    trainSplits: list(p.flags['train-splits']),
+    valSplits: list(p.flags['val-splits']),
+    testSplits: list(p.flags['test-splits']),
   });
   process.stdout.write(r.table + '\n' + `results: ${r.resultsFile}\n`);
 }

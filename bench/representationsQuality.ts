@@ -106,7 +106,7 @@ function variants(quick: boolean): Variant[] {
   return v;
 }
 
-export interface KdCurves { withKd: EpochPoint[]; withoutKd: EpochPoint[] }
+export interface KdCurves { dim: number; withKd: EpochPoint[]; withoutKd: EpochPoint[] }
 
 async function trainedRows(vocabDir: string, deciles: string, vocab: InMemoryVocabularyIndex, key: CounterpartKey, quick: boolean, work: string): Promise<{ rows: QualityRow[]; kd: KdCurves | null }> {
   const rows: QualityRow[] = [];
@@ -134,17 +134,17 @@ async function trainedRows(vocabDir: string, deciles: string, vocab: InMemoryVoc
       const t = assembleTable(r.graphObject, g.vectors, r.dim, r.settings.deciles, v.options.ordinalWeight ?? DEFAULT_ORDINAL_WEIGHT);
       rows.push(scoreTable(`${v.name}: final without KD`, inMemory(t), vocab, key));
     }
-    if (v.curves) kd = { withKd, withoutKd: points.splice(0) };
+    if (v.curves) kd = { dim: r.dim, withKd, withoutKd: points.splice(0) };
     process.stderr.write(`[bench] ${v.name}: ${seconds.toFixed(1)} s\n`);
   }
   return { rows, kd };
 }
 
 /** The KD figures: r@1 per GRACE epoch, and effective dimensions (as a share of the vector size), with KD (blue) and without (red). */
-function kdFigures(kd: KdCurves, dim: number, dir: string): Record<string, string> {
+function kdFigures(kd: KdCurves, dir: string): Record<string, string> {
   const x = (p: EpochPoint[]) => p.map((q) => q.epoch / Math.max(1, p.length - 1));
   const files: Record<string, string> = {};
-  for (const [name, y] of [['r1', (q: EpochPoint) => q.r1], ['effective-dimensions', (q: EpochPoint) => q.effectiveDimensions / dim], ['cosine-to-text', (q: EpochPoint) => q.cosineToText]] as const) {
+  for (const [name, y] of [['r1', (q: EpochPoint) => q.r1], ['effective-dimensions', (q: EpochPoint) => q.effectiveDimensions / kd.dim], ['cosine-to-text', (q: EpochPoint) => q.cosineToText]] as const) {
     const file = `representations-kd-${name}.png`;
     fs.writeFileSync(path.join(dir, file), plotCurves([{ x: x(kd.withKd), y: kd.withKd.map(y) }, { x: x(kd.withoutKd), y: kd.withoutKd.map(y) }]));
     files[name] = file;
@@ -227,7 +227,7 @@ async function main(): Promise<void> {
   const file = writeBenchResult('representations-quality.json', {
     benchmark: 'representations-quality', persons, seed, candidates: key.candidates.length, queries: key.queries.length,
     labPairs: key.labPairs.length, labs: key.labs.length, load: os.loadavg(), rows, table,
-    kdCurves: kd ? { ...kd, figures: kdFigures(kd, 64, path.join(__dirname, '../../bench/results')), legend: 'x: GRACE epoch (0 to last), blue: with KD, red: without KD; effective dimensions as a share of 64' } : null,
+    kdCurves: kd ? { ...kd, figures: kdFigures(kd, path.join(__dirname, '../../bench/results')), legend: `x: GRACE epoch (0 to last), blue: with KD, red: without KD; effective dimensions as a share of ${kd.dim}` } : null,
   });
   console.log(`results: ${file}`);
 }

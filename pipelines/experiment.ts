@@ -11,7 +11,7 @@ import { runLocal } from './localRunner';
 import { withOutputDir } from './outputDir';
 import { Logger, consoleLogger } from './progress';
 import { generateSynthetic } from './synth';
-import { trainRepresentations } from '../trainers/representations/trainRepresentations';
+import { trainRepresentations, MethodName } from '../trainers/representations/trainRepresentations';
 import { runExternalExperiment, ExternalExperimentResult } from '../trainers/behrt/external';
 import { BackendPreference } from '../trainers/backend';
 
@@ -30,7 +30,12 @@ export interface ExternalOptions {
   textEpochs?: number;
   gclEpochs?: number;
   backend?: BackendPreference;
-  /** Splits of site A for model selection and the internal test (see trainers/behrt/external.ts). */
+  /** Representation method of the MedRep and text-only arms (default: the shipped default). */
+  method?: MethodName;
+  /** Also the paper's method (MLM + GRACE with KD, and without KD) as two more arms. */
+  withPaper?: boolean;
+  /** Splits of site A for training, model selection and the internal test (see trainers/behrt/external.ts). */
+  trainSplits?: string[];
   valSplits?: string[];
   testSplits?: string[];
   /** Replace a previous experiment's output in `out`. */
@@ -66,28 +71,43 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
     // The experiment's own folders: a rerun replaces them.
     await runLocal({ omop, vocab: o.vocab, out: dir, tasks, log, force: true });
   }
+  const vocab = o.vocab ?? omopA;
+  const train = async (dir: string, method: MethodName | undefined) => {
+    log.info(`experiment: representations (${method ?? 'default method'}) from ${vocab} with site A's deciles -> ${dir}`);
+    return trainRepresentations({
+      vocab,
+      out: dir,
+      method,
+      deciles: path.join(siteA, 'artifacts/deciles.json'),
+      backend: o.backend,
+      // Text MLM until its validation loss stops improving unless --text-epochs caps it (see DEFAULT_MLM).
+      mlm: o.textEpochs !== undefined ? { maxEpochs: o.textEpochs } : {},
+      gcl: { maxEpochs: o.gclEpochs ?? 8 },
+      alsoNoKd: true,
+      log: (l) => log.info(l),
+    });
+  };
   const repr = path.join(out, 'representations');
-  log.info(`experiment: representations from ${o.vocab ?? omopA} with site A's deciles -> ${repr}`);
-  await trainRepresentations({
-    vocab: o.vocab ?? omopA,
-    out: repr,
-    deciles: path.join(siteA, 'artifacts/deciles.json'),
-    backend: o.backend,
-    // Text MLM until its validation loss stops improving unless --text-epochs caps it (see DEFAULT_MLM).
-    mlm: o.textEpochs !== undefined ? { maxEpochs: o.textEpochs } : {},
-    gcl: { maxEpochs: o.gclEpochs ?? 8 },
-    log: (l) => log.info(l),
-  });
+  const main = await train(repr, o.method);
+  const paper = o.withPaper ? await train(path.join(out, 'representations-paper'), 'paper') : null;
+  const extraArms = paper ? [
+    { name: 'MedRep (paper) without KD', embeddings: 'medrep' as const, representations: paper.medrepNoKd!.path },
+    { name: 'MedRep (paper)', embeddings: 'medrep' as const, representations: paper.medrep.path },
+  ] : [];
   return runExternalExperiment({
     siteA,
     siteB,
+    vocab,
     representations: path.join(repr, 'medrep.parquet'),
     textRepresentations: path.join(repr, 'text.parquet'),
+    noKdRepresentations: main.medrepNoKd?.path,
+    extraArms,
     out,
     tasks,
     seeds: o.seeds,
     train: o.epochs !== undefined ? { epochs: o.epochs } : undefined,
     backend: o.backend,
+    trainSplits: o.trainSplits,
     valSplits: o.valSplits,
     testSplits: o.testSplits,
     log: (l) => log.info(l),
@@ -97,7 +117,14 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
 export const EXPERIMENT_SPEC: FlagSpec = {
   out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number',
   tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', force: 'boolean',
+  method: 'string', 'with-paper': 'boolean', 'train-splits': 'string', 'val-splits': 'string', 'test-splits': 'string',
 };
+
+function methodFlag(v: unknown): MethodName | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'lexical' && v !== 'paper') throw new UserError(`medrep experiment external: --method must be lexical or paper, got '${String(v)}'`);
+  return v;
+}
 
 export async function runExperimentCommand(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
@@ -119,6 +146,11 @@ export async function runExperimentCommand(argv: string[]): Promise<void> {
     gclEpochs: p.flags['gcl-epochs'] as number | undefined,
     backend: p.flags.backend as BackendPreference | undefined,
     force: p.flags.force === true,
+    method: methodFlag(p.flags.method),
+    withPaper: p.flags['with-paper'] === true,
+    trainSplits: list(p.flags['train-splits']),
+    valSplits: list(p.flags['val-splits']),
+    testSplits: list(p.flags['test-splits']),
   });
   process.stdout.write(r.table + '\n' + `results: ${r.resultsFile}\n`);
 }

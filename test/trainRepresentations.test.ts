@@ -72,14 +72,21 @@ describe('concept text', () => {
       // the endpoint failed for Colonoscopy: the template stands in, and says so
       assert.equal(t.sources[at(4230911)], 'template');
       assert.equal(t.texts[at(4230911)], 'Colonoscopy. A procedure concept in SNOMED (Procedure).');
-      assert.equal(t.texts[at(3004410, 2)], 'Hemoglobin A1c/Hemoglobin.total in Blood (3rd decile). LLM text for Hemoglobin A1c/Hemoglobin.total in Blood.');
+      assert.equal(t.texts[at(3004410, 2)], 'Hemoglobin A1c/Hemoglobin.total in Blood, decile 3 of 10, low. LLM text for Hemoglobin A1c/Hemoglobin.total in Blood.');
       assert.deepEqual(t.counts, { file: 1, endpoint: 4 + 10, template: 1 });
     } finally {
       server.close();
     }
   });
 
-  it('templates carry synonyms, parents and related names', async () => {
+  it('decile descriptions name the value range of the decile where the boundaries are known', async () => {
+    const v = path.join(dir, 'v');
+    const g = await buildConceptGraph(v, { deciles });
+    const t = await buildConceptText(v, g, { deciles });
+    assert.match(t.texts[g.indexOf(3004410, 8)], /^Hemoglobin A1c\/Hemoglobin\.total in Blood, decile 9 of 10, high, 9 to 10 8554\. Hemoglobin A1c/);
+  });
+
+  it('templates carry synonyms, ancestors, source names and related names', async () => {
     const v = path.join(dir, 'v');
     const g = await buildConceptGraph(v);
     const t = await buildConceptText(v, g);
@@ -107,9 +114,9 @@ describe('train representations (end to end, tiny)', () => {
     assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'V', '--out', 'O', '--epochs', '0']), /positive integer/);
   });
 
-  it('writes text.parquet, medrep.parquet and representations.json; the same seed gives identical files', async () => {
+  it('the paper method writes text.parquet, medrep.parquet and representations.json; the same seed gives identical files', async () => {
     const run = (out: string) => trainRepresentations({
-      vocab: path.join(dir, 'v'), out, deciles: path.join(dir, 'deciles.json'), backend: 'wasm', log: () => {},
+      vocab: path.join(dir, 'v'), out, deciles: path.join(dir, 'deciles.json'), backend: 'wasm', log: () => {}, method: 'paper',
       textConfig: { hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLen: 24 }, tokenizerVocabSize: 120,
       mlm: { maxEpochs: 2, batchSize: 8 }, gcl: { maxEpochs: 2, seedsPerBatch: 8, fanouts: [3, 2] },
     });
@@ -134,5 +141,21 @@ describe('train representations (end to end, tiny)', () => {
     assert.deepEqual(rows, [16, 10, 6, 16]);
     const t = await loadRepresentations(path.join(dir, 'a', 'text.parquet'));
     assert.ok(t.get(3004410, 9) && t.get(201826, null));
+  });
+
+  it('the default method (lexical, APPNP, ordinal decile rows) gives every measurement concept ten rows without any deciles file', async () => {
+    const out = path.join(dir, 'lex');
+    const r = await trainRepresentations({ vocab: path.join(dir, 'v'), out, log: () => {}, lexical: { dim: 8 } });
+    assert.deepEqual([r.settings.text, r.settings.graph, r.settings.deciles], ['lexical', 'appnp', 'ordinal']);
+    assert.equal(r.medrep.rows, 6 + 10);
+    assert.equal(r.medrep.dim, 8 + 2);
+    const t = await loadRepresentations(path.join(out, 'medrep.parquet'));
+    // decile rows carry the lab's vector and differ only in the ordinal code
+    assert.deepEqual(Array.from(t.get(3004410, 0)!.subarray(0, 8)), Array.from(t.get(3004410, null)!.subarray(0, 8)));
+    assert.notDeepEqual(Array.from(t.get(3004410, 0)!), Array.from(t.get(3004410, 9)!));
+    const meta = JSON.parse(fs.readFileSync(path.join(out, 'representations.json'), 'utf8'));
+    assert.equal(meta.settings.method, 'lexical');
+    assert.equal(meta.settings.propagation.alpha, 0.2);
+    assert.ok(!JSON.stringify(meta).includes(dir), 'representations.json records a machine path');
   });
 });

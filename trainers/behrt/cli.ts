@@ -154,6 +154,8 @@ async function trainEhrInto(
     shards: task === 'pretrain' ? siteHash(site.pretrain!) : siteHash(site.tasks.get(task)!),
     pretrainShards: site.pretrain ? siteHash(site.pretrain) : null,
     representations: reps ? { source: reps.source, hash: reps.hash, dim: reps.dim } : null,
+    // distinct tokens looked up in the representation table, by how the lookup resolved them
+    lookup: reps?.resolutions?.() ?? null,
     projection, config: JSON.parse(canonicalJson(cfg)), seconds: Math.round((Date.now() - started) / 1000), results: rows,
   }, null, 1));
 }

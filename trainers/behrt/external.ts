@@ -3,8 +3,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from './config';
-import { formatResults, runArms, type Arm, type ExperimentConfig, type SiteInput } from './experiment';
+import { formatResults, runArms, type Arm, type ExperimentConfig, type ResultRow, type SiteInput } from './experiment';
 import { loadRepresentations, type Representations } from './representations';
+import { loadVocabularyIndex } from '../representations/vocabularyIndex';
+import type { VocabularyIndex } from '../representations/lookup';
 import { loadSiteTask, sampleTasks, siteHash, type SiteData } from './site';
 import { initEhrBackend } from './tf';
 import { BackendPreference } from '../backend';
@@ -19,6 +21,12 @@ export interface ExternalExperimentOptions {
   representations?: string | Representations;
   /** Text-only vectors; the text-only arm is left out without them. */
   textRepresentations?: string | Representations;
+  /** MedRep vectors of the graph stage without distillation (the paper's ablation arm). */
+  noKdRepresentations?: string | Representations;
+  /** Further frozen arms (e.g. the paper's method beside the default), after the others. */
+  extraArms?: Array<{ name: string; embeddings: 'medrep' | 'text'; representations: string | Representations }>;
+  /** Vocabulary folder for the lookup's fallbacks (Maps to, ancestors, siblings) of tokens without a row. */
+  vocab?: string;
   out: string;
   /** Tasks with samples at both sites (default: all of them). */
   tasks?: string[];
@@ -40,8 +48,18 @@ export interface ExternalExperimentResult {
   results: Record<string, unknown>;
 }
 
-async function reps(r: string | Representations | undefined): Promise<Representations | undefined> {
-  return typeof r === 'string' ? loadRepresentations(r) : r;
+async function reps(r: string | Representations | undefined, vocab: VocabularyIndex | null): Promise<Representations | undefined> {
+  return typeof r === 'string' ? loadRepresentations(r, { vocab }) : r;
+}
+
+/** Mean share of [UNK] tokens per arm and setting, over tasks and seeds. */
+function unknownShares(rows: ResultRow[]): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const r of rows) {
+    const shares = Object.values(r.tasks).flatMap((c) => c.perSeed.map((p) => p.unknownTokenShare));
+    (out[r.embeddings] ??= {})[r.setting] = shares.reduce((a, b) => a + b, 0) / Math.max(1, shares.length);
+  }
+  return out;
 }
 
 export async function loadSite(dir: string, name: string, tasks: string[]): Promise<SiteInput> {
@@ -92,11 +110,15 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
   for (const t of tasks) if (!common.includes(t)) throw new Error(`task ${t} has no samples at both sites (${o.siteA}, ${o.siteB})`);
   if (tasks.length === 0) throw new Error(`no task has samples at both ${o.siteA} and ${o.siteB}`);
   const cfg = experimentConfig(o);
-  const medrep = await reps(o.representations);
-  const text = await reps(o.textRepresentations);
+  const vocabulary = o.vocab ? await loadVocabularyIndex(o.vocab, { maxAncestorLevels: 20 }) : null;
+  const medrep = await reps(o.representations, vocabulary);
+  const text = await reps(o.textRepresentations, vocabulary);
+  const noKd = await reps(o.noKdRepresentations, vocabulary);
   const arms: Arm[] = [{ name: 'vanilla', embeddings: 'vanilla' }];
   if (text) arms.push({ name: 'text-only', embeddings: 'text', reps: text });
+  if (noKd) arms.push({ name: 'MedRep without KD', embeddings: 'medrep', reps: noKd });
   if (medrep) arms.push({ name: 'MedRep', embeddings: 'medrep', reps: medrep });
+  for (const a of o.extraArms ?? []) arms.push({ name: a.name, embeddings: a.embeddings, reps: await reps(a.representations, vocabulary) });
   log(`external experiment: backend ${backend}, tasks ${tasks.join(', ')}, arms ${arms.map((a) => a.name).join(', ')}, seeds ${cfg.seeds.join(',')}`);
   const siteA = await loadSite(o.siteA, 'A', tasks);
   const siteB = await loadSite(o.siteB, 'B', tasks);
@@ -117,12 +139,16 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
     tasks,
     rows,
     curves,
+    // distinct tokens each frozen arm looked up (both sites), by how the lookup resolved them
+    lookup: Object.fromEntries(arms.filter((a) => a.reps?.resolutions).map((a) => [a.name, a.reps!.resolutions!()])),
+    unknownTokenShare: unknownShares(rows),
   };
   // Timing goes to the log, not into results.json: same inputs and seeds give the same file.
   log(`external experiment finished in ${Math.round((Date.now() - started) / 1000)} s`);
   const resultsFile = join(o.out, 'results.json');
   writeFileSync(resultsFile, JSON.stringify(results, null, 1));
-  const table = formatResults(rows, tasks);
+  const unk = unknownShares(rows);
+  const table = `${formatResults(rows, tasks)}\n\n[UNK] share of tokens at the external site: ${arms.map((a) => `${a.name} ${(100 * (unk[a.name]?.external ?? 0)).toFixed(1)}%`).join(', ')}`;
   log(table);
   return { table, resultsFile, results };
 }

@@ -18,6 +18,8 @@ const PAIR_BASE = 2 ** 26; // node indexes stay below this (67 million)
 export interface GraphBuildOptions {
   /** Decile artifact: every concept with a group gets decile nodes 0..9. */
   deciles?: DecileArtifact | null;
+  /** Decile nodes 0..9 for every measurement concept of the vocabulary (with or without an artifact). */
+  allMeasurementDeciles?: boolean;
   /** Edges touching a node with more links than this are dropped. Default 100. */
   maxLinks?: number;
   /** Pair keys held before a compaction; bounds memory. Default 8 million (64 MB). */
@@ -114,8 +116,12 @@ export async function buildConceptGraph(vocabDir: string, opts: GraphBuildOption
       if (i < numConcepts && baseIds[i] === g.concept_id) decileConcepts.push(g.concept_id);
       else decileNotInScope++;
     }
-    decileConcepts.sort((a, b) => a - b);
   }
+  if (opts.allMeasurementDeciles) {
+    const have = new Set(decileConcepts);
+    for (let i = 0; i < numConcepts; i++) if (pv[i] - baseIds[i] * 8 === GRAPH_DOMAINS.Measurement && !have.has(baseIds[i])) decileConcepts.push(baseIds[i]);
+  }
+  decileConcepts.sort((a, b) => a - b);
   const numNodes = numConcepts + decileConcepts.length * 10;
   if (numNodes >= PAIR_BASE) throw new Error(`graph of ${numNodes} nodes exceeds the supported ${PAIR_BASE}`);
   const conceptIds = new Float64Array(numNodes);

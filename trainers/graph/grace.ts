@@ -31,6 +31,8 @@ export interface GraceOptions {
   maxLossNodes: number;
   seed: number;
   log?: (line: string) => void;
+  /** Called after each epoch with a function that encodes every node with the current weights (for learning curves). */
+  onEpoch?: (epoch: number, encode: () => Float32Array, input: { graph: ConceptGraph; textVectors: Float32Array; dim: number }) => void;
 }
 
 export const DEFAULT_GRACE: GraceOptions = {
@@ -192,6 +194,7 @@ export function trainGrace(g: ConceptGraph, textVectors: Float32Array, dim: numb
     const total = lossC + (o.distill ? lossD : 0);
     epochLosses.push({ epoch, contrastive: lossC, distillation: lossD, total });
     log(`[gcl] epoch ${epoch}: contrastive ${lossC.toFixed(4)} distillation ${lossD.toFixed(4)}`);
+    o.onEpoch?.(epoch, () => encodeAll(model, g, textVectors, dim), { graph: g, textVectors, dim });
     if (total < best - 1e-6) {
       best = total;
       bestEpoch = epoch;

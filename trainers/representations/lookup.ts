@@ -1,6 +1,8 @@
-// Lookup of a token's vector for a model that never saw the token (issue 5 item 7): the
-// representation table's own row; else the nearest "Maps to" target or ancestor that has one;
-// else null, which the model treats as [UNK].
+// The one lookup of a token's vector, for every trainer: the representation table's own row;
+// else the nearest "Maps to" target or ancestor that has one; for a decile token, else a
+// sibling's row of the same decile (a lab under the same parent: decile k of one glucose test
+// is nearer decile k of another than any base row); then base rows; else null, which the model
+// treats as [UNK]. Every resolution is counted by kind.
 import { RepresentationTable } from './table';
 
 /** What the lookup needs to know about the vocabulary. */
@@ -9,9 +11,12 @@ export interface VocabularyIndex {
   mapsTo(conceptId: number): readonly number[];
   /** Ancestors, nearest first (fewest levels of separation). */
   ancestors(conceptId: number): readonly number[];
+  /** Other children of the concept's direct parents ("Is a"), ascending. */
+  siblings?(conceptId: number): readonly number[];
 }
 
-export type LookupSource = 'exact' | 'mapped' | 'ancestor' | 'base';
+/** exact: the token's own row; base: the concept's base row for a decile token; sibling: a sibling's row of the same decile. */
+export type LookupSource = 'exact' | 'mapped' | 'ancestor' | 'sibling' | 'base';
 
 export interface LookupHit {
   vector: Float32Array;
@@ -39,11 +44,12 @@ export interface VocabularyLinks {
 export class InMemoryVocabularyIndex implements VocabularyIndex {
   private readonly maps = new Map<number, number[]>();
   private readonly parents = new Map<number, number[]>();
+  private readonly children = new Map<number, number[]>();
   private readonly ancestorRows = new Map<number, Array<[number, number]>>();
 
   constructor(links: VocabularyLinks, private readonly maxDepth = 20) {
     for (const [a, b] of links.mapsTo) if (a !== b) push(this.maps, a, b);
-    for (const [c, p] of links.isA ?? []) if (c !== p) push(this.parents, c, p);
+    for (const [c, p] of links.isA ?? []) if (c !== p) { push(this.parents, c, p); push(this.children, p, c); }
     for (const [anc, desc, lvl] of links.ancestors ?? []) {
       if (anc === desc) continue;
       let l = this.ancestorRows.get(desc);
@@ -52,11 +58,18 @@ export class InMemoryVocabularyIndex implements VocabularyIndex {
     }
     for (const l of this.maps.values()) l.sort((x, y) => x - y);
     for (const l of this.parents.values()) l.sort((x, y) => x - y);
+    for (const l of this.children.values()) l.sort((x, y) => x - y);
     for (const l of this.ancestorRows.values()) l.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
   }
 
   mapsTo(conceptId: number): readonly number[] {
     return this.maps.get(conceptId) ?? [];
+  }
+
+  siblings(conceptId: number): readonly number[] {
+    const out = new Set<number>();
+    for (const p of this.parents.get(conceptId) ?? []) for (const c of this.children.get(p) ?? []) if (c !== conceptId) out.add(c);
+    return [...out].sort((x, y) => x - y);
   }
 
   ancestors(conceptId: number): readonly number[] {
@@ -93,7 +106,12 @@ function push(m: Map<number, number[]>, k: number, v: number): void {
  * concept's decile row describes the same value range while a base row does not.
  */
 export class RepresentationLookup {
+  /** Resolutions by kind (and 'unknown' for null), since construction or the last resetCounts(). */
+  counts: Record<LookupSource | 'unknown', number> = { exact: 0, mapped: 0, ancestor: 0, sibling: 0, base: 0, unknown: 0 };
+
   constructor(readonly table: RepresentationTable, readonly vocabulary: VocabularyIndex | null = null) {}
+
+  resetCounts(): void { for (const k of Object.keys(this.counts) as Array<keyof RepresentationLookup['counts']>) this.counts[k] = 0; }
 
   get dim(): number { return this.table.dim; }
 
@@ -117,12 +135,30 @@ export class RepresentationLookup {
       anc.sort((x, y) => x[1] - y[1]);
       for (const [a] of anc) if (!seen.has(a)) { seen.add(a); candidates.push([a, 'ancestor']); }
     }
-    const passes: Array<number | null> = d === null ? [null] : [d, null];
-    for (const pd of passes) {
+    const hit = this.find(d, candidates);
+    this.counts[hit ? hit.source : 'unknown']++;
+    return hit;
+  }
+
+  private find(d: number | null, candidates: Array<[number, LookupSource]>): LookupHit | null {
+    if (d !== null) {
       for (const [c, source] of candidates) {
-        const v = this.table.get(c, pd);
-        if (v) return { vector: v, conceptId: c, decile: pd, source: pd !== d && source === 'exact' ? 'base' : source };
+        const v = this.table.get(c, d);
+        if (v) return { vector: v, conceptId: c, decile: d, source };
       }
+      if (this.vocabulary?.siblings) {
+        const roots = candidates.filter(([, s]) => s !== 'ancestor').map(([c]) => c);
+        for (const r of roots) {
+          for (const s of this.vocabulary.siblings(r)) {
+            const v = this.table.get(s, d);
+            if (v) return { vector: v, conceptId: s, decile: d, source: 'sibling' };
+          }
+        }
+      }
+    }
+    for (const [c, source] of candidates) {
+      const v = this.table.get(c, null);
+      if (v) return { vector: v, conceptId: c, decile: null, source: d !== null && source === 'exact' ? 'base' : source };
     }
     return null;
   }

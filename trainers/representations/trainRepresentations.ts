@@ -8,14 +8,41 @@ import * as path from 'path';
 import { createHash } from 'crypto';
 import type { DecileArtifact } from '../../transforms/deciles';
 import { selectBackend, BackendPreference, BACKEND_PREFERENCES, currentBackendChoice } from '../backend';
-import { buildConceptGraph, ConceptGraph, GraphStats } from '../graph/conceptGraph';
+import { buildConceptGraph, ConceptGraph, GraphStats, GRAPH_DOMAINS } from '../graph/conceptGraph';
+import { propagate, DEFAULT_PROPAGATION, PropagationOptions } from '../graph/propagation';
+import { lexicalVectors, DEFAULT_LEXICAL, LexicalOptions } from '../text/lexical';
+import { withOrdinalDecileRows, AssembledTable } from './decileRows';
 import { findVocabFile, VocabTableName } from '../graph/vocabularyFiles';
 import { trainGrace, DEFAULT_GRACE, GraceOptions, GraceResult } from '../graph/grace';
 import { buildConceptText, TextSource } from '../text/conceptText';
 import { BpeTokenizer } from '../text/tokenizer';
-import { TextEncoder, TextEncoderConfig, SMALL_TEXT_ENCODER, PAPER_TEXT_ENCODER, pretrainMlm, clsVectors, DEFAULT_MLM, MlmOptions, MlmResult } from '../text/encoder';
+import { TextEncoder, TextEncoderConfig, SMALL_TEXT_ENCODER, PAPER_TEXT_ENCODER, pretrainMlm, clsVectors, meanVectors, DEFAULT_MLM, MlmOptions, MlmResult } from '../text/encoder';
 import { writeRepresentations, WrittenTable } from './table';
 import { withOutputDir } from '../../pipelines/outputDir';
+
+/** How each stage makes its vectors. */
+export interface MethodSettings {
+  /** Text vectors: the MLM-trained encoder, or TF-IDF 1-2 grams reduced by SVD. */
+  text: 'mlm' | 'lexical';
+  /** Which encoder state is the text vector (mlm only). */
+  pooling: 'cls' | 'mean';
+  /** Graph stage: GRACE (+KD unless turned off), parameter-free propagation, or none. */
+  graph: 'grace' | 'appnp' | 'none';
+  /** Decile rows: decile nodes in the graph with their own descriptions, or the lab's vector joined with a shared ordinal code. */
+  deciles: 'nodes' | 'ordinal';
+}
+
+export type MethodName = 'paper' | 'lexical';
+
+/**
+ * The paper's method (MLM [CLS] text vectors, GRACE + KD, decile nodes in the graph) and the
+ * default chosen by the representation-quality benchmark (bench/representationsQuality.ts).
+ */
+export const METHODS: Record<MethodName, MethodSettings> = {
+  paper: { text: 'mlm', pooling: 'cls', graph: 'grace', deciles: 'nodes' },
+  lexical: { text: 'lexical', pooling: 'mean', graph: 'appnp', deciles: 'ordinal' },
+};
+export const DEFAULT_METHOD: MethodName = 'lexical';
 
 export interface TrainRepresentationsOptions {
   vocab: string;
@@ -26,25 +53,42 @@ export interface TrainRepresentationsOptions {
   endpointModel?: string;
   endpointApiKey?: string;
   backend?: BackendPreference;
+  method?: MethodName;
+  /** Overrides of the method's settings. */
+  settings?: Partial<MethodSettings>;
   textSize?: 'small' | 'paper';
   /** Overrides of the text encoder size (e.g. hidden). */
   textConfig?: Partial<TextEncoderConfig>;
   tokenizerVocabSize?: number;
   mlm?: Partial<MlmOptions>;
+  lexical?: Partial<LexicalOptions>;
   gcl?: Partial<GraceOptions>;
+  propagation?: Partial<PropagationOptions>;
+  /** Weight of the shared ordinal decile code relative to the spread of concept vectors. */
+  ordinalWeight?: number;
+  /** With graph 'grace': also train it without distillation on the same text vectors, written as medrep-no-kd.parquet. */
+  alsoNoKd?: boolean;
   seed?: number;
   log?: (line: string) => void;
 }
 
 export interface TrainRepresentationsResult {
   graph: GraphStats;
+  settings: MethodSettings;
   text: WrittenTable;
   medrep: WrittenTable;
+  /** medrep-no-kd.parquet, when asked for. */
+  medrepNoKd: WrittenTable | null;
   textSources: Record<TextSource, number>;
-  mlm: MlmResult;
-  gcl: GraceResult;
+  mlm: MlmResult | null;
+  gcl: GraceResult | null;
   graphObject: ConceptGraph;
+  /** Text vectors of the graph's nodes (before the graph stage and the decile rows). */
   textVectors: Float32Array;
+  dim: number;
+  /** The written tables, in memory. */
+  textTable: AssembledTable;
+  medrepTable: AssembledTable;
 }
 
 function sha256File(file: string): string {
@@ -74,79 +118,145 @@ export function readDecileArtifact(file: string): DecileArtifact {
   return a;
 }
 
+export const DEFAULT_ORDINAL_WEIGHT = 1;
+
+/** The table rows of node vectors: the graph's own rows (decile nodes included), or concept rows plus ordinal decile rows. */
+export function assembleTable(graph: ConceptGraph, vectors: Float32Array, dim: number, deciles: MethodSettings['deciles'], ordinalWeight = DEFAULT_ORDINAL_WEIGHT): AssembledTable {
+  if (deciles === 'nodes') {
+    return { conceptIds: Array.from(graph.conceptIds), deciles: Array.from(graph.deciles, (d) => (d < 0 ? null : d)), vectors, dim };
+  }
+  const n = graph.numConceptNodes;
+  return withOrdinalDecileRows({
+    conceptIds: graph.conceptIds.subarray(0, n),
+    withDeciles: Array.from({ length: n }, (_, i) => graph.domains[i] === GRAPH_DOMAINS.Measurement),
+    vectors: vectors.subarray(0, n * dim),
+    dim,
+  }, ordinalWeight);
+}
+
+/** The graph stage on text vectors of the graph's nodes. */
+export function refineVectors(graph: ConceptGraph, textVectors: Float32Array, dim: number, how: MethodSettings['graph'], gcl: GraceOptions, propagation: PropagationOptions): { vectors: Float32Array; gcl: GraceResult | null } {
+  if (how === 'grace') { const r = trainGrace(graph, textVectors, dim, gcl); return { vectors: r.vectors, gcl: r }; }
+  if (how === 'appnp') return { vectors: propagate(graph, textVectors, dim, propagation), gcl: null };
+  return { vectors: textVectors, gcl: null };
+}
+
 export async function trainRepresentations(o: TrainRepresentationsOptions): Promise<TrainRepresentationsResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const seed = o.seed ?? 7;
+  const settings: MethodSettings = { ...METHODS[o.method ?? DEFAULT_METHOD], ...o.settings };
   const backend = await selectBackend(o.backend, log);
   fs.mkdirSync(o.out, { recursive: true });
   const deciles = o.deciles ? readDecileArtifact(o.deciles) : null;
+  log(`[medrep] method ${JSON.stringify(settings)}`);
 
-  const graph = await buildConceptGraph(o.vocab, { deciles, log });
+  // Decile nodes join the graph only in the paper's layout; otherwise the graph holds concepts only.
+  const graph = await buildConceptGraph(o.vocab, settings.deciles === 'nodes' ? { deciles, allMeasurementDeciles: true, log } : { log });
   const text = await buildConceptText(o.vocab, graph, {
     descriptionsFile: o.descriptions ?? null,
     endpoint: o.endpoint ? { endpoint: o.endpoint, cacheFile: path.join(o.out, 'endpoint-cache.jsonl'), model: o.endpointModel, apiKey: o.endpointApiKey } : null,
+    deciles,
     log,
   });
   const descLines = text.texts.map((t, n) => JSON.stringify({ concept_id: graph.conceptIds[n], decile: graph.deciles[n] < 0 ? null : graph.deciles[n], source: text.sources[n], description: t }));
   fs.writeFileSync(path.join(o.out, 'descriptions.jsonl'), descLines.join('\n') + '\n');
 
-  const cfg: TextEncoderConfig = { ...(o.textSize === 'paper' ? PAPER_TEXT_ENCODER : SMALL_TEXT_ENCODER), ...o.textConfig };
-  const tokenizer = BpeTokenizer.train(text.texts, o.tokenizerVocabSize ?? 2000);
-  fs.writeFileSync(path.join(o.out, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
-  const sequences = text.texts.map((t) => tokenizer.encode(t, cfg.maxLen));
-  log(`[text-mlm] ${sequences.length} descriptions, tokenizer of ${tokenizer.size} pieces, encoder ${JSON.stringify(cfg)}`);
-  const encoder = new TextEncoder(cfg, tokenizer.size, seed);
-  const mlmOptions: MlmOptions = { ...DEFAULT_MLM, seed, ...o.mlm, log };
-  const mlm = pretrainMlm(encoder, sequences, mlmOptions);
-  const textVectors = clsVectors(encoder, sequences);
-  encoder.dispose();
-  const dim = cfg.hidden;
-  const rows = { conceptIds: graph.conceptIds, deciles: Array.from(graph.deciles, (d) => (d < 0 ? null : d)) };
-  const textTable = await writeRepresentations(path.join(o.out, 'text.parquet'), dim, { ...rows, vectors: textVectors });
+  let textVectors: Float32Array;
+  let dim: number;
+  let mlm: MlmResult | null = null;
+  let mlmSettings: Record<string, unknown> | null = null;
+  let encoderSettings: Record<string, unknown> | null = null;
+  const lexical: LexicalOptions = { ...DEFAULT_LEXICAL, seed, ...o.lexical };
+  if (settings.text === 'mlm') {
+    const cfg: TextEncoderConfig = { ...(o.textSize === 'paper' ? PAPER_TEXT_ENCODER : SMALL_TEXT_ENCODER), ...o.textConfig };
+    const tokenizer = BpeTokenizer.train(text.texts, o.tokenizerVocabSize ?? 2000);
+    fs.writeFileSync(path.join(o.out, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+    const sequences = text.texts.map((t) => tokenizer.encode(t, cfg.maxLen));
+    log(`[text-mlm] ${sequences.length} descriptions, tokenizer of ${tokenizer.size} pieces, encoder ${JSON.stringify(cfg)}`);
+    const encoder = new TextEncoder(cfg, tokenizer.size, seed);
+    const mlmOptions: MlmOptions = { ...DEFAULT_MLM, seed, ...o.mlm, log };
+    mlm = pretrainMlm(encoder, sequences, mlmOptions);
+    textVectors = settings.pooling === 'mean' ? meanVectors(encoder, sequences) : clsVectors(encoder, sequences);
+    encoder.dispose();
+    dim = cfg.hidden;
+    const { log: _l, ...rest } = mlmOptions;
+    void _l;
+    mlmSettings = rest as unknown as Record<string, unknown>;
+    encoderSettings = { ...cfg, tokenizerVocabSize: tokenizer.size };
+  } else {
+    textVectors = lexicalVectors(text.texts, lexical);
+    dim = lexical.dim;
+    log(`[text-lexical] ${text.texts.length} descriptions -> TF-IDF 1-${lexical.maxNgram} grams -> SVD ${dim}`);
+  }
+  const ordinalWeight = o.ordinalWeight ?? DEFAULT_ORDINAL_WEIGHT;
+  const textTable = assembleTable(graph, textVectors, dim, settings.deciles, ordinalWeight);
+  const textWritten = await writeRepresentations(path.join(o.out, 'text.parquet'), textTable.dim, textTable);
 
   const gclOptions: GraceOptions = { ...DEFAULT_GRACE, seed, ...o.gcl, log };
-  const gcl = trainGrace(graph, textVectors, dim, gclOptions);
-  const medrepTable = await writeRepresentations(path.join(o.out, 'medrep.parquet'), dim, { ...rows, vectors: gcl.vectors });
+  const propagation: PropagationOptions = { ...DEFAULT_PROPAGATION, ...o.propagation };
+  const refined = refineVectors(graph, textVectors, dim, settings.graph, gclOptions, propagation);
+  const medrepTable = assembleTable(graph, refined.vectors, dim, settings.deciles, ordinalWeight);
+  const medrepWritten = await writeRepresentations(path.join(o.out, 'medrep.parquet'), medrepTable.dim, medrepTable);
+  const gcl = refined.gcl;
+  let noKdWritten: WrittenTable | null = null;
+  if (o.alsoNoKd && settings.graph === 'grace') {
+    const noKd = refineVectors(graph, textVectors, dim, 'grace', { ...gclOptions, distill: false, log: (l) => log(l.replace('[gcl]', '[gcl-no-kd]')) }, propagation);
+    const t = assembleTable(graph, noKd.vectors, dim, settings.deciles, ordinalWeight);
+    noKdWritten = await writeRepresentations(path.join(o.out, 'medrep-no-kd.parquet'), t.dim, t);
+  }
 
   const inputs: Record<string, string> = {};
   for (const t of ['concept', 'concept_relationship', 'concept_synonym', 'concept_ancestor'] as VocabTableName[]) {
     const f = findVocabFile(o.vocab, t);
     if (f) inputs[path.basename(f.path)] = sha256File(f.path);
   }
-  const { log: _l1, ...mlmSettings } = mlmOptions;
   const { log: _l2, ...gclSettings } = gclOptions;
-  void _l1; void _l2;
+  void _l2;
+  const outputs: Record<string, unknown> = {
+    'text.parquet': { rows: textWritten.rows, dim: textTable.dim, sha256: textWritten.sha256 },
+    'medrep.parquet': { rows: medrepWritten.rows, dim: medrepTable.dim, sha256: medrepWritten.sha256 },
+    'descriptions.jsonl': { sha256: sha256File(path.join(o.out, 'descriptions.jsonl')) },
+  };
+  if (noKdWritten) outputs['medrep-no-kd.parquet'] = { rows: noKdWritten.rows, dim: noKdWritten.dim, sha256: noKdWritten.sha256 };
+  if (settings.text === 'mlm') outputs['tokenizer.json'] = { sha256: sha256File(path.join(o.out, 'tokenizer.json')) };
   const meta = {
     kind: 'medrep.representations',
     inputs: {
-      vocabulary: { folder: path.resolve(o.vocab), sha256: inputs },
-      deciles: o.deciles ? { file: path.resolve(o.deciles), version: deciles!.version, sha256: sha256File(o.deciles) } : null,
-      descriptions: o.descriptions ? { file: path.resolve(o.descriptions), sha256: sha256File(o.descriptions) } : null,
+      vocabulary: { sha256: inputs },
+      deciles: o.deciles ? { version: deciles!.version, sha256: sha256File(o.deciles) } : null,
+      descriptions: o.descriptions ? { sha256: sha256File(o.descriptions) } : null,
       endpoint: o.endpoint ? { url: o.endpoint, model: o.endpointModel ?? null } : null,
     },
     backend: { name: backend, chosen: currentBackendChoice()?.chosen },
-    settings: { seed, textEncoder: cfg, tokenizerVocabSize: tokenizer.size, mlm: mlmSettings, gcl: gclSettings },
+    settings: {
+      seed, method: o.method ?? DEFAULT_METHOD, ...settings,
+      textEncoder: encoderSettings, mlm: mlmSettings,
+      lexical: settings.text === 'lexical' ? lexical : null,
+      gcl: settings.graph === 'grace' ? gclSettings : null,
+      propagation: settings.graph === 'appnp' ? propagation : null,
+      ordinalWeight: settings.deciles === 'ordinal' ? ordinalWeight : null,
+    },
     graph: graph.stats,
     textSources: text.counts,
     training: {
-      mlm: { epochs: mlm.epochs, bestEpoch: mlm.bestEpoch, history: mlm.history, tokensProcessed: mlm.tokensProcessed, seconds: mlm.seconds },
-      gcl: { epochs: gcl.epochs, bestEpoch: gcl.bestEpoch, history: gcl.epochLosses, nodesProcessed: gcl.nodesProcessed, seconds: gcl.seconds },
+      mlm: mlm ? { epochs: mlm.epochs, bestEpoch: mlm.bestEpoch, history: mlm.history, tokensProcessed: mlm.tokensProcessed, seconds: mlm.seconds } : null,
+      gcl: gcl ? { epochs: gcl.epochs, bestEpoch: gcl.bestEpoch, history: gcl.epochLosses, nodesProcessed: gcl.nodesProcessed, seconds: gcl.seconds } : null,
     },
-    outputs: {
-      'text.parquet': { rows: textTable.rows, dim, sha256: textTable.sha256 },
-      'medrep.parquet': { rows: medrepTable.rows, dim, sha256: medrepTable.sha256 },
-      'tokenizer.json': { sha256: sha256File(path.join(o.out, 'tokenizer.json')) },
-      'descriptions.jsonl': { sha256: sha256File(path.join(o.out, 'descriptions.jsonl')) },
-    },
+    outputs,
   };
   fs.writeFileSync(path.join(o.out, 'representations.json'), JSON.stringify(meta, null, 2) + '\n');
-  log(`[medrep] wrote ${o.out}/text.parquet, medrep.parquet (${graph.numNodes} rows, dim ${dim}) and representations.json`);
-  return { graph: graph.stats, text: textTable, medrep: medrepTable, textSources: text.counts, mlm, gcl, graphObject: graph, textVectors };
+  log(`[medrep] wrote ${o.out}/text.parquet, medrep.parquet (${medrepTable.conceptIds.length} rows, dim ${medrepTable.dim}) and representations.json`);
+  return {
+    graph: graph.stats, settings, text: textWritten, medrep: medrepWritten, medrepNoKd: noKdWritten, textSources: text.counts, mlm, gcl,
+    graphObject: graph, textVectors, dim, textTable, medrepTable,
+  };
 }
 
 export const USAGE = `usage: medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE]
-  [--endpoint URL [--endpoint-model NAME]] [--backend ${BACKEND_PREFERENCES.join('|')}] [--epochs N] [--text-epochs N]
-  [--patience N] [--text-size small|paper] [--hidden N] [--seeds-per-batch N] [--no-kd] [--seed N]
+  [--endpoint URL [--endpoint-model NAME]] [--method lexical|paper] [--text mlm|lexical] [--pooling cls|mean]
+  [--graph grace|appnp|none] [--decile-rows ordinal|nodes] [--dim N] [--alpha X] [--ordinal-weight X]
+  [--backend ${BACKEND_PREFERENCES.join('|')}] [--epochs N] [--text-epochs N]
+  [--patience N] [--text-size small|paper] [--hidden N] [--seeds-per-batch N] [--no-kd] [--also-no-kd] [--seed N]
   (the endpoint's API key is read from MEDREP_ENDPOINT_API_KEY)`;
 
 /** Parses the command's arguments (after "train representations"). */
@@ -154,6 +264,16 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
   const o: TrainRepresentationsOptions = { vocab: '', out: '' };
   const mlm: Partial<MlmOptions> = {};
   const gcl: Partial<GraceOptions> = {};
+  const settings: Partial<MethodSettings> = {};
+  const oneOf = <T extends string>(flag: string, v: string, allowed: readonly T[]): T => {
+    if (!allowed.includes(v as T)) throw new UserError(`${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
+    return v as T;
+  };
+  const positive = (flag: string, v: string | undefined): number => {
+    const x = Number(v);
+    if (v === undefined || !Number.isFinite(x) || x <= 0) throw new UserError(`${flag} needs a positive number, got '${v ?? ''}'\n${USAGE}`);
+    return x;
+  };
   const int = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n <= 0) throw new UserError(`${flag} needs a positive integer, got '${v ?? ''}'\n${USAGE}`);
@@ -191,6 +311,20 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
       case '--hidden': o.textConfig = { ...o.textConfig, hidden: int(a, args[++i]) }; break;
       case '--seeds-per-batch': gcl.seedsPerBatch = int(a, args[++i]); break;
       case '--no-kd': gcl.distill = false; break;
+      case '--also-no-kd': o.alsoNoKd = true; break;
+      case '--method': o.method = oneOf(a, next(), ['lexical', 'paper'] as const); break;
+      case '--text': settings.text = oneOf(a, next(), ['mlm', 'lexical'] as const); break;
+      case '--pooling': settings.pooling = oneOf(a, next(), ['cls', 'mean'] as const); break;
+      case '--graph': settings.graph = oneOf(a, next(), ['grace', 'appnp', 'none'] as const); break;
+      case '--decile-rows': settings.deciles = oneOf(a, next(), ['ordinal', 'nodes'] as const); break;
+      case '--dim': o.lexical = { ...o.lexical, dim: int(a, args[++i]) }; break;
+      case '--alpha': {
+        const x = positive(a, args[++i]);
+        if (x > 1) throw new UserError(`--alpha must be in (0, 1], got '${x}'`);
+        o.propagation = { ...o.propagation, alpha: x };
+        break;
+      }
+      case '--ordinal-weight': o.ordinalWeight = positive(a, args[++i]); break;
       case '--seed': o.seed = int(a, args[++i]); break;
       default: throw new UserError(`unknown option '${a}'\n${USAGE}`);
     }
@@ -198,6 +332,7 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
   if (!o.vocab || !o.out) throw new UserError(`--vocab and --out are required\n${USAGE}`);
   o.mlm = mlm;
   o.gcl = gcl;
+  o.settings = settings;
   if (process.env.MEDREP_ENDPOINT_API_KEY) o.endpointApiKey = process.env.MEDREP_ENDPOINT_API_KEY;
   return o;
 }

@@ -1,12 +1,16 @@
-// Concept text (issue 5 item 2): one description per graph node. Sources, in order: a
-// user-supplied descriptions file (concept_id, description[, decile]); an OpenAI-compatible chat
-// endpoint; an offline template from the vocabulary (name, domain, vocabulary, class, synonyms,
-// parents and related concepts' names). Decile nodes read "<name> (kth decile)" followed by
-// their concept's description. The source of every description is recorded.
+// Concept text: one description per graph node. Sources, in order: a user-supplied descriptions
+// file (concept_id, description[, decile]); an OpenAI-compatible chat endpoint; a description
+// composed from the vocabulary (name, synonyms, domain, vocabulary, class, every ancestor's name
+// nearest first, the names of the source codes that map to it, and related concepts' names such
+// as ingredients and dose forms). Decile rows say what the decile is ("decile 9 of 10, high, 8.0
+// to 9.0 %" where the boundaries are known) before their concept's description. The source of
+// every description is recorded.
 import * as fs from 'fs';
 import type { ConceptGraph } from '../graph/conceptGraph';
 import { DOMAIN_NAMES } from '../graph/conceptGraph';
-import { parseId, requireVocabFile, streamConcepts, streamRelationships, streamSynonyms, streamVocabTable } from '../graph/vocabularyFiles';
+import type { DecileArtifact } from '../../transforms/deciles';
+import { parseId, requireVocabFile, streamAncestors, streamConcepts, streamRelationships, streamSynonyms, streamVocabTable } from '../graph/vocabularyFiles';
+import { InMemoryVocabularyIndex } from '../representations/lookup';
 import { ChatDescriber, ChatClientOptions, ConceptDomain, DescriptionRequest } from './chatClient';
 
 export type TextSource = 'file' | 'endpoint' | 'template';
@@ -46,20 +50,47 @@ export function textKey(conceptId: number, decile: number | null): string {
   return decile === null || decile < 0 ? `${conceptId}` : `${conceptId}#${decile}`;
 }
 
-/** Offline template of a concept from its vocabulary entry and neighbourhood. */
-export function templateDescription(info: ConceptInfo, domain: string, synonyms: string[], parents: string[], related: Array<[string, string]>): string {
+/**
+ * Offline description of a concept from its vocabulary entry and neighbourhood: ancestors
+ * nearest first, then the names of source codes recorded as it ("Mapped from"), then other
+ * related concepts (ingredient, dose form, brand, unit ...).
+ */
+export function templateDescription(info: ConceptInfo, domain: string, synonyms: string[], ancestors: string[], related: Array<[string, string]>, recordedAs: string[] = []): string {
   const parts = [`${info.name}.`, `A ${domain} concept in ${info.vocabulary}${info.cls ? ` (${info.cls})` : ''}.`];
   if (synonyms.length) parts.push(`Also known as ${synonyms.join('; ')}.`);
-  if (parents.length) parts.push(`A kind of ${parents.join('; ')}.`);
+  if (ancestors.length) parts.push(`A kind of ${ancestors.join('; ')}.`);
+  if (recordedAs.length) parts.push(`Recorded as ${recordedAs.join('; ')}.`);
   if (related.length) parts.push(...related.map(([rel, name]) => `${rel}: ${name}.`));
   return parts.join(' ');
 }
+
+/** Where decile k (0-based) lies in the distribution, in words. */
+export function decileBand(k: number): string {
+  return k === 0 ? 'lowest' : k <= 2 ? 'low' : k <= 6 ? 'middle' : k <= 8 ? 'high' : 'highest';
+}
+
+function formatBound(x: number): string {
+  return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(4)));
+}
+
+/** "decile 9 of 10, high, 8 to 9 %" (the value range where the boundaries are known). */
+export function decileDescription(k: number, boundaries?: readonly number[] | null, unit?: string | null): string {
+  const range = boundaries && boundaries.length === 11 ? `, ${formatBound(boundaries[k])} to ${formatBound(boundaries[k + 1])}${unit ? ` ${unit}` : ''}` : '';
+  return `decile ${k + 1} of 10, ${decileBand(k)}${range}`;
+}
+
+/** Relationships whose target's name says what a concept is (not its children, not itself). */
+const NOT_DESCRIPTIVE = new Set(['Maps to', 'Mapped from', 'Is a', 'Subsumes']);
 
 export interface ConceptTextOptions {
   descriptionsFile?: string | null;
   endpoint?: (Partial<ChatClientOptions> & Pick<ChatClientOptions, 'endpoint' | 'cacheFile'>) | null;
   /** Related names per concept in a template. */
   maxRelated?: number;
+  /** Ancestor names per concept in a template (nearest first). Default 12. */
+  maxAncestors?: number;
+  /** Decile boundaries: decile descriptions name their value range. */
+  deciles?: DecileArtifact | null;
   log?: (line: string) => void;
 }
 
@@ -81,21 +112,34 @@ export async function buildConceptText(vocabDir: string, graph: ConceptGraph, o:
     if (l.length < 3 && s !== name && !l.includes(s)) l.push(s);
     synonyms.set(id, l);
   });
-  const parents = new Map<number, number[]>();
+  const maxAncestors = o.maxAncestors ?? 12;
+  const isA: Array<[number, number]> = [];
+  const ancestorRows: Array<[number, number, number]> = [];
   const related = new Map<number, Array<[string, number]>>();
+  const recordedAs = new Map<number, number[]>();
   requireVocabFile(vocabDir, 'concept_relationship');
   await streamRelationships(vocabDir, (a, b, rel) => {
-    if (!inScope.has(a) || a === b || !info.has(b)) return;
-    if (rel === 'Is a') {
-      const l = parents.get(a) ?? [];
+    if (a === b || !info.has(b)) return;
+    if (rel === 'Is a') isA.push([a, b]);
+    if (!inScope.has(a)) return;
+    if (rel === 'Mapped from') {
+      const l = recordedAs.get(a) ?? [];
       if (l.length < 3 && !l.includes(b)) l.push(b);
-      parents.set(a, l);
-    } else if (rel !== 'Maps to' && rel !== 'Mapped from') {
+      recordedAs.set(a, l);
+    } else if (!NOT_DESCRIPTIVE.has(rel)) {
       const l = related.get(a) ?? [];
       if (l.length < maxRelated && !l.some(([, x]) => x === b)) l.push([rel, b]);
       related.set(a, l);
     }
   });
+  await streamAncestors(vocabDir, (anc, desc, lvl) => { if (inScope.has(desc) && lvl > 0 && info.has(anc)) ancestorRows.push([anc, desc, lvl]); });
+  const hierarchy = new InMemoryVocabularyIndex({ mapsTo: [], isA, ancestors: ancestorRows });
+  const ancestorNames = (id: number): string[] => hierarchy.ancestors(id).slice(0, maxAncestors).map((p) => info.get(p)!.name);
+  const boundaries = new Map<number, { b: number[]; unit: string | null; count: number }>();
+  for (const g of o.deciles?.groups ?? []) {
+    const prev = boundaries.get(g.concept_id);
+    if (!prev || g.count > prev.count) boundaries.set(g.concept_id, { b: g.boundaries, unit: g.unit, count: g.count });
+  }
 
   const base = new Map<number, { text: string; source: TextSource }>();
   const fileTexts = o.descriptionsFile ? await readDescriptionsFile(o.descriptionsFile) : new Map<string, string>();
@@ -121,9 +165,9 @@ export async function buildConceptText(vocabDir: string, graph: ConceptGraph, o:
     if (base.has(id)) continue;
     const i = info.get(id)!;
     base.set(id, {
-      text: templateDescription(i, DOMAIN_NAMES[graph.domains[n]], synonyms.get(id) ?? [],
-        (parents.get(id) ?? []).map((p) => info.get(p)!.name),
-        (related.get(id) ?? []).map(([rel, b]) => [rel, info.get(b)!.name] as [string, string])),
+      text: templateDescription(i, DOMAIN_NAMES[graph.domains[n]], synonyms.get(id) ?? [], ancestorNames(id),
+        (related.get(id) ?? []).map(([rel, b]) => [rel, info.get(b)!.name] as [string, string]),
+        (recordedAs.get(id) ?? []).map((c) => info.get(c)!.name)),
       source: 'template',
     });
   }
@@ -139,7 +183,8 @@ export async function buildConceptText(vocabDir: string, graph: ConceptGraph, o:
     const own = d >= 0 ? fileTexts.get(textKey(id, d)) : undefined;
     if (own !== undefined) { text = own; source = 'file'; } else if (d >= 0) {
       const b = base.get(id)!;
-      text = `${info.get(id)!.name} (${ordinal(d + 1)} decile). ${b.text}`;
+      const range = boundaries.get(id);
+      text = `${info.get(id)!.name}, ${decileDescription(d, range?.b, range?.unit)}. ${b.text}`;
       source = b.source;
     } else ({ text, source } = base.get(id)!);
     texts.push(text);

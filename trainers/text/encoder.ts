@@ -253,3 +253,25 @@ export function clsVectors(model: TextEncoder, sequences: number[][], batchSize 
   }
   return out;
 }
+
+/** Mean of the final hidden states over each sequence's tokens (padding left out), rows x hidden. */
+export function meanVectors(model: TextEncoder, sequences: number[][], batchSize = 64): Float32Array {
+  const H = model.cfg.hidden;
+  const out = new Float32Array(sequences.length * H);
+  for (let s = 0; s < sequences.length; s += batchSize) {
+    const rows = sequences.slice(s, s + batchSize);
+    const L = Math.min(model.cfg.maxLen, Math.max(...rows.map((r) => r.length)));
+    const ids = new Int32Array(rows.length * L);
+    const mask = new Float32Array(rows.length * L);
+    rows.forEach((r, b) => r.slice(0, L).forEach((id, i) => { ids[b * L + i] = id; mask[b * L + i] = id === PAD ? 0 : 1; }));
+    const mean = tf.tidy(() => {
+      const t = tf.tensor2d(ids, [rows.length, L], 'int32');
+      const m = tf.tensor3d(mask, [rows.length, L, 1]);
+      const sum = tf.sum(tf.mul(model.hidden(t), m), 1);
+      return tf.div(sum, tf.maximum(tf.sum(m, 1), 1));
+    });
+    out.set(mean.dataSync() as Float32Array, s * H);
+    mean.dispose();
+  }
+  return out;
+}

@@ -235,27 +235,11 @@ function evaluate(model: TextEncoder, rows: Array<{ input: number[]; target: num
   return count ? sum / count : NaN;
 }
 
-/** [CLS] vectors of every sequence (rows x hidden), in input order. */
-export function clsVectors(model: TextEncoder, sequences: number[][], batchSize = 64): Float32Array {
-  const H = model.cfg.hidden;
-  const out = new Float32Array(sequences.length * H);
-  for (let s = 0; s < sequences.length; s += batchSize) {
-    const rows = sequences.slice(s, s + batchSize);
-    const L = Math.min(model.cfg.maxLen, Math.max(...rows.map((r) => r.length)));
-    const ids = new Int32Array(rows.length * L);
-    rows.forEach((r, b) => r.slice(0, L).forEach((id, i) => { ids[b * L + i] = id; }));
-    const cls = tf.tidy(() => {
-      const t = tf.tensor2d(ids, [rows.length, L], 'int32');
-      return tf.reshape(tf.slice(model.hidden(t), [0, 0, 0], [rows.length, 1, H]), [rows.length, H]);
-    });
-    out.set(cls.dataSync() as Float32Array, s * H);
-    cls.dispose();
-  }
-  return out;
-}
-
-/** Mean of the final hidden states over each sequence's tokens (padding left out), rows x hidden. */
-export function meanVectors(model: TextEncoder, sequences: number[][], batchSize = 64): Float32Array {
+/**
+ * One vector per sequence (rows x hidden), in input order: the final [CLS] state, or the mean of
+ * the final states over the sequence's tokens (padding left out).
+ */
+function pooledVectors(model: TextEncoder, sequences: number[][], pooling: 'cls' | 'mean', batchSize: number): Float32Array {
   const H = model.cfg.hidden;
   const out = new Float32Array(sequences.length * H);
   for (let s = 0; s < sequences.length; s += batchSize) {
@@ -264,14 +248,24 @@ export function meanVectors(model: TextEncoder, sequences: number[][], batchSize
     const ids = new Int32Array(rows.length * L);
     const mask = new Float32Array(rows.length * L);
     rows.forEach((r, b) => r.slice(0, L).forEach((id, i) => { ids[b * L + i] = id; mask[b * L + i] = id === PAD ? 0 : 1; }));
-    const mean = tf.tidy(() => {
-      const t = tf.tensor2d(ids, [rows.length, L], 'int32');
+    const pooled = tf.tidy(() => {
+      const hidden = model.hidden(tf.tensor2d(ids, [rows.length, L], 'int32'));
+      if (pooling === 'cls') return tf.reshape(tf.slice(hidden, [0, 0, 0], [rows.length, 1, H]), [rows.length, H]);
       const m = tf.tensor3d(mask, [rows.length, L, 1]);
-      const sum = tf.sum(tf.mul(model.hidden(t), m), 1);
-      return tf.div(sum, tf.maximum(tf.sum(m, 1), 1));
+      return tf.div(tf.sum(tf.mul(hidden, m), 1), tf.maximum(tf.sum(m, 1), 1));
     });
-    out.set(mean.dataSync() as Float32Array, s * H);
-    mean.dispose();
+    out.set(pooled.dataSync() as Float32Array, s * H);
+    pooled.dispose();
   }
   return out;
+}
+
+/** [CLS] vectors of every sequence (rows x hidden), in input order. */
+export function clsVectors(model: TextEncoder, sequences: number[][], batchSize = 64): Float32Array {
+  return pooledVectors(model, sequences, 'cls', batchSize);
+}
+
+/** Mean of the final hidden states over each sequence's tokens (padding left out), rows x hidden. */
+export function meanVectors(model: TextEncoder, sequences: number[][], batchSize = 64): Float32Array {
+  return pooledVectors(model, sequences, 'mean', batchSize);
 }

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../trainers/backend';
 import { BpeTokenizer, CLS, MASK, SEP, SPECIAL_TOKENS, preTokenize } from '../trainers/text/tokenizer';
-import { TextEncoder, maskSequence, pretrainMlm, clsVectors } from '../trainers/text/encoder';
+import { TextEncoder, maskSequence, pretrainMlm, clsVectors, meanVectors } from '../trainers/text/encoder';
 import { Rng } from '../trainers/random';
 
 const corpus = [
@@ -82,5 +82,25 @@ describe('text MLM encoder', () => {
     assert.ok(v.every(Number.isFinite));
     model.dispose();
     assert.equal(tf.memory().numTensors, tensorsBefore, 'every tensor of training is disposed');
+  });
+
+  it('pools a sequence into its [CLS] state or the mean of its token states, padding left out, in input order', () => {
+    const tok = BpeTokenizer.train(corpus, 100);
+    const model = new TextEncoder({ hidden: 8, layers: 1, heads: 2, intermediate: 16, maxLen: 32 }, tok.size, 5);
+    // Sequences of different lengths in one batch: the shorter ones are padded.
+    const seqs = [corpus[0], corpus[6], corpus[2], corpus[7]].map((c) => tok.encode(c, 32));
+    assert.ok(new Set(seqs.map((q) => q.length)).size > 1, 'lengths differ');
+    const cls = clsVectors(model, seqs, 2);
+    const mean = meanVectors(model, seqs, 2);
+    seqs.forEach((seq, r) => {
+      // Each sequence alone, unpadded: what its pooled vectors must equal.
+      const states = tf.tidy(() => model.hidden(tf.tensor2d(seq, [1, seq.length], 'int32')).arraySync() as number[][][])[0];
+      for (let h = 0; h < 8; h++) {
+        const expectedMean = states.reduce((a, st) => a + st[h], 0) / seq.length;
+        assert.ok(Math.abs(cls[r * 8 + h] - states[0][h]) < 1e-4, `cls row ${r}`);
+        assert.ok(Math.abs(mean[r * 8 + h] - expectedMean) < 1e-4, `mean row ${r}: ${mean[r * 8 + h]} vs ${expectedMean}`);
+      }
+    });
+    model.dispose();
   });
 });

@@ -43,6 +43,10 @@ describe('BEHRT external validation experiment', function () {
     const ci = get('MedRep', 'external').tasks.risk.ci95!;
     assert.ok(ci[0] <= medrep && medrep <= ci[1]);
     assert.equal(results.projection[0].learnedProjection, true); // 12-d vectors, hidden 16
+    // Versions, not machine paths: the table by its hash and file name.
+    assert.deepEqual(Object.keys(results.representations.MedRep).sort(), ['dim', 'file', 'hash']);
+    assert.equal(results.representations.MedRep.file, 'reps.parquet');
+    assert.ok(!JSON.stringify(results).includes(root), 'results.json names no folder of this machine');
     assert.match(res.table, /MedRep\s+external/);
     for (const f of ['risk-internal-roc.png', 'risk-external-pr.png']) {
       const png = readFileSync(join(out, 'curves', f));
@@ -65,6 +69,7 @@ describe('BEHRT external validation experiment', function () {
       '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
     assert.ok(readFileSync(join(out, 'results.json')).equals(readFileSync(join(again, 'results.json'))), 'results.json differs between identical runs');
     assert.equal(run.task, 'phenotypes');
+    assert.ok(!JSON.stringify(run).includes(root), 'run.json names no folder of this machine');
     assert.match(run.shards, /^sha256:/);
     const cell = run.results[0].tasks.phenotypes;
     assert.equal(cell.perSeed.length, 2);

@@ -2,7 +2,7 @@
 // runTrainEhr(args) / runExternalCommand(args) with the arguments after the command words.
 import { writeFileSync } from 'node:fs';
 import { UserError } from '../../pipelines/errors';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { BehrtConfig, TrainConfig } from './config';
 import { experimentConfig, loadSite, runExternalExperiment } from './external';
 import { formatResults, runArms } from './experiment';
@@ -150,10 +150,11 @@ async function trainEhrInto(
     log(formatResults(res.rows, tasks));
   }
   writeFileSync(join(out, 'run.json'), JSON.stringify({
-    command: 'train ehr', task, embeddings, backend, shardsDir,
+    // Versions, not machine paths: shards and representations by their hashes (and the table's file name).
+    command: 'train ehr', task, embeddings, backend,
     shards: task === 'pretrain' ? siteHash(site.pretrain!) : siteHash(site.tasks.get(task)!),
     pretrainShards: site.pretrain ? siteHash(site.pretrain) : null,
-    representations: reps ? { source: reps.source, hash: reps.hash, dim: reps.dim } : null,
+    representations: reps ? { file: basename(reps.source), hash: reps.hash, dim: reps.dim } : null,
     // distinct tokens looked up in the representation table, by how the lookup resolved them
     lookup: reps?.resolutions?.() ?? null,
     projection, config: JSON.parse(canonicalJson(cfg)), seconds: Math.round((Date.now() - started) / 1000), results: rows,

@@ -1,7 +1,7 @@
 // The external-validation experiment (the MedRep paper's Table 2): train on site A, evaluate on
 // A's test split and on all of site B, for vanilla, text-only and MedRep embeddings.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from './config';
 import { formatResults, runArms, type Arm, type ExperimentConfig, type ResultRow, type SiteInput } from './experiment';
 import { loadRepresentations, type Representations } from './representations';
@@ -131,9 +131,9 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
   const results = {
     experiment: 'external-validation',
     backend,
-    siteA: { dir: o.siteA, shards: siteHash(siteA.tasks.get(tasks[0])!), pretrainShards: siteA.pretrain ? siteHash(siteA.pretrain) : null },
-    siteB: { dir: o.siteB, shards: siteHash(siteB.tasks.get(tasks[0])!) },
-    representations: Object.fromEntries(arms.filter((a) => a.reps).map((a) => [a.name, { source: a.reps!.source, hash: a.reps!.hash, dim: a.reps!.dim }])),
+    siteA: { shards: siteHash(siteA.tasks.get(tasks[0])!), pretrainShards: siteA.pretrain ? siteHash(siteA.pretrain) : null },
+    siteB: { shards: siteHash(siteB.tasks.get(tasks[0])!) },
+    representations: Object.fromEntries(arms.filter((a) => a.reps).map((a) => [a.name, { file: basename(a.reps!.source), hash: a.reps!.hash, dim: a.reps!.dim }])),
     projection,
     config: JSON.parse(canonicalJson(cfg)),
     tasks,

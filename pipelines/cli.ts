@@ -28,6 +28,9 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep demo [--out DIR] [--persons N]     generate a small synthetic hospital and run the pipeline on it
   medrep run --omop DIR|FILE.duckdb [--vocab DIR] --out DIR
                                             run the local (embedded) pipeline
+  medrep run --meds DIR [--vocab DIR] --out DIR
+                                            the same on a MEDS dataset (DIR/data/*.parquet; codes such as
+                                            SNOMED/22298006 resolved through the vocabulary; README "MEDS input")
   medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--ids sequential|hashed] [--inject-errors]
                                             write a synthetic OMOP CDM folder (vocabulary included)
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
@@ -62,7 +65,7 @@ full, permission, Kafka broker unreachable), 4 replay mismatch, 5 stopped by a s
 stream's manifest says "complete": false).`;
 
 const RUN_SPEC: FlagSpec = {
-  omop: 'string', vocab: 'string', out: 'string', 'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number',
+  omop: 'string', meds: 'string', vocab: 'string', out: 'string', 'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number',
   'memory-limit': 'string', 'no-meds': 'boolean', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string', force: 'boolean',
 };
 const DEMO_SPEC: FlagSpec = { out: 'string', persons: 'number', seed: 'number', 'no-experiment': 'boolean' };
@@ -92,8 +95,10 @@ function taskFlags(flags: Record<string, unknown>): TaskSelection {
 const commands: Record<string, Command> = {
   async run(argv) {
     const p = parseArgs(argv, RUN_SPEC, 'medrep run');
+    const meds = p.flags.meds as string | undefined;
+    if (meds !== undefined && p.flags.omop !== undefined) throw new UserError('medrep run: give --omop DIR or --meds DIR, not both');
     const summary = await runLocal({
-      omop: requireFlag(p, 'omop', 'medrep run'),
+      ...(meds !== undefined ? { medsInput: meds } : { omop: requireFlag(p, 'omop', 'medrep run') }),
       vocab: p.flags.vocab as string | undefined,
       out: requireFlag(p, 'out', 'medrep run'),
       maxEvents: p.flags['max-events'] as number | undefined,

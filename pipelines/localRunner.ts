@@ -27,6 +27,7 @@ import { EVENT_SPECS, personRanges, streamEventRanges } from './eventSource';
 import { recordedFiles } from './fileHashes';
 import { createOmopViews } from './omopViews';
 import { OmopInput, openOmopInput } from './omopSource';
+import { openMedsInput } from './medsSource';
 import { Person, loadPersons, rejectRow } from './persons';
 import { Logger, Progress, consoleLogger } from './progress';
 import { loadVocabulary, vocabularyArtifact } from './vocabulary';
@@ -39,7 +40,9 @@ import { writeFileAtomic } from '../sinks/parquet';
 import { withOutputDir } from './outputDir';
 
 export interface RunOptions {
-  omop: string;
+  /** The input: an OMOP CDM folder or DuckDB file (`omop`), or a MEDS folder (`medsInput`). */
+  omop?: string;
+  medsInput?: string;
   vocab?: string;
   out: string;
   /** Events per trajectory window and per pretraining chunk. */
@@ -83,6 +86,8 @@ export interface RunSummary {
   warnings: string[];
   /** Set when the run had nothing to emit: why, in one line. */
   nothingUsable: string | null;
+  /** Summary lines of an input derived from another layout (MEDS). */
+  inputLines: string[];
   seconds: number;
   rowsPerSecond: number;
   manifest: string;
@@ -170,7 +175,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
   const conn2 = await instance.connect();
   const pool = new ParquetWriterPool();
   try {
-    const input = await openOmopInput(conn, opts.omop, opts.vocab, tmp);
+    const input = opts.medsInput ? await openMedsInput(conn, opts.medsInput, opts.vocab, tmp) : await openOmopInput(conn, opts.omop!, opts.vocab, tmp);
     await createOmopViews(conn, input);
     let stepStart = Date.now();
     const step = (msg: string) => {
@@ -188,6 +193,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
     step(`vocabulary: ${vocabulary.concepts.size} concepts and ${vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
 
     const rejects = new RejectSink(path.join(out, 'rejects'));
+    await input.derivation?.setAside(conn, rejects);
     const rowsIn: Record<string, number> = {};
     for (const [table, source] of input.tables) {
       for (const r of source.readRejects) rejects.add({ file: r.file, table, row: r.row, line: r.line, column: r.column, reason: r.reason, values: { record: r.text } });
@@ -412,6 +418,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
         label_watermark: labelled && Number.isFinite(labelled.finalWatermark) ? new Date(labelled.finalWatermark).toISOString() : null,
         warnings,
         nothing_usable: nothingUsable,
+        ...(input.derivation ? { [input.derivation.name]: input.derivation.counts } : {}),
       },
     };
     const manifestPath = writeManifest(out, manifest);
@@ -436,6 +443,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
       tasksSkipped: labelled?.skipped ?? [],
       warnings,
       nothingUsable,
+      inputLines: input.derivation?.summary ?? [],
       seconds,
       rowsPerSecond: rowsInTotal / seconds,
       manifest: manifestPath,

@@ -10,8 +10,10 @@ import { queryRows, sqlString } from './duck';
 import { UserError } from './errors';
 import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile } from './csvRead';
 import { makeProcessTempDir } from './processTempDir';
+import { RejectSink } from '../sinks/rejects';
 
-export type InputKind = 'csv' | 'parquet' | 'duckdb';
+/** `meds`: OMOP tables derived from a MEDS dataset (pipelines/medsSource.ts). */
+export type InputKind = 'csv' | 'parquet' | 'duckdb' | 'meds';
 
 export interface SourceTable {
   table: ClinicalTable | VocabularyTable;
@@ -35,6 +37,19 @@ export interface OmopInput {
   path: string;
   kind: InputKind;
   tables: Map<string, SourceTable>;
+  /** Set when the tables are derived from another layout (MEDS): what that derivation set aside and counted. */
+  derivation?: InputDerivation;
+}
+
+/** What a source that derives OMOP tables from another layout adds to a run. */
+export interface InputDerivation {
+  /** Key of its counts in the manifest (`counts.<name>`). */
+  name: string;
+  /** Sets aside the rows it could not place in a table (with file, row, reason) and maps the derived tables' row numbers back to their files. */
+  setAside(conn: DuckDBConnection, rejects: RejectSink): Promise<void>;
+  counts: Record<string, unknown>;
+  /** Lines for the run summary. */
+  summary: string[];
 }
 
 const TABLE_NAMES = new Set<string>([...CLINICAL_TABLES.map((t) => t.table), ...Object.keys(VOCABULARY_TABLES)]);
@@ -62,7 +77,7 @@ function assertReadable(file: string): void {
   }
 }
 
-async function describe(conn: DuckDBConnection, relation: string, label: string): Promise<{ columns: Map<string, string>; types: Map<string, string> }> {
+export async function describe(conn: DuckDBConnection, relation: string, label: string): Promise<{ columns: Map<string, string>; types: Map<string, string> }> {
   let rows: { column_name: string; column_type: string }[];
   try {
     rows = await queryRows(conn, `DESCRIBE SELECT * FROM ${relation}`);
@@ -78,7 +93,7 @@ async function describe(conn: DuckDBConnection, relation: string, label: string)
   return { columns, types };
 }
 
-async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string): Promise<Map<string, SourceTable>> {
+async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string, names: Set<string> = TABLE_NAMES): Promise<Map<string, SourceTable>> {
   const groups = new Map<string, string[]>();
   let entries: fs.Dirent[];
   try {
@@ -91,12 +106,12 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
     if (entry.isDirectory()) {
       // A folder per table holding part files (e.g. measurement/part-0.parquet).
       const name = entry.name.toLowerCase();
-      if (!TABLE_NAMES.has(name)) continue;
+      if (!names.has(name)) continue;
       const parts = fs.readdirSync(full).filter((f) => DATA_EXT.test(f)).sort().map((f) => path.join(full, f));
       if (parts.length) groups.set(name, parts);
     } else if (DATA_EXT.test(entry.name)) {
       const name = tableNameOf(entry.name);
-      if (!name) continue;
+      if (!name || !names.has(name)) continue;
       if (groups.has(name)) {
         throw new UserError(`${dir}: two files for table ${name}: ${path.basename(groups.get(name)![0])} and ${entry.name}`);
       }
@@ -154,7 +169,7 @@ async function fromDatabase(conn: DuckDBConnection, file: string): Promise<Map<s
 }
 
 /** A folder of this process for checked CSV copies, made on first use and removed at exit. */
-function processScratchDir(): () => string {
+export function processScratchDir(): () => string {
   let dir: string | null = null;
   return () => {
     if (!dir) {
@@ -186,14 +201,7 @@ export async function openOmopInput(conn: DuckDBConnection, inputPath: string, v
   } else {
     throw new UserError(`${inputPath}: expected a folder of OMOP CSV/Parquet files or a DuckDB database file (.duckdb)`);
   }
-  if (vocabDir) {
-    if (!fs.existsSync(vocabDir) || !fs.statSync(vocabDir).isDirectory()) throw new UserError(`vocabulary folder not found: ${vocabDir}`);
-    const vocab = await fromFolder(conn, vocabDir, scratch);
-    for (const t of Object.keys(VOCABULARY_TABLES)) {
-      const v = vocab.get(t);
-      if (v) tables.set(t, v);
-    }
-  }
+  if (vocabDir) for (const [t, v] of await openVocabularyFolder(conn, vocabDir, scratch)) tables.set(t, v);
   for (const spec of CLINICAL_TABLES) {
     const t = tables.get(spec.table);
     if (!t) {
@@ -207,13 +215,25 @@ export async function openOmopInput(conn: DuckDBConnection, inputPath: string, v
     }
     requireColumns(t, spec.columns);
   }
+  requireVocabulary(tables, inputPath);
+  return { path: inputPath, kind, tables };
+}
+
+/** The vocabulary tables (CONCEPT, CONCEPT_RELATIONSHIP, CONCEPT_ANCESTOR) of a folder, such as an Athena download. */
+export async function openVocabularyFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string): Promise<Map<string, SourceTable>> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`vocabulary folder not found: ${dir}`);
+  // Only the vocabulary files: clinical tables beside them (a CDM folder) are not opened.
+  return fromFolder(conn, dir, scratchDir, new Set(Object.keys(VOCABULARY_TABLES)));
+}
+
+/** CONCEPT must be there, and every vocabulary table found must have its required columns. */
+export function requireVocabulary(tables: Map<string, SourceTable>, inputPath: string): void {
   const concept = tables.get('concept');
   if (!concept) throw new UserError(`${inputPath}: no CONCEPT table found beside the data; pass the Athena vocabulary folder with --vocab DIR`);
   for (const [name, cols] of Object.entries(VOCABULARY_TABLES)) {
     const t = tables.get(name);
     if (t) requireColumns(t, cols);
   }
-  return { path: inputPath, kind, tables };
 }
 
 function requireColumns(t: SourceTable, cols: ColumnSpec[]): void {

@@ -14,6 +14,7 @@ export function formatSummary(s: RunSummary): string {
   }
   const lines: string[] = [];
   lines.push(`medrep run: ${s.input.path} (${s.input.kind}) -> ${s.out}`);
+  for (const l of s.inputLines) lines.push(`  ${l}`);
   lines.push(`  persons            ${n(s.persons)}`);
   lines.push(`  rows in            ${n(s.rowsInTotal)} (incl. person rows)`);
   lines.push('  table                   rows in   events out   standard     mapped   unmapped   not in vocabulary');

@@ -21,10 +21,18 @@ export interface Reject {
 export class RejectSink {
   private readonly streams = new Map<string, { fd: number; rows: number }>();
   readonly byReason = new Map<string, number>();
+  private readonly locators = new Map<string, (row: number) => { file: string; row: number }>();
   total = 0;
   constructor(private readonly dir: string) {}
 
+  /** A table read from several files as one numbered relation: its rows are reported in their own file and row. */
+  locateRows(table: string, locate: (row: number) => { file: string; row: number }): void {
+    this.locators.set(table, locate);
+  }
+
   add(r: Reject): void {
+    const locate = this.locators.get(r.table);
+    if (locate) r = { ...r, ...locate(r.row) };
     let s = this.streams.get(r.table);
     if (!s) {
       fs.mkdirSync(this.dir, { recursive: true });

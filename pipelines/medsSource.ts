@@ -297,7 +297,7 @@ function derivation(locator: RowLocator, counts: MedsInputCounts): InputDerivati
     name: 'meds_input',
     counts: counts as unknown as Record<string, unknown>,
     summary: [
-      `meds input         ${n(counts.rows)} rows in ${counts.files} file${counts.files === 1 ? "" : "s"}; placed: ${list(counts.placed)}`,
+      `meds input         ${n(counts.rows)} rows in ${counts.files} file${counts.files === 1 ? '' : 's'}; placed: ${list(counts.placed)}`,
       `  not read (domain) ${list(counts.not_read)}`,
       `  unresolved codes  ${n(counts.unresolved.rows)} rows, ${n(counts.unresolved.codes)} distinct codes (rejects/meds.jsonl)`,
       `  visit ends        ${list(counts.visit_ends)}`,

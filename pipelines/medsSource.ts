@@ -7,8 +7,9 @@
 //   the vocabulary_id matched in any case); medrep's own codes "OMOP_CONCEPT/<id>" and "GENDER/<id>",
 //   and a bare integer, name the concept id itself; MEDS_BIRTH and MEDS_DEATH are birth and death;
 // - a resolved code goes to the OMOP table of its concept's domain (of the standard concept it
-//   "Maps to" when it is not standard); a concept outside the vocabulary goes to the table its row
-//   names in a `table` column, when there is one; other domains (Observation, Race, ...) are counted, not read;
+//   "Maps to" when it is not standard); a concept outside the vocabulary, or of a domain medrep
+//   does not read (concept 0 is "Metadata"), goes to the table its row names in a `table` column
+//   when there is one (medrep's and meds_etl's MEDS have it); the rest is counted per domain, not read;
 // - a Gender-domain code (or GENDER/<id>) gives the person's gender (0 when none), MEDS_BIRTH the birth time;
 // - a row whose `table` column says death, other than MEDS_DEATH, is the cause of the death at its time;
 // - a Visit-domain code is a visit: its id from `visit_id` / `visit_occurrence_id` (else minus its row),
@@ -137,8 +138,7 @@ export async function openMedsInput(conn: DuckDBConnection, dir: string, vocabDi
            CASE WHEN k.kind IN ('birth', 'death', 'gender') THEN k.kind
                 WHEN k.concept_id IS NULL THEN 'unresolved'
                 WHEN r.src_table = 'death' THEN 'death_cause'
-                WHEN k.domain_id IS NULL THEN coalesce(${tableColumnTarget}, 'other')
-                ELSE coalesce(k.target, 'other') END AS target
+                ELSE coalesce(k.target, ${tableColumnTarget}, 'other') END AS target
       FROM medrep_meds_rows r LEFT JOIN medrep_meds_codes k ON k.code = r.code`);
   await createDerivedViews(conn);
 

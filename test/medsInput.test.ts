@@ -42,17 +42,39 @@ async function tokenDifference(a: string, b: string): Promise<{ persons: number;
   return r;
 }
 
-for (const [name, omop] of [['Synthea27Nj', OMOP.synthea], ['GiBleed', OMOP.gibleed]] as const) {
+/** GiBleed's vocabulary without its clinical concepts: medrep's MEDS then codes them OMOP_CONCEPT/<id>. */
+async function visitAndGenderVocabulary(): Promise<string> {
+  const dir = tempDir('meds-rt-vocab');
+  await sql(`COPY (SELECT * FROM read_csv(${lit(path.join(OMOP.gibleed, 'concept.csv'))}, all_varchar = true) WHERE domain_id IN ('Visit', 'Gender'))
+             TO ${lit(path.join(dir, 'concept.csv'))} (HEADER, DELIMITER ',')`);
+  return dir;
+}
+
+/** `conceptCodes`: the MEDS codes of clinical rows are concept ids (OMOP_CONCEPT/<id>) rather than vocabulary/code. */
+const ROUND_TRIPS: { name: string; omop: string; vocab: () => Promise<string>; conceptCodes: boolean }[] = [
+  { name: 'Synthea27Nj', omop: OMOP.synthea, vocab: async () => OMOP.synthea, conceptCodes: false },
+  { name: 'GiBleed', omop: OMOP.gibleed, vocab: async () => OMOP.gibleed, conceptCodes: false },
+  // Concepts outside the vocabulary have no domain: they go back to the table their rows name.
+  { name: 'GiBleed with a visit-and-gender vocabulary', omop: OMOP.gibleed, vocab: visitAndGenderVocabulary, conceptCodes: true },
+];
+
+for (const { name, omop, vocab: vocabOf, conceptCodes } of ROUND_TRIPS) {
   describe(`MEDS round trip on ${name}: medrep's own MEDS output as input gives the same events`, function () {
     this.timeout(240_000);
     let first: RunSummary;
     let second: RunSummary;
     before(async () => {
-      first = await runLocal({ omop, out: path.join(tempDir('meds-rt-omop'), 'out'), log: silentLogger });
-      second = await runLocal({ medsInput: path.join(first.out, 'meds'), vocab: omop, out: path.join(tempDir('meds-rt-meds'), 'out'), log: silentLogger });
+      const vocab = await vocabOf();
+      first = await runLocal({ omop, vocab, out: path.join(tempDir('meds-rt-omop'), 'out'), log: silentLogger });
+      second = await runLocal({ medsInput: path.join(first.out, 'meds'), vocab, out: path.join(tempDir('meds-rt-meds'), 'out'), log: silentLogger });
     });
 
-    it('resolves every code, sets nothing aside and reads the same persons and rows per table', () => {
+    it('resolves every code, sets nothing aside and reads the same persons and rows per table', async () => {
+      const [codes] = await sql<{ concept: number; vocabulary: number }>(
+        `SELECT count(*) FILTER (code LIKE 'OMOP_CONCEPT/%')::DOUBLE AS concept, count(*) FILTER (code ~ '^(SNOMED|RxNorm|LOINC)/.*')::DOUBLE AS vocabulary
+           FROM read_parquet(${lit(path.join(first.out, 'meds/data/*.parquet'))})`,
+      );
+      assert.ok(conceptCodes ? codes.concept > 1000 && codes.vocabulary === 0 : codes.concept === 0 && codes.vocabulary > 1000, JSON.stringify(codes));
       const counts = manifestOf(second.out).counts.meds_input;
       assert.equal(counts.unresolved.rows, 0);
       assert.deepEqual(counts.not_read, {});

@@ -26,11 +26,10 @@ import { SYNTH_SPEC } from './synth';
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
   medrep demo [--out DIR] [--persons N]     generate a small synthetic hospital and run the pipeline on it
-  medrep run --omop DIR|FILE.duckdb [--vocab DIR] --out DIR
-                                            run the local (embedded) pipeline
-  medrep run --meds DIR [--vocab DIR] --out DIR
-                                            the same on a MEDS dataset (DIR/data/*.parquet; codes such as
-                                            SNOMED/22298006 resolved through the vocabulary; README "MEDS input")
+  medrep run --omop DIR|FILE.duckdb|--meds DIR [--vocab DIR] --out DIR
+                                            run the local (embedded) pipeline; --meds reads a MEDS dataset
+                                            (DIR/data/*.parquet, codes such as SNOMED/22298006 resolved
+                                            through the vocabulary; README "MEDS input")
   medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--ids sequential|hashed] [--inject-errors]
                                             write a synthetic OMOP CDM folder (vocabulary included)
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
@@ -96,9 +95,11 @@ const commands: Record<string, Command> = {
   async run(argv) {
     const p = parseArgs(argv, RUN_SPEC, 'medrep run');
     const meds = p.flags.meds as string | undefined;
-    if (meds !== undefined && p.flags.omop !== undefined) throw new UserError('medrep run: give --omop DIR or --meds DIR, not both');
+    if ((meds === undefined) === (p.flags.omop === undefined)) {
+      throw new UserError(`medrep run: ${meds === undefined ? '--omop DIR (or --meds DIR) is required' : 'give --omop DIR or --meds DIR, not both'}`);
+    }
     const summary = await runLocal({
-      ...(meds !== undefined ? { medsInput: meds } : { omop: requireFlag(p, 'omop', 'medrep run') }),
+      ...(meds !== undefined ? { medsInput: requireFlag(p, 'meds', 'medrep run') } : { omop: requireFlag(p, 'omop', 'medrep run') }),
       vocab: p.flags.vocab as string | undefined,
       out: requireFlag(p, 'out', 'medrep run'),
       maxEvents: p.flags['max-events'] as number | undefined,

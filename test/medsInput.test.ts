@@ -245,6 +245,8 @@ describe('an EHRSHOT-shaped MEDS folder: codes resolved through the vocabulary, 
     const both = spawnSync(process.execPath, [BIN, 'run', '--meds', dir, '--omop', OMOP.gibleed, '--out', out], { encoding: 'utf8' });
     assert.equal(both.status, 2);
     assert.equal(both.stderr, 'medrep: medrep run: give --omop DIR or --meds DIR, not both\n');
+    const neither = spawnSync(process.execPath, [BIN, 'run', '--out', out], { encoding: 'utf8' });
+    assert.deepEqual([neither.status, neither.stderr], [2, 'medrep: medrep run: --omop DIR (or --meds DIR) is required\n']);
     const noVocab = spawnSync(process.execPath, [BIN, 'run', '--meds', dir, '--out', path.join(tempDir('ehrshot-cli2'), 'out')], { encoding: 'utf8' });
     assert.equal(noVocab.status, 2);
     assert.match(noVocab.stderr, /^medrep: .*no CONCEPT table found beside the data; pass the Athena vocabulary folder with --vocab DIR\n$/);

@@ -108,12 +108,22 @@ export async function openMedsInput(conn: DuckDBConnection, dir: string, vocabDi
 
   // Each file's columns: a missing required column, or a time that is not a timestamp, is named with its file.
   const present = new Set<string>();
+  /** Type of each timestamp column in the files that have it: with or without a time zone, never both. */
+  const timeTypes = new Map<string, { zoned: boolean; file: string }>();
   const starts: number[] = [];
   let total = 0;
   for (const f of files) {
     const { columns, types } = await describe(conn, `read_parquet(${sqlString(f)})`, f);
     for (const c of REQUIRED) if (!columns.has(c)) throw new UserError(`${f}: missing required MEDS column "${c}"`);
-    if (!types.get('time')!.startsWith('TIMESTAMP')) throw new UserError(`${f}: MEDS column "time" is ${types.get('time')}, expected a timestamp`);
+    for (const c of ['time', 'end']) {
+      const type = types.get(c);
+      if (type === undefined) continue;
+      if (!type.startsWith('TIMESTAMP')) throw new UserError(`${f}: MEDS column "${c}" is ${type}, expected a timestamp`);
+      const zoned = type === 'TIMESTAMP WITH TIME ZONE';
+      const seen = timeTypes.get(c);
+      if (seen && seen.zoned !== zoned) throw new UserError(`${f}: MEDS column "${c}" is ${type}, but ${seen.file} has it ${seen.zoned ? 'with' : 'without'} a time zone`);
+      timeTypes.set(c, { zoned, file: f });
+    }
     for (const c of OPTIONAL) if (columns.has(c)) present.add(c);
     starts.push(total);
     const [{ n }] = await queryRows<{ n: number }>(conn, `SELECT CAST(count(*) AS DOUBLE) AS n FROM read_parquet(${sqlString(f)})`);
@@ -121,14 +131,16 @@ export async function openMedsInput(conn: DuckDBConnection, dir: string, vocabDi
   }
   const locator = new RowLocator(files, starts);
   const opt = (c: string, type: string) => (present.has(c) ? `CAST(d.${q(c)} AS ${type})` : `NULL::${type}`);
+  // A time with a zone is read as UTC, whatever the machine's zone.
+  const timestamp = (c: string) => (!timeTypes.has(c) ? 'NULL::TIMESTAMP' : timeTypes.get(c)!.zoned ? `timezone('UTC', d.${q(c)})` : `CAST(d.${q(c)} AS TIMESTAMP)`);
   const visitId = present.has('visit_id') && present.has('visit_occurrence_id')
     ? `coalesce(${opt('visit_occurrence_id', 'BIGINT')}, ${opt('visit_id', 'BIGINT')})`
     : present.has('visit_id') ? opt('visit_id', 'BIGINT') : opt('visit_occurrence_id', 'BIGINT');
   const start = `CASE d.filename ${files.map((f, i) => `WHEN ${sqlString(f)} THEN ${starts[i]}`).join(' ')} END`;
   await conn.run(`CREATE OR REPLACE TEMP VIEW medrep_meds_rows AS
-    SELECT CAST(${start} + d.file_row_number AS BIGINT) AS g, d.subject_id, CAST(d.time AS TIMESTAMP) AS time, CAST(d.code AS VARCHAR) AS code,
+    SELECT CAST(${start} + d.file_row_number AS BIGINT) AS g, d.subject_id, ${timestamp('time')} AS time, CAST(d.code AS VARCHAR) AS code,
            ${opt('numeric_value', 'DOUBLE')} AS numeric_value, ${opt('unit', 'VARCHAR')} AS unit, ${visitId} AS visit_id,
-           ${opt('end', 'TIMESTAMP')} AS "end", lower(${opt('table', 'VARCHAR')}) AS src_table
+           ${timestamp('end')} AS "end", lower(${opt('table', 'VARCHAR')}) AS src_table
       FROM read_parquet([${files.map(sqlString).join(', ')}], filename = true, file_row_number = true, union_by_name = true) d`);
 
   await resolveCodes(conn, tables.get('concept')!, tables.get('concept_relationship'));

@@ -236,6 +236,27 @@ describe('an EHRSHOT-shaped MEDS folder: codes resolved through the vocabulary, 
     assert.deepEqual([mortality.cohort, mortality.positives], [1, 1]);
   });
 
+  it('gives byte-identical shards when run again, and records its data files relative to the MEDS folder', async () => {
+    const again = await runLocal({ medsInput: dir, vocab: OMOP.gibleed, out: path.join(tempDir('ehrshot-like-again'), 'out'), log: silentLogger });
+    const shards = (out: string) => manifestOf(out).shards.map((x: { path: string; sha256: string }) => [x.path, x.sha256]);
+    assert.deepEqual(shards(again.out), shards(run.out));
+    assert.deepEqual(manifestOf(run.out).input.files.map((f: { file: string }) => f.file), ['data/held_out/0.parquet', 'data/train/0.parquet']);
+  });
+
+  it('reads a time with a time zone as UTC, whatever the zone of the machine', async () => {
+    const zoned = tempDir('meds-zoned');
+    fs.mkdirSync(path.join(zoned, 'data'));
+    await sql(`COPY (SELECT 7::BIGINT AS subject_id, t::TIMESTAMPTZ AS time, code, NULL::FLOAT AS numeric_value
+                       FROM (VALUES ('1960-01-01 00:00:00+00', 'MEDS_BIRTH'), ('2020-01-01 10:00:00+02', ${lit(CODES.drug)})) v(t, code))
+               TO ${lit(path.join(zoned, 'data/0.parquet'))} (FORMAT parquet)`);
+    const out = path.join(tempDir('meds-zoned-out'), 'out');
+    // A machine in New York: DuckDB would otherwise read the zoned time in its zone (03:00).
+    const r = spawnSync(process.execPath, [BIN, 'run', '--meds', zoned, '--vocab', OMOP.gibleed, '--out', out, '--tasks', 'none'], { encoding: 'utf8', env: { ...process.env, TZ: 'America/New_York' } });
+    assert.equal(r.status, 0, r.stderr);
+    const [ev] = await sql<{ t: string }>(`SELECT CAST(time AS VARCHAR) AS t FROM read_parquet(${lit(path.join(out, 'events/*.parquet'))})`);
+    assert.equal(ev.t, '2020-01-01 08:00:00');
+  });
+
   it('runs from the command line, prints the MEDS counts, and refuses --omop with --meds in one line (exit 2)', () => {
     const out = path.join(tempDir('ehrshot-cli'), 'out');
     const ok = spawnSync(process.execPath, [BIN, 'run', '--meds', dir, '--vocab', OMOP.gibleed, '--out', out, '--tasks', 'none'], { encoding: 'utf8' });

@@ -211,6 +211,8 @@ async function resolveCodes(conn: DuckDBConnection, concept: SourceTable, relati
                   WHEN r.has_slash THEN ${sqlString(UNRESOLVED_NOT_FOUND)} ELSE ${sqlString(UNRESOLVED_FORM)} END AS reason
         FROM resolved r LEFT JOIN medrep_meds_vocab c ON c.concept_id = r.concept_id
         LEFT JOIN maps m ON m.a = r.concept_id LEFT JOIN medrep_meds_vocab t ON t.concept_id = m.b)`);
+  // The vocabulary's copy served the codes only: the runner reads the vocabulary through its own views.
+  await conn.run('DROP TABLE medrep_meds_vocab');
 }
 
 /** The OMOP relations over the placed MEDS rows, with the OMOP column names the table specs read. */

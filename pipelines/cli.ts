@@ -22,6 +22,7 @@ import { runTrainEhr, TRAIN_EHR_USAGE } from '../trainers/behrt/cli';
 import { EXPERIMENT_SPEC, experimentExternal, runExperimentCommand } from './experiment';
 import { BENCH_SPEC } from '../bench/run';
 import { SYNTH_SPEC } from './synth';
+import { REPORT_SPEC, reportAfterRun, runReportCommand } from './report';
 
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
@@ -37,6 +38,8 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
                                             BEHRT pretraining / finetuning + evaluation / continuous retraining
   medrep experiment external [--omop-a DIR --omop-b DIR] [--out DIR]
                                             train at site A, evaluate at A and B: vanilla vs text-only vs MedRep
+  medrep report OUT                         OUT/report.html: one self-contained page about a run or an experiment
+                                            (also written at the end of run, demo, stream and experiment)
   medrep import-representations --npy FILE --index CSV --out FILE.parquet
                                             the published MedRep release into the same layout
   medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
@@ -106,6 +109,7 @@ const commands: Record<string, Command> = {
       log: consoleLogger,
     });
     process.stdout.write(formatSummary(summary) + '\n');
+    await reportAfterRun(summary.out, consoleLogger);
   },
   async demo(argv) {
     const p = parseArgs(argv, DEMO_SPEC, 'medrep demo');
@@ -119,6 +123,7 @@ const commands: Record<string, Command> = {
       await generateSynthetic({ persons, seed: (p.flags.seed as number | undefined) ?? 42, out: omop, format: 'parquet', site: 'A' });
       const summary = await runLocal({ omop, out: path.join(out, 'run'), log: consoleLogger, force: true });
       process.stdout.write(formatSummary(summary) + '\n');
+      await reportAfterRun(summary.out, consoleLogger);
       if (!p.flags['no-experiment']) await demoExperiment(out);
     });
   },
@@ -165,6 +170,9 @@ const commands: Record<string, Command> = {
   async replay(argv) {
     await runReplayCommand(argv);
   },
+  async report(argv) {
+    await runReportCommand(argv);
+  },
   async bench(argv) {
     await runBench(argv);
   },
@@ -203,6 +211,7 @@ const COMMAND_OPTIONS: Record<string, () => string> = {
   'train ehr': () => TRAIN_EHR_USAGE,
   'experiment external': fromSpec(EXPERIMENT_SPEC),
   'import-representations': () => IMPORT_REPRESENTATIONS_USAGE,
+  report: fromSpec(REPORT_SPEC),
   topics: fromSpec(TOPICS_SPEC),
   status: fromSpec(STATUS_SPEC),
   produce: fromSpec(PRODUCE_SPEC),

@@ -53,7 +53,7 @@ describe('report.html: one self-contained page per run, checked in a real headle
     assert.deepEqual(external, []);
 
     const t1 = new Map((await rowsOf(page, 'table1')).map((row) => [row[0], row[1]]));
-    assert.equal(t1.get('persons (person table)'), n(counts.persons));
+    assert.equal(t1.get('persons (valid person rows)'), n(counts.persons));
     const eventRows = manifest.shards.filter((s: { kind: string }) => s.kind === 'events').reduce((a: number, s: { rows: number }) => a + s.rows, 0);
     assert.equal(t1.get('records (events)'), n(eventRows));
     assert.equal(t1.get('visits'), n(counts.events_out.visit));
@@ -73,8 +73,9 @@ describe('report.html: one self-contained page per run, checked in a real headle
     for (const [table, rows] of Object.entries(counts.rows_in as Record<string, number>)) {
       const row = flow.find((x) => x[0] === table);
       assert.ok(row, `table ${table}`);
-      assert.equal(row[1], n(rows));
+      assert.deepEqual([row[1], row[2]], [n(rows), n(counts.events_out[table.replace(/_(occurrence|exposure)$/, '')])]);
     }
+    assert.deepEqual(flow.find((x) => x[0] === 'person'), ['person', n(counts.persons), '–', '0']);
     const normalization = await rowsOf(page, 'normalization');
     for (const [table, m] of Object.entries(counts.mapping as Record<string, { standard: number; mapped: number }>)) {
       const row = normalization.find((x) => x[0] === table)!;
@@ -120,7 +121,7 @@ describe('report.html: one self-contained page per run, checked in a real headle
 
     const t1 = new Map((await rowsOf(page, 'table1')).map((row) => [row[0], row.slice(1)]));
     const persons = ['site-a', 'site-b'].map((s) => n(JSON.parse(fs.readFileSync(path.join(out, s, 'manifest.json'), 'utf8')).counts.persons));
-    assert.deepEqual(t1.get('persons (person table)'), persons);
+    assert.deepEqual(t1.get('persons (valid person rows)'), persons);
     assert.deepEqual(persons, ['400', '150']);
 
     const auroc = await rowsOf(page, 'results-auroc');
@@ -142,6 +143,31 @@ describe('report.html: one self-contained page per run, checked in a real headle
     assert.match(curves[1].text, /precision/);
     assert.ok(curves.every((c) => c.w > 200 && c.h > 200));
     await screenshot(page, 'experiment');
+    await page.close();
+  });
+
+  it('shows every reject reason with its count, and the rejected rows per table, as the manifest counts them', async () => {
+    const omop = path.join(tempDir('report-bad'), 'omop');
+    assert.equal(medrep(['synth', '--persons', '60', '--seed', '3', '--format', 'csv', '--inject-errors', '--out', omop]).status, 0);
+    const out = path.join(tempDir('report-bad'), 'out');
+    const r = medrep(['run', '--omop', omop, '--out', out, '--tasks', 'none']);
+    assert.equal(r.status, 0, r.stderr);
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    const reasons = Object.entries(manifest.counts.rejects as Record<string, number>);
+    assert.ok(reasons.length >= 2, 'the injected errors are rejected');
+    const { page, errors } = await openFile(browser, path.join(out, 'report.html'));
+    assert.deepEqual(errors, []);
+    const shown = await rowsOf(page, 'rejects');
+    assert.equal(shown.length, reasons.length);
+    for (const [key, k] of reasons) assert.ok(shown.some((row) => `${row[0]}.${row[1]}: ${row[2]}` === key && row[3] === n(k)), key);
+    const flow = await rowsOf(page, 'rows');
+    const rejectedRows = manifest.rejects.reduce((a: number, x: { rows: number }) => a + x.rows, 0);
+    assert.equal(flow.find((row) => row[0] === 'total')![3], n(rejectedRows));
+    const personRejects = reasons.filter(([key]) => key.startsWith('person.')).reduce((a, [, k]) => a + k, 0);
+    assert.ok(personRejects > 0);
+    assert.deepEqual(flow.find((row) => row[0] === 'person'), ['person', n(manifest.counts.persons + personRejects), '–', n(personRejects)]);
+    assert.match(await page.textContent('#tasks') ?? '', /No task was labelled/);
+    await screenshot(page, 'run-with-rejects');
     await page.close();
   });
 

@@ -31,8 +31,8 @@ export interface RunFacts {
   sex: { male: number; female: number; other: number };
   tasks: TaskFacts[];
   tasksSkipped: { task: string; reason: string }[];
-  /** Per OMOP table: rows read (when the runner counts them), events written, rows set aside. */
-  tables: { table: string; rowsIn: number | null; eventsOut: number; rejected: number }[];
+  /** Per OMOP table: rows read (when the runner counts them), events written (none for person), rows set aside. */
+  tables: { table: string; rowsIn: number | null; eventsOut: number | null; rejected: number }[];
   rejectsByReason: { table: string; column: string; reason: string; rows: number }[];
   mapping: { table: string; standard: number; mapped: number; unmapped: number; notInVocabulary: number }[];
   measurementsBinned: number | null;
@@ -118,7 +118,12 @@ export async function readRunFacts(dir: string): Promise<RunFacts> {
     });
     const rejectedOf = (t: string) => rejectsByReason.filter((r) => r.table === t).reduce((a, r) => a + r.rows, 0);
     const rowsIn = (counts.rows_in ?? null) as Record<string, number> | null;
-    const tableNames = [...new Set([...Object.keys(rowsIn ?? {}), ...eventsByTable.keys(), ...rejectsByReason.map((r) => r.table).filter(Boolean)])].sort();
+    const tableNames = [...new Set([...Object.keys(rowsIn ?? {}), ...eventsByTable.keys(), ...rejectsByReason.map((r) => r.table).filter(Boolean), 'person'])].sort();
+    const persons = typeof counts.persons === 'number' ? counts.persons : null;
+    // Person rows become each trajectory's gender and ages, not events; the valid ones are counts.persons.
+    const tableRow = (t: string) => t === 'person'
+      ? { table: t, rowsIn: persons === null ? null : persons + rejectedOf(t), eventsOut: null, rejected: rejectedOf(t) }
+      : { table: t, rowsIn: rowsIn ? rowsIn[t] ?? 0 : null, eventsOut: eventsByTable.get(t) ?? 0, rejected: rejectedOf(t) };
     const deciles = readDeciles(dir, manifest);
     const sex = { male: 0, female: 0, other: 0 };
     for (const r of sexRows) {
@@ -128,7 +133,7 @@ export async function readRunFacts(dir: string): Promise<RunFacts> {
     return {
       runner: manifest.runner,
       complete: manifest.complete !== false,
-      persons: typeof counts.persons === 'number' ? counts.persons : null,
+      persons,
       personsWithEvents: num(evTotals.persons),
       records: num(evTotals.records),
       visits: num(evTotals.visits),
@@ -141,7 +146,7 @@ export async function readRunFacts(dir: string): Promise<RunFacts> {
         task: t.task, candidates: t.candidates, cohort: t.cohort, positives: t.positives, negatives: t.negatives, censored: t.censored, excluded: t.excluded ?? {}, sampleRows: sampleRows(t.task),
       })),
       tasksSkipped: ((counts.tasks_skipped ?? []) as { task: string; reason: string }[]).map((t) => ({ task: t.task, reason: t.reason })),
-      tables: tableNames.map((t) => ({ table: t, rowsIn: rowsIn ? rowsIn[t] ?? 0 : null, eventsOut: eventsByTable.get(t) ?? 0, rejected: rejectedOf(t) })),
+      tables: tableNames.map(tableRow),
       rejectsByReason,
       mapping: Object.entries((counts.mapping ?? {}) as Record<string, Record<string, number>>).sort().map(([t, m]) => ({
         table: t, standard: m.standard ?? 0, mapped: m.mapped ?? 0, unmapped: m.unmapped ?? 0, notInVocabulary: m.not_in_vocabulary ?? 0,

@@ -12,7 +12,7 @@ export function table1(sites: { name: string; f: RunFacts }[], id = 'table1'): s
   const row = (label: string, v: (f: RunFacts) => string | number | null) => [label, ...sites.map((s) => v(s.f))];
   const persons = (f: RunFacts) => f.sex.male + f.sex.female + f.sex.other;
   const rows = [
-    row('persons (person table)', (f) => f.persons),
+    row('persons (valid person rows)', (f) => f.persons),
     row('persons with events', (f) => f.personsWithEvents),
     row('records (events)', (f) => f.records),
     row('visits', (f) => f.visits),
@@ -34,6 +34,7 @@ export function tasksTable(f: RunFacts, id: string, site?: string): string {
     Object.entries(t.excluded).map(([rule, n]) => `${rule} ${count(n)}`).join(', ') || 'none',
   ]);
   for (const s of f.tasksSkipped) rows.push([s.task, null, null, null, null, '', null, null, `skipped: ${s.reason}`]);
+  if (rows.length === 0) return `<p id="${escapeHtml(id)}">No task was labelled in this run${site ? ` (${escapeHtml(site)})` : ''}.</p>`;
   return table(id, ['task', 'candidates', 'cohort', 'sample rows', 'positives', 'positive %', 'negatives', 'censored', 'excluded by rule'], rows,
     `Outcomes per task${site ? ` (${site})` : ''}; censored = label not determinable by the end of the data`);
 }
@@ -41,8 +42,8 @@ export function tasksTable(f: RunFacts, id: string, site?: string): string {
 function flowTables(f: RunFacts, p: string): string {
   const flow = table(`${p}rows`, ['table', 'rows in', 'events out', 'rejected'], [
     ...f.tables.map((t) => [t.table, t.rowsIn, t.eventsOut, t.rejected]),
-    ['total', f.tables.every((t) => t.rowsIn !== null) ? f.tables.reduce((a, t) => a + (t.rowsIn ?? 0), 0) : null, f.tables.reduce((a, t) => a + t.eventsOut, 0), f.tables.reduce((a, t) => a + t.rejected, 0)],
-  ], 'Rows in and out per table');
+    ['total', f.tables.every((t) => t.rowsIn !== null) ? f.tables.reduce((a, t) => a + (t.rowsIn ?? 0), 0) : null, f.tables.reduce((a, t) => a + (t.eventsOut ?? 0), 0), f.tables.reduce((a, t) => a + t.rejected, 0)],
+  ], 'Rows in and out per table (person rows give each trajectory its gender and ages, not events)');
   const note = f.tables.some((t) => t.rowsIn === null) ? para('The Kafka runner counts messages by offset, not rows in per table: "rows in" is left empty.') : '';
   const rejects = f.rejectsByReason.length
     ? table(`${p}rejects`, ['table', 'column', 'reason', 'rows'], f.rejectsByReason.map((r) => [r.table, r.column, r.reason, r.rows]), 'Rejects by reason (rows set aside in rejects/)')

@@ -81,6 +81,8 @@ async function demoExperiment(out: string): Promise<void> {
     force: true, log: { info: () => undefined, warn: consoleLogger.warn },
   });
   process.stdout.write(`\nexternal validation (train at synthetic site A, test at A and at site B; tiny models, 1 seed):\n${r.table}\n`);
+  const report = path.join(out, 'experiment', 'report.html');
+  if (fs.existsSync(report)) consoleLogger.info(`report: ${report}`);
 }
 
 function taskFlags(flags: Record<string, unknown>): TaskSelection {

@@ -17,7 +17,8 @@ export const count = (x: number | null | undefined): string => (x === null || x 
 
 function cell(v: CellValue, tag: 'td' | 'th'): string {
   if (v instanceof Html) return `<${tag}>${v.markup}</${tag}>`;
-  const numeric = typeof v === 'number';
+  // Counts and their blanks align right.
+  const numeric = typeof v === 'number' || v === null || v === undefined;
   const text = v === null || v === undefined ? '–' : numeric ? count(v) : v;
   return `<${tag}${numeric ? ' class="num"' : ''}>${escapeHtml(text)}</${tag}>`;
 }

@@ -61,7 +61,8 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     log: consoleLogger,
   });
   process.stdout.write(`${JSON.stringify({ out: summary.out, shards: summary.shards, rows: summary.rows, rejects: summary.rejects, manifest: summary.manifest, complete: summary.complete, seconds: summary.seconds })}\n`);
-  await reportAfterRun(summary.out, consoleLogger);
+  // Only the worker that wrote the manifest (the sink's) reports on the folder.
+  if (summary.manifest) await reportAfterRun(summary.out, consoleLogger);
   if (!summary.complete) process.exitCode = EXIT.stopped;
 }
 

@@ -75,7 +75,8 @@ export function taskBars(rows: { task: string; arm: string; setting: string; val
       height: 200,
       layer: [
         { mark: { type: 'bar' }, encoding: { y: { field: 'value', type: 'quantitative', title: metric, scale: { domain: [0, 1] } } } },
-        { mark: { type: 'rule', color: '#333333' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+        // Dark whiskers: in the bar's own colour the part inside the bar would not show.
+        { mark: { type: 'rule', strokeWidth: 1.5 }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { value: '#222222' } } },
       ],
       encoding: {
         x: { field: 'task', type: 'nominal', title: 'task', sort: tasks, axis: { labelAngle: -30 } },

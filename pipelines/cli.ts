@@ -200,7 +200,7 @@ function wrapOptions(spec: FlagSpec): string {
     if (lines.length && lines[lines.length - 1].length + o.length < 92) lines[lines.length - 1] += `  ${o}`;
     else lines.push(o);
   }
-  return lines.join('\n');
+  return lines.length ? lines.join('\n') : '(none)';
 }
 const fromSpec = (spec: FlagSpec) => () => wrapOptions(spec);
 /** Every command's options, from the tables its parser reads (or its own usage text). */

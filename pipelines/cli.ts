@@ -22,6 +22,7 @@ import { runTrainEhr, TRAIN_EHR_USAGE } from '../trainers/behrt/cli';
 import { EXPERIMENT_SPEC, experimentExternal, runExperimentCommand } from './experiment';
 import { BENCH_SPEC } from '../bench/run';
 import { SYNTH_SPEC } from './synth';
+import { REPORT_SPEC, reportAfterRun, runReportCommand } from './report';
 
 const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
 
@@ -39,6 +40,8 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
                                             BEHRT pretraining / finetuning + evaluation / continuous retraining
   medrep experiment external [--omop-a DIR --omop-b DIR] [--out DIR]
                                             train at site A, evaluate at A and B: vanilla vs text-only vs MedRep
+  medrep report OUT                         OUT/report.html: one self-contained page about a run or an experiment
+                                            (also written at the end of run, demo, stream and experiment)
   medrep import-representations --npy FILE --index CSV --out FILE.parquet
                                             the published MedRep release into the same layout
   medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
@@ -80,6 +83,8 @@ async function demoExperiment(out: string): Promise<void> {
     force: true, log: { info: () => undefined, warn: consoleLogger.warn },
   });
   process.stdout.write(`\nexternal validation (train at synthetic site A, test at A and at site B; tiny models, 1 seed):\n${r.table}\n`);
+  const report = path.join(out, 'experiment', 'report.html');
+  if (fs.existsSync(report)) consoleLogger.info(`report: ${report}`);
 }
 
 function taskFlags(flags: Record<string, unknown>): TaskSelection {
@@ -112,6 +117,7 @@ const commands: Record<string, Command> = {
       log: consoleLogger,
     });
     process.stdout.write(formatSummary(summary) + '\n');
+    await reportAfterRun(summary.out, consoleLogger);
   },
   async demo(argv) {
     const p = parseArgs(argv, DEMO_SPEC, 'medrep demo');
@@ -125,6 +131,7 @@ const commands: Record<string, Command> = {
       await generateSynthetic({ persons, seed: (p.flags.seed as number | undefined) ?? 42, out: omop, format: 'parquet', site: 'A' });
       const summary = await runLocal({ omop, out: path.join(out, 'run'), log: consoleLogger, force: true });
       process.stdout.write(formatSummary(summary) + '\n');
+      await reportAfterRun(summary.out, consoleLogger);
       if (!p.flags['no-experiment']) await demoExperiment(out);
     });
   },
@@ -171,6 +178,9 @@ const commands: Record<string, Command> = {
   async replay(argv) {
     await runReplayCommand(argv);
   },
+  async report(argv) {
+    await runReportCommand(argv);
+  },
   async bench(argv) {
     await runBench(argv);
   },
@@ -196,7 +206,7 @@ function wrapOptions(spec: FlagSpec): string {
     if (lines.length && lines[lines.length - 1].length + o.length < 92) lines[lines.length - 1] += `  ${o}`;
     else lines.push(o);
   }
-  return lines.join('\n');
+  return lines.length ? lines.join('\n') : '(none)';
 }
 const fromSpec = (spec: FlagSpec) => () => wrapOptions(spec);
 /** Every command's options, from the tables its parser reads (or its own usage text). */
@@ -209,6 +219,7 @@ const COMMAND_OPTIONS: Record<string, () => string> = {
   'train ehr': () => TRAIN_EHR_USAGE,
   'experiment external': fromSpec(EXPERIMENT_SPEC),
   'import-representations': () => IMPORT_REPRESENTATIONS_USAGE,
+  report: fromSpec(REPORT_SPEC),
   topics: fromSpec(TOPICS_SPEC),
   status: fromSpec(STATUS_SPEC),
   produce: fromSpec(PRODUCE_SPEC),

@@ -14,6 +14,7 @@ import { generateSynthetic } from './synth';
 import { trainRepresentations, MethodName } from '../trainers/representations/trainRepresentations';
 import { runExternalExperiment, ExternalExperimentResult } from '../trainers/behrt/external';
 import { BackendPreference } from '../trainers/backend';
+import { reportAfterRun } from './report';
 
 export interface ExternalOptions {
   out: string;
@@ -94,7 +95,7 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
     { name: 'MedRep (paper) without KD', embeddings: 'medrep' as const, representations: paper.medrepNoKd!.path },
     { name: 'MedRep (paper)', embeddings: 'medrep' as const, representations: paper.medrep.path },
   ] : [];
-  return runExternalExperiment({
+  const result = await runExternalExperiment({
     siteA,
     siteB,
     vocab,
@@ -112,6 +113,8 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
     testSplits: o.testSplits,
     log: (l) => log.info(l),
   });
+  await reportAfterRun(out, log);
+  return result;
 }
 
 export const EXPERIMENT_SPEC: FlagSpec = {

@@ -8,6 +8,7 @@ import { KAFKA_SPEC, kafkaOptionsFromArgs } from './config';
 import { produceOmop } from './omopLoad';
 import { runReplay } from './replay';
 import { runStream, STREAM_STAGES, StreamStage } from './streamRunner';
+import { reportAfterRun } from '../report';
 
 
 export const PRODUCE_SPEC: FlagSpec = { ...KAFKA_SPEC, omop: 'string', vocab: 'string', partitions: 'number', 'batch-rows': 'number', 'rows-per-message': 'number', 'no-end-of-load': 'boolean' };
@@ -60,6 +61,8 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     log: consoleLogger,
   });
   process.stdout.write(`${JSON.stringify({ out: summary.out, shards: summary.shards, rows: summary.rows, rejects: summary.rejects, manifest: summary.manifest, complete: summary.complete, seconds: summary.seconds })}\n`);
+  // Only the worker that wrote the manifest (the sink's) reports on the folder.
+  if (summary.manifest) await reportAfterRun(summary.out, consoleLogger);
   if (!summary.complete) process.exitCode = EXIT.stopped;
 }
 

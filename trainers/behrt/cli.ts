@@ -20,7 +20,7 @@ export const TRAIN_EHR_USAGE = `usage: medrep train ehr --shards OUT --task TASK
     [--embeddings vanilla|medrep|text] [--representations FILE] [--out DIR]
     [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--init PRETRAINED_CKPT_DIR] [--batch-size N] [--lr X] [--patience N]
     [--paper-size] [--hidden N] [--layers N] [--heads N] [--intermediate N] [--max-len N] [--domain-embedding]
-    [--train-splits a,b] [--val-splits a,b] [--test-splits a,b] [--backend wasm|cpu]
+    [--train-splits a,b] [--val-splits a,b] [--test-splits a,b] [--backend tensorflow-gpu|tensorflow|wasm|cpu]
     [--follow [--poll-ms N] [--max-versions N]]`;
 
 export const EXTERNAL_USAGE = `usage: medrep experiment external --site-a OUT_A --site-b OUT_B --out DIR
@@ -29,14 +29,20 @@ export const EXTERNAL_USAGE = `usage: medrep experiment external --site-a OUT_A 
 
 type Flags = Map<string, string | true>;
 
+/** The flags a usage text names: the flags its parser accepts. */
+export const flagsOf = (usage: string): Set<string> => new Set([...usage.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]));
+export const TRAIN_EHR_FLAGS = flagsOf(TRAIN_EHR_USAGE);
+
 const BOOLEAN_FLAGS = new Set(['paper-size', 'follow', 'domain-embedding']);
 
-export function parseFlags(args: string[], usage: string): Flags {
+/** `known`: the accepted flags; any other is an error (a mistyped flag must not be ignored). */
+export function parseFlags(args: string[], usage: string, known?: Set<string>): Flags {
   const flags: Flags = new Map();
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (!a.startsWith('--')) throw new UserError(`unexpected argument '${a}'\n${usage}`);
     const name = a.slice(2);
+    if (known && !known.has(name)) throw new UserError(`unknown option --${name} (options: ${[...known].map((k) => `--${k}`).join(' ')})`);
     if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
     else {
       const v = args[++i];
@@ -85,7 +91,7 @@ function backendOf(f: Flags): BackendPreference | undefined {
 
 /** `medrep train ehr ...`: pretraining, finetuning with evaluation, or continuous retraining. */
 export async function runTrainEhr(args: string[]): Promise<void> {
-  const f = parseFlags(args, TRAIN_EHR_USAGE);
+  const f = parseFlags(args, TRAIN_EHR_USAGE, TRAIN_EHR_FLAGS);
   const shardsDir = str(f, 'shards');
   const task = str(f, 'task');
   if (!shardsDir || !task) throw new UserError(`--shards and --task are required\n${TRAIN_EHR_USAGE}`);

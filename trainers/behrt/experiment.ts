@@ -93,7 +93,7 @@ export async function runArms(o: {
   cfg: ExperimentConfig;
   out: string;
   log: (m: string) => void;
-}): Promise<{ rows: ResultRow[]; curves: Record<string, { arms: string[]; roc: string; pr: string }> }> {
+}): Promise<{ rows: ResultRow[]; curves: Record<string, { arms: string[]; roc: string; pr: string; points: string }> }> {
   const { cfg, siteA, siteB } = o;
   const rows: ResultRow[] = [];
   const curves = new Map<string, { arm: string; roc: Curve; pr: Curve }[]>();
@@ -160,14 +160,16 @@ export async function runArms(o: {
     }
   }
   // One ROC and one PR figure per task and setting; curve k has color CURVE_COLORS[k] and is arm arms[k].
-  const figures: Record<string, { arms: string[]; roc: string; pr: string }> = {};
+  // The curves' points too, so the report can draw them with axes and a legend.
+  const figures: Record<string, { arms: string[]; roc: string; pr: string; points: string }> = {};
   mkdirSync(join(o.out, 'curves'), { recursive: true });
   for (const [key, list] of curves) {
     const [setting, task] = key.split('|');
     const base = join('curves', `${task}-${setting}`);
     writeFileSync(join(o.out, `${base}-roc.png`), plotCurves(list.map((c) => c.roc), { diagonal: true }));
     writeFileSync(join(o.out, `${base}-pr.png`), plotCurves(list.map((c) => c.pr)));
-    figures[key] = { arms: list.map((c, k) => `${c.arm} rgb(${CURVE_COLORS[k % CURVE_COLORS.length].join(',')})`), roc: `${base}-roc.png`, pr: `${base}-pr.png` };
+    writeFileSync(join(o.out, `${base}.json`), JSON.stringify(list.map((c) => ({ arm: c.arm, roc: c.roc, pr: c.pr }))));
+    figures[key] = { arms: list.map((c, k) => `${c.arm} rgb(${CURVE_COLORS[k % CURVE_COLORS.length].join(',')})`), roc: `${base}-roc.png`, pr: `${base}-pr.png`, points: `${base}.json` };
   }
   return { rows, curves: figures };
 }

@@ -1,0 +1,122 @@
+// The report's figures: Vega-Lite specifications compiled and rendered to SVG strings in Node
+// (vega's headless View.toSVG: no browser, no canvas, no native build). Data is always inline,
+// so rendering never reaches for the network.
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+
+/** A Vega-Lite specification without its config (the report's own is added). */
+type VlSpec = Record<string, unknown>;
+
+// Readable at the page's size: axis and legend text of 12 px, titles of 13 px.
+const CONFIG = {
+  font: 'Helvetica, Arial, sans-serif',
+  axis: { labelFontSize: 12, titleFontSize: 13, titleFontWeight: 'normal', grid: true, gridColor: '#e6e6e6' },
+  legend: { labelFontSize: 12, titleFontSize: 13, titleFontWeight: 'normal', labelLimit: 260 },
+  header: { labelFontSize: 13, titleFontSize: 13 },
+  title: { fontSize: 13, fontWeight: 'bold', anchor: 'start' },
+  view: { stroke: '#cccccc' },
+} as const;
+
+const DASHES = [[1, 0], [8, 4], [2, 3], [12, 3, 2, 3], [4, 2], [1, 5], [16, 4], [6, 6]];
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
+
+/** A Vega-Lite specification as one SVG element. */
+export async function renderSvg(spec: VlSpec): Promise<string> {
+  const compiled = vl.compile({ ...spec, config: CONFIG } as unknown as vl.TopLevelSpec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none', logLevel: vega.Warn });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** A histogram from (value, count) pairs, binned into at most `maxbins` bars. */
+export function histogram(counts: { value: number; n: number }[], o: { x: string; y: string; maxbins?: number }): Promise<string> {
+  return renderSvg({
+    width: 420,
+    height: 170,
+    data: { values: counts },
+    mark: { type: 'bar', color: '#4c78a8' },
+    encoding: {
+      x: { field: 'value', type: 'quantitative', bin: { maxbins: o.maxbins ?? 30 }, title: o.x },
+      y: { field: 'n', type: 'quantitative', aggregate: 'sum', title: o.y },
+    },
+  });
+}
+
+/** Decile boundaries of several labs, one small plot each: the 11 quantiles against their value. */
+export function decilePlots(groups: { label: string; boundaries: number[] }[]): Promise<string> {
+  const values = groups.flatMap((g) => g.boundaries.map((b, k) => ({ lab: g.label, quantile: k / 10, value: b })));
+  return renderSvg({
+    data: { values },
+    facet: { field: 'lab', type: 'nominal', title: null, sort: groups.map((g) => g.label), header: { labelFontSize: 12, labelLimit: 300 } },
+    columns: 3,
+    spec: {
+      width: 220,
+      height: 120,
+      layer: [{ mark: { type: 'line', color: '#4c78a8' } }, { mark: { type: 'point', filled: true, color: '#4c78a8', size: 30 } }],
+      encoding: {
+        x: { field: 'quantile', type: 'quantitative', title: 'quantile', scale: { domain: [0, 1] }, axis: { values: [0, 0.2, 0.4, 0.6, 0.8, 1], format: '.1f' } },
+        y: { field: 'value', type: 'quantitative', title: 'value', scale: { zero: false } },
+      },
+    },
+    resolve: { scale: { y: 'independent' } },
+  });
+}
+
+/** Grouped bars of a metric per task and arm, one panel per setting, with 95% interval whiskers. */
+export function taskBars(rows: { task: string; arm: string; setting: string; value: number; lo?: number; hi?: number }[], metric: string, arms: string[], tasks: string[]): Promise<string> {
+  return renderSvg({
+    data: { values: rows },
+    facet: { column: { field: 'setting', type: 'nominal', title: null, sort: ['internal', 'external'], header: { labelFontSize: 13 } } },
+    spec: {
+      width: { step: 18 },
+      height: 200,
+      layer: [
+        { mark: { type: 'bar' }, encoding: { y: { field: 'value', type: 'quantitative', title: metric, scale: { domain: [0, 1] } } } },
+        // Dark whiskers: in the bar's own colour the part inside the bar would not show.
+        { mark: { type: 'rule', strokeWidth: 1.5 }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { value: '#222222' } } },
+      ],
+      encoding: {
+        x: { field: 'task', type: 'nominal', title: 'task', sort: tasks, axis: { labelAngle: -30 } },
+        xOffset: { field: 'arm', type: 'nominal', sort: arms },
+        color: { field: 'arm', type: 'nominal', sort: arms, title: 'embeddings', scale: { domain: arms, range: PALETTE } },
+      },
+    },
+  });
+}
+
+/** ROC or PR curves of several arms (one line each) in one panel. */
+export function curvePlot(curves: { arm: string; x: number[]; y: number[] }[], o: { title: string; x: string; y: string; diagonal: boolean }, arms: string[]): Promise<string> {
+  const values = curves.flatMap((c) => c.x.map((x, i) => ({ arm: c.arm, i, x, y: c.y[i] })));
+  const layers: Record<string, unknown>[] = [
+    {
+      mark: { type: 'line', strokeWidth: 2, interpolate: 'linear' },
+      encoding: {
+        x: { field: 'x', type: 'quantitative', title: o.x, scale: { domain: [0, 1] } },
+        y: { field: 'y', type: 'quantitative', title: o.y, scale: { domain: [0, 1] } },
+        order: { field: 'i', type: 'quantitative' },
+        color: { field: 'arm', type: 'nominal', sort: arms, title: 'embeddings', scale: { domain: arms, range: PALETTE } },
+        // Arms with the same curve lie on each other: the dash pattern shows where they do.
+        strokeDash: { field: 'arm', type: 'nominal', sort: arms, title: 'embeddings', scale: { domain: arms, range: DASHES } },
+      },
+    },
+  ];
+  if (o.diagonal) {
+    layers.unshift({
+      data: { values: [{ x: 0, y: 0 }, { x: 1, y: 1 }] },
+      mark: { type: 'line', color: '#aaaaaa', strokeDash: [4, 4] },
+      encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
+    });
+  }
+  return renderSvg({ title: o.title, width: 220, height: 220, data: { values }, layer: layers });
+}
+
+/** At most `max` points of a step curve, its first and last kept (the page stays small for big test sets). */
+export function thinCurve(c: { x: number[]; y: number[] }, max = 200): { x: number[]; y: number[] } {
+  if (c.x.length <= max) return c;
+  const step = (c.x.length - 1) / (max - 1);
+  const idx = Array.from({ length: max }, (_, k) => Math.round(k * step));
+  return { x: idx.map((i) => c.x[i]), y: idx.map((i) => c.y[i]) };
+}

@@ -10,7 +10,8 @@ import { ARM_NAMES, ARM_SOURCES, embeddingKindOf, sumRepresentations, type ArmNa
 import { groupOf, paperTables, writePaperTables, type UnresolvedTask } from './paperTables';
 import { PLOS_TASK } from './prolongedStay';
 import { UserError } from '../../pipelines/errors';
-import { loadRepresentations, type Representations } from './representations';
+import { hasVector, loadRepresentations, type Representations } from './representations';
+import { Vocabulary } from './vocab';
 import { loadVocabularyIndex } from '../representations/vocabularyIndex';
 import type { VocabularyIndex } from '../representations/lookup';
 import { loadSiteTask, sampleTasks, siteHash, type SiteData } from './site';
@@ -182,6 +183,10 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
   mkdirSync(o.out, { recursive: true });
   const started = Date.now();
   const { rows, curves } = await runArms({ arms, models, siteA, siteB, tasks, cfg, out: o.out, log, onCell: o.onCell });
+  // Every token of both sites goes through each frozen arm's lookup once, so the resolution counts
+  // in results.json are the same whether this run computed its cells or read them back.
+  const everySequence = [...(siteA.pretrain?.sequences ?? []), ...[...siteA.tasks.values(), ...siteB.tasks.values()].flatMap((d) => d.sequences)];
+  for (const a of arms) if (a.reps?.resolutions) Vocabulary.fromSequences(everySequence, hasVector(a.reps.lookup));
   const projection = arms
     .filter((a) => a.reps)
     .map((a) => ({ arm: a.name, vectorSize: a.reps!.dim, hidden: cfg.model.hidden, learnedProjection: a.reps!.dim !== cfg.model.hidden }));

@@ -32,7 +32,7 @@ export interface ExternalExperimentOptions {
   noKdRepresentations?: string | Representations;
   /** The MedTok baseline's table (the medtok arm is left out without it). */
   medtokRepresentations?: string | Representations;
-  /** Arms to run (default: vanilla and every arm whose table is given, in ARM_NAMES order). */
+  /** Arms to run (default: vanilla and every arm whose table is given but medrep+text, in ARM_NAMES order). */
   arms?: ArmName[];
   /** EHR models (default: behrt). */
   models?: EhrModelName[];
@@ -169,7 +169,8 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
     medrep: await reps(o.representations, vocabulary), text: await reps(o.textRepresentations, vocabulary),
     noKd: await reps(o.noKdRepresentations, vocabulary), medtok: await reps(o.medtokRepresentations, vocabulary),
   });
-  const wanted = o.arms ?? ARM_NAMES.filter((a) => a === 'vanilla' || tables[a]);
+  // By default vanilla and every arm whose table is given; the medrep+text variant only when asked for.
+  const wanted = o.arms ?? ARM_NAMES.filter((a) => a === 'vanilla' || (a !== 'medrep+text' && tables[a]));
   const arms: Arm[] = wanted.map((name) => {
     if (name !== 'vanilla' && !tables[name]) throw new UserError(`arm ${name} needs ${ARM_SOURCES[name]}`);
     return { name, embeddings: embeddingKindOf(name), reps: tables[name] };

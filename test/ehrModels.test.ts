@@ -10,7 +10,12 @@ import { trainBehrt } from '../trainers/behrt/train';
 import { mapLookup } from '../trainers/behrt/representations';
 import { withProlongedStay } from '../trainers/behrt/prolongedStay';
 import { SPECIAL_TOKENS } from '../transforms/tokens';
-import { syntheticSequences } from './ehrFixtures';
+import { syntheticSequences, writeSite } from './ehrFixtures';
+import { runTrainEhr } from '../trainers/behrt/cli';
+import { readCheckpointMeta, resolveCheckpoint } from '../trainers/behrt/checkpoint';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './helpers';
 
 const size: BehrtConfig = { ...DEFAULT_MODEL, hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLen: 16, segmentVocab: 8, recordRankVocab: 8 };
 
@@ -95,6 +100,26 @@ describe('EHR models: BEHRT, CDM-BERT and Med-BERT on one encoder', function () 
       task: 'pretrain', train: seqs, val: seqs.slice(0, 4), vocab, embeddings: 'vanilla', model: modelConfig('med-bert', size),
       trainCfg: { ...DEFAULT_TRAIN, batchSize: 8, epochs: 1 }, seed: 1, shards: [],
     }), /no prolonged-stay label \(the site needs long_stay samples\)/);
+  });
+
+  it('`train ehr --model med-bert` pretrains with the prolonged-stay head from the long_stay samples, and says so when they are missing', async () => {
+    const root = tempDir('med-bert-cli');
+    const flags = ['--epochs', '1', '--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16', '--backend', 'cpu'];
+    await writeSite(join(root, 'no-stay'), { persons: 60, seed: 3, maxEvents: 12 });
+    await assert.rejects(runTrainEhr(['--shards', join(root, 'no-stay'), '--task', 'pretrain', '--model', 'med-bert', '--out', join(root, 'x'), ...flags]),
+      /--model med-bert: its prolonged-stay head learns from long_stay samples, and .* has none/);
+    await assert.rejects(runTrainEhr(['--shards', join(root, 'no-stay'), '--task', 'pretrain', '--model', 'gpt', ...flags]), /--model takes behrt, cdm-bert, med-bert, got 'gpt'/);
+    await writeSite(join(root, 'A'), { persons: 60, seed: 3, maxEvents: 12 }, ['risk', 'long_stay']);
+    const out = join(root, 'pre');
+    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'pretrain', '--model', 'med-bert', '--out', out, ...flags]);
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    assert.equal(run.model, 'med-bert');
+    assert.equal(run.config.model.plosHead, true);
+    const ckpt = resolveCheckpoint(join(out, 'checkpoints', 'vanilla', 'med-bert', 'seed-1', 'pretrain'))!;
+    assert.ok(ckpt && existsSync(ckpt));
+    const meta = readCheckpointMeta(ckpt);
+    assert.ok(meta.tensors.some((t) => t.name === 'mlm.plos.head.w'), 'the checkpoint has no prolonged-stay head');
+    assert.ok(meta.shards.some((s) => s.path.startsWith('samples/long_stay/')), 'the checkpoint does not name the long_stay shards it learned from');
   });
 
   it('labels a person prolonged-stay from the long_stay samples, false without one', () => {

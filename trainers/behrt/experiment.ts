@@ -15,6 +15,7 @@ import { bySplit, siteHash, type SiteData } from './site';
 import { shardSetHash } from './data';
 import { PLOS_TASK, withProlongedStay } from './prolongedStay';
 import { canonicalJson, sha256 } from '../../transforms/hashing';
+import { tf } from './tf';
 import type { EmbeddingKind } from './train';
 import type { Curve } from '../metrics/auc';
 import { plotCurves, CURVE_COLORS } from '../metrics/png';
@@ -247,6 +248,8 @@ export async function runArms(o: {
           const data = siteA.tasks.get(task)!;
           const key: CellKey = { arm: arm.name, model: model.name, task, seed };
           const inputs = {
+            // Backends round differently: a cell computed on another one is computed again.
+            backend: tf.getBackend(),
             arm: arm.name, embeddings: arm.embeddings, representations: arm.reps?.hash ?? null, model: model.name, modelConfig: model.cfg,
             train: cfg.train, pretrainEpochs: cfg.pretrainEpochs, init: initHash, trainSplits: cfg.trainSplits, valSplits: cfg.valSplits, testSplits: cfg.testSplits,
             seed, task, siteA: { task: siteHash(data), pretrain: siteA.pretrain ? siteHash(siteA.pretrain) : null, longStay: model.cfg.plosHead && siteA.longStay ? siteHash(siteA.longStay) : null },

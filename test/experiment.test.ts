@@ -24,5 +24,9 @@ describe('medrep experiment external on two synthetic sites (end to end, tiny se
     // Site B was coded with other concept ids than site A, and the pipeline ran on both.
     for (const site of ['site-a', 'site-b']) assert.ok(fs.existsSync(path.join(out, site, 'samples/mortality')));
     assert.ok(fs.existsSync(path.join(out, 'representations/medrep.parquet')));
+    // The paper's tables, by task group, and each arm's stored cell.
+    assert.match(fs.readFileSync(path.join(out, 'table2.md'), 'utf8'), /\| arm \| setting \| MT \| average \|/);
+    assert.match(fs.readFileSync(path.join(out, 'table3.md'), 'utf8'), /\| text-only \| external \| \d\.\d{3} \|/);
+    for (const arm of ['vanilla', 'text-only', 'medrep']) assert.ok(fs.existsSync(path.join(out, 'cells', arm, 'behrt', 'mortality', 'seed-1.json')), arm);
   });
 });

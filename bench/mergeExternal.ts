@@ -15,7 +15,7 @@ export function mergeRows(runs: Array<{ tasks: string[]; rows: ResultRow[] }>): 
   const order: string[] = [];
   for (const run of runs) {
     for (const row of run.rows) {
-      const armKey = `${row.embeddings}|${row.setting}`;
+      const armKey = `${row.embeddings}|${row.model ?? 'behrt'}|${row.setting}`;
       if (!order.includes(armKey)) order.push(armKey);
       for (const [t, c] of Object.entries(row.tasks)) {
         const k = `${armKey}|${t}`;
@@ -24,7 +24,7 @@ export function mergeRows(runs: Array<{ tasks: string[]; rows: ResultRow[] }>): 
     }
   }
   const rows: ResultRow[] = order.map((armKey) => {
-    const [embeddings, setting] = armKey.split('|');
+    const [embeddings, model, setting] = armKey.split('|');
     const byTask: Record<string, Cell> = {};
     for (const t of tasks) {
       const p = cells.get(`${armKey}|${t}`);
@@ -34,7 +34,7 @@ export function mergeRows(runs: Array<{ tasks: string[]; rows: ResultRow[] }>): 
       byTask[t] = { auroc: mean(au), auprc: mean(pr), aurocSd: sd(au), auprcSd: sd(pr), ci95: [mean(p.map((x) => x.ci95[0])), mean(p.map((x) => x.ci95[1]))], perSeed: p };
     }
     const cs = Object.values(byTask);
-    return { embeddings, setting: setting as ResultRow['setting'], tasks: byTask, average: { auroc: mean(cs.map((c) => c.auroc)), auprc: mean(cs.map((c) => c.auprc)) } };
+    return { embeddings, model, setting: setting as ResultRow['setting'], tasks: byTask, average: { auroc: mean(cs.map((c) => c.auroc)), auprc: mean(cs.map((c) => c.auprc)) } };
   });
   return { rows, tasks };
 }

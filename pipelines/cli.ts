@@ -36,10 +36,11 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
   medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE] [--method lexical|paper]
                                             concept vectors (default: TF-IDF+SVD text, APPNP on the graph; paper: MLM + GCL with KD)
-  medrep train ehr --shards OUT --task T|pretrain [--embeddings vanilla|medrep|text --representations FILE] [--follow] [--paper-size]
-                                            BEHRT pretraining / finetuning + evaluation / continuous retraining
-  medrep experiment external [--omop-a DIR --omop-b DIR] [--out DIR]
-                                            train at site A, evaluate at A and B: vanilla vs text-only vs MedRep
+  medrep train ehr --shards OUT --task T|pretrain [--model behrt|cdm-bert|med-bert] [--embeddings vanilla|medrep|text --representations FILE] [--follow] [--paper-size]
+                                            BEHRT / CDM-BERT / Med-BERT pretraining / finetuning + evaluation / continuous retraining
+  medrep experiment external [--omop-a DIR --omop-b DIR] [--out DIR] [--arms vanilla,medtok,text-only,no-lwf,medrep,medrep+text]
+      [--models behrt,cdm-bert,med-bert] [--tasks mortality,long_stay,readmission,phenotypes,uti,fracture,sepsis,pneumonia,mi] [--seeds 1,2,3]
+                                            train at site A, evaluate at A and B over arms x models x tasks x seeds (resumes finished cells)
   medrep report OUT                         OUT/report.html: one self-contained page about a run or an experiment
                                             (also written at the end of run, demo, stream and experiment)
   medrep import-representations --npy FILE --index CSV --out FILE.parquet

@@ -15,6 +15,10 @@ import { trainRepresentations, MethodName } from '../trainers/representations/tr
 import { runExternalExperiment, ExternalExperimentResult } from '../trainers/behrt/external';
 import { BackendPreference } from '../trainers/backend';
 import { reportAfterRun } from './report';
+import { parseArms, type ArmName } from '../trainers/behrt/arms';
+import { parseEhrModels, type EhrModelName } from '../trainers/behrt/config';
+import { PAPER_TASKS } from '../trainers/behrt/paperTables';
+import { PLOS_TASK } from '../trainers/behrt/prolongedStay';
 
 export interface ExternalOptions {
   out: string;
@@ -39,6 +43,10 @@ export interface ExternalOptions {
   trainSplits?: string[];
   valSplits?: string[];
   testSplits?: string[];
+  /** Grid: arms (trainers/behrt/arms.ts), EHR models, and a MedTok table for the medtok arm. */
+  arms?: ArmName[];
+  models?: EhrModelName[];
+  medtokRepresentations?: string;
   /** Replace a previous experiment's output in `out`. */
   force?: boolean;
   log?: Logger;
@@ -51,7 +59,9 @@ export async function experimentExternal(o: ExternalOptions): Promise<ExternalEx
 
 async function experimentInto(out: string, o: ExternalOptions): Promise<ExternalExperimentResult> {
   const log = o.log ?? consoleLogger;
-  const tasks = o.tasks ?? ['mortality', 'long_stay', 'readmission', 'uti'];
+  const tasks = o.tasks ?? PAPER_TASKS;
+  // Med-BERT's prolonged-stay head learns from site A's long_stay samples.
+  const pipelineTasks = o.models?.includes('med-bert') && !tasks.includes(PLOS_TASK) ? [...tasks, PLOS_TASK] : tasks;
   let omopA = o.omopA;
   let omopB = o.omopB;
   if (!omopA !== !omopB) throw new UserError('experiment external: give both --omop-a and --omop-b, or neither (synthetic sites)');
@@ -70,7 +80,7 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
   for (const [omop, dir] of [[omopA, siteA], [omopB, siteB]]) {
     log.info(`experiment: pipeline ${omop} -> ${dir}`);
     // The experiment's own folders: a rerun replaces them.
-    await runLocal({ omop, vocab: o.vocab, out: dir, tasks, log, force: true });
+    await runLocal({ omop, vocab: o.vocab, out: dir, tasks: pipelineTasks, log, force: true });
   }
   const vocab = o.vocab ?? omopA;
   const train = async (dir: string, method: MethodName | undefined) => {
@@ -92,8 +102,8 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
   const main = await train(repr, o.method);
   const paper = o.withPaper ? await train(path.join(out, 'representations-paper'), 'paper') : null;
   const extraArms = paper ? [
-    { name: 'MedRep (paper) without KD', embeddings: 'medrep' as const, representations: paper.medrepNoKd!.path },
-    { name: 'MedRep (paper)', embeddings: 'medrep' as const, representations: paper.medrep.path },
+    { name: 'no-lwf (paper)', embeddings: 'medrep' as const, representations: paper.medrepNoKd!.path },
+    { name: 'medrep (paper)', embeddings: 'medrep' as const, representations: paper.medrep.path },
   ] : [];
   const result = await runExternalExperiment({
     siteA,
@@ -102,6 +112,9 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
     representations: path.join(repr, 'medrep.parquet'),
     textRepresentations: path.join(repr, 'text.parquet'),
     noKdRepresentations: main.medrepNoKd?.path,
+    medtokRepresentations: o.medtokRepresentations,
+    arms: o.arms,
+    models: o.models,
     extraArms,
     out,
     tasks,
@@ -121,6 +134,7 @@ export const EXPERIMENT_SPEC: FlagSpec = {
   out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number',
   tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', force: 'boolean',
   method: 'string', 'with-paper': 'boolean', 'train-splits': 'string', 'val-splits': 'string', 'test-splits': 'string',
+  arms: 'string', models: 'string', 'medtok-representations': 'string',
 };
 
 function methodFlag(v: unknown): MethodName | undefined {
@@ -154,6 +168,9 @@ export async function runExperimentCommand(argv: string[]): Promise<void> {
     trainSplits: list(p.flags['train-splits']),
     valSplits: list(p.flags['val-splits']),
     testSplits: list(p.flags['test-splits']),
+    arms: list(p.flags.arms) && parseArms(list(p.flags.arms)!),
+    models: list(p.flags.models) && parseEhrModels(list(p.flags.models)!),
+    medtokRepresentations: p.flags['medtok-representations'] as string | undefined,
   });
   process.stdout.write(r.table + '\n' + `results: ${r.resultsFile}\n`);
 }

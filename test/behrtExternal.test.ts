@@ -31,23 +31,23 @@ describe('BEHRT external validation experiment', function () {
     });
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     const rows = results.rows as ResultRow[];
-    assert.deepEqual(rows.map((r) => `${r.embeddings}/${r.setting}`), ['vanilla/internal', 'vanilla/external', 'MedRep/internal', 'MedRep/external']);
+    assert.deepEqual(rows.map((r) => `${r.embeddings}/${r.model}/${r.setting}`), ['vanilla/behrt/internal', 'vanilla/behrt/external', 'medrep/behrt/internal', 'medrep/behrt/external']);
     const get = (e: string, s: string) => rows.find((r) => r.embeddings === e && r.setting === s)!;
     // Vanilla sees only [UNK] at site B; MedRep sees vectors.
     assert.equal(get('vanilla', 'external').tasks.risk.perSeed[0].unknownTokenShare, 1);
-    assert.equal(get('MedRep', 'external').tasks.risk.perSeed[0].unknownTokenShare, 0);
-    assert.equal(get('MedRep', 'external').tasks.risk.perSeed[0].n, 120);
-    const medrep = get('MedRep', 'external').average.auroc;
+    assert.equal(get('medrep', 'external').tasks.risk.perSeed[0].unknownTokenShare, 0);
+    assert.equal(get('medrep', 'external').tasks.risk.perSeed[0].n, 120);
+    const medrep = get('medrep', 'external').average.auroc;
     const vanilla = get('vanilla', 'external').average.auroc;
     assert.ok(medrep > vanilla + 0.1, `MedRep external AUROC ${medrep} vs vanilla ${vanilla}`);
-    const ci = get('MedRep', 'external').tasks.risk.ci95!;
+    const ci = get('medrep', 'external').tasks.risk.ci95!;
     assert.ok(ci[0] <= medrep && medrep <= ci[1]);
     assert.equal(results.projection[0].learnedProjection, true); // 12-d vectors, hidden 16
     // Versions, not machine paths: the table by its hash and file name.
-    assert.deepEqual(Object.keys(results.representations.MedRep).sort(), ['dim', 'file', 'hash']);
-    assert.equal(results.representations.MedRep.file, 'reps.parquet');
+    assert.deepEqual(Object.keys(results.representations.medrep).sort(), ['dim', 'file', 'hash']);
+    assert.equal(results.representations.medrep.file, 'reps.parquet');
     assert.ok(!JSON.stringify(results).includes(root), 'results.json names no folder of this machine');
-    assert.match(res.table, /MedRep\s+external/);
+    assert.match(res.table, /medrep\s+behrt\s+external/);
     for (const f of ['risk-internal-roc.png', 'risk-external-pr.png']) {
       const png = readFileSync(join(out, 'curves', f));
       assert.equal(png.subarray(1, 4).toString('ascii'), 'PNG');
@@ -89,12 +89,12 @@ describe('BEHRT external validation experiment', function () {
     await runTrainEhr(['--shards', join(root, 'A'), '--task', 'pretrain', '--out', pre, '--epochs', '1', ...size]);
     const preRun = JSON.parse(readFileSync(join(pre, 'run.json'), 'utf8'));
     assert.equal(preRun.task, 'pretrain');
-    const ckpt = join(pre, 'checkpoints', 'vanilla', 'seed-1', 'pretrain');
+    const ckpt = join(pre, 'checkpoints', 'vanilla', 'behrt', 'seed-1', 'pretrain');
     assert.ok(existsSync(join(ckpt, 'BEST')));
     const ft = join(root, 'ft');
     await runTrainEhr(['--shards', join(root, 'A'), '--task', 'risk', '--out', ft, '--epochs', '1', '--init', ckpt, ...size,
       '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
-    const meta = JSON.parse(readFileSync(join(ft, 'checkpoints', 'vanilla', 'seed-1', 'risk', readFileSync(join(ft, 'checkpoints', 'vanilla', 'seed-1', 'risk', 'LATEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
+    const meta = JSON.parse(readFileSync(join(ft, 'checkpoints', 'vanilla', 'behrt', 'seed-1', 'risk', readFileSync(join(ft, 'checkpoints', 'vanilla', 'behrt', 'seed-1', 'risk', 'LATEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
     const preMeta = JSON.parse(readFileSync(join(ckpt, readFileSync(join(ckpt, 'BEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
     assert.equal(meta.vocabHash, preMeta.vocabHash);
     // An arm that does not match the pretrained embeddings is refused.

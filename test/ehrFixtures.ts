@@ -95,12 +95,15 @@ export function manifestEntry(outDir: string, rel: string, kind: string, rows: n
   return { kind, path: rel, rows, bytes: statSync(p).size, sha256: sha256(readFileSync(p)) };
 }
 
-/** A pipeline-like output folder: pretrain/ and samples/<task>/ shards plus manifest.json. */
-export async function writeSite(outDir: string, o: SiteOptions, task = 'risk'): Promise<void> {
+/** A pipeline-like output folder: pretrain/ and samples/<task>/ shards (the same labels for each task) plus manifest.json. */
+export async function writeSite(outDir: string, o: SiteOptions, task: string | string[] = 'risk'): Promise<void> {
   const seqs = syntheticSequences(o);
   await writeSequenceShard(join(outDir, 'pretrain', 'part-0.parquet'), seqs.map(({ label, labels, ...s }) => s));
-  await writeSequenceShard(join(outDir, 'samples', task, 'part-0.parquet'), seqs);
-  const shards = [manifestEntry(outDir, 'pretrain/part-0.parquet', 'pretrain', seqs.length), manifestEntry(outDir, `samples/${task}/part-0.parquet`, `samples/${task}`, seqs.length)];
+  const shards = [manifestEntry(outDir, 'pretrain/part-0.parquet', 'pretrain', seqs.length)];
+  for (const t of typeof task === 'string' ? [task] : task) {
+    await writeSequenceShard(join(outDir, 'samples', t, 'part-0.parquet'), seqs);
+    shards.push(manifestEntry(outDir, `samples/${t}/part-0.parquet`, `samples/${t}`, seqs.length));
+  }
   writeFileSync(join(outDir, 'manifest.json'), JSON.stringify({ shards }, null, 1));
 }
 

@@ -19,10 +19,14 @@ describe('medrep experiment external on two synthetic sites (end to end, tiny se
     for (const setting of ['internal', 'external']) assert.match(text, new RegExp(setting));
     assert.match(r.table, /AUROC/);
     assert.match(r.table, /AUPRC/);
-    assert.match(r.table, /MedRep\s+external/);
-    assert.match(r.table, /vanilla\s+internal/);
+    assert.match(r.table, /medrep\s+behrt\s+external/);
+    assert.match(r.table, /vanilla\s+behrt\s+internal/);
     // Site B was coded with other concept ids than site A, and the pipeline ran on both.
     for (const site of ['site-a', 'site-b']) assert.ok(fs.existsSync(path.join(out, site, 'samples/mortality')));
     assert.ok(fs.existsSync(path.join(out, 'representations/medrep.parquet')));
+    // The paper's tables, by task group, and each arm's stored cell.
+    assert.match(fs.readFileSync(path.join(out, 'table2.md'), 'utf8'), /\| arm \| setting \| MT \| average \|/);
+    assert.match(fs.readFileSync(path.join(out, 'table3.md'), 'utf8'), /\| text-only \| external \| \d\.\d{3} \|/);
+    for (const arm of ['vanilla', 'text-only', 'medrep']) assert.ok(fs.existsSync(path.join(out, 'cells', arm, 'behrt', 'mortality', 'seed-1.json')), arm);
   });
 });

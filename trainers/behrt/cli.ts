@@ -3,7 +3,9 @@
 import { writeFileSync } from 'node:fs';
 import { UserError } from '../../pipelines/errors';
 import { basename, join } from 'node:path';
-import type { BehrtConfig, TrainConfig } from './config';
+import { DEFAULT_MODEL, modelConfig, parseEhrModels, PAPER_MODEL, type BehrtConfig, type EhrModelName, type TrainConfig } from './config';
+import { parseArms } from './arms';
+import { PLOS_TASK, withProlongedStay } from './prolongedStay';
 import { experimentConfig, loadSite, runExternalExperiment } from './external';
 import { formatResults, runArms } from './experiment';
 import { followManifest } from './follow';
@@ -17,14 +19,16 @@ import { checkpointPath, modelVocabulary, pretrain } from './evaluate';
 import { withOutputDir } from '../../pipelines/outputDir';
 
 export const TRAIN_EHR_USAGE = `usage: medrep train ehr --shards OUT --task TASK|pretrain
-    [--embeddings vanilla|medrep|text] [--representations FILE] [--out DIR]
+    [--model behrt|cdm-bert|med-bert] [--embeddings vanilla|medrep|text] [--representations FILE] [--out DIR]
     [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--init PRETRAINED_CKPT_DIR] [--batch-size N] [--lr X] [--patience N]
     [--paper-size] [--hidden N] [--layers N] [--heads N] [--intermediate N] [--max-len N] [--domain-embedding]
     [--train-splits a,b] [--val-splits a,b] [--test-splits a,b] [--backend tensorflow-gpu|tensorflow|wasm|cpu]
     [--follow [--poll-ms N] [--max-versions N]]`;
 
 export const EXTERNAL_USAGE = `usage: medrep experiment external --site-a OUT_A --site-b OUT_B --out DIR
-    [--representations MEDREP.parquet] [--text-representations TEXT.parquet] [--tasks a,b]
+    [--representations MEDREP.parquet] [--text-representations TEXT.parquet] [--no-lwf-representations NOKD.parquet]
+    [--medtok-representations MEDTOK.parquet] [--arms vanilla,medtok,text-only,no-lwf,medrep,medrep+text]
+    [--models behrt,cdm-bert,med-bert] [--tasks a,b]
     [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--paper-size] [model flags as in train ehr] [--backend cpu|wasm]`;
 
 type Flags = Map<string, string | true>;
@@ -80,6 +84,12 @@ function sizes(f: Flags): { model: Partial<BehrtConfig>; train: Partial<TrainCon
   return { model, train };
 }
 
+/** `--model NAME` / `--models a,b`: EHR model names (config.ts EHR_MODELS). */
+const ehrModels = (f: Flags, flag: 'model' | 'models'): EhrModelName[] | undefined => {
+  const names = list(f, flag);
+  return names && parseEhrModels(names, `--${flag}`);
+};
+
 function backendOf(f: Flags): BackendPreference | undefined {
   // Default: the selector's order (tfjs-node-gpu > tfjs-node > wasm > cpu); WASM trains the
   // default size ~7x faster than the pure-JS CPU backend here (bench/results/behrt.json).
@@ -101,22 +111,26 @@ export async function runTrainEhr(args: string[]): Promise<void> {
   if (embeddings !== 'vanilla' && !repFile) throw new UserError(`--embeddings ${embeddings} needs --representations FILE`);
   const reps: Representations | undefined = repFile ? await loadRepresentations(repFile) : undefined;
   const backend = await initEhrBackend(backendOf(f));
-  const { model, train } = sizes(f);
+  const named = ehrModels(f, 'model');
+  if (named && named.length > 1) throw new UserError(`--model takes one model (the experiment's --models takes several), got '${str(f, 'model')}'`);
+  const modelName = named?.[0] ?? 'behrt';
+  const { model: sized, train } = sizes(f);
+  const model = { ...modelConfig(modelName, { ...DEFAULT_MODEL, ...(f.has('paper-size') ? PAPER_MODEL : {}) }), ...sized };
   const cfg = experimentConfig({
     init: str(f, 'init'), paperSize: f.has('paper-size'), model, train, pretrainEpochs: num(f, 'pretrain-epochs') ?? (task === 'pretrain' ? undefined : 0),
     seeds: list(f, 'seeds')?.map(Number), trainSplits: list(f, 'train-splits'), valSplits: list(f, 'val-splits'), testSplits: list(f, 'test-splits'),
   });
-  const out = str(f, 'out') ?? join(shardsDir, 'models', `${task}-${embeddings}`);
-  await withOutputDir(out, { command: 'train ehr' }, () => trainEhrInto(out, f, { task, shardsDir, embeddings, reps, backend, cfg }));
+  const out = str(f, 'out') ?? join(shardsDir, 'models', `${task}-${embeddings}${modelName === 'behrt' ? '' : `-${modelName}`}`);
+  await withOutputDir(out, { command: 'train ehr' }, () => trainEhrInto(out, f, { task, shardsDir, embeddings, reps, backend, cfg, modelName }));
 }
 
 async function trainEhrInto(
   out: string,
   f: Flags,
-  { task, shardsDir, embeddings, reps, backend, cfg }: { task: string; shardsDir: string; embeddings: EmbeddingKind; reps: Representations | undefined; backend: string; cfg: ReturnType<typeof experimentConfig> },
+  { task, shardsDir, embeddings, reps, backend, cfg, modelName }: { task: string; shardsDir: string; embeddings: EmbeddingKind; reps: Representations | undefined; backend: string; cfg: ReturnType<typeof experimentConfig>; modelName: EhrModelName },
 ): Promise<void> {
   const log = (m: string) => console.log(m);
-  log(`train ehr: task ${task}, embeddings ${embeddings}, backend ${backend}, hidden ${cfg.model.hidden} x ${cfg.model.layers} layers, max ${cfg.model.maxLen} tokens`);
+  log(`train ehr: task ${task}, model ${modelName}, embeddings ${embeddings}, backend ${backend}, hidden ${cfg.model.hidden} x ${cfg.model.layers} layers, max ${cfg.model.maxLen} tokens`);
   if (reps && reps.dim !== cfg.model.hidden) log(`vectors of size ${reps.dim} reach hidden size ${cfg.model.hidden} through a learned projection`);
   const projection = reps ? { vectorSize: reps.dim, hidden: cfg.model.hidden, learnedProjection: reps.dim !== cfg.model.hidden } : null;
 
@@ -134,7 +148,7 @@ async function trainEhrInto(
   }
 
   const tasks = task === 'pretrain' ? [] : [task];
-  const site = await loadSite(shardsDir, 'site', tasks);
+  const site = await loadSite(shardsDir, 'site', tasks, { longStay: cfg.model.plosHead });
   if (task === 'pretrain' && !site.pretrain) throw new UserError(`${shardsDir}: no pretraining shards`);
   const arm = { name: embeddings, embeddings, reps };
   const started = Date.now();
@@ -142,22 +156,29 @@ async function trainEhrInto(
   if (task === 'pretrain') {
     const pre = site.pretrain!;
     const vocab = modelVocabulary(pre.sequences.filter((s) => s.split === 'pretrain_train'), embeddings, reps);
+    let train = bySplit(pre.sequences, ['pretrain_train'], 'pretraining', shardsDir);
+    let shards = pre.shards;
+    if (cfg.model.plosHead) {
+      if (!site.longStay) throw new UserError(`--model ${modelName}: its prolonged-stay head learns from ${PLOS_TASK} samples, and ${shardsDir} has none (run the pipeline with the ${PLOS_TASK} task)`);
+      train = withProlongedStay(train, site.longStay.sequences);
+      shards = [...pre.shards, ...site.longStay.shards];
+    }
     for (const seed of cfg.seeds) {
       await pretrain({
-        embeddings, reps, vocab, model: cfg.model, trainCfg: cfg.train, seed, shards: pre.shards, log,
-        train: bySplit(pre.sequences, ['pretrain_train'], 'pretraining', shardsDir), val: bySplit(pre.sequences, ['pretrain_val'], 'pretraining validation', shardsDir),
-        checkpointDir: checkpointPath(out, embeddings, `seed-${seed}`, 'pretrain'),
+        embeddings, reps, vocab, model: cfg.model, trainCfg: cfg.train, seed, shards, log,
+        train, val: bySplit(pre.sequences, ['pretrain_val'], 'pretraining validation', shardsDir),
+        checkpointDir: checkpointPath(out, embeddings, modelName, `seed-${seed}`, 'pretrain'),
       });
     }
   } else {
-    const res = await runArms({ arms: [arm], siteA: site, siteB: null, tasks, cfg, out, log });
+    const res = await runArms({ arms: [arm], models: [{ name: modelName, cfg: cfg.model }], siteA: site, siteB: null, tasks, cfg, out, log });
     rows = res.rows;
-    writeFileSync(join(out, 'results.json'), JSON.stringify({ task, embeddings, rows: res.rows, curves: res.curves }, null, 1));
+    writeFileSync(join(out, 'results.json'), JSON.stringify({ task, model: modelName, embeddings, rows: res.rows, curves: res.curves }, null, 1));
     log(formatResults(res.rows, tasks));
   }
   writeFileSync(join(out, 'run.json'), JSON.stringify({
     // Versions, not machine paths: shards and representations by their hashes (and the table's file name).
-    command: 'train ehr', task, embeddings, backend,
+    command: 'train ehr', task, model: modelName, embeddings, backend,
     shards: task === 'pretrain' ? siteHash(site.pretrain!) : siteHash(site.tasks.get(task)!),
     pretrainShards: site.pretrain ? siteHash(site.pretrain) : null,
     representations: reps ? { file: basename(reps.source), hash: reps.hash, dim: reps.dim } : null,
@@ -177,7 +198,9 @@ export async function runExternalCommand(args: string[]): Promise<void> {
   const { model, train } = sizes(f);
   await runExternalExperiment({
     siteA, siteB, out, model, train, paperSize: f.has('paper-size'),
+    arms: list(f, 'arms') && parseArms(list(f, 'arms')!), models: ehrModels(f, 'models'),
     representations: str(f, 'representations'), textRepresentations: str(f, 'text-representations'),
+    noKdRepresentations: str(f, 'no-lwf-representations'), medtokRepresentations: str(f, 'medtok-representations'),
     tasks: list(f, 'tasks'), seeds: list(f, 'seeds')?.map(Number), pretrainEpochs: num(f, 'pretrain-epochs'),
     trainSplits: list(f, 'train-splits'), valSplits: list(f, 'val-splits'), testSplits: list(f, 'test-splits'), backend: backendOf(f),
   });

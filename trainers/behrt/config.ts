@@ -1,5 +1,6 @@
 // Model and training sizes. Defaults train on two CPU cores in minutes; `paperSize()` is the
 // MedRep paper's BEHRT (hidden 768, 6 layers, 12 heads, intermediate 512, 2048 tokens).
+import { UserError } from '../../pipelines/errors';
 
 export interface BehrtConfig {
   hidden: number;
@@ -14,8 +15,13 @@ export interface BehrtConfig {
   /** Rows of the segment (visit rank within the window) and record-rank embeddings; larger ranks are clamped. */
   segmentVocab: number;
   recordRankVocab: number;
-  /** BEHRT-DE: add e*domain to the embedding sum. */
+  /** BEHRT-DE / CDM-BERT: add e*domain to the embedding sum (a masked token keeps its domain). */
   domainEmbedding: boolean;
+  /**
+   * Med-BERT: a prolonged-length-of-stay head on [CLS] trained jointly with MLM during pretraining
+   * (not used when finetuning). Checkpoints written before it existed read as false.
+   */
+  plosHead?: boolean;
   /** Gradient checkpointing: recompute each layer in the backward pass instead of keeping its activations. */
   recomputeLayers: boolean;
   /**
@@ -79,6 +85,34 @@ export const DEFAULT_TRAIN: TrainConfig = {
 };
 
 export const PAPER_TRAIN: TrainConfig = { ...DEFAULT_TRAIN, batchSize: 8, learningRate: 5e-5, epochs: 20, patience: 3 };
+
+/** The EHR models of the MedRep paper, one encoder with options (nanoGPT-style config). */
+export const EHR_MODELS = ['behrt', 'cdm-bert', 'med-bert'] as const;
+export type EhrModelName = (typeof EHR_MODELS)[number];
+
+/** What each model changes in the shared config: CDM-BERT the domain embedding, Med-BERT the PLOS head. */
+export const MODEL_VARIANTS: Record<EhrModelName, Pick<BehrtConfig, 'domainEmbedding' | 'plosHead'>> = {
+  behrt: { domainEmbedding: false, plosHead: false },
+  'cdm-bert': { domainEmbedding: true, plosHead: false },
+  'med-bert': { domainEmbedding: false, plosHead: true },
+};
+
+export function isEhrModel(name: string): name is EhrModelName {
+  return (EHR_MODELS as readonly string[]).includes(name);
+}
+
+/** Model names from a flag's list; an unknown name is a user error. */
+export function parseEhrModels(names: string[], flag = '--models'): EhrModelName[] {
+  return names.map((m) => {
+    if (!isEhrModel(m)) throw new UserError(`${flag} takes ${EHR_MODELS.join(', ')}, got '${m}'`);
+    return m;
+  });
+}
+
+/** The config of a named model on top of a size (DEFAULT_MODEL, PAPER_MODEL, or flags). */
+export function modelConfig(name: EhrModelName, size: BehrtConfig): BehrtConfig {
+  return { ...size, ...MODEL_VARIANTS[name] };
+}
 
 export function validateConfig(c: BehrtConfig): void {
   if (c.hidden % c.heads !== 0) throw new Error(`hidden size ${c.hidden} is not divisible by ${c.heads} heads`);

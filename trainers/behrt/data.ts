@@ -20,6 +20,8 @@ export interface Sequence extends Omit<TrajectoryColumns, 'conceptIds'> {
   /** Multi-label tasks (the 24 phenotypes). */
   labels?: boolean[];
   predictionTime?: string;
+  /** Med-BERT pretraining: the person had a prolonged stay (prolongedStay.ts). */
+  prolongedStay?: boolean;
 }
 
 export interface ManifestShard {

@@ -106,6 +106,8 @@ export interface FinetuneOptions {
   checkpointDir: string;
   /** Pretrained checkpoint folder to start the encoder from. */
   init?: string;
+  /** Continue from checkpointDir's LATEST checkpoint (a finished one is only read). */
+  resume?: boolean;
   log?: (m: string) => void;
 }
 

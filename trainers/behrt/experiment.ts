@@ -1,15 +1,21 @@
-// Train-on-one-site, evaluate-here-and-elsewhere: for each embedding arm (vanilla, text-only,
-// MedRep) and seed, pretrain on site A, finetune each task on A, evaluate on A's test split
-// (internal) and, when given, on all of site B (external), with no further training.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// Train-on-one-site, evaluate-here-and-elsewhere over a grid of arms x models x tasks x seeds:
+// for each embedding arm (arms.ts), EHR model (config.ts MODEL_VARIANTS) and seed, pretrain on
+// site A, finetune each task on A, evaluate on A's test split (internal) and, when given, on all
+// of site B (external), with no further training. The plan resumes: a finished cell is stored
+// with the hash of its inputs (OUT/cells/) and is read back, not recomputed, by a later run.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { BehrtConfig, TrainConfig } from './config';
 import type { Sequence } from './data';
 import { readCheckpointMeta, resolveCheckpoint } from './checkpoint';
 import { Vocabulary } from './vocab';
 import { evaluate, finetune, modelVocabulary, pretrain, checkpointPath, type EvalMetrics, type Evaluation } from './evaluate';
 import type { Representations } from './representations';
-import { bySplit, type SiteData } from './site';
+import { bySplit, siteHash, type SiteData } from './site';
+import { shardSetHash } from './data';
+import { PLOS_TASK, withProlongedStay } from './prolongedStay';
+import { canonicalJson, sha256 } from '../../transforms/hashing';
+import { tf } from './tf';
 import type { EmbeddingKind } from './train';
 import type { Curve } from '../metrics/auc';
 import { plotCurves, CURVE_COLORS } from '../metrics/png';
@@ -49,7 +55,10 @@ export interface Cell {
 }
 
 export interface ResultRow {
+  /** The arm (ARM_NAMES). */
   embeddings: string;
+  /** The EHR model (EHR_MODELS); rows written before the grid had models read as behrt. */
+  model?: string;
   setting: 'internal' | 'external';
   tasks: Record<string, Cell>;
   average: { auroc: number; auprc: number };
@@ -59,12 +68,14 @@ export interface SiteInput {
   name: string;
   pretrain: SiteData | null;
   tasks: Map<string, SiteData>;
+  /** Med-BERT's prolonged-stay labels come from these samples (prolongedStay.ts). */
+  longStay?: SiteData | null;
 }
 
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const sd = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1)));
 
-function cellOf(runs: { seed: number; e: Evaluation }[]): Cell {
+function cellOf(runs: { seed: number; e: Pick<Evaluation, 'metrics' | 'unknownTokenShare'> }[]): Cell {
   const au = runs.map((r) => r.e.metrics.auroc);
   const pr = runs.map((r) => r.e.metrics.auprc);
   const cis = runs.map((r) => r.e.metrics.ci95);
@@ -85,101 +96,245 @@ const meanDefined = (v: number[]) => {
   return ok.length ? mean(ok) : NaN;
 };
 
+/** One EHR model of the grid: its name and its full config (config.ts modelConfig). */
+export interface ModelChoice {
+  name: string;
+  cfg: BehrtConfig;
+}
+
+/** A cell of the grid: one arm, model, task and seed, evaluated internally and externally. */
+export interface CellKey {
+  arm: string;
+  model: string;
+  task: string;
+  seed: number;
+}
+
+interface StoredEvaluation {
+  metrics: EvalMetrics;
+  unknownTokenShare: number;
+  roc: Curve;
+  pr: Curve;
+}
+
+interface StoredCell extends CellKey {
+  format: 'medrep-experiment-cell/1';
+  /** Hash of everything the cell's numbers depend on: arm table, model and training config, splits, shards. */
+  inputsHash: string;
+  inputs: Record<string, unknown>;
+  evaluations: Record<string, StoredEvaluation>;
+}
+
+const CELL_FORMAT = 'medrep-experiment-cell/1';
+
+/** Where a finished cell is stored: OUT/cells/<arm>/<model>/<task>/seed-<seed>.json. */
+export const cellPath = (out: string, k: CellKey) => join(out, 'cells', k.arm, k.model, k.task, `seed-${k.seed}.json`);
+
+/** JSON writes NaN as null: metrics of a one-class set read back as NaN. */
+function reviveMetrics(m: EvalMetrics): EvalMetrics {
+  const num = (x: unknown) => (typeof x === 'number' ? x : NaN);
+  return { ...m, auroc: num(m.auroc), auprc: num(m.auprc), ci95: [num(m.ci95?.[0]), num(m.ci95?.[1])] };
+}
+
+function readStoredCell(file: string, inputsHash: string): StoredCell | null {
+  if (!existsSync(file)) return null;
+  try {
+    const c = JSON.parse(readFileSync(file, 'utf8')) as StoredCell;
+    if (c.format !== CELL_FORMAT || c.inputsHash !== inputsHash) return null;
+    for (const e of Object.values(c.evaluations)) e.metrics = reviveMetrics(e.metrics);
+    return c;
+  } catch {
+    return null;
+  }
+}
+
+function writeStoredCell(file: string, cell: StoredCell): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(cell));
+  renameSync(tmp, file);
+}
+
+/**
+ * A pretraining checkpoint folder of this experiment resumes only when it was written for the
+ * same inputs (vocabulary, shards, table, model, training config, seed); otherwise it is removed
+ * (the experiment wrote it) and pretraining starts over.
+ */
+function keepPretrainingIfSame(dir: string, want: { vocabHash: string; shardManifestHash: string; representationsHash: string | null; model: BehrtConfig; train: TrainConfig; seed: number }): void {
+  const latest = existsSync(dir) ? resolveCheckpoint(dir) : null;
+  if (!latest) {
+    rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  try {
+    const m = readCheckpointMeta(latest);
+    const same = m.vocabHash === want.vocabHash && m.shardManifestHash === want.shardManifestHash && m.representationsHash === want.representationsHash
+      && canonicalJson(m.model) === canonicalJson(want.model) && canonicalJson(m.train) === canonicalJson(want.train) && m.seed === want.seed;
+    if (same) return;
+  } catch {
+    // unreadable: start over
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
 export async function runArms(o: {
   arms: Arm[];
+  /** EHR models (default: BEHRT with cfg.model). */
+  models?: ModelChoice[];
   siteA: SiteInput;
   siteB: SiteInput | null;
   tasks: string[];
   cfg: ExperimentConfig;
   out: string;
   log: (m: string) => void;
+  /** Called after each cell is stored (tests stop a run there to simulate a crash). */
+  onCell?: (k: CellKey & { index: number; total: number; stored: boolean }) => void;
 }): Promise<{ rows: ResultRow[]; curves: Record<string, { arms: string[]; roc: string; pr: string; points: string }> }> {
   const { cfg, siteA, siteB } = o;
-  const rows: ResultRow[] = [];
+  const models = o.models ?? [{ name: 'behrt', cfg: cfg.model }];
+  const settingNames = siteB ? (['internal', 'external'] as const) : (['internal'] as const);
+  const total = o.arms.length * models.length * cfg.seeds.length * o.tasks.length;
+  const evaluations = new Map<string, { seed: number; e: Evaluation }[]>();
   const curves = new Map<string, { arm: string; roc: Curve; pr: Curve }[]>();
+  let index = 0;
+  let initHash: string | null = null;
   for (const arm of o.arms) {
-    const results = new Map<string, { seed: number; e: Evaluation }[]>();
-    for (const seed of cfg.seeds) {
-      // The vocabulary: pairs in site A's training persons (pretraining chunks when there are any).
-      const vocabSource: Sequence[] = siteA.pretrain
-        ? siteA.pretrain.sequences.filter((s) => s.split === 'pretrain_train' || cfg.trainSplits.includes(s.split))
-        : o.tasks.flatMap((t) => siteA.tasks.get(t)!.sequences.filter((s) => cfg.trainSplits.includes(s.split)));
-      let vocab = modelVocabulary(vocabSource, arm.embeddings, arm.reps);
-      let init: string | undefined;
-      if (cfg.init) {
-        const ckpt = resolveCheckpoint(cfg.init, 'BEST') ?? resolveCheckpoint(cfg.init);
-        if (!ckpt) throw new UserError(`--init ${cfg.init}: no pretraining checkpoint there (give the folder \`train ehr --task pretrain\` named, holding checkpoint.json or a BEST/LATEST pointer)`);
-        let meta: ReturnType<typeof readCheckpointMeta>;
-        try {
-          meta = readCheckpointMeta(ckpt);
-        } catch (e) {
-          throw new UserError(`--init ${ckpt}: not a readable checkpoint (${(e as Error).message.split('\n')[0]})`);
-        }
-        if (meta.embeddings !== arm.embeddings) throw new UserError(`--init ${ckpt}: pretrained with ${meta.embeddings} embeddings, this run uses ${arm.embeddings}`);
-        vocab = new Vocabulary(meta.vocab);
-        init = ckpt;
-      } else if (cfg.pretrainEpochs > 0 && siteA.pretrain) {
-        const pre = siteA.pretrain;
-        o.log(`[${arm.name} seed ${seed}] pretraining on ${siteA.name}: vocabulary ${vocab.size}`);
-        init = await pretrain({
-          embeddings: arm.embeddings, reps: arm.reps, vocab, model: cfg.model, trainCfg: { ...cfg.train, epochs: cfg.pretrainEpochs }, seed,
-          train: bySplit(pre.sequences, ['pretrain_train'], 'pretraining', pre.dir), val: bySplit(pre.sequences, ['pretrain_val'], 'pretraining validation', pre.dir),
-          shards: pre.shards, checkpointDir: checkpointPath(o.out, arm.name, `seed-${seed}`, 'pretrain'), log: o.log,
-        });
+    // The vocabulary: pairs in site A's training persons (pretraining chunks when there are any).
+    const vocabSource: Sequence[] = siteA.pretrain
+      ? siteA.pretrain.sequences.filter((s) => s.split === 'pretrain_train' || cfg.trainSplits.includes(s.split))
+      : o.tasks.flatMap((t) => siteA.tasks.get(t)!.sequences.filter((s) => cfg.trainSplits.includes(s.split)));
+    let vocab = modelVocabulary(vocabSource, arm.embeddings, arm.reps);
+    let fixedInit: string | undefined;
+    if (cfg.init) {
+      const ckpt = resolveCheckpoint(cfg.init, 'BEST') ?? resolveCheckpoint(cfg.init);
+      if (!ckpt) throw new UserError(`--init ${cfg.init}: no pretraining checkpoint there (give the folder \`train ehr --task pretrain\` named, holding checkpoint.json or a BEST/LATEST pointer)`);
+      let meta: ReturnType<typeof readCheckpointMeta>;
+      try {
+        meta = readCheckpointMeta(ckpt);
+      } catch (e) {
+        throw new UserError(`--init ${ckpt}: not a readable checkpoint (${(e as Error).message.split('\n')[0]})`);
       }
-      for (const task of o.tasks) {
-        const data = siteA.tasks.get(task)!;
-        const ft = await finetune({
-          task, embeddings: arm.embeddings, reps: arm.reps, vocab, model: cfg.model, trainCfg: cfg.train, seed, init,
-          train: bySplit(data.sequences, cfg.trainSplits, `${task} training`, data.dir),
-          val: bySplit(data.sequences, cfg.valSplits, `${task} validation`, data.dir),
-          shards: data.shards, checkpointDir: checkpointPath(o.out, arm.name, `seed-${seed}`, task), log: o.log,
-        });
-        const settings: [string, Sequence[]][] = [['internal', bySplit(data.sequences, cfg.testSplits, `${task} test`, data.dir)]];
-        if (siteB) settings.push(['external', siteB.tasks.get(task)!.sequences]);
-        for (const [setting, seqs] of settings) {
-          const e = evaluate(ft.model, vocab, arm.embeddings, arm.reps, seqs, cfg.model, cfg.train.batchSize);
-          const key = `${setting}|${task}`;
-          if (!results.has(key)) results.set(key, []);
-          results.get(key)!.push({ seed, e });
-          if (seed === cfg.seeds[0]) {
-            if (!curves.has(key)) curves.set(key, []);
-            curves.get(key)!.push({ arm: arm.name, roc: e.roc, pr: e.pr });
-          }
-          const why = e.metrics.undefinedBecause ? `, undefined: ${e.metrics.undefinedBecause}` : '';
-          o.log(`[${arm.name} seed ${seed}] ${task} ${setting}: AUROC ${fmt(e.metrics.auroc)} AUPRC ${fmt(e.metrics.auprc)} (n=${e.metrics.n}${why}, unknown tokens ${(100 * e.unknownTokenShare).toFixed(1)}%)`);
-        }
-        ft.model.dispose();
-      }
+      if (meta.embeddings !== arm.embeddings) throw new UserError(`--init ${ckpt}: pretrained with ${meta.embeddings} embeddings, this run uses ${arm.embeddings}`);
+      vocab = new Vocabulary(meta.vocab);
+      fixedInit = ckpt;
+      initHash = meta.weightsSha256;
     }
-    for (const setting of siteB ? (['internal', 'external'] as const) : (['internal'] as const)) {
-      const tasks: Record<string, Cell> = {};
-      for (const task of o.tasks) tasks[task] = cellOf(results.get(`${setting}|${task}`)!);
-      const cells = Object.values(tasks);
-      rows.push({ embeddings: arm.name, setting, tasks, average: { auroc: meanDefined(cells.map((c) => c.auroc)), auprc: meanDefined(cells.map((c) => c.auprc)) } });
+    for (const model of models) {
+      for (const seed of cfg.seeds) {
+        let init = fixedInit;
+        let pretrained = false;
+        const pretrainIfNeeded = async () => {
+          if (pretrained || cfg.init || cfg.pretrainEpochs <= 0 || !siteA.pretrain) return;
+          pretrained = true;
+          const pre = siteA.pretrain;
+          let train = bySplit(pre.sequences, ['pretrain_train'], 'pretraining', pre.dir);
+          let shards = pre.shards;
+          if (model.cfg.plosHead) {
+            if (!siteA.longStay) throw new UserError(`model ${model.name}: its prolonged-stay head learns from site ${siteA.name}'s ${PLOS_TASK} samples, and there are none (run the pipeline with the ${PLOS_TASK} task)`);
+            train = withProlongedStay(train, siteA.longStay.sequences);
+            shards = [...pre.shards, ...siteA.longStay.shards];
+          }
+          const dir = checkpointPath(o.out, arm.name, model.name, `seed-${seed}`, 'pretrain');
+          const trainCfg = { ...cfg.train, epochs: cfg.pretrainEpochs };
+          keepPretrainingIfSame(dir, { vocabHash: vocab.hash(), shardManifestHash: shardSetHash(shards), representationsHash: arm.reps?.hash ?? null, model: model.cfg, train: trainCfg, seed });
+          o.log(`[${arm.name} ${model.name} seed ${seed}] pretraining on ${siteA.name}: vocabulary ${vocab.size}`);
+          init = await pretrain({
+            embeddings: arm.embeddings, reps: arm.reps, vocab, model: model.cfg, trainCfg, seed, train,
+            val: bySplit(pre.sequences, ['pretrain_val'], 'pretraining validation', pre.dir), shards, checkpointDir: dir, resume: true, log: o.log,
+          });
+        };
+        for (const task of o.tasks) {
+          index++;
+          const data = siteA.tasks.get(task)!;
+          const key: CellKey = { arm: arm.name, model: model.name, task, seed };
+          const inputs = {
+            // Backends round differently: a cell computed on another one is computed again.
+            backend: tf.getBackend(),
+            arm: arm.name, embeddings: arm.embeddings, representations: arm.reps?.hash ?? null, model: model.name, modelConfig: model.cfg,
+            train: cfg.train, pretrainEpochs: cfg.pretrainEpochs, init: initHash, trainSplits: cfg.trainSplits, valSplits: cfg.valSplits, testSplits: cfg.testSplits,
+            seed, task, siteA: { task: siteHash(data), pretrain: siteA.pretrain ? siteHash(siteA.pretrain) : null, longStay: model.cfg.plosHead && siteA.longStay ? siteHash(siteA.longStay) : null },
+            siteB: siteB ? siteHash(siteB.tasks.get(task)!) : null,
+          };
+          const inputsHash = `sha256:${sha256(canonicalJson(inputs))}`;
+          const file = cellPath(o.out, key);
+          let cell = readStoredCell(file, inputsHash);
+          const stored = cell !== null;
+          if (!cell) {
+            await pretrainIfNeeded();
+            const ftDir = checkpointPath(o.out, arm.name, model.name, `seed-${seed}`, task);
+            // A cell is computed whole: what a crashed run left of its finetuning starts over.
+            rmSync(ftDir, { recursive: true, force: true });
+            const ft = await finetune({
+              task, embeddings: arm.embeddings, reps: arm.reps, vocab, model: model.cfg, trainCfg: cfg.train, seed, init,
+              train: bySplit(data.sequences, cfg.trainSplits, `${task} training`, data.dir),
+              val: bySplit(data.sequences, cfg.valSplits, `${task} validation`, data.dir),
+              shards: data.shards, checkpointDir: ftDir, log: o.log,
+            });
+            const settings: [string, Sequence[]][] = [['internal', bySplit(data.sequences, cfg.testSplits, `${task} test`, data.dir)]];
+            if (siteB) settings.push(['external', siteB.tasks.get(task)!.sequences]);
+            const evals: Record<string, StoredEvaluation> = {};
+            for (const [setting, seqs] of settings) {
+              const e = evaluate(ft.model, vocab, arm.embeddings, arm.reps, seqs, model.cfg, cfg.train.batchSize);
+              evals[setting] = { metrics: e.metrics, unknownTokenShare: e.unknownTokenShare, roc: e.roc, pr: e.pr };
+              const why = e.metrics.undefinedBecause ? `, undefined: ${e.metrics.undefinedBecause}` : '';
+              o.log(`[${arm.name} ${model.name} seed ${seed}] ${task} ${setting}: AUROC ${fmt(e.metrics.auroc)} AUPRC ${fmt(e.metrics.auprc)} (n=${e.metrics.n}${why}, unknown tokens ${(100 * e.unknownTokenShare).toFixed(1)}%)`);
+            }
+            ft.model.dispose();
+            cell = { format: CELL_FORMAT, ...key, inputsHash, inputs: JSON.parse(canonicalJson(inputs)), evaluations: evals };
+            writeStoredCell(file, cell);
+          }
+          const au = settingNames.map((s) => `${s} ${fmt(cell!.evaluations[s].metrics.auroc)}`).join(', ');
+          o.log(`cell ${index}/${total} arm ${arm.name} model ${model.name} task ${task} seed ${seed}: AUROC ${au}${stored ? ' (stored, not recomputed)' : ''}`);
+          for (const setting of settingNames) {
+            const ev = cell.evaluations[setting];
+            const k = `${arm.name}|${model.name}|${setting}|${task}`;
+            if (!evaluations.has(k)) evaluations.set(k, []);
+            evaluations.get(k)!.push({ seed, e: ev });
+            if (seed === cfg.seeds[0]) {
+              const ck = `${model.name}|${setting}|${task}`;
+              if (!curves.has(ck)) curves.set(ck, []);
+              curves.get(ck)!.push({ arm: arm.name, roc: ev.roc, pr: ev.pr });
+            }
+          }
+          o.onCell?.({ ...key, index, total, stored });
+        }
+      }
     }
   }
-  // One ROC and one PR figure per task and setting; curve k has color CURVE_COLORS[k] and is arm arms[k].
+  const rows: ResultRow[] = [];
+  for (const arm of o.arms) {
+    for (const model of models) {
+      for (const setting of settingNames) {
+        const tasks: Record<string, Cell> = {};
+        for (const task of o.tasks) tasks[task] = cellOf(evaluations.get(`${arm.name}|${model.name}|${setting}|${task}`)!);
+        const cells = Object.values(tasks);
+        rows.push({ embeddings: arm.name, model: model.name, setting, tasks, average: { auroc: meanDefined(cells.map((c) => c.auroc)), auprc: meanDefined(cells.map((c) => c.auprc)) } });
+      }
+    }
+  }
+  // One ROC and one PR figure per model, task and setting; curve k has color CURVE_COLORS[k] and is arm arms[k].
   // The curves' points too, so the report can draw them with axes and a legend.
   const figures: Record<string, { arms: string[]; roc: string; pr: string; points: string }> = {};
   mkdirSync(join(o.out, 'curves'), { recursive: true });
   for (const [key, list] of curves) {
-    const [setting, task] = key.split('|');
-    const base = join('curves', `${task}-${setting}`);
+    const [model, setting, task] = key.split('|');
+    // BEHRT's figures keep their names from before the grid had models.
+    const base = join('curves', `${task}-${setting}${model === 'behrt' ? '' : `-${model}`}`);
     writeFileSync(join(o.out, `${base}-roc.png`), plotCurves(list.map((c) => c.roc), { diagonal: true }));
     writeFileSync(join(o.out, `${base}-pr.png`), plotCurves(list.map((c) => c.pr)));
     writeFileSync(join(o.out, `${base}.json`), JSON.stringify(list.map((c) => ({ arm: c.arm, roc: c.roc, pr: c.pr }))));
-    figures[key] = { arms: list.map((c, k) => `${c.arm} rgb(${CURVE_COLORS[k % CURVE_COLORS.length].join(',')})`), roc: `${base}-roc.png`, pr: `${base}-pr.png`, points: `${base}.json` };
+    figures[model === 'behrt' ? `${setting}|${task}` : key] = { arms: list.map((c, k) => `${c.arm} rgb(${CURVE_COLORS[k % CURVE_COLORS.length].join(',')})`), roc: `${base}-roc.png`, pr: `${base}-pr.png`, points: `${base}.json` };
   }
   return { rows, curves: figures };
 }
 
 /** The paper's Table 2 shape: rows embeddings x setting, columns tasks and their average. */
 export function formatResults(rows: ResultRow[], tasks: string[]): string {
-  const header = ['embeddings', 'setting', ...tasks, 'average'];
+  const header = ['embeddings', 'model', 'setting', ...tasks, 'average'];
   const block = (metric: 'auroc' | 'auprc') =>
     formatTable(header, rows.map((r) => [
       r.embeddings,
+      r.model ?? 'behrt',
       r.setting,
       ...tasks.map((t) => {
         const c = r.tasks[t];

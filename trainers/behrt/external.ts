@@ -1,10 +1,17 @@
-// The external-validation experiment (the MedRep paper's Table 2): train on site A, evaluate on
-// A's test split and on all of site B, for vanilla, text-only and MedRep embeddings.
+// The external-validation experiment (the MedRep paper's Tables 2 and 3): train on site A,
+// evaluate on A's test split and on all of site B, for a grid of arms x models x tasks x seeds;
+// results.json plus table2/table3 as Markdown and CSV.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from './config';
-import { formatResults, runArms, type Arm, type ExperimentConfig, type ResultRow, type SiteInput } from './experiment';
-import { loadRepresentations, type Representations } from './representations';
+import { readFileSync } from 'node:fs';
+import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, modelConfig, type BehrtConfig, type EhrModelName, type TrainConfig } from './config';
+import { formatResults, runArms, type Arm, type CellKey, type ExperimentConfig, type ResultRow, type SiteInput } from './experiment';
+import { ARM_NAMES, ARM_SOURCES, embeddingKindOf, sumRepresentations, type ArmName } from './arms';
+import { groupOf, paperTables, writePaperTables, type UnresolvedTask } from './paperTables';
+import { PLOS_TASK } from './prolongedStay';
+import { UserError } from '../../pipelines/errors';
+import { hasVector, loadRepresentations, type Representations } from './representations';
+import { Vocabulary } from './vocab';
 import { loadVocabularyIndex } from '../representations/vocabularyIndex';
 import type { VocabularyIndex } from '../representations/lookup';
 import { loadSiteTask, sampleTasks, siteHash, type SiteData } from './site';
@@ -23,6 +30,14 @@ export interface ExternalExperimentOptions {
   textRepresentations?: string | Representations;
   /** MedRep vectors of the graph stage without distillation (the paper's ablation arm). */
   noKdRepresentations?: string | Representations;
+  /** The MedTok baseline's table (the medtok arm is left out without it). */
+  medtokRepresentations?: string | Representations;
+  /** Arms to run (default: vanilla and every arm whose table is given but medrep+text, in ARM_NAMES order). */
+  arms?: ArmName[];
+  /** EHR models (default: behrt). */
+  models?: EhrModelName[];
+  /** Called after each cell of the grid is stored (tests stop a run there to simulate a crash). */
+  onCell?: (k: CellKey & { index: number; total: number; stored: boolean }) => void;
   /** Further frozen arms (e.g. the paper's method beside the default), after the others. */
   extraArms?: Array<{ name: string; embeddings: 'medrep' | 'text'; representations: string | Representations }>;
   /** Vocabulary folder for the lookup's fallbacks (Maps to, ancestors, siblings) of tokens without a row. */
@@ -62,7 +77,7 @@ function unknownShares(rows: ResultRow[]): Record<string, Record<string, number>
   return out;
 }
 
-export async function loadSite(dir: string, name: string, tasks: string[]): Promise<SiteInput> {
+export async function loadSite(dir: string, name: string, tasks: string[], o: { longStay?: boolean } = {}): Promise<SiteInput> {
   const hasPretrain = (() => {
     try {
       return listShards(dir, 'pretrain').length > 0;
@@ -72,7 +87,9 @@ export async function loadSite(dir: string, name: string, tasks: string[]): Prom
   })();
   const taskData = new Map<string, SiteData>();
   for (const t of tasks) taskData.set(t, await loadSiteTask(dir, t));
-  return { name, pretrain: hasPretrain ? await loadSiteTask(dir, 'pretrain') : null, tasks: taskData };
+  // Med-BERT's prolonged-stay labels: the long_stay samples, when the site has them.
+  const longStay = o.longStay && sampleTasks(dir).includes(PLOS_TASK) ? taskData.get(PLOS_TASK) ?? await loadSiteTask(dir, PLOS_TASK) : null;
+  return { name, pretrain: hasPretrain ? await loadSiteTask(dir, 'pretrain') : null, tasks: taskData, longStay };
 }
 
 /**
@@ -102,29 +119,75 @@ export function experimentConfig(o: { init?: string; paperSize?: boolean; model?
   };
 }
 
+/** The requested tasks with samples at both sites, and the others with the reason they have none. */
+export function resolveTasks(siteA: string, siteB: string, requested: string[] | undefined): { tasks: string[]; unresolved: UnresolvedTask[] } {
+  const atA = sampleTasks(siteA);
+  const atB = sampleTasks(siteB);
+  const common = atA.filter((t) => atB.includes(t));
+  const wanted = requested ?? common;
+  const unresolved: UnresolvedTask[] = [];
+  for (const t of wanted) {
+    if (common.includes(t)) continue;
+    const where = [...(atA.includes(t) ? [] : [['A', siteA]]), ...(atB.includes(t) ? [] : [['B', siteB]])];
+    unresolved.push({ task: t, reason: where.map(([name, dir]) => `site ${name}: ${skippedReason(dir, t)}`).join('; ') });
+  }
+  return { tasks: wanted.filter((t) => common.includes(t)), unresolved };
+}
+
+/** Why a pipeline output has no samples of a task: its manifest's skip reason, else that it has none. */
+function skippedReason(dir: string, task: string): string {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { counts?: { tasks_skipped?: { task: string; reason: string }[] } };
+    const s = m.counts?.tasks_skipped?.find((x) => x.task === task);
+    if (s) return s.reason;
+  } catch {
+    // no readable manifest: say what is missing
+  }
+  return `no samples/${task} shards`;
+}
+
+/** The frozen arms' tables, by arm name (vanilla has none); an arm without its table is unavailable. */
+function armTables(t: { medrep?: Representations; text?: Representations; noKd?: Representations; medtok?: Representations }): Partial<Record<ArmName, Representations>> {
+  return {
+    ...(t.medtok ? { medtok: t.medtok } : {}),
+    ...(t.text ? { 'text-only': t.text } : {}),
+    ...(t.noKd ? { 'no-lwf': t.noKd } : {}),
+    ...(t.medrep ? { medrep: t.medrep } : {}),
+    ...(t.medrep && t.text ? { 'medrep+text': sumRepresentations(t.medrep, t.text) } : {}),
+  };
+}
+
 export async function runExternalExperiment(o: ExternalExperimentOptions): Promise<ExternalExperimentResult> {
   const log = o.log ?? ((m: string) => console.log(m));
   const backend = await initEhrBackend(o.backend);
-  const common = sampleTasks(o.siteA).filter((t) => sampleTasks(o.siteB).includes(t));
-  const tasks = o.tasks ?? common;
-  for (const t of tasks) if (!common.includes(t)) throw new Error(`task ${t} has no samples at both sites (${o.siteA}, ${o.siteB})`);
-  if (tasks.length === 0) throw new Error(`no task has samples at both ${o.siteA} and ${o.siteB}`);
+  const { tasks, unresolved } = resolveTasks(o.siteA, o.siteB, o.tasks);
+  for (const u of unresolved) log(`task ${u.task} (${groupOf(u.task)}) not resolved: ${u.reason}`);
+  if (tasks.length === 0) throw new UserError(`no requested task has samples at both ${o.siteA} and ${o.siteB}${unresolved.length ? ` (${unresolved.map((u) => `${u.task}: ${u.reason}`).join('; ')})` : ''}`);
   const cfg = experimentConfig(o);
   const vocabulary = o.vocab ? await loadVocabularyIndex(o.vocab, { maxAncestorLevels: 20 }) : null;
-  const medrep = await reps(o.representations, vocabulary);
-  const text = await reps(o.textRepresentations, vocabulary);
-  const noKd = await reps(o.noKdRepresentations, vocabulary);
-  const arms: Arm[] = [{ name: 'vanilla', embeddings: 'vanilla' }];
-  if (text) arms.push({ name: 'text-only', embeddings: 'text', reps: text });
-  if (noKd) arms.push({ name: 'MedRep without KD', embeddings: 'medrep', reps: noKd });
-  if (medrep) arms.push({ name: 'MedRep', embeddings: 'medrep', reps: medrep });
+  const tables = armTables({
+    medrep: await reps(o.representations, vocabulary), text: await reps(o.textRepresentations, vocabulary),
+    noKd: await reps(o.noKdRepresentations, vocabulary), medtok: await reps(o.medtokRepresentations, vocabulary),
+  });
+  // By default vanilla and every arm whose table is given; the medrep+text variant only when asked for.
+  const wanted = o.arms ?? ARM_NAMES.filter((a) => a === 'vanilla' || (a !== 'medrep+text' && tables[a]));
+  const arms: Arm[] = wanted.map((name) => {
+    if (name !== 'vanilla' && !tables[name]) throw new UserError(`arm ${name} needs ${ARM_SOURCES[name]}`);
+    return { name, embeddings: embeddingKindOf(name), reps: tables[name] };
+  });
   for (const a of o.extraArms ?? []) arms.push({ name: a.name, embeddings: a.embeddings, reps: await reps(a.representations, vocabulary) });
-  log(`external experiment: backend ${backend}, tasks ${tasks.join(', ')}, arms ${arms.map((a) => a.name).join(', ')}, seeds ${cfg.seeds.join(',')}`);
-  const siteA = await loadSite(o.siteA, 'A', tasks);
+  const modelNames = o.models ?? ['behrt'];
+  const models = modelNames.map((name) => ({ name, cfg: modelConfig(name, cfg.model) }));
+  log(`external experiment: backend ${backend}, tasks ${tasks.join(', ')}, arms ${arms.map((a) => a.name).join(', ')}, models ${modelNames.join(', ')}, seeds ${cfg.seeds.join(',')}`);
+  const siteA = await loadSite(o.siteA, 'A', tasks, { longStay: models.some((m) => m.cfg.plosHead) });
   const siteB = await loadSite(o.siteB, 'B', tasks);
   mkdirSync(o.out, { recursive: true });
   const started = Date.now();
-  const { rows, curves } = await runArms({ arms, siteA, siteB, tasks, cfg, out: o.out, log });
+  const { rows, curves } = await runArms({ arms, models, siteA, siteB, tasks, cfg, out: o.out, log, onCell: o.onCell });
+  // Every token of both sites goes through each frozen arm's lookup once, so the resolution counts
+  // in results.json are the same whether this run computed its cells or read them back.
+  const everySequence = [...(siteA.pretrain?.sequences ?? []), ...[...siteA.tasks.values(), ...siteB.tasks.values()].flatMap((d) => d.sequences)];
+  for (const a of arms) if (a.reps?.resolutions) Vocabulary.fromSequences(everySequence, hasVector(a.reps.lookup));
   const projection = arms
     .filter((a) => a.reps)
     .map((a) => ({ arm: a.name, vectorSize: a.reps!.dim, hidden: cfg.model.hidden, learnedProjection: a.reps!.dim !== cfg.model.hidden }));
@@ -136,7 +199,10 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
     representations: Object.fromEntries(arms.filter((a) => a.reps).map((a) => [a.name, { file: basename(a.reps!.source), hash: a.reps!.hash, dim: a.reps!.dim }])),
     projection,
     config: JSON.parse(canonicalJson(cfg)),
+    models: Object.fromEntries(models.map((m) => [m.name, m.cfg])),
     tasks,
+    taskGroups: Object.fromEntries([...tasks, ...unresolved.map((u) => u.task)].map((t) => [t, groupOf(t)])),
+    unresolved,
     rows,
     curves,
     // distinct tokens each frozen arm looked up (both sites), by how the lookup resolved them
@@ -147,8 +213,10 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
   log(`external experiment finished in ${Math.round((Date.now() - started) / 1000)} s`);
   const resultsFile = join(o.out, 'results.json');
   writeFileSync(resultsFile, JSON.stringify(results, null, 1));
+  const written = writePaperTables(o.out, paperTables(rows, tasks, unresolved));
+  log(`tables: ${written.join(', ')}`);
   const unk = unknownShares(rows);
-  const table = `${formatResults(rows, tasks)}\n\n[UNK] share of tokens at the external site: ${arms.map((a) => `${a.name} ${(100 * (unk[a.name]?.external ?? 0)).toFixed(1)}%`).join(', ')}`;
+  const table = `${formatResults(rows, tasks)}${unresolved.length ? `\n\nnot resolved: ${unresolved.map((u) => `${u.task} (${u.reason})`).join('; ')}` : ''}\n\n[UNK] share of tokens at the external site: ${arms.map((a) => `${a.name} ${(100 * (unk[a.name]?.external ?? 0)).toFixed(1)}%`).join(', ')}`;
   log(table);
   return { table, resultsFile, results };
 }

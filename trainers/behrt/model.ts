@@ -3,6 +3,11 @@
 // LayerNorm and dropout; a post-LN transformer encoder with GELU; an MLM head for pretraining and
 // a pooler (dense + tanh on [CLS]) + dropout + linear head for finetuning.
 //
+// The paper's three EHR models are options of this one encoder (config.ts MODEL_VARIANTS): BEHRT;
+// CDM-BERT adds the domain embedding (masking replaces tokens, never domains, so a masked
+// position still tells its domain); Med-BERT adds a prolonged-length-of-stay head on [CLS] that
+// pretraining trains jointly with MLM.
+//
 // Concept embeddings are either a learnable table over the training vocabulary (vanilla) or a
 // frozen table of representation vectors (MedRep / text), with learnable rows only for the
 // special and gender tokens, and a learned projection when the vectors' size differs from hidden.
@@ -142,6 +147,13 @@ export class Behrt {
     this.add('mlm.ln.b', 'mlm', [H], rng, 'zeros');
     this.add('mlm.out.w', 'mlm', [H, vocabSize], rng, 'normal');
     this.add('mlm.out.b', 'mlm', [vocabSize], rng, 'zeros');
+    if (this.cfg.plosHead) {
+      // Under 'mlm.': a pretraining head, left out when a finetuned model starts from the encoder.
+      this.add('mlm.plos.pool.w', 'mlm', [H, H], rng, 'normal');
+      this.add('mlm.plos.pool.b', 'mlm', [H], rng, 'zeros');
+      this.add('mlm.plos.head.w', 'mlm', [H, 1], rng, 'normal');
+      this.add('mlm.plos.head.b', 'mlm', [1], rng, 'zeros');
+    }
   }
 
   /** Pooler and a linear head with `outputs` logits (1 for binary tasks, 24 for phenotypes). */
@@ -299,6 +311,13 @@ export class Behrt {
     const rows = gatherRows(tf.reshape(encoded, [-1, H]), positions);
     const h = this.layerNorm(gelu(this.dense(rows, 'mlm.dense')), 'mlm.ln');
     return this.dense(h, 'mlm.out');
+  }
+
+  /** Med-BERT's prolonged-length-of-stay logit from [CLS]: [B, 1]. */
+  plosLogits(encoded: Tensor, training: boolean): Tensor {
+    const [B, , H] = encoded.shape;
+    const cls = tf.reshape(tf.slice(encoded, [0, 0, 0], [B, 1, H]), [B, H]);
+    return this.dense(this.dropout(tf.tanh(this.dense(cls, 'mlm.plos.pool')), training), 'mlm.plos.head');
   }
 
   /** Classifier logits from [CLS]: [B, outputs]. */

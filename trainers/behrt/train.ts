@@ -9,6 +9,7 @@ import { validateConfig } from './config';
 import { CheckpointMeta, LoopState, loadWeights, readCheckpointMeta, resolveCheckpoint, saveCheckpoint } from './checkpoint';
 import { shardSetHash, type ManifestShard, type Sequence } from './data';
 import { maskTokens } from './masking';
+import { PLOS_TASK } from './prolongedStay';
 import { Behrt } from './model';
 import { frozenTableFor, type Representations } from './representations';
 import { mixSeed, Rng } from './rng';
@@ -81,8 +82,11 @@ export function buildModel(o: { model: BehrtConfig; vocab: Vocabulary; embedding
   return new Behrt(o.model, { vocabSize: o.vocab.size, frozen, seed: o.seed });
 }
 
-/** Mean MLM cross-entropy over the masked positions of one batch. */
-function mlmLoss(model: Behrt, items: Encoded[], vocabSize: number, rate: number, rng: Rng, training: boolean): { loss: () => tf.Scalar; count: number } {
+/**
+ * Mean MLM cross-entropy over the masked positions of one batch; with `plos` (Med-BERT's labels of
+ * the batch's sequences) plus the prolonged-stay head's cross-entropy, the two trained jointly.
+ */
+function mlmLoss(model: Behrt, items: Encoded[], vocabSize: number, rate: number, rng: Rng, training: boolean, plos?: Float32Array): { loss: () => tf.Scalar; count: number } {
   const masked = items.map((e) => maskTokens(e.tokens, vocabSize, rate, rng));
   const L = Math.max(...items.map((e) => e.tokens.length));
   const positions: number[] = [];
@@ -98,13 +102,26 @@ function mlmLoss(model: Behrt, items: Encoded[], vocabSize: number, rate: number
     loss: () => {
       const batch = makeBatch(items, masked.map((m) => m.tokens));
       const enc = model.encode(batch, training);
+      const plosLoss = plos ? bceLoss(model.plosLogits(enc, training), tf.tensor2d(plos, [items.length, 1])) : null;
+      if (positions.length === 0) {
+        disposeBatch(batch);
+        return plosLoss!;
+      }
       const logits = model.mlmLogits(enc, tf.tensor1d(positions, 'int32'));
       const logp = tf.logSoftmax(logits);
       const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, 'int32'), vocabSize)), 1);
+      const mlm = tf.neg(tf.mean(picked)) as tf.Scalar;
       disposeBatch(batch);
-      return tf.neg(tf.mean(picked)) as tf.Scalar;
+      return plosLoss ? (tf.add(mlm, plosLoss) as tf.Scalar) : mlm;
     },
   };
+}
+
+function prolongedStayLabels(seqs: Sequence[]): Float32Array {
+  return Float32Array.from(seqs, (s) => {
+    if (s.prolongedStay === undefined) throw new Error(`Med-BERT pretraining: the sequence of person ${s.personId} has no prolonged-stay label (the site needs ${PLOS_TASK} samples)`);
+    return s.prolongedStay ? 1 : 0;
+  });
 }
 
 /** Mean sigmoid cross-entropy of a batch over all outputs (numerically stable form). */
@@ -208,6 +225,9 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
   const val = enc(o.val);
   const yTrain = pretrain ? new Float32Array(0) : labelMatrix(o.train, outputs);
   const yVal = pretrain ? new Float32Array(0) : labelMatrix(o.val, outputs);
+  // Med-BERT: the prolonged-stay labels of the training sequences (validation stays MLM alone, so
+  // no label of a held-out person steers pretraining).
+  const yPlos = pretrain && o.model.plosHead ? prolongedStayLabels(o.train) : null;
   const vars = model.variables(pretrain ? ['encoder', 'mlm'] : ['encoder', 'classifier']);
   const byVarName = new Map<string, string>();
   for (const [n, v] of model.params) byVarName.set(v.name, n);
@@ -247,8 +267,8 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
       const rng = new Rng(mixSeed(o.seed, state.step, 0x3));
       let f: (() => tf.Scalar) | null;
       if (pretrain) {
-        const m = mlmLoss(model, items, o.vocab.size, o.trainCfg.maskRate, rng, true);
-        f = m.count > 0 ? m.loss : null;
+        const m = mlmLoss(model, items, o.vocab.size, o.trainCfg.maskRate, rng, true, yPlos ? Float32Array.from(idx, (i) => yPlos[i]) : undefined);
+        f = m.count > 0 || yPlos ? m.loss : null;
       } else {
         const y = new Float32Array(idx.length * outputs);
         idx.forEach((i, r) => y.set(yTrain.subarray(i * outputs, (i + 1) * outputs), r * outputs));

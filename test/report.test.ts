@@ -136,7 +136,7 @@ describe('report.html: one self-contained page per run, checked in a real headle
 
     const bars = await svgsIn(page, '#bars');
     assert.equal(bars.length, 2);
-    for (const arm of ['vanilla', 'text-only', 'MedRep']) assert.ok(bars[0].text.includes(arm), `legend names ${arm}`);
+    for (const arm of ['vanilla', 'text-only', 'medrep']) assert.ok(bars[0].text.includes(arm), `legend names ${arm}`);
     const curves = await svgsIn(page, '#curves');
     assert.equal(curves.length, 2 * Object.keys(results.curves).length);
     assert.match(curves[0].text, /false positive rate/);

@@ -18,6 +18,8 @@ interface Cell {
 }
 interface Row {
   embeddings: string;
+  /** The EHR model (absent in results written before the grid had models). */
+  model?: string;
   setting: string;
   tasks: Record<string, Cell>;
   average: { auroc: number | null; auprc: number | null };
@@ -44,11 +46,18 @@ export function readResults(dir: string): ExperimentResults {
   return r as ExperimentResults;
 }
 
+/** A grid over several EHR models names each arm with its model; one model keeps the arm's name. */
+function armLabel(r: ExperimentResults): (row: Row) => string {
+  const several = new Set(r.rows.map((row) => row.model ?? 'behrt')).size > 1;
+  return (row) => (several ? `${row.embeddings} ${row.model ?? 'behrt'}` : row.embeddings);
+}
+
 const f3 = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(3));
 
 function resultsTable(r: ExperimentResults, metric: 'auroc' | 'auprc'): string {
+  const label = armLabel(r);
   const rows = r.rows.map((row) => [
-    row.embeddings,
+    label(row),
     row.setting,
     ...r.tasks.map((t) => {
       const c = row.tasks[t];
@@ -67,7 +76,8 @@ function resultsTable(r: ExperimentResults, metric: 'auroc' | 'auprc'): string {
 }
 
 function testSizes(r: ExperimentResults): string {
-  const first = r.rows.filter((row) => row.embeddings === r.rows[0]?.embeddings);
+  const label = armLabel(r);
+  const first = r.rows.filter((row) => label(row) === label(r.rows[0]));
   const rows = first.map((row) => [row.setting, ...r.tasks.map((t) => {
     const s = row.tasks[t]?.perSeed[0];
     return s ? `${s.n} (${s.positives} positive)` : null;
@@ -78,8 +88,10 @@ function testSizes(r: ExperimentResults): string {
 async function curveFigures(dir: string, r: ExperimentResults, arms: string[]): Promise<string> {
   const figs: string[] = [];
   for (const [key, c] of Object.entries(r.curves ?? {})) {
-    const [setting, task] = key.split('|');
-    const title = `${task}, ${setting}`;
+    // Keys are setting|task, or model|setting|task for models other than BEHRT.
+    const parts = key.split('|');
+    const [setting, task] = parts.slice(-2);
+    const title = parts.length > 2 ? `${task}, ${setting}, ${parts[0]}` : `${task}, ${setting}`;
     const points = c.points ? path.join(dir, c.points) : null;
     if (points && fs.existsSync(points)) {
       const list = JSON.parse(fs.readFileSync(points, 'utf8')) as { arm: string; roc: { x: number[]; y: number[] }; pr: { x: number[]; y: number[] } }[];
@@ -99,23 +111,26 @@ async function curveFigures(dir: string, r: ExperimentResults, arms: string[]): 
 }
 
 export async function experimentSections(dir: string, r: ExperimentResults): Promise<{ id: string; title: string; html: string }[]> {
-  const arms = [...new Set(r.rows.map((row) => row.embeddings))];
+  const label = armLabel(r);
+  const arms = [...new Set(r.rows.map(label))];
+  // Curves and token shares are per embeddings arm (one figure per model already).
+  const embeddings = [...new Set(r.rows.map((row) => row.embeddings))];
   const bars = (metric: 'auroc' | 'auprc') => taskBars(
     r.rows.flatMap((row) => r.tasks.flatMap((t) => {
       const c = row.tasks[t];
       const v = c?.[metric];
       if (v === null || v === undefined || Number.isNaN(v)) return [];
-      return [{ task: t, arm: row.embeddings, setting: row.setting, value: v, ...(metric === 'auroc' && c.ci95[0] !== null ? { lo: c.ci95[0]!, hi: c.ci95[1]! } : {}) }];
+      return [{ task: t, arm: label(row), setting: row.setting, value: v, ...(metric === 'auroc' && c.ci95[0] !== null ? { lo: c.ci95[0]!, hi: c.ci95[1]! } : {}) }];
     })),
     metric.toUpperCase(), arms, r.tasks,
   );
   const unk = r.unknownTokenShare
-    ? para(`[UNK] share of tokens at the external site: ${arms.map((a) => `${a} ${(100 * (r.unknownTokenShare![a]?.external ?? 0)).toFixed(1)}%`).join(', ')}.`)
+    ? para(`[UNK] share of tokens at the external site: ${embeddings.map((a) => `${a} ${(100 * (r.unknownTokenShare![a]?.external ?? 0)).toFixed(1)}%`).join(', ')}.`)
     : '';
   const meta = para(`Backend ${r.backend}; seeds ${(r.config?.seeds ?? []).join(', ')}; internal test splits ${(r.config?.testSplits ?? []).join(', ')}; external = every sample of site B.`);
   return [
     { id: 'results', title: 'Results', html: section('results', 'Results (train at site A; internal = A\'s test split, external = site B)', meta, resultsTable(r, 'auroc'), resultsTable(r, 'auprc'), testSizes(r), unk) },
     { id: 'bars', title: 'Per task', html: section('bars', 'Per task', `<div class="grid">${figure(await bars('auroc'), 'AUROC per task and embeddings, whiskers the DeLong 95% interval')}${figure(await bars('auprc'), 'AUPRC per task and embeddings')}</div>`) },
-    { id: 'curves', title: 'ROC and PR', html: section('curves', 'ROC and precision-recall curves (first seed)', await curveFigures(dir, r, arms)) },
+    { id: 'curves', title: 'ROC and PR', html: section('curves', 'ROC and precision-recall curves (first seed)', await curveFigures(dir, r, embeddings)) },
   ];
 }

@@ -34,6 +34,8 @@ export interface ExternalOptions {
   method?: MethodName;
   /** Also the paper's method (MLM + GRACE with KD, and without KD) as two more arms. */
   withPaper?: boolean;
+  /** Also the MedTok baseline (trainers/representations/medtok.ts) as one more arm. */
+  withMedtok?: boolean;
   /** Splits of site A for training, model selection and the internal test (see trainers/behrt/external.ts). */
   trainSplits?: string[];
   valSplits?: string[];
@@ -94,6 +96,7 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
     { name: 'MedRep (paper) without KD', embeddings: 'medrep' as const, representations: paper.medrepNoKd!.path },
     { name: 'MedRep (paper)', embeddings: 'medrep' as const, representations: paper.medrep.path },
   ] : [];
+  if (o.withMedtok) extraArms.push({ name: 'MedTok', embeddings: 'medrep', representations: (await train(path.join(out, 'representations-medtok'), 'medtok')).medrep.path });
   return runExternalExperiment({
     siteA,
     siteB,
@@ -117,7 +120,7 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
 export const EXPERIMENT_SPEC: FlagSpec = {
   out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number',
   tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', force: 'boolean',
-  method: 'string', 'with-paper': 'boolean', 'train-splits': 'string', 'val-splits': 'string', 'test-splits': 'string',
+  method: 'string', 'with-paper': 'boolean', 'with-medtok': 'boolean', 'train-splits': 'string', 'val-splits': 'string', 'test-splits': 'string',
 };
 
 function methodFlag(v: unknown): MethodName | undefined {
@@ -148,6 +151,7 @@ export async function runExperimentCommand(argv: string[]): Promise<void> {
     force: p.flags.force === true,
     method: methodFlag(p.flags.method),
     withPaper: p.flags['with-paper'] === true,
+    withMedtok: p.flags['with-medtok'] === true,
     trainSplits: list(p.flags['train-splits']),
     valSplits: list(p.flags['val-splits']),
     testSplits: list(p.flags['test-splits']),

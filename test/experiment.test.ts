@@ -10,7 +10,7 @@ describe('medrep experiment external on two synthetic sites (end to end, tiny se
     const out = path.join(tempDir('experiment'), 'out');
     const r = await experimentExternal({
       out, personsA: 400, personsB: 150, tasks: ['mortality'], seeds: [1], epochs: 1, textEpochs: 1, gclEpochs: 1,
-      valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'], log: silentLogger,
+      valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'], withMedtok: true, log: silentLogger,
     });
     const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
     assert.equal(r.resultsFile, path.join(out, 'results.json'));
@@ -24,5 +24,11 @@ describe('medrep experiment external on two synthetic sites (end to end, tiny se
     // Site B was coded with other concept ids than site A, and the pipeline ran on both.
     for (const site of ['site-a', 'site-b']) assert.ok(fs.existsSync(path.join(out, site, 'samples/mortality')));
     assert.ok(fs.existsSync(path.join(out, 'representations/medrep.parquet')));
+    // --with-medtok: the MedTok baseline's table is one more frozen arm, scored in both settings.
+    const medtok = results.rows.filter((row: { embeddings: string }) => row.embeddings === 'MedTok');
+    assert.deepEqual(medtok.map((row: { setting: string }) => row.setting), ['internal', 'external']);
+    assert.ok(medtok.every((row: { tasks: Record<string, { perSeed: unknown[] }> }) => row.tasks.mortality.perSeed.length === 1));
+    assert.equal(results.representations.MedTok.file, 'medtok.parquet');
+    assert.match(r.table, /MedTok\s+external/);
   });
 });

@@ -19,6 +19,7 @@ import { STATUS_SPEC, TOPICS_SPEC } from './kafka/commands';
 import { runTrainRepresentations, USAGE as TRAIN_REPRESENTATIONS_USAGE } from '../trainers/representations/trainRepresentations';
 import { runImportRepresentations, USAGE as IMPORT_REPRESENTATIONS_USAGE } from '../trainers/representations/importRepresentations';
 import { runTrainEhr, TRAIN_EHR_USAGE } from '../trainers/behrt/cli';
+import { ANALYZE_SPEC, runAnalyzeCommand } from '../trainers/behrt/analyzeCli';
 import { EXPERIMENT_SPEC, experimentExternal, runExperimentCommand } from './experiment';
 import { BENCH_SPEC } from '../bench/run';
 import { SYNTH_SPEC } from './synth';
@@ -37,6 +38,8 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
                                             BEHRT pretraining / finetuning + evaluation / continuous retraining
   medrep experiment external [--omop-a DIR --omop-b DIR] [--out DIR]
                                             train at site A, evaluate at A and B: vanilla vs text-only vs MedRep
+  medrep analyze attention --model DIR[,DIR] --shards OUT --task T --vocab DIR --out DIR [--endpoint URL]
+                                            concepts finetuned models attend to from [CLS] (CSV; with an LLM, their relevance)
   medrep import-representations --npy FILE --index CSV --out FILE.parquet
                                             the published MedRep release into the same layout
   medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
@@ -147,6 +150,9 @@ const commands: Record<string, Command> = {
   async experiment(argv) {
     await runExperimentCommand(argv);
   },
+  async analyze(argv) {
+    await runAnalyzeCommand(argv);
+  },
   async 'import-representations'(argv) {
     await runImportRepresentations(argv);
   },
@@ -202,6 +208,7 @@ const COMMAND_OPTIONS: Record<string, () => string> = {
   'train representations': () => TRAIN_REPRESENTATIONS_USAGE,
   'train ehr': () => TRAIN_EHR_USAGE,
   'experiment external': fromSpec(EXPERIMENT_SPEC),
+  'analyze attention': fromSpec(ANALYZE_SPEC),
   'import-representations': () => IMPORT_REPRESENTATIONS_USAGE,
   topics: fromSpec(TOPICS_SPEC),
   status: fromSpec(STATUS_SPEC),

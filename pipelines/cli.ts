@@ -32,8 +32,8 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--ids sequential|hashed] [--inject-errors]
                                             write a synthetic OMOP CDM folder (vocabulary included)
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
-  medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE] [--method lexical|paper]
-                                            concept vectors (default: TF-IDF+SVD text, APPNP on the graph; paper: MLM + GCL with KD)
+  medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE] [--method lexical|paper|medtok]
+                                            concept vectors (default: TF-IDF+SVD text, APPNP on the graph; paper: MLM + GCL with KD; medtok: the MedTok baseline)
   medrep train ehr --shards OUT --task T|pretrain [--embeddings vanilla|medrep|text --representations FILE] [--follow] [--paper-size]
                                             BEHRT pretraining / finetuning + evaluation / continuous retraining
   medrep experiment external [--omop-a DIR --omop-b DIR] [--out DIR]

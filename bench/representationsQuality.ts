@@ -97,6 +97,8 @@ function variants(quick: boolean): Variant[] {
     { name: 'lexical 256, APPNP alpha 0.5', options: lex({}, { propagation: { alpha: 0.5 } }) },
     { name: 'lexical 256, GRACE', options: lex({ graph: 'grace' }, { gcl: { maxEpochs: 8 } }), noKd: true },
     { name: 'lexical 256, decile nodes, APPNP', options: lex({ deciles: 'nodes' }) },
+    // the MedTok baseline: a codebook over the text and propagated vectors, each concept its codes' mean
+    { name: 'MedTok (lexical 256 + APPNP graph, k-means codebook)', options: { method: 'medtok' } },
   ];
   if (!quick) {
     // a fixed number of GRACE epochs (no early stop), so the KD and no-KD curves cover the same span

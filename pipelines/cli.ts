@@ -19,6 +19,7 @@ import { STATUS_SPEC, TOPICS_SPEC } from './kafka/commands';
 import { runTrainRepresentations, USAGE as TRAIN_REPRESENTATIONS_USAGE } from '../trainers/representations/trainRepresentations';
 import { runImportRepresentations, USAGE as IMPORT_REPRESENTATIONS_USAGE } from '../trainers/representations/importRepresentations';
 import { runTrainEhr, TRAIN_EHR_USAGE } from '../trainers/behrt/cli';
+import { ANALYZE_SPEC, runAnalyzeCommand } from '../trainers/behrt/analyzeCli';
 import { EXPERIMENT_SPEC, experimentExternal, runExperimentCommand } from './experiment';
 import { BENCH_SPEC } from '../bench/run';
 import { SYNTH_SPEC } from './synth';
@@ -34,8 +35,8 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep synth --persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--ids sequential|hashed] [--inject-errors]
                                             write a synthetic OMOP CDM folder (vocabulary included)
   medrep bench [--rows 1000000,10000000]    local runner vs a DuckDB-only baseline (bench/results/)
-  medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE] [--method lexical|paper]
-                                            concept vectors (default: TF-IDF+SVD text, APPNP on the graph; paper: MLM + GCL with KD)
+  medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE] [--method lexical|paper|medtok]
+                                            concept vectors (default: TF-IDF+SVD text, APPNP on the graph; paper: MLM + GCL with KD; medtok: the MedTok baseline)
   medrep train ehr --shards OUT --task T|pretrain [--model behrt|cdm-bert|med-bert] [--embeddings vanilla|medrep|text --representations FILE] [--follow] [--paper-size]
                                             BEHRT / CDM-BERT / Med-BERT pretraining / finetuning + evaluation / continuous retraining
   medrep experiment external [--omop-a DIR --omop-b DIR] [--out DIR] [--arms vanilla,medtok,text-only,no-lwf,medrep,medrep+text]
@@ -43,6 +44,8 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
                                             train at site A, evaluate at A and B over arms x models x tasks x seeds (resumes finished cells)
   medrep report OUT                         OUT/report.html: one self-contained page about a run or an experiment
                                             (also written at the end of run, demo, stream and experiment)
+  medrep analyze attention --model DIR[,DIR] --shards OUT --task T --vocab DIR --out DIR [--endpoint URL]
+                                            concepts finetuned models attend to from [CLS] (CSV; with an LLM, their relevance)
   medrep import-representations --npy FILE --index CSV --out FILE.parquet
                                             the published MedRep release into the same layout
   medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
@@ -161,6 +164,9 @@ const commands: Record<string, Command> = {
   async experiment(argv) {
     await runExperimentCommand(argv);
   },
+  async analyze(argv) {
+    await runAnalyzeCommand(argv);
+  },
   async 'import-representations'(argv) {
     await runImportRepresentations(argv);
   },
@@ -219,6 +225,7 @@ const COMMAND_OPTIONS: Record<string, () => string> = {
   'train representations': () => TRAIN_REPRESENTATIONS_USAGE,
   'train ehr': () => TRAIN_EHR_USAGE,
   'experiment external': fromSpec(EXPERIMENT_SPEC),
+  'analyze attention': fromSpec(ANALYZE_SPEC),
   'import-representations': () => IMPORT_REPRESENTATIONS_USAGE,
   report: fromSpec(REPORT_SPEC),
   topics: fromSpec(TOPICS_SPEC),

@@ -39,6 +39,8 @@ export interface ExternalOptions {
   method?: MethodName;
   /** Also the paper's method (MLM + GRACE with KD, and without KD) as two more arms. */
   withPaper?: boolean;
+  /** Also the MedTok baseline (trainers/representations/medtok.ts) as one more arm. */
+  withMedtok?: boolean;
   /** Splits of site A for training, model selection and the internal test (see trainers/behrt/external.ts). */
   trainSplits?: string[];
   valSplits?: string[];
@@ -105,6 +107,9 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
     { name: 'no-lwf (paper)', embeddings: 'medrep' as const, representations: paper.medrepNoKd!.path },
     { name: 'medrep (paper)', embeddings: 'medrep' as const, representations: paper.medrep.path },
   ] : [];
+  // The medtok arm's table: the one given, else trained here when the arm is asked for.
+  const wantMedtok = !o.medtokRepresentations && (o.withMedtok || o.arms?.includes('medtok'));
+  const medtokRepresentations = wantMedtok ? (await train(path.join(out, 'representations-medtok'), 'medtok')).medrep.path : o.medtokRepresentations;
   const result = await runExternalExperiment({
     siteA,
     siteB,
@@ -112,7 +117,7 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
     representations: path.join(repr, 'medrep.parquet'),
     textRepresentations: path.join(repr, 'text.parquet'),
     noKdRepresentations: main.medrepNoKd?.path,
-    medtokRepresentations: o.medtokRepresentations,
+    medtokRepresentations,
     arms: o.arms,
     models: o.models,
     extraArms,
@@ -133,7 +138,7 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
 export const EXPERIMENT_SPEC: FlagSpec = {
   out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number',
   tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', force: 'boolean',
-  method: 'string', 'with-paper': 'boolean', 'train-splits': 'string', 'val-splits': 'string', 'test-splits': 'string',
+  method: 'string', 'with-paper': 'boolean', 'with-medtok': 'boolean', 'train-splits': 'string', 'val-splits': 'string', 'test-splits': 'string',
   arms: 'string', models: 'string', 'medtok-representations': 'string',
 };
 
@@ -165,6 +170,7 @@ export async function runExperimentCommand(argv: string[]): Promise<void> {
     force: p.flags.force === true,
     method: methodFlag(p.flags.method),
     withPaper: p.flags['with-paper'] === true,
+    withMedtok: p.flags['with-medtok'] === true,
     trainSplits: list(p.flags['train-splits']),
     valSplits: list(p.flags['val-splits']),
     testSplits: list(p.flags['test-splits']),

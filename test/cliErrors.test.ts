@@ -138,7 +138,7 @@ describe('help', () => {
   it('`medrep help` lists every option of every command', () => {
     const r = medrep(['help']);
     assert.equal(r.status, 0);
-    for (const o of ['--omop', '--persons', '--no-experiment', '--inject-errors', '--rows-per-message', '--from-offsets', '--verify', '--retention-ms', '--group', '--text-epochs', '--npy', '--follow', '--omop-a', '--repeat']) {
+    for (const o of ['--omop', '--persons', '--no-experiment', '--inject-errors', '--rows-per-message', '--from-offsets', '--verify', '--retention-ms', '--group', '--text-epochs', '--npy', '--follow', '--omop-a', '--repeat', '--with-medtok', '--codebook-size', '--per-person', '--endpoint-model']) {
       assert.ok(r.stdout.includes(o), `${o} listed`);
     }
   });

@@ -10,7 +10,7 @@ describe('medrep experiment external on two synthetic sites (end to end, tiny se
     const out = path.join(tempDir('experiment'), 'out');
     const r = await experimentExternal({
       out, personsA: 400, personsB: 150, tasks: ['mortality'], seeds: [1], epochs: 1, textEpochs: 1, gclEpochs: 1,
-      valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'], log: silentLogger,
+      valSplits: ['pretrain_val'], testSplits: ['finetune_val', 'finetune_test'], withMedtok: true, log: silentLogger,
     });
     const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
     assert.equal(r.resultsFile, path.join(out, 'results.json'));
@@ -28,5 +28,11 @@ describe('medrep experiment external on two synthetic sites (end to end, tiny se
     assert.match(fs.readFileSync(path.join(out, 'table2.md'), 'utf8'), /\| arm \| setting \| MT \| average \|/);
     assert.match(fs.readFileSync(path.join(out, 'table3.md'), 'utf8'), /\| text-only \| external \| \d\.\d{3} \|/);
     for (const arm of ['vanilla', 'text-only', 'medrep']) assert.ok(fs.existsSync(path.join(out, 'cells', arm, 'behrt', 'mortality', 'seed-1.json')), arm);
+    // --with-medtok: the MedTok baseline's table is one more frozen arm, scored in both settings.
+    const medtok = results.rows.filter((row: { embeddings: string }) => row.embeddings === 'medtok');
+    assert.deepEqual(medtok.map((row: { setting: string }) => row.setting), ['internal', 'external']);
+    assert.ok(medtok.every((row: { tasks: Record<string, { perSeed: unknown[] }> }) => row.tasks.mortality.perSeed.length === 1));
+    assert.equal(results.representations.medtok.file, 'medtok.parquet');
+    assert.match(r.table, /medtok\s+behrt\s+external/);
   });
 });

@@ -305,6 +305,27 @@ export class Behrt {
     return (f as unknown as (...t: Tensor[]) => Tensor)(x, ...params, ...extra);
   }
 
+  /**
+   * Attention probabilities of [CLS] (query row 0) over the keys in the last layer, averaged over
+   * heads, without dropout: [B, L]; padding keys get 0.
+   */
+  clsAttention(b: Batch): Tensor {
+    return tf.tidy(() => {
+      const [B, L] = b.tokens.shape;
+      const nh = this.cfg.heads;
+      const dh = this.cfg.hidden / nh;
+      const last = this.cfg.layers - 1;
+      const bias = b.padded === false ? null : tf.reshape(tf.mul(tf.sub(1, b.mask), -1e9), [B, 1, 1, L]);
+      let x = this.layerNorm(this.embeddingSum(b), 'emb.ln');
+      for (let l = 0; l < last; l++) x = this.layer(x, l, B, L, bias, false);
+      const heads = (t: Tensor) => tf.transpose(tf.reshape(t, [B, L, nh, dh]), [0, 2, 1, 3]);
+      const q = tf.slice(heads(tf.mul(this.dense(x, `l${last}.q`), 1 / Math.sqrt(dh))), [0, 0, 0, 0], [B, nh, 1, dh]);
+      const raw = tf.matMul(q as tf.Tensor4D, heads(this.dense(x, `l${last}.k`)) as tf.Tensor4D, false, true);
+      const probs = tf.softmax(bias ? tf.add(raw, bias) : raw);
+      return tf.mean(tf.reshape(probs, [B, nh, L]), 1);
+    });
+  }
+
   /** MLM logits at the given flat positions of the encoder output, [M, V]. */
   mlmLogits(encoded: Tensor, positions: tf.Tensor1D): Tensor {
     const H = this.cfg.hidden;

@@ -1,6 +1,7 @@
 // `medrep train representations --vocab DIR --out OUT`: concept graph, concept text, text MLM
 // encoder, GRACE with knowledge distillation. Writes OUT/text.parquet (graph-free text vectors),
-// OUT/medrep.parquet (MedRep vectors), OUT/descriptions.jsonl (every description and its source),
+// OUT/medrep.parquet (MedRep vectors; OUT/medtok.parquet and OUT/medtok-codes.csv with the
+// MedTok baseline's graph stage), OUT/descriptions.jsonl (every description and its source),
 // OUT/tokenizer.json and OUT/representations.json (input hashes, settings, training history).
 import * as fs from 'fs';
 import { UserError } from '../../pipelines/errors';
@@ -18,6 +19,7 @@ import { buildConceptText, TextSource } from '../text/conceptText';
 import { BpeTokenizer } from '../text/tokenizer';
 import { TextEncoder, TextEncoderConfig, SMALL_TEXT_ENCODER, PAPER_TEXT_ENCODER, pretrainMlm, clsVectors, meanVectors, DEFAULT_MLM, MlmOptions, MlmResult } from '../text/encoder';
 import { writeRepresentations, WrittenTable } from './table';
+import { medtokVectors, DEFAULT_MEDTOK, MedtokOptions, MedtokResult } from './medtok';
 import { withOutputDir } from '../../pipelines/outputDir';
 
 /** How each stage makes its vectors. */
@@ -26,13 +28,13 @@ export interface MethodSettings {
   text: 'mlm' | 'lexical';
   /** Which encoder state is the text vector (mlm only). */
   pooling: 'cls' | 'mean';
-  /** Graph stage: GRACE (+KD unless turned off), parameter-free propagation, or none. */
-  graph: 'grace' | 'appnp' | 'none';
+  /** Graph stage: GRACE (+KD unless turned off), parameter-free propagation, the MedTok codebook over text and propagated vectors, or none. */
+  graph: 'grace' | 'appnp' | 'medtok' | 'none';
   /** Decile rows: decile nodes in the graph with their own descriptions, or the lab's vector joined with a shared ordinal code. */
   deciles: 'nodes' | 'ordinal';
 }
 
-export type MethodName = 'paper' | 'lexical';
+export type MethodName = 'paper' | 'lexical' | 'medtok';
 
 /**
  * The paper's method (MLM [CLS] text vectors, GRACE + KD, decile nodes in the graph) and the
@@ -41,7 +43,12 @@ export type MethodName = 'paper' | 'lexical';
 export const METHODS: Record<MethodName, MethodSettings> = {
   paper: { text: 'mlm', pooling: 'cls', graph: 'grace', deciles: 'nodes' },
   lexical: { text: 'lexical', pooling: 'mean', graph: 'appnp', deciles: 'ordinal' },
+  // The MedTok baseline (medtok.ts) on the default text vectors.
+  medtok: { text: 'lexical', pooling: 'mean', graph: 'medtok', deciles: 'ordinal' },
 };
+
+/** The file of the graph stage's table: the MedTok baseline is not MedRep and is not named so. */
+export const graphStageFile = (s: MethodSettings): string => (s.graph === 'medtok' ? 'medtok.parquet' : 'medrep.parquet');
 export const DEFAULT_METHOD: MethodName = 'lexical';
 
 export interface TrainRepresentationsOptions {
@@ -64,6 +71,7 @@ export interface TrainRepresentationsOptions {
   lexical?: Partial<LexicalOptions>;
   gcl?: Partial<GraceOptions>;
   propagation?: Partial<PropagationOptions>;
+  medtok?: Partial<MedtokOptions>;
   /** Weight of the shared ordinal decile code relative to the spread of concept vectors. */
   ordinalWeight?: number;
   /** With graph 'grace': also train it without distillation on the same text vectors, written as medrep-no-kd.parquet. */
@@ -76,12 +84,14 @@ export interface TrainRepresentationsResult {
   graph: GraphStats;
   settings: MethodSettings;
   text: WrittenTable;
+  /** The graph stage's table (medrep.parquet, or medtok.parquet for the MedTok baseline). */
   medrep: WrittenTable;
   /** medrep-no-kd.parquet, when asked for. */
   medrepNoKd: WrittenTable | null;
   textSources: Record<TextSource, number>;
   mlm: MlmResult | null;
   gcl: GraceResult | null;
+  medtok: MedtokResult | null;
   graphObject: ConceptGraph;
   /** Text vectors of the graph's nodes (before the graph stage and the decile rows). */
   textVectors: Float32Array;
@@ -135,9 +145,14 @@ export function assembleTable(graph: ConceptGraph, vectors: Float32Array, dim: n
 }
 
 /** The graph stage on text vectors of the graph's nodes. */
-export function refineVectors(graph: ConceptGraph, textVectors: Float32Array, dim: number, how: MethodSettings['graph'], gcl: GraceOptions, propagation: PropagationOptions): { vectors: Float32Array; gcl: GraceResult | null } {
+export function refineVectors(graph: ConceptGraph, textVectors: Float32Array, dim: number, how: MethodSettings['graph'], gcl: GraceOptions, propagation: PropagationOptions, medtok: Partial<MedtokOptions> = {}): { vectors: Float32Array; gcl: GraceResult | null; medtok?: MedtokResult } {
   if (how === 'grace') { const r = trainGrace(graph, textVectors, dim, gcl); return { vectors: r.vectors, gcl: r }; }
   if (how === 'appnp') return { vectors: propagate(graph, textVectors, dim, propagation), gcl: null };
+  if (how === 'medtok') {
+    // MedTok's graph embedding of a concept: its text vector propagated over its neighbourhood.
+    const r = medtokVectors(textVectors, propagate(graph, textVectors, dim, propagation), dim, medtok);
+    return { vectors: r.vectors, gcl: null, medtok: r };
+  }
   return { vectors: textVectors, gcl: null };
 }
 
@@ -194,9 +209,17 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
 
   const gclOptions: GraceOptions = { ...DEFAULT_GRACE, seed, ...o.gcl, log };
   const propagation: PropagationOptions = { ...DEFAULT_PROPAGATION, ...o.propagation };
-  const refined = refineVectors(graph, textVectors, dim, settings.graph, gclOptions, propagation);
+  const medtokOptions: MedtokOptions = { ...DEFAULT_MEDTOK, seed, ...o.medtok };
+  const refined = refineVectors(graph, textVectors, dim, settings.graph, gclOptions, propagation, medtokOptions);
   const medrepTable = assembleTable(graph, refined.vectors, dim, settings.deciles, ordinalWeight);
-  const medrepWritten = await writeRepresentations(path.join(o.out, 'medrep.parquet'), medrepTable.dim, medrepTable);
+  const graphFile = graphStageFile(settings);
+  const medrepWritten = await writeRepresentations(path.join(o.out, graphFile), medrepTable.dim, medrepTable);
+  const medtok = refined.medtok ?? null;
+  if (medtok) {
+    writeMedtokCodes(path.join(o.out, 'medtok-codes.csv'), graph, medtok);
+    const h = medtok.codebook.history;
+    log(`[medtok] codebook ${medtok.codebook.size} x ${dim}, ${medtok.codebook.iterations} iterations, quantization error ${h[0].toFixed(4)} -> ${h[h.length - 1].toFixed(4)}, ${medtok.codesUsed} codes used, ${medtok.sharedTokenSets} concepts share their code set`);
+  }
   const gcl = refined.gcl;
   let noKdWritten: WrittenTable | null = null;
   if (o.alsoNoKd && settings.graph === 'grace') {
@@ -214,9 +237,10 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
   void _l2;
   const outputs: Record<string, unknown> = {
     'text.parquet': { rows: textWritten.rows, dim: textTable.dim, sha256: textWritten.sha256 },
-    'medrep.parquet': { rows: medrepWritten.rows, dim: medrepTable.dim, sha256: medrepWritten.sha256 },
+    [graphFile]: { rows: medrepWritten.rows, dim: medrepTable.dim, sha256: medrepWritten.sha256 },
     'descriptions.jsonl': { sha256: sha256File(path.join(o.out, 'descriptions.jsonl')) },
   };
+  if (medtok) outputs['medtok-codes.csv'] = { sha256: sha256File(path.join(o.out, 'medtok-codes.csv')) };
   if (noKdWritten) outputs['medrep-no-kd.parquet'] = { rows: noKdWritten.rows, dim: noKdWritten.dim, sha256: noKdWritten.sha256 };
   if (settings.text === 'mlm') outputs['tokenizer.json'] = { sha256: sha256File(path.join(o.out, 'tokenizer.json')) };
   const meta = {
@@ -233,28 +257,33 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
       textEncoder: encoderSettings, mlm: mlmSettings,
       lexical: settings.text === 'lexical' ? lexical : null,
       gcl: settings.graph === 'grace' ? gclSettings : null,
-      propagation: settings.graph === 'appnp' ? propagation : null,
+      propagation: settings.graph === 'appnp' || settings.graph === 'medtok' ? propagation : null,
+      medtok: settings.graph === 'medtok' ? medtokOptions : null,
       ordinalWeight: settings.deciles === 'ordinal' ? ordinalWeight : null,
     },
     graph: graph.stats,
     textSources: text.counts,
     training: {
       mlm: mlm ? { epochs: mlm.epochs, bestEpoch: mlm.bestEpoch, history: mlm.history, tokensProcessed: mlm.tokensProcessed, seconds: mlm.seconds } : null,
+      medtok: medtok ? {
+        codebookSize: medtok.codebook.size, iterations: medtok.codebook.iterations, quantizationError: medtok.codebook.history,
+        codesUsed: medtok.codesUsed, conceptsSharingTheirCodeSet: medtok.sharedTokenSets,
+      } : null,
       gcl: gcl ? { epochs: gcl.epochs, bestEpoch: gcl.bestEpoch, history: gcl.epochLosses, nodesProcessed: gcl.nodesProcessed, seconds: gcl.seconds } : null,
     },
     outputs,
   };
   fs.writeFileSync(path.join(o.out, 'representations.json'), JSON.stringify(meta, null, 2) + '\n');
-  log(`[medrep] wrote ${o.out}/text.parquet, medrep.parquet (${medrepTable.conceptIds.length} rows, dim ${medrepTable.dim}) and representations.json`);
+  log(`[medrep] wrote ${o.out}/text.parquet, ${graphFile} (${medrepTable.conceptIds.length} rows, dim ${medrepTable.dim}) and representations.json`);
   return {
-    graph: graph.stats, settings, text: textWritten, medrep: medrepWritten, medrepNoKd: noKdWritten, textSources: text.counts, mlm, gcl,
+    graph: graph.stats, settings, text: textWritten, medrep: medrepWritten, medrepNoKd: noKdWritten, textSources: text.counts, mlm, gcl, medtok,
     graphObject: graph, textVectors, dim, textTable, medrepTable,
   };
 }
 
 export const USAGE = `usage: medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE]
-  [--endpoint URL [--endpoint-model NAME]] [--method lexical|paper] [--text mlm|lexical] [--pooling cls|mean]
-  [--graph grace|appnp|none] [--decile-rows ordinal|nodes] [--dim N] [--alpha X] [--ordinal-weight X]
+  [--endpoint URL [--endpoint-model NAME]] [--method lexical|paper|medtok] [--text mlm|lexical] [--pooling cls|mean]
+  [--graph grace|appnp|medtok|none] [--codebook-size N] [--codes-per-modality N] [--decile-rows ordinal|nodes] [--dim N] [--alpha X] [--ordinal-weight X]
   [--backend ${BACKEND_PREFERENCES.join('|')}] [--epochs N] [--text-epochs N]
   [--patience N] [--text-size small|paper] [--hidden N] [--seeds-per-batch N] [--no-kd] [--also-no-kd] [--seed N]
   (the endpoint's API key is read from MEDREP_ENDPOINT_API_KEY)`;
@@ -312,10 +341,12 @@ export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentati
       case '--seeds-per-batch': gcl.seedsPerBatch = int(a, args[++i]); break;
       case '--no-kd': gcl.distill = false; break;
       case '--also-no-kd': o.alsoNoKd = true; break;
-      case '--method': o.method = oneOf(a, next(), ['lexical', 'paper'] as const); break;
+      case '--method': o.method = oneOf(a, next(), ['lexical', 'paper', 'medtok'] as const); break;
       case '--text': settings.text = oneOf(a, next(), ['mlm', 'lexical'] as const); break;
       case '--pooling': settings.pooling = oneOf(a, next(), ['cls', 'mean'] as const); break;
-      case '--graph': settings.graph = oneOf(a, next(), ['grace', 'appnp', 'none'] as const); break;
+      case '--graph': settings.graph = oneOf(a, next(), ['grace', 'appnp', 'medtok', 'none'] as const); break;
+      case '--codebook-size': o.medtok = { ...o.medtok, codebookSize: int(a, args[++i]) }; break;
+      case '--codes-per-modality': o.medtok = { ...o.medtok, codesPerModality: int(a, args[++i]) }; break;
       case '--decile-rows': settings.deciles = oneOf(a, next(), ['ordinal', 'nodes'] as const); break;
       case '--dim': o.lexical = { ...o.lexical, dim: int(a, args[++i]) }; break;
       case '--alpha': {
@@ -342,4 +373,17 @@ export async function runTrainRepresentations(args: string[]): Promise<number> {
   const o = parseTrainRepresentationsArgs(args);
   await withOutputDir(o.out, { command: 'train representations' }, () => trainRepresentations(o));
   return 0;
+}
+
+/** Each node's tokens: concept_id, decile, its text codes and its graph codes (space separated, nearest first). */
+function writeMedtokCodes(file: string, graph: ConceptGraph, m: MedtokResult): void {
+  const k = m.textCodes.length / graph.numNodes;
+  const lines = ['concept_id,decile,text_codes,graph_codes'];
+  for (let i = 0; i < graph.numNodes; i++) {
+    const codes = (c: Int32Array) => Array.from(c.subarray(i * k, (i + 1) * k)).join(' ');
+    lines.push(`${graph.conceptIds[i]},${graph.deciles[i] < 0 ? '' : graph.deciles[i]},${codes(m.textCodes)},${codes(m.graphCodes)}`);
+  }
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, lines.join('\n') + '\n');
+  fs.renameSync(tmp, file);
 }

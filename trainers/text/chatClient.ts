@@ -53,6 +53,12 @@ export interface ChatStats {
   retries: number;
 }
 
+/** One prompt and the key its answer is returned under. */
+export interface PromptRequest {
+  key: string;
+  prompt: string;
+}
+
 interface CacheLine { key: string; model: string; prompt_sha256: string; text: string }
 
 export class ChatDescriber {
@@ -96,10 +102,15 @@ export class ChatDescriber {
 
   /** Descriptions for every request (null where the endpoint failed after retries). */
   async describeAll(requests: DescriptionRequest[]): Promise<Map<string, string | null>> {
+    return this.askAll(requests.map((r) => ({ key: r.key, prompt: this.promptFor(r) })));
+  }
+
+  /** Answers to any prompts, through the same cache, rate limit and retries (null where the endpoint failed). */
+  async askAll(requests: PromptRequest[]): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>();
-    const todo: DescriptionRequest[] = [];
+    const todo: PromptRequest[] = [];
     for (const r of requests) {
-      const hit = this.cache.get(this.promptHash(this.promptFor(r)));
+      const hit = this.cache.get(this.promptHash(r.prompt));
       if (hit !== undefined) { out.set(r.key, hit); this.stats.cached++; } else todo.push(r);
     }
     let next = 0;
@@ -122,8 +133,8 @@ export class ChatDescriber {
     if (at > now) await sleep(at - now);
   }
 
-  private async describe(r: DescriptionRequest): Promise<string | null> {
-    const prompt = this.promptFor(r);
+  private async describe(r: PromptRequest): Promise<string | null> {
+    const prompt = r.prompt;
     const hash = this.promptHash(prompt);
     this.stats.requested++;
     for (let attempt = 0; ; attempt++) {
@@ -161,7 +172,7 @@ export class ChatDescriber {
     }
   }
 
-  private fail(r: DescriptionRequest, reason: string): void {
+  private fail(r: PromptRequest, reason: string): void {
     this.stats.failed++;
     this.o.log?.(`[text] endpoint failed for ${r.key}: ${reason}`);
   }

@@ -126,6 +126,16 @@ interface LoadsAt extends LoadCount {
   next: string;
 }
 
+/** What the sink knows of a topic partition in memory between chunks. */
+interface Seen {
+  /** End markers counted through the last message seen. */
+  loads: LoadCount;
+  /** The offset after the last message seen (the next message may come later: transaction markers take offsets). */
+  next: bigint;
+  /** The offset this sink last asked to commit, with the count stored there. */
+  committed: string;
+}
+
 interface Pending {
   from: bigint;
   last: bigint;
@@ -148,8 +158,7 @@ export interface ShardWritten {
 export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (s: ShardWritten) => void): StageTransform {
   const byTopic = new Map(topics.map((t) => [t.topic, t]));
   const pending = new Map<string, Pending>();
-  /** Per topic partition: the end markers counted through the last message seen. */
-  const seen = new Map<string, LoadsAt>();
+  const seen = new Map<string, Seen>();
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const sink = byTopic.get(ctx.topic);
     if (!sink) throw new Error(`sink: no shard series for topic ${ctx.topic}`);
@@ -161,13 +170,15 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
     let p: Pending | undefined = kept && { ...kept, values: [...kept.values] };
     let loads: LoadCount;
     const mine = seen.get(key);
-    if (mine && BigInt(mine.next) === first) loads = mine;
+    const saved = store.get(ctx.topic);
+    // Memory holds while the input goes on and the store still holds this sink's last commit.
+    if (mine && first >= mine.next && saved?.next === mine.committed) loads = mine.loads;
     else {
-      // The stage moved to the committed offset (start, restart, rebalance, aborted transaction):
-      // what was gathered in memory is read again, from the count stored with that offset.
+      // The stage moved to the committed offset (start, restart, aborted transaction, or a
+      // partition back from another worker): what was gathered in memory is read again, from the
+      // count stored with that offset (the first message may lie past it, after transaction markers).
       p = undefined;
-      const saved = store.get(ctx.topic);
-      loads = saved && BigInt(saved.next) === first ? saved : NO_LOADS;
+      loads = saved && BigInt(saved.next) <= first ? saved : NO_LOADS;
     }
     const write = (q: Pending) => {
       const range = { topic: ctx.topic, partition: ctx.partition, from: q.from, to: q.last };
@@ -208,14 +219,14 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
       if (p.rows >= rows || p.bytes >= bytes || loadEnded) p = close(p);
     }
     const next = BigInt(messages[messages.length - 1].offset) + 1n;
-    seen.set(key, { ...loads, next: next.toString() });
     if (p) pending.set(key, p);
     else pending.delete(key);
     // Durable through the start of what is still only in memory; the count at that offset is
     // stored in the same transaction, so a restart there counts on from it.
     const commit: LoadsAt = p ? { ...p.loadsBefore, next: p.from.toString() } : { ...loads, next: next.toString() };
     // The count at an offset is a function of the offset: a new offset is all that needs writing.
-    if (store.get(ctx.topic)?.next !== commit.next) store.set(ctx.topic, commit);
+    if (saved?.next !== commit.next) store.set(ctx.topic, commit);
+    seen.set(key, { loads, next, committed: commit.next });
     ctx.commitThrough(commit.next);
     return [];
   };

@@ -155,11 +155,15 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       partitions = await partitionCount(admin, names.omop('person'));
       await ensureTopics(admin, streamTopicSpecs(names, partitions));
       // The trajectory stage's changelogs: one transaction's writes go out in request slices of up
-      // to 1000 states or event deltas, larger than the broker's default 1 MB batch limit.
-      await ensureTopics(admin, [PERSON_STORE, EVENTS_STORE].map((store) => {
-        const changelog = changelogTopicSpec(names.changelog('trajectory', store), partitions);
-        return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES } };
-      }));
+      // to 1000 states or event deltas, larger than the broker's default 1 MB batch limit. The
+      // sink's (small) one is created with them, in one request.
+      await ensureTopics(admin, [
+        ...[PERSON_STORE, EVENTS_STORE].map((store) => {
+          const changelog = changelogTopicSpec(names.changelog('trajectory', store), partitions);
+          return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES } };
+        }),
+        changelogTopicSpec(names.changelog('sink', SINK_LOADS_STORE), partitions),
+      ]);
     } finally {
       await admin.disconnect();
     }

@@ -1,6 +1,6 @@
 // One measured job of the benchmark, in its own process so its peak RSS is its own:
 //   node dist/bench/child.js local|local-no-meds|duckdb <omop> <out>
-// Prints one JSON line: { job, seconds, cpuSeconds, maxRssMb, rowsIn }.
+// Prints one JSON line: { job, seconds, cpuSeconds, maxRssMb, rowsIn, shards (local runner: per kind) }.
 import * as fs from 'node:fs';
 import { openDuck } from '../pipelines/duck';
 import { runLocal } from '../pipelines/localRunner';
@@ -13,10 +13,12 @@ async function main(): Promise<void> {
   const [job, omop, out] = process.argv.slice(2);
   const started = process.hrtime.bigint();
   let rowsIn = 0;
+  let shards: Record<string, number> | undefined;
   if (job === 'local' || job === 'local-no-meds') {
     // The benchmark's own scratch folders: a rerun (--keep) replaces them.
     const s = await runLocal({ omop, out, log: silentLogger, meds: job === 'local', force: true });
     rowsIn = s.rowsInTotal;
+    shards = s.shards;
   } else if (job === 'duckdb') {
     fs.rmSync(out, { recursive: true, force: true });
     fs.mkdirSync(out, { recursive: true });
@@ -29,7 +31,7 @@ async function main(): Promise<void> {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = process.cpuUsage();
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  process.stdout.write(JSON.stringify({ job, seconds, cpuSeconds, maxRssMb: process.resourceUsage().maxRSS / 1024, rowsIn }) + '\n');
+  process.stdout.write(JSON.stringify({ job, seconds, cpuSeconds, maxRssMb: process.resourceUsage().maxRSS / 1024, rowsIn, shards }) + '\n');
 }
 
 main().catch((e) => {

@@ -2,13 +2,15 @@
 // local runner measured in the same run, on the broker at --brokers (default 127.0.0.1:9092):
 // produce rate, rows per second through all stages to shards, consumer lag over time (sampled
 // every second while the stream runs; it must return to zero), peak RSS of each job (each runs in
-// its own process), and the ratio of the Kafka runner's end-to-end rate to the local runner's.
+// its own process), the ratio of the Kafka runner's end-to-end rate to the local runner's, and
+// the shards each runner wrote (events, pretraining sequences, samples).
 //
-//   node dist/bench/kafka.js [--rows 1000000] [--partitions 3] [--rows-per-message N] [--no-pipelined] [--brokers 127.0.0.1:9092] [--keep DIR]
+//   node dist/bench/kafka.js [--rows 1000000] [--partitions 3] [--rows-per-message N] [--no-pipelined] [--brokers 127.0.0.1:9092] [--keep DIR] [--result FILE]
 //
 // --no-pipelined skips the second run with produce and stream at once (halves a 10M-row run).
 //
-// Writes bench/results/kafka.json (or kafka-<rows>.json with --rows other than 1000000).
+// Writes bench/results/kafka.json (or kafka-<rows>.json with --rows other than 1000000; --result
+// names another file there), with the machine's load average at the start and the end.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
   const rowsPerMessage = arg('--rows-per-message', String(DEFAULT_ROWS_PER_MESSAGE));
   const brokers = arg('--brokers', process.env.KAFKA_BROKERS ?? '127.0.0.1:9092');
   const dir = arg('--keep', fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-bench-kafka-')));
+  const loadAtStart = os.loadavg();
   const omop = path.join(dir, 'omop');
   const persons = personsForRows(rows);
   const prefix = `bench${Date.now().toString(36)}-${randomBytes(2).toString('hex')}.`;
@@ -137,12 +140,12 @@ async function main(): Promise<void> {
   const endToEndSeconds = produceSeconds + streamSeconds;
   const result = {
     benchmark: 'kafka-runner',
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model },
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, load_average_start: loadAtStart, load_average_end: os.loadavg() },
     rows_in: rowsIn,
     persons,
     partitions,
     rows_per_message: Number(rowsPerMessage),
-    local: { seconds: local.seconds, rows_per_second: localRate, peak_rss_mb: local.maxRssMb },
+    local: { seconds: local.seconds, rows_per_second: localRate, peak_rss_mb: local.maxRssMb, shards: local.shards },
     produce: { seconds: produceSeconds, rows: produce.rows, rows_per_second: (produce.rows as number) / produceSeconds, peak_rss_mb: produce.maxRssMb },
     stream: {
       active_seconds: streamSeconds,
@@ -158,7 +161,7 @@ async function main(): Promise<void> {
     final_lag: finalLag,
     target_rows_per_second: 300_000,
   };
-  const file = writeBenchResult(rows === 1_000_000 ? 'kafka.json' : `kafka-${rows}.json`, result);
+  const file = writeBenchResult(arg('--result', rows === 1_000_000 ? 'kafka.json' : `kafka-${rows}.json`), result);
   const f = (n: number) => Math.round(n).toLocaleString('en-US');
   console.log(`rows in                ${f(rowsIn)} (${persons} persons, ${partitions} partitions, up to ${rowsPerMessage} rows per input message)`);
   console.log(`local runner           ${f(localRate)} rows/s  (${(local.seconds as number).toFixed(1)} s, peak RSS ${f(local.maxRssMb as number)} MB)`);
@@ -166,6 +169,8 @@ async function main(): Promise<void> {
   console.log(`stream (all stages)    ${f(result.stream.rows_per_second)} rows/s  (${streamSeconds.toFixed(1)} s active, peak RSS ${f(stream.maxRssMb as number)} MB)`);
   console.log(`end to end             ${f(result.end_to_end.rows_per_second)} rows/s  ratio to local ${result.end_to_end.ratio_to_local.toFixed(3)} (target 300,000 rows/s)`);
   if (pipelined) console.log(`end to end, pipelined ${f(pipelined.rows_per_second)} rows/s  ratio to local ${pipelined.ratio_to_local.toFixed(3)} (produce and stream at once, ${pipelined.seconds.toFixed(1)} s)`);
+  const shardCounts = (x: unknown) => x as { events: number; pretrain: number; samples: number };
+  console.log(`events shards          stream ${shardCounts(stream.shards).events} (${partitions} partitions), local ${shardCounts(local.shards).events}; pretrain ${shardCounts(stream.shards).pretrain} vs ${shardCounts(local.shards).pretrain}, samples ${shardCounts(stream.shards).samples} vs ${shardCounts(local.shards).samples}`);
   console.log(`final lag              ${JSON.stringify(finalLag)}  (max lag seen ${Math.max(0, ...lag.map((p) => Math.max(...Object.values(p.lag))))})`);
   console.log(`wrote ${file}`);
 }

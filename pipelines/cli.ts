@@ -50,7 +50,7 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
                                             the published MedRep release into the same layout
   medrep topics --brokers HOST:PORT [--partitions N]   create the pipeline's Kafka topics
   medrep status --brokers HOST:PORT         consumer-group lag and stage health
-  medrep produce --omop DIR|FILE.duckdb [--vocab DIR] --brokers HOST:PORT [--partitions N] [--rows-per-message N]
+  medrep produce --omop DIR|FILE.duckdb [--vocab DIR] --brokers HOST:PORT [--partitions N] [--rows-per-message N] [--markers end-of-load|none]
                                             load an OMOP folder into the omop.<table> topics
   medrep stream --brokers HOST:PORT --out DIR --vocab DIR --artifacts DIR|--deciles FILE [--exit-when-idle S]
                                             the Kafka runner: stages between topics, same output as run

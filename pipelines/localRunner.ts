@@ -18,7 +18,7 @@ import { writeManifest, Manifest } from '../sinks/manifest';
 import { exportMeds } from '../sinks/meds';
 import { RejectSink } from '../sinks/rejects';
 import { SequenceBatch } from '../sinks/sequenceShards';
-import { ShardEntry, ShardSeries } from '../sinks/shards';
+import { DEFAULT_EVENTS_PER_SHARD, DEFAULT_SEQUENCES_PER_SHARD, ShardEntry, ShardSeries } from '../sinks/shards';
 import { ParquetWriterPool } from '../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
 import { idValue, openDuckInstance, parseDuckJson, queryRows, queryValue } from './duck';
@@ -163,8 +163,8 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
   const log = opts.log ?? consoleLogger;
   const started = Date.now();
   const maxEvents = opts.maxEvents ?? DEFAULT_MAX_EVENTS;
-  const eventsPerShard = opts.eventsPerShard ?? 250_000;
-  const sequencesPerShard = opts.sequencesPerShard ?? 20_000;
+  const eventsPerShard = opts.eventsPerShard ?? DEFAULT_EVENTS_PER_SHARD;
+  const sequencesPerShard = opts.sequencesPerShard ?? DEFAULT_SEQUENCES_PER_SHARD;
   const tmp = path.join(out, '.tmp');
   fs.mkdirSync(tmp, { recursive: true });
   const instance = await openDuckInstance({ memoryLimit: opts.memoryLimit ?? '800MB', tempDir: tmp }).catch((e) => {

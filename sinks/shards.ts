@@ -5,6 +5,10 @@ import * as arrow from 'apache-arrow';
 import { WrittenFile, writeParquetAtomic } from './parquet';
 import { ParquetWriterPool } from './parquetWorker';
 
+/** Rows per shard by default: events, and pretraining sequences or samples (both runners). */
+export const DEFAULT_EVENTS_PER_SHARD = 250_000;
+export const DEFAULT_SEQUENCES_PER_SHARD = 20_000;
+
 export interface ShardEntry {
   kind: string;
   /** Path relative to the output folder. */

@@ -122,7 +122,8 @@ describe('help', () => {
   it('`medrep <command> --help` prints that command\'s options and exits 0', () => {
     for (const [args, options] of [
       [['run', '--help'], ['--omop', '--out', '--force', '--no-meds', '--tasks']],
-      [['stream', '-h'], ['--brokers', '--exit-when-idle', '--force', '--health-interval']],
+      [['stream', '-h'], ['--brokers', '--exit-when-idle', '--force', '--health-interval', '--events-per-shard', '--shard-max-mb', '--shard-max-age']],
+      [['produce', '--help'], ['--omop', '--rows-per-message', '--markers']],
       [['train', 'ehr', '--help'], ['--shards', '--task', '--init', '--embeddings']],
       [['status', '--help'], ['--brokers', '--group', '--topic-prefix']],
       [['synth', '--help'], ['--persons', '--rows', '--inject-errors']],
@@ -132,6 +133,13 @@ describe('help', () => {
       assert.equal(r.stderr, '');
       assert.match(r.stdout, new RegExp(`^  medrep ${args[0]}`));
       for (const o of options) assert.ok(r.stdout.includes(o), `${args.join(' ')}: ${o} listed\n${r.stdout}`);
+    }
+  });
+
+  it('a shard bound of the stream that is not above 0 (or for --shard-max-age, below 0): exit 2, one line naming it, before any broker is asked', () => {
+    for (const [flag, value, want] of [['--shard-max-mb', '0', 'above 0'], ['--events-per-shard', '-5', 'above 0'], ['--shard-max-age', '-1', 'at least 0']]) {
+      const r = medrep(['stream', '--brokers', '127.0.0.1:1', '--out', path.join(tempDir('bound'), 'out'), '--vocab', 'nowhere', flag, value]);
+      assertOneLine(r, 2, new RegExp(`^medrep: medrep stream: ${flag} must be ${want}, got ${value}$`));
     }
   });
 

@@ -15,6 +15,7 @@ import { prng } from './helpers/syntheticOmop';
 import { TopicNames } from '../pipelines/kafka/topics';
 import { runReplay } from '../pipelines/kafka/replay';
 import { runStream } from '../pipelines/kafka/streamRunner';
+import { streamTopic } from '../pipelines/kafka/streamTopics';
 import { readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 import { OMOP, lit, sql, tempDir } from './helpers';
 import { assertSameRows, differences, differencesOf, kafkaOpts } from './helpers/streamCompare';
@@ -23,9 +24,9 @@ import { handMade } from './helpers/handMadeOmop';
 
 export const PARTITIONS = 3;
 
-export async function localThenStream(omop: string, name: string, streamExtra: Partial<Parameters<typeof runStream>[0]> = {}, meds = false) {
+export async function localThenStream(omop: string, name: string, streamExtra: Partial<Parameters<typeof runStream>[0]> = {}, meds = false, localExtra: Partial<Parameters<typeof runLocal>[0]> = {}) {
   const dir = tempDir(name);
-  const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds });
+  const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds, ...localExtra });
   const prefix = uniquePrefix();
   const kafka = kafkaOpts(prefix);
   const client = testKafka();
@@ -43,7 +44,8 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
   it('synthetic hospital (Parquet): same events, pretraining sequences, labelled samples and MEDS as runLocal; replay verifies every shard', async () => {
     const omop = path.join(tempDir('synth-stream'), 'omop');
     await generateSynthetic({ persons: 120, seed: 5, out: omop, format: 'parquet', site: 'A' });
-    const r = await localThenStream(omop, 'synth-eq', {}, true);
+    // Several events shards per partition, so that a mid-stream replay has earlier ones to skip.
+    const r = await localThenStream(omop, 'synth-eq', { eventsPerShard: 2000 }, true);
     await assertSameRows(r.local.out, r.stream.out);
     // MEDS: data rows, subject splits and every label file hold the same rows as the local runner's.
     for (const rel of ['meds/data', 'meds/metadata/subject_splits', 'meds/metadata/codes']) {
@@ -120,17 +122,35 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     assert.ok(ids.beyondSafe > 90, `persons beyond 2^53: ${ids.beyondSafe}`);
   });
 
-  it('GiBleed (CSV): same events, pretraining sequences and samples as runLocal; both skip the phenotype task', async () => {
-    const r = await localThenStream(OMOP.gibleed, 'gibleed-eq');
+  it('GiBleed (CSV): same events, pretraining sequences and samples as runLocal; both skip the phenotype task; events shards within 2x of its count at the same bound', async () => {
+    const bound = 25_000;
+    const r = await localThenStream(OMOP.gibleed, 'gibleed-eq', { eventsPerShard: bound }, false, { eventsPerShard: bound });
     await assertSameRows(r.local.out, r.stream.out);
+    // A load rolls shards by size and closes the last one at its end: per partition, every events
+    // shard but the last holds the bound, and the last ends at the partition's last message.
+    assert.ok(r.local.shards.events >= 8, `local events shards: ${r.local.shards.events}`);
+    assert.ok(r.stream.shards.events >= r.local.shards.events && r.stream.shards.events <= 2 * r.local.shards.events, `events shards: stream ${r.stream.shards.events}, local ${r.local.shards.events}`);
+    const manifest = JSON.parse(fs.readFileSync(path.join(r.stream.out, 'manifest.json'), 'utf8'));
+    const topic = streamTopic(new TopicNames(r.prefix), 'events');
+    const last = new Map<number, string>();
+    for (const m of await readAll(testKafka(), topic)) last.set(m.partition, m.offset);
+    for (let p = 0; p < PARTITIONS; p++) {
+      const mine = manifest.shards.filter((x: { kind: string; partition: number }) => x.kind === 'events' && x.partition === p);
+      assert.ok(mine.length >= 2, `partition ${p}: ${mine.length} events shards`);
+      for (const x of mine.slice(0, -1)) assert.ok(x.rows >= bound && x.rows < bound + 2000, `${x.path}: ${x.rows} rows`);
+      assert.equal(mine[mine.length - 1].to_offset, last.get(p), `partition ${p}: the last shard closes at the load's end`);
+    }
     assert.deepEqual(r.stream.tasksSkipped, r.local.tasksSkipped);
     assert.deepEqual(r.stream.tasksSkipped.map((t) => t.task), ['phenotypes'], 'no ICD9CM concepts in the vocabulary');
     assert.ok(!fs.existsSync(path.join(r.stream.out, 'samples/phenotypes')));
   });
 
-  it('Synthea27Nj (CSV): same events, pretraining sequences and samples as runLocal', async () => {
+  it('Synthea27Nj (CSV): same events, pretraining sequences and samples as runLocal; at the default bounds one events shard per partition', async () => {
     const r = await localThenStream(OMOP.synthea, 'synthea-eq');
     await assertSameRows(r.local.out, r.stream.out);
+    // The load's end closes each partition's shard once, after every table's marker (not once per table).
+    assert.equal(r.local.shards.events, 1);
+    assert.equal(r.stream.shards.events, PARTITIONS);
   });
 
   it('a hand-made hospital whose rows name concepts its vocabulary lacks, with date-only admission-day facts: same rows as runLocal', async () => {

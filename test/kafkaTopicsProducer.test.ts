@@ -8,7 +8,8 @@ import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
 import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
 import { OmopRowProducer, ProduceProgress } from '../pipelines/kafka/omopProducer';
 import { changelogTopicSpec, ensureTopics, pipelineTopicSpecs, TopicNames } from '../pipelines/kafka/topics';
-import { produceOmop } from '../pipelines/kafka/omopLoad';
+import { CONTROL_HEADER, END_OF_LOAD, produceOmop } from '../pipelines/kafka/omopLoad';
+import { errorLine, medrep } from './helpers/cli';
 import { silentLogger } from '../pipelines/progress';
 import { BROKERS, readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 import { GOOD_MEASUREMENTS, smallHospital } from './helpers/smallHospital';
@@ -169,5 +170,35 @@ describe('kafka topics and producer (real broker)', function () {
     assert.equal(dead.headers[DLQ_HEADERS.source], 'measurement.csv:2');
     assert.equal(dead.headers[DLQ_HEADERS.reason], 'invalid-row: column (row): 10 fields where the header has 9');
     assert.equal(dead.value, '4,1,3004410,2020-01-04,,4.4,mg,dL,HbA1c,10', 'the record as read');
+  });
+
+  it('medrep produce --markers none sends the rows and no end-of-load marker; the default (end-of-load) ends every partition of every table with one', async () => {
+    const omop = smallHospital(GOOD_MEASUREMENTS.join('\n') + '\n');
+    for (const mode of ['none', 'end-of-load']) {
+      const loadNames = new TopicNames(uniquePrefix());
+      const r = medrep(['produce', '--omop', omop, '--brokers', BROKERS, '--topic-prefix', loadNames.prefix, '--partitions', '2', ...(mode === 'none' ? ['--markers', 'none'] : [])]);
+      assert.equal(r.status, 0, r.stderr);
+      const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      const rows: Record<string, number> = {};
+      const markers: string[] = [];
+      for (const spec of CLINICAL_TABLES) {
+        for (const m of await readAll(kafka, loadNames.omop(spec.table))) {
+          if (m.headers[CONTROL_HEADER] !== undefined) markers.push(`${spec.table}/${m.partition}:${m.headers[CONTROL_HEADER]}`);
+          else {
+            const value = JSON.parse(m.value!);
+            rows[spec.table] = (rows[spec.table] ?? 0) + (Array.isArray(value) ? value.length : 1);
+          }
+        }
+      }
+      // Person 3 (born 1750) is dead-lettered; its visit is a valid row (the stream sets it aside).
+      assert.deepEqual(rows, { person: 2, visit_occurrence: 3, measurement: 3 }, `${mode}: the valid rows are in the topics`);
+      assert.deepEqual(rows, summary.by_table);
+      const expected = mode === 'none' ? [] : CLINICAL_TABLES.flatMap((t) => [0, 1].map((p) => `${t.table}/${p}:${END_OF_LOAD}`));
+      assert.deepEqual(markers.sort(), expected.sort(), `${mode}: end-of-load markers`);
+      assert.equal(summary.markers, expected.length);
+    }
+    const bad = medrep(['produce', '--omop', omop, '--brokers', BROKERS, '--markers', 'some']);
+    assert.equal(bad.status, 2);
+    assert.equal(errorLine(bad), 'medrep: medrep produce: --markers must be end-of-load or none, got "some"');
   });
 });

@@ -2,9 +2,9 @@
 // named after topic, partition and offset range (`events/medrep.events-p3-00000000000000000012-
 // 00000000000000000040.parquet`), written atomically (temp file, fsync, rename), and only then are
 // the offsets committed (ctx.commitThrough). Where a shard closes depends only on the messages
-// (enough rows, or an end-of-load marker), so after a crash the sink re-reads from the first offset
-// not on disk and rebuilds the same shards; a shard already on disk is not written again. Replay
-// (pipelines/kafka/replay.ts) rebuilds shards from the same function.
+// (shardRoll.ts: rows, bytes, log time, the end of a load), so after a crash the sink re-reads
+// from the first offset not on disk and rebuilds the same shards; a shard already on disk is not
+// written again. Replay (pipelines/kafka/replay.ts) rebuilds shards from the same function.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
@@ -17,6 +17,7 @@ import { Sequence } from '../../transforms/trajectory';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { parseValue, StreamValue } from './streamStages';
 import { stringifyJsonExact } from '../../schemas/exactJson';
+import { countEndMarker, LoadCount, NO_LOADS, ShardBounds } from './shardRoll';
 
 export interface ShardRange {
   topic: string;
@@ -112,15 +113,39 @@ export interface SinkTopic {
   kind: 'events' | 'pretrain' | 'samples';
   /** Folder under OUT. */
   dir: string;
-  rowsPerShard: number;
+  bounds: ShardBounds;
+  /** Tables whose end markers together end a load in this topic (shardRoll.ts countEndMarker). */
+  loadTables: readonly string[];
+}
+
+/** The sink's state store: per topic, the end markers counted up to the partition's committed offset. */
+export const SINK_LOADS_STORE = 'loads';
+
+/** A LoadCount valid at offset `next` of its partition (the first offset after what it counted). */
+interface LoadsAt extends LoadCount {
+  next: string;
+}
+
+/** What the sink knows of a topic partition in memory between chunks. */
+interface Seen {
+  /** End markers counted through the last message seen. */
+  loads: LoadCount;
+  /** The offset after the last message seen (the next message may come later: transaction markers take offsets). */
+  next: bigint;
+  /** The offset this sink last asked to commit, with the count stored there. */
+  committed: string;
 }
 
 interface Pending {
   from: bigint;
-  next: bigint;
   last: bigint;
+  /** Log timestamp of the first message (the time bound counts from it). */
+  firstMs: number;
   values: StreamValue[];
   rows: number;
+  bytes: number;
+  /** The end markers counted before the shard's first message. */
+  loadsBefore: LoadCount;
 }
 
 export interface ShardWritten {
@@ -133,15 +158,28 @@ export interface ShardWritten {
 export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (s: ShardWritten) => void): StageTransform {
   const byTopic = new Map(topics.map((t) => [t.topic, t]));
   const pending = new Map<string, Pending>();
+  const seen = new Map<string, Seen>();
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const sink = byTopic.get(ctx.topic);
     if (!sink) throw new Error(`sink: no shard series for topic ${ctx.topic}`);
     const key = `${ctx.topic}/${ctx.partition}`;
+    const store = ctx.store<LoadsAt>(SINK_LOADS_STORE);
     const first = BigInt(messages[0].offset);
-    let p = pending.get(key);
-    // The stage moved back to the committed offset (restart, rebalance, aborted transaction):
-    // what was gathered in memory is read again.
-    if (p && first < p.next) p = undefined;
+    // A copy: a chunk whose transform throws leaves the gathered state as it was for the retry.
+    const kept = pending.get(key);
+    let p: Pending | undefined = kept && { ...kept, values: [...kept.values] };
+    let loads: LoadCount;
+    const mine = seen.get(key);
+    const saved = store.get(ctx.topic);
+    // Memory holds while the input goes on and the store still holds this sink's last commit.
+    if (mine && first >= mine.next && saved?.next === mine.committed) loads = mine.loads;
+    else {
+      // The stage moved to the committed offset (start, restart, aborted transaction, or a
+      // partition back from another worker): what was gathered in memory is read again, from the
+      // count stored with that offset (the first message may lie past it, after transaction markers).
+      p = undefined;
+      loads = saved && BigInt(saved.next) <= first ? saved : NO_LOADS;
+    }
     const write = (q: Pending) => {
       const range = { topic: ctx.topic, partition: ctx.partition, from: q.from, to: q.last };
       const files: Array<[string, () => arrow.Table]> =
@@ -161,23 +199,35 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
         }
       }
     };
+    const close = (q: Pending): undefined => {
+      if (q.rows > 0) write(q);
+      return undefined;
+    };
+    const { rows, bytes, maxAgeMs } = sink.bounds;
     for (const m of messages) {
       const offset = BigInt(m.offset);
+      const at = Number(m.timestamp);
+      if (p && maxAgeMs > 0 && at - p.firstMs >= maxAgeMs) p = close(p);
       const value = parseValue(m);
-      if (!p) p = { from: offset, next: offset, last: offset, values: [], rows: 0 };
+      p ??= { from: offset, last: offset, firstMs: at, values: [], rows: 0, bytes: 0, loadsBefore: loads };
       p.values.push(value);
       p.rows += shardRows(value);
+      p.bytes += m.value?.length ?? 0;
       p.last = offset;
-      p.next = offset + 1n;
-      if (p.rows >= sink.rowsPerShard || value.k === 'end') {
-        if (p.rows > 0) write(p);
-        p = undefined;
-      }
+      let loadEnded = false;
+      if (value.k === 'end') ({ state: loads, loadEnded } = countEndMarker(loads, value.table, sink.loadTables));
+      if (p.rows >= rows || p.bytes >= bytes || loadEnded) p = close(p);
     }
+    const next = BigInt(messages[messages.length - 1].offset) + 1n;
     if (p) pending.set(key, p);
     else pending.delete(key);
-    // Durable through the start of what is still only in memory.
-    ctx.commitThrough((p ? p.from : BigInt(messages[messages.length - 1].offset) + 1n).toString());
+    // Durable through the start of what is still only in memory; the count at that offset is
+    // stored in the same transaction, so a restart there counts on from it.
+    const commit: LoadsAt = p ? { ...p.loadsBefore, next: p.from.toString() } : { ...loads, next: next.toString() };
+    // The count at an offset is a function of the offset: a new offset is all that needs writing.
+    if (saved?.next !== commit.next) store.set(ctx.topic, commit);
+    seen.set(key, { loads, next, committed: commit.next });
+    ctx.commitThrough(commit.next);
     return [];
   };
 }

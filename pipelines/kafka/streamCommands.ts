@@ -11,16 +11,21 @@ import { runStream, STREAM_STAGES, StreamStage } from './streamRunner';
 import { reportAfterRun } from '../report';
 
 
-export const PRODUCE_SPEC: FlagSpec = { ...KAFKA_SPEC, omop: 'string', vocab: 'string', partitions: 'number', 'batch-rows': 'number', 'rows-per-message': 'number', 'no-end-of-load': 'boolean' };
+export const PRODUCE_SPEC: FlagSpec = { ...KAFKA_SPEC, omop: 'string', vocab: 'string', partitions: 'number', 'batch-rows': 'number', 'rows-per-message': 'number', markers: 'string' };
+/** `--markers`: end a load with medrep's end-of-load markers, or send rows only (as a foreign producer). */
+const MARKER_MODES = ['end-of-load', 'none'] as const;
 export const STREAM_SPEC: FlagSpec = {
   ...KAFKA_SPEC, out: 'string', vocab: 'string', artifacts: 'string', deciles: 'string', 'exit-when-idle': 'number', stages: 'string',
-  'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'transaction-size': 'number', 'health-interval': 'number',
+  'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'shard-max-mb': 'number', 'shard-max-age': 'number',
+  'transaction-size': 'number', 'health-interval': 'number',
   'allowed-lateness-days': 'number', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string', force: 'boolean',
 };
 export const REPLAY_SPEC: FlagSpec = { ...KAFKA_SPEC, 'from-offsets': 'string', 'from-time': 'string', out: 'string', verify: 'string', force: 'boolean' };
 
 export async function runProduceCommand(argv: string[]): Promise<void> {
   const p = parseArgs(argv, PRODUCE_SPEC, 'medrep produce');
+  const markers = (p.flags.markers as string | undefined) ?? 'end-of-load';
+  if (!(MARKER_MODES as readonly string[]).includes(markers)) throw new UserError(`medrep produce: --markers must be ${MARKER_MODES.join(' or ')}, got "${markers}"`);
   const r = await produceOmop({
     omop: requireFlag(p, 'omop', 'medrep produce'),
     vocab: p.flags.vocab as string | undefined,
@@ -28,7 +33,7 @@ export async function runProduceCommand(argv: string[]): Promise<void> {
     partitions: p.flags.partitions as number | undefined,
     batchRows: p.flags['batch-rows'] as number | undefined,
     rowsPerMessage: p.flags['rows-per-message'] as number | undefined,
-    endOfLoad: !p.flags['no-end-of-load'],
+    endOfLoad: markers === 'end-of-load',
     log: consoleLogger,
   });
   process.stdout.write(`${JSON.stringify({ rows: r.rows, dead_lettered: r.deadLettered, by_table: r.byTable, dead_lettered_by_kind: r.deadLetteredByKind, rows_per_second: Math.round(r.rowsPerSecond), markers: r.markers })}\n`);
@@ -39,6 +44,13 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
   const stages = p.flags.stages === undefined ? undefined : String(p.flags.stages).split(',').map((s) => s.trim());
   for (const s of stages ?? []) if (!(STREAM_STAGES as readonly string[]).includes(s)) throw new UserError(`medrep stream: --stages: unknown stage "${s}" (stages: ${STREAM_STAGES.join(', ')})`);
   const idle = p.flags['exit-when-idle'] as number | undefined;
+  const positive = (flag: string, zeroAllowed = false): number | undefined => {
+    const v = p.flags[flag] as number | undefined;
+    if (v !== undefined && !(v > 0 || (zeroAllowed && v === 0))) throw new UserError(`medrep stream: --${flag} must be ${zeroAllowed ? 'at least 0' : 'above 0'}, got ${v}`);
+    return v;
+  };
+  const shardMb = positive('shard-max-mb');
+  const shardAge = positive('shard-max-age', true);
   const summary = await runStream({
     kafka: kafkaOptionsFromArgs(argv),
     out: requireFlag(p, 'out', 'medrep stream'),
@@ -48,8 +60,10 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     exitWhenIdleMs: idle === undefined ? undefined : idle * 1000,
     stages: stages as StreamStage[] | undefined,
     maxEvents: p.flags['max-events'] as number | undefined,
-    eventsPerShard: p.flags['events-per-shard'] as number | undefined,
-    sequencesPerShard: p.flags['sequences-per-shard'] as number | undefined,
+    eventsPerShard: positive('events-per-shard'),
+    sequencesPerShard: positive('sequences-per-shard'),
+    shardMaxBytes: shardMb === undefined ? undefined : Math.round(shardMb * 1024 * 1024),
+    shardMaxAgeMs: shardAge === undefined ? undefined : shardAge * 1000,
     maxMessagesPerTransaction: p.flags['transaction-size'] as number | undefined,
     // A progress line per stage every 10 s by default (counts, rates, lag), not only at the end.
     healthIntervalMs: ((p.flags['health-interval'] as number | undefined) ?? 10) * 1000,

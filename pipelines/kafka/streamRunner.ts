@@ -29,7 +29,8 @@ import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
 import { DLQ_HEADERS } from './deadLetter';
 import { consumerGroupLag } from './health';
 import { readToEnd } from './readToEnd';
-import { parseShardFileName, shardSinkTransform, SinkTopic } from './shardSink';
+import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } from './shardSink';
+import { shardBounds, ShardSizeOptions } from './shardRoll';
 import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
 import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
@@ -56,8 +57,13 @@ export interface StreamOptions extends Partial<TaskSelection> {
   exitWhenIdleMs?: number;
   stages?: StreamStage[];
   maxEvents?: number;
+  /** Rows per events shard (default as the local runner's, sinks/shards.ts), per sequences or samples shard. */
   eventsPerShard?: number;
   sequencesPerShard?: number;
+  /** Bytes of topic messages per shard at most (default shardRoll.ts DEFAULT_SHARD_BYTES). */
+  shardMaxBytes?: number;
+  /** Log-time span of a shard at most, ms (default shardRoll.ts DEFAULT_SHARD_MAX_AGE_MS; 0: none). */
+  shardMaxAgeMs?: number;
   /** Input messages per transaction (default 5000). */
   maxMessagesPerTransaction?: number;
   healthIntervalMs?: number;
@@ -97,11 +103,13 @@ export interface StreamSummary {
   seconds: number;
 }
 
-export function sinkTopics(names: TopicNames, opts: { eventsPerShard?: number; sequencesPerShard?: number }): SinkTopic[] {
+export function sinkTopics(names: TopicNames, opts: ShardSizeOptions): SinkTopic[] {
+  // A load ends in medrep.events when every input table's marker came; the trajectory stage
+  // emits one end marker per load it closes.
   return [
-    { topic: streamTopic(names, 'events'), kind: 'events', dir: 'events', rowsPerShard: opts.eventsPerShard ?? 1_000_000 },
-    { topic: streamTopic(names, 'pretrain'), kind: 'pretrain', dir: 'pretrain', rowsPerShard: opts.sequencesPerShard ?? 20_000 },
-    { topic: streamTopic(names, 'samples'), kind: 'samples', dir: 'samples', rowsPerShard: opts.sequencesPerShard ?? 20_000 },
+    { topic: streamTopic(names, 'events'), kind: 'events', dir: 'events', bounds: shardBounds('events', opts), loadTables: LOAD_TABLES },
+    { topic: streamTopic(names, 'pretrain'), kind: 'pretrain', dir: 'pretrain', bounds: shardBounds('pretrain', opts), loadTables: ['pretrain'] },
+    { topic: streamTopic(names, 'samples'), kind: 'samples', dir: 'samples', bounds: shardBounds('samples', opts), loadTables: ['samples'] },
   ];
 }
 
@@ -147,11 +155,15 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       partitions = await partitionCount(admin, names.omop('person'));
       await ensureTopics(admin, streamTopicSpecs(names, partitions));
       // The trajectory stage's changelogs: one transaction's writes go out in request slices of up
-      // to 1000 states or event deltas, larger than the broker's default 1 MB batch limit.
-      await ensureTopics(admin, [PERSON_STORE, EVENTS_STORE].map((store) => {
-        const changelog = changelogTopicSpec(names.changelog('trajectory', store), partitions);
-        return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES } };
-      }));
+      // to 1000 states or event deltas, larger than the broker's default 1 MB batch limit. The
+      // sink's (small) one is created with them, in one request.
+      await ensureTopics(admin, [
+        ...[PERSON_STORE, EVENTS_STORE].map((store) => {
+          const changelog = changelogTopicSpec(names.changelog('trajectory', store), partitions);
+          return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES } };
+        }),
+        changelogTopicSpec(names.changelog('sink', SINK_LOADS_STORE), partitions),
+      ]);
     } finally {
       await admin.disconnect();
     }
@@ -194,7 +206,7 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
           }),
         };
       } else {
-        o = { ...common, stage, inputTopics: inputs.sink, transform: shardSinkTransform(out, sinks) };
+        o = { ...common, stage, inputTopics: inputs.sink, stores: [SINK_LOADS_STORE], transform: shardSinkTransform(out, sinks) };
       }
       // A stage stops for idleness only once the stages before it in this process began to stop:
       // until then more input may come from them, however drained its own partitions look.
@@ -350,12 +362,24 @@ async function finalizeStream(
       deciles: { path: 'artifacts/deciles.json', version: art.deciles.version },
       ...taskArtifacts,
     },
-    settings: { max_events: opts.maxEvents ?? DEFAULT_MAX_EVENTS, events_per_shard: opts.eventsPerShard ?? 1_000_000, sequences_per_shard: opts.sequencesPerShard ?? 20_000 },
+    settings: shardSettings(opts),
     shards,
     rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
     counts: { rejects: rejects.summary(), not_in_vocabulary: notInVocabulary, offsets, tasks: [...tasks.values()], tasks_skipped: skipped, late_records: late },
   };
   return { manifest: writeManifest(out, manifest), rejects: rejects.total, shards, tasks: [...tasks.values()], notInVocabulary };
+}
+
+/** The manifest's settings: window length and the sink's shard bounds. */
+function shardSettings(opts: StreamOptions): Record<string, number> {
+  const events = shardBounds('events', opts);
+  return {
+    max_events: opts.maxEvents ?? DEFAULT_MAX_EVENTS,
+    events_per_shard: events.rows,
+    sequences_per_shard: shardBounds('pretrain', opts).rows,
+    shard_max_bytes: events.bytes,
+    shard_max_age_ms: events.maxAgeMs,
+  };
 }
 
 /**

@@ -133,9 +133,15 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<st
     try {
       await admin.createTopics({ topics, waitForLeaders: true });
     } catch (e) {
-      // Another worker may have created them in between; the check below is the judge.
-      const after = new Set(await admin.listTopics());
-      const stillMissing = missing.filter((s) => !after.has(s.topic)).map((s) => s.topic);
+      // Another worker may have created them in between, or the broker's metadata lags behind its
+      // controller (a busy or just started broker): the topic list, given a few seconds, is the judge.
+      let stillMissing: string[] = [];
+      for (let attempt = 0; attempt < 10; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 1000));
+        const after = new Set(await admin.listTopics());
+        stillMissing = missing.filter((s) => !after.has(s.topic)).map((s) => s.topic);
+        if (stillMissing.length === 0) break;
+      }
       if (stillMissing.length > 0) throw new Error(`could not create topics ${stillMissing.join(', ')}: ${(e as Error).message}`);
     }
   }

@@ -32,7 +32,7 @@ import { readToEnd } from './readToEnd';
 import { parseShardFileName, shardSinkTransform, SinkTopic } from './shardSink';
 import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
-import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
+import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
 import { BATCH_TOPIC_MAX_MESSAGE_BYTES, changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 import { TaskSelection, selectTasks } from '../runTasks';
@@ -109,7 +109,7 @@ export function sinkTopics(names: TopicNames, opts: { eventsPerShard?: number; s
 export function stageInputTopics(names: TopicNames): Record<StreamStage, string[]> {
   return {
     canonicalize: LOAD_TABLES.map((t) => names.omop(t)),
-    trajectory: [streamTopic(names, 'events')],
+    trajectory: [streamTopic(names, 'canonical')],
     sink: sinkTopics(names, {}).map((s) => s.topic),
   };
 }
@@ -148,7 +148,7 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       await ensureTopics(admin, streamTopicSpecs(names, partitions));
       // The trajectory stage's changelogs: one transaction's writes go out in request slices of up
       // to 1000 states or event deltas, larger than the broker's default 1 MB batch limit.
-      await ensureTopics(admin, [PERSON_STORE, EVENTS_STORE].map((store) => {
+      await ensureTopics(admin, [PERSON_STORE, EVENTS_STORE, PENDING_STORE].map((store) => {
         const changelog = changelogTopicSpec(names.changelog('trajectory', store), partitions);
         return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES } };
       }));
@@ -184,13 +184,14 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
     for (const stage of stages) {
       let o: StageOptions;
       if (stage === 'canonicalize') {
-        o = { ...common, stage, inputTopics: inputs.canonicalize, transform: canonicalizeTransform(names, streamTopic(names, 'events'), art) };
+        o = { ...common, stage, inputTopics: inputs.canonicalize, transform: canonicalizeTransform(names, streamTopic(names, 'canonical'), art) };
       } else if (stage === 'trajectory') {
         o = {
-          ...common, stage, inputTopics: inputs.trajectory, stores: [PERSON_STORE], appendStores: [EVENTS_STORE],
+          ...common, stage, inputTopics: inputs.trajectory, stores: [PERSON_STORE, PENDING_STORE], appendStores: [EVENTS_STORE],
           transform: trajectoryTransform({
-            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'), versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
-            onOrphans: (p, n) => log.warn(`trajectory: partition ${p}: ${n} persons with events but no person row (not emitted)`),
+            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, eventsTopic: streamTopic(names, 'events'), pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'),
+            versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
+            onSetAside: (p, persons, rows) => log.warn(`trajectory: partition ${p}: ${rows} rows of ${persons} persons without a person row set aside (rejects)`),
           }),
         };
       } else {

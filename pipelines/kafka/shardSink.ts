@@ -164,6 +164,7 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
     for (const m of messages) {
       const offset = BigInt(m.offset);
       const value = parseValue(m);
+      ctx.rowsRead(shardRows(value));
       if (!p) p = { from: offset, next: offset, last: offset, values: [], rows: 0 };
       p.values.push(value);
       p.rows += shardRows(value);

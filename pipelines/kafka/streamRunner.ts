@@ -91,6 +91,8 @@ export interface StreamSummary {
   /** Event rows per OMOP table whose concept the vocabulary lacks (kept as their own ids). */
   notInVocabulary: Record<string, number>;
   rejects: number;
+  /** The MEDS copy written at the end (null: not written, --no-meds or no finalize): data files and their rows. */
+  meds: { path: string; shards: number; rows: number; labelFiles: number } | null;
   manifest: string | null;
   /** False when a signal stopped a stage before its input's end: the manifest says so too. */
   complete: boolean;
@@ -217,6 +219,7 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
     const rowCounts = { events: 0, pretrain: 0, samples: 0 };
     let tasks: TaskSummary[] = [];
     let notInVocabulary: Record<string, number> = {};
+    let meds: StreamSummary['meds'] = null;
     if (opts.finalize !== false) {
       const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled, skipped, complete);
       manifest = r.manifest;
@@ -226,12 +229,17 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       if (vocabWarning) log.warn(vocabWarning);
       rejects = r.rejects;
       for (const s of r.shards) {
-        const k = s.kind as 'events' | 'pretrain' | 'samples';
-        shardCounts[k]++;
-        rowCounts[k] += s.rows;
+        if (s.kind !== 'events' && s.kind !== 'pretrain' && s.kind !== 'samples') continue;
+        shardCounts[s.kind]++;
+        rowCounts[s.kind] += s.rows;
+      }
+      if (opts.meds !== false) {
+        const data = r.shards.filter((s) => s.path.startsWith('meds/data/'));
+        meds = { path: path.join(out, 'meds'), shards: data.length, rows: data.reduce((a, s) => a + s.rows, 0), labelFiles: r.shards.filter((s) => s.kind === 'meds-labels').length };
+        log.info(`stream: MEDS in ${meds.path}: ${meds.shards} data files, ${meds.rows} rows, ${meds.labelFiles} label files`);
       }
     }
-    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, tasksSkipped: skipped, notInVocabulary, rejects, manifest, complete, seconds: (Date.now() - started) / 1000 };
+    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, tasksSkipped: skipped, notInVocabulary, rejects, meds, manifest, complete, seconds: (Date.now() - started) / 1000 };
   } finally {
     conn.closeSync();
     fs.rmSync(duckTmp, { recursive: true, force: true });
@@ -324,7 +332,9 @@ async function finalizeStream(
     const row = typeof values === 'object' && values !== null && typeof (values as { __row?: unknown }).__row === 'number'
       ? (values as { __row: number }).__row
       : Number(/:(\d+)$/.exec(source)?.[1] ?? 0);
-    rejects.add({ file: source, table: h[DLQ_HEADERS.table] || 'unknown', row, column: col, reason, ...(first ? { kind: first[1] } : {}), values });
+    // The physical line only where the producer read the file (medrep produce: records it could not read).
+    const line = h[DLQ_HEADERS.line] !== undefined && /^\d+$/.test(h[DLQ_HEADERS.line]) ? Number(h[DLQ_HEADERS.line]) : undefined;
+    rejects.add({ file: source, table: h[DLQ_HEADERS.table] || 'unknown', row, ...(line !== undefined ? { line } : {}), column: col, reason, ...(first ? { kind: first[1] } : {}), values });
   });
   const rejectFiles = rejects.close();
 

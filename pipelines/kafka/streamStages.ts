@@ -129,7 +129,14 @@ export function parseValue(m: StageMessage): StreamValue {
   return parseJsonExact(m.value!.toString()) as StreamValue;
 }
 
-const json = (topic: string, partition: number, value: unknown): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value) });
+/** Rows a stream value holds (batches; markers none), for the progress lines. */
+export function valueRows(v: StreamValue): number {
+  if (v.k === 'events') return v.p.length;
+  if (v.k === 'persons') return v.p.length + (v.rp?.length ?? 0);
+  return v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
+}
+
+const json = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value), rows: valueRows(value) });
 
 // ---------------------------------------------------------------------------------------------
 // canonicalize
@@ -145,6 +152,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const table = names.tableOf(ctx.topic);
     if (table === null) throw new Error(`canonicalize: ${ctx.topic} is not an omop.<table> topic`);
+    ctx.rowsRead(0); // rows are counted as read (a chunk of end markers holds none)
     const out: OutputMessage[] = [];
     if (table === 'person') {
       const empty = (): PersonsBatchValue => ({ k: 'persons', p: [], b: [], g: [], n: [], rp: [], rw: [] });
@@ -164,7 +172,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
     const spec = tableSpec(table as ClinicalTable);
     const ev = spec.events;
     if (!ev) {
-      // Tables that carry no events (e.g. observation_period) only pass their end marker on.
+      // Tables that carry no events (e.g. observation_period) only pass their end marker on (their rows are not read).
       for (const m of messages) if (isEndOfLoad(m)) out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
       return out;
     }
@@ -205,7 +213,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
  * rows (`add` appends a row to a batch, or dead-letters it), with each end-of-load marker passed
  * on in order after the rows before it.
  */
-function columnarBatches<B extends { p: Id[]; rp?: Id[] }>(
+function columnarBatches<B extends EventsBatchValue | PersonsBatchValue>(
   messages: StageMessage[],
   ctx: StageContext,
   table: string,
@@ -216,7 +224,7 @@ function columnarBatches<B extends { p: Id[]; rp?: Id[] }>(
 ): OutputMessage[] {
   const out: OutputMessage[] = [];
   let batch = empty();
-  const size = () => batch.p.length + (batch.rp?.length ?? 0);
+  const size = () => valueRows(batch);
   const flush = () => {
     if (size()) out.push(json(eventsTopic, ctx.partition, batch));
     batch = empty();
@@ -247,9 +255,11 @@ function parseRows(m: StageMessage, ctx: StageContext, table: string, invalid?: 
     // Exact: an id written as a JSON number beyond 2^53 is read from its digits, never rounded.
     value = parseJsonExact(m.value?.toString() ?? 'null');
   } catch (e) {
+    ctx.rowsRead(1);
     ctx.deadLetter(m, 'not-json', (e as Error).message, table);
     return [];
   }
+  ctx.rowsRead(Array.isArray(value) ? value.length : 1);
   if (!Array.isArray(value)) {
     const problem = rowProblem(value, null, table);
     if (problem === null) return [{ row: value as Record<string, unknown>, element: undefined }];
@@ -471,6 +481,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
     };
     for (const m of messages) {
       const value = parseValue(m);
+      ctx.rowsRead(valueRows(value));
       if (value.k === 'persons') {
         for (let i = 0; i < value.p.length; i++) {
           const s = stateOf(value.p[i]);
@@ -531,7 +542,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
           else if (ev.eventTable === 'condition') (s.lc ??= []).push([rc, value.t[i], value.v[i]]);
         }
         // Every row's person known: the batch goes on as it came.
-        if (allKnown) out.push({ topic: opts.eventsTopic, partition: ctx.partition, key: null, value: m.value });
+        if (allKnown) out.push({ topic: opts.eventsTopic, partition: ctx.partition, key: null, value: m.value, rows: value.p.length });
         else released.flush();
       } else if (value.k === 'end') {
         save();

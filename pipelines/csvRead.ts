@@ -206,7 +206,7 @@ async function copyRefusals(conn: DuckDBConnection, relationOf: (extra: string) 
  * DuckDB reads a .gz file cut short as if it ended there (no error when the cut falls between
  * lines), so every .gz file is inflated once to its end, streaming, on zlib's own threads.
  */
-async function verifyGzip(file: string): Promise<void> {
+export async function verifyGzip(file: string): Promise<void> {
   for await (const chunk of fileBytes(file)) void chunk;
 }
 

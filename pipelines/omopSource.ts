@@ -8,7 +8,7 @@ import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, Vocabula
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
 import { UserError } from './errors';
-import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile } from './csvRead';
+import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile, verifyGzip } from './csvRead';
 import { makeProcessTempDir } from './processTempDir';
 import { RejectSink } from '../sinks/rejects';
 
@@ -60,8 +60,12 @@ function tableNameOf(fileName: string): string | null {
   return TABLE_NAMES.has(base) ? base : null;
 }
 
-/** Vocabulary files (Athena's TSV or CDM CSV) are read as DuckDB's sniffer finds them. */
-export function vocabularyRelation(files: string[]): string {
+/**
+ * Vocabulary files (Athena's TSV or CDM CSV) are read as DuckDB's sniffer finds them. A .gz file
+ * is first inflated to its end: DuckDB alone reads one cut short as a shorter vocabulary.
+ */
+export async function vocabularyRelation(files: string[]): Promise<string> {
+  await Promise.all(files.filter((f) => /\.gz$/i.test(f)).map(verifyGzip));
   const { delim, quote } = dialectOf(readFirstLine(files[0]));
   const list = `[${files.map(sqlString).join(', ')}]`;
   const opts = quote ? `delim=',', quote='"', escape='"'` : `delim='\\t', quote='', escape=''`;
@@ -123,7 +127,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
     files.forEach(assertReadable);
     const parquet = files.every((f) => /\.parquet$/i.test(f));
     const label = files.length === 1 ? files[0] : `${path.dirname(files[0])} (${files.length} files)`;
-    const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: vocabularyRelation(files), fileRowColumn: null, rejects: CsvRejectLog.none() } : await openCsvTable(conn, files, label, scratchDir);
+    const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: await vocabularyRelation(files), fileRowColumn: null, rejects: CsvRejectLog.none() } : await openCsvTable(conn, files, label, scratchDir);
     const relation = csv?.relation ?? `read_parquet([${files.map(sqlString).join(', ')}])`;
     const { columns, types } = await describe(conn, relation, label);
     if (csv?.fileRowColumn) {

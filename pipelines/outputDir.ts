@@ -213,3 +213,23 @@ export async function withOutputDir<T>(dir: string, opts: ClaimOptions, body: (c
     claimed.release();
   }
 }
+
+/**
+ * Checks that `file` may be written as a single output file: absent, or a file medrep wrote
+ * (`isOwn` proves it from the content) and `force` given; anything else is refused and left as it
+ * is. The writer then writes it atomically (temporary name, rename).
+ */
+export async function claimOutputFile(file: string, opts: { force?: boolean; what: string; isOwn: (file: string) => Promise<boolean> }): Promise<void> {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    return; // absent: written fresh
+  }
+  if (!stat.isFile()) throw new UserError(`${file}: --out must name a file, this is ${stat.isDirectory() ? 'a folder' : 'not a regular file'}`);
+  if (!(await opts.isOwn(file))) {
+    throw new UserError(`${file}: exists and is not ${opts.what} medrep wrote; medrep does not overwrite it (choose another --out)`);
+  }
+  if (!opts.force) throw new UserError(`${file}: holds ${opts.what} of an earlier medrep run; pass --force to replace it, or choose another --out`);
+}
+

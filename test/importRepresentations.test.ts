@@ -4,6 +4,7 @@ import * as path from 'path';
 import { importRepresentations, readNpyHeader, writeNpy, runImportRepresentations } from '../trainers/representations/importRepresentations';
 import { loadRepresentations } from '../trainers/representations/table';
 import { tempDir } from './helpers';
+import { errorLine, medrep } from './helpers/cli';
 
 describe('import-representations (.npy + concept index)', () => {
   let dir: string;
@@ -72,5 +73,43 @@ describe('import-representations (.npy + concept index)', () => {
     fs.writeFileSync(bad, 'row,concept_id\n0,1\n9,2\n');
     await assert.rejects(importRepresentations({ npy: mk('>f4', 'False', be), index: bad, out: path.join(dir, 'bad.parquet') }), /index4\.csv:3: matrix row 9 is outside the 7 rows/);
     await assert.rejects(runImportRepresentations(['--npy', 'x.npy']), /--npy, --index and --out are required/);
+  });
+
+  it('--out: never overwrites a file medrep did not write; an earlier table only with --force (exit 2, one line)', async () => {
+    const npy = path.join(dir, 'g.npy');
+    writeNpy(npy, data, rows, cols);
+    const index = path.join(dir, 'g.csv');
+    fs.writeFileSync(index, 'concept_id\n1\n2\n3\n4\n5\n6\n7\n');
+    const run = (out: string, ...extra: string[]) => medrep(['import-representations', '--npy', npy, '--index', index, '--out', out, ...extra]);
+    const oneLine = (r: ReturnType<typeof medrep>, pattern: RegExp) => {
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(errorLine(r), pattern);
+      assert.ok(!/^\s+at /m.test(r.stderr), r.stderr);
+    };
+    // A file of the user's (also a Parquet file of another layout) stays as it was, with or without --force.
+    const notes = path.join(dir, 'notes.parquet');
+    fs.writeFileSync(notes, 'my notes\n');
+    for (const extra of [[], ['--force']]) oneLine(run(notes, ...extra), /notes\.parquet: exists and is not a representation table medrep wrote; medrep does not overwrite it/);
+    assert.equal(fs.readFileSync(notes, 'utf8'), 'my notes\n');
+    const other = path.join(dir, 'other.parquet');
+    const { openDuck } = await import('../pipelines/duck');
+    const conn = await openDuck();
+    await conn.run(`COPY (SELECT 1 AS concept_id, 'x' AS vector) TO '${other}' (FORMAT parquet)`);
+    conn.closeSync();
+    const otherBytes = fs.readFileSync(other);
+    oneLine(run(other, '--force'), /other\.parquet: exists and is not a representation table medrep wrote/);
+    assert.deepEqual(fs.readFileSync(other), otherBytes);
+    // A folder is not a file.
+    oneLine(run(dir), /--out must name a file, this is a folder/);
+    // A table medrep wrote: refused without --force, replaced with it.
+    const table = path.join(dir, 'table.parquet');
+    assert.equal(run(table).status, 0);
+    const first = fs.statSync(table).mtimeMs;
+    oneLine(run(table), /table\.parquet: holds a representation table of an earlier medrep run; pass --force to replace it/);
+    assert.equal(fs.statSync(table).mtimeMs, first, 'left as it was');
+    const r = run(table, '--force');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((await loadRepresentations(table)).size, 7);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
   });
 });

@@ -155,7 +155,7 @@ describe('kafka transactional stage (real broker)', function () {
     assert.equal(termSummary.transactions, 2, 'the transaction in flight finished, no new one began');
     assert.ok(termSummary.consumed > 0);
     assert.equal((await readAll(kafka, output)).length - beforeTerm, termSummary.produced, 'what it reported is committed');
-    assert.match(term.stderr, /\[medrep identity\] consumed \d+ \(\d+\/s\) produced \d+ .* lag \d+ .*identity_in\[/, 'SIGUSR1 printed a health line');
+    assert.match(term.stderr, /\[medrep identity\] rows in \d+ \(\d+\/s\) out \d+ .* messages consumed \d+ produced \d+, .* lag \d+ messages .*identity_in\[/, 'SIGUSR1 printed a health line');
 
     const done = await runWorker(prefix, { MEDREP_TXN_SIZE: '20' });
     assert.equal(done.code, 0, done.stderr);

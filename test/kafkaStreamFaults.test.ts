@@ -232,7 +232,7 @@ describe('kafka runner (all stages) under broker and membership faults (real bro
     assert.deepEqual(r, { code: 0, signal: null }, w.tail());
     assert.ok(w.canonicalizeCommits(s.names).length > commitsBefore, 'the worker went on committing after the restart');
     // The canonical events were written partly before the broker went down and partly after it came back.
-    const events = await readAll(s.client, streamTopic(s.names, 'events'));
+    const events = await readAll(s.client, streamTopic(s.names, 'canonical'));
     assert.ok(events.some((m) => m.timestamp < restartBegan) && events.some((m) => m.timestamp > restartEnded), 'events on both sides of the restart');
     await assertDrained(s);
     await assertSameRows(s.local.out, s.out, true, { sameFiles: false });

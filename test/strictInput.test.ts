@@ -6,7 +6,7 @@ import * as zlib from 'node:zlib';
 import { UNBALANCED_QUOTE } from '../pipelines/csvRead';
 import { runLocal } from '../pipelines/localRunner';
 import { silentLogger } from '../pipelines/progress';
-import { lit, sql, tempDir } from './helpers';
+import { OMOP, lit, sql, tempDir } from './helpers';
 import { GOOD_MEASUREMENTS, MEASUREMENT_HEADER, smallHospital } from './helpers/smallHospital';
 
 const BIN = path.resolve(__dirname, '../../bin/medrep.js');
@@ -165,6 +165,39 @@ describe('a corrupt .gz input', () => {
     const r = medrepRun(dir);
     assert.equal(r.status, 2);
     assert.equal(r.stderr, `medrep: ${file}: not a readable gzip file (unexpected end of file)\n`);
+  });
+});
+
+describe('a vocabulary .gz cut in the middle', function () {
+  this.timeout(120_000);
+  // A copy of a real vocabulary (GiBleed's), its CONCEPT_ANCESTOR gzipped and cut at half its bytes.
+  const cutVocabulary = () => {
+    const vocab = tempDir('vocab-cut');
+    for (const t of ['concept', 'concept_relationship']) fs.copyFileSync(path.join(OMOP.gibleed, `${t}.csv`), path.join(vocab, `${t}.csv`));
+    const whole = zlib.gzipSync(fs.readFileSync(path.join(OMOP.gibleed, 'concept_ancestor.csv')));
+    const file = path.join(vocab, 'concept_ancestor.csv.gz');
+    fs.writeFileSync(file, whole.subarray(0, Math.floor(whole.length / 2)));
+    return { vocab, file };
+  };
+
+  it('medrep run --vocab: one line naming the file, exit 2, no stack trace, no output written', () => {
+    const { vocab, file } = cutVocabulary();
+    const omop = smallHospital(GOOD_MEASUREMENTS.join('\n') + '\n');
+    const out = path.join(tempDir('run'), 'out');
+    const r = spawnSync(process.execPath, [BIN, 'run', '--omop', omop, '--vocab', vocab, '--out', out, '--tasks', 'none'], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `medrep: ${file}: not a readable gzip file (unexpected end of file)\n`);
+    assert.ok(!fs.existsSync(path.join(out, 'manifest.json')));
+  });
+
+  it('medrep stream --vocab: the same line before any broker is asked', async () => {
+    const { vocab, file } = cutVocabulary();
+    const local = await runLocal({ omop: smallHospital(GOOD_MEASUREMENTS.join('\n') + '\n'), out: path.join(tempDir('run'), 'out'), tasks: 'none', log: silentLogger });
+    // A port nothing listens on: the vocabulary is read first, so the error is the file's.
+    const r = spawnSync(process.execPath, [BIN, 'stream', '--brokers', '127.0.0.1:1', '--out', path.join(tempDir('stream'), 'out'), '--vocab', vocab, '--artifacts', path.join(local.out, 'artifacts'), '--exit-when-idle', '1'], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').pop(), `medrep: ${file}: not a readable gzip file (unexpected end of file)`);
+    assert.ok(!/^\s+at /m.test(r.stderr), r.stderr);
   });
 });
 

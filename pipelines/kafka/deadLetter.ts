@@ -11,6 +11,8 @@ export const DLQ_HEADERS = {
   table: 'table',
   /** The rejecting stage or `produce`. */
   stage: 'stage',
+  /** Physical line in the source file, where the producer read the file and knows it. */
+  line: 'line',
 } as const;
 
 export type DeadLetterKind = 'not-json' | 'not-an-object' | 'unknown-table' | 'invalid-row' | 'transform-error';
@@ -23,6 +25,7 @@ export interface DeadLetter {
   source: string;
   table?: string;
   stage: string;
+  line?: number;
 }
 
 export function deadLetterMessage(value: Buffer | string | null, key: Buffer | string | null, dl: DeadLetter): Message {
@@ -33,6 +36,7 @@ export function deadLetterMessage(value: Buffer | string | null, key: Buffer | s
     [DLQ_HEADERS.stage]: dl.stage,
   };
   if (dl.table !== undefined) headers[DLQ_HEADERS.table] = dl.table;
+  if (dl.line !== undefined) headers[DLQ_HEADERS.line] = String(dl.line);
   return { key, value, headers };
 }
 

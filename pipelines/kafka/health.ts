@@ -13,8 +13,12 @@ export interface PartitionPosition {
 
 export interface HealthSnapshot {
   stage: string;
+  /** Messages. */
   consumed: number;
   produced: number;
+  /** Rows those messages held (a message may carry many; see StageContext.rows). */
+  rowsConsumed: number;
+  rowsProduced: number;
   deadLettered: number;
   transactions: number;
   aborted: number;
@@ -27,13 +31,15 @@ export interface HealthSnapshot {
 export class StageHealth {
   consumed = 0;
   produced = 0;
+  rowsConsumed = 0;
+  rowsProduced = 0;
   deadLettered = 0;
   transactions = 0;
   aborted = 0;
   restoredRecords = 0;
   assigned: number[] = [];
   private readonly positions = new Map<string, PartitionPosition>();
-  private last = { at: Date.now(), consumed: 0, produced: 0 };
+  private last = { at: Date.now(), rowsConsumed: 0, rowsProduced: 0 };
 
   constructor(readonly stage: string) {}
 
@@ -69,6 +75,8 @@ export class StageHealth {
       stage: this.stage,
       consumed: this.consumed,
       produced: this.produced,
+      rowsConsumed: this.rowsConsumed,
+      rowsProduced: this.rowsProduced,
       deadLettered: this.deadLettered,
       transactions: this.transactions,
       aborted: this.aborted,
@@ -79,12 +87,17 @@ export class StageHealth {
     };
   }
 
-  /** `[stage] consumed N (r/s) produced N (r/s) dlq N txns N aborted N lag N topic[p:lag ...]`, rates since the last line. */
+  /**
+   * `[stage] rows in N (r/s) out N (r/s) dlq N, messages consumed N produced N, txns N aborted N
+   * partitions [..] lag N messages topic[p:lag ...]`: rates since the last line; the lag is in
+   * offsets (what the broker knows), the counts in rows.
+   */
   line(): string {
     const now = Date.now();
     const s = this.snapshot();
     const secs = Math.max(0.001, (now - this.last.at) / 1000);
-    const rate = (n: number) => Math.round(n / secs).toLocaleString('en-US');
+    const n = (x: number | bigint) => x.toLocaleString('en-US');
+    const rate = (x: number) => n(Math.round(x / secs));
     const byTopic = new Map<string, string[]>();
     for (const p of s.partitions) {
       let list = byTopic.get(p.topic);
@@ -93,10 +106,11 @@ export class StageHealth {
     }
     const lag = [...byTopic].map(([t, l]) => `${t}[${l.join(' ')}]`).join(' ');
     const line =
-      `[medrep ${this.stage}] consumed ${s.consumed} (${rate(s.consumed - this.last.consumed)}/s) ` +
-      `produced ${s.produced} (${rate(s.produced - this.last.produced)}/s) dlq ${s.deadLettered} ` +
-      `txns ${s.transactions} aborted ${s.aborted} partitions [${s.assigned.join(',')}] lag ${s.totalLag}${lag ? ' ' + lag : ''}`;
-    this.last = { at: now, consumed: s.consumed, produced: s.produced };
+      `[medrep ${this.stage}] rows in ${n(s.rowsConsumed)} (${rate(s.rowsConsumed - this.last.rowsConsumed)}/s) ` +
+      `out ${n(s.rowsProduced)} (${rate(s.rowsProduced - this.last.rowsProduced)}/s) dlq ${n(s.deadLettered)}, ` +
+      `messages consumed ${n(s.consumed)} produced ${n(s.produced)}, txns ${s.transactions} aborted ${s.aborted} ` +
+      `partitions [${s.assigned.join(',')}] lag ${n(s.totalLag)} messages${lag ? ' ' + lag : ''}`;
+    this.last = { at: now, rowsConsumed: s.rowsConsumed, rowsProduced: s.rowsProduced };
     return line;
   }
 }

@@ -80,7 +80,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
       const source = input.tables.get(spec.table);
       if (!source) continue;
       const file = path.basename(source.file);
-      for (const r of source.readRejects) await producer.unreadable(spec.table, r.text, `column ${r.column}: ${r.reason}`, `${path.basename(r.file)}:${r.row}`);
+      for (const r of source.readRejects) await producer.unreadable(spec.table, r.text, `column ${r.column}: ${r.reason}`, `${path.basename(r.file)}:${r.row}`, r.line);
       // Valid rows typed (ids as JSON numbers with every digit, dates as text), the others as read
       // (invalid rows, and later rows of a person_id seen before: the stream rejects those), in file order.
       const sql = `SELECT CAST(c.__row AS DOUBLE) AS __row, CAST(t.__row IS NOT NULL AS TINYINT) AS ok,

@@ -138,9 +138,9 @@ export class OmopRowProducer {
   }
 
   /** Dead-letters a source record that could not be read as a row (a malformed CSV record). */
-  async unreadable(table: string, record: string, reason: string, source: string): Promise<void> {
+  async unreadable(table: string, record: string, reason: string, source: string, line?: number): Promise<void> {
     if (this.failure) throw this.failure;
-    this.deadLetter(record, null, 'invalid-row', reason, source, table);
+    this.deadLetter(record, null, 'invalid-row', reason, source, table, line);
     return this.maybeSend();
   }
 
@@ -180,8 +180,9 @@ export class OmopRowProducer {
     reason: string,
     source: string,
     table: string,
+    line?: number,
   ): void {
-    this.push(this.opts.names.dlq, deadLetterMessage(value, key, { kind, reason, source, table, stage: 'produce' }));
+    this.push(this.opts.names.dlq, deadLetterMessage(value, key, { kind, reason, source, table, stage: 'produce', ...(line !== undefined ? { line } : {}) }));
     this.stats.deadLettered++;
     this.stats.deadLetteredByKind[kind] = (this.stats.deadLetteredByKind[kind] ?? 0) + 1;
   }

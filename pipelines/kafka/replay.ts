@@ -89,23 +89,30 @@ async function replayInto(opts: ReplayOptions): Promise<ReplayResult> {
     if (!Number.isFinite(ms)) throw new UserError(`--from-time: "${opts.fromTime}" is not an ISO time`);
     const admin = kafka.admin();
     await admin.connect();
+    let anyAfter = false;
     try {
       for (const topic of topics) {
         const ends = await admin.fetchTopicOffsets(topic);
         for (const o of await admin.fetchTopicOffsetsByTimestamp(topic, ms)) {
           // -1: nothing at or after the time; the replay starts at the end (nothing of it).
-          const off = BigInt(o.offset) < 0n ? BigInt(ends.find((e) => e.partition === o.partition)!.high) : BigInt(o.offset);
+          const end = BigInt(ends.find((e) => e.partition === o.partition)!.high);
+          const off = BigInt(o.offset) < 0n ? end : BigInt(o.offset);
+          if (off < end) anyAfter = true;
           start.set(`${topic}/${o.partition}`, off);
         }
       }
     } finally {
       await admin.disconnect();
     }
+    if (!anyAfter) {
+      throw new UserError(`--from-time ${new Date(ms).toISOString()} is after the last message of the run's topics (${topics.join(', ')}): nothing to replay; give an earlier time`);
+    }
   }
   const chosen = shards.filter((s) => {
     const first = start.get(`${s.topic}/${s.partition}`);
     return first !== undefined && BigInt(s.from_offset!) >= first;
   });
+  if (chosen.length === 0) throw new UserError(`no shard of ${opts.verify} starts at or after the replay start: nothing to replay`);
   log.info(`replay: ${chosen.length} of ${shards.length} shards start at or after the replay start`);
 
   const results: ReplayedShard[] = [];

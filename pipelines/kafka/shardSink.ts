@@ -209,6 +209,7 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
       const at = Number(m.timestamp);
       if (p && maxAgeMs > 0 && at - p.firstMs >= maxAgeMs) p = close(p);
       const value = parseValue(m);
+      ctx.rowsRead(shardRows(value));
       p ??= { from: offset, last: offset, firstMs: at, values: [], rows: 0, bytes: 0, loadsBefore: loads };
       p.values.push(value);
       p.rows += shardRows(value);

@@ -32,6 +32,8 @@ export interface OutputMessage {
   headers?: IHeaders;
   /** Explicit partition; by default the key decides (Kafka's murmur2, as Java clients do). */
   partition?: number;
+  /** Rows the message holds, for the progress line (default 1). */
+  rows?: number;
 }
 
 export interface StageContext {
@@ -55,6 +57,11 @@ export interface StageContext {
    * Must lie between the offset already committed and the chunk's last offset + 1.
    */
   commitThrough(nextOffset: string): void;
+  /**
+   * Rows the chunk's messages held, for the progress line (a message may carry many rows; see
+   * OutputMessage.rows for the outputs). A transform that never calls it counts a row per message.
+   */
+  rowsRead(rows: number): void;
 }
 
 /** Turns a chunk of input messages of one partition into output messages. */
@@ -564,12 +571,14 @@ export class StageWorker {
     const deadLetters: Message[] = [];
     const key = `${topic}\u0000${partition}`;
     const chunkEnd = BigInt(info.lastOffset) + 1n;
-    const commit = { next: chunkEnd };
+    const commit = { next: chunkEnd, rowsRead: null as number | null };
     const began = Date.now();
+    let rowsProduced = 0;
     const txn = await producer.transaction();
     try {
       const outputs = await this.transformChunk(topic, partition, chunk, deadLetters, commit);
       info.outputs = outputs.length;
+      for (const o of outputs) rowsProduced += o.rows ?? 1;
       this.opts.onPhase?.('transformed', info);
 
       const byTopic = new Map<string, Message[]>();
@@ -613,6 +622,8 @@ export class StageWorker {
     this.health.transactions++;
     this.health.consumed += chunk.length;
     this.health.produced += info.outputs;
+    this.health.rowsConsumed += commit.rowsRead ?? chunk.length;
+    this.health.rowsProduced += rowsProduced;
     this.health.deadLettered += deadLetters.length;
     this.opts.onPhase?.('committed', info);
   }
@@ -626,7 +637,7 @@ export class StageWorker {
     partition: number,
     chunk: StageMessage[],
     deadLetters: Message[],
-    commit: { next: bigint },
+    commit: { next: bigint; rowsRead: number | null },
   ): Promise<OutputMessage[]> {
     const chunkEnd = commit.next;
     const committed = this.committedNext.get(`${topic}\u0000${partition}`);
@@ -656,6 +667,9 @@ export class StageWorker {
         }
         commit.next = next;
       },
+      rowsRead: (rows) => {
+        commit.rowsRead = (commit.rowsRead ?? 0) + rows;
+      },
     };
     try {
       return await this.opts.transform(chunk, ctx);
@@ -663,17 +677,20 @@ export class StageWorker {
       for (const s of this.stores.values()) s.abortPending(partition);
       deadLetters.length = 0;
       commit.next = chunkEnd;
+      commit.rowsRead = null;
       const outputs: OutputMessage[] = [];
       let failed = 0;
       for (const m of chunk) {
         const saved = [...this.stores.values()].map((s) => [s, s.savePending(partition)] as const);
         const dlqBefore = deadLetters.length;
+        const rowsBefore: number | null = commit.rowsRead;
         try {
           outputs.push(...(await this.opts.transform([m], ctx)));
         } catch (err) {
           failed++;
           for (const [s, p] of saved) s.restorePending(partition, p);
           deadLetters.length = dlqBefore;
+          commit.rowsRead = rowsBefore;
           ctx.deadLetter(m, 'transform-error', (err as Error).message);
         }
       }

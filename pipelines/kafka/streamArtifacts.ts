@@ -43,7 +43,7 @@ async function openVocabularyFolder(conn: DuckDBConnection, dir: string): Promis
     const table = m[1].toLowerCase() as keyof typeof VOCABULARY_TABLES;
     const file = path.join(dir, name);
     const parquet = /\.parquet$/i.test(name);
-    const relation = parquet ? `read_parquet(${sqlString(file)})` : vocabularyRelation([file]);
+    const relation = parquet ? `read_parquet(${sqlString(file)})` : await vocabularyRelation([file]);
     const desc = await queryRows<{ column_name: string; column_type: string }>(conn, `DESCRIBE SELECT * FROM ${relation}`);
     tables.set(table, {
       table, file, files: [file], kind: parquet ? 'parquet' : 'csv', relation, fileRowColumn: null, readRejects: CsvRejectLog.none(),

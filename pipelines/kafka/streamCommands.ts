@@ -74,7 +74,8 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     force: p.flags.force === true,
     log: consoleLogger,
   });
-  process.stdout.write(`${JSON.stringify({ out: summary.out, shards: summary.shards, rows: summary.rows, rejects: summary.rejects, manifest: summary.manifest, complete: summary.complete, seconds: summary.seconds })}\n`);
+  const meds = summary.meds && { path: summary.meds.path, shards: summary.meds.shards, rows: summary.meds.rows, label_files: summary.meds.labelFiles };
+  process.stdout.write(`${JSON.stringify({ out: summary.out, shards: summary.shards, rows: summary.rows, meds, rejects: summary.rejects, manifest: summary.manifest, complete: summary.complete, seconds: summary.seconds })}\n`);
   // Only the worker that wrote the manifest (the sink's) reports on the folder.
   if (summary.manifest) await reportAfterRun(summary.out, consoleLogger);
   if (!summary.complete) process.exitCode = EXIT.stopped;

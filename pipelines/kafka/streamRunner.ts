@@ -33,7 +33,7 @@ import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } f
 import { shardBounds, ShardSizeOptions } from './shardRoll';
 import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
-import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
+import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
 import { BATCH_TOPIC_MAX_MESSAGE_BYTES, changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 import { TaskSelection, selectTasks } from '../runTasks';
@@ -97,6 +97,8 @@ export interface StreamSummary {
   /** Event rows per OMOP table whose concept the vocabulary lacks (kept as their own ids). */
   notInVocabulary: Record<string, number>;
   rejects: number;
+  /** The MEDS copy written at the end (null: not written, --no-meds or no finalize): data files and their rows. */
+  meds: { path: string; shards: number; rows: number; labelFiles: number } | null;
   manifest: string | null;
   /** False when a signal stopped a stage before its input's end: the manifest says so too. */
   complete: boolean;
@@ -107,7 +109,7 @@ export function sinkTopics(names: TopicNames, opts: ShardSizeOptions): SinkTopic
   // A load ends in medrep.events when every input table's marker came; the trajectory stage
   // emits one end marker per load it closes.
   return [
-    { topic: streamTopic(names, 'events'), kind: 'events', dir: 'events', bounds: shardBounds('events', opts), loadTables: LOAD_TABLES },
+    { topic: streamTopic(names, 'events'), kind: 'events', dir: 'events', bounds: shardBounds('events', opts), loadTables: ['events'] },
     { topic: streamTopic(names, 'pretrain'), kind: 'pretrain', dir: 'pretrain', bounds: shardBounds('pretrain', opts), loadTables: ['pretrain'] },
     { topic: streamTopic(names, 'samples'), kind: 'samples', dir: 'samples', bounds: shardBounds('samples', opts), loadTables: ['samples'] },
   ];
@@ -117,7 +119,7 @@ export function sinkTopics(names: TopicNames, opts: ShardSizeOptions): SinkTopic
 export function stageInputTopics(names: TopicNames): Record<StreamStage, string[]> {
   return {
     canonicalize: LOAD_TABLES.map((t) => names.omop(t)),
-    trajectory: [streamTopic(names, 'events')],
+    trajectory: [streamTopic(names, 'canonical')],
     sink: sinkTopics(names, {}).map((s) => s.topic),
   };
 }
@@ -158,7 +160,7 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       // to 1000 states or event deltas, larger than the broker's default 1 MB batch limit. The
       // sink's (small) one is created with them, in one request.
       await ensureTopics(admin, [
-        ...[PERSON_STORE, EVENTS_STORE].map((store) => {
+        ...[PERSON_STORE, EVENTS_STORE, PENDING_STORE].map((store) => {
           const changelog = changelogTopicSpec(names.changelog('trajectory', store), partitions);
           return { ...changelog, configs: { ...changelog.configs, 'max.message.bytes': BATCH_TOPIC_MAX_MESSAGE_BYTES } };
         }),
@@ -196,13 +198,14 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
     for (const stage of stages) {
       let o: StageOptions;
       if (stage === 'canonicalize') {
-        o = { ...common, stage, inputTopics: inputs.canonicalize, transform: canonicalizeTransform(names, streamTopic(names, 'events'), art) };
+        o = { ...common, stage, inputTopics: inputs.canonicalize, transform: canonicalizeTransform(names, streamTopic(names, 'canonical'), art) };
       } else if (stage === 'trajectory') {
         o = {
-          ...common, stage, inputTopics: inputs.trajectory, stores: [PERSON_STORE], appendStores: [EVENTS_STORE],
+          ...common, stage, inputTopics: inputs.trajectory, stores: [PERSON_STORE, PENDING_STORE], appendStores: [EVENTS_STORE],
           transform: trajectoryTransform({
-            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'), versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
-            onOrphans: (p, n) => log.warn(`trajectory: partition ${p}: ${n} persons with events but no person row (not emitted)`),
+            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, eventsTopic: streamTopic(names, 'events'), pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'),
+            versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
+            onSetAside: (p, persons, rows) => log.warn(`trajectory: partition ${p}: ${rows} rows of ${persons} persons without a person row set aside (rejects)`),
           }),
         };
       } else {
@@ -228,6 +231,7 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
     const rowCounts = { events: 0, pretrain: 0, samples: 0 };
     let tasks: TaskSummary[] = [];
     let notInVocabulary: Record<string, number> = {};
+    let meds: StreamSummary['meds'] = null;
     if (opts.finalize !== false) {
       const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled, skipped, complete);
       manifest = r.manifest;
@@ -237,12 +241,17 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       if (vocabWarning) log.warn(vocabWarning);
       rejects = r.rejects;
       for (const s of r.shards) {
-        const k = s.kind as 'events' | 'pretrain' | 'samples';
-        shardCounts[k]++;
-        rowCounts[k] += s.rows;
+        if (s.kind !== 'events' && s.kind !== 'pretrain' && s.kind !== 'samples') continue;
+        shardCounts[s.kind]++;
+        rowCounts[s.kind] += s.rows;
+      }
+      if (opts.meds !== false) {
+        const data = r.shards.filter((s) => s.path.startsWith('meds/data/'));
+        meds = { path: path.join(out, 'meds'), shards: data.length, rows: data.reduce((a, s) => a + s.rows, 0), labelFiles: r.shards.filter((s) => s.kind === 'meds-labels').length };
+        log.info(`stream: MEDS in ${meds.path}: ${meds.shards} data files, ${meds.rows} rows, ${meds.labelFiles} label files`);
       }
     }
-    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, tasksSkipped: skipped, notInVocabulary, rejects, manifest, complete, seconds: (Date.now() - started) / 1000 };
+    return { out, stages: summaries, shards: shardCounts, rows: rowCounts, tasks, tasksSkipped: skipped, notInVocabulary, rejects, meds, manifest, complete, seconds: (Date.now() - started) / 1000 };
   } finally {
     conn.closeSync();
     fs.rmSync(duckTmp, { recursive: true, force: true });
@@ -335,7 +344,9 @@ async function finalizeStream(
     const row = typeof values === 'object' && values !== null && typeof (values as { __row?: unknown }).__row === 'number'
       ? (values as { __row: number }).__row
       : Number(/:(\d+)$/.exec(source)?.[1] ?? 0);
-    rejects.add({ file: source, table: h[DLQ_HEADERS.table] || 'unknown', row, column: col, reason, ...(first ? { kind: first[1] } : {}), values });
+    // The physical line only where the producer read the file (medrep produce: records it could not read).
+    const line = h[DLQ_HEADERS.line] !== undefined && /^\d+$/.test(h[DLQ_HEADERS.line]) ? Number(h[DLQ_HEADERS.line]) : undefined;
+    rejects.add({ file: source, table: h[DLQ_HEADERS.table] || 'unknown', row, ...(line !== undefined ? { line } : {}), column: col, reason, ...(first ? { kind: first[1] } : {}), values });
   });
   const rejectFiles = rejects.close();
 

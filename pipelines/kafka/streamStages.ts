@@ -1,16 +1,18 @@
 // The stages of `medrep stream` (DESIGN.md section 6), each a StageWorker transform over one input
 // partition; transforms/ does the MedRep logic, exactly as in the local runner:
 //
-//   omop.<table> --canonicalize--> medrep.events --trajectory (store: person)--> medrep.pretrain
-//                                        \______________ sink ______________________/
-//                                                  OUT/events, OUT/pretrain shards
+//   omop.<table> --canonicalize--> medrep.canonical --trajectory (stores: person, pending)--> medrep.events, medrep.pretrain, medrep.samples
+//                                                                                                  \___________ sink ___________/
+//                                                                                                   OUT/events, OUT/pretrain, OUT/samples shards
 //
 // canonicalize: JSON rows -> normalized, unit-named, decile-binned events (EventCanonicalizer) and
 //   persons, as columnar batches; unreadable rows -> dead-letter topic (a concept the vocabulary
 //   lacks is kept as its own id, as by the local runner).
 // trajectory: per-person state (events, visit starts, birth, gender) in a changelog-backed store;
-//   when the load is closed (end-of-load markers of every input table seen in the partition) each
-//   person's trajectory is cut into pretraining chunks (buildSequence, chunkRanges).
+//   the events of a person with a person row go on to medrep.events; those that come before it
+//   wait (pending store) and are set aside as rejects if the load closes without one. When the
+//   load is closed (end-of-load markers of every input table seen in the partition) each person's
+//   trajectory is cut into pretraining chunks (buildSequence, chunkRanges).
 // sink: batches -> Parquet shards named <topic>-p<partition>-<first>-<last offset>, written
 //   atomically; offsets are committed only through what is on disk (ctx.commitThrough).
 import { ClinicalTable, tableSpec } from '../../schemas/omop';
@@ -27,7 +29,7 @@ import { windowBefore } from '../../transforms/trajectory';
 import { birthMs, idOr, intOr, rowEventFields, timeMs } from './rowFields';
 import { Id, compareIds, parseId } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
-import { rowValidator } from '../../schemas/rowSchemas';
+import { RowProblem, rowValidator } from '../../schemas/rowSchemas';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { DeadLetterKind } from './deadLetter';
 import { AppendView } from './appendStore';
@@ -54,6 +56,8 @@ export interface EventsBatchValue {
 export interface PersonsBatchValue {
   k: 'persons';
   p: Id[]; b: number[]; g: Id[]; n: number[];
+  /** Persons whose row was set aside (person_id readable) and why: `<column>: <reason>`. */
+  rp?: Id[]; rw?: string[];
 }
 
 export interface EndValue {
@@ -125,7 +129,14 @@ export function parseValue(m: StageMessage): StreamValue {
   return parseJsonExact(m.value!.toString()) as StreamValue;
 }
 
-const json = (topic: string, partition: number, value: unknown): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value) });
+/** Rows a stream value holds (batches; markers none), for the progress lines. */
+export function valueRows(v: StreamValue): number {
+  if (v.k === 'events') return v.p.length;
+  if (v.k === 'persons') return v.p.length + (v.rp?.length ?? 0);
+  return v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
+}
+
+const json = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value), rows: valueRows(value) });
 
 // ---------------------------------------------------------------------------------------------
 // canonicalize
@@ -141,19 +152,27 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const table = names.tableOf(ctx.topic);
     if (table === null) throw new Error(`canonicalize: ${ctx.topic} is not an omop.<table> topic`);
+    ctx.rowsRead(0); // rows are counted as read (a chunk of end markers holds none)
     const out: OutputMessage[] = [];
     if (table === 'person') {
-      return columnarBatches(messages, ctx, table, eventsTopic, (): PersonsBatchValue => ({ k: 'persons', p: [], b: [], g: [], n: [] }), (batch, row) => {
+      const empty = (): PersonsBatchValue => ({ k: 'persons', p: [], b: [], g: [], n: [], rp: [], rw: [] });
+      return columnarBatches(messages, ctx, table, eventsTopic, empty, (batch, row) => {
         batch.p.push(idOr(row.person_id, 0));
         batch.b.push(birthMs(row));
         batch.g.push(idOr(row.gender_concept_id, 0));
         batch.n.push(intOr(row.__row, 0));
+      }, (batch, row, first) => {
+        // As the local runner: the rows of a person whose row was set aside say why (loadPersons).
+        const id = first.column !== 'person_id' ? parseId(row.person_id) : null;
+        if (id === null) return;
+        batch.rp!.push(id);
+        batch.rw!.push(`${first.column}: ${first.reason}`);
       });
     }
     const spec = tableSpec(table as ClinicalTable);
     const ev = spec.events;
     if (!ev) {
-      // Tables that carry no events (e.g. observation_period) only pass their end marker on.
+      // Tables that carry no events (e.g. observation_period) only pass their end marker on (their rows are not read).
       for (const m of messages) if (isEndOfLoad(m)) out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
       return out;
     }
@@ -194,18 +213,20 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
  * rows (`add` appends a row to a batch, or dead-letters it), with each end-of-load marker passed
  * on in order after the rows before it.
  */
-function columnarBatches<B extends { p: Id[] }>(
+function columnarBatches<B extends EventsBatchValue | PersonsBatchValue>(
   messages: StageMessage[],
   ctx: StageContext,
   table: string,
   eventsTopic: string,
   empty: () => B,
   add: (batch: B, row: Record<string, unknown>, m: StageMessage, element: ParsedRow['element']) => void,
+  invalid?: (batch: B, row: Record<string, unknown>, first: RowProblem) => void,
 ): OutputMessage[] {
   const out: OutputMessage[] = [];
   let batch = empty();
+  const size = () => valueRows(batch);
   const flush = () => {
-    if (batch.p.length) out.push(json(eventsTopic, ctx.partition, batch));
+    if (size()) out.push(json(eventsTopic, ctx.partition, batch));
     batch = empty();
   };
   for (const m of messages) {
@@ -214,9 +235,9 @@ function columnarBatches<B extends { p: Id[] }>(
       out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
       continue;
     }
-    for (const { row, element } of parseRows(m, ctx, table)) {
+    for (const { row, element } of parseRows(m, ctx, table, invalid && ((r, first) => invalid(batch, r, first)))) {
       add(batch, row, m, element);
-      if (batch.p.length >= ROWS_PER_MESSAGE) flush();
+      if (size() >= ROWS_PER_MESSAGE) flush();
     }
   }
   flush();
@@ -228,19 +249,22 @@ function columnarBatches<B extends { p: Id[] }>(
  * one person, keyed by that person_id). What is not a usable row is dead-lettered: the whole
  * message when it is not JSON, else the offending element alone.
  */
-function parseRows(m: StageMessage, ctx: StageContext, table: string): ParsedRow[] {
+function parseRows(m: StageMessage, ctx: StageContext, table: string, invalid?: (row: Record<string, unknown>, first: RowProblem) => void): ParsedRow[] {
   let value: unknown;
   try {
     // Exact: an id written as a JSON number beyond 2^53 is read from its digits, never rounded.
     value = parseJsonExact(m.value?.toString() ?? 'null');
   } catch (e) {
+    ctx.rowsRead(1);
     ctx.deadLetter(m, 'not-json', (e as Error).message, table);
     return [];
   }
+  ctx.rowsRead(Array.isArray(value) ? value.length : 1);
   if (!Array.isArray(value)) {
     const problem = rowProblem(value, null, table);
     if (problem === null) return [{ row: value as Record<string, unknown>, element: undefined }];
     ctx.deadLetter(m, problem[0], problem[1], table);
+    if (problem[2]) invalid?.(value as Record<string, unknown>, problem[2]);
     return [];
   }
   const key = m.key === null ? null : m.key.toString();
@@ -249,7 +273,10 @@ function parseRows(m: StageMessage, ctx: StageContext, table: string): ParsedRow
     const element = { value: stringifyJsonExact(v) ?? 'undefined', index };
     const problem = rowProblem(v, key, table);
     if (problem === null) rows.push({ row: v as Record<string, unknown>, element });
-    else ctx.deadLetter(m, problem[0], problem[1], table, element);
+    else {
+      ctx.deadLetter(m, problem[0], problem[1], table, element);
+      if (problem[2]) invalid?.(v as Record<string, unknown>, problem[2]);
+    }
   });
   return rows;
 }
@@ -263,12 +290,13 @@ interface ParsedRow {
 /**
  * Why a parsed value is not a row of `table` (of the person `key`, when a message carries
  * several), or null. Rows are held to the same schema as the local runner's (schemas/rowSchemas.ts),
- * whoever produced them: the same rows pass, the rest are dead letters naming the column.
+ * whoever produced them: the same rows pass, the rest are dead letters naming the column (and
+ * the schema's first problem, which the local runner's reject names).
  */
-function rowProblem(v: unknown, key: string | null, table: string): [DeadLetterKind, string] | null {
+function rowProblem(v: unknown, key: string | null, table: string): [DeadLetterKind, string, RowProblem?] | null {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return ['not-an-object', 'a row must be a JSON object'];
   const problems = rowValidator(tableSpec(table as ClinicalTable)).check(v as Record<string, unknown>);
-  if (problems.length) return ['invalid-row', problems.map((p) => `column ${p.column}: ${p.reason}`).join('; ')];
+  if (problems.length) return ['invalid-row', problems.map((p) => `column ${p.column}: ${p.reason}`).join('; '), problems[0]];
   // The key places the message: a row of another person would miss that person's partition.
   const personId = parseId((v as Record<string, unknown>).person_id);
   if (key !== null && String(personId) !== key) return ['invalid-row', `column person_id: ${personId} differs from the message key of a multi-row message`];
@@ -295,7 +323,18 @@ export interface PersonState {
   lab?: PersonSnapshot;
   /** The load (1-based) that last brought events: the trajectory is emitted (again) when it closes. */
   ln?: number;
+  /** Why this person's row was set aside (`<column>: <reason>`), when it was. */
+  rj?: string;
 }
+
+/**
+ * Clinical rows of a person whose person row has not come (yet) wait in their own store, in the
+ * events batch's fields: table, t, c, s, d, x, u, v, r, n. A person row releases them to the
+ * events topic; when the load closes without one they are set aside, as the local runner sets
+ * aside the rows of a person absent from (or rejected by) the person table.
+ */
+export const PENDING_STORE = 'pending';
+type PendingRow = [string, number, Id, Id, number, number | null, string | null, Id | null, Id, number];
 
 /**
  * A person's token events live in an append-only store (the changelog carries only new events),
@@ -319,6 +358,8 @@ interface EndState {
 
 export interface TrajectoryOptions {
   maxEvents: number;
+  /** Where the events of persons with a person row go (the sink's events shards). */
+  eventsTopic: string;
   pretrainTopic: string;
   samplesTopic: string;
   /** Compiled tasks (concept sets resolved against the vocabulary); none: no samples. */
@@ -326,8 +367,35 @@ export interface TrajectoryOptions {
   /** How far behind the watermark a record of a later load may be and still change a label (ms). */
   allowedLatenessMs?: number;
   versions: Versions;
-  /** Persons with events but no person row when the load closes (not emitted). */
-  onOrphans?: (partition: number, count: number) => void;
+  /** Rows set aside when a load closed because their person has no person row. */
+  onSetAside?: (partition: number, persons: number, rows: number) => void;
+}
+
+/** Rows for the events topic as columnar batches, one per table, flushed after each input message. */
+class EventsOut {
+  private readonly batches = new Map<string, EventsBatchValue>();
+  constructor(private readonly topic: string, private readonly partition: number, private readonly versions: Versions, private readonly out: OutputMessage[]) {}
+
+  add(person: Id, row: PendingRow): void {
+    const table = row[0];
+    let b = this.batches.get(table);
+    if (!b) this.batches.set(table, (b = { k: 'events', table, versions: this.versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] }));
+    b.p.push(person);
+    b.t.push(row[1]); b.c.push(row[2]); b.s.push(row[3]); b.d.push(row[4]); b.x.push(row[5]);
+    b.u.push(row[6]); b.v.push(row[7]); b.r.push(row[8]); b.n.push(row[9]);
+    // The sink reads no labeler field (rc, sd, ed): these batches carry none.
+    if (b.p.length >= ROWS_PER_MESSAGE) this.flushTable(table);
+  }
+
+  flush(): void {
+    for (const table of [...this.batches.keys()].sort()) this.flushTable(table);
+  }
+
+  private flushTable(table: string): void {
+    const b = this.batches.get(table)!;
+    this.batches.delete(table);
+    if (b.p.length) this.out.push(json(this.topic, this.partition, b));
+  }
 }
 
 export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
@@ -335,7 +403,9 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const store = ctx.store<PersonState | string[]>(PERSON_STORE);
     const events = ctx.appendStore(EVENTS_STORE);
+    const pendingStore = ctx.store<PendingRow[]>(PENDING_STORE);
     const out: OutputMessage[] = [];
+    const released = new EventsOut(opts.eventsTopic, ctx.partition, opts.versions, out);
     const touched = new Map<string, PersonState>();
     const stateOf = (id: Id): PersonState => {
       const key = String(id);
@@ -346,15 +416,72 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
       }
       return s;
     };
+    // Waiting rows by person (an empty list: released or set aside, deleted from the store on save).
+    const pending = new Map<string, PendingRow[]>();
+    const pendingOf = (key: string): PendingRow[] | undefined => {
+      let list = pending.get(key);
+      if (list === undefined) {
+        const stored = pendingStore.get(key);
+        if (stored === undefined) return undefined;
+        pending.set(key, (list = [...stored]));
+      }
+      return list;
+    };
     const endState = (): EndState => (store.get(END_KEY) as unknown as EndState | undefined) ?? { counts: {}, closed: 0, watermark: null };
     let openLoad = endState().closed + 1;
     const event: Id[] = new Array(EVENT_WIDTH);
+    // A row of a person with a person row joins the person's trajectory state.
+    const apply = (person: Id, s: PersonState, row: PendingRow) => {
+      const table = row[0];
+      const ev = tableSpec(table as ClinicalTable).events!;
+      s.n++;
+      s.ln = openLoad;
+      if (TOKEN_DOMAINS.has(ev.domain)) {
+        event[0] = row[1];
+        event[1] = packEvent(tableCode(table), row[4], ev.domain);
+        event[2] = row[8];
+        event[3] = row[9];
+        event[4] = row[2];
+        events.append(String(person), event);
+      } else if (ev.eventTable === 'visit') s.vs.push(row[1]);
+    };
     const save = () => {
       for (const [k, s] of touched) store.set(k, s);
       touched.clear();
+      for (const [k, list] of pending) {
+        if (list.length) pendingStore.set(k, list);
+        else if (pendingStore.get(k) !== undefined) pendingStore.delete(k);
+      }
+      pending.clear();
+    };
+    // A load closes: the rows still waiting have no person row; they are set aside with the reason.
+    const setAsideWaiting = (m: StageMessage) => {
+      save();
+      const keys = pendingStore.keys().map((k) => parseId(k) as Id).sort(compareIds);
+      let rows = 0;
+      for (const id of keys) {
+        const key = String(id);
+        const s = stateOf(id);
+        const list = pendingOf(key)!;
+        for (const row of list) {
+          if (s.b !== null) {
+            apply(id, s, row);
+            released.add(id, row);
+            continue;
+          }
+          const reason = s.rj !== undefined ? `person rejected (${s.rj})` : 'person_id not in the person table';
+          const value = stringifyJsonExact({ person_id: id, __row: row[9] });
+          ctx.deadLetter(m, 'invalid-row', `column person_id: ${reason}`, row[0], { value, index: rows++ });
+        }
+        list.length = 0;
+      }
+      released.flush();
+      if (keys.length) opts.onSetAside?.(ctx.partition, keys.length, rows);
+      save();
     };
     for (const m of messages) {
       const value = parseValue(m);
+      ctx.rowsRead(valueRows(value));
       if (value.k === 'persons') {
         for (let i = 0; i < value.p.length; i++) {
           const s = stateOf(value.p[i]);
@@ -371,25 +498,42 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
           s.b = value.b[i];
           s.g = value.g[i];
           s.pr = value.n[i];
+          // Rows that came before their person row go on now.
+          const waiting = pendingOf(String(value.p[i]));
+          if (waiting) {
+            for (const row of waiting) {
+              apply(value.p[i], s, row);
+              released.add(value.p[i], row);
+            }
+            waiting.length = 0;
+          }
         }
+        const rp = value.rp ?? [];
+        for (let i = 0; i < rp.length; i++) stateOf(rp[i]).rj = value.rw![i];
+        released.flush();
       } else if (value.k === 'events') {
-        const spec = tableSpec(value.table as ClinicalTable);
-        const ev = spec.events!;
-        const code = tableCode(value.table);
+        const ev = tableSpec(value.table as ClinicalTable).events!;
+        let allKnown = true;
         for (let i = 0; i < value.p.length; i++) {
           const s = stateOf(value.p[i]);
-          s.n++;
-          s.ln = openLoad;
-          if (TOKEN_DOMAINS.has(ev.domain)) {
-            event[0] = value.t[i];
-            event[1] = packEvent(code, value.d[i], ev.domain);
-            event[2] = value.r[i];
-            event[3] = value.n[i];
-            event[4] = value.c[i];
-            events.append(String(value.p[i]), event);
-          } else if (ev.eventTable === 'visit') s.vs.push(value.t[i]);
+          const row: PendingRow = [value.table, value.t[i], value.c[i], value.s[i], value.d[i], value.x[i], value.u[i], value.v[i], value.r[i], value.n[i]];
+          if (s.b !== null) {
+            apply(value.p[i], s, row);
+            if (!allKnown) released.add(value.p[i], row);
+          } else {
+            if (allKnown) {
+              // The first row without a person: the rows before it go out as a batch of their own.
+              allKnown = false;
+              for (let j = 0; j < i; j++) released.add(value.p[j], [value.table, value.t[j], value.c[j], value.s[j], value.d[j], value.x[j], value.u[j], value.v[j], value.r[j], value.n[j]]);
+            }
+            const key = String(value.p[i]);
+            let list = pendingOf(key);
+            if (!list) pending.set(key, (list = []));
+            list.push(row);
+          }
           if (opts.tasks.length === 0) continue;
-          // What the labeler reads (pipelines/labelInputs.ts): index visits by their dates, deaths, conditions.
+          // What the labeler reads (pipelines/labelInputs.ts): index visits by their dates, deaths, conditions,
+          // of every row (those of a person without a person row are excluded there as no_person, as locally).
           // The labeler takes concept ids as the vocabulary's numbers (labelInputs reads them as DOUBLE):
           // a bigint concept is in no concept set either way.
           const rc = Number(value.rc[i]);
@@ -397,6 +541,9 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
           else if (ev.eventTable === 'death' && value.sd[i] !== null) (s.ld ??= []).push(value.sd[i]!);
           else if (ev.eventTable === 'condition') (s.lc ??= []).push([rc, value.t[i], value.v[i]]);
         }
+        // Every row's person known: the batch goes on as it came.
+        if (allKnown) out.push({ topic: opts.eventsTopic, partition: ctx.partition, key: null, value: m.value, rows: value.p.length });
+        else released.flush();
       } else if (value.k === 'end') {
         save();
         // Load k closes once every input table has sent its k-th end-of-load marker.
@@ -406,7 +553,9 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
         const watermark = wm === null ? prev.watermark : prev.watermark === null ? wm : Math.max(prev.watermark, wm);
         let closed = prev.closed;
         while (LOAD_TABLES.every((t) => (counts[t] ?? 0) > closed)) {
+          if (closed === prev.closed) setAsideWaiting(m);
           closed++;
+          out.push(json(opts.eventsTopic, ctx.partition, { k: 'end', table: 'events' } satisfies EndValue));
           out.push(...closeLoad(store as never, events, closed, ctx.partition, opts, watermark));
         }
         store.set(END_KEY, { counts, closed, watermark } as never);
@@ -441,7 +590,6 @@ function closeLoad(store: PersonStore, events: AppendView, load: number, partiti
   };
   let rows: SequenceRow[] = [];
   let tokens = 0;
-  let orphans = 0;
   const flush = () => {
     if (rows.length) out.push(json(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows } satisfies PretrainBatchValue));
     rows = [];
@@ -452,11 +600,8 @@ function closeLoad(store: PersonStore, events: AppendView, load: number, partiti
     const emit = samples.get(id) ?? [];
     const dirty = s.ln === load;
     if (!dirty && emit.length === 0) continue;
-    if (s.n === 0) continue;
-    if (s.b === null) {
-      orphans++;
-      continue;
-    }
+    // No event, or no person row (its rows were set aside when the load closed).
+    if (s.n === 0 || s.b === null) continue;
     const pe = sortedEvents(events.get(String(id)) ?? []);
     const n = pe.length;
     const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
@@ -483,7 +628,6 @@ function closeLoad(store: PersonStore, events: AppendView, load: number, partiti
   }
   flush();
   flushSamples();
-  if (orphans) opts.onOrphans?.(partition, orphans);
   out.push(json(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
   out.push(json(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue));
   return out;

@@ -1,12 +1,13 @@
 // Topics between the stages of `medrep stream` (DESIGN.md section 6): canonical events and
-// persons (`medrep.events`), pretraining sequences (`medrep.pretrain`) and labelled samples
+// persons (`medrep.canonical`), the events of persons with a person row (`medrep.events`, what the
+// events shards hold), pretraining sequences (`medrep.pretrain`) and labelled samples
 // (`medrep.samples`). Values are columnar JSON batches (many rows per message: one JSON message per
 // row caps a kafkajs stage at some 25-50k rows/s). Same partition count as the `omop.*` topics
 // (a person's data stays in one partition through every stage); kept forever, so that `medrep
 // replay` can rebuild any shard from them.
 import { BATCH_TOPIC_MAX_MESSAGE_BYTES, TopicNames, TopicSpec } from './topics';
 
-export const STREAM_TOPICS = ['events', 'pretrain', 'samples'] as const;
+export const STREAM_TOPICS = ['canonical', 'events', 'pretrain', 'samples'] as const;
 export type StreamTopic = (typeof STREAM_TOPICS)[number];
 
 export function streamTopic(names: TopicNames, t: StreamTopic): string {

@@ -5,7 +5,8 @@
 import * as fs from 'fs';
 import { UserError } from '../../pipelines/errors';
 import { streamVocabTable } from '../graph/vocabularyFiles';
-import { RepresentationWriter, WrittenTable } from './table';
+import { claimOutputFile } from '../../pipelines/outputDir';
+import { RepresentationWriter, WrittenTable, isRepresentationTable } from './table';
 
 export interface NpyHeader {
   dtype: '<f4' | '>f4';
@@ -59,6 +60,8 @@ export interface ImportOptions {
   /** CSV/TSV with concept_id (or "<concept_id>_<decile>" tokens), optional decile and row columns. */
   index: string;
   out: string;
+  /** Replace an earlier representation table at `out` (a file of any other kind is never replaced). */
+  force?: boolean;
   /** Rows per block read and written. */
   blockRows?: number;
   log?: (line: string) => void;
@@ -75,8 +78,8 @@ function headerOf(file: string): string[] {
 
 /** Imports the matrix; returns the written table. */
 export async function importRepresentations(o: ImportOptions): Promise<WrittenTable> {
+  await claimOutputFile(o.out, { force: o.force, what: 'a representation table', isOwn: isRepresentationTable });
   const h = readNpyHeader(o.npy);
-  const blockRows = o.blockRows ?? 4096;
   const header = headerOf(o.index);
   if (!header.includes('concept_id')) throw new Error(`${o.index}: header has no concept_id column (found: ${header.join(', ')})`);
   const hasDecile = header.includes('decile');
@@ -85,6 +88,21 @@ export async function importRepresentations(o: ImportOptions): Promise<WrittenTa
   const format = header.length > 1 && fs.readFileSync(o.index, { encoding: 'utf8', flag: 'r' }).slice(0, 4096).split('\n')[0].includes('\t') ? 'tsv' : 'csv';
   const writer = new RepresentationWriter(o.out, h.cols);
   const fd = fs.openSync(o.npy, 'r');
+  try {
+    return await importRows(o, h, format, cols, hasDecile, rowCol, writer, fd);
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function importRows(
+  o: ImportOptions, h: NpyHeader, format: 'csv' | 'tsv', cols: string[], hasDecile: boolean, rowCol: string | null,
+  writer: RepresentationWriter, fd: number,
+): Promise<WrittenTable> {
+  const blockRows = o.blockRows ?? 4096;
   const rowBytes = h.cols * 4;
   let ids: number[] = [];
   let decs: Array<number | null> = [];
@@ -133,14 +151,13 @@ export async function importRepresentations(o: ImportOptions): Promise<WrittenTa
     if (ids.length >= blockRows) flush();
   });
   flush();
-  fs.closeSync(fd);
   if (line !== h.rows) o.log?.(`[import] ${o.index} names ${line} of the ${h.rows} matrix rows; the other rows are not imported`);
   const w = await writer.close();
   o.log?.(`[import] ${w.rows} vectors of dimension ${w.dim} written to ${o.out}`);
   return w;
 }
 
-export const USAGE = 'usage: medrep import-representations --npy FILE --index CSV --out FILE.parquet';
+export const USAGE = 'usage: medrep import-representations --npy FILE --index CSV --out FILE.parquet [--force (replace an earlier representation table there)]';
 
 /** CLI entry: `medrep import-representations --npy FILE --index CSV --out FILE`; returns the exit code. */
 export async function runImportRepresentations(args: string[]): Promise<number> {
@@ -152,10 +169,11 @@ export async function runImportRepresentations(args: string[]): Promise<number> 
       case '--npy': o.npy = need(); break;
       case '--index': o.index = need(); break;
       case '--out': o.out = need(); break;
+      case '--force': o.force = true; break;
       default: throw new UserError(`unknown option '${args[i]}'\n${USAGE}`);
     }
   }
   if (!o.npy || !o.index || !o.out) throw new UserError(`--npy, --index and --out are required\n${USAGE}`);
-  await importRepresentations({ npy: o.npy, index: o.index, out: o.out, log: (l) => process.stderr.write(l + '\n') });
+  await importRepresentations({ npy: o.npy, index: o.index, out: o.out, force: o.force, log: (l) => process.stderr.write(l + '\n') });
   return 0;
 }

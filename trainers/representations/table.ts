@@ -77,6 +77,7 @@ export class RepresentationWriter {
   private readonly done: Promise<void>;
   private readonly hash = createHash('sha256');
   private rows = 0;
+  private readonly out: fs.WriteStream;
 
   constructor(readonly filePath: string, readonly dim: number) {
     if (!Number.isInteger(dim) || dim <= 0) throw new Error(`representation dimension must be a positive integer, got ${dim}`);
@@ -84,7 +85,7 @@ export class RepresentationWriter {
     this.tmp = `${filePath}.tmp-${process.pid}`;
     const source = new ReadableStream<unknown>({ start: (c) => { this.controller = c; } });
     const props = new parquetWasm.WriterPropertiesBuilder().setCompression(parquetWasm.Compression.ZSTD).build();
-    const out = fs.createWriteStream(this.tmp);
+    const out = (this.out = fs.createWriteStream(this.tmp));
     const hash = this.hash;
     this.done = parquetWasm.transformParquetStream(source as ReadableStream, props).then(async (bytes) => {
       const sink = new WritableStream<Uint8Array>({
@@ -117,6 +118,34 @@ export class RepresentationWriter {
     await this.done;
     fs.renameSync(this.tmp, this.filePath);
     return { path: this.filePath, rows: this.rows, dim: this.dim, sha256: this.hash.digest('hex') };
+  }
+
+  /** Stops a write that failed: the temporary file is removed, nothing appears at filePath. */
+  async abort(): Promise<void> {
+    try {
+      this.controller.error(new Error('representation table write aborted'));
+    } catch {
+      /* already closed */
+    }
+    await this.done.catch(() => undefined);
+    if (!this.out.closed) await new Promise<void>((res) => this.out.once('close', () => res()).destroy());
+    fs.rmSync(this.tmp, { force: true });
+  }
+}
+
+/** Whether `file` is a Parquet file with exactly the representation table's columns and types. */
+export async function isRepresentationTable(file: string): Promise<boolean> {
+  const instance = await DuckDBInstance.create(':memory:');
+  const conn = await instance.connect();
+  try {
+    const r = await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('${file.replace(/'/g, "''")}'))`);
+    const cols = r.getRowObjects().map((x) => `${x.column_name} ${x.column_type}`);
+    return cols.join(', ') === 'concept_id BIGINT, decile TINYINT, vector FLOAT[]';
+  } catch {
+    return false; // not Parquet at all
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
   }
 }
 

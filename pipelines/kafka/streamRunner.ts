@@ -106,8 +106,8 @@ export interface StreamSummary {
 }
 
 export function sinkTopics(names: TopicNames, opts: ShardSizeOptions): SinkTopic[] {
-  // A load ends in medrep.events when every input table's marker came; the trajectory stage
-  // emits one end marker per load it closes.
+  // Each topic's writer emits one end marker per load it closes (the trajectory stage for
+  // events, pretrain and samples), so one marker ends a load in every sink topic.
   return [
     { topic: streamTopic(names, 'events'), kind: 'events', dir: 'events', bounds: shardBounds('events', opts), loadTables: ['events'] },
     { topic: streamTopic(names, 'pretrain'), kind: 'pretrain', dir: 'pretrain', bounds: shardBounds('pretrain', opts), loadTables: ['pretrain'] },

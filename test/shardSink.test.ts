@@ -67,6 +67,7 @@ class Partition {
       const ctx = {
         topic: TOPIC, partition: 0, store: () => this.store.view(0),
         commitThrough: (o: string) => (next = BigInt(o)),
+        rowsRead: () => undefined,
       } as unknown as StageContext;
       void transform(batch, ctx);
       if (++chunks === crashAfter) {

@@ -174,9 +174,10 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks, memoryLimit:
   const conn2 = await instance.connect();
   const pool = new ParquetWriterPool();
   try {
+    // The input step's time includes checking (and for CSV staging) every clinical file.
+    let stepStart = Date.now();
     const input = await openOmopInput(conn, opts.omop, opts.vocab, tmp, { stageCsv: true });
     await createOmopViews(conn, input);
-    let stepStart = Date.now();
     const step = (msg: string) => {
       const now = Date.now();
       log.info(`${msg} [${((now - stepStart) / 1000).toFixed(1)}s]`);

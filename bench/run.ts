@@ -19,13 +19,23 @@ interface JobResult {
   rowsIn: number;
   /** The runner's step times in seconds (bench/child.ts). */
   phases?: Record<string, number>;
+  /** Why the job failed, when it did (its numbers are then NaN, written as null). */
+  error?: string;
 }
 
 const ROOT = path.resolve(__dirname, '../..');
 
 function runJob(job: string, omop: string, out: string): JobResult {
-  const stdout = execFileSync(process.execPath, [path.join(__dirname, 'child.js'), job, omop, out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as JobResult;
+  try {
+    const stdout = execFileSync(process.execPath, [path.join(__dirname, 'child.js'), job, omop, out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
+    return JSON.parse(stdout.trim().split('\n').pop()!) as JobResult;
+  } catch (e) {
+    // A failed job (out of memory, say) is a result too: the others still run and are written.
+    const stderr = String((e as { stderr?: unknown }).stderr ?? (e as Error).message).trim().split('\n');
+    const error = stderr.find((l) => /Error/.test(l)) ?? stderr[0];
+    process.stderr.write(`bench: ${job} failed: ${error}\n`);
+    return { job, seconds: NaN, cpuSeconds: NaN, maxRssMb: NaN, rowsIn: 0, error };
+  }
 }
 
 type Format = 'csv' | 'parquet';
@@ -77,7 +87,7 @@ export async function runBench(argv: string[]): Promise<void> {
     }
     const best = (job: string) => results[job].reduce((a, b) => (b.seconds < a.seconds ? b : a));
     const base = best('duckdb');
-    const inputRows = best('local').rowsIn;
+    const inputRows = Math.max(...Object.values(results).flat().map((r) => r.rowsIn));
     const summary = {
       kind: 'medrep.bench.local',
       date: new Date().toISOString(),

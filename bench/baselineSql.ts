@@ -18,6 +18,7 @@ export function baselineStatements(input: OmopInput, outDir: string): string[] {
     parts.push(`SELECT CAST(${c('person_id')} AS BIGINT) AS person_id,
       coalesce(TRY_CAST(${c(ev.datetimeColumn)} AS TIMESTAMP), CAST(TRY_CAST(${c(ev.dateColumn)} AS DATE) AS TIMESTAMP)) AS time,
       '${ev.eventTable}' AS "table", ${ev.domain} AS domain,
+      -- m1 before m2 by coalesce; a join condition on m1 would make DuckDB loop over every pair.
       coalesce(m1.std, m2.std, TRY_CAST(${c(ev.conceptColumn)} AS BIGINT)) AS concept_id,
       TRY_CAST(${c(ev.sourceConceptColumn, '0')} AS BIGINT) AS source_concept_id,
       TRY_CAST(${c(ev.valueColumn)} AS DOUBLE) AS value,
@@ -26,7 +27,7 @@ export function baselineStatements(input: OmopInput, outDir: string): string[] {
       '${spec.table}:' || ${c(ev.idColumn, "'0'")} AS origin
     FROM ${t.relation} s
     LEFT JOIN bl_map m1 ON m1.src = TRY_CAST(${c(ev.conceptColumn)} AS BIGINT)
-    LEFT JOIN bl_map m2 ON m2.src = TRY_CAST(${c(ev.sourceConceptColumn, '0')} AS BIGINT) AND m1.std IS NULL
+    LEFT JOIN bl_map m2 ON m2.src = TRY_CAST(${c(ev.sourceConceptColumn, '0')} AS BIGINT)
     LEFT JOIN concept u ON u.concept_id = TRY_CAST(${c(ev.unitConceptColumn, '0')} AS BIGINT) AND u.concept_id <> 0`);
   }
   return [

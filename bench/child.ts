@@ -1,11 +1,14 @@
 // One measured job of the benchmark, in its own process so its peak RSS is its own:
 //   node dist/bench/child.js local|local-no-meds|duckdb <omop> <out>
-// Prints one JSON line: { job, seconds, cpuSeconds, maxRssMb, rowsIn, shards (local runner: per kind) }.
+// Prints one JSON line: { job, seconds, cpuSeconds, maxRssMb, rowsIn, shards (local runner: per
+// kind), phases }, phases being the runner's own step times in seconds (input opening, vocabulary,
+// persons, deciles, labels, the event pass, MEDS export).
 import * as fs from 'node:fs';
 import { openDuck } from '../pipelines/duck';
 import { runLocal } from '../pipelines/localRunner';
 import { createOmopViews } from '../pipelines/omopViews';
 import { openOmopInput } from '../pipelines/omopSource';
+import { defaultMemoryLimit } from '../pipelines/memoryLimit';
 import { silentLogger } from '../pipelines/progress';
 import { runBaseline } from './baselineSql';
 
@@ -14,16 +17,23 @@ async function main(): Promise<void> {
   const started = process.hrtime.bigint();
   let rowsIn = 0;
   let shards: Record<string, number> | undefined;
+  const phases: Record<string, number> = {};
   if (job === 'local' || job === 'local-no-meds') {
+    // Step lines end in "[1.9s]", the event pass's last progress line in ", 37.4s".
+    const log = { info: (m: string) => {
+      const step = /^(\w+): .*\[(\d+(?:\.\d+)?)s\]$/.exec(m) ?? /^(events): .*, (\d+(?:\.\d+)?)s$/.exec(m);
+      if (step) phases[step[1]] = Number(step[2]);
+    }, warn: silentLogger.warn };
     // The benchmark's own scratch folders: a rerun (--keep) replaces them.
-    const s = await runLocal({ omop, out, log: silentLogger, meds: job === 'local', force: true });
+    const s = await runLocal({ omop, out, log, meds: job === 'local', force: true });
     rowsIn = s.rowsInTotal;
     shards = s.shards;
   } else if (job === 'duckdb') {
     fs.rmSync(out, { recursive: true, force: true });
     fs.mkdirSync(out, { recursive: true });
-    const conn = await openDuck({ memoryLimit: '1GB', tempDir: out });
-    const input = await openOmopInput(conn, omop);
+    // The runner's default memory cap; CSV read by DuckDB alone, as a user of DuckDB would.
+    const conn = await openDuck({ memoryLimit: defaultMemoryLimit(), tempDir: out });
+    const input = await openOmopInput(conn, omop, undefined, undefined, { uncheckedCsv: true });
     await createOmopViews(conn, input);
     await runBaseline(conn, input, out);
     conn.closeSync();
@@ -31,7 +41,7 @@ async function main(): Promise<void> {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = process.cpuUsage();
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  process.stdout.write(JSON.stringify({ job, seconds, cpuSeconds, maxRssMb: process.resourceUsage().maxRSS / 1024, rowsIn, shards }) + '\n');
+  process.stdout.write(JSON.stringify({ job, seconds, cpuSeconds, maxRssMb: process.resourceUsage().maxRSS / 1024, rowsIn, shards, phases }) + '\n');
 }
 
 main().catch((e) => {

@@ -60,7 +60,8 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep <command> --help                   the options of one command
 
 run options: --max-events N (window/chunk length, default 2048) --events-per-shard N
-             --sequences-per-shard N --memory-limit 800MB --no-meds --force (replace an earlier output)
+             --sequences-per-shard N --no-meds --force (replace an earlier output)
+             --memory-limit SIZE (DuckDB's cap, e.g. 2GB; default a sixteenth of the machine's memory, 512MiB to 4GiB)
              --tasks all|none|mortality,readmission,... --task-dir DIR (your task files)
              --task-concepts DIR (concept lists the task files name; default ../shared/tasks)
 

@@ -6,6 +6,9 @@
 // line and reason and goes on with the next line, and writes the good records, numbered, to a
 // scratch copy that DuckDB then reads. A clean file costs one extra parallel scan (and a .gz
 // file one inflation to its end, which DuckDB does not check).
+// With a staging file, that scan is a copy of the table into Parquet in file order: every later
+// query reads the copy, so a large CSV table is parsed once, counted from its metadata, numbered
+// by file_row_number and sorted in bounded person ranges, as a Parquet input is.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -14,6 +17,7 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
 import { EnvironmentError, MedrepError, UserError } from './errors';
+import { isDuckOutOfMemory } from './memoryLimit';
 
 /** A record that could not be read as a row of its table. */
 export interface CsvReadReject {
@@ -40,6 +44,8 @@ export interface CsvTable {
   /** Name of the 0-based source record column the relation carries, when it is a copy. */
   fileRowColumn: string | null;
   rejects: CsvRejectLog;
+  /** The Parquet copy the relation reads (records in file order), when the table was staged. */
+  staged: string | null;
 }
 
 /**
@@ -176,16 +182,37 @@ const scanAll = (relation: string, columns: string[]) => `SELECT sum(hash(${colu
  * Whether DuckDB's strict reader reads every record of the files. It stops at the first record
  * it refuses, so a table with bad records costs no more to find than a clean one.
  */
-async function strictScanOk(conn: DuckDBConnection, relation: string, columns: string[], label: string): Promise<boolean> {
+async function strictScanOk(conn: DuckDBConnection, relation: string, columns: string[], label: string, stage: string | null): Promise<boolean> {
   try {
-    await conn.run(scanAll(relation, columns));
+    if (stage) await stageCopy(conn, relation, stage);
+    else await conn.run(scanAll(relation, columns));
     return true;
   } catch (e) {
     const message = (e as Error).message;
     if (/^Invalid Input Error: CSV Error on Line/.test(message)) return false;
+    // Not about the file: memory, a full disk while staging, a failed rename (classified by the CLI).
+    if (isDuckOutOfMemory(e) || /no space left|disk quota/i.test(message) || (e as NodeJS.ErrnoException).code) throw e;
     throw new UserError(`cannot read ${label}: ${message.split('\n')[0]}`);
   }
 }
+
+/**
+ * Copies every column of `relation` into the Parquet file `target`, records in the order read
+ * (the instance keeps insertion order), under a temporary name until complete.
+ */
+async function stageCopy(conn: DuckDBConnection, relation: string, target: string): Promise<void> {
+  const tmp = `${target}.tmp-${process.pid}`;
+  try {
+    await conn.run(`COPY (SELECT * FROM ${relation}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION snappy)`);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.renameSync(tmp, target);
+}
+
+/** The relation over a staged copy (all columns VARCHAR, as read from the CSV). */
+const stagedRelation = (file: string) => `read_parquet(${sqlString(file)})`;
 
 /** The records of the checked copy that DuckDB's strict reader still refuses (none expected). */
 async function copyRefusals(conn: DuckDBConnection, relationOf: (extra: string) => string, columns: string[], label: string) {
@@ -195,6 +222,7 @@ async function copyRefusals(conn: DuckDBConnection, relationOf: (extra: string) 
     await conn.run(scanAll(relationOf(`, store_rejects=true, rejects_table='${errors}', rejects_scan='${scans}'`), columns));
     return await queryRows<{ error_type: string; csv_line: string }>(conn, `SELECT CAST(error_type AS VARCHAR) AS error_type, csv_line FROM ${errors} ORDER BY line`);
   } catch (e) {
+    if (isDuckOutOfMemory(e)) throw e;
     throw new UserError(`cannot read ${label}: ${(e as Error).message.split('\n')[0]}`);
   } finally {
     await conn.run(`DROP TABLE IF EXISTS ${errors}`);
@@ -210,11 +238,19 @@ export async function verifyGzip(file: string): Promise<void> {
   for await (const chunk of fileBytes(file)) void chunk;
 }
 
+export interface CsvOpenOptions {
+  /** Copy the table into Parquet while checking it, and read the copy (see the top of this file). */
+  stage?: boolean;
+  /** No first scan: DuckDB's strict reader fails at a bad record (the benchmark's DuckDB-only yardstick). */
+  unchecked?: boolean;
+}
+
 /**
  * Opens the CSV files of one clinical table strictly. `scratchDir()` gives the folder for the
- * checked copy, asked for only when a file has records DuckDB's strict reader refuses.
+ * checked copy, asked for only when a file has records DuckDB's strict reader refuses, and for
+ * the Parquet copy when `opts.stage` is set.
  */
-export async function openCsvTable(conn: DuckDBConnection, files: string[], label: string, scratchDir: () => string): Promise<CsvTable> {
+export async function openCsvTable(conn: DuckDBConnection, files: string[], label: string, scratchDir: () => string, opts: CsvOpenOptions = {}): Promise<CsvTable> {
   const headerLine = readFirstLine(files[0]);
   const dialect = dialectOf(headerLine);
   const columns = headerFields(headerLine, dialect);
@@ -224,13 +260,17 @@ export async function openCsvTable(conn: DuckDBConnection, files: string[], labe
   const duplicate = columns.find((c, i) => columns.findIndex((x) => x.toLowerCase() === c.toLowerCase()) !== i);
   if (duplicate !== undefined) throw new UserError(`${files[0]}: column "${duplicate}" appears twice in the header`);
   const direct = (extra: string) => readCsvSql(files, columns, dialect, extra);
+  const n = ++scanCount;
+  const base = path.basename(files[0]).replace(/\.gz$/i, '');
+  if (opts.unchecked) return { relation: direct(''), fileRowColumn: null, rejects: CsvRejectLog.none(), staged: null };
+  const staged = opts.stage ? path.join(scratchDir(), `staged-${n}-${base}.parquet`) : null;
   // Both run to their end before either's error is thrown: a connection must not close under a running query.
-  const [scan, ...gzips] = await Promise.allSettled([strictScanOk(conn, direct(''), columns, label), ...files.filter((f) => /\.gz$/i.test(f)).map(verifyGzip)]);
+  const [scan, ...gzips] = await Promise.allSettled([strictScanOk(conn, direct(''), columns, label, staged), ...files.filter((f) => /\.gz$/i.test(f)).map(verifyGzip)]);
   for (const g of gzips) if (g.status === 'rejected') throw g.reason;
   if (scan.status === 'rejected') throw scan.reason;
-  if (scan.value) return { relation: direct(''), fileRowColumn: null, rejects: CsvRejectLog.none() };
+  if (scan.value) return { relation: staged ? stagedRelation(staged) : direct(''), fileRowColumn: null, rejects: CsvRejectLog.none(), staged };
 
-  const copy = path.join(scratchDir(), `checked-${++scanCount}-${path.basename(files[0]).replace(/\.gz$/i, '')}`);
+  const copy = path.join(scratchDir(), `checked-${n}-${base}`);
   const rejects = CsvRejectLog.create(`${copy}.rejects.jsonl`);
   try {
     await writeCheckedCopy(files, columns, dialect, copy, rejects);
@@ -242,7 +282,10 @@ export async function openCsvTable(conn: DuckDBConnection, files: string[], labe
       const sourceRow = Number(r.csv_line.replace(/^[\r\n]+/, '').split(dialect.delim)[0]) + 1;
       rejects.add({ file: label, row: sourceRow, column: '(row)', reason: `not readable as CSV (${r.error_type.toLowerCase()})`, text: r.csv_line });
     }
-    return { relation: ofCopy(', ignore_errors=true'), fileRowColumn: FILE_ROW_COLUMN, rejects };
+    if (!staged) return { relation: ofCopy(', ignore_errors=true'), fileRowColumn: FILE_ROW_COLUMN, rejects, staged };
+    await stageCopy(conn, ofCopy(', ignore_errors=true'), staged);
+    fs.rmSync(copy, { force: true });
+    return { relation: stagedRelation(staged), fileRowColumn: FILE_ROW_COLUMN, rejects, staged };
   } finally {
     rejects.close();
   }

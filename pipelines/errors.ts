@@ -70,6 +70,8 @@ export function classifyError(e: unknown): { line: string; exitCode: number } {
   if (DISK_FULL.test(text)) return { line: `disk full: cannot write ${where ?? 'the output'} (${detail === 'ENOSPC' ? 'no space left on device' : detail})`, exitCode: EXIT.environment };
   if (NO_PERMISSION.test(text)) return { line: `permission denied: ${where ?? firstLine(err.message)}`, exitCode: EXIT.environment };
   if (errno.code === 'ENOENT' && where) return { line: `not found: ${where}`, exitCode: EXIT.user };
+  // DuckDB's cap is the machine's business: commands with --memory-limit say which value to set.
+  if (/^Out of Memory Error/.test(err.message)) return { line: `DuckDB ran out of memory: ${firstLine(err.message)}`, exitCode: EXIT.environment };
   // kafkajs wraps the last connection error after its retries; the cause names the broker.
   for (let c: unknown = err; c instanceof Error; c = (c as { cause?: unknown }).cause ?? (c as { originalError?: unknown }).originalError) {
     if (KAFKA_UNREACHABLE.has(c.name)) return { line: `Kafka broker unreachable after retries: ${firstLine(err.message)}`, exitCode: EXIT.environment };

@@ -26,7 +26,7 @@ import { Id, compareIds } from '../schemas/ids';
 import { EVENT_SPECS, personRanges, streamEventRanges } from './eventSource';
 import { recordedFiles } from './fileHashes';
 import { createOmopViews } from './omopViews';
-import { OmopInput, openOmopInput } from './omopSource';
+import { OmopInput, cheapToRescan, openOmopInput } from './omopSource';
 import { openMedsInput } from './medsSource';
 import { Person, loadPersons, rejectRow } from './persons';
 import { Logger, Progress, consoleLogger } from './progress';
@@ -38,6 +38,7 @@ import { SampleBatch } from '../sinks/sampleShards';
 import { writeMedsLabels } from '../sinks/medsLabels';
 import { writeFileAtomic } from '../sinks/parquet';
 import { withOutputDir } from './outputDir';
+import { isDuckOutOfMemory, outOfMemoryError, resolveMemoryLimit } from './memoryLimit';
 
 export interface RunOptions {
   /** The input: an OMOP CDM folder or DuckDB file (`omop`), or a MEDS folder (`medsInput`). */
@@ -49,7 +50,7 @@ export interface RunOptions {
   maxEvents?: number;
   eventsPerShard?: number;
   sequencesPerShard?: number;
-  /** DuckDB's memory cap (it spills beyond it). */
+  /** DuckDB's memory cap (it spills beyond it); default from the machine's memory (memoryLimit.ts). */
   memoryLimit?: string;
   meds?: boolean;
   /** Event rows per sorted range (see DEFAULT_ROWS_PER_RANGE). */
@@ -132,13 +133,11 @@ class PersonBuffer implements PersonEvents {
 }
 
 async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<number | null> {
-  // Parquet and DuckDB know their row counts cheaply; CSV would need a full parse.
-  if (input.kind === 'csv') return null;
+  // Parquet (a staged CSV copy too) and DuckDB know their row counts cheaply; CSV would need a full parse.
+  const tables = EVENT_SPECS.flatMap((spec) => input.tables.get(spec.table) ?? []);
+  if (!tables.every(cheapToRescan)) return null;
   let total = 0;
-  for (const spec of EVENT_SPECS) {
-    const t = input.tables.get(spec.table);
-    if (t) total += Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM ${t.relation}`));
-  }
+  for (const t of tables) total += Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM ${t.relation}`));
   return total;
 }
 
@@ -146,7 +145,7 @@ async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<
 export const DEFAULT_ROWS_PER_RANGE = 1_000_000;
 
 async function planRanges(conn: DuckDBConnection, input: OmopInput, total: number | null, rowsPerRange: number) {
-  // CSV would be parsed once per range: one range. Parquet and DuckDB scans are cheap to repeat.
+  // Unstaged CSV would be parsed once per range: one range. Parquet and DuckDB scans are cheap to repeat.
   if (total === null || total <= rowsPerRange) return personRanges([]);
   const k = Math.ceil(total / rowsPerRange);
   const qs = Array.from({ length: k - 1 }, (_, i) => (i + 1) / k);
@@ -156,10 +155,15 @@ async function planRanges(conn: DuckDBConnection, input: OmopInput, total: numbe
 
 export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
   const out = path.resolve(opts.out);
-  return withOutputDir(out, { command: 'run', force: opts.force, log: opts.log }, () => runLocalInto(out, opts));
+  const memoryLimit = resolveMemoryLimit(opts.memoryLimit);
+  return withOutputDir(out, { command: 'run', force: opts.force, log: opts.log }, () =>
+    runLocalInto(out, opts, memoryLimit).catch((e) => {
+      throw isDuckOutOfMemory(e) ? outOfMemoryError(e, memoryLimit) : e;
+    }),
+  );
 }
 
-async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<RunSummary> {
+async function runLocalInto(out: string, opts: RunOptionsWithTasks, memoryLimit: string): Promise<RunSummary> {
   const log = opts.log ?? consoleLogger;
   const started = Date.now();
   const maxEvents = opts.maxEvents ?? DEFAULT_MAX_EVENTS;
@@ -167,7 +171,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
   const sequencesPerShard = opts.sequencesPerShard ?? DEFAULT_SEQUENCES_PER_SHARD;
   const tmp = path.join(out, '.tmp');
   fs.mkdirSync(tmp, { recursive: true });
-  const instance = await openDuckInstance({ memoryLimit: opts.memoryLimit ?? '800MB', tempDir: tmp }).catch((e) => {
+  const instance = await openDuckInstance({ memoryLimit, tempDir: tmp }).catch((e) => {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   });
@@ -175,15 +179,16 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
   const conn2 = await instance.connect();
   const pool = new ParquetWriterPool();
   try {
-    const input = opts.medsInput ? await openMedsInput(conn, opts.medsInput, opts.vocab, tmp) : await openOmopInput(conn, opts.omop!, opts.vocab, tmp);
-    await createOmopViews(conn, input);
+    // The input step's time includes checking (and for CSV staging) every clinical file.
     let stepStart = Date.now();
+    const input = opts.medsInput ? await openMedsInput(conn, opts.medsInput, opts.vocab, tmp) : await openOmopInput(conn, opts.omop!, opts.vocab, tmp, { stageCsv: true });
+    await createOmopViews(conn, input);
     const step = (msg: string) => {
       const now = Date.now();
       log.info(`${msg} [${((now - stepStart) / 1000).toFixed(1)}s]`);
       stepStart = now;
     };
-    step(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}`);
+    step(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}; DuckDB memory limit ${memoryLimit}`);
 
     const vocabFiles = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
     const dataFiles = [...input.tables.entries()].filter(([t]) => !(t in VOCABULARY_TABLES)).flatMap(([, s]) => s.files);

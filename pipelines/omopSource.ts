@@ -11,6 +11,7 @@ import { UserError } from './errors';
 import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile, verifyGzip } from './csvRead';
 import { makeProcessTempDir } from './processTempDir';
 import { RejectSink } from '../sinks/rejects';
+import { isDuckOutOfMemory } from './memoryLimit';
 
 /** `meds`: OMOP tables derived from a MEDS dataset (pipelines/medsSource.ts). */
 export type InputKind = 'csv' | 'parquet' | 'duckdb' | 'meds';
@@ -31,6 +32,8 @@ export interface SourceTable {
   fileRowColumn: string | null;
   /** CSV records that could not be read as rows (field count, quoting, encoding). */
   readRejects: CsvRejectLog;
+  /** The Parquet copy of a CSV table that `relation` reads (see csvRead.ts), else null. */
+  staged?: string | null;
 }
 
 export interface OmopInput {
@@ -86,6 +89,7 @@ export async function describe(conn: DuckDBConnection, relation: string, label: 
   try {
     rows = await queryRows(conn, `DESCRIBE SELECT * FROM ${relation}`);
   } catch (e) {
+    if (isDuckOutOfMemory(e)) throw e;
     throw new UserError(`cannot read ${label}: ${(e as Error).message.split('\n')[0]}`);
   }
   const columns = new Map<string, string>();
@@ -97,7 +101,7 @@ export async function describe(conn: DuckDBConnection, relation: string, label: 
   return { columns, types };
 }
 
-async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string, names: Set<string> = TABLE_NAMES): Promise<Map<string, SourceTable>> {
+async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string, opts: OpenOptions = {}, names: Set<string> = TABLE_NAMES): Promise<Map<string, SourceTable>> {
   const groups = new Map<string, string[]>();
   let entries: fs.Dirent[];
   try {
@@ -127,7 +131,9 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
     files.forEach(assertReadable);
     const parquet = files.every((f) => /\.parquet$/i.test(f));
     const label = files.length === 1 ? files[0] : `${path.dirname(files[0])} (${files.length} files)`;
-    const csv = parquet ? null : name in VOCABULARY_TABLES ? { relation: await vocabularyRelation(files), fileRowColumn: null, rejects: CsvRejectLog.none() } : await openCsvTable(conn, files, label, scratchDir);
+    const csv = parquet ? null
+      : name in VOCABULARY_TABLES ? { relation: await vocabularyRelation(files), fileRowColumn: null, rejects: CsvRejectLog.none(), staged: null }
+      : await openCsvTable(conn, files, label, scratchDir, { stage: opts.stageCsv, unchecked: opts.uncheckedCsv });
     const relation = csv?.relation ?? `read_parquet([${files.map(sqlString).join(', ')}])`;
     const { columns, types } = await describe(conn, relation, label);
     if (csv?.fileRowColumn) {
@@ -144,6 +150,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
       types,
       fileRowColumn: csv?.fileRowColumn ?? null,
       readRejects: csv?.rejects ?? CsvRejectLog.none(),
+      staged: csv?.staged ?? null,
     });
   }
   return tables;
@@ -167,7 +174,7 @@ async function fromDatabase(conn: DuckDBConnection, file: string): Promise<Map<s
     const relation = `omop_src.${q(r.schema_name)}.${q(r.table_name)}`;
     const label = `${file}:${r.schema_name}.${r.table_name}`;
     const { columns, types } = await describe(conn, relation, label);
-    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types, fileRowColumn: null, readRejects: CsvRejectLog.none() });
+    tables.set(name, { table: name as ClinicalTable, file: label, files: [file], kind: 'duckdb', relation, columns, types, fileRowColumn: null, readRejects: CsvRejectLog.none(), staged: null });
   }
   return tables;
 }
@@ -184,19 +191,29 @@ export function processScratchDir(): () => string {
   };
 }
 
+export interface OpenOptions {
+  /**
+   * Copy each clinical CSV table into Parquet in the scratch folder while checking it, and read
+   * the copy from then on: memory and rescans then follow the rows, not the text format.
+   */
+  stageCsv?: boolean;
+  /** Read clinical CSV as DuckDB's strict reader does, without medrep's first scan (a benchmark yardstick only). */
+  uncheckedCsv?: boolean;
+}
+
 /**
  * Opens the OMOP input; vocabulary tables from `vocabDir` replace those found beside the data.
- * `scratchDir` holds checked copies of CSV files with unreadable records (default: a folder of
- * this process in the system's temp folder).
+ * `scratchDir` holds checked copies of CSV files with unreadable records and staged copies
+ * (default: a folder of this process in the system's temp folder).
  */
-export async function openOmopInput(conn: DuckDBConnection, inputPath: string, vocabDir?: string, scratchDir?: string): Promise<OmopInput> {
+export async function openOmopInput(conn: DuckDBConnection, inputPath: string, vocabDir?: string, scratchDir?: string, opts: OpenOptions = {}): Promise<OmopInput> {
   const scratch = scratchDir ? () => scratchDir : processScratchDir();
   if (!fs.existsSync(inputPath)) throw new UserError(`OMOP input not found: ${inputPath}`);
   const stat = fs.statSync(inputPath);
   let kind: InputKind;
   let tables: Map<string, SourceTable>;
   if (stat.isDirectory()) {
-    tables = await fromFolder(conn, inputPath, scratch);
+    tables = await fromFolder(conn, inputPath, scratch, opts);
     const any = [...tables.values()][0];
     kind = any?.kind ?? 'csv';
   } else if (/\.(duckdb|db|ddb)$/i.test(inputPath)) {
@@ -227,7 +244,7 @@ export async function openOmopInput(conn: DuckDBConnection, inputPath: string, v
 export async function openVocabularyFolder(conn: DuckDBConnection, dir: string, scratchDir: () => string): Promise<Map<string, SourceTable>> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`vocabulary folder not found: ${dir}`);
   // Only the vocabulary files: clinical tables beside them (a CDM folder) are not opened.
-  return fromFolder(conn, dir, scratchDir, new Set(Object.keys(VOCABULARY_TABLES)));
+  return fromFolder(conn, dir, scratchDir, {}, new Set(Object.keys(VOCABULARY_TABLES)));
 }
 
 /** CONCEPT must be there, and every vocabulary table found must have its required columns. */
@@ -246,6 +263,11 @@ function requireColumns(t: SourceTable, cols: ColumnSpec[]): void {
       throw new UserError(`${t.file}: missing required column "${c.name}" of OMOP table ${t.table}`);
     }
   }
+}
+
+/** Whether reading the table again costs a Parquet scan, not a text parse (a CSV table's staged copy counts). */
+export function cheapToRescan(t: SourceTable): boolean {
+  return t.kind !== 'csv' || !!t.staged;
 }
 
 /** SQL expression for a column of the table by its lower-case name, NULL when the column is absent. */

@@ -24,26 +24,28 @@ function typedColumn(expr: string, c: ColumnSpec): string {
 }
 
 /**
- * The 1-based row number of a source row. A single Parquet file numbers its rows itself
- * (file_row_number), which lets DuckDB scan it in parallel; other sources need a window over the
- * scan, which keeps file order but runs on one thread.
+ * The 1-based row number of a source row. A single Parquet file (given, or a CSV table's staged
+ * copy) numbers its rows itself (file_row_number), which lets DuckDB scan it in parallel; other
+ * sources need a window over the scan, which keeps file order but runs on one thread.
  */
-function singleParquet(t: SourceTable): boolean {
-  return t.kind === 'parquet' && t.files.length === 1;
+function numberedFile(t: SourceTable): string | null {
+  if (t.staged) return t.staged;
+  return t.kind === 'parquet' && t.files.length === 1 ? t.files[0] : null;
 }
 
 function rowSource(t: SourceTable): string {
-  if (singleParquet(t)) return `(SELECT * EXCLUDE (file_row_number), file_row_number AS __file_row FROM read_parquet(${sqlString(t.files[0])}, file_row_number = true))`;
   // A checked CSV copy numbers its records itself: the records set aside keep their numbers.
   if (t.fileRowColumn) return `(SELECT * EXCLUDE (${q(t.fileRowColumn)}), CAST(${q(t.fileRowColumn)} AS BIGINT) AS __file_row FROM ${t.relation})`;
+  const file = numberedFile(t);
+  if (file) return `(SELECT * EXCLUDE (file_row_number), file_row_number AS __file_row FROM read_parquet(${sqlString(file)}, file_row_number = true))`;
   return t.relation;
 }
 
-function rowNumberSql(t: SourceTable): string {
-  return singleParquet(t) || t.fileRowColumn ? 's.__file_row + 1' : 'row_number() OVER ()';
-}
+const numberedSource = (t: SourceTable): boolean => numberedFile(t) !== null || t.fileRowColumn !== null;
 
-const numberedSource = (t: SourceTable): boolean => singleParquet(t) || t.fileRowColumn !== null;
+function rowNumberSql(t: SourceTable): string {
+  return numberedSource(t) ? 's.__file_row + 1' : 'row_number() OVER ()';
+}
 
 export async function createOmopViews(conn: DuckDBConnection, input: OmopInput): Promise<void> {
   for (const spec of CLINICAL_TABLES) {

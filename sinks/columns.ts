@@ -184,12 +184,15 @@ export class StringColumn {
       this.bytes[this.byteLength++] = 45; // '-'
       n = -n;
     }
-    const start = this.byteLength;
+    // Digits written from the last, in place: no view object per value on this per-row path.
+    let digits = 1;
+    for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+    let at = this.byteLength + digits - 1;
     do {
-      this.bytes[this.byteLength++] = 48 + (n % 10);
+      this.bytes[at--] = 48 + (n % 10);
       n = Math.floor(n / 10);
     } while (n > 0);
-    this.bytes.subarray(start, this.byteLength).reverse();
+    this.byteLength += digits;
   }
   pushNull(): void {
     if (!this.validity) throw new Error('pushNull on a non-nullable column');

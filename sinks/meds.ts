@@ -11,7 +11,7 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { sha256 } from '../transforms/hashing';
 import { Split, medsSplit } from '../transforms/splits';
 import { NumberColumn, StringColumn, tableOf } from './columns';
-import { writeFileAtomic, writeParquetAtomic } from './parquet';
+import { commitFileAtomic, writeFileAtomic, writeParquetAtomic } from './parquet';
 import { ShardEntry } from './shards';
 import { BIRTH_TIMESTAMP_SQL } from './personSql';
 import { Id, compareIds, idBigInt } from '../schemas/ids';
@@ -25,11 +25,16 @@ const sqlPath = (p: string) => `'${p.replace(/'/g, "''")}'`;
 async function copyToParquet(conn: DuckDBConnection, select: string, target: string): Promise<ShardEntry & { abs: string }> {
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = `${target}.tmp-${process.pid}`;
-  await conn.run(`COPY (${select}) TO ${sqlPath(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
-  const bytes = fs.readFileSync(tmp);
-  fs.rmSync(tmp);
-  writeFileAtomic(target, bytes);
-  const rows = (await conn.runAndReadAll(`SELECT count(*)::DOUBLE FROM read_parquet(${sqlPath(target)})`)).getRows()[0][0] as number;
+  let rows: number;
+  try {
+    // COPY answers with the rows it wrote; its file becomes the target as it is (no second write).
+    rows = Number((await conn.runAndReadAll(`COPY (${select}) TO ${sqlPath(tmp)} (FORMAT parquet, COMPRESSION zstd)`)).getRows()[0][0]);
+    commitFileAtomic(tmp, target);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  const bytes = fs.readFileSync(target);
   return { kind: 'meds', path: '', abs: target, rows, bytes: bytes.length, sha256: sha256(bytes) };
 }
 

@@ -43,6 +43,16 @@ export function writeFileAtomic(target: string, bytes: Uint8Array): void {
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeSync(fd, bytes);
+  } finally {
+    fs.closeSync(fd);
+  }
+  commitFileAtomic(tmp, target);
+}
+
+/** Makes a complete temporary file `tmp` durable and renames it to `target` (written by another writer, e.g. DuckDB's COPY). */
+export function commitFileAtomic(tmp: string, target: string): void {
+  const fd = fs.openSync(tmp, 'r+');
+  try {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -42,12 +42,22 @@ export function writeFileAtomic(target: string, bytes: Uint8Array): void {
   const tmp = `${target}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, bytes);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      // A write may be short (the disk filled up mid-way); the next one reports why.
+      for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, target);
+  } catch (e) {
+    // A failed write (disk full) leaves no half-written file behind, and its error names the
+    // file (a write to a descriptor names none).
+    fs.rmSync(tmp, { force: true });
+    const errno = e as NodeJS.ErrnoException;
+    if (errno.code && errno.path === undefined) errno.path = tmp;
+    throw e;
   }
-  fs.renameSync(tmp, target);
   const dirFd = fs.openSync(path.dirname(target), 'r');
   try {
     fs.fsyncSync(dirFd);

@@ -40,13 +40,23 @@ export function encodeParquet(table: arrow.Table): Uint8Array {
 export function writeFileAtomic(target: string, bytes: Uint8Array): void {
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = `${target}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, bytes);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      // A write may be short (the disk filled up mid-way); the next one reports why.
+      for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done);
+    } finally {
+      fs.closeSync(fd);
+    }
+    commitFileAtomic(tmp, target);
+  } catch (e) {
+    // A failed write (disk full) leaves no half-written file behind, and its error names the
+    // file (a write to a descriptor names none).
+    fs.rmSync(tmp, { force: true });
+    const errno = e as NodeJS.ErrnoException;
+    if (errno.code && errno.path === undefined) errno.path = tmp;
+    throw e;
   }
-  commitFileAtomic(tmp, target);
 }
 
 /** Makes a complete temporary file `tmp` durable and renames it to `target` (written by another writer, e.g. DuckDB's COPY). */

@@ -14,6 +14,7 @@ import { HealthSnapshot, StageHealth } from './health';
 import { ChangelogStore, KeyValueView, StateStore } from './stateStore';
 import { AppendLogStore, AppendView } from './appendStore';
 import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
+import { classifyError, EnvironmentError, EXIT } from '../errors';
 
 export interface StageMessage {
   topic: string;
@@ -306,6 +307,13 @@ export class StageWorker {
             skipped = false;
           });
         } catch (e) {
+          // The machine failed the transform (disk full, permission): retrying cannot help and
+          // skipping would lose rows; the transaction is aborted, so the offsets stay where every
+          // row before them is durable, and the stage stops.
+          if (e instanceof TransformEnvironmentError) {
+            this.fail(e.machineError);
+            return;
+          }
           skipped = false; // kafkajs retries a failed batch and reports no end for it
           throw e;
         } finally {
@@ -382,7 +390,8 @@ export class StageWorker {
   }
 
   private fail(e: Error): void {
-    this.rejectDone(new Error(`stage ${this.opts.stage} failed: ${e.message}`));
+    const { line, exitCode } = classifyError(e);
+    this.rejectDone(exitCode === EXIT.environment ? new EnvironmentError(`stage ${this.opts.stage}: ${line}`) : new Error(`stage ${this.opts.stage} failed: ${e.message}`));
     void this.stop('stopped').catch(() => undefined);
   }
 
@@ -608,7 +617,7 @@ export class StageWorker {
       this.committedNext.set(key, commit.next);
     } catch (e) {
       this.health.aborted++;
-      this.log(`[medrep ${this.opts.stage}] transaction on ${topic}/${partition}@${info.firstOffset}..${info.lastOffset} failed after ${((Date.now() - began) / 1000).toFixed(1)} s and is retried: ${(e as Error).message}`);
+      this.log(`[medrep ${this.opts.stage}] transaction on ${topic}/${partition}@${info.firstOffset}..${info.lastOffset} failed after ${((Date.now() - began) / 1000).toFixed(1)} s and is ${e instanceof TransformEnvironmentError ? 'aborted' : 'retried'}: ${(e as Error).message}`);
       await txn.abort().catch(() => undefined);
       // The outcome on the broker may be unknown (e.g. a commit that timed out): forget this
       // partition's producer and state so both are rebuilt from the broker before the next try.
@@ -674,6 +683,7 @@ export class StageWorker {
     try {
       return await this.opts.transform(chunk, ctx);
     } catch (e) {
+      throwIfEnvironment(e);
       for (const s of this.stores.values()) s.abortPending(partition);
       deadLetters.length = 0;
       commit.next = chunkEnd;
@@ -687,6 +697,7 @@ export class StageWorker {
         try {
           outputs.push(...(await this.opts.transform([m], ctx)));
         } catch (err) {
+          throwIfEnvironment(err);
           failed++;
           for (const [s, p] of saved) s.restorePending(partition, p);
           deadLetters.length = dlqBefore;
@@ -698,6 +709,18 @@ export class StageWorker {
       return outputs;
     }
   }
+}
+
+/** A transform failed because of the machine, not the message: never dead-lettered nor skipped. */
+class TransformEnvironmentError extends Error {
+  constructor(readonly machineError: Error) {
+    super(machineError.message);
+    this.name = 'TransformEnvironmentError';
+  }
+}
+
+function throwIfEnvironment(e: unknown): void {
+  if (classifyError(e).exitCode === EXIT.environment) throw new TransformEnvironmentError(e instanceof Error ? e : new Error(String(e)));
 }
 
 function stageMessage(topic: string, partition: number, m: KafkaMessage): StageMessage {

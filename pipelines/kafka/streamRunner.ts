@@ -194,6 +194,7 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
     const sinks = sinkTopics(names, opts);
     const inputs = stageInputTopics(names);
     const running: Array<[string, Promise<StageSummary>]> = [];
+    const workers: StageWorker[] = [];
     const upstream: Array<Promise<unknown>> = [];
     for (const stage of stages) {
       let o: StageOptions;
@@ -215,12 +216,20 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       // until then more input may come from them, however drained its own partitions look.
       if (upstream.length > 0) o.idleAfter = Promise.allSettled([...upstream]);
       const worker = new StageWorker(o);
+      workers.push(worker);
       const run = worker.start().then(() => worker.done);
       upstream.push(Promise.race([worker.stopBegan, run]));
       running.push([stage, run]);
     }
     const summaries: Record<string, StageSummary> = {};
-    for (const [stage, done] of running) summaries[stage] = await done;
+    try {
+      await Promise.all(running.map(async ([stage, done]) => (summaries[stage] = await done)));
+    } catch (e) {
+      // One stage failed (e.g. the sink's disk is full): the others stop too, each after its
+      // transaction in flight, and the run ends with that stage's error.
+      await Promise.allSettled(workers.map((w) => w.stop('stopped')));
+      throw e;
+    }
     const stoppedBy = Object.entries(summaries).filter(([, s]) => s.reason === 'signal').map(([stage]) => stage);
     const complete = stoppedBy.length === 0;
     if (!complete) log.warn(`stream: stopped by a signal (stages ${stoppedBy.join(', ')}); the output holds what was committed and its manifest says "complete": false`);

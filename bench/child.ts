@@ -6,7 +6,7 @@ import { openDuck } from '../pipelines/duck';
 import { runLocal } from '../pipelines/localRunner';
 import { createOmopViews } from '../pipelines/omopViews';
 import { openOmopInput } from '../pipelines/omopSource';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { runBaseline } from './baselineSql';
 
 async function main(): Promise<void> {

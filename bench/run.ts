@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlagSpec, parseArgs } from '../pipelines/args';
+import { FlagSpec, parseArgs } from '../common/args';
 import { generateSynthetic, personsForRows } from '../pipelines/synth';
 
 interface JobResult {

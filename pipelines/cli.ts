@@ -4,12 +4,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlagSpec, optionLines, parseArgs, requireFlag, wantsHelp } from './args';
-import { classifyError, UserError } from './errors';
+import { FlagSpec, optionLines, parseArgs, requireFlag, wantsHelp } from '../common/args';
+import { classifyError, UserError } from '../common/errors';
 import { runLocal } from './localRunner';
-import { consoleLogger } from './progress';
+import { consoleLogger } from '../common/progress';
 import { formatSummary } from './summary';
-import { withOutputDir } from './outputDir';
+import { withOutputDir } from '../common/outputDir';
 import { TaskSelection } from './runTasks';
 import { generateSynthetic, runSynth } from './synth';
 import { runBench } from '../bench/run';

@@ -29,7 +29,7 @@ import { createOmopViews } from './omopViews';
 import { OmopInput, openOmopInput } from './omopSource';
 import { openMedsInput } from './medsSource';
 import { Person, loadPersons, rejectRow } from './persons';
-import { Logger, Progress, consoleLogger } from './progress';
+import { Logger, Progress, consoleLogger } from '../common/progress';
 import { loadVocabulary, vocabularyArtifact } from './vocabulary';
 import { SkippedTask, labelBatch } from './labelInputs';
 import { TaskSelection, selectTasks } from './runTasks';
@@ -37,7 +37,7 @@ import { LabelRecord, TaskSummary, taskArtifact } from '../transforms/labels';
 import { SampleBatch } from '../sinks/sampleShards';
 import { writeMedsLabels } from '../sinks/medsLabels';
 import { writeFileAtomic } from '../sinks/parquet';
-import { withOutputDir } from './outputDir';
+import { withOutputDir } from '../common/outputDir';
 
 export interface RunOptions {
   /** The input: an OMOP CDM folder or DuckDB file (`omop`), or a MEDS folder (`medsInput`). */

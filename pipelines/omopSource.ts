@@ -7,9 +7,9 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, VocabularyTable } from '../schemas/omop';
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
-import { UserError } from './errors';
+import { UserError } from '../common/errors';
 import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile, verifyGzip } from './csvRead';
-import { makeProcessTempDir } from './processTempDir';
+import { makeProcessTempDir } from '../common/processTempDir';
 import { RejectSink } from '../sinks/rejects';
 
 /** `meds`: OMOP tables derived from a MEDS dataset (pipelines/medsSource.ts). */

@@ -2,12 +2,14 @@
 // equivalent normalization and decile binning, on synthetic Parquet data of the given sizes.
 // Each job runs in its own process (peak RSS is its own), baseline first, in the same run.
 // Prints a table and writes bench/results/local-<rows>.json.
+// A command, not part of bench/: the product never imports the benchmark harness; it starts the
+// harness's jobs (dist/bench/child.js) as programs of their own.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FlagSpec, parseArgs } from '../common/args';
-import { generateSynthetic, personsForRows } from '../pipelines/synth';
+import { generateSynthetic, personsForRows } from './synth';
 
 interface JobResult {
   job: string;
@@ -20,7 +22,7 @@ interface JobResult {
 const ROOT = path.resolve(__dirname, '../..');
 
 function runJob(job: string, omop: string, out: string): JobResult {
-  const stdout = execFileSync(process.execPath, [path.join(__dirname, 'child.js'), job, omop, out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
+  const stdout = execFileSync(process.execPath, [path.join(ROOT, 'dist/bench/child.js'), job, omop, out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
   return JSON.parse(stdout.trim().split('\n').pop()!) as JobResult;
 }
 
@@ -85,11 +87,4 @@ export async function runBench(argv: string[]): Promise<void> {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   process.stdout.write(lines.join('\n') + '\n');
-}
-
-if (require.main === module) {
-  runBench(process.argv.slice(2)).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
 }

@@ -145,7 +145,7 @@ async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<
 /** Rows sorted per query; smaller ranges overlap sorting with transforming but rescan the files. */
 export const DEFAULT_ROWS_PER_RANGE = 1_000_000;
 
-async function planRanges(conn: DuckDBConnection, input: OmopInput, total: number | null, rowsPerRange: number) {
+async function planRanges(conn: DuckDBConnection, total: number | null, rowsPerRange: number) {
   // CSV would be parsed once per range: one range. Parquet and DuckDB scans are cheap to repeat.
   if (total === null || total <= rowsPerRange) return personRanges([]);
   const k = Math.ceil(total / rowsPerRange);
@@ -313,7 +313,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks): Promise<Run
     const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
     const files = EVENT_SPECS.map((sp) => input.tables.get(sp.table)?.file ?? sp.table);
     let seen = 0;
-    const ranges = await planRanges(conn, input, total, opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE);
+    const ranges = await planRanges(conn, total, opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE);
     for await (const c of streamEventRanges([conn, conn2], input, ranges)) {
       for (let i = 0; i < c.length; i++) {
         const spec = EVENT_SPECS[c.tcode[i]];

@@ -66,7 +66,7 @@ function tableNameOf(fileName: string): string | null {
  */
 export async function vocabularyRelation(files: string[]): Promise<string> {
   await Promise.all(files.filter((f) => /\.gz$/i.test(f)).map(verifyGzip));
-  const { delim, quote } = dialectOf(readFirstLine(files[0]));
+  const { quote } = dialectOf(readFirstLine(files[0]));
   const list = `[${files.map(sqlString).join(', ')}]`;
   const opts = quote ? `delim=',', quote='"', escape='"'` : `delim='\\t', quote='', escape=''`;
   return `read_csv(${list}, header=true, all_varchar=true, ${opts}, null_padding=true, strict_mode=false)`;

@@ -381,11 +381,6 @@ export class StageWorker {
     return this.health.snapshot();
   }
 
-  private fail(e: Error): void {
-    this.rejectDone(new Error(`stage ${this.opts.stage} failed: ${e.message}`));
-    void this.stop('stopped').catch(() => undefined);
-  }
-
   private installSignals(): void {
     const onStop = () => void this.stop('signal');
     const onStatus = () => this.log(this.health.line());

@@ -352,7 +352,7 @@ async function finalizeStream(
 
   const shards: ShardEntry[] = await listStreamShards(conn, out, sinkTopics(names, opts));
   const notInVocabulary = await countNotInVocabulary(conn, out, shards, art.vocabulary.index.known);
-  if (opts.meds !== false) shards.push(...(await exportStreamMeds(kafka, conn, names, out, shards, art, compiled)));
+  if (opts.meds !== false) shards.push(...(await exportStreamMeds(kafka, conn, names, out, shards, compiled)));
   const admin = kafka.admin();
   await admin.connect();
   const offsets: Record<string, unknown> = {};
@@ -423,7 +423,6 @@ async function exportStreamMeds(
   names: TopicNames,
   out: string,
   shards: ShardEntry[],
-  art: Awaited<ReturnType<typeof loadStreamArtifacts>>,
   compiled: CompiledTask[],
 ): Promise<ShardEntry[]> {
   fs.rmSync(path.join(out, 'meds'), { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { runLocal } from '../pipelines/localRunner';
 import { createOmopViews } from '../pipelines/omopViews';
 import { openOmopInput } from '../pipelines/omopSource';
 import { defaultMemoryLimit } from '../pipelines/memoryLimit';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { runBaseline } from './baselineSql';
 
 async function main(): Promise<void> {

@@ -8,7 +8,6 @@
 // Writes bench/results/kafka-stage.json.
 import { spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
-import * as fs from 'fs';
 import * as path from 'path';
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { StageWorker } from '../pipelines/kafka/stage';

@@ -7,7 +7,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { kafkaJsConfig, kafkaOptionsFromArgs } from '../pipelines/kafka/config';
 import { produceOmop } from '../pipelines/kafka/omopLoad';
 import { runStream } from '../pipelines/kafka/streamRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 
 async function main(): Promise<void> {
   const [what, omop, brokers, prefix, a, b] = process.argv.slice(2);

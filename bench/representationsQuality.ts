@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { generateSynthetic } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
-import { consoleLogger } from '../pipelines/progress';
+import { consoleLogger } from '../common/progress';
 import { counterpartKey, CounterpartKey } from './counterparts';
 import { writeBenchResult } from './resultFile';
 import { loadRepresentations, RepresentationTable } from '../trainers/representations/table';

@@ -4,15 +4,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlagSpec, optionLines, parseArgs, requireFlag, wantsHelp } from './args';
-import { classifyError, UserError } from './errors';
+import { FlagSpec, optionLines, parseArgs, requireFlag, wantsHelp } from '../common/args';
+import { classifyError, UserError } from '../common/errors';
 import { runLocal } from './localRunner';
-import { consoleLogger } from './progress';
+import { consoleLogger } from '../common/progress';
 import { formatSummary } from './summary';
-import { withOutputDir } from './outputDir';
+import { withOutputDir } from '../common/outputDir';
 import { TaskSelection } from './runTasks';
 import { generateSynthetic, runSynth } from './synth';
-import { runBench } from '../bench/run';
+import { runBench } from './benchCommand';
 import { runStatusCommand, runTopicsCommand } from './kafka';
 import { PRODUCE_SPEC, REPLAY_SPEC, runProduceCommand, runReplayCommand, runStreamCommand, STREAM_SPEC } from './kafka/streamCommands';
 import { STATUS_SPEC, TOPICS_SPEC } from './kafka/commands';
@@ -21,7 +21,7 @@ import { runImportRepresentations, USAGE as IMPORT_REPRESENTATIONS_USAGE } from 
 import { runTrainEhr, TRAIN_EHR_USAGE } from '../trainers/behrt/cli';
 import { ANALYZE_SPEC, runAnalyzeCommand } from '../trainers/behrt/analyzeCli';
 import { EXPERIMENT_SPEC, experimentExternal, runExperimentCommand } from './experiment';
-import { BENCH_SPEC } from '../bench/run';
+import { BENCH_SPEC } from './benchCommand';
 import { SYNTH_SPEC } from './synth';
 import { REPORT_SPEC, reportAfterRun, runReportCommand } from './report';
 

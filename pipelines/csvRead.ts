@@ -16,7 +16,7 @@ import { isUtf8 } from 'node:buffer';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
-import { EnvironmentError, MedrepError, UserError } from './errors';
+import { EnvironmentError, MedrepError, UserError } from '../common/errors';
 import { isDuckOutOfMemory } from './memoryLimit';
 
 /** A record that could not be read as a row of its table. */

@@ -5,11 +5,11 @@
 // A's test split (internal) and on all of B (external), vanilla vs text-only vs MedRep.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FlagSpec, parseArgs } from './args';
-import { UserError } from './errors';
+import { FlagSpec, parseArgs } from '../common/args';
+import { UserError } from '../common/errors';
 import { runLocal } from './localRunner';
-import { withOutputDir } from './outputDir';
-import { Logger, consoleLogger } from './progress';
+import { withOutputDir } from '../common/outputDir';
+import { Logger, consoleLogger } from '../common/progress';
 import { generateSynthetic } from './synth';
 import { trainRepresentations, MethodName } from '../trainers/representations/trainRepresentations';
 import { runExternalExperiment, ExternalExperimentResult } from '../trainers/behrt/external';

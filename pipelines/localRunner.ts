@@ -29,7 +29,7 @@ import { createOmopViews } from './omopViews';
 import { OmopInput, cheapToRescan, openOmopInput } from './omopSource';
 import { openMedsInput } from './medsSource';
 import { Person, loadPersons, rejectRow } from './persons';
-import { Logger, Progress, consoleLogger } from './progress';
+import { Logger, Progress, consoleLogger } from '../common/progress';
 import { loadVocabulary, vocabularyArtifact } from './vocabulary';
 import { SkippedTask, labelBatch } from './labelInputs';
 import { TaskSelection, selectTasks } from './runTasks';
@@ -37,7 +37,7 @@ import { LabelRecord, TaskSummary, taskArtifact } from '../transforms/labels';
 import { SampleBatch } from '../sinks/sampleShards';
 import { writeMedsLabels } from '../sinks/medsLabels';
 import { writeFileAtomic } from '../sinks/parquet';
-import { withOutputDir } from './outputDir';
+import { withOutputDir } from '../common/outputDir';
 import { isDuckOutOfMemory, outOfMemoryError, resolveMemoryLimit } from './memoryLimit';
 
 export interface RunOptions {
@@ -144,8 +144,8 @@ async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<
 /** Rows sorted per query; smaller ranges overlap sorting with transforming but rescan the files. */
 export const DEFAULT_ROWS_PER_RANGE = 1_000_000;
 
-async function planRanges(conn: DuckDBConnection, input: OmopInput, total: number | null, rowsPerRange: number) {
-  // Unstaged CSV would be parsed once per range: one range. Parquet and DuckDB scans are cheap to repeat.
+async function planRanges(conn: DuckDBConnection, total: number | null, rowsPerRange: number) {
+  // No total: an input not cheap to rescan (unstaged CSV would be parsed once per range): one range.
   if (total === null || total <= rowsPerRange) return personRanges([]);
   const k = Math.ceil(total / rowsPerRange);
   const qs = Array.from({ length: k - 1 }, (_, i) => (i + 1) / k);
@@ -318,7 +318,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks, memoryLimit:
     const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
     const files = EVENT_SPECS.map((sp) => input.tables.get(sp.table)?.file ?? sp.table);
     let seen = 0;
-    const ranges = await planRanges(conn, input, total, opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE);
+    const ranges = await planRanges(conn, total, opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE);
     for await (const c of streamEventRanges([conn, conn2], input, ranges)) {
       for (let i = 0; i < c.length; i++) {
         const spec = EVENT_SPECS[c.tcode[i]];

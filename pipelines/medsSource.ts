@@ -22,7 +22,7 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { ClinicalTable, CLINICAL_TABLES } from '../schemas/omop';
 import { q } from '../schemas/sqlChecks';
 import { idColumn, numericColumn, queryRows, sqlString, streamChunks, stringColumn } from './duck';
-import { UserError } from './errors';
+import { UserError } from '../common/errors';
 import { CsvRejectLog } from './csvRead';
 import { InputDerivation, OmopInput, SourceTable, describe, openVocabularyFolder, processScratchDir, requireVocabulary } from './omopSource';
 import { RejectSink } from '../sinks/rejects';

@@ -2,7 +2,7 @@
 // DuckDB running out of memory within it is one line saying what to set. Beyond the cap DuckDB
 // spills sorts, joins and aggregates to the run's temporary folder.
 import * as os from 'node:os';
-import { EnvironmentError, UserError } from './errors';
+import { EnvironmentError, UserError } from '../common/errors';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;

@@ -7,9 +7,9 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, VocabularyTable } from '../schemas/omop';
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
-import { UserError } from './errors';
+import { UserError } from '../common/errors';
 import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile, verifyGzip } from './csvRead';
-import { makeProcessTempDir } from './processTempDir';
+import { makeProcessTempDir } from '../common/processTempDir';
 import { RejectSink } from '../sinks/rejects';
 import { isDuckOutOfMemory } from './memoryLimit';
 
@@ -69,7 +69,7 @@ function tableNameOf(fileName: string): string | null {
  */
 export async function vocabularyRelation(files: string[]): Promise<string> {
   await Promise.all(files.filter((f) => /\.gz$/i.test(f)).map(verifyGzip));
-  const { delim, quote } = dialectOf(readFirstLine(files[0]));
+  const { quote } = dialectOf(readFirstLine(files[0]));
   const list = `[${files.map(sqlString).join(', ')}]`;
   const opts = quote ? `delim=',', quote='"', escape='"'` : `delim='\\t', quote='', escape=''`;
   return `read_csv(${list}, header=true, all_varchar=true, ${opts}, null_padding=true, strict_mode=false)`;

@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoadedTask, SHIPPED_TASK_DIR, readTaskDir } from './taskFiles';
-import { UserError } from './errors';
-import { Logger } from './progress';
+import { UserError } from '../common/errors';
+import { Logger } from '../common/progress';
 
 export interface TaskSelection {
   /** Task names, 'all' (default) or 'none'. */

@@ -6,10 +6,23 @@
 # among 19092, 29092, 39092, 49092, and stops it at the end, also when the tests fail or the run
 # is interrupted (Ctrl-C, SIGTERM).
 #
+# `--suite unit|integration` runs that suite's files (scripts/test-suites.mjs); the unit suite
+# needs no broker and starts none.
+#
 #   npm test                                   # the whole suite
+#   npm run test:unit                          # scripts/test.sh --suite unit
 #   npm test -- dist/test/kafkaOps.test.js     # some files
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+suite=all
+if [[ "${1:-}" == --suite ]]; then suite="${2:-}"; shift 2 || shift; fi
+if [[ $# -eq 0 ]]; then
+  # Fails, naming the file, when a test file is in no suite.
+  list="$(node scripts/test-suites.mjs "$suite")"
+  mapfile -t files <<<"$list"
+  set -- "${files[@]}"
+fi
 
 brokers="${KAFKA_BROKERS:-127.0.0.1:9092}"
 
@@ -37,7 +50,9 @@ trap stop_broker EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if answers "$brokers"; then
+if [[ "$suite" == unit ]]; then
+  echo "test.sh: unit suite, no Kafka broker" >&2
+elif answers "$brokers"; then
   echo "test.sh: using the Kafka broker at $brokers" >&2
 else
   port=""
@@ -58,11 +73,10 @@ fi
 export KAFKA_BROKERS="${KAFKA_BROKERS:-$brokers}"
 
 # The Python of the ecosystem checks (meds, meds_reader), unless the caller names one.
-if [[ -z "${MEDREP_PYTHON:-}" ]]; then MEDREP_PYTHON="$(scripts/python-venv.sh)"; export MEDREP_PYTHON; fi
+if [[ "$suite" != unit && -z "${MEDREP_PYTHON:-}" ]]; then MEDREP_PYTHON="$(scripts/python-venv.sh)"; export MEDREP_PYTHON; fi
 
 # In the background, so that a signal to this script is handled at once (bash runs traps only
 # between foreground commands): it is passed on to mocha, then the EXIT trap stops the broker.
-if [[ $# -eq 0 ]]; then set -- 'dist/test/**/*.test.js'; fi
 node_modules/.bin/mocha "$@" &
 mocha_pid=$!
 trap 'kill -TERM "$mocha_pid" 2>/dev/null; wait "$mocha_pid"; exit 130' INT

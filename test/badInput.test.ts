@@ -3,9 +3,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { UserError } from '../pipelines/errors';
+import { UserError } from '../common/errors';
 import { runLocal } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { lit, sql, tempDir, writeCsv } from './helpers';
 
 /** A tiny hospital with one bad row of every kind; the vocabulary in Athena's TSV layout, gzipped. */

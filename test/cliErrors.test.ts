@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDuck } from '../pipelines/duck';
 import { generateSynthetic } from '../pipelines/synth';
-import { classifyError, EXIT } from '../pipelines/errors';
+import { classifyError, EXIT } from '../common/errors';
 import { tempDir } from './helpers';
 import { CliResult, errorLine, MEDREP_BIN, medrep } from './helpers/cli';
 

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { experimentExternal } from '../pipelines/experiment';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { tempDir } from './helpers';
 
 describe('medrep experiment external on two synthetic sites (end to end, tiny settings)', function () {

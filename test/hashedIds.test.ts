@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generateSynthetic, runSynth } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { readSequences } from '../trainers/behrt/data';
 import { splitOf } from '../transforms/splits';
 import { lit, sql, tempDir } from './helpers';

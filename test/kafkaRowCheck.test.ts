@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Partitioners } from 'kafkajs';
 import { generateSynthetic } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { ensureLoadTopics, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
 import { TopicNames } from '../pipelines/kafka/topics';
 import { runStream } from '../pipelines/kafka/streamRunner';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { generateSynthetic } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { produceOmop, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
 import { OmopRowProducer } from '../pipelines/kafka/omopProducer';
 import { prng } from './helpers/syntheticOmop';

@@ -18,7 +18,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { Kafka } from 'kafkajs';
 import { generateSynthetic } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { consumerGroupLag } from '../pipelines/kafka/health';
 import { ensureLoadTopics, produceOmop, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
 import { LOAD_TABLES } from '../pipelines/kafka/streamStages';

@@ -10,7 +10,7 @@ import { OmopRowProducer, ProduceProgress } from '../pipelines/kafka/omopProduce
 import { changelogTopicSpec, ensureTopics, pipelineTopicSpecs, TopicNames } from '../pipelines/kafka/topics';
 import { CONTROL_HEADER, END_OF_LOAD, produceOmop } from '../pipelines/kafka/omopLoad';
 import { errorLine, medrep } from './helpers/cli';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { BROKERS, readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 import { GOOD_MEASUREMENTS, smallHospital } from './helpers/smallHospital';
 

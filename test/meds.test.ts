@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLocal, RunSummary } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { generateSynthetic } from '../pipelines/synth';
 import { MEDS_VERSION } from '../sinks/meds';
 import { OMOP, lit, sql, tempDir } from './helpers';

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLocal, RunSummary } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { UNRESOLVED_FORM, UNRESOLVED_NOT_FOUND } from '../pipelines/medsSource';
 import { OMOP, lit, sql, tempDir } from './helpers';
 

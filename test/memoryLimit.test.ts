@@ -3,9 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLocal } from '../pipelines/localRunner';
 import { defaultMemoryLimit, parseMemorySize } from '../pipelines/memoryLimit';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { generateSynthetic } from '../pipelines/synth';
-import { EXIT } from '../pipelines/errors';
+import { EXIT } from '../common/errors';
 import { tempDir } from './helpers';
 import { errorLine, medrep } from './helpers/cli';
 

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generateSynthetic } from '../pipelines/synth';
-import { claimOutputDir, OUTPUT_MARKER } from '../pipelines/outputDir';
+import { claimOutputDir, OUTPUT_MARKER } from '../common/outputDir';
 import { sha256 } from '../transforms/hashing';
 import { tempDir } from './helpers';
 import { errorLine, medrep, medrepAsync } from './helpers/cli';

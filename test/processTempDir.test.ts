@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeProcessTempDir } from '../pipelines/processTempDir';
+import { makeProcessTempDir } from '../common/processTempDir';
 import { tempDir } from './helpers';
 
 describe('temporary folders owned by a process', () => {

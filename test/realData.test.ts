@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLocal, RunSummary } from '../pipelines/localRunner';
-import { Logger, silentLogger } from '../pipelines/progress';
+import { Logger, silentLogger } from '../common/progress';
 import { formatSummary } from '../pipelines/summary';
 import { OMOP, SHARED, lit, sql, tempDir } from './helpers';
 import { handMade } from './helpers/handMadeOmop';

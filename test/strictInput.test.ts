@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { UNBALANCED_QUOTE } from '../pipelines/csvRead';
 import { runLocal } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { OMOP, lit, sql, tempDir } from './helpers';
 import { GOOD_MEASUREMENTS, MEASUREMENT_HEADER, smallHospital } from './helpers/smallHospital';
 

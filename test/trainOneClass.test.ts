@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generateSynthetic } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
-import { silentLogger } from '../pipelines/progress';
+import { silentLogger } from '../common/progress';
 import { lit, sql, tempDir } from './helpers';
 import { errorLine, medrep } from './helpers/cli';
 

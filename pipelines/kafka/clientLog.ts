@@ -3,7 +3,7 @@
 // restart is retried by kafkajs and is information, not an error. What kafkajs gives up on
 // reaches the command as an exception (one line, exit 3).
 import { logLevel, LogEntry, logCreator } from 'kafkajs';
-import { Logger } from '../progress';
+import { Logger } from '../../common/progress';
 
 /** Errors kafkajs retries by itself while a group forms or a leader moves. */
 const TRANSIENT = /coordinator is not available|not coordinator|coordinator is loading|coordinator load in progress|rebalanc|not the leader|leader not available|no leader|unknown member|member id|Restarting the consumer|connection (?:error|closed|timeout)|ECONNREFUSED|ECONNRESET|Broker not connected|The group is rebalancing|Failed to connect to seed broker/i;

@@ -3,8 +3,8 @@
 //   medrep status --brokers HOST:PORT [--group GROUP ...]
 // Both accept the connection flags of config.ts (--client-id, --sasl-*, --tls, --tls-ca, --topic-prefix).
 import { createKafka, describeKafkaOptions, flagValue, KAFKA_SPEC, kafkaOptionsFromArgs } from './config';
-import { UserError } from '../errors';
-import { FlagSpec, parseArgs } from '../args';
+import { UserError } from '../../common/errors';
+import { FlagSpec, parseArgs } from '../../common/args';
 import { Admin, Kafka } from 'kafkajs';
 import { consumerGroupLag, GroupPartitionLag } from './health';
 import { readTopicsToEnd } from './readToEnd';

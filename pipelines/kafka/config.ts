@@ -3,9 +3,9 @@
 // never logged; `describeKafkaOptions` prints what is safe to print.
 import * as fs from 'fs';
 import { Kafka, KafkaConfig, logLevel, SASLOptions } from 'kafkajs';
-import type { FlagSpec } from '../args';
-import { UserError } from '../errors';
-import { consoleLogger, Logger } from '../progress';
+import type { FlagSpec } from '../../common/args';
+import { UserError } from '../../common/errors';
+import { consoleLogger, Logger } from '../../common/progress';
 import { clientLogCreator } from './clientLog';
 
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';

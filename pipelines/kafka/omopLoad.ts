@@ -12,7 +12,7 @@ import { openDuck, parseDuckJson, stringColumn, streamChunks, numericColumn, que
 import { finalWatermark } from '../../transforms/labels/time';
 import { createOmopViews } from '../omopViews';
 import { openOmopInput } from '../omopSource';
-import { Logger, consoleLogger } from '../progress';
+import { Logger, consoleLogger } from '../../common/progress';
 import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
 import { formatProduceProgress, OmopRowProducer, ProduceStats } from './omopProducer';
 import { ensureTopics, pipelineTopicSpecs, TopicNames, DEFAULT_PARTITIONS } from './topics';

@@ -14,7 +14,7 @@ import { HealthSnapshot, StageHealth } from './health';
 import { ChangelogStore, KeyValueView, StateStore } from './stateStore';
 import { AppendLogStore, AppendView } from './appendStore';
 import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
-import { classifyError, EnvironmentError, EXIT } from '../errors';
+import { classifyError, EnvironmentError, EXIT } from '../../common/errors';
 
 export interface StageMessage {
   topic: string;

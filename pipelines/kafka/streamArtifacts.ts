@@ -8,7 +8,7 @@ import { VOCABULARY_TABLES } from '../../schemas/omop';
 import { DecileArtifact } from '../../transforms/deciles';
 import { buildVocabularyIndex } from '../../transforms/normalize';
 import { queryRows, sqlString } from '../duck';
-import { UserError } from '../errors';
+import { UserError } from '../../common/errors';
 import { createOmopViews } from '../omopViews';
 import { CsvRejectLog } from '../csvRead';
 import { OmopInput, SourceTable, vocabularyRelation } from '../omopSource';

@@ -1,9 +1,9 @@
 // Command-line entries of the Kafka runner: `medrep produce`, `medrep stream`, `medrep replay`.
 // Connection flags (--brokers, --sasl-*, --tls, --tls-ca, --topic-prefix, --client-id) are read by
 // kafkaOptionsFromArgs, with the environment as fallback.
-import { parseArgs, requireFlag, FlagSpec } from '../args';
-import { EXIT, UserError } from '../errors';
-import { consoleLogger } from '../progress';
+import { parseArgs, requireFlag, FlagSpec } from '../../common/args';
+import { EXIT, UserError } from '../../common/errors';
+import { consoleLogger } from '../../common/progress';
 import { KAFKA_SPEC, kafkaOptionsFromArgs } from './config';
 import { produceOmop } from './omopLoad';
 import { runReplay } from './replay';

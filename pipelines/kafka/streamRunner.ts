@@ -19,12 +19,12 @@ import { Id } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 import { tableSpec } from '../../schemas/omop';
 import { rowValidator } from '../../schemas/rowSchemas';
-import { makeProcessTempDir } from '../processTempDir';
+import { makeProcessTempDir } from '../../common/processTempDir';
 import { exportMeds } from '../../sinks/meds';
 import { writeMedsLabels } from '../../sinks/medsLabels';
 import { Split, splitOf } from '../../transforms/splits';
 import { CONTROL_HEADER } from './omopLoad';
-import { Logger, consoleLogger } from '../progress';
+import { Logger, consoleLogger } from '../../common/progress';
 import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
 import { DLQ_HEADERS } from './deadLetter';
 import { consumerGroupLag } from './health';
@@ -41,7 +41,7 @@ import { SkippedTask, compileTasks } from '../labelInputs';
 import { CompiledTask, taskArtifact, TaskSummary } from '../../transforms/labels';
 import { notInVocabularyWarning } from '../../transforms/normalize';
 import { EVENT_SPECS } from '../eventSource';
-import { withOutputDir } from '../outputDir';
+import { withOutputDir } from '../../common/outputDir';
 
 export const STREAM_STAGES = ['canonicalize', 'trajectory', 'sink'] as const;
 export type StreamStage = (typeof STREAM_STAGES)[number];
@@ -361,7 +361,7 @@ async function finalizeStream(
 
   const shards: ShardEntry[] = await listStreamShards(conn, out, sinkTopics(names, opts));
   const notInVocabulary = await countNotInVocabulary(conn, out, shards, art.vocabulary.index.known);
-  if (opts.meds !== false) shards.push(...(await exportStreamMeds(kafka, conn, names, out, shards, art, compiled)));
+  if (opts.meds !== false) shards.push(...(await exportStreamMeds(kafka, conn, names, out, shards, compiled)));
   const admin = kafka.admin();
   await admin.connect();
   const offsets: Record<string, unknown> = {};
@@ -432,7 +432,6 @@ async function exportStreamMeds(
   names: TopicNames,
   out: string,
   shards: ShardEntry[],
-  art: Awaited<ReturnType<typeof loadStreamArtifacts>>,
   compiled: CompiledTask[],
 ): Promise<ShardEntry[]> {
   fs.rmSync(path.join(out, 'meds'), { recursive: true, force: true });

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { curvePlot, taskBars, thinCurve } from './charts';
 import { escapeHtml, figure, para, section, table } from './html';
-import { UserError } from '../errors';
+import { UserError } from '../../common/errors';
 
 interface Cell {
   auroc: number | null;

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openDuck, queryRows, sqlString } from '../duck';
-import { UserError } from '../errors';
+import { UserError } from '../../common/errors';
 import type { Manifest } from '../../sinks/manifest';
 
 export interface TaskFacts {

@@ -3,8 +3,8 @@
 // Persons are generated one at a time and written through buffered files, so memory stays flat
 // at any size; the same options give byte-identical files.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { UserError } from '../errors';
-import type { FlagSpec } from '../args';
+import { UserError } from '../../common/errors';
+import type { FlagSpec } from '../../common/args';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ClinicalProcess } from './clinical';

@@ -3,9 +3,9 @@
 // endpoint also each concept's relevance to the task and the count per level and arm (Figure 4).
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { FlagSpec, parseArgs, requireFlag } from '../../pipelines/args';
-import { UserError } from '../../pipelines/errors';
-import { withOutputDir } from '../../pipelines/outputDir';
+import { FlagSpec, parseArgs, requireFlag } from '../../common/args';
+import { UserError } from '../../common/errors';
+import { withOutputDir } from '../../common/outputDir';
 import { SHIPPED_TASK_DIR } from '../../pipelines/taskFiles';
 import { sha256 } from '../../transforms/hashing';
 import { BACKEND_PREFERENCES, BackendPreference } from '../backend';

@@ -4,7 +4,7 @@
 // no-graph vectors, a variant the paper tried). Every arm but vanilla is a frozen table.
 import { basename } from 'node:path';
 import { sha256 } from '../../transforms/hashing';
-import { UserError } from '../../pipelines/errors';
+import { UserError } from '../../common/errors';
 import type { Representations, VectorLookup } from './representations';
 import type { EmbeddingKind } from './train';
 

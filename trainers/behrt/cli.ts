@@ -1,7 +1,7 @@
 // `medrep train ehr` and `medrep experiment external` argument handling. The lead's CLI calls
 // runTrainEhr(args) / runExternalCommand(args) with the arguments after the command words.
 import { writeFileSync } from 'node:fs';
-import { UserError } from '../../pipelines/errors';
+import { UserError } from '../../common/errors';
 import { basename, join } from 'node:path';
 import { DEFAULT_MODEL, modelConfig, parseEhrModels, PAPER_MODEL, type BehrtConfig, type EhrModelName, type TrainConfig } from './config';
 import { parseArms } from './arms';
@@ -16,7 +16,7 @@ import type { EmbeddingKind } from './train';
 import { canonicalJson } from '../../transforms/hashing';
 import { bySplit, siteHash } from './site';
 import { checkpointPath, modelVocabulary, pretrain } from './evaluate';
-import { withOutputDir } from '../../pipelines/outputDir';
+import { withOutputDir } from '../../common/outputDir';
 
 export const TRAIN_EHR_USAGE = `usage: medrep train ehr --shards OUT --task TASK|pretrain
     [--model behrt|cdm-bert|med-bert] [--embeddings vanilla|medrep|text] [--representations FILE] [--out DIR]

@@ -1,6 +1,6 @@
 // Model and training sizes. Defaults train on two CPU cores in minutes; `paperSize()` is the
 // MedRep paper's BEHRT (hidden 768, 6 layers, 12 heads, intermediate 512, 2048 tokens).
-import { UserError } from '../../pipelines/errors';
+import { UserError } from '../../common/errors';
 
 export interface BehrtConfig {
   hidden: number;

@@ -20,7 +20,7 @@ import type { EmbeddingKind } from './train';
 import type { Curve } from '../metrics/auc';
 import { plotCurves, CURVE_COLORS } from '../metrics/png';
 import { fmt, formatTable } from '../metrics/table';
-import { UserError } from '../../pipelines/errors';
+import { UserError } from '../../common/errors';
 
 export interface Arm {
   name: string;

@@ -9,7 +9,7 @@ import { formatResults, runArms, type Arm, type CellKey, type ExperimentConfig, 
 import { ARM_NAMES, ARM_SOURCES, embeddingKindOf, sumRepresentations, type ArmName } from './arms';
 import { groupOf, paperTables, writePaperTables, type UnresolvedTask } from './paperTables';
 import { PLOS_TASK } from './prolongedStay';
-import { UserError } from '../../pipelines/errors';
+import { UserError } from '../../common/errors';
 import { hasVector, loadRepresentations, type Representations } from './representations';
 import { Vocabulary } from './vocab';
 import { loadVocabularyIndex } from '../representations/vocabularyIndex';

@@ -3,9 +3,9 @@
 // (concept_id, decile, vector). Streaming: rows are read in blocks at their file offsets, so a
 // 22 GB matrix never sits in memory.
 import * as fs from 'fs';
-import { UserError } from '../../pipelines/errors';
+import { UserError } from '../../common/errors';
 import { streamVocabTable } from '../graph/vocabularyFiles';
-import { claimOutputFile } from '../../pipelines/outputDir';
+import { claimOutputFile } from '../../common/outputDir';
 import { RepresentationWriter, WrittenTable, isRepresentationTable } from './table';
 
 export interface NpyHeader {

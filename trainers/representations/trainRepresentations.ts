@@ -4,7 +4,7 @@
 // MedTok baseline's graph stage), OUT/descriptions.jsonl (every description and its source),
 // OUT/tokenizer.json and OUT/representations.json (input hashes, settings, training history).
 import * as fs from 'fs';
-import { UserError } from '../../pipelines/errors';
+import { UserError } from '../../common/errors';
 import * as path from 'path';
 import { createHash } from 'crypto';
 import type { DecileArtifact } from '../../transforms/deciles';
@@ -20,7 +20,7 @@ import { BpeTokenizer } from '../text/tokenizer';
 import { TextEncoder, TextEncoderConfig, SMALL_TEXT_ENCODER, PAPER_TEXT_ENCODER, pretrainMlm, clsVectors, meanVectors, DEFAULT_MLM, MlmOptions, MlmResult } from '../text/encoder';
 import { writeRepresentations, WrittenTable } from './table';
 import { medtokVectors, DEFAULT_MEDTOK, MedtokOptions, MedtokResult } from './medtok';
-import { withOutputDir } from '../../pipelines/outputDir';
+import { withOutputDir } from '../../common/outputDir';
 
 /** How each stage makes its vectors. */
 export interface MethodSettings {

@@ -3,13 +3,15 @@
 // as Parquet (--formats). Each job runs in its own process (peak RSS is its own), baseline first,
 // in the same run, on the same input. Prints a table and writes
 // bench/results/local-<format>-<rows>.json.
+// A command, not part of bench/: the product never imports the benchmark harness; it starts the
+// harness's jobs (dist/bench/child.js) as programs of their own.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlagSpec, parseArgs } from '../pipelines/args';
-import { generateSynthetic, personsForRows } from '../pipelines/synth';
-import { UserError } from '../pipelines/errors';
+import { FlagSpec, parseArgs } from '../common/args';
+import { generateSynthetic, personsForRows } from './synth';
+import { UserError } from '../common/errors';
 
 interface JobResult {
   job: string;
@@ -27,7 +29,7 @@ const ROOT = path.resolve(__dirname, '../..');
 
 function runJob(job: string, omop: string, out: string): JobResult {
   try {
-    const stdout = execFileSync(process.execPath, [path.join(__dirname, 'child.js'), job, omop, out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
+    const stdout = execFileSync(process.execPath, [path.join(ROOT, 'dist/bench/child.js'), job, omop, out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
     return JSON.parse(stdout.trim().split('\n').pop()!) as JobResult;
   } catch (e) {
     // A failed job (out of memory, say) is a result too: the others still run and are written.
@@ -114,11 +116,4 @@ export async function runBench(argv: string[]): Promise<void> {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   process.stdout.write(lines.join('\n') + '\n');
-}
-
-if (require.main === module) {
-  runBench(process.argv.slice(2)).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
 }

@@ -1,0 +1,60 @@
+// The import-direction check (scripts/check-imports.mjs) on this repository and on small trees.
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tempDir } from './helpers';
+
+const REPO = path.resolve(__dirname, '../..');
+const SCRIPT = path.join(REPO, 'scripts/check-imports.mjs');
+
+function check(root?: string) {
+  const r = spawnSync(process.execPath, [SCRIPT, ...(root ? [root] : [])], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function tree(files: Record<string, string>): string {
+  const root = tempDir('import-check-');
+  for (const [rel, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), text);
+  }
+  return root;
+}
+
+describe('import-direction check', () => {
+  it('passes on this repository, every test file in a suite', () => {
+    const r = check();
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /every relative import goes to the same or a lower layer, every test file is in a suite/);
+  });
+
+  it('names file and line of an import of a higher layer, exit 1', () => {
+    const root = tree({
+      'common/errors.ts': 'export class UserError extends Error {}\n',
+      'pipelines/runner.ts': "import { UserError } from '../common/errors';\nexport const x = UserError;\n",
+      'sinks/shards.ts': "// a sink\nimport {\n  x,\n} from '../pipelines/runner';\nexport const y = x;\n",
+    });
+    const r = check(root);
+    assert.equal(r.status, 1);
+    assert.deepEqual(r.stderr.trim().split('\n'), [
+      'sinks/shards.ts:4: sinks (layer 2) imports pipelines/runner.ts, of the higher layer pipelines (3)',
+      'check-imports: 1 problem(s) in 3 files',
+    ]);
+  });
+
+  it('lets a command import trainers and a trainer import common/, but not the product import bench/', () => {
+    const root = tree({
+      'common/args.ts': 'export const a = 1;\n',
+      'trainers/model.ts': "import { a } from '../common/args';\nexport const m = a;\n",
+      'pipelines/cli.ts': "import { m } from '../trainers/model';\nimport { b } from '../bench/run';\nexport const c = m + b;\n",
+      'bench/run.ts': "import { c } from '../pipelines/cli';\nexport const b = 2;\nexport const d = c;\n",
+    });
+    const r = check(root);
+    assert.equal(r.status, 1);
+    assert.deepEqual(r.stderr.trim().split('\n'), [
+      'pipelines/cli.ts:2: commands (layer 5) imports bench/run.ts, of the higher layer dev (6)',
+      'check-imports: 1 problem(s) in 4 files',
+    ]);
+  });
+});

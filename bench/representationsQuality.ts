@@ -143,14 +143,19 @@ async function trainedRows(vocabDir: string, deciles: string, vocab: InMemoryVoc
   return { rows, kd };
 }
 
-/** The KD figures: r@1 per GRACE epoch, and effective dimensions (as a share of the vector size), with KD and without (PNG and SVG). */
-async function kdFigures(kd: KdCurves, dir: string): Promise<Record<string, string>> {
-  const x = (p: EpochPoint[]) => p.map((q) => q.epoch / Math.max(1, p.length - 1));
+/** The KD figures: r@1, effective dimensions and cosine to the text vectors per GRACE epoch, with KD and without (PNG and SVG). */
+export async function kdFigures(kd: KdCurves, dir: string): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
-  const measures = [['r1', 'r@1', (q: EpochPoint) => q.r1], ['effective-dimensions', 'effective dimensions / vector size', (q: EpochPoint) => q.effectiveDimensions / kd.dim], ['cosine-to-text', 'cosine to the text vectors', (q: EpochPoint) => q.cosineToText]] as const;
-  for (const [name, label, y] of measures) {
-    const svg = await curvePlot([{ arm: 'with KD', x: x(kd.withKd), y: kd.withKd.map(y) }, { arm: 'without KD', x: x(kd.withoutKd), y: kd.withoutKd.map(y) }],
-      { title: `${label} during GRACE training`, x: 'share of GRACE epochs done', y: label, diagonal: false, legend: 'distillation' }, ['with KD', 'without KD']);
+  // [file, title, axis title (short: a title longer than the plot's height pushes the plot down), value]
+  const measures = [
+    ['r1', 'retrieval r@1', 'r@1', (q: EpochPoint) => q.r1],
+    ['effective-dimensions', `effective dimensions (of ${kd.dim})`, 'effective dimensions', (q: EpochPoint) => q.effectiveDimensions],
+    ['cosine-to-text', 'mean cosine to the text vectors', 'cosine to text', (q: EpochPoint) => q.cosineToText],
+  ] as const;
+  const arms = ['with KD', 'without KD'];
+  for (const [name, title, label, y] of measures) {
+    const curves = [kd.withKd, kd.withoutKd].map((p, k) => ({ arm: arms[k], x: p.map((q) => q.epoch), y: p.map(y) }));
+    const svg = await curvePlot(curves, { title: `${title} per GRACE epoch`, x: 'GRACE epoch', y: label, diagonal: false, legend: 'distillation', xDomain: null, yDomain: null }, arms);
     files[name] = writeFigure(dir, `representations-kd-${name}`, svg).png;
   }
   return files;

@@ -109,15 +109,21 @@ export function taskBars(rows: TaskBar[], metric: string, arms: string[], tasks:
 }
 
 /** ROC or PR curves of several arms (one line each) in one panel. */
-export function curvePlot(curves: { arm: string; x: number[]; y: number[] }[], o: { title: string; x: string; y: string; diagonal: boolean; legend?: string }, arms: string[]): Promise<string> {
+export function curvePlot(
+  curves: { arm: string; x: number[]; y: number[] }[],
+  o: { title: string; x: string; y: string; diagonal: boolean; legend?: string; xDomain?: [number, number] | null; yDomain?: [number, number] | null },
+  arms: string[],
+): Promise<string> {
   const legend = o.legend ?? 'embeddings';
+  // Rates and shares span [0, 1]; null fits the axis to the data.
+  const scale = (d: [number, number] | null | undefined) => (d === null ? { zero: false } : { domain: d ?? [0, 1] });
   const values = curves.flatMap((c) => c.x.map((x, i) => ({ arm: c.arm, i, x, y: c.y[i] })));
   const layers: Record<string, unknown>[] = [
     {
       mark: { type: 'line', strokeWidth: 2, interpolate: 'linear' },
       encoding: {
-        x: { field: 'x', type: 'quantitative', title: o.x, scale: { domain: [0, 1] } },
-        y: { field: 'y', type: 'quantitative', title: o.y, scale: { domain: [0, 1] } },
+        x: { field: 'x', type: 'quantitative', title: o.x, scale: scale(o.xDomain) },
+        y: { field: 'y', type: 'quantitative', title: o.y, scale: scale(o.yDomain) },
         order: { field: 'i', type: 'quantitative' },
         color: { field: 'arm', type: 'nominal', sort: arms, title: legend, scale: { domain: arms, range: PALETTE } },
         // Arms with the same curve lie on each other: the dash pattern shows where they do.

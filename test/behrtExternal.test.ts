@@ -77,7 +77,7 @@ describe('BEHRT external validation experiment', function () {
     const bars = results.bars as Record<string, FigureFiles>;
     assert.deepEqual(Object.keys(bars), ['behrt']);
     assert.equal(bars.behrt.png, 'auroc-bars.png');
-    const barSvg = assertFigure(out, bars.behrt, ['AUROC per task (behrt)', 'internal', 'external', 'task', 'AUROC, whiskers DeLong 95% CI', 'risk', 'vanilla', 'medrep']);
+    const barSvg = assertFigure(out, bars.behrt, ['AUROC per task (behrt)', 'internal', 'external', 'task', 'AUROC, DeLong 95% CI', 'risk', 'vanilla', 'medrep']);
     // One bar per arm and setting, and on each a whisker from its DeLong interval.
     assert.equal(barSvg.match(/aria-roledescription="bar"/g)?.length, 4);
     assert.equal(barSvg.match(/aria-roledescription="rule mark"/g)?.length, 4);

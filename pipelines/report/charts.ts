@@ -93,7 +93,7 @@ export function taskBars(rows: TaskBar[], metric: string, arms: string[], tasks:
     facet: o.stacked ? { row: { ...panels, header: { labelFontSize: 13, labelAngle: 0, labelOrient: 'top', labelAnchor: 'start' } } } : { column: panels },
     spec: {
       width: { step: 18 },
-      height: 200,
+      height: 240,
       layer: [
         { mark: { type: 'bar' }, encoding: { y: { field: 'value', type: 'quantitative', title: metric, scale: { domain: [0, 1] } } } },
         // Dark whiskers: in the bar's own colour the part inside the bar would not show.
@@ -122,7 +122,8 @@ export function curvePlot(
     {
       mark: { type: 'line', strokeWidth: 2, interpolate: 'linear' },
       encoding: {
-        x: { field: 'x', type: 'quantitative', title: o.x, scale: scale(o.xDomain) },
+        // The first label centred on its tick, as the y axis's: flush it would sit right of the origin.
+        x: { field: 'x', type: 'quantitative', title: o.x, scale: scale(o.xDomain), axis: { labelFlush: false } },
         y: { field: 'y', type: 'quantitative', title: o.y, scale: scale(o.yDomain) },
         order: { field: 'i', type: 'quantitative' },
         color: { field: 'arm', type: 'nominal', sort: arms, title: legend, scale: { domain: arms, range: PALETTE } },

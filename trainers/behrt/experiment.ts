@@ -341,7 +341,7 @@ export async function runArms(o: {
   const bars: Record<string, FigureFiles> = {};
   for (const model of models) {
     const modelRows = rows.filter((r) => r.model === model.name);
-    const svg = await taskBars(taskBarRows(modelRows, o.tasks, 'auroc', (r) => r.embeddings), 'AUROC, whiskers DeLong 95% CI', armNames, o.tasks, { title: `AUROC per task (${model.name})`, stacked: o.tasks.length * armNames.length > 12 });
+    const svg = await taskBars(taskBarRows(modelRows, o.tasks, 'auroc', (r) => r.embeddings), 'AUROC, DeLong 95% CI', armNames, o.tasks, { title: `AUROC per task (${model.name})`, stacked: o.tasks.length * armNames.length > 12 });
     bars[model.name] = writeFigure(o.out, `auroc-bars${model.name === 'behrt' ? '' : `-${model.name}`}`, svg);
   }
   return { rows, curves: figures, bars };

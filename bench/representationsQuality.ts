@@ -24,7 +24,8 @@ import { assembleTable, refineVectors, trainRepresentations, TrainRepresentation
 import type { AssembledTable } from '../trainers/representations/decileRows';
 import { DEFAULT_GRACE, GraceOptions } from '../trainers/graph/grace';
 import { DEFAULT_PROPAGATION } from '../trainers/graph/propagation';
-import { plotCurves } from '../trainers/metrics/png';
+import { curvePlot } from '../pipelines/report/charts';
+import { writeFigure } from '../pipelines/report/figureFiles';
 import { meanRowCosine } from '../trainers/representations/evaluate';
 import { streamConcepts } from '../trainers/graph/vocabularyFiles';
 
@@ -142,14 +143,20 @@ async function trainedRows(vocabDir: string, deciles: string, vocab: InMemoryVoc
   return { rows, kd };
 }
 
-/** The KD figures: r@1 per GRACE epoch, and effective dimensions (as a share of the vector size), with KD (blue) and without (red). */
-function kdFigures(kd: KdCurves, dir: string): Record<string, string> {
-  const x = (p: EpochPoint[]) => p.map((q) => q.epoch / Math.max(1, p.length - 1));
+/** The KD figures: r@1, effective dimensions and cosine to the text vectors per GRACE epoch, with KD and without (PNG and SVG). */
+export async function kdFigures(kd: KdCurves, dir: string): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
-  for (const [name, y] of [['r1', (q: EpochPoint) => q.r1], ['effective-dimensions', (q: EpochPoint) => q.effectiveDimensions / kd.dim], ['cosine-to-text', (q: EpochPoint) => q.cosineToText]] as const) {
-    const file = `representations-kd-${name}.png`;
-    fs.writeFileSync(path.join(dir, file), plotCurves([{ x: x(kd.withKd), y: kd.withKd.map(y) }, { x: x(kd.withoutKd), y: kd.withoutKd.map(y) }]));
-    files[name] = file;
+  // [file, title, axis title (short: a title longer than the plot's height pushes the plot down), value]
+  const measures = [
+    ['r1', 'retrieval r@1', 'r@1', (q: EpochPoint) => q.r1],
+    ['effective-dimensions', `effective dimensions (of ${kd.dim})`, 'effective dimensions', (q: EpochPoint) => q.effectiveDimensions],
+    ['cosine-to-text', 'mean cosine to the text vectors', 'cosine to text', (q: EpochPoint) => q.cosineToText],
+  ] as const;
+  const arms = ['with KD', 'without KD'];
+  for (const [name, title, label, y] of measures) {
+    const curves = [kd.withKd, kd.withoutKd].map((p, k) => ({ arm: arms[k], x: p.map((q) => q.epoch), y: p.map(y) }));
+    const svg = await curvePlot(curves, { title: `${title} per GRACE epoch`, x: 'GRACE epoch', y: label, diagonal: false, legend: 'distillation', xDomain: null, yDomain: null }, arms);
+    files[name] = writeFigure(dir, `representations-kd-${name}`, svg).png;
   }
   return files;
 }
@@ -229,7 +236,7 @@ async function main(): Promise<void> {
   const file = writeBenchResult('representations-quality.json', {
     benchmark: 'representations-quality', persons, seed, candidates: key.candidates.length, queries: key.queries.length,
     labPairs: key.labPairs.length, labs: key.labs.length, load: os.loadavg(), rows, table,
-    kdCurves: kd ? { ...kd, figures: kdFigures(kd, path.join(__dirname, '../../bench/results')), legend: `x: GRACE epoch (0 to last), blue: with KD, red: without KD; effective dimensions as a share of ${kd.dim}` } : null,
+    kdCurves: kd ? { ...kd, figures: await kdFigures(kd, path.join(__dirname, '../../bench/results')) } : null,
   });
   console.log(`results: ${file}`);
 }

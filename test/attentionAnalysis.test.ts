@@ -12,6 +12,7 @@ import type { Sequence } from '../trainers/behrt/data';
 import { runTrainEhr } from '../trainers/behrt/cli';
 import { manifestEntry, writeRepresentations, writeSequenceShard } from './ehrFixtures';
 import { medrep, medrepAsync } from './helpers/cli';
+import { decodePng } from './helpers/png';
 import { tempDir } from './helpers';
 import { tf, initEhrBackend } from '../trainers/behrt/tf';
 import { Behrt } from '../trainers/behrt/model';
@@ -188,8 +189,16 @@ describe('medrep analyze attention', function () {
       assert.deepEqual(byArm.vanilla, { low: 9, moderate: 0, high: 1, unanswered: 0 });
       assert.equal(byArm.medrep.low + byArm.medrep.high, readCsv(path.join(out, 'attention-medrep.csv')).length - 1);
       assert.match(first.stdout, /vanilla: low 9, moderate 0, high 1, unanswered 0/);
-      const png = fs.readFileSync(path.join(out, 'relevance.png'));
-      assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')]);
+      // Figure 4: the PNG decodes at the size attention.json declares, its SVG names axes, arms and levels.
+      const fig = meta.relevance.figure;
+      assert.deepEqual([fig.png, fig.svg], ['relevance.png', 'relevance.svg']);
+      assert.deepEqual(decodePng(fs.readFileSync(path.join(out, fig.png))), { width: fig.width, height: fig.height });
+      const svg = fs.readFileSync(path.join(out, fig.svg), 'utf8');
+      for (const t of ['embeddings', 'concepts', 'relevance', 'vanilla', 'medrep', 'low', 'moderate', 'high']) assert.ok(svg.includes(`>${t}</text>`), `relevance.svg has no text "${t}"`);
+      // One bar per arm and level, each as tall as its count.
+      assert.equal(svg.match(/aria-roledescription="bar"/g)?.length, 6);
+      const bars = [...svg.matchAll(/aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="bar"/g)].map((m) => m[1]);
+      assert.ok(bars.includes('embeddings: vanilla; concepts: 1; level: high; relevance: high'), `no bar for the one high-relevance vanilla concept: ${bars.join(' | ')}`);
       const again = await medrepAsync(args).done;
       assert.equal(again.status, 0, again.stderr);
       assert.equal(prompts.length, asked, 'the second run asked the endpoint again instead of reading its cache');

@@ -8,6 +8,23 @@ import type { ResultRow } from '../trainers/behrt/experiment';
 import { experimentConfig } from '../trainers/behrt/external';
 import { splitOf } from '../transforms/splits';
 import { tempDir } from './helpers';
+import { decodePng } from './helpers/png';
+import type { CurveFigures } from '../trainers/behrt/experiment';
+import type { FigureFiles } from '../pipelines/report/figureFiles';
+
+/** A written figure: its PNG decodes at the size results.json declares, its SVG holds each text. Returns the SVG. */
+function assertFigure(out: string, f: FigureFiles, texts: string[]): string {
+  const png = decodePng(readFileSync(join(out, f.png)));
+  assert.deepEqual(png, { width: f.width, height: f.height }, f.png);
+  const svg = readFileSync(join(out, f.svg), 'utf8');
+  const size = /^<svg[^>]* width="(\d+)" height="(\d+)"/.exec(svg);
+  assert.ok(size, `${f.svg} has no width and height`);
+  // Rendered at twice the SVG's size, the white band past the last ink cut off.
+  const [w, h] = [Number(size[1]), Number(size[2])];
+  assert.ok(f.width > w && f.width <= 2 * w && f.height > h && f.height <= 2 * h, `${f.png} is ${f.width}x${f.height}, its SVG ${w}x${h}`);
+  for (const t of texts) assert.ok(svg.includes(`>${t}`), `${f.svg} has no text starting "${t}"`);
+  return svg;
+}
 
 const tinyModel = { hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLen: 32, segmentVocab: 16, recordRankVocab: 8 };
 
@@ -48,10 +65,24 @@ describe('BEHRT external validation experiment', function () {
     assert.equal(results.representations.medrep.file, 'reps.parquet');
     assert.ok(!JSON.stringify(results).includes(root), 'results.json names no folder of this machine');
     assert.match(res.table, /medrep\s+behrt\s+external/);
-    for (const f of ['risk-internal-roc.png', 'risk-external-pr.png']) {
-      const png = readFileSync(join(out, 'curves', f));
-      assert.equal(png.subarray(1, 4).toString('ascii'), 'PNG');
+    // Figures: a PNG of the declared size beside its SVG, axes titled, a legend naming each arm.
+    const curves = results.curves as Record<string, CurveFigures>;
+    assert.deepEqual(Object.keys(curves).sort(), ['external|risk', 'internal|risk']);
+    for (const setting of ['internal', 'external']) {
+      const c = curves[`${setting}|risk`];
+      assert.equal(c.roc, `curves/risk-${setting}-roc.png`);
+      assertFigure(out, c.files.roc, [`ROC: risk, ${setting}`, 'false positive rate', 'true positive rate', 'embeddings', 'vanilla', 'medrep']);
+      assertFigure(out, c.files.pr, [`PR: risk, ${setting}`, 'recall', 'precision', 'vanilla', 'medrep']);
     }
+    const bars = results.bars as Record<string, FigureFiles>;
+    assert.deepEqual(Object.keys(bars), ['behrt']);
+    assert.equal(bars.behrt.png, 'auroc-bars.png');
+    const barSvg = assertFigure(out, bars.behrt, ['AUROC per task (behrt)', 'internal', 'external', 'task', 'AUROC, DeLong 95% CI', 'risk', 'vanilla', 'medrep']);
+    // One bar per arm and setting, and on each a whisker from its DeLong interval.
+    assert.equal(barSvg.match(/aria-roledescription="bar"/g)?.length, 4);
+    assert.equal(barSvg.match(/aria-roledescription="rule mark"/g)?.length, 4);
+    const [lo, hi] = get('medrep', 'external').tasks.risk.ci95;
+    assert.ok(barSvg.includes(`task: risk; lo: ${+lo.toFixed(12)}; hi: ${+hi.toFixed(12)}; arm: medrep`), 'no whisker at the medrep external interval');
   });
 
   it('runs `train ehr` on a 24-phenotype multi-label task and writes results, curves and a run record', async () => {
@@ -78,7 +109,9 @@ describe('BEHRT external validation experiment', function () {
     for (const r of cell.perSeed) assert.ok(r.ci95[0] <= r.auroc && r.auroc <= r.ci95[1]);
     assert.ok(cell.perSeed[0].labelsAveraged > 0 && cell.perSeed[0].labelsAveraged <= 24);
     assert.ok(cell.auroc > 0 && cell.auroc < 1.0001);
-    assert.ok(existsSync(join(out, 'curves', 'phenotypes-internal-roc.png')));
+    const written = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    assertFigure(out, written.curves['internal|phenotypes'].files.roc, ['ROC: phenotypes, internal', 'false positive rate', 'true positive rate', 'vanilla']);
+    assertFigure(out, written.bars.behrt, ['AUROC per task (behrt)', 'phenotypes', 'vanilla']);
   });
 
   it('pretrains with `train ehr --task pretrain` and finetunes from that checkpoint with --init', async () => {

@@ -66,6 +66,13 @@ describe('experiment grid: arms x models x tasks x seeds, resumable, Tables 2 an
     for (const r of rows) assert.ok(r.tasks.risk.auroc >= 0 && r.tasks.risk.auroc <= 1, `${r.embeddings} ${r.model} ${r.setting}: AUROC ${r.tasks.risk.auroc}`);
     assert.equal(results.models['cdm-bert'].domainEmbedding, true);
     assert.equal(results.models['med-bert'].plosHead, true);
+    // One Figure 3/5 bar chart per model, its PNG beside its SVG; curves of other models carry the model's name.
+    assert.deepEqual(Object.fromEntries(Object.entries(results.bars as Record<string, { png: string }>).map(([m, f]) => [m, f.png])),
+      { behrt: 'auroc-bars.png', 'cdm-bert': 'auroc-bars-cdm-bert.png', 'med-bert': 'auroc-bars-med-bert.png' });
+    for (const m of ['cdm-bert', 'med-bert']) {
+      assert.ok(readFileSync(join(out, `auroc-bars-${m}.svg`), 'utf8').includes(`>AUROC per task (${m})</text>`));
+      assert.ok(readFileSync(join(out, 'curves', `risk-external-${m}-roc.svg`), 'utf8').includes(`>ROC: risk, external, ${m}</text>`));
+    }
     // A group without samples is reported, not dropped.
     assert.deepEqual(results.unresolved, [{ task: 'mi', reason: 'site A: no samples/mi shards; site B: no samples/mi shards' }]);
     assert.match(res.table, /not resolved: mi/);

@@ -65,14 +65,35 @@ export function decilePlots(groups: { label: string; boundaries: number[] }[]): 
   });
 }
 
-/** Grouped bars of a metric per task and arm, one panel per setting, with 95% interval whiskers. */
-export function taskBars(rows: { task: string; arm: string; setting: string; value: number; lo?: number; hi?: number }[], metric: string, arms: string[], tasks: string[]): Promise<string> {
+export interface TaskBar { task: string; arm: string; setting: string; value: number; lo?: number; hi?: number }
+
+/** One bar per task and results row: the metric where defined, with the AUROC's DeLong 95% interval. */
+export function taskBarRows<R extends { setting: string; tasks: Record<string, { auroc: number | null; auprc: number | null; ci95: [number | null, number | null] }> }>(
+  rows: R[], tasks: string[], metric: 'auroc' | 'auprc', label: (row: R) => string,
+): TaskBar[] {
+  const defined = (v: number | null | undefined): v is number => v !== null && v !== undefined && !Number.isNaN(v);
+  return rows.flatMap((row) => tasks.flatMap((t) => {
+    const c = row.tasks[t];
+    const v = c?.[metric];
+    if (!defined(v)) return [];
+    const [lo, hi] = c.ci95;
+    return [{ task: t, arm: label(row), setting: row.setting, value: v, ...(metric === 'auroc' && defined(lo) && defined(hi) ? { lo, hi } : {}) }];
+  }));
+}
+
+/**
+ * Grouped bars of a metric per task and arm, one panel per setting (side by side, or one above the
+ * other with `stacked`, for a grid too wide for one row), with 95% interval whiskers.
+ */
+export function taskBars(rows: TaskBar[], metric: string, arms: string[], tasks: string[], o: { title?: string; stacked?: boolean } = {}): Promise<string> {
+  const panels = { field: 'setting', type: 'nominal', title: null, sort: ['internal', 'external'], header: { labelFontSize: 13 } };
   return renderSvg({
+    ...(o.title ? { title: o.title } : {}),
     data: { values: rows },
-    facet: { column: { field: 'setting', type: 'nominal', title: null, sort: ['internal', 'external'], header: { labelFontSize: 13 } } },
+    facet: o.stacked ? { row: { ...panels, header: { labelFontSize: 13, labelAngle: 0, labelOrient: 'top', labelAnchor: 'start' } } } : { column: panels },
     spec: {
       width: { step: 18 },
-      height: 200,
+      height: 240,
       layer: [
         { mark: { type: 'bar' }, encoding: { y: { field: 'value', type: 'quantitative', title: metric, scale: { domain: [0, 1] } } } },
         // Dark whiskers: in the bar's own colour the part inside the bar would not show.
@@ -88,25 +109,34 @@ export function taskBars(rows: { task: string; arm: string; setting: string; val
 }
 
 /** ROC or PR curves of several arms (one line each) in one panel. */
-export function curvePlot(curves: { arm: string; x: number[]; y: number[] }[], o: { title: string; x: string; y: string; diagonal: boolean }, arms: string[]): Promise<string> {
+export function curvePlot(
+  curves: { arm: string; x: number[]; y: number[] }[],
+  o: { title: string; x: string; y: string; diagonal: boolean; legend?: string; xDomain?: [number, number] | null; yDomain?: [number, number] | null },
+  arms: string[],
+): Promise<string> {
+  const legend = o.legend ?? 'embeddings';
+  // Rates and shares span [0, 1]; null fits the axis to the data.
+  const scale = (d: [number, number] | null | undefined) => (d === null ? { zero: false } : { domain: d ?? [0, 1] });
   const values = curves.flatMap((c) => c.x.map((x, i) => ({ arm: c.arm, i, x, y: c.y[i] })));
   const layers: Record<string, unknown>[] = [
     {
       mark: { type: 'line', strokeWidth: 2, interpolate: 'linear' },
       encoding: {
-        x: { field: 'x', type: 'quantitative', title: o.x, scale: { domain: [0, 1] } },
-        y: { field: 'y', type: 'quantitative', title: o.y, scale: { domain: [0, 1] } },
+        // The first label centred on its tick, as the y axis's: flush it would sit right of the origin.
+        x: { field: 'x', type: 'quantitative', title: o.x, scale: scale(o.xDomain), axis: { labelFlush: false } },
+        y: { field: 'y', type: 'quantitative', title: o.y, scale: scale(o.yDomain) },
         order: { field: 'i', type: 'quantitative' },
-        color: { field: 'arm', type: 'nominal', sort: arms, title: 'embeddings', scale: { domain: arms, range: PALETTE } },
+        color: { field: 'arm', type: 'nominal', sort: arms, title: legend, scale: { domain: arms, range: PALETTE } },
         // Arms with the same curve lie on each other: the dash pattern shows where they do.
-        strokeDash: { field: 'arm', type: 'nominal', sort: arms, title: 'embeddings', scale: { domain: arms, range: DASHES } },
+        strokeDash: { field: 'arm', type: 'nominal', sort: arms, title: legend, scale: { domain: arms, range: DASHES } },
       },
     },
   ];
   if (o.diagonal) {
     layers.unshift({
+      // The chance line thin, light and solid: no arm's dash pattern is mistaken for it.
       data: { values: [{ x: 0, y: 0 }, { x: 1, y: 1 }] },
-      mark: { type: 'line', color: '#aaaaaa', strokeDash: [4, 4] },
+      mark: { type: 'line', color: '#c8c8c8', strokeWidth: 1 },
       encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
     });
   }
@@ -119,4 +149,21 @@ export function thinCurve(c: { x: number[]; y: number[] }, max = 200): { x: numb
   const step = (c.x.length - 1) / (max - 1);
   const idx = Array.from({ length: max }, (_, k) => Math.round(k * step));
   return { x: idx.map((i) => c.x[i]), y: idx.map((i) => c.y[i]) };
+}
+
+/** Counts per arm and level (the paper's Figure 4): one group per arm, one bar per level. */
+export function levelBars(rows: { arm: string; level: string; n: number }[], o: { title: string; y: string; levels: string[]; colors: string[] }, arms: string[]): Promise<string> {
+  return renderSvg({
+    title: o.title,
+    width: { step: 22 },
+    height: 220,
+    data: { values: rows },
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'arm', type: 'nominal', title: 'embeddings', sort: arms, axis: { labelAngle: 0 } },
+      xOffset: { field: 'level', type: 'nominal', sort: o.levels },
+      y: { field: 'n', type: 'quantitative', title: o.y, axis: { tickMinStep: 1 } },
+      color: { field: 'level', type: 'nominal', sort: o.levels, title: 'relevance', scale: { domain: o.levels, range: o.colors } },
+    },
+  });
 }

@@ -3,7 +3,7 @@
 // shape), per-task bars, and ROC / PR curves per task and setting.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { curvePlot, taskBars, thinCurve } from './charts';
+import { curvePlot, taskBarRows, taskBars, thinCurve } from './charts';
 import { escapeHtml, figure, para, section, table } from './html';
 import { UserError } from '../../common/errors';
 
@@ -115,15 +115,7 @@ export async function experimentSections(dir: string, r: ExperimentResults): Pro
   const arms = [...new Set(r.rows.map(label))];
   // Curves and token shares are per embeddings arm (one figure per model already).
   const embeddings = [...new Set(r.rows.map((row) => row.embeddings))];
-  const bars = (metric: 'auroc' | 'auprc') => taskBars(
-    r.rows.flatMap((row) => r.tasks.flatMap((t) => {
-      const c = row.tasks[t];
-      const v = c?.[metric];
-      if (v === null || v === undefined || Number.isNaN(v)) return [];
-      return [{ task: t, arm: label(row), setting: row.setting, value: v, ...(metric === 'auroc' && c.ci95[0] !== null ? { lo: c.ci95[0]!, hi: c.ci95[1]! } : {}) }];
-    })),
-    metric.toUpperCase(), arms, r.tasks,
-  );
+  const bars = (metric: 'auroc' | 'auprc') => taskBars(taskBarRows(r.rows, r.tasks, metric, label), metric.toUpperCase(), arms, r.tasks);
   const unk = r.unknownTokenShare
     ? para(`[UNK] share of tokens at the external site: ${embeddings.map((a) => `${a} ${(100 * (r.unknownTokenShare![a]?.external ?? 0)).toFixed(1)}%`).join(', ')}.`)
     : '';

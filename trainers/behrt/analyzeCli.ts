@@ -13,7 +13,8 @@ import { streamConcepts } from '../graph/vocabularyFiles';
 import { loadVocabularyIndex } from '../representations/vocabularyIndex';
 import { countTopConcepts, csvField, findFinetuned, loadFinetuned, topConceptsPerPerson, type CountedConcept, type FinetunedModel } from './attentionAnalysis';
 import { loadRepresentations, type Representations } from './representations';
-import { countRelevance, LEVEL_COLORS, rateRelevance, relevanceFigure, RELEVANCE_LEVELS, type RelevanceCounts, type RelevanceLevel } from './relevance';
+import { writeFigure, type FigureFiles } from '../../pipelines/report/figureFiles';
+import { countRelevance, rateRelevance, relevanceChart, RELEVANCE_LEVELS, type RelevanceCounts, type RelevanceLevel } from './relevance';
 import { loadSiteTask } from './site';
 import { initEhrBackend } from './tf';
 
@@ -136,6 +137,7 @@ export async function analyzeAttention(o: AnalyzeOptions): Promise<{ arms: ArmAn
     arms.push({ arm, seeds: c.seeds, persons: c.persons, csv, concepts: c.top.map((t) => ({ ...t, name: names.get(t.conceptId)?.name ?? '' })) });
   }
   const lines: string[] = [];
+  let figure: FigureFiles | null = null;
   if (o.endpoint) {
     const task = taskInWords(o.task);
     const cacheFile = o.cacheFile ?? join(o.out, 'relevance-cache.jsonl');
@@ -147,7 +149,7 @@ export async function analyzeAttention(o: AnalyzeOptions): Promise<{ arms: ArmAn
       a.relevance = counts;
       lines.push(`${a.arm}: ${RELEVANCE_LEVELS.map((l) => `${l} ${counts[l]}`).join(', ')}, unanswered ${counts.unanswered}`);
     }
-    writeAtomic(join(o.out, 'relevance.png'), relevanceFigure(arms.map((a) => a.relevance!)));
+    figure = writeFigure(o.out, 'relevance', await relevanceChart(arms.map((a) => ({ arm: a.arm, counts: a.relevance! })), taskInWords(o.task)));
   }
   for (const a of arms) {
     const header = o.endpoint ? 'concept_id,concept_name,count,relevance' : 'concept_id,concept_name,count';
@@ -161,14 +163,13 @@ export async function analyzeAttention(o: AnalyzeOptions): Promise<{ arms: ArmAn
     models: models.map((m) => ({ arm: m.arm, seed: m.seed, weights: m.meta.weightsSha256, representations: m.meta.representationsHash })),
     arms: arms.map((a) => ({ arm: a.arm, seeds: a.seeds, persons: a.persons, csv: a.csv, relevance: a.relevance ?? null })),
     relevance: o.endpoint ? {
-      model: o.endpointModel ?? null, task: taskInWords(o.task), figure: 'relevance.png',
-      legend: `groups left to right: ${arms.map((a) => a.arm).join(', ')}; bars ${RELEVANCE_LEVELS.map((l) => `${l} rgb(${LEVEL_COLORS[l].join(',')})`).join(', ')}; grid every 10 concepts`,
+      model: o.endpointModel ?? null, task: taskInWords(o.task), figure,
     } : null,
   };
   writeAtomic(join(o.out, 'attention.json'), JSON.stringify(record, null, 1) + '\n');
   const written = arms.map((a) => a.csv).join(', ');
   const summary = o.endpoint
-    ? `wrote ${written}, relevance.png and attention.json to ${o.out}\n${lines.join('\n')}`
+    ? `wrote ${written}, relevance.png, relevance.svg and attention.json to ${o.out}\n${lines.join('\n')}`
     : `wrote ${written} and attention.json to ${o.out}; no LLM endpoint configured (--endpoint URL), so no relevance ratings`;
   return { arms, summary };
 }

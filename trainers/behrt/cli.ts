@@ -173,7 +173,7 @@ async function trainEhrInto(
   } else {
     const res = await runArms({ arms: [arm], models: [{ name: modelName, cfg: cfg.model }], siteA: site, siteB: null, tasks, cfg, out, log });
     rows = res.rows;
-    writeFileSync(join(out, 'results.json'), JSON.stringify({ task, model: modelName, embeddings, rows: res.rows, curves: res.curves }, null, 1));
+    writeFileSync(join(out, 'results.json'), JSON.stringify({ task, model: modelName, embeddings, rows: res.rows, curves: res.curves, bars: res.bars }, null, 1));
     log(formatResults(res.rows, tasks));
   }
   writeFileSync(join(out, 'run.json'), JSON.stringify({

@@ -18,7 +18,8 @@ import { canonicalJson, sha256 } from '../../transforms/hashing';
 import { tf } from './tf';
 import type { EmbeddingKind } from './train';
 import type { Curve } from '../metrics/auc';
-import { plotCurves, CURVE_COLORS } from '../metrics/png';
+import { curvePlot, taskBarRows, taskBars, thinCurve } from '../../pipelines/report/charts';
+import { writeFigure, type FigureFiles } from '../../pipelines/report/figureFiles';
 import { fmt, formatTable } from '../metrics/table';
 import { UserError } from '../../common/errors';
 
@@ -52,6 +53,15 @@ export interface Cell {
   perSeed: (EvalMetrics & { seed: number; unknownTokenShare: number })[];
   /** Set when the metrics are undefined (NaN, null in JSON): why, with the counts. */
   undefinedBecause?: string;
+}
+
+/** A task's ROC and PR figures in one setting: PNG paths (relative to the output folder), points, both files of each. */
+export interface CurveFigures {
+  arms: string[];
+  roc: string;
+  pr: string;
+  points: string;
+  files: { roc: FigureFiles; pr: FigureFiles };
 }
 
 export interface ResultRow {
@@ -189,7 +199,7 @@ export async function runArms(o: {
   log: (m: string) => void;
   /** Called after each cell is stored (tests stop a run there to simulate a crash). */
   onCell?: (k: CellKey & { index: number; total: number; stored: boolean }) => void;
-}): Promise<{ rows: ResultRow[]; curves: Record<string, { arms: string[]; roc: string; pr: string; points: string }> }> {
+}): Promise<{ rows: ResultRow[]; curves: Record<string, CurveFigures>; bars: Record<string, FigureFiles> }> {
   const { cfg, siteA, siteB } = o;
   const models = o.models ?? [{ name: 'behrt', cfg: cfg.model }];
   const settingNames = siteB ? (['internal', 'external'] as const) : (['internal'] as const);
@@ -312,20 +322,29 @@ export async function runArms(o: {
       }
     }
   }
-  // One ROC and one PR figure per model, task and setting; curve k has color CURVE_COLORS[k] and is arm arms[k].
-  // The curves' points too, so the report can draw them with axes and a legend.
-  const figures: Record<string, { arms: string[]; roc: string; pr: string; points: string }> = {};
+  // One ROC and one PR figure per model, task and setting (SVG and PNG, axes titled, legend by arm),
+  // and the curves' points, so the report can draw them again.
+  const figures: Record<string, CurveFigures> = {};
   mkdirSync(join(o.out, 'curves'), { recursive: true });
+  const armNames = o.arms.map((a) => a.name);
   for (const [key, list] of curves) {
     const [model, setting, task] = key.split('|');
     // BEHRT's figures keep their names from before the grid had models.
     const base = join('curves', `${task}-${setting}${model === 'behrt' ? '' : `-${model}`}`);
-    writeFileSync(join(o.out, `${base}-roc.png`), plotCurves(list.map((c) => c.roc), { diagonal: true }));
-    writeFileSync(join(o.out, `${base}-pr.png`), plotCurves(list.map((c) => c.pr)));
+    const title = `${task}, ${setting}${model === 'behrt' ? '' : `, ${model}`}`;
+    const roc = writeFigure(o.out, `${base}-roc`, await curvePlot(list.map((c) => ({ arm: c.arm, ...thinCurve(c.roc) })), { title: `ROC: ${title}`, x: 'false positive rate', y: 'true positive rate', diagonal: true }, armNames));
+    const pr = writeFigure(o.out, `${base}-pr`, await curvePlot(list.map((c) => ({ arm: c.arm, ...thinCurve(c.pr) })), { title: `PR: ${title}`, x: 'recall', y: 'precision', diagonal: false }, armNames));
     writeFileSync(join(o.out, `${base}.json`), JSON.stringify(list.map((c) => ({ arm: c.arm, roc: c.roc, pr: c.pr }))));
-    figures[model === 'behrt' ? `${setting}|${task}` : key] = { arms: list.map((c, k) => `${c.arm} rgb(${CURVE_COLORS[k % CURVE_COLORS.length].join(',')})`), roc: `${base}-roc.png`, pr: `${base}-pr.png`, points: `${base}.json` };
+    figures[model === 'behrt' ? `${setting}|${task}` : key] = { arms: list.map((c) => c.arm), roc: roc.png, pr: pr.png, points: `${base}.json`, files: { roc, pr } };
   }
-  return { rows, curves: figures };
+  // The paper's Figure 3/5 layout per model: tasks on x, one bar per arm, internal and external side by side.
+  const bars: Record<string, FigureFiles> = {};
+  for (const model of models) {
+    const modelRows = rows.filter((r) => r.model === model.name);
+    const svg = await taskBars(taskBarRows(modelRows, o.tasks, 'auroc', (r) => r.embeddings), 'AUROC, DeLong 95% CI', armNames, o.tasks, { title: `AUROC per task (${model.name})`, stacked: o.tasks.length * armNames.length > 12 });
+    bars[model.name] = writeFigure(o.out, `auroc-bars${model.name === 'behrt' ? '' : `-${model.name}`}`, svg);
+  }
+  return { rows, curves: figures, bars };
 }
 
 /** The paper's Table 2 shape: rows embeddings x setting, columns tasks and their average. */

@@ -183,7 +183,7 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
   const siteB = await loadSite(o.siteB, 'B', tasks);
   mkdirSync(o.out, { recursive: true });
   const started = Date.now();
-  const { rows, curves } = await runArms({ arms, models, siteA, siteB, tasks, cfg, out: o.out, log, onCell: o.onCell });
+  const { rows, curves, bars } = await runArms({ arms, models, siteA, siteB, tasks, cfg, out: o.out, log, onCell: o.onCell });
   // Every token of both sites goes through each frozen arm's lookup once, so the resolution counts
   // in results.json are the same whether this run computed its cells or read them back.
   const everySequence = [...(siteA.pretrain?.sequences ?? []), ...[...siteA.tasks.values(), ...siteB.tasks.values()].flatMap((d) => d.sequences)];
@@ -205,6 +205,7 @@ export async function runExternalExperiment(o: ExternalExperimentOptions): Promi
     unresolved,
     rows,
     curves,
+    bars,
     // distinct tokens each frozen arm looked up (both sites), by how the lookup resolved them
     lookup: Object.fromEntries(arms.filter((a) => a.reps?.resolutions).map((a) => [a.name, a.reps!.resolutions!()])),
     unknownTokenShare: unknownShares(rows),

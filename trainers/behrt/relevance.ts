@@ -2,7 +2,7 @@
 // paper's Figure 4): one prompt per concept and task through the OpenAI-compatible client (its
 // cache, rate limit and retries), the answer read as low / moderate / high, counted per arm.
 import { ChatDescriber } from '../text/chatClient';
-import { encodePng } from '../metrics/png';
+import { levelBars } from '../../pipelines/report/charts';
 
 export const RELEVANCE_LEVELS = ['low', 'moderate', 'high'] as const;
 export type RelevanceLevel = (typeof RELEVANCE_LEVELS)[number];
@@ -49,38 +49,11 @@ export function countRelevance(levels: Iterable<RelevanceLevel | null>): Relevan
   return out;
 }
 
-/** Bar colours of low, moderate, high (the legend is written beside the figure). */
-export const LEVEL_COLORS: Record<RelevanceLevel, [number, number, number]> = { low: [166, 189, 219], moderate: [54, 144, 192], high: [2, 56, 88] };
+/** Bar colours of low, moderate, high: one blue, light to dark. */
+export const LEVEL_COLORS: Record<RelevanceLevel, string> = { low: '#a6bddb', moderate: '#3690c0', high: '#023858' };
 
-/**
- * Grouped bars: one group per arm (left to right in the given order), in each the counts of low,
- * moderate and high; a light grid line every 10 concepts and a frame. No text in the image.
- */
-export function relevanceFigure(arms: RelevanceCounts[], opts: { width?: number; height?: number } = {}): Buffer {
-  const width = opts.width ?? Math.max(320, 60 + arms.length * 110);
-  const height = opts.height ?? 320;
-  const px = new Uint8Array(width * height * 3).fill(255);
-  const rect = (x0: number, y0: number, x1: number, y1: number, c: [number, number, number]) => {
-    for (let y = Math.max(0, Math.round(y0)); y < Math.min(height, Math.round(y1)); y++) {
-      for (let x = Math.max(0, Math.round(x0)); x < Math.min(width, Math.round(x1)); x++) px.set(c, (y * width + x) * 3);
-    }
-  };
-  const margin = 30;
-  const top = margin;
-  const bottom = height - margin;
-  const max = Math.max(10, ...arms.flatMap((a) => RELEVANCE_LEVELS.map((l) => a[l])));
-  const yOf = (v: number) => bottom - ((bottom - top) * v) / max;
-  for (let g = 10; g <= max; g += 10) rect(margin, yOf(g), width - margin, yOf(g) + 1, [225, 225, 225]);
-  const groupWidth = (width - 2 * margin) / Math.max(1, arms.length);
-  const bar = Math.min(28, (groupWidth - 20) / 3);
-  arms.forEach((a, i) => {
-    const x0 = margin + i * groupWidth + (groupWidth - 3 * bar) / 2;
-    RELEVANCE_LEVELS.forEach((l, k) => rect(x0 + k * bar, yOf(a[l]), x0 + (k + 1) * bar - 2, bottom, LEVEL_COLORS[l]));
-  });
-  const black: [number, number, number] = [0, 0, 0];
-  rect(margin, top, width - margin, top + 1, black);
-  rect(margin, bottom, width - margin, bottom + 1, black);
-  rect(margin, top, margin + 1, bottom + 1, black);
-  rect(width - margin - 1, top, width - margin, bottom + 1, black);
-  return encodePng(width, height, px);
+/** The Figure 4 chart as SVG: one group per arm (in the given order), in each the counts of low, moderate and high. */
+export function relevanceChart(arms: { arm: string; counts: RelevanceCounts }[], task: string): Promise<string> {
+  const rows = arms.flatMap((a) => RELEVANCE_LEVELS.map((level) => ({ arm: a.arm, level, n: a.counts[level] })));
+  return levelBars(rows, { title: `Relevance of the attended concepts to: ${task}`, y: 'concepts', levels: [...RELEVANCE_LEVELS], colors: RELEVANCE_LEVELS.map((l) => LEVEL_COLORS[l]) }, arms.map((a) => a.arm));
 }

@@ -82,10 +82,12 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     const all = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay0'), verify, fromTime: '1970-01-01T00:00:00Z', log: silentLogger });
     assert.equal(all.shards.length, kafkaShards.length);
     assert.deepEqual(all.shards.filter((x) => !x.match), [], 'every shard matches its hash');
-    // From a mid-stream timestamp (the last write to one events partition): per topic partition
-    // the replay starts at the first message written at or after it, and rebuilds exactly the
-    // shards that start there or later. (Stages write in bursts, so several shards may share it.)
+    // From a mid-stream timestamp (when a later events shard's first message was written): per
+    // topic partition the replay starts at the first message written at or after it, and rebuilds
+    // exactly the shards that start there or later. Stages write in bursts, so shards before it
+    // may share its timestamp: which ones are before is read from the topics' timestamps.
     const events = manifest.shards.filter((x: { kind: string }) => x.kind === 'events');
+    const later = events.reduce((a: { from_offset: string }, b: { from_offset: string }) => (BigInt(b.from_offset) > BigInt(a.from_offset) ? b : a));
     const topics = [...new Set(kafkaShards.map((x: { topic: string }) => x.topic))] as string[];
     const written = new Map<string, { offset: bigint; ts: number }[]>();
     for (const t of topics) for (const m of await readAll(client, t)) {
@@ -93,17 +95,17 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
       if (!written.has(k)) written.set(k, []);
       written.get(k)!.push({ offset: BigInt(m.offset), ts: Number(m.timestamp) });
     }
-    const midTs = Math.max(...written.get(`${events[0].topic}/${events[0].partition}`)!.map((m) => m.ts));
+    const midTs = written.get(`${later.topic}/${later.partition}`)!.find((m) => m.offset === BigInt(later.from_offset))!.ts;
     const startOf = (k: string) => written.get(k)?.find((m) => m.ts >= midTs)?.offset ?? null;
     const expected = kafkaShards.filter((x: { topic: string; partition: number; from_offset: string }) => {
       const first = startOf(`${x.topic}/${x.partition}`);
       return first !== null && BigInt(x.from_offset) >= first;
     }).map((x: { path: string }) => x.path).sort();
+    assert.ok(expected.includes(later.path));
     const mid = await runReplay({ kafka: kafkaOpts(r.prefix), client, out: path.join(r.dir, 'replay1'), verify, fromTime: new Date(midTs).toISOString(), log: silentLogger });
     assert.deepEqual(mid.shards.map((x) => x.path).sort(), expected, 'the shards written at or after the time');
     assert.equal(mid.skipped, kafkaShards.length - expected.length);
-    assert.ok(mid.shards.length >= 1 && mid.shards.every((x) => x.match));
-    const later = events.find((x: { path: string }) => expected.includes(x.path))!;
+    assert.ok(mid.shards.every((x) => x.match));
     // A shard changed on disk after the run is not what the manifest says; replay reports it.
     const tampered = path.join(r.dir, 'tampered.json');
     const m2 = { ...manifest, shards: manifest.shards.map((x: { path: string; sha256: string }) => (x.path === later.path ? { ...x, sha256: '0'.repeat(64) } : x)) };

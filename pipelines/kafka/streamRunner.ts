@@ -230,7 +230,8 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       await Promise.allSettled(workers.map((w) => w.stop('stopped')));
       throw e;
     }
-    const stoppedBy = Object.entries(summaries).filter(([, s]) => s.reason === 'signal').map(([stage]) => stage);
+    // In topology order, whichever stage finished first.
+    const stoppedBy = running.map(([stage]) => stage).filter((stage) => summaries[stage]?.reason === 'signal');
     const complete = stoppedBy.length === 0;
     if (!complete) log.warn(`stream: stopped by a signal (stages ${stoppedBy.join(', ')}); the output holds what was committed and its manifest says "complete": false`);
 

@@ -14,7 +14,7 @@ import { RejectSink } from '../../sinks/rejects';
 import { ShardEntry } from '../../sinks/shards';
 import { sha256 } from '../../transforms/hashing';
 import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
-import { idValue, openDuck, queryRows, queryValue } from '../duck';
+import { idValue, openDuck, queryRows, queryValue, sqlString } from '../duck';
 import { Id } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 import { tableSpec } from '../../schemas/omop';
@@ -284,7 +284,7 @@ export async function listStreamShards(conn: Awaited<ReturnType<typeof openDuck>
         if (!r || r.topic !== s.topic) continue;
         const file = path.join(dir, name);
         const bytes = fs.readFileSync(file);
-        const rows = Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet('${file.replace(/'/g, "''")}')`));
+        const rows = Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet(${sqlString(file)})`));
         list.push({ kind: s.kind, path: path.posix.join(rel, name), rows, bytes: bytes.length, sha256: sha256(bytes), topic: r.topic, partition: r.partition, from_offset: r.from.toString(), to_offset: r.to.toString() });
       }
     }
@@ -411,7 +411,7 @@ function shardSettings(opts: StreamOptions): Record<string, number> {
 async function countNotInVocabulary(conn: Awaited<ReturnType<typeof openDuck>>, out: string, shards: ShardEntry[], known: ReadonlySet<number>): Promise<Record<string, number>> {
   const events = shards.filter((s) => s.kind === 'events');
   if (!events.length) return {};
-  const files = events.map((s) => `'${path.join(out, s.path).replace(/'/g, "''")}'`).join(', ');
+  const files = events.map((s) => sqlString(path.join(out, s.path))).join(', ');
   const rows = await queryRows<{ table: string; concept_id: number; n: number }>(
     conn,
     `SELECT "table", CAST(concept_id AS DOUBLE) AS concept_id, CAST(count(*) AS DOUBLE) AS n FROM read_parquet([${files}]) WHERE concept_id <> 0 GROUP BY ALL`,
@@ -460,19 +460,18 @@ async function exportStreamMeds(
   } finally {
     fs.closeSync(fd);
   }
-  const lit = (p: string) => `'${p.replace(/'/g, "''")}'`;
   await conn.run('DROP VIEW IF EXISTS person');
   // A person_id seen twice keeps its first source row, as the local runner's person view does.
   await conn.run(`CREATE OR REPLACE TABLE person AS SELECT
       TRY_CAST(person_id AS BIGINT) AS person_id, TRY_CAST(gender_concept_id AS BIGINT) AS gender_concept_id,
       TRY_CAST(year_of_birth AS BIGINT) AS year_of_birth, TRY_CAST(month_of_birth AS BIGINT) AS month_of_birth,
       TRY_CAST(day_of_birth AS BIGINT) AS day_of_birth, TRY_CAST(birth_datetime AS TIMESTAMP) AS birth_datetime
-    FROM read_json(${lit(personsFile)}, format='newline_delimited', columns={person_id: 'VARCHAR', gender_concept_id: 'VARCHAR',
+    FROM read_json(${sqlString(personsFile)}, format='newline_delimited', columns={person_id: 'VARCHAR', gender_concept_id: 'VARCHAR',
       year_of_birth: 'VARCHAR', month_of_birth: 'VARCHAR', day_of_birth: 'VARCHAR', birth_datetime: 'VARCHAR', __row: 'VARCHAR'})
     QUALIFY row_number() OVER (PARTITION BY TRY_CAST(person_id AS BIGINT) ORDER BY TRY_CAST(__row AS BIGINT) NULLS LAST) = 1`);
   const eventShards = shards.filter((s) => s.kind === 'events');
   const sampleShards = shards.filter((s) => s.kind === 'samples');
-  const files = (list: ShardEntry[]) => `read_parquet([${list.map((s) => lit(path.join(out, s.path))).join(', ')}])`;
+  const files = (list: ShardEntry[]) => `read_parquet([${list.map((s) => sqlString(path.join(out, s.path))).join(', ')}])`;
   // Splits of every person with events or samples (the persons the local runner assigns one).
   const splits = new Map<Id, Split>();
   for (const list of [eventShards, sampleShards]) {
@@ -489,7 +488,7 @@ async function exportStreamMeds(
   const merged: ShardEntry[] = [];
   for (const [key, list] of [...byPartition.entries()].sort()) {
     const rel = path.posix.join('.tmp', `${key}.parquet`);
-    await conn.run(`COPY (SELECT * FROM ${files(list)}) TO ${lit(path.join(out, rel))} (FORMAT parquet)`);
+    await conn.run(`COPY (SELECT * FROM ${files(list)}) TO ${sqlString(path.join(out, rel))} (FORMAT parquet)`);
     merged.push({ kind: 'events', path: rel, rows: list.reduce((a, s) => a + s.rows, 0), bytes: 0, sha256: '' });
   }
   const entries = await exportMeds(conn, out, merged, splits);

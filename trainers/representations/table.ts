@@ -7,6 +7,7 @@ import * as path from 'path';
 import { createHash } from 'crypto';
 import * as arrow from 'apache-arrow';
 import { DuckDBInstance, DuckDBListValue } from '@duckdb/node-api';
+import { sqlString } from '../../pipelines/duck';
 
 // parquet-wasm's Node build (its "exports" map); types from the same build's declarations.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -138,7 +139,7 @@ export async function isRepresentationTable(file: string): Promise<boolean> {
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
   try {
-    const r = await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('${file.replace(/'/g, "''")}'))`);
+    const r = await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${sqlString(file)}))`);
     const cols = r.getRowObjects().map((x) => `${x.column_name} ${x.column_type}`);
     return cols.join(', ') === 'concept_id BIGINT, decile TINYINT, vector FLOAT[]';
   } catch {
@@ -192,10 +193,6 @@ export class RepresentationTable {
     const i = this.index.get(tokenKey(conceptId, decile));
     return i === undefined ? undefined : this.vectors.subarray(i * this.dim, (i + 1) * this.dim);
   }
-}
-
-function sqlString(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }
 
 /** Reads a representation table written by RepresentationWriter (or any file with the same columns). */

@@ -10,6 +10,11 @@ import { tempDir } from './helpers';
 import { CliResult, errorLine, MEDREP_BIN, medrep } from './helpers/cli';
 
 /** The error is one line on stderr (after any progress lines) and no stack trace. */
+/** A spawnSync result as the CLI helpers give it. */
+function asResult(r: ReturnType<typeof spawnSync>): CliResult {
+  return { status: r.status, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
 function assertOneLine(r: CliResult, code: number, pattern: RegExp): void {
   assert.equal(r.status, code, r.stderr);
   assert.match(errorLine(r), pattern);
@@ -60,7 +65,8 @@ describe('errors: one line, the exit code of their kind, nothing left behind', f
   });
 
   it('an unreadable input file: exit 3, one line naming it', () => {
-    // Root reads any file: the run is made as the user nobody, who may not read this one.
+    // Root reads any file: as root the run drops the capabilities that bypass file permissions
+    // (setpriv), so it may not read this one but still reads the checkout wherever it lies.
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-perm-'));
     try {
       fs.chmodSync(root, 0o755);
@@ -72,9 +78,10 @@ describe('errors: one line, the exit code of their kind, nothing left behind', f
       fs.chmodSync(locked, 0o000);
       const out = path.join(root, 'out');
       fs.mkdirSync(out);
-      const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-      if (process.getuid?.() === 0) fs.chownSync(out, 65534, 65534);
-      const r = medrep(['run', '--omop', input, '--out', out], { ...asNobody, cwd: root, env: { ...process.env, HOME: root } });
+      const args = ['run', '--omop', input, '--out', out];
+      const opts = { cwd: root, env: { ...process.env, HOME: root } };
+      const noDacCaps = ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search'];
+      const r = process.getuid?.() === 0 ? asResult(spawnSync('setpriv', [...noDacCaps, process.execPath, MEDREP_BIN, ...args], { encoding: 'utf8', ...opts })) : medrep(args, opts);
       assertOneLine(r, EXIT.environment, new RegExp(`^medrep: cannot read ${locked}: permission denied$`));
       assert.deepEqual(temporaryFiles(out), []);
     } finally {

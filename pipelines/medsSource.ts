@@ -23,7 +23,7 @@ import { ClinicalTable, CLINICAL_TABLES } from '../schemas/omop';
 import { q } from '../schemas/sqlChecks';
 import { idColumn, numericColumn, queryRows, sqlString, streamChunks, stringColumn } from './duck';
 import { UserError } from '../common/errors';
-import { CsvRejectLog } from './csvRead';
+import { CsvRejectLog } from './csvRecords';
 import { InputDerivation, OmopInput, SourceTable, describe, openVocabularyFolder, processScratchDir, requireVocabulary } from './omopSource';
 import { RejectSink } from '../sinks/rejects';
 

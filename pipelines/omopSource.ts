@@ -8,7 +8,8 @@ import { CLINICAL_TABLES, ClinicalTable, ColumnSpec, VOCABULARY_TABLES, Vocabula
 import { q } from '../schemas/sqlChecks';
 import { queryRows, sqlString } from './duck';
 import { UserError } from '../common/errors';
-import { CsvRejectLog, dialectOf, openCsvTable, readFirstLine, unreadableFile, verifyGzip } from './csvRead';
+import { dialectOf, openCsvTable, readFirstLine, verifyGzip } from './csvRead';
+import { CsvRejectLog, unreadableFile } from './csvRecords';
 import { makeProcessTempDir } from '../common/processTempDir';
 import { RejectSink } from '../sinks/rejects';
 import { isDuckOutOfMemory } from './memoryLimit';

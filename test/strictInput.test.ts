@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { UNBALANCED_QUOTE } from '../pipelines/csvRead';
+import { UNBALANCED_QUOTE } from '../pipelines/csvRecords';
 import { runLocal } from '../pipelines/localRunner';
 import { silentLogger } from '../common/progress';
 import { OMOP, lit, sql, tempDir } from './helpers';

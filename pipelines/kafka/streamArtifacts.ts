@@ -10,7 +10,7 @@ import { buildVocabularyIndex } from '../../transforms/normalize';
 import { queryRows, sqlString } from '../duck';
 import { UserError } from '../../common/errors';
 import { createOmopViews } from '../omopViews';
-import { CsvRejectLog } from '../csvRead';
+import { CsvRejectLog } from '../csvRecords';
 import { OmopInput, SourceTable, vocabularyRelation } from '../omopSource';
 import { ConceptInfo, LoadedVocabulary, VocabularyArtifact, vocabularyArtifact } from '../vocabulary';
 

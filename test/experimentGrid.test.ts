@@ -116,6 +116,20 @@ describe('experiment grid: arms x models x tasks x seeds, resumable, Tables 2 an
     assert.equal(again.filter((l) => / pretraining on A/.test(l)).length, 1);
   });
 
+  it('runs seed by seed: a rerun with one more seed reads the first seed\'s cells and adds the second\'s', async () => {
+    const out = join(root, 'out-seeds');
+    const first: string[] = [];
+    await runExternalExperiment({ ...common(out, first), arms: ['vanilla', 'medrep'], tasks: ['risk'] });
+    const again: string[] = [];
+    await runExternalExperiment({ ...common(out, again), seeds: [1, 2], arms: ['vanilla', 'medrep'], tasks: ['risk'] });
+    assert.deepEqual(again.filter((l) => l.startsWith('cell ')).map((l) => `${l.split(':')[0]}${l.endsWith('(stored, not recomputed)') ? ' stored' : ''}`), [
+      'cell 1/4 arm vanilla model behrt task risk seed 1 stored', 'cell 2/4 arm medrep model behrt task risk seed 1 stored',
+      'cell 3/4 arm vanilla model behrt task risk seed 2', 'cell 4/4 arm medrep model behrt task risk seed 2',
+    ]);
+    const rows = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).rows as ResultRow[];
+    for (const r of rows) assert.deepEqual(r.tasks.risk.perSeed.map((s) => s.seed), [1, 2], `${r.embeddings} ${r.setting}`);
+  });
+
   it('names the missing table of an arm, an unknown arm or model, in one line', async () => {
     const size = ['--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16'];
     const base = ['--site-a', join(root, 'A'), '--site-b', join(root, 'B'), '--out', join(root, 'out-bad'), ...size];

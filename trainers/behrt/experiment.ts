@@ -207,7 +207,8 @@ export async function runArms(o: {
   const evaluations = new Map<string, { seed: number; e: Evaluation }[]>();
   const curves = new Map<string, { arm: string; roc: Curve; pr: Curve }[]>();
   let index = 0;
-  let initHash: string | null = null;
+  // Per arm, once: its vocabulary and the checkpoint it finetunes from when --init gives one.
+  const setups = new Map<string, { vocab: Vocabulary; fixedInit?: string; initHash: string | null }>();
   for (const arm of o.arms) {
     // The vocabulary: pairs in site A's training persons (pretraining chunks when there are any).
     const vocabSource: Sequence[] = siteA.pretrain
@@ -215,6 +216,7 @@ export async function runArms(o: {
       : o.tasks.flatMap((t) => siteA.tasks.get(t)!.sequences.filter((s) => cfg.trainSplits.includes(s.split)));
     let vocab = modelVocabulary(vocabSource, arm.embeddings, arm.reps);
     let fixedInit: string | undefined;
+    let initHash: string | null = null;
     if (cfg.init) {
       const ckpt = resolveCheckpoint(cfg.init, 'BEST') ?? resolveCheckpoint(cfg.init);
       if (!ckpt) throw new UserError(`--init ${cfg.init}: no pretraining checkpoint there (give the folder \`train ehr --task pretrain\` named, holding checkpoint.json or a BEST/LATEST pointer)`);
@@ -229,8 +231,14 @@ export async function runArms(o: {
       fixedInit = ckpt;
       initHash = meta.weightsSha256;
     }
-    for (const model of models) {
-      for (const seed of cfg.seeds) {
+    setups.set(arm.name, { vocab, fixedInit, initHash });
+  }
+  // Seeds outermost: a run stopped early holds whole seeds (every arm, model and task of seed 1
+  // before any of seed 2), and a rerun with more seeds adds them.
+  for (const seed of cfg.seeds) {
+    for (const arm of o.arms) {
+      const { vocab, fixedInit, initHash } = setups.get(arm.name)!;
+      for (const model of models) {
         let init = fixedInit;
         let pretrained = false;
         const pretrainIfNeeded = async () => {

@@ -15,6 +15,7 @@ import { frozenTableFor, type Representations } from './representations';
 import { mixSeed, Rng } from './rng';
 import { encodeSequence, Encoded, Vocabulary } from './vocab';
 import { binaryMetrics, macroMetrics } from '../metrics/auc';
+import { runTrainingLoop } from '../trainingLoop';
 
 export type EmbeddingKind = 'vanilla' | 'medrep' | 'text';
 
@@ -253,61 +254,69 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
   const save = (pointers: ('LATEST' | 'BEST')[]) => (o.checkpointDir ? saveCheckpoint(o.checkpointDir, model, adam, meta(), pointers) : null);
   let lastCheckpoint: string | null = null;
 
-  while (!state.stopped && state.epoch < o.trainCfg.epochs) {
-    const order = new Rng(mixSeed(o.seed, state.epoch, 0x5)).shuffle(train.map((_, i) => i));
-    for (; state.stepInEpoch < nBatches; ) {
-      if (o.maxSteps !== undefined && state.step >= o.maxSteps) {
-        lastCheckpoint = save(['LATEST']);
-        return { model, state, checkpoint: lastCheckpoint, meta: meta() };
+  let trainLoss = NaN;
+  let v: { score: number; loss?: number } = { score: NaN };
+  const run = runTrainingLoop({
+    maxEpochs: o.trainCfg.epochs,
+    patience: o.trainCfg.patience,
+    goal: { goal: 'max' },
+    state,
+    runEpoch: () => {
+      const order = new Rng(mixSeed(o.seed, state.epoch, 0x5)).shuffle(train.map((_, i) => i));
+      for (; state.stepInEpoch < nBatches; ) {
+        if (o.maxSteps !== undefined && state.step >= o.maxSteps) return 'halt';
+        const idx = order.slice(state.stepInEpoch * B, (state.stepInEpoch + 1) * B);
+        const items = idx.map((i) => train[i]);
+        const stepStart = process.hrtime.bigint();
+        model.setDropoutSeed(o.seed, state.step);
+        const rng = new Rng(mixSeed(o.seed, state.step, 0x3));
+        let f: (() => tf.Scalar) | null;
+        if (pretrain) {
+          const m = mlmLoss(model, items, o.vocab.size, o.trainCfg.maskRate, rng, true, yPlos ? Float32Array.from(idx, (i) => yPlos[i]) : undefined);
+          f = m.count > 0 || yPlos ? m.loss : null;
+        } else {
+          const y = new Float32Array(idx.length * outputs);
+          idx.forEach((i, r) => y.set(yTrain.subarray(i * outputs, (i + 1) * outputs), r * outputs));
+          f = () => {
+            const b = makeBatch(items);
+            const logits = model.classify(model.encode(b, true), true);
+            return bceLoss(logits, tf.tensor2d(y, [idx.length, outputs]));
+          };
+        }
+        if (f) {
+          const { value, grads } = tf.variableGrads(f, vars);
+          state.epochLossSum += value.dataSync()[0];
+          state.epochLossCount++;
+          const named = new Map<string, tf.Tensor>();
+          for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+          adam.apply(varMap, named);
+          value.dispose();
+          for (const g of named.values()) g.dispose();
+        }
+        state.step++;
+        state.stepInEpoch++;
+        o.onStep?.({ step: state.step, tokens: items.reduce((a, e) => a + e.tokens.length, 0), seconds: Number(process.hrtime.bigint() - stepStart) / 1e9 });
       }
-      const idx = order.slice(state.stepInEpoch * B, (state.stepInEpoch + 1) * B);
-      const items = idx.map((i) => train[i]);
-      const stepStart = process.hrtime.bigint();
-      model.setDropoutSeed(o.seed, state.step);
-      const rng = new Rng(mixSeed(o.seed, state.step, 0x3));
-      let f: (() => tf.Scalar) | null;
-      if (pretrain) {
-        const m = mlmLoss(model, items, o.vocab.size, o.trainCfg.maskRate, rng, true, yPlos ? Float32Array.from(idx, (i) => yPlos[i]) : undefined);
-        f = m.count > 0 || yPlos ? m.loss : null;
-      } else {
-        const y = new Float32Array(idx.length * outputs);
-        idx.forEach((i, r) => y.set(yTrain.subarray(i * outputs, (i + 1) * outputs), r * outputs));
-        f = () => {
-          const b = makeBatch(items);
-          const logits = model.classify(model.encode(b, true), true);
-          return bceLoss(logits, tf.tensor2d(y, [idx.length, outputs]));
-        };
-      }
-      if (f) {
-        const { value, grads } = tf.variableGrads(f, vars);
-        state.epochLossSum += value.dataSync()[0];
-        state.epochLossCount++;
-        const named = new Map<string, tf.Tensor>();
-        for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
-        adam.apply(varMap, named);
-        value.dispose();
-        for (const g of named.values()) g.dispose();
-      }
-      state.step++;
-      state.stepInEpoch++;
-      o.onStep?.({ step: state.step, tokens: items.reduce((a, e) => a + e.tokens.length, 0), seconds: Number(process.hrtime.bigint() - stepStart) / 1e9 });
-    }
-    state.epoch++;
-    state.stepInEpoch = 0;
-    const v = validationScore(model, o.task, val, yVal, outputs, { vocabSize: o.vocab.size, rate: o.trainCfg.maskRate, seed: o.seed, batchSize: B });
-    const trainLoss = state.epochLossCount ? state.epochLossSum / state.epochLossCount : NaN;
-    state.epochLossSum = 0;
-    state.epochLossCount = 0;
-    state.history.push({ epoch: state.epoch, step: state.step, trainLoss, valScore: v.score, valLoss: v.loss });
-    const better = state.bestScore === null || v.score > state.bestScore;
-    if (better) {
-      state.bestScore = v.score;
-      state.bestStep = state.step;
-      state.badEpochs = 0;
-    } else state.badEpochs++;
-    if (state.badEpochs >= o.trainCfg.patience) state.stopped = true;
-    log(`${o.task} epoch ${state.epoch} step ${state.step}: train loss ${trainLoss.toFixed(4)}, validation ${pretrain ? 'loss' : 'score'} ${(pretrain ? v.loss! : v.score).toFixed(4)}${better ? ' (best)' : ''}`);
-    lastCheckpoint = save(better ? ['LATEST', 'BEST'] : ['LATEST']);
+      state.stepInEpoch = 0;
+    },
+    validate: () => {
+      v = validationScore(model, o.task, val, yVal, outputs, { vocabSize: o.vocab.size, rate: o.trainCfg.maskRate, seed: o.seed, batchSize: B });
+      trainLoss = state.epochLossCount ? state.epochLossSum / state.epochLossCount : NaN;
+      state.epochLossSum = 0;
+      state.epochLossCount = 0;
+      return v.score;
+    },
+    progressLine: ({ better }) => `${o.task} epoch ${state.epoch} step ${state.step}: train loss ${trainLoss.toFixed(4)}, validation ${pretrain ? 'loss' : 'score'} ${(pretrain ? v.loss! : v.score).toFixed(4)}${better ? ' (best)' : ''}`,
+    log,
+    onEpochEnd: ({ better }) => {
+      state.history.push({ epoch: state.epoch, step: state.step, trainLoss, valScore: v.score, valLoss: v.loss });
+      if (better) state.bestStep = state.step;
+    },
+    checkpoint: ({ better }) => { lastCheckpoint = save(better ? ['LATEST', 'BEST'] : ['LATEST']); },
+  });
+  if (run.halted) {
+    lastCheckpoint = save(['LATEST']);
+    return { model, state, checkpoint: lastCheckpoint, meta: meta() };
   }
   adam.dispose();
   return { model, state, checkpoint: lastCheckpoint, meta: meta() };

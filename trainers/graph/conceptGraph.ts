@@ -1,4 +1,4 @@
-// The MedRep concept graph (issue 5 item 4): nodes are the concepts of the condition, drug,
+// The MedRep concept graph: nodes are the concepts of the condition, drug,
 // measurement and procedure domains plus one node per decile of every binned measurement;
 // edges are CONCEPT_RELATIONSHIP pairs between nodes (every relationship type, symmetric, no
 // self links) plus base measurement <-> decile edges; every edge touching a node with more than

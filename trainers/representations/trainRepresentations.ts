@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import { UserError } from '../../common/errors';
 import * as path from 'path';
 import { createHash } from 'crypto';
-import type { DecileArtifact } from '../../transforms/deciles';
+import { readDecileArtifact } from '../../pipelines/decileArtifact';
 import { selectBackend, BackendPreference, BACKEND_PREFERENCES, currentBackendChoice } from '../backend';
 import { buildConceptGraph, ConceptGraph, GraphStats, GRAPH_DOMAINS } from '../graph/conceptGraph';
 import { propagate, DEFAULT_PROPAGATION, PropagationOptions } from '../graph/propagation';
@@ -112,20 +112,6 @@ function sha256File(file: string): string {
   }
   fs.closeSync(fd);
   return h.digest('hex');
-}
-
-export function readDecileArtifact(file: string): DecileArtifact {
-  let a: DecileArtifact;
-  try {
-    a = JSON.parse(fs.readFileSync(file, 'utf8')) as DecileArtifact;
-  } catch (e) {
-    throw new UserError(`deciles file ${file}: ${(e as Error).message}`);
-  }
-  if (a.kind !== 'medrep.deciles' || !Array.isArray(a.groups)) throw new UserError(`deciles file ${file}: not a medrep.deciles artifact (kind ${String(a.kind)})`);
-  a.groups.forEach((g, i) => {
-    if (!Number.isSafeInteger(g.concept_id)) throw new UserError(`deciles file ${file}: groups[${i}].concept_id is not an integer id`);
-  });
-  return a;
 }
 
 export const DEFAULT_ORDINAL_WEIGHT = 1;

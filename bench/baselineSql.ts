@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, EventMapping } from '../schemas/omop';
 import { OmopInput, col } from '../pipelines/omopSource';
+import { sqlString } from '../common/sql';
 
-const lit = (p: string) => `'${p.replace(/'/g, "''")}'`;
 
 export function baselineStatements(input: OmopInput, outDir: string): string[] {
   const parts: string[] = [];
@@ -45,7 +45,7 @@ export function baselineStatements(input: OmopInput, outDir: string): string[] {
                  THEN greatest(0, least(9, len(list_filter(b.b, x -> x < e.value)) - 1)) END AS decile
            FROM bl_events e LEFT JOIN bl_bounds b ON b.concept_id = e.concept_id AND b.unit IS NOT DISTINCT FROM e.unit
            ORDER BY person_id, time)
-     TO ${lit(path.join(outDir, 'events.parquet'))} (FORMAT parquet, COMPRESSION zstd)`,
+     TO ${sqlString(path.join(outDir, 'events.parquet'))} (FORMAT parquet, COMPRESSION zstd)`,
   ];
 }
 

@@ -22,7 +22,8 @@ export async function openDuck(opts: DuckOptions = {}): Promise<DuckDBConnection
   return (await openDuckInstance(opts)).connect();
 }
 
-export const sqlString = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+// Quoting lives in common/ so that every layer quotes the same way; re-exported for the runners.
+export { sqlString } from '../common/sql';
 
 /** Rows as plain JS objects (BIGINT -> bigint is avoided by the callers' casts). */
 export async function queryRows<T = Record<string, unknown>>(conn: DuckDBConnection, sql: string): Promise<T[]> {

@@ -18,6 +18,7 @@ import {
 } from '../transforms/labels';
 import { LoadedTask } from './taskFiles';
 import { Id, parseId } from '../schemas/ids';
+import { sqlString } from '../common/sql';
 
 /** A BIGINT id column's value (bigint from DuckDB) as an exact Id. */
 const id = (v: unknown): Id => parseId(v) as Id;
@@ -35,7 +36,6 @@ export interface LabelInputStats {
   maxEventMs: number | null;
 }
 
-const sqlString = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
 /** Columns of a result: DOUBLE columns as numbers, BIGINT id columns as bigints (see `id`). */
 async function columns(conn: DuckDBConnection, sql: string): Promise<(number | null)[][]> {

@@ -15,12 +15,12 @@ import { commitFileAtomic, writeFileAtomic, writeParquetAtomic } from './parquet
 import { ShardEntry } from './shards';
 import { BIRTH_TIMESTAMP_SQL } from './personSql';
 import { Id, compareIds, idBigInt } from '../schemas/ids';
+import { sqlString } from '../common/sql';
 
 /** The MEDS release whose schemas the output follows (test/meds.test.ts validates with it). */
 export const MEDS_VERSION = '0.4.1';
 export const MEDS_BIRTH = 'MEDS_BIRTH';
 export const MEDS_DEATH = 'MEDS_DEATH';
-const sqlPath = (p: string) => `'${p.replace(/'/g, "''")}'`;
 
 async function copyToParquet(conn: DuckDBConnection, select: string, target: string): Promise<ShardEntry & { abs: string }> {
   fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -28,7 +28,7 @@ async function copyToParquet(conn: DuckDBConnection, select: string, target: str
   let rows: number;
   try {
     // COPY answers with the rows it wrote; its file becomes the target as it is (no second write).
-    rows = Number((await conn.runAndReadAll(`COPY (${select}) TO ${sqlPath(tmp)} (FORMAT parquet, COMPRESSION zstd)`)).getRows()[0][0]);
+    rows = Number((await conn.runAndReadAll(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`)).getRows()[0][0]);
     commitFileAtomic(tmp, target);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
@@ -54,7 +54,7 @@ export async function exportMeds(
     FROM concept WHERE vocabulary_id IS NOT NULL AND concept_code IS NOT NULL`);
   const codeExpr = `coalesce(c.code, 'OMOP_CONCEPT/' || e.concept_id)`;
   for (const shard of eventShards) {
-    const src = sqlPath(path.join(out, shard.path));
+    const src = sqlString(path.join(out, shard.path));
     const rel = path.posix.join('meds', 'data', path.basename(shard.path));
     const select = `
       WITH ev AS (SELECT * FROM read_parquet(${src})),
@@ -83,7 +83,7 @@ export async function exportMeds(
   // metadata/codes.parquet: every code in the data with its description and "Is a" parents.
   const codesRel = 'meds/metadata/codes.parquet';
   // Every code of the data files: the concepts' codes, MEDS_BIRTH, MEDS_DEATH and the gender codes.
-  const dataFiles = `read_parquet([${entries.filter((e) => e.path.startsWith('meds/data/')).map((e) => sqlPath(path.join(out, e.path))).join(', ')}])`;
+  const dataFiles = `read_parquet([${entries.filter((e) => e.path.startsWith('meds/data/')).map((e) => sqlString(path.join(out, e.path))).join(', ')}])`;
   const codesSelect = eventShards.length
     ? `WITH used AS (SELECT code, min(concept_id) AS concept_id FROM ${dataFiles} GROUP BY code)
        SELECT u.code,

@@ -4,6 +4,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Hash, createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { sqlString } from '../../common/sql';
 
 export type SqlType = 'BIGINT' | 'DOUBLE' | 'DATE' | 'TIMESTAMP' | 'VARCHAR';
 
@@ -165,11 +166,10 @@ export function tableFile(dir: string, table: OutTable, ext: 'csv' | 'parquet'):
 
 /** SQL that copies one CSV written here into a typed, zstd-compressed Parquet file. */
 export function csvToParquetSql(csvPath: string, parquetPath: string, table: OutTable): string {
-  const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
-  const cols = OUT_COLUMNS[table].map(([n, t]) => `${lit(n)}: ${lit(t)}`).join(', ');
+  const cols = OUT_COLUMNS[table].map(([n, t]) => `${sqlString(n)}: ${sqlString(t)}`).join(', ');
   return (
-    `COPY (SELECT * FROM read_csv(${lit(csvPath)}, header = true, delim = ',', quote = '"', escape = '"', ` +
+    `COPY (SELECT * FROM read_csv(${sqlString(csvPath)}, header = true, delim = ',', quote = '"', escape = '"', ` +
     `nullstr = '', columns = {${cols}}, timestampformat = '%Y-%m-%d %H:%M:%S', dateformat = '%Y-%m-%d')) ` +
-    `TO ${lit(parquetPath)} (FORMAT parquet, COMPRESSION zstd)`
+    `TO ${sqlString(parquetPath)} (FORMAT parquet, COMPRESSION zstd)`
   );
 }

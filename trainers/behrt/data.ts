@@ -6,6 +6,7 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { sha256 } from '../../transforms/hashing';
 import type { Sequence as TrajectoryColumns } from '../../transforms/trajectory';
 import { Id, parseId } from '../../schemas/ids';
+import { sqlString } from '../../common/sql';
 
 /**
  * A shard row: the trajectory's token columns (as transforms/trajectory.ts makes them) and whose
@@ -45,7 +46,6 @@ function duck(): Promise<DuckDBConnection> {
   return shared;
 }
 
-const sqlString = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
 /** Reads one or more Parquet shards of sequences (pretraining chunks or labelled samples). */
 export async function readSequences(files: string[]): Promise<Sequence[]> {

@@ -18,8 +18,8 @@ import { canonicalJson, sha256 } from '../../transforms/hashing';
 import { tf } from './tf';
 import type { EmbeddingKind } from './train';
 import type { Curve } from '../metrics/auc';
-import { curvePlot, taskBarRows, taskBars, thinCurve } from '../../pipelines/report/charts';
-import { writeFigure, type FigureFiles } from '../../pipelines/report/figureFiles';
+import type { FigureFiles } from '../../pipelines/report/figureFiles';
+import { writeExperimentFigures } from './experimentFigures';
 import { fmt, formatTable } from '../metrics/table';
 import { UserError } from '../../common/errors';
 
@@ -208,96 +208,32 @@ export async function runArms(o: {
   const curves = new Map<string, { arm: string; roc: Curve; pr: Curve }[]>();
   let index = 0;
   // Per arm, once: its vocabulary and the checkpoint it finetunes from when --init gives one.
-  const setups = new Map<string, { vocab: Vocabulary; fixedInit?: string; initHash: string | null }>();
-  for (const arm of o.arms) {
-    // The vocabulary: pairs in site A's training persons (pretraining chunks when there are any).
-    const vocabSource: Sequence[] = siteA.pretrain
-      ? siteA.pretrain.sequences.filter((s) => s.split === 'pretrain_train' || cfg.trainSplits.includes(s.split))
-      : o.tasks.flatMap((t) => siteA.tasks.get(t)!.sequences.filter((s) => cfg.trainSplits.includes(s.split)));
-    let vocab = modelVocabulary(vocabSource, arm.embeddings, arm.reps);
-    let fixedInit: string | undefined;
-    let initHash: string | null = null;
-    if (cfg.init) {
-      const ckpt = resolveCheckpoint(cfg.init, 'BEST') ?? resolveCheckpoint(cfg.init);
-      if (!ckpt) throw new UserError(`--init ${cfg.init}: no pretraining checkpoint there (give the folder \`train ehr --task pretrain\` named, holding checkpoint.json or a BEST/LATEST pointer)`);
-      let meta: ReturnType<typeof readCheckpointMeta>;
-      try {
-        meta = readCheckpointMeta(ckpt);
-      } catch (e) {
-        throw new UserError(`--init ${ckpt}: not a readable checkpoint (${(e as Error).message.split('\n')[0]})`);
-      }
-      if (meta.embeddings !== arm.embeddings) throw new UserError(`--init ${ckpt}: pretrained with ${meta.embeddings} embeddings, this run uses ${arm.embeddings}`);
-      vocab = new Vocabulary(meta.vocab);
-      fixedInit = ckpt;
-      initHash = meta.weightsSha256;
-    }
-    setups.set(arm.name, { vocab, fixedInit, initHash });
-  }
+  const starts = new Map(o.arms.map((arm) => [arm.name, armStart(arm, siteA, o.tasks, cfg)]));
   // Seeds outermost: a run stopped early holds whole seeds (every arm, model and task of seed 1
   // before any of seed 2), and a rerun with more seeds adds them.
   for (const seed of cfg.seeds) {
     for (const arm of o.arms) {
-      const { vocab, fixedInit, initHash } = setups.get(arm.name)!;
+      const { vocab, fixedInit, initHash } = starts.get(arm.name)!;
       for (const model of models) {
         let init = fixedInit;
         let pretrained = false;
         const pretrainIfNeeded = async () => {
           if (pretrained || cfg.init || cfg.pretrainEpochs <= 0 || !siteA.pretrain) return;
           pretrained = true;
-          const pre = siteA.pretrain;
-          let train = bySplit(pre.sequences, ['pretrain_train'], 'pretraining', pre.dir);
-          let shards = pre.shards;
-          if (model.cfg.plosHead) {
-            if (!siteA.longStay) throw new UserError(`model ${model.name}: its prolonged-stay head learns from site ${siteA.name}'s ${PLOS_TASK} samples, and there are none (run the pipeline with the ${PLOS_TASK} task)`);
-            train = withProlongedStay(train, siteA.longStay.sequences);
-            shards = [...pre.shards, ...siteA.longStay.shards];
-          }
-          const dir = checkpointPath(o.out, arm.name, model.name, `seed-${seed}`, 'pretrain');
-          const trainCfg = { ...cfg.train, epochs: cfg.pretrainEpochs };
-          keepPretrainingIfSame(dir, { vocabHash: vocab.hash(), shardManifestHash: shardSetHash(shards), representationsHash: arm.reps?.hash ?? null, model: model.cfg, train: trainCfg, seed });
-          o.log(`[${arm.name} ${model.name} seed ${seed}] pretraining on ${siteA.name}: vocabulary ${vocab.size}`);
-          init = await pretrain({
-            embeddings: arm.embeddings, reps: arm.reps, vocab, model: model.cfg, trainCfg, seed, train,
-            val: bySplit(pre.sequences, ['pretrain_val'], 'pretraining validation', pre.dir), shards, checkpointDir: dir, resume: true, log: o.log,
-          });
+          init = await pretrainOnSiteA({ out: o.out, arm, model, seed, vocab, cfg, siteA, pre: siteA.pretrain, log: o.log });
         };
         for (const task of o.tasks) {
           index++;
           const data = siteA.tasks.get(task)!;
           const key: CellKey = { arm: arm.name, model: model.name, task, seed };
-          const inputs = {
-            // Backends round differently: a cell computed on another one is computed again.
-            backend: tf.getBackend(),
-            arm: arm.name, embeddings: arm.embeddings, representations: arm.reps?.hash ?? null, model: model.name, modelConfig: model.cfg,
-            train: cfg.train, pretrainEpochs: cfg.pretrainEpochs, init: initHash, trainSplits: cfg.trainSplits, valSplits: cfg.valSplits, testSplits: cfg.testSplits,
-            seed, task, siteA: { task: siteHash(data), pretrain: siteA.pretrain ? siteHash(siteA.pretrain) : null, longStay: model.cfg.plosHead && siteA.longStay ? siteHash(siteA.longStay) : null },
-            siteB: siteB ? siteHash(siteB.tasks.get(task)!) : null,
-          };
+          const inputs = cellInputs({ arm, model, seed, task, cfg, siteA, siteB, initHash });
           const inputsHash = `sha256:${sha256(canonicalJson(inputs))}`;
           const file = cellPath(o.out, key);
           let cell = readStoredCell(file, inputsHash);
           const stored = cell !== null;
           if (!cell) {
             await pretrainIfNeeded();
-            const ftDir = checkpointPath(o.out, arm.name, model.name, `seed-${seed}`, task);
-            // A cell is computed whole: what a crashed run left of its finetuning starts over.
-            rmSync(ftDir, { recursive: true, force: true });
-            const ft = await finetune({
-              task, embeddings: arm.embeddings, reps: arm.reps, vocab, model: model.cfg, trainCfg: cfg.train, seed, init,
-              train: bySplit(data.sequences, cfg.trainSplits, `${task} training`, data.dir),
-              val: bySplit(data.sequences, cfg.valSplits, `${task} validation`, data.dir),
-              shards: data.shards, checkpointDir: ftDir, log: o.log,
-            });
-            const settings: [string, Sequence[]][] = [['internal', bySplit(data.sequences, cfg.testSplits, `${task} test`, data.dir)]];
-            if (siteB) settings.push(['external', siteB.tasks.get(task)!.sequences]);
-            const evals: Record<string, StoredEvaluation> = {};
-            for (const [setting, seqs] of settings) {
-              const e = evaluate(ft.model, vocab, arm.embeddings, arm.reps, seqs, model.cfg, cfg.train.batchSize);
-              evals[setting] = { metrics: e.metrics, unknownTokenShare: e.unknownTokenShare, roc: e.roc, pr: e.pr };
-              const why = e.metrics.undefinedBecause ? `, undefined: ${e.metrics.undefinedBecause}` : '';
-              o.log(`[${arm.name} ${model.name} seed ${seed}] ${task} ${setting}: AUROC ${fmt(e.metrics.auroc)} AUPRC ${fmt(e.metrics.auprc)} (n=${e.metrics.n}${why}, unknown tokens ${(100 * e.unknownTokenShare).toFixed(1)}%)`);
-            }
-            ft.model.dispose();
+            const evals = await computeCell({ out: o.out, arm, model, seed, task, vocab, init, cfg, data, siteB, log: o.log });
             cell = { format: CELL_FORMAT, ...key, inputsHash, inputs: JSON.parse(canonicalJson(inputs)), evaluations: evals };
             writeStoredCell(file, cell);
           }
@@ -319,40 +255,109 @@ export async function runArms(o: {
       }
     }
   }
+  const rows = resultRows(o.arms, models, settingNames, o.tasks, evaluations);
+  const { figures, bars } = await writeExperimentFigures(o.out, o.arms.map((a) => a.name), models.map((m) => m.name), rows, o.tasks, curves);
+  return { rows, curves: figures, bars };
+}
+
+/** The arm's vocabulary (pairs in site A's training persons) and, with --init, the pretrained checkpoint it must match. */
+function armStart(arm: Arm, siteA: SiteInput, tasks: string[], cfg: ExperimentConfig): { vocab: Vocabulary; fixedInit: string | undefined; initHash: string | null } {
+  // Pretraining chunks when there are any, else the tasks' training samples.
+  const vocabSource: Sequence[] = siteA.pretrain
+    ? siteA.pretrain.sequences.filter((s) => s.split === 'pretrain_train' || cfg.trainSplits.includes(s.split))
+    : tasks.flatMap((t) => siteA.tasks.get(t)!.sequences.filter((s) => cfg.trainSplits.includes(s.split)));
+  const vocab = modelVocabulary(vocabSource, arm.embeddings, arm.reps);
+  if (!cfg.init) return { vocab, fixedInit: undefined, initHash: null };
+  const ckpt = resolveCheckpoint(cfg.init, 'BEST') ?? resolveCheckpoint(cfg.init);
+  if (!ckpt) throw new UserError(`--init ${cfg.init}: no pretraining checkpoint there (give the folder \`train ehr --task pretrain\` named, holding checkpoint.json or a BEST/LATEST pointer)`);
+  let meta: ReturnType<typeof readCheckpointMeta>;
+  try {
+    meta = readCheckpointMeta(ckpt);
+  } catch (e) {
+    throw new UserError(`--init ${ckpt}: not a readable checkpoint (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (meta.embeddings !== arm.embeddings) throw new UserError(`--init ${ckpt}: pretrained with ${meta.embeddings} embeddings, this run uses ${arm.embeddings}`);
+  return { vocab: new Vocabulary(meta.vocab), fixedInit: ckpt, initHash: meta.weightsSha256 };
+}
+
+/** Pretrains the arm's encoder on site A (MLM; Med-BERT also its prolonged-stay head), resuming what a crashed run left; returns the checkpoint folder. */
+async function pretrainOnSiteA(c: {
+  out: string; arm: Arm; model: ModelChoice; seed: number; vocab: Vocabulary; cfg: ExperimentConfig; siteA: SiteInput; pre: SiteData; log: (m: string) => void;
+}): Promise<string> {
+  const { arm, model, seed, vocab, cfg, siteA, pre } = c;
+  let train = bySplit(pre.sequences, ['pretrain_train'], 'pretraining', pre.dir);
+  let shards = pre.shards;
+  if (model.cfg.plosHead) {
+    if (!siteA.longStay) throw new UserError(`model ${model.name}: its prolonged-stay head learns from site ${siteA.name}'s ${PLOS_TASK} samples, and there are none (run the pipeline with the ${PLOS_TASK} task)`);
+    train = withProlongedStay(train, siteA.longStay.sequences);
+    shards = [...pre.shards, ...siteA.longStay.shards];
+  }
+  const dir = checkpointPath(c.out, arm.name, model.name, `seed-${seed}`, 'pretrain');
+  const trainCfg = { ...cfg.train, epochs: cfg.pretrainEpochs };
+  keepPretrainingIfSame(dir, { vocabHash: vocab.hash(), shardManifestHash: shardSetHash(shards), representationsHash: arm.reps?.hash ?? null, model: model.cfg, train: trainCfg, seed });
+  c.log(`[${arm.name} ${model.name} seed ${seed}] pretraining on ${siteA.name}: vocabulary ${vocab.size}`);
+  return pretrain({
+    embeddings: arm.embeddings, reps: arm.reps, vocab, model: model.cfg, trainCfg, seed, train,
+    val: bySplit(pre.sequences, ['pretrain_val'], 'pretraining validation', pre.dir), shards, checkpointDir: dir, resume: true, log: c.log,
+  });
+}
+
+/** Everything a cell's result depends on (its hash decides whether a stored cell is reused). */
+function cellInputs(c: { arm: Arm; model: ModelChoice; seed: number; task: string; cfg: ExperimentConfig; siteA: SiteInput; siteB: SiteInput | null; initHash: string | null }) {
+  const { arm, model, seed, task, cfg, siteA, siteB } = c;
+  const data = siteA.tasks.get(task)!;
+  return {
+    // Backends round differently: a cell computed on another one is computed again.
+    backend: tf.getBackend(),
+    arm: arm.name, embeddings: arm.embeddings, representations: arm.reps?.hash ?? null, model: model.name, modelConfig: model.cfg,
+    train: cfg.train, pretrainEpochs: cfg.pretrainEpochs, init: c.initHash, trainSplits: cfg.trainSplits, valSplits: cfg.valSplits, testSplits: cfg.testSplits,
+    seed, task, siteA: { task: siteHash(data), pretrain: siteA.pretrain ? siteHash(siteA.pretrain) : null, longStay: model.cfg.plosHead && siteA.longStay ? siteHash(siteA.longStay) : null },
+    siteB: siteB ? siteHash(siteB.tasks.get(task)!) : null,
+  };
+}
+
+/** One cell computed whole: finetuned on site A's training split, evaluated on A's test split and on all of B. */
+async function computeCell(c: {
+  out: string; arm: Arm; model: ModelChoice; seed: number; task: string; vocab: Vocabulary; init: string | undefined;
+  cfg: ExperimentConfig; data: SiteData; siteB: SiteInput | null; log: (m: string) => void;
+}): Promise<Record<string, StoredEvaluation>> {
+  const { arm, model, seed, task, cfg, data } = c;
+  const ftDir = checkpointPath(c.out, arm.name, model.name, `seed-${seed}`, task);
+  // A cell is computed whole: what a crashed run left of its finetuning starts over.
+  rmSync(ftDir, { recursive: true, force: true });
+  const ft = await finetune({
+    task, embeddings: arm.embeddings, reps: arm.reps, vocab: c.vocab, model: model.cfg, trainCfg: cfg.train, seed, init: c.init,
+    train: bySplit(data.sequences, cfg.trainSplits, `${task} training`, data.dir),
+    val: bySplit(data.sequences, cfg.valSplits, `${task} validation`, data.dir),
+    shards: data.shards, checkpointDir: ftDir, log: c.log,
+  });
+  const settings: [string, Sequence[]][] = [['internal', bySplit(data.sequences, cfg.testSplits, `${task} test`, data.dir)]];
+  if (c.siteB) settings.push(['external', c.siteB.tasks.get(task)!.sequences]);
+  const evals: Record<string, StoredEvaluation> = {};
+  for (const [setting, seqs] of settings) {
+    const e = evaluate(ft.model, c.vocab, arm.embeddings, arm.reps, seqs, model.cfg, cfg.train.batchSize);
+    evals[setting] = { metrics: e.metrics, unknownTokenShare: e.unknownTokenShare, roc: e.roc, pr: e.pr };
+    const why = e.metrics.undefinedBecause ? `, undefined: ${e.metrics.undefinedBecause}` : '';
+    c.log(`[${arm.name} ${model.name} seed ${seed}] ${task} ${setting}: AUROC ${fmt(e.metrics.auroc)} AUPRC ${fmt(e.metrics.auprc)} (n=${e.metrics.n}${why}, unknown tokens ${(100 * e.unknownTokenShare).toFixed(1)}%)`);
+  }
+  ft.model.dispose();
+  return evals;
+}
+
+/** Rows arm x model x setting, each task's cell summarised over the seeds. */
+function resultRows(arms: Arm[], models: ModelChoice[], settingNames: readonly ResultRow['setting'][], taskNames: string[], evaluations: Map<string, { seed: number; e: Pick<Evaluation, 'metrics' | 'unknownTokenShare'> }[]>): ResultRow[] {
   const rows: ResultRow[] = [];
-  for (const arm of o.arms) {
+  for (const arm of arms) {
     for (const model of models) {
       for (const setting of settingNames) {
         const tasks: Record<string, Cell> = {};
-        for (const task of o.tasks) tasks[task] = cellOf(evaluations.get(`${arm.name}|${model.name}|${setting}|${task}`)!);
+        for (const task of taskNames) tasks[task] = cellOf(evaluations.get(`${arm.name}|${model.name}|${setting}|${task}`)!);
         const cells = Object.values(tasks);
         rows.push({ embeddings: arm.name, model: model.name, setting, tasks, average: { auroc: meanDefined(cells.map((c) => c.auroc)), auprc: meanDefined(cells.map((c) => c.auprc)) } });
       }
     }
   }
-  // One ROC and one PR figure per model, task and setting (SVG and PNG, axes titled, legend by arm),
-  // and the curves' points, so the report can draw them again.
-  const figures: Record<string, CurveFigures> = {};
-  mkdirSync(join(o.out, 'curves'), { recursive: true });
-  const armNames = o.arms.map((a) => a.name);
-  for (const [key, list] of curves) {
-    const [model, setting, task] = key.split('|');
-    // BEHRT's figures keep their names from before the grid had models.
-    const base = join('curves', `${task}-${setting}${model === 'behrt' ? '' : `-${model}`}`);
-    const title = `${task}, ${setting}${model === 'behrt' ? '' : `, ${model}`}`;
-    const roc = writeFigure(o.out, `${base}-roc`, await curvePlot(list.map((c) => ({ arm: c.arm, ...thinCurve(c.roc) })), { title: `ROC: ${title}`, x: 'false positive rate', y: 'true positive rate', diagonal: true }, armNames));
-    const pr = writeFigure(o.out, `${base}-pr`, await curvePlot(list.map((c) => ({ arm: c.arm, ...thinCurve(c.pr) })), { title: `PR: ${title}`, x: 'recall', y: 'precision', diagonal: false }, armNames));
-    writeFileSync(join(o.out, `${base}.json`), JSON.stringify(list.map((c) => ({ arm: c.arm, roc: c.roc, pr: c.pr }))));
-    figures[model === 'behrt' ? `${setting}|${task}` : key] = { arms: list.map((c) => c.arm), roc: roc.png, pr: pr.png, points: `${base}.json`, files: { roc, pr } };
-  }
-  // The paper's Figure 3/5 layout per model: tasks on x, one bar per arm, internal and external side by side.
-  const bars: Record<string, FigureFiles> = {};
-  for (const model of models) {
-    const modelRows = rows.filter((r) => r.model === model.name);
-    const svg = await taskBars(taskBarRows(modelRows, o.tasks, 'auroc', (r) => r.embeddings), 'AUROC, DeLong 95% CI', armNames, o.tasks, { title: `AUROC per task (${model.name})`, stacked: o.tasks.length * armNames.length > 12 });
-    bars[model.name] = writeFigure(o.out, `auroc-bars${model.name === 'behrt' ? '' : `-${model.name}`}`, svg);
-  }
-  return { rows, curves: figures, bars };
+  return rows;
 }
 
 /** The paper's Table 2 shape: rows embeddings x setting, columns tasks and their average. */

@@ -1,9 +1,9 @@
-// Concept vectors for frozen embeddings, read through one function type so any source plugs in
-// (the representations issue's `vectorFor`, or this module's Parquet reader).
+// Concept vectors for frozen embeddings, read through one function type: a representation table
+// served by the one lookup with fallbacks (trainers/representations/lookup.ts), or a test's map.
 import { readFileSync } from 'node:fs';
 import { sha256 } from '../../transforms/hashing';
 import { loadRepresentations as loadTable, RepresentationTable } from '../representations/table';
-import { RepresentationLookup, type LookupHit, type VocabularyIndex } from '../representations/lookup';
+import { RepresentationLookup, type VocabularyIndex } from '../representations/lookup';
 import { loadVocabularyIndex } from '../representations/vocabularyIndex';
 import type { FrozenTable } from './model';
 import type { Token, Vocabulary } from './vocab';
@@ -40,7 +40,19 @@ export async function loadRepresentations(file: string, o: { vocab?: string | Vo
   }
   const vocabulary = typeof o.vocab === 'string' ? await loadVocabularyIndex(o.vocab, { maxAncestorLevels: 20 }) : o.vocab ?? null;
   if (o.standardize ?? true) standardizeTable(table);
-  return representationsFrom(new RepresentationLookup(table, vocabulary), { hash: `sha256:${sha256(readFileSync(file))}`, source: file });
+  const resolver = new RepresentationLookup(table, vocabulary);
+  const kinds = new Map<string, string>();
+  const lookup: VectorLookup = (c, d) => {
+    const hit = resolver.resolve(c, d);
+    kinds.set(`${c}|${d ?? ''}`, hit ? hit.source : 'unknown');
+    return hit ? hit.vector : null;
+  };
+  const resolutions = () => {
+    const out: Record<string, number> = {};
+    for (const k of [...kinds.values()].sort()) out[k] = (out[k] ?? 0) + 1;
+    return out;
+  };
+  return { lookup, dim: table.dim, hash: `sha256:${sha256(readFileSync(file))}`, source: file, resolutions };
 }
 
 /**
@@ -80,27 +92,4 @@ export function frozenTableFor(vocab: Vocabulary, reps: Pick<Representations, 'l
     vectors.set(v, i * reps.dim);
   });
   return { vectors, dim: reps.dim };
-}
-
-/**
- * Adapts any object with `vectorFor(conceptId, decile)` and `dim` (e.g. the representations
- * issue's RepresentationLookup, with its Maps-to / ancestor fallbacks) to what the trainers take.
- */
-export function representationsFrom(
-  source: { vectorFor(conceptId: number, decile: number | null): Float32Array | null; dim: number; resolve?(conceptId: number, decile: number | null): LookupHit | null },
-  meta: { hash: string; source: string },
-): Representations {
-  if (!source.resolve) return { lookup: (c, d) => source.vectorFor(c, d), dim: source.dim, hash: meta.hash, source: meta.source };
-  const kinds = new Map<string, string>();
-  const lookup: VectorLookup = (c, d) => {
-    const hit = source.resolve!(c, d);
-    kinds.set(`${c}|${d ?? ''}`, hit ? hit.source : 'unknown');
-    return hit ? hit.vector : null;
-  };
-  const resolutions = () => {
-    const out: Record<string, number> = {};
-    for (const k of [...kinds.values()].sort()) out[k] = (out[k] ?? 0) + 1;
-    return out;
-  };
-  return { lookup, dim: source.dim, hash: meta.hash, source: meta.source, resolutions };
 }

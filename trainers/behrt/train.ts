@@ -15,6 +15,7 @@ import { frozenTableFor, type Representations } from './representations';
 import { mixSeed, Rng } from './rng';
 import { encodeSequence, Encoded, Vocabulary } from './vocab';
 import { binaryMetrics, macroMetrics } from '../metrics/auc';
+import { runTrainingLoop } from '../trainingLoop';
 
 export type EmbeddingKind = 'vanilla' | 'medrep' | 'text';
 
@@ -187,12 +188,75 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
   if (o.train.length === 0) throw new Error(`task ${o.task}: no training sequences`);
   const outputs = outputsOf(o.task, o.train);
   const model = buildModel(o);
-  const mlmVocabSize = pretrain ? o.vocab.size : null;
   if (pretrain) model.addMlmHead(o.vocab.size, o.seed);
   else model.addClassifier(outputs, o.seed);
   const adam = new Adam(o.trainCfg.learningRate, o.trainCfg.clipNorm, o.trainCfg.weightDecay);
-  let state: LoopState = { step: 0, epoch: 0, stepInEpoch: 0, bestScore: null, bestStep: null, badEpochs: 0, stopped: false, epochLossSum: 0, epochLossCount: 0, history: [] };
+  const state = startingState(o, model, adam, log);
+  const batches = new BatchObjectives(o, model, outputs);
+  const val = o.val.map((s) => encodeSequence(s, o.vocab, o.model));
+  const yVal = pretrain ? new Float32Array(0) : labelMatrix(o.val, outputs);
+  const step = optimizerStep(model, adam, model.variables(pretrain ? ['encoder', 'mlm'] : ['encoder', 'classifier']));
+  const B = o.trainCfg.batchSize;
+  const nBatches = Math.ceil(batches.size / B);
+  const meta = (): TrainResult['meta'] => checkpointMeta(o, outputs, state);
+  const save = (pointers: ('LATEST' | 'BEST')[]) => (o.checkpointDir ? saveCheckpoint(o.checkpointDir, model, adam, meta(), pointers) : null);
+  let lastCheckpoint: string | null = null;
+  let trainLoss = NaN;
+  let v: { score: number; loss?: number } = { score: NaN };
 
+  const run = runTrainingLoop({
+    maxEpochs: o.trainCfg.epochs,
+    patience: o.trainCfg.patience,
+    goal: { goal: 'max' },
+    state,
+    runEpoch: () => {
+      const order = new Rng(mixSeed(o.seed, state.epoch, 0x5)).shuffle(Array.from({ length: batches.size }, (_, i) => i));
+      for (; state.stepInEpoch < nBatches; ) {
+        if (o.maxSteps !== undefined && state.step >= o.maxSteps) return 'halt';
+        const idx = order.slice(state.stepInEpoch * B, (state.stepInEpoch + 1) * B);
+        const stepStart = process.hrtime.bigint();
+        model.setDropoutSeed(o.seed, state.step);
+        const objective = batches.objective(idx, new Rng(mixSeed(o.seed, state.step, 0x3)));
+        if (objective) {
+          state.epochLossSum += step(objective);
+          state.epochLossCount++;
+        }
+        state.step++;
+        state.stepInEpoch++;
+        o.onStep?.({ step: state.step, tokens: batches.tokens(idx), seconds: Number(process.hrtime.bigint() - stepStart) / 1e9 });
+      }
+      state.stepInEpoch = 0;
+    },
+    validate: () => {
+      v = validationScore(model, o.task, val, yVal, outputs, { vocabSize: o.vocab.size, rate: o.trainCfg.maskRate, seed: o.seed, batchSize: B });
+      trainLoss = state.epochLossCount ? state.epochLossSum / state.epochLossCount : NaN;
+      state.epochLossSum = 0;
+      state.epochLossCount = 0;
+      return v.score;
+    },
+    progressLine: ({ better }) => `${o.task} epoch ${state.epoch} step ${state.step}: train loss ${trainLoss.toFixed(4)}, validation ${pretrain ? 'loss' : 'score'} ${(pretrain ? v.loss! : v.score).toFixed(4)}${better ? ' (best)' : ''}`,
+    log,
+    onEpochEnd: ({ better }) => {
+      state.history.push({ epoch: state.epoch, step: state.step, trainLoss, valScore: v.score, valLoss: v.loss });
+      if (better) state.bestStep = state.step;
+    },
+    checkpoint: ({ better }) => { lastCheckpoint = save(better ? ['LATEST', 'BEST'] : ['LATEST']); },
+  });
+  if (run.halted) {
+    lastCheckpoint = save(['LATEST']);
+    return { model, state, checkpoint: lastCheckpoint, meta: meta() };
+  }
+  adam.dispose();
+  return { model, state, checkpoint: lastCheckpoint, meta: meta() };
+}
+
+/**
+ * The loop state a run starts from: a resumed checkpoint's (its weights and optimizer loaded), or a
+ * fresh one, after weights initialised from another checkpoint where asked.
+ */
+function startingState(o: TrainOptions, model: Behrt, adam: Adam, log: (msg: string) => void): LoopState {
+  const pretrain = o.task === 'pretrain';
+  let state: LoopState = { step: 0, epoch: 0, stepInEpoch: 0, bestScore: null, bestStep: null, badEpochs: 0, stopped: false, epochLossSum: 0, epochLossCount: 0, history: [] };
   const resumeFrom = o.resumeFrom ?? (o.resume && o.checkpointDir ? resolveCheckpoint(o.checkpointDir) : null);
   if (resumeFrom) {
     const meta = readCheckpointMeta(resumeFrom);
@@ -219,22 +283,13 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
     // New data: a fresh epoch count and early-stopping record; the step (and so the seeds) runs on.
     state = { ...state, epoch: 0, stepInEpoch: 0, badEpochs: 0, stopped: false, bestScore: null, bestStep: null, epochLossSum: 0, epochLossCount: 0 };
   }
+  return state;
+}
 
-  const enc = (seqs: Sequence[]) => seqs.map((s) => encodeSequence(s, o.vocab, o.model));
-  const train = enc(o.train);
-  const val = enc(o.val);
-  const yTrain = pretrain ? new Float32Array(0) : labelMatrix(o.train, outputs);
-  const yVal = pretrain ? new Float32Array(0) : labelMatrix(o.val, outputs);
-  // Med-BERT: the prolonged-stay labels of the training sequences (validation stays MLM alone, so
-  // no label of a held-out person steers pretraining).
-  const yPlos = pretrain && o.model.plosHead ? prolongedStayLabels(o.train) : null;
-  const vars = model.variables(pretrain ? ['encoder', 'mlm'] : ['encoder', 'classifier']);
-  const byVarName = new Map<string, string>();
-  for (const [n, v] of model.params) byVarName.set(v.name, n);
-  const varMap = new Map([...model.params].filter(([, v]) => vars.includes(v)));
-  const B = o.trainCfg.batchSize;
-  const nBatches = Math.ceil(train.length / B);
-  const meta = (): TrainResult['meta'] => ({
+/** What a checkpoint records about the run besides its tensors. */
+function checkpointMeta(o: TrainOptions, outputs: number, state: LoopState): TrainResult['meta'] {
+  const pretrain = o.task === 'pretrain';
+  return {
     kind: pretrain ? 'pretrain' : 'finetune',
     task: o.task,
     model: o.model,
@@ -243,74 +298,68 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
     embeddings: o.embeddings,
     vocab: o.vocab.tokens,
     vocabHash: o.vocab.hash(),
-    mlmVocabSize,
+    mlmVocabSize: pretrain ? o.vocab.size : null,
     outputs: pretrain ? null : outputs,
     representationsHash: o.reps?.hash ?? null,
     shardManifestHash: shardSetHash(o.shards),
     shards: o.shards.map((s) => ({ path: s.path, sha256: s.sha256 })),
     state,
-  });
-  const save = (pointers: ('LATEST' | 'BEST')[]) => (o.checkpointDir ? saveCheckpoint(o.checkpointDir, model, adam, meta(), pointers) : null);
-  let lastCheckpoint: string | null = null;
+  };
+}
 
-  while (!state.stopped && state.epoch < o.trainCfg.epochs) {
-    const order = new Rng(mixSeed(o.seed, state.epoch, 0x5)).shuffle(train.map((_, i) => i));
-    for (; state.stepInEpoch < nBatches; ) {
-      if (o.maxSteps !== undefined && state.step >= o.maxSteps) {
-        lastCheckpoint = save(['LATEST']);
-        return { model, state, checkpoint: lastCheckpoint, meta: meta() };
-      }
-      const idx = order.slice(state.stepInEpoch * B, (state.stepInEpoch + 1) * B);
-      const items = idx.map((i) => train[i]);
-      const stepStart = process.hrtime.bigint();
-      model.setDropoutSeed(o.seed, state.step);
-      const rng = new Rng(mixSeed(o.seed, state.step, 0x3));
-      let f: (() => tf.Scalar) | null;
-      if (pretrain) {
-        const m = mlmLoss(model, items, o.vocab.size, o.trainCfg.maskRate, rng, true, yPlos ? Float32Array.from(idx, (i) => yPlos[i]) : undefined);
-        f = m.count > 0 || yPlos ? m.loss : null;
-      } else {
-        const y = new Float32Array(idx.length * outputs);
-        idx.forEach((i, r) => y.set(yTrain.subarray(i * outputs, (i + 1) * outputs), r * outputs));
-        f = () => {
-          const b = makeBatch(items);
-          const logits = model.classify(model.encode(b, true), true);
-          return bceLoss(logits, tf.tensor2d(y, [idx.length, outputs]));
-        };
-      }
-      if (f) {
-        const { value, grads } = tf.variableGrads(f, vars);
-        state.epochLossSum += value.dataSync()[0];
-        state.epochLossCount++;
-        const named = new Map<string, tf.Tensor>();
-        for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
-        adam.apply(varMap, named);
-        value.dispose();
-        for (const g of named.values()) g.dispose();
-      }
-      state.step++;
-      state.stepInEpoch++;
-      o.onStep?.({ step: state.step, tokens: items.reduce((a, e) => a + e.tokens.length, 0), seconds: Number(process.hrtime.bigint() - stepStart) / 1e9 });
-    }
-    state.epoch++;
-    state.stepInEpoch = 0;
-    const v = validationScore(model, o.task, val, yVal, outputs, { vocabSize: o.vocab.size, rate: o.trainCfg.maskRate, seed: o.seed, batchSize: B });
-    const trainLoss = state.epochLossCount ? state.epochLossSum / state.epochLossCount : NaN;
-    state.epochLossSum = 0;
-    state.epochLossCount = 0;
-    state.history.push({ epoch: state.epoch, step: state.step, trainLoss, valScore: v.score, valLoss: v.loss });
-    const better = state.bestScore === null || v.score > state.bestScore;
-    if (better) {
-      state.bestScore = v.score;
-      state.bestStep = state.step;
-      state.badEpochs = 0;
-    } else state.badEpochs++;
-    if (state.badEpochs >= o.trainCfg.patience) state.stopped = true;
-    log(`${o.task} epoch ${state.epoch} step ${state.step}: train loss ${trainLoss.toFixed(4)}, validation ${pretrain ? 'loss' : 'score'} ${(pretrain ? v.loss! : v.score).toFixed(4)}${better ? ' (best)' : ''}`);
-    lastCheckpoint = save(better ? ['LATEST', 'BEST'] : ['LATEST']);
+/** The training sequences, encoded once, and the loss of a batch of them (MLM, or the task's labels). */
+class BatchObjectives {
+  private readonly train: Encoded[];
+  private readonly yTrain: Float32Array;
+  /** Med-BERT: the prolonged-stay labels of the training sequences (validation stays MLM alone, so no label of a held-out person steers pretraining). */
+  private readonly yPlos: Float32Array | null;
+  private readonly pretrain: boolean;
+
+  constructor(private readonly o: TrainOptions, private readonly model: Behrt, private readonly outputs: number) {
+    this.pretrain = o.task === 'pretrain';
+    this.train = o.train.map((s) => encodeSequence(s, o.vocab, o.model));
+    this.yTrain = this.pretrain ? new Float32Array(0) : labelMatrix(o.train, outputs);
+    this.yPlos = this.pretrain && o.model.plosHead ? prolongedStayLabels(o.train) : null;
   }
-  adam.dispose();
-  return { model, state, checkpoint: lastCheckpoint, meta: meta() };
+
+  get size(): number { return this.train.length; }
+
+  tokens(idx: number[]): number { return idx.reduce((a, i) => a + this.train[i].tokens.length, 0); }
+
+  /** The loss of the sequences `idx` (null: an MLM batch with nothing masked and no prolonged-stay head). */
+  objective(idx: number[], rng: Rng): (() => tf.Scalar) | null {
+    const { o, model, outputs } = this;
+    const items = idx.map((i) => this.train[i]);
+    if (this.pretrain) {
+      const yPlos = this.yPlos;
+      const m = mlmLoss(model, items, o.vocab.size, o.trainCfg.maskRate, rng, true, yPlos ? Float32Array.from(idx, (i) => yPlos[i]) : undefined);
+      return m.count > 0 || yPlos ? m.loss : null;
+    }
+    const y = new Float32Array(idx.length * outputs);
+    idx.forEach((i, r) => y.set(this.yTrain.subarray(i * outputs, (i + 1) * outputs), r * outputs));
+    return () => {
+      const b = makeBatch(items);
+      const logits = model.classify(model.encode(b, true), true);
+      return bceLoss(logits, tf.tensor2d(y, [idx.length, outputs]));
+    };
+  }
+}
+
+/** One Adam step on `vars` for an objective; returns the objective's value. */
+function optimizerStep(model: Behrt, adam: Adam, vars: tf.Variable[]): (objective: () => tf.Scalar) => number {
+  const byVarName = new Map<string, string>();
+  for (const [n, v] of model.params) byVarName.set(v.name, n);
+  const varMap = new Map([...model.params].filter(([, v]) => vars.includes(v)));
+  return (objective) => {
+    const { value, grads } = tf.variableGrads(objective, vars);
+    const loss = value.dataSync()[0];
+    const named = new Map<string, tf.Tensor>();
+    for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+    adam.apply(varMap, named);
+    value.dispose();
+    for (const g of named.values()) g.dispose();
+    return loss;
+  };
 }
 
 /** Loads the BEST (or given) checkpoint's weights into `model` (after training, before testing). */

@@ -1,4 +1,4 @@
-// The MedRep concept graph (issue 5 item 4): nodes are the concepts of the condition, drug,
+// The MedRep concept graph: nodes are the concepts of the condition, drug,
 // measurement and procedure domains plus one node per decile of every binned measurement;
 // edges are CONCEPT_RELATIONSHIP pairs between nodes (every relationship type, symmetric, no
 // self links) plus base measurement <-> decile edges; every edge touching a node with more than
@@ -85,9 +85,25 @@ function lowerBound(a: Float64Array, v: number, lo: number, hi: number): number 
 export async function buildConceptGraph(vocabDir: string, opts: GraphBuildOptions = {}): Promise<ConceptGraph> {
   const log = opts.log ?? (() => {});
   const maxLinks = opts.maxLinks ?? MAX_LINKS;
-  const compactEvery = opts.compactEvery ?? 8_000_000;
+  const scope = await conceptsInScope(vocabDir);
+  const nodes = graphNodes(scope, opts);
+  log(`[graph] ${scope.conceptRows} concept rows, ${scope.baseIds.length} concept nodes, ${nodes.decileConcepts.length * 10} decile nodes`);
+  const links = await distinctLinks(vocabDir, scope.baseIds, nodes.decileConcepts, opts.compactEvery ?? 8_000_000);
+  log(`[graph] ${links.rel.rows} relationship rows (${links.rel.invalid} invalid), ${links.between} between nodes, ${links.keys.length} distinct links`);
+  const csr = symmetricCsr(links.keys, nodes.conceptIds.length, maxLinks);
+  const stats: GraphStats = {
+    conceptRows: scope.conceptRows, conceptNodes: scope.baseIds.length, decileNodes: nodes.decileConcepts.length * 10,
+    decileConceptsNotInScope: nodes.decileNotInScope, relationshipRows: links.rel.rows, relationshipRowsInvalid: links.rel.invalid,
+    relationshipRowsBetweenNodes: links.between, distinctLinks: links.keys.length, hubNodes: csr.hubs,
+    droppedLinks: links.keys.length - csr.keptLinks, keptLinks: csr.keptLinks,
+  };
+  log(`[graph] ${csr.hubs} nodes with more than ${maxLinks} links; ${stats.droppedLinks} links dropped, ${csr.keptLinks} kept`);
+  return new ConceptGraph(nodes.conceptIds, nodes.deciles, nodes.domains, scope.baseIds.length, csr.rowPtr, csr.colIdx, stats);
+}
 
-  // 1. concepts in scope, packed (id * 8 + domain) so one native sort orders both
+/** The concepts of the graph's domains, ascending by id, with their domains. */
+async function conceptsInScope(vocabDir: string): Promise<{ conceptRows: number; baseIds: Float64Array; domains: Int8Array }> {
+  // packed (id * 8 + domain) so one native sort orders both
   const packed = new GrowableFloat64();
   const conceptRows = await streamConcepts(vocabDir, (c) => {
     const dom = GRAPH_DOMAINS[c.domain_id];
@@ -101,12 +117,18 @@ export async function buildConceptGraph(vocabDir: string, opts: GraphBuildOption
   for (let i = 1; i < numConcepts; i++) {
     if (Math.floor(pv[i] / 8) === Math.floor(pv[i - 1] / 8)) throw new Error(`concept ${Math.floor(pv[i] / 8)} appears twice with different domains`);
   }
+  const baseIds = new Float64Array(numConcepts);
+  const domains = new Int8Array(numConcepts);
+  for (let i = 0; i < numConcepts; i++) { baseIds[i] = Math.floor(pv[i] / 8); domains[i] = pv[i] - baseIds[i] * 8; }
+  return { conceptRows, baseIds, domains };
+}
 
-  // 2. decile nodes for every binned measurement concept in scope
+/** Concept nodes first, then ten decile nodes for every binned measurement concept in scope. */
+function graphNodes(scope: { baseIds: Float64Array; domains: Int8Array }, opts: GraphBuildOptions) {
+  const { baseIds } = scope;
+  const numConcepts = baseIds.length;
   const decileConcepts: number[] = [];
   let decileNotInScope = 0;
-  const baseIds = new Float64Array(numConcepts);
-  for (let i = 0; i < numConcepts; i++) baseIds[i] = Math.floor(pv[i] / 8);
   if (opts.deciles) {
     const seen = new Set<number>();
     for (const g of opts.deciles.groups) {
@@ -119,7 +141,7 @@ export async function buildConceptGraph(vocabDir: string, opts: GraphBuildOption
   }
   if (opts.allMeasurementDeciles) {
     const have = new Set(decileConcepts);
-    for (let i = 0; i < numConcepts; i++) if (pv[i] - baseIds[i] * 8 === GRAPH_DOMAINS.Measurement && !have.has(baseIds[i])) decileConcepts.push(baseIds[i]);
+    for (let i = 0; i < numConcepts; i++) if (scope.domains[i] === GRAPH_DOMAINS.Measurement && !have.has(baseIds[i])) decileConcepts.push(baseIds[i]);
   }
   decileConcepts.sort((a, b) => a - b);
   const numNodes = numConcepts + decileConcepts.length * 10;
@@ -127,8 +149,8 @@ export async function buildConceptGraph(vocabDir: string, opts: GraphBuildOption
   const conceptIds = new Float64Array(numNodes);
   const deciles = new Int8Array(numNodes).fill(-1);
   const domains = new Int8Array(numNodes);
-  for (let i = 0; i < numConcepts; i++) { conceptIds[i] = baseIds[i]; domains[i] = pv[i] - baseIds[i] * 8; }
-  packed.length = 0;
+  conceptIds.set(baseIds);
+  domains.set(scope.domains);
   decileConcepts.forEach((c, k) => {
     for (let d = 0; d < 10; d++) {
       const n = numConcepts + k * 10 + d;
@@ -137,9 +159,15 @@ export async function buildConceptGraph(vocabDir: string, opts: GraphBuildOption
       domains[n] = GRAPH_DOMAINS.Measurement;
     }
   });
-  log(`[graph] ${conceptRows} concept rows, ${numConcepts} concept nodes, ${decileConcepts.length * 10} decile nodes`);
+  return { conceptIds, deciles, domains, decileConcepts, decileNotInScope };
+}
 
-  // 3. links between nodes, as packed (lo, hi) keys, compacted when the buffer fills
+/**
+ * Links between nodes as sorted distinct packed (lo, hi) keys: relationship rows between two
+ * concepts in scope, and each decile node to its concept; compacted whenever the buffer fills.
+ */
+async function distinctLinks(vocabDir: string, baseIds: Float64Array, decileConcepts: number[], compactEvery: number) {
+  const numConcepts = baseIds.length;
   const keys = new GrowableFloat64(1 << 20);
   let between = 0;
   let compactAt = compactEvery;
@@ -161,10 +189,11 @@ export async function buildConceptGraph(vocabDir: string, opts: GraphBuildOption
     for (let d = 0; d < 10; d++) keys.push(base * PAIR_BASE + numConcepts + k * 10 + d);
   });
   keys.sortUnique();
-  const links = keys.view();
-  log(`[graph] ${rel.rows} relationship rows (${rel.invalid} invalid), ${between} between nodes, ${links.length} distinct links`);
+  return { keys: keys.view(), rel, between };
+}
 
-  // 4. the >maxLinks rule, then a symmetric CSR
+/** The >maxLinks rule (a hub node loses all its links), then a symmetric CSR of what is kept. */
+function symmetricCsr(links: Float64Array, numNodes: number, maxLinks: number) {
   const deg = new Int32Array(numNodes);
   for (let i = 0; i < links.length; i++) {
     const lo = Math.floor(links[i] / PAIR_BASE);
@@ -201,12 +230,5 @@ export async function buildConceptGraph(vocabDir: string, opts: GraphBuildOption
     if (hub[lo] || hub[hi]) continue;
     colIdx[fill[lo]++] = hi;
   }
-  const stats: GraphStats = {
-    conceptRows, conceptNodes: numConcepts, decileNodes: decileConcepts.length * 10,
-    decileConceptsNotInScope: decileNotInScope, relationshipRows: rel.rows, relationshipRowsInvalid: rel.invalid,
-    relationshipRowsBetweenNodes: between, distinctLinks: links.length, hubNodes: hubs,
-    droppedLinks: links.length - keptLinks, keptLinks,
-  };
-  log(`[graph] ${hubs} nodes with more than ${maxLinks} links; ${stats.droppedLinks} links dropped, ${keptLinks} kept`);
-  return new ConceptGraph(conceptIds, deciles, domains, numConcepts, rowPtr, colIdx, stats);
+  return { rowPtr, colIdx, hubs, keptLinks };
 }

@@ -1,5 +1,5 @@
 // MedRep's graph stage: GRACE graph contrastive learning with knowledge distillation from the
-// text vectors (issue 5 item 5). A 2-layer GCN (PReLU) encodes the text vectors of a sampled
+// text vectors. A 2-layer GCN (PReLU) encodes the text vectors of a sampled
 // subgraph; two views, each with DropEdge 0.2 and feature masking 0.2, pass through a projection
 // head; the symmetric GRACE loss (temperature 0.5) over the subgraph's nodes takes one Adam
 // step, then the distillation loss KL(softmax(x) || softmax(z)) between the text vector x and the
@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng, glorotUniform } from '../random';
 import type { ConceptGraph } from './conceptGraph';
 import { dropEdges, featureMask, gcnMessages, sampleSubgraph, Subgraph } from './sampling';
+import { runTrainingLoop } from '../trainingLoop';
 
 export interface GraceOptions {
   /** Output dimension of the projection head's hidden layer. Default = text dim. */
@@ -170,47 +171,42 @@ export function trainGrace(g: ConceptGraph, textVectors: Float32Array, dim: numb
   const model = new GraceModel(dim, dim, o.projectionDim ?? dim, rng);
   const optimizer = tf.train.adam(o.learningRate);
   const start = Date.now();
-  let best = Infinity;
-  let bestEpoch = -1;
-  let bestWeights: Map<string, tf.Tensor> | null = null;
-  let bad = 0;
   let nodesProcessed = 0;
   const epochLosses: GraceResult['epochLosses'] = [];
-  let epoch = 0;
   const order = Int32Array.from({ length: g.numNodes }, (_, i) => i);
-  for (epoch = 0; epoch < o.maxEpochs; epoch++) {
-    rng.shuffle(order);
-    let sumC = 0;
-    let sumD = 0;
-    let batches = 0;
-    for (let s = 0; s < order.length; s += o.seedsPerBatch) {
-      const sub = sampleSubgraph(g, order.subarray(s, s + o.seedsPerBatch), o.fanouts, rng);
-      const { c, d } = trainStep(model, optimizer, sub, textVectors, dim, o, rng);
-      sumC += c; sumD += d; batches++;
-      nodesProcessed += sub.nodes.length;
-    }
-    const lossC = sumC / batches;
-    const lossD = sumD / batches;
-    const total = lossC + (o.distill ? lossD : 0);
-    epochLosses.push({ epoch, contrastive: lossC, distillation: lossD, total });
-    log(`[gcl] epoch ${epoch}: contrastive ${lossC.toFixed(4)} distillation ${lossD.toFixed(4)}`);
-    o.onEpoch?.(epoch, () => encodeAll(model, g, textVectors, dim), { graph: g, textVectors, dim });
-    if (total < best - 1e-6) {
-      best = total;
-      bestEpoch = epoch;
-      bestWeights?.forEach((t) => t.dispose());
-      bestWeights = model.snapshot();
-      bad = 0;
-    } else if (++bad >= o.patience) {
-      epoch++;
-      break;
-    }
-  }
-  if (bestWeights) { model.restore(bestWeights); bestWeights.forEach((t) => t.dispose()); }
+  const run = runTrainingLoop({
+    maxEpochs: o.maxEpochs,
+    patience: o.patience,
+    // GRACE has no held-out split: early stopping watches the epoch's training loss.
+    goal: { goal: 'min', minDelta: 1e-6 },
+    runEpoch: (epoch) => {
+      rng.shuffle(order);
+      let sumC = 0;
+      let sumD = 0;
+      let batches = 0;
+      for (let s = 0; s < order.length; s += o.seedsPerBatch) {
+        const sub = sampleSubgraph(g, order.subarray(s, s + o.seedsPerBatch), o.fanouts, rng);
+        const { c, d } = trainStep(model, optimizer, sub, textVectors, dim, o, rng);
+        sumC += c; sumD += d; batches++;
+        nodesProcessed += sub.nodes.length;
+      }
+      const lossC = sumC / batches;
+      const lossD = sumD / batches;
+      epochLosses.push({ epoch, contrastive: lossC, distillation: lossD, total: lossC + (o.distill ? lossD : 0) });
+    },
+    validate: () => epochLosses[epochLosses.length - 1].total,
+    bestWeights: model,
+    progressLine: () => {
+      const l = epochLosses[epochLosses.length - 1];
+      return `[gcl] epoch ${l.epoch}: contrastive ${l.contrastive.toFixed(4)} distillation ${l.distillation.toFixed(4)}`;
+    },
+    log,
+    onEpochEnd: ({ epoch }) => o.onEpoch?.(epoch, () => encodeAll(model, g, textVectors, dim), { graph: g, textVectors, dim }),
+  });
   const vectors = encodeAll(model, g, textVectors, dim);
   model.dispose();
   optimizer.dispose();
-  return { vectors, dim, epochs: epoch, bestEpoch, epochLosses, nodesProcessed, seconds: (Date.now() - start) / 1000 };
+  return { vectors, dim, epochs: run.epochs, bestEpoch: run.bestEpoch, epochLosses, nodesProcessed, seconds: (Date.now() - start) / 1000 };
 }
 
 function gatherRows(src: Float32Array, dim: number, nodes: Int32Array): Float32Array {

@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { sqlString } from '../../common/sql';
 
 export type VocabTableName = 'concept' | 'concept_relationship' | 'concept_ancestor' | 'concept_synonym';
 
@@ -149,14 +150,14 @@ async function streamParquet(file: string, columns: string[], onRow: (row: Vocab
   const conn = await db.connect();
   let rows = 0;
   try {
-    const described = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${file.replace(/'/g, "''")}')`)).getRows().map((r) => String(r[0]));
+    const described = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${sqlString(file)})`)).getRows().map((r) => String(r[0]));
     const lower = described.map((c) => c.toLowerCase());
     const select = columns.map((c) => {
       const i = lower.indexOf(c);
       if (i < 0) throw new Error(`${file}: has no column ${c} (found: ${described.join(', ')})`);
       return `CAST("${described[i]}" AS VARCHAR)`;
     });
-    const result = await conn.stream(`SELECT ${select.join(', ')} FROM read_parquet('${file.replace(/'/g, "''")}')`);
+    const result = await conn.stream(`SELECT ${select.join(', ')} FROM read_parquet(${sqlString(file)})`);
     for (;;) {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { createHash } from 'crypto';
 import * as arrow from 'apache-arrow';
 import { DuckDBInstance, DuckDBListValue } from '@duckdb/node-api';
-import { sqlString } from '../../pipelines/duck';
+import { sqlString } from '../../common/sql';
 
 // parquet-wasm's Node build (its "exports" map); types from the same build's declarations.
 // eslint-disable-next-line @typescript-eslint/no-var-requires

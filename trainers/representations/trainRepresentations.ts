@@ -8,6 +8,7 @@ import { UserError } from '../../common/errors';
 import * as path from 'path';
 import { createHash } from 'crypto';
 import type { DecileArtifact } from '../../transforms/deciles';
+import { readDecileArtifact } from '../../pipelines/decileArtifact';
 import { selectBackend, BackendPreference, BACKEND_PREFERENCES, currentBackendChoice } from '../backend';
 import { buildConceptGraph, ConceptGraph, GraphStats, GRAPH_DOMAINS } from '../graph/conceptGraph';
 import { propagate, DEFAULT_PROPAGATION, PropagationOptions } from '../graph/propagation';
@@ -114,20 +115,6 @@ function sha256File(file: string): string {
   return h.digest('hex');
 }
 
-export function readDecileArtifact(file: string): DecileArtifact {
-  let a: DecileArtifact;
-  try {
-    a = JSON.parse(fs.readFileSync(file, 'utf8')) as DecileArtifact;
-  } catch (e) {
-    throw new UserError(`deciles file ${file}: ${(e as Error).message}`);
-  }
-  if (a.kind !== 'medrep.deciles' || !Array.isArray(a.groups)) throw new UserError(`deciles file ${file}: not a medrep.deciles artifact (kind ${String(a.kind)})`);
-  a.groups.forEach((g, i) => {
-    if (!Number.isSafeInteger(g.concept_id)) throw new UserError(`deciles file ${file}: groups[${i}].concept_id is not an integer id`);
-  });
-  return a;
-}
-
 export const DEFAULT_ORDINAL_WEIGHT = 1;
 
 /** The table rows of node vectors: the graph's own rows (decile nodes included), or concept rows plus ordinal decile rows. */
@@ -176,33 +163,7 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
   const descLines = text.texts.map((t, n) => JSON.stringify({ concept_id: graph.conceptIds[n], decile: graph.deciles[n] < 0 ? null : graph.deciles[n], source: text.sources[n], description: t }));
   fs.writeFileSync(path.join(o.out, 'descriptions.jsonl'), descLines.join('\n') + '\n');
 
-  let textVectors: Float32Array;
-  let dim: number;
-  let mlm: MlmResult | null = null;
-  let mlmSettings: Record<string, unknown> | null = null;
-  let encoderSettings: Record<string, unknown> | null = null;
-  const lexical: LexicalOptions = { ...DEFAULT_LEXICAL, seed, ...o.lexical };
-  if (settings.text === 'mlm') {
-    const cfg: TextEncoderConfig = { ...(o.textSize === 'paper' ? PAPER_TEXT_ENCODER : SMALL_TEXT_ENCODER), ...o.textConfig };
-    const tokenizer = BpeTokenizer.train(text.texts, o.tokenizerVocabSize ?? 2000);
-    fs.writeFileSync(path.join(o.out, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
-    const sequences = text.texts.map((t) => tokenizer.encode(t, cfg.maxLen));
-    log(`[text-mlm] ${sequences.length} descriptions, tokenizer of ${tokenizer.size} pieces, encoder ${JSON.stringify(cfg)}`);
-    const encoder = new TextEncoder(cfg, tokenizer.size, seed);
-    const mlmOptions: MlmOptions = { ...DEFAULT_MLM, seed, ...o.mlm, log };
-    mlm = pretrainMlm(encoder, sequences, mlmOptions);
-    textVectors = settings.pooling === 'mean' ? meanVectors(encoder, sequences) : clsVectors(encoder, sequences);
-    encoder.dispose();
-    dim = cfg.hidden;
-    const { log: _l, ...rest } = mlmOptions;
-    void _l;
-    mlmSettings = rest as unknown as Record<string, unknown>;
-    encoderSettings = { ...cfg, tokenizerVocabSize: tokenizer.size };
-  } else {
-    textVectors = lexicalVectors(text.texts, lexical);
-    dim = lexical.dim;
-    log(`[text-lexical] ${text.texts.length} descriptions -> TF-IDF 1-${lexical.maxNgram} grams -> SVD ${dim}`);
-  }
+  const { textVectors, dim, mlm, mlmSettings, encoderSettings, lexical } = textStage(o, settings, text.texts, seed, log);
   const ordinalWeight = o.ordinalWeight ?? DEFAULT_ORDINAL_WEIGHT;
   const textTable = assembleTable(graph, textVectors, dim, settings.deciles, ordinalWeight);
   const textWritten = await writeRepresentations(path.join(o.out, 'text.parquet'), textTable.dim, textTable);
@@ -228,13 +189,6 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
     noKdWritten = await writeRepresentations(path.join(o.out, 'medrep-no-kd.parquet'), t.dim, t);
   }
 
-  const inputs: Record<string, string> = {};
-  for (const t of ['concept', 'concept_relationship', 'concept_synonym', 'concept_ancestor'] as VocabTableName[]) {
-    const f = findVocabFile(o.vocab, t);
-    if (f) inputs[path.basename(f.path)] = sha256File(f.path);
-  }
-  const { log: _l2, ...gclSettings } = gclOptions;
-  void _l2;
   const outputs: Record<string, unknown> = {
     'text.parquet': { rows: textWritten.rows, dim: textTable.dim, sha256: textWritten.sha256 },
     [graphFile]: { rows: medrepWritten.rows, dim: medrepTable.dim, sha256: medrepWritten.sha256 },
@@ -243,26 +197,85 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
   if (medtok) outputs['medtok-codes.csv'] = { sha256: sha256File(path.join(o.out, 'medtok-codes.csv')) };
   if (noKdWritten) outputs['medrep-no-kd.parquet'] = { rows: noKdWritten.rows, dim: noKdWritten.dim, sha256: noKdWritten.sha256 };
   if (settings.text === 'mlm') outputs['tokenizer.json'] = { sha256: sha256File(path.join(o.out, 'tokenizer.json')) };
-  const meta = {
+  const meta = representationsRecord(o, {
+    seed, settings, backend, deciles, encoderSettings, mlmSettings, lexical, gclOptions, propagation, medtokOptions, ordinalWeight,
+    graph: graph.stats, textSources: text.counts, mlm, medtok, gcl, outputs,
+  });
+  fs.writeFileSync(path.join(o.out, 'representations.json'), JSON.stringify(meta, null, 2) + '\n');
+  log(`[medrep] wrote ${o.out}/text.parquet, ${graphFile} (${medrepTable.conceptIds.length} rows, dim ${medrepTable.dim}) and representations.json`);
+  return {
+    graph: graph.stats, settings, text: textWritten, medrep: medrepWritten, medrepNoKd: noKdWritten, textSources: text.counts, mlm, gcl, medtok,
+    graphObject: graph, textVectors, dim, textTable, medrepTable,
+  };
+}
+
+interface TextStage {
+  textVectors: Float32Array;
+  dim: number;
+  mlm: MlmResult | null;
+  mlmSettings: Record<string, unknown> | null;
+  encoderSettings: Record<string, unknown> | null;
+  lexical: LexicalOptions;
+}
+
+/** The text stage: a vector per description, from the MLM-pretrained encoder (its tokenizer written to OUT) or lexical TF-IDF + SVD. */
+function textStage(o: TrainRepresentationsOptions, settings: MethodSettings, texts: string[], seed: number, log: (line: string) => void): TextStage {
+  const lexical: LexicalOptions = { ...DEFAULT_LEXICAL, seed, ...o.lexical };
+  if (settings.text !== 'mlm') {
+    const textVectors = lexicalVectors(texts, lexical);
+    log(`[text-lexical] ${texts.length} descriptions -> TF-IDF 1-${lexical.maxNgram} grams -> SVD ${lexical.dim}`);
+    return { textVectors, dim: lexical.dim, mlm: null, mlmSettings: null, encoderSettings: null, lexical };
+  }
+  const cfg: TextEncoderConfig = { ...(o.textSize === 'paper' ? PAPER_TEXT_ENCODER : SMALL_TEXT_ENCODER), ...o.textConfig };
+  const tokenizer = BpeTokenizer.train(texts, o.tokenizerVocabSize ?? 2000);
+  fs.writeFileSync(path.join(o.out, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+  const sequences = texts.map((t) => tokenizer.encode(t, cfg.maxLen));
+  log(`[text-mlm] ${sequences.length} descriptions, tokenizer of ${tokenizer.size} pieces, encoder ${JSON.stringify(cfg)}`);
+  const encoder = new TextEncoder(cfg, tokenizer.size, seed);
+  const mlmOptions: MlmOptions = { ...DEFAULT_MLM, seed, ...o.mlm, log };
+  const mlm = pretrainMlm(encoder, sequences, mlmOptions);
+  const textVectors = settings.pooling === 'mean' ? meanVectors(encoder, sequences) : clsVectors(encoder, sequences);
+  encoder.dispose();
+  const { log: _l, ...rest } = mlmOptions;
+  void _l;
+  return { textVectors, dim: cfg.hidden, mlm, mlmSettings: rest as unknown as Record<string, unknown>, encoderSettings: { ...cfg, tokenizerVocabSize: tokenizer.size }, lexical };
+}
+
+/** representations.json: the inputs by hash, the settings, the training histories and the outputs. */
+function representationsRecord(o: TrainRepresentationsOptions, r: {
+  seed: number; settings: MethodSettings; backend: string; deciles: DecileArtifact | null;
+  encoderSettings: Record<string, unknown> | null; mlmSettings: Record<string, unknown> | null; lexical: LexicalOptions;
+  gclOptions: GraceOptions; propagation: PropagationOptions; medtokOptions: MedtokOptions; ordinalWeight: number;
+  graph: GraphStats; textSources: unknown; mlm: MlmResult | null; medtok: MedtokResult | null; gcl: GraceResult | null; outputs: Record<string, unknown>;
+}): Record<string, unknown> {
+  const { settings, mlm, medtok, gcl } = r;
+  const inputs: Record<string, string> = {};
+  for (const t of ['concept', 'concept_relationship', 'concept_synonym', 'concept_ancestor'] as VocabTableName[]) {
+    const f = findVocabFile(o.vocab, t);
+    if (f) inputs[path.basename(f.path)] = sha256File(f.path);
+  }
+  const { log: _l2, ...gclSettings } = r.gclOptions;
+  void _l2;
+  return {
     kind: 'medrep.representations',
     inputs: {
       vocabulary: { sha256: inputs },
-      deciles: o.deciles ? { version: deciles!.version, sha256: sha256File(o.deciles) } : null,
+      deciles: o.deciles ? { version: r.deciles!.version, sha256: sha256File(o.deciles) } : null,
       descriptions: o.descriptions ? { sha256: sha256File(o.descriptions) } : null,
       endpoint: o.endpoint ? { url: o.endpoint, model: o.endpointModel ?? null } : null,
     },
-    backend: { name: backend, chosen: currentBackendChoice()?.chosen },
+    backend: { name: r.backend, chosen: currentBackendChoice()?.chosen },
     settings: {
-      seed, method: o.method ?? DEFAULT_METHOD, ...settings,
-      textEncoder: encoderSettings, mlm: mlmSettings,
-      lexical: settings.text === 'lexical' ? lexical : null,
+      seed: r.seed, method: o.method ?? DEFAULT_METHOD, ...settings,
+      textEncoder: r.encoderSettings, mlm: r.mlmSettings,
+      lexical: settings.text === 'lexical' ? r.lexical : null,
       gcl: settings.graph === 'grace' ? gclSettings : null,
-      propagation: settings.graph === 'appnp' || settings.graph === 'medtok' ? propagation : null,
-      medtok: settings.graph === 'medtok' ? medtokOptions : null,
-      ordinalWeight: settings.deciles === 'ordinal' ? ordinalWeight : null,
+      propagation: settings.graph === 'appnp' || settings.graph === 'medtok' ? r.propagation : null,
+      medtok: settings.graph === 'medtok' ? r.medtokOptions : null,
+      ordinalWeight: settings.deciles === 'ordinal' ? r.ordinalWeight : null,
     },
-    graph: graph.stats,
-    textSources: text.counts,
+    graph: r.graph,
+    textSources: r.textSources,
     training: {
       mlm: mlm ? { epochs: mlm.epochs, bestEpoch: mlm.bestEpoch, history: mlm.history, tokensProcessed: mlm.tokensProcessed, seconds: mlm.seconds } : null,
       medtok: medtok ? {
@@ -271,13 +284,7 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
       } : null,
       gcl: gcl ? { epochs: gcl.epochs, bestEpoch: gcl.bestEpoch, history: gcl.epochLosses, nodesProcessed: gcl.nodesProcessed, seconds: gcl.seconds } : null,
     },
-    outputs,
-  };
-  fs.writeFileSync(path.join(o.out, 'representations.json'), JSON.stringify(meta, null, 2) + '\n');
-  log(`[medrep] wrote ${o.out}/text.parquet, ${graphFile} (${medrepTable.conceptIds.length} rows, dim ${medrepTable.dim}) and representations.json`);
-  return {
-    graph: graph.stats, settings, text: textWritten, medrep: medrepWritten, medrepNoKd: noKdWritten, textSources: text.counts, mlm, gcl, medtok,
-    graphObject: graph, textVectors, dim, textTable, medrepTable,
+    outputs: r.outputs,
   };
 }
 

@@ -1,11 +1,12 @@
 // A small transformer encoder pretrained with masked language modelling on the concept
-// descriptions (issue 5 item 3): 30% of the word pieces are chosen, of which 80% become [MASK],
+// descriptions: 30% of the word pieces are chosen, of which 80% become [MASK],
 // 10% a random piece and 10% stay; a held-out validation split drives early stopping; the
 // concept vector is the final hidden state at [CLS]. Pre-LayerNorm blocks, GELU feed-forward,
 // output layer tied to the piece embeddings.
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../random';
 import { CLS, MASK, PAD, SEP, SPECIAL_TOKENS } from './tokenizer';
+import { runTrainingLoop } from '../trainingLoop';
 
 export interface TextEncoderConfig {
   hidden: number;
@@ -182,42 +183,38 @@ export function pretrainMlm(model: TextEncoder, sequences: number[][], options: 
   const validMasked = valid.map((s) => maskSequence(s, model.vocabSize, o.maskRate, split));
   const optimizer = tf.train.adam(o.learningRate);
   const history: MlmResult['history'] = [];
-  let best = Infinity;
-  let bestEpoch = -1;
-  let bestWeights: Map<string, tf.Tensor> | null = null;
-  let bad = 0;
   let tokensProcessed = 0;
   const start = Date.now();
-  let epoch = 0;
-  for (epoch = 0; epoch < o.maxEpochs; epoch++) {
-    const order = Int32Array.from({ length: train.length }, (_, i) => i);
-    rng.shuffle(order);
-    let sum = 0;
-    let n = 0;
-    for (let s = 0; s < order.length; s += o.batchSize) {
-      const rows = Array.from(order.subarray(s, s + o.batchSize), (i) => maskSequence(train[i], model.vocabSize, o.maskRate, rng));
-      const batch = makeBatch(rows, model.cfg.maxLen);
-      if (batch.positions.size > 0) {
-        const loss = optimizer.minimize(() => model.mlmLoss(batch.ids, batch.positions, batch.targets), true, Object.values(model.vars))!;
-        sum += loss.dataSync()[0];
-        n++;
-        loss.dispose();
-        tokensProcessed += batch.tokens;
+  let trainLoss = { sum: 0, n: 0 };
+  const run = runTrainingLoop({
+    maxEpochs: o.maxEpochs,
+    patience: o.patience,
+    goal: { goal: 'min', minDelta: 1e-6 },
+    runEpoch: () => {
+      const order = Int32Array.from({ length: train.length }, (_, i) => i);
+      rng.shuffle(order);
+      trainLoss = { sum: 0, n: 0 };
+      for (let s = 0; s < order.length; s += o.batchSize) {
+        const rows = Array.from(order.subarray(s, s + o.batchSize), (i) => maskSequence(train[i], model.vocabSize, o.maskRate, rng));
+        const batch = makeBatch(rows, model.cfg.maxLen);
+        if (batch.positions.size > 0) {
+          const loss = optimizer.minimize(() => model.mlmLoss(batch.ids, batch.positions, batch.targets), true, Object.values(model.vars))!;
+          trainLoss.sum += loss.dataSync()[0];
+          trainLoss.n++;
+          loss.dispose();
+          tokensProcessed += batch.tokens;
+        }
+        disposeBatch(batch);
       }
-      disposeBatch(batch);
-    }
-    const validation = evaluate(model, validMasked, o.batchSize);
-    history.push({ epoch, train: n ? sum / n : NaN, validation });
-    log(`[text-mlm] epoch ${epoch}: train ${(sum / Math.max(n, 1)).toFixed(4)} validation ${validation.toFixed(4)}`);
-    if (validation < best - 1e-6) {
-      best = validation; bestEpoch = epoch; bad = 0;
-      bestWeights?.forEach((t) => t.dispose());
-      bestWeights = model.snapshot();
-    } else if (++bad >= o.patience) { epoch++; break; }
-  }
-  if (bestWeights) { model.restore(bestWeights); bestWeights.forEach((t) => t.dispose()); }
+    },
+    validate: () => evaluate(model, validMasked, o.batchSize),
+    bestWeights: model,
+    progressLine: ({ epoch, value }) => `[text-mlm] epoch ${epoch}: train ${(trainLoss.sum / Math.max(trainLoss.n, 1)).toFixed(4)} validation ${value.toFixed(4)}`,
+    log,
+    onEpochEnd: ({ epoch, value }) => { history.push({ epoch, train: trainLoss.n ? trainLoss.sum / trainLoss.n : NaN, validation: value }); },
+  });
   optimizer.dispose();
-  return { epochs: epoch, bestEpoch, history, tokensProcessed, seconds: (Date.now() - start) / 1000 };
+  return { epochs: run.epochs, bestEpoch: run.bestEpoch, history, tokensProcessed, seconds: (Date.now() - start) / 1000 };
 }
 
 function evaluate(model: TextEncoder, rows: Array<{ input: number[]; target: number[] }>, batchSize: number): number {

@@ -1,4 +1,4 @@
-// A byte-pair-encoding tokenizer trained on the concept descriptions (issue 5 item 3). Words are
+// A byte-pair-encoding tokenizer trained on the concept descriptions. Words are
 // lower-cased runs of letters/digits or single punctuation marks; BPE merges are learned over
 // the word counts; a word's pieces after the first carry the "##" prefix, as in WordPiece, so
 // a piece at the start of a word and inside it are different tokens.

@@ -4,14 +4,14 @@
 // Prints one JSON line. `activeSeconds` of stream ends at its last committed transaction (the
 // idle wait that lets it exit is not work).
 import { Kafka, logLevel } from 'kafkajs';
-import { kafkaJsConfig, kafkaOptionsFromArgs } from '../pipelines/kafka/config';
+import { kafkaJsConfig, kafkaOptions } from '../pipelines/kafka/config';
 import { produceOmop } from '../pipelines/kafka/omopLoad';
 import { runStream } from '../pipelines/kafka/streamRunner';
 import { silentLogger } from '../common/progress';
 
 async function main(): Promise<void> {
   const [what, omop, brokers, prefix, a, b] = process.argv.slice(2);
-  const kafka = kafkaOptionsFromArgs(['--brokers', brokers, '--topic-prefix', prefix, '--client-id', `bench-${what}`], {});
+  const kafka = kafkaOptions({ brokers, topicPrefix: prefix, clientId: `bench-${what}` }, {});
   const client = new Kafka({ ...kafkaJsConfig(kafka), logLevel: logLevel.NOTHING });
   const started = process.hrtime.bigint();
   const secs = () => Number(process.hrtime.bigint() - started) / 1e9;

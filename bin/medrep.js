@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// Entry point of the `medrep` command; the CLI lives in pipelines/cli.ts (compiled to dist/).
-require('../dist/pipelines/cli.js').main(process.argv.slice(2));
+// Entry point of the `medrep` command; the CLI lives in cli/ (compiled to dist/).
+require('../dist/cli/index.js').main(process.argv.slice(2));

@@ -9,7 +9,6 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlagSpec, parseArgs } from '../common/args';
 import { generateSynthetic, personsForRows } from './synth';
 import { UserError } from '../common/errors';
 
@@ -40,9 +39,9 @@ function runJob(job: string, omop: string, out: string): JobResult {
   }
 }
 
-type Format = 'csv' | 'parquet';
+export type BenchFormat = 'csv' | 'parquet';
 
-async function dataset(rows: number, seed: number, dataDir: string, format: Format): Promise<{ dir: string; clinicalRows: number }> {
+async function dataset(rows: number, seed: number, dataDir: string, format: BenchFormat): Promise<{ dir: string; clinicalRows: number }> {
   const dir = path.join(dataDir, `synth-${rows}-seed${seed}${format === 'csv' ? '-csv' : ''}`);
   const meta = path.join(dir, 'synth_meta.json');
   if (fs.existsSync(meta)) {
@@ -55,19 +54,24 @@ async function dataset(rows: number, seed: number, dataDir: string, format: Form
   return { dir, clinicalRows: s.clinicalRows };
 }
 
-const JOBS = ['duckdb', 'local', 'local-no-meds'];
+/** The harness's jobs: the DuckDB-only baseline and the local runner with and without the MEDS copy. */
+export const BENCH_JOBS = ['duckdb', 'local', 'local-no-meds'] as const;
+const JOBS: readonly string[] = BENCH_JOBS;
 
-export const BENCH_SPEC: FlagSpec = { rows: 'string', formats: 'string', jobs: 'string', seed: 'number', data: 'string', repeat: 'number' };
+export interface BenchOptions {
+  /** Clinical rows of each dataset size. */
+  rows: number[];
+  formats: BenchFormat[];
+  jobs: string[];
+  seed: number;
+  /** Where generated datasets are kept between runs (default bench/data). */
+  data?: string;
+  repeat: number;
+}
 
-export async function runBench(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, BENCH_SPEC, 'medrep bench');
-  const sizes = String(p.flags.rows ?? '1000000,10000000').split(',').map((x) => Number(x.trim()));
-  const seed = (p.flags.seed as number | undefined) ?? 7;
-  const dataDir = path.resolve((p.flags.data as string | undefined) ?? path.join(ROOT, 'bench/data'));
-  const repeat = (p.flags.repeat as number | undefined) ?? 1;
-  const formats = String(p.flags.formats ?? 'csv,parquet').split(',').map((x) => x.trim());
-  for (const f of formats) if (f !== 'csv' && f !== 'parquet') throw new UserError(`medrep bench --formats: ${f} is not csv or parquet`);
-  const jobs = String(p.flags.jobs ?? JOBS.join(',')).split(',').map((x) => x.trim());
+export async function runBench(o: BenchOptions): Promise<void> {
+  const { rows: sizes, formats, jobs, seed, repeat } = o;
+  const dataDir = path.resolve(o.data ?? path.join(ROOT, 'bench/data'));
   for (const j of jobs) if (!JOBS.includes(j)) throw new UserError(`medrep bench --jobs: ${j} is not one of ${JOBS.join(', ')}`);
   if (!jobs.includes('duckdb') || !jobs.includes('local')) throw new UserError('medrep bench --jobs: duckdb and local are needed for the ratio');
   const resultsDir = path.join(ROOT, 'bench/results');
@@ -75,7 +79,7 @@ export async function runBench(argv: string[]): Promise<void> {
   const lines: string[] = [];
   // On a shared machine wall time follows the load; CPU seconds less so: both ratios are printed.
   lines.push('format   rows in        job            seconds   rows/s      cpu s   peak RSS MB   ratio to DuckDB-only (wall / cpu)');
-  for (const rows of sizes) for (const format of formats as Format[]) {
+  for (const rows of sizes) for (const format of formats) {
     const { dir, clinicalRows } = await dataset(rows, seed, dataDir, format);
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-bench-'));
     // The machine may be shared: its load average beside the numbers (1, 5, 15 minutes).

@@ -5,7 +5,6 @@
 // A's test split (internal) and on all of B (external), vanilla vs text-only vs MedRep.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FlagSpec, parseArgs } from '../common/args';
 import { UserError } from '../common/errors';
 import { runLocal } from './localRunner';
 import { withOutputDir } from '../common/outputDir';
@@ -15,8 +14,8 @@ import { trainRepresentations, MethodName } from '../trainers/representations/tr
 import { runExternalExperiment, ExternalExperimentResult } from '../trainers/behrt/external';
 import { BackendPreference } from '../trainers/backend';
 import { reportAfterRun } from './report';
-import { parseArms, type ArmName } from '../trainers/behrt/arms';
-import { parseEhrModels, type EhrModelName } from '../trainers/behrt/config';
+import type { ArmName } from '../trainers/behrt/arms';
+import type { EhrModelName } from '../trainers/behrt/config';
 import { PAPER_TASKS } from '../trainers/behrt/paperTables';
 import { PLOS_TASK } from '../trainers/behrt/prolongedStay';
 
@@ -133,50 +132,4 @@ async function experimentInto(out: string, o: ExternalOptions): Promise<External
   });
   await reportAfterRun(out, log);
   return result;
-}
-
-export const EXPERIMENT_SPEC: FlagSpec = {
-  out: 'string', 'omop-a': 'string', 'omop-b': 'string', vocab: 'string', 'persons-a': 'number', 'persons-b': 'number', seed: 'number',
-  tasks: 'string', seeds: 'string', epochs: 'number', 'text-epochs': 'number', 'gcl-epochs': 'number', backend: 'string', force: 'boolean',
-  method: 'string', 'with-paper': 'boolean', 'with-medtok': 'boolean', 'train-splits': 'string', 'val-splits': 'string', 'test-splits': 'string',
-  arms: 'string', models: 'string', 'medtok-representations': 'string',
-};
-
-function methodFlag(v: unknown): MethodName | undefined {
-  if (v === undefined) return undefined;
-  if (v !== 'lexical' && v !== 'paper') throw new UserError(`medrep experiment external: --method must be lexical or paper, got '${String(v)}'`);
-  return v;
-}
-
-export async function runExperimentCommand(argv: string[]): Promise<void> {
-  const [what, ...rest] = argv;
-  if (what !== 'external') throw new UserError(`medrep experiment: expected "external", got "${what ?? ''}"`);
-  const p = parseArgs(rest, EXPERIMENT_SPEC, 'medrep experiment external');
-  const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
-  const r = await experimentExternal({
-    out: (p.flags.out as string | undefined) ?? 'experiment-external',
-    omopA: p.flags['omop-a'] as string | undefined,
-    omopB: p.flags['omop-b'] as string | undefined,
-    vocab: p.flags.vocab as string | undefined,
-    personsA: p.flags['persons-a'] as number | undefined,
-    personsB: p.flags['persons-b'] as number | undefined,
-    seed: p.flags.seed as number | undefined,
-    tasks: list(p.flags.tasks),
-    seeds: list(p.flags.seeds)?.map(Number),
-    epochs: p.flags.epochs as number | undefined,
-    textEpochs: p.flags['text-epochs'] as number | undefined,
-    gclEpochs: p.flags['gcl-epochs'] as number | undefined,
-    backend: p.flags.backend as BackendPreference | undefined,
-    force: p.flags.force === true,
-    method: methodFlag(p.flags.method),
-    withPaper: p.flags['with-paper'] === true,
-    withMedtok: p.flags['with-medtok'] === true,
-    trainSplits: list(p.flags['train-splits']),
-    valSplits: list(p.flags['val-splits']),
-    testSplits: list(p.flags['test-splits']),
-    arms: list(p.flags.arms) && parseArms(list(p.flags.arms)!),
-    models: list(p.flags.models) && parseEhrModels(list(p.flags.models)!),
-    medtokRepresentations: p.flags['medtok-representations'] as string | undefined,
-  });
-  process.stdout.write(r.table + '\n' + `results: ${r.resultsFile}\n`);
 }

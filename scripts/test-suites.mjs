@@ -17,7 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export const SUITES = {
   unit: [
-    'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'ehrMetrics', 'ehrModels',
+    'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'cliDocs', 'cliOptions', 'ehrMetrics', 'ehrModels',
     'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'medtok',
     'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
     'shardSink', 'stageSendSlices', 'textEncoder', 'trainRepresentations', 'transforms', 'validation',

@@ -9,7 +9,7 @@ import { AddressInfo } from 'net';
 import { Rng } from '../trainers/behrt/rng';
 import { splitOf } from '../transforms/splits';
 import type { Sequence } from '../trainers/behrt/data';
-import { runTrainEhr } from '../trainers/behrt/cli';
+import { runCommandLine } from '../cli';
 import { manifestEntry, writeRepresentations, writeSequenceShard } from './ehrFixtures';
 import { medrep, medrepAsync } from './helpers/cli';
 import { decodePng } from './helpers/png';
@@ -113,8 +113,8 @@ describe('medrep analyze attention', function () {
     const quiet = console.log;
     console.log = () => undefined;
     try {
-      await runTrainEhr(['--shards', site, '--task', 'cause', '--seeds', '1,2', '--epochs', '12', '--out', vanilla, ...MODEL]);
-      await runTrainEhr(['--shards', site, '--task', 'cause', '--seeds', '1', '--epochs', '4', '--embeddings', 'medrep', '--representations', table, '--out', frozen, ...MODEL]);
+      await runCommandLine(['train', 'ehr', '--shards', site, '--task', 'cause', '--seeds', '1,2', '--epochs', '12', '--out', vanilla, ...MODEL]);
+      await runCommandLine(['train', 'ehr', '--shards', site, '--task', 'cause', '--seeds', '1', '--epochs', '4', '--embeddings', 'medrep', '--representations', table, '--out', frozen, ...MODEL]);
     } finally {
       console.log = quiet;
     }

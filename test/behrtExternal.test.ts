@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runExternalExperiment } from '../trainers/behrt/external';
-import { runTrainEhr } from '../trainers/behrt/cli';
+import { runCommandLine } from '../cli';
 import { writeRepresentations, writeSite } from './ehrFixtures';
 import type { ResultRow } from '../trainers/behrt/experiment';
 import { experimentConfig } from '../trainers/behrt/external';
@@ -89,13 +89,13 @@ describe('BEHRT external validation experiment', function () {
     const root = tempDir('behrt-pheno');
     await writeSite(join(root, 'A'), { persons: 160, seed: 5, maxEvents: 16, phenotypes: 24 }, 'phenotypes');
     const out = join(root, 'model');
-    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'phenotypes', '--out', out, '--seeds', '1,2', '--epochs', '1',
+    await runCommandLine(['train', 'ehr', '--shards', join(root, 'A'), '--task', 'phenotypes', '--out', out, '--seeds', '1,2', '--epochs', '1',
       '--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16',
       '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
     const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     // Same shards, same seeds: the same results file, byte for byte.
     const again = join(root, 'model-again');
-    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'phenotypes', '--out', again, '--seeds', '1,2', '--epochs', '1',
+    await runCommandLine(['train', 'ehr', '--shards', join(root, 'A'), '--task', 'phenotypes', '--out', again, '--seeds', '1,2', '--epochs', '1',
       '--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16',
       '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
     assert.ok(readFileSync(join(out, 'results.json')).equals(readFileSync(join(again, 'results.json'))), 'results.json differs between identical runs');
@@ -119,20 +119,20 @@ describe('BEHRT external validation experiment', function () {
     await writeSite(join(root, 'A'), { persons: 120, seed: 8, maxEvents: 12 });
     const size = ['--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16', '--backend', 'cpu'];
     const pre = join(root, 'pre');
-    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'pretrain', '--out', pre, '--epochs', '1', ...size]);
+    await runCommandLine(['train', 'ehr', '--shards', join(root, 'A'), '--task', 'pretrain', '--out', pre, '--epochs', '1', ...size]);
     const preRun = JSON.parse(readFileSync(join(pre, 'run.json'), 'utf8'));
     assert.equal(preRun.task, 'pretrain');
     const ckpt = join(pre, 'checkpoints', 'vanilla', 'behrt', 'seed-1', 'pretrain');
     assert.ok(existsSync(join(ckpt, 'BEST')));
     const ft = join(root, 'ft');
-    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'risk', '--out', ft, '--epochs', '1', '--init', ckpt, ...size,
+    await runCommandLine(['train', 'ehr', '--shards', join(root, 'A'), '--task', 'risk', '--out', ft, '--epochs', '1', '--init', ckpt, ...size,
       '--train-splits', 'pretrain_train,finetune_train', '--val-splits', 'pretrain_val', '--test-splits', 'finetune_val,finetune_test']);
     const meta = JSON.parse(readFileSync(join(ft, 'checkpoints', 'vanilla', 'behrt', 'seed-1', 'risk', readFileSync(join(ft, 'checkpoints', 'vanilla', 'behrt', 'seed-1', 'risk', 'LATEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
     const preMeta = JSON.parse(readFileSync(join(ckpt, readFileSync(join(ckpt, 'BEST'), 'utf8').trim(), 'checkpoint.json'), 'utf8'));
     assert.equal(meta.vocabHash, preMeta.vocabHash);
     // An arm that does not match the pretrained embeddings is refused.
     await writeRepresentations(join(root, 'reps.parquet'), 8, [0], 1);
-    await assert.rejects(runTrainEhr(['--shards', join(root, 'A'), '--task', 'risk', '--out', join(root, 'x'), '--init', ckpt, '--embeddings', 'medrep', '--representations', join(root, 'reps.parquet'), ...size]), /pretrained with vanilla embeddings/);
+    await assert.rejects(runCommandLine(['train', 'ehr', '--shards', join(root, 'A'), '--task', 'risk', '--out', join(root, 'x'), '--init', ckpt, '--embeddings', 'medrep', '--representations', join(root, 'reps.parquet'), ...size]), /pretrained with vanilla embeddings/);
   });
 
   it('selects epochs on a validation split of a sixth of the persons, apart from training and test persons', () => {
@@ -146,8 +146,8 @@ describe('BEHRT external validation experiment', function () {
   });
 
   it('names the flag when arguments are wrong', async () => {
-    await assert.rejects(runTrainEhr(['--task', 'x']), /--shards and --task are required/);
-    await assert.rejects(runTrainEhr(['--shards', '/nonexistent', '--task', 'x', '--embeddings', 'medrep']), /needs --representations/);
-    await assert.rejects(runTrainEhr(['--shards', '/tmp', '--task', 'x', '--epochs', 'many']), /--epochs must be a number/);
+    await assert.rejects(runCommandLine(['train', 'ehr', '--task', 'x']), /--shards and --task are required/);
+    await assert.rejects(runCommandLine(['train', 'ehr', '--shards', '/nonexistent', '--task', 'x', '--embeddings', 'medrep']), /needs --representations/);
+    await assert.rejects(runCommandLine(['train', 'ehr', '--shards', '/tmp', '--task', 'x', '--epochs', 'many']), /--epochs must be a number/);
   });
 });

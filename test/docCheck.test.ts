@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import { errorLine, medrep } from './helpers/cli';
 import { tempDir } from './helpers';
 import { BROKERS, testKafka, uniquePrefix } from './kafkaTestUtil';
-import { EXPERIMENT_SPEC } from '../pipelines/experiment';
-import { TRAIN_EHR_FLAGS } from '../trainers/behrt/cli';
+import { experimentCommand } from '../cli/experiment';
+import { trainEhrCommand } from '../cli/trainEhr';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -135,8 +135,8 @@ describe('doc check: the README\'s commands run as written (on small data)', fun
   it('trainers/behrt/README.md names only flags that medrep train ehr and medrep experiment external take, and lists all of them; train ehr refuses others', () => {
     const text = fs.readFileSync(path.join(ROOT, 'trainers/behrt/README.md'), 'utf8');
     const parsers: Record<string, Set<string>> = {
-      'train ehr': TRAIN_EHR_FLAGS,
-      'experiment external': new Set(Object.keys(EXPERIMENT_SPEC)),
+      'train ehr': new Set(Object.keys(trainEhrCommand.options)),
+      'experiment external': new Set(Object.keys(experimentCommand.options)),
     };
     const wrong: string[] = [];
     text.split('\n').forEach((line, i) => {
@@ -150,7 +150,7 @@ describe('doc check: the README\'s commands run as written (on small data)', fun
     // A flag the parser does not take is refused, not ignored (a mistyped --epoch must not train 30 epochs).
     const typo = medrep(['train', 'ehr', '--shards', tempDir('typo'), '--task', 'mortality', '--epoch', '1']);
     assert.equal(typo.status, 2);
-    assert.match(errorLine(typo), /^medrep: unknown option --epoch \(options: --shards --task /);
+    assert.match(errorLine(typo), /^medrep: medrep train ehr: unknown option --epoch \(options: --shards --task /);
     // The README's lists of each command's flags are the parsers' sets.
     const flat = text.replace(/\s+/g, ' ');
     for (const [command, known] of Object.entries(parsers)) {

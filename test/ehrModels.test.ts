@@ -11,7 +11,7 @@ import { mapLookup } from '../trainers/behrt/representations';
 import { withProlongedStay } from '../trainers/behrt/prolongedStay';
 import { SPECIAL_TOKENS } from '../transforms/tokens';
 import { syntheticSequences, writeSite } from './ehrFixtures';
-import { runTrainEhr } from '../trainers/behrt/cli';
+import { runCommandLine } from '../cli';
 import { readCheckpointMeta, resolveCheckpoint } from '../trainers/behrt/checkpoint';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -106,12 +106,12 @@ describe('EHR models: BEHRT, CDM-BERT and Med-BERT on one encoder', function () 
     const root = tempDir('med-bert-cli');
     const flags = ['--epochs', '1', '--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16', '--backend', 'cpu'];
     await writeSite(join(root, 'no-stay'), { persons: 60, seed: 3, maxEvents: 12 });
-    await assert.rejects(runTrainEhr(['--shards', join(root, 'no-stay'), '--task', 'pretrain', '--model', 'med-bert', '--out', join(root, 'x'), ...flags]),
+    await assert.rejects(runCommandLine(['train', 'ehr', '--shards', join(root, 'no-stay'), '--task', 'pretrain', '--model', 'med-bert', '--out', join(root, 'x'), ...flags]),
       /--model med-bert: its prolonged-stay head learns from long_stay samples, and .* has none/);
-    await assert.rejects(runTrainEhr(['--shards', join(root, 'no-stay'), '--task', 'pretrain', '--model', 'gpt', ...flags]), /--model takes behrt, cdm-bert, med-bert, got 'gpt'/);
+    await assert.rejects(runCommandLine(['train', 'ehr', '--shards', join(root, 'no-stay'), '--task', 'pretrain', '--model', 'gpt', ...flags]), /--model takes behrt, cdm-bert, med-bert, got 'gpt'/);
     await writeSite(join(root, 'A'), { persons: 60, seed: 3, maxEvents: 12 }, ['risk', 'long_stay']);
     const out = join(root, 'pre');
-    await runTrainEhr(['--shards', join(root, 'A'), '--task', 'pretrain', '--model', 'med-bert', '--out', out, ...flags]);
+    await runCommandLine(['train', 'ehr', '--shards', join(root, 'A'), '--task', 'pretrain', '--model', 'med-bert', '--out', out, ...flags]);
     const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     assert.equal(run.model, 'med-bert');
     assert.equal(run.config.model.plosHead, true);

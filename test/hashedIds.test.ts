@@ -4,7 +4,8 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { generateSynthetic, runSynth } from '../pipelines/synth';
+import { generateSynthetic } from '../pipelines/synth';
+import { runCommandLine } from '../cli';
 import { runLocal } from '../pipelines/localRunner';
 import { silentLogger } from '../common/progress';
 import { readSequences } from '../trainers/behrt/data';
@@ -49,13 +50,13 @@ describe('64-bit ids: synthetic --ids hashed through the local runner', function
     const out = process.stdout.write;
     process.stdout.write = (() => true) as typeof process.stdout.write;
     try {
-      await runSynth(['--persons', '80', '--seed', '11', '--out', dir, '--ids', 'hashed']);
+      await runCommandLine(['synth', '--persons', '80', '--seed', '11', '--out', dir, '--ids', 'hashed']);
     } finally {
       process.stdout.write = out;
     }
     const meta = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'synth_meta.json'), 'utf8'));
     assert.deepEqual(meta(dir).files, meta(omop).files);
-    await assert.rejects(runSynth(['--persons', '5', '--out', path.join(dir, 'x'), '--ids', 'random']), /^Error: synth: --ids must be sequential or hashed, got random$/);
+    await assert.rejects(runCommandLine(['synth', '--persons', '5', '--out', path.join(dir, 'x'), '--ids', 'random']), /^UserError: medrep synth: --ids must be sequential or hashed, got "random"$/);
   });
 
   it('runLocal rejects nothing and every id in every output is the input id, exactly (compared as BIGINT)', async () => {

@@ -43,18 +43,20 @@ describe('import-direction check', () => {
     ]);
   });
 
-  it('lets a command import trainers and a trainer import common/, but not the product import bench/', () => {
+  it('lets a command of cli/ import trainers and a trainer import common/, but not the product import bench/ or a pipeline import cli/', () => {
     const root = tree({
-      'common/args.ts': 'export const a = 1;\n',
-      'trainers/model.ts': "import { a } from '../common/args';\nexport const m = a;\n",
-      'pipelines/cli.ts': "import { m } from '../trainers/model';\nimport { b } from '../bench/run';\nexport const c = m + b;\n",
-      'bench/run.ts': "import { c } from '../pipelines/cli';\nexport const b = 2;\nexport const d = c;\n",
+      'common/errors.ts': 'export const a = 1;\n',
+      'trainers/model.ts': "import { a } from '../common/errors';\nexport const m = a;\n",
+      'cli/train.ts': "import { m } from '../trainers/model';\nimport { b } from '../bench/run';\nexport const c = m + b;\n",
+      'pipelines/runner.ts': "import { c } from '../cli/train';\nexport const r = c;\n",
+      'bench/run.ts': "import { c } from '../cli/train';\nexport const b = 2;\nexport const d = c;\n",
     });
     const r = check(root);
     assert.equal(r.status, 1);
     assert.deepEqual(r.stderr.trim().split('\n'), [
-      'pipelines/cli.ts:2: commands (layer 5) imports bench/run.ts, of the higher layer dev (6)',
-      'check-imports: 1 problem(s) in 4 files',
+      'pipelines/runner.ts:1: pipelines (layer 3) imports cli/train.ts, of the higher layer cli (6)',
+      'cli/train.ts:2: cli (layer 6) imports bench/run.ts, of the higher layer dev (7)',
+      'check-imports: 2 problem(s) in 5 files',
     ]);
   });
 });

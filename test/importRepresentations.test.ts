@@ -1,7 +1,8 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { importRepresentations, readNpyHeader, writeNpy, runImportRepresentations } from '../trainers/representations/importRepresentations';
+import { runCommandLine } from '../cli';
+import { importRepresentations, readNpyHeader, writeNpy } from '../trainers/representations/importRepresentations';
 import { loadRepresentations } from '../trainers/representations/table';
 import { tempDir } from './helpers';
 import { errorLine, medrep } from './helpers/cli';
@@ -72,7 +73,7 @@ describe('import-representations (.npy + concept index)', () => {
     const bad = path.join(dir, 'index4.csv');
     fs.writeFileSync(bad, 'row,concept_id\n0,1\n9,2\n');
     await assert.rejects(importRepresentations({ npy: mk('>f4', 'False', be), index: bad, out: path.join(dir, 'bad.parquet') }), /index4\.csv:3: matrix row 9 is outside the 7 rows/);
-    await assert.rejects(runImportRepresentations(['--npy', 'x.npy']), /--npy, --index and --out are required/);
+    await assert.rejects(runCommandLine(['import-representations', '--npy', 'x.npy']), /--npy, --index and --out are required/);
   });
 
   it('--out: never overwrites a file medrep did not write; an earlier table only with --force (exit 2, one line)', async () => {

@@ -8,6 +8,7 @@ import { execFileSync, spawn } from 'child_process';
 import * as path from 'path';
 import { Kafka } from 'kafkajs';
 import { runStatusCommand } from '../pipelines/kafka/commands';
+import { kafkaOptions } from '../pipelines/kafka/config';
 import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
 import { consumerGroupLag } from '../pipelines/kafka/health';
 import { OutputMessage, StageMessage, StageWorker } from '../pipelines/kafka/stage';
@@ -195,7 +196,7 @@ describe('kafka transactional stage (real broker)', function () {
       await admin.disconnect();
     }
     const status: string[] = [];
-    assert.equal(await runStatusCommand(['--brokers', BROKERS, '--topic-prefix', prefix], (l) => status.push(l)), 0n);
+    assert.equal(await runStatusCommand({ kafka: kafkaOptions({ brokers: BROKERS, topicPrefix: prefix }, {}), groups: [] }, (l) => status.push(l)), 0n);
     assert.deepEqual(status, [`group ${names.group('identity')} Empty members=0 lag=0`, `  ${input}: p0 lag 0, p1 lag 0, p2 lag 0`]);
   });
 

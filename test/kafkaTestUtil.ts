@@ -3,13 +3,13 @@
 // prefix so reruns never see each other's data.
 import { randomBytes } from 'crypto';
 import { Kafka, KafkaMessage, logLevel } from 'kafkajs';
-import { kafkaJsConfig, kafkaOptionsFromArgs } from '../pipelines/kafka/config';
+import { kafkaJsConfig, kafkaOptions } from '../pipelines/kafka/config';
 import { readToEnd } from '../pipelines/kafka/readToEnd';
 
 export const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
 
 export function testKafka(clientId = 'medrep-test'): Kafka {
-  const opts = kafkaOptionsFromArgs(['--brokers', BROKERS, '--client-id', clientId], {});
+  const opts = kafkaOptions({ brokers: BROKERS, clientId }, {});
   return new Kafka({ ...kafkaJsConfig(opts), logLevel: logLevel.NOTHING });
 }
 

@@ -4,7 +4,9 @@ import { strict as assert } from 'assert';
 import { ConfigResourceTypes, Kafka } from 'kafkajs';
 import { OMOP_SCHEMA_VERSION, CLINICAL_TABLES } from '../schemas/omop';
 import { runTopicsCommand } from '../pipelines/kafka/commands';
-import { kafkaOptionsFromArgs } from '../pipelines/kafka/config';
+import { parseOptions } from '../cli/options';
+import { kafkaOptions } from '../pipelines/kafka/config';
+import { KAFKA_OPTIONS, kafkaOf } from '../cli/kafka';
 import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
 import { OmopRowProducer, ProduceProgress } from '../pipelines/kafka/omopProducer';
 import { changelogTopicSpec, ensureTopics, pipelineTopicSpecs, TopicNames } from '../pipelines/kafka/topics';
@@ -60,14 +62,15 @@ describe('kafka topics and producer (real broker)', function () {
   const names = new TopicNames(uniquePrefix());
 
   it('reads brokers, SASL and TLS options from flags and the environment', () => {
-    const o = kafkaOptionsFromArgs(['--brokers', 'a:9092,b:9093', '--tls', '--sasl-mechanism', 'SCRAM-SHA-512', '--sasl-username', 'u'], {
+    const connectionOf = (argv: string[], env: NodeJS.ProcessEnv) => kafkaOf(parseOptions('medrep topics', KAFKA_OPTIONS, argv).options, env);
+    const o = connectionOf(['--brokers', 'a:9092,b:9093', '--tls', '--sasl-mechanism', 'SCRAM-SHA-512', '--sasl-username', 'u'], {
       KAFKA_SASL_PASSWORD: 'p',
     });
     assert.deepEqual(o.brokers, ['a:9092', 'b:9093']);
     assert.deepEqual(o.tls, { enabled: true, caFile: undefined });
     assert.deepEqual(o.sasl, { mechanism: 'scram-sha-512', username: 'u', password: 'p' });
-    assert.throws(() => kafkaOptionsFromArgs(['--brokers', 'nohostport'], {}), /not HOST:PORT/);
-    assert.throws(() => kafkaOptionsFromArgs(['--sasl-mechanism', 'plain'], {}), /needs --sasl-username/);
+    assert.throws(() => connectionOf(['--brokers', 'nohostport'], {}), /not HOST:PORT/);
+    assert.throws(() => connectionOf(['--sasl-mechanism', 'plain'], {}), /needs --sasl-username/);
   });
 
   it('creates omop.<table>, dead-letter and changelog topics with their configs, once', async () => {
@@ -98,7 +101,7 @@ describe('kafka topics and producer (real broker)', function () {
   it('medrep topics creates the pipeline topics once, under the prefix, with the partition count asked', async () => {
     const prefix = uniquePrefix();
     const lines: string[] = [];
-    const args = ['--brokers', BROKERS, '--topic-prefix', prefix, '--partitions', '2', '--retention-ms', '604800000'];
+    const args = { kafka: kafkaOptions({ brokers: BROKERS, topicPrefix: prefix }, {}), partitions: 2, retentionMs: 604800000 };
     const created = await runTopicsCommand(args, (l) => lines.push(l));
     const p = new TopicNames(prefix);
     assert.deepEqual(created.sort(), [...CLINICAL_TABLES.map((t) => p.omop(t.table)), p.dlq].sort());

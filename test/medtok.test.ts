@@ -7,7 +7,8 @@ import * as path from 'path';
 import { createHash } from 'crypto';
 import { generateSynthetic } from '../pipelines/synth';
 import { trainCodebook, topCodes } from '../trainers/representations/medtok';
-import { parseTrainRepresentationsArgs, trainRepresentations, TrainRepresentationsResult } from '../trainers/representations/trainRepresentations';
+import { parseTrainRepresentationsArgs } from '../cli/trainRepresentations';
+import { trainRepresentations, TrainRepresentationsResult } from '../trainers/representations/trainRepresentations';
 import { loadRepresentations as loadTable } from '../trainers/representations/table';
 import { loadRepresentations } from '../trainers/behrt/representations';
 import { initEhrBackend } from '../trainers/behrt/tf';
@@ -149,6 +150,6 @@ describe('MedTok baseline', function () {
     const o = parseTrainRepresentationsArgs(['--vocab', 'v', '--out', 'o', '--method', 'medtok', '--codebook-size', '64', '--codes-per-modality', '2']);
     assert.equal(o.method, 'medtok');
     assert.deepEqual(o.medtok, { codebookSize: 64, codesPerModality: 2 });
-    assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'v', '--out', 'o', '--codebook-size', '0']), /--codebook-size needs a positive integer/);
+    assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'v', '--out', 'o', '--codebook-size', '0']), /--codebook-size must be above 0, got 0/);
   });
 });

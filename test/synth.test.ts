@@ -9,10 +9,11 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ClinicalTable, tableSpec } from '../schemas/omop';
 import { rowValidator } from '../schemas/rowSchemas';
 import {
-  CLINICAL_OUT_TABLES, OUT_COLUMNS, SynthSummary, generateSynthetic, personsForRows, runSynth,
+  CLINICAL_OUT_TABLES, OUT_COLUMNS, SynthSummary, generateSynthetic, personsForRows,
 } from '../pipelines/synth';
 import { dottedIcd9 } from '../pipelines/synth/catalogue';
 import { tempDir } from './helpers';
+import { runCommandLine } from '../cli';
 
 const SHARED = path.resolve(__dirname, '../../../shared');
 const HCUP_CSV = path.join(SHARED, 'tasks/hcup_ccs_phenotypes_icd9.csv');
@@ -463,20 +464,17 @@ describe('synthetic OMOP generator', function () {
     const errWrite = process.stderr.write.bind(process.stderr);
     process.stderr.write = (() => true) as typeof process.stderr.write;
     try {
-      const s = await runSynth(['--persons', '40', '--seed', '9', '--out', dir, '--site', 'B']);
-      assert.equal(s.persons, 40);
-      assert.equal(s.site, 'B');
-      assert.equal(s.format, 'csv');
+      await runCommandLine(['synth', '--persons', '40', '--seed', '9', '--out', dir, '--site', 'B']);
     } finally {
       process.stdout.write = write;
       process.stderr.write = errWrite;
     }
-    assert.match(printed, /site B, seed 9: 40 persons/);
-    await assert.rejects(runSynth(['--persons', 'ten', '--out', dir]), /--persons must be a non-negative integer, got "ten"/);
-    await assert.rejects(runSynth(['--persons', '5']), /--out DIR is required/);
-    await assert.rejects(runSynth(['--out', dir, '--format', 'xlsx']), /--format must be csv or parquet/);
-    await assert.rejects(runSynth(['--out', dir, '--bogus']), /unknown option --bogus/);
+    assert.match(printed, /site B, seed 9: 40 persons -> \S+ \(csv\)/);
+    await assert.rejects(runCommandLine(['synth', '--persons', 'ten', '--out', dir]), /^UserError: medrep synth: --persons must be an integer, got "ten"$/);
+    await assert.rejects(runCommandLine(['synth', '--persons', '5']), /medrep synth: --out is required/);
+    await assert.rejects(runCommandLine(['synth', '--out', dir, '--format', 'xlsx']), /--format must be csv or parquet/);
+    await assert.rejects(runCommandLine(['synth', '--out', dir, '--bogus']), /unknown option --bogus/);
     // A folder with tables of the other format is refused rather than mixed.
-    await assert.rejects(runSynth(['--out', dir, '--format', 'parquet']), /already holds person\.csv.*from another run/);
+    await assert.rejects(runCommandLine(['synth', '--out', dir, '--format', 'parquet']), /already holds person\.csv.*from another run/);
   });
 });

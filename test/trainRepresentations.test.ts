@@ -6,7 +6,8 @@ import { AddressInfo } from 'net';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { buildConceptGraph } from '../trainers/graph/conceptGraph';
 import { buildConceptText, ordinal, templateDescription } from '../trainers/text/conceptText';
-import { parseTrainRepresentationsArgs, trainRepresentations } from '../trainers/representations/trainRepresentations';
+import { parseTrainRepresentationsArgs } from '../cli/trainRepresentations';
+import { trainRepresentations } from '../trainers/representations/trainRepresentations';
 import { loadRepresentations } from '../trainers/representations/table';
 import type { DecileArtifact } from '../transforms/deciles';
 import { tempDir } from './helpers';
@@ -111,7 +112,7 @@ describe('train representations (end to end, tiny)', () => {
     assert.equal(o.textConfig!.hidden, 32);
     assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'V']), /--vocab and --out are required/);
     assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'V', '--out', 'O', '--backend', 'gpu']), /--backend must be one of/);
-    assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'V', '--out', 'O', '--epochs', '0']), /positive integer/);
+    assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'V', '--out', 'O', '--epochs', '0']), /--epochs must be above 0, got 0/);
   });
 
   it('the paper method writes text.parquet, medrep.parquet and representations.json; the same seed gives identical files', async () => {

@@ -1,34 +1,29 @@
-// Command entry points of the Kafka runner's operator tools, for pipelines/cli.ts to wire:
+// The Kafka runner's operator tools, run by cli/topics.ts and cli/status.ts:
 //   medrep topics --brokers HOST:PORT [--partitions 6] [--retention-ms -1]
 //   medrep status --brokers HOST:PORT [--group GROUP ...]
-// Both accept the connection flags of config.ts (--client-id, --sasl-*, --tls, --tls-ca, --topic-prefix).
-import { createKafka, describeKafkaOptions, flagValue, KAFKA_SPEC, kafkaOptionsFromArgs } from './config';
-import { UserError } from '../../common/errors';
-import { FlagSpec, parseArgs } from '../../common/args';
+import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
 import { Admin, Kafka } from 'kafkajs';
 import { consumerGroupLag, GroupPartitionLag } from './health';
 import { readTopicsToEnd } from './readToEnd';
 import { stageInputTopics } from './streamRunner';
 import { ensureTopics, pipelineTopicSpecs, TopicNames } from './topics';
 
-export const TOPICS_SPEC: FlagSpec = { ...KAFKA_SPEC, partitions: 'number', 'retention-ms': 'number' };
-/** --group may be given several times. */
-export const STATUS_SPEC: FlagSpec = { ...KAFKA_SPEC, group: 'string' };
+export interface TopicsOptions {
+  kafka: KafkaOptions;
+  partitions: number;
+  /** retention.ms of the omop.<table> topics (-1: forever). */
+  retentionMs: number;
+}
 
-function intFlag(args: string[], flag: string, fallback: number): number {
-  const v = flagValue(args, flag);
-  if (v === undefined) return fallback;
-  if (!/^-?\d+$/.test(v)) throw new UserError(`${flag}: "${v}" is not an integer`);
-  return Number(v);
+export interface StatusOptions {
+  kafka: KafkaOptions;
+  /** Groups to report (default: every stage and every other medrep consumer group). */
+  groups: string[];
 }
 
 /** Creates the `omop.<table>` topics and the dead-letter topic (idempotent); returns the names created. */
-export async function runTopicsCommand(args: string[], log: (line: string) => void = console.log): Promise<string[]> {
-  parseArgs(args, TOPICS_SPEC, 'medrep topics');
-  const opts = kafkaOptionsFromArgs(args);
-  const partitions = intFlag(args, '--partitions', 6);
-  if (partitions < 1) throw new UserError('medrep topics: --partitions must be at least 1');
-  const retentionMs = intFlag(args, '--retention-ms', -1);
+export async function runTopicsCommand(o: TopicsOptions, log: (line: string) => void = console.log): Promise<string[]> {
+  const { kafka: opts, partitions, retentionMs } = o;
   const names = new TopicNames(opts.topicPrefix);
   const admin = createKafka(opts).admin();
   log(`topics: ${describeKafkaOptions(opts)} partitions=${partitions} retention.ms=${retentionMs}`);
@@ -89,9 +84,8 @@ function partitionText(l: PartitionStatus): string {
  * much of it is transaction markers, which a consumer never receives and never commits past.
  * Returns the messages still to consume over all groups.
  */
-export async function runStatusCommand(args: string[], log: (line: string) => void = console.log): Promise<bigint> {
-  parseArgs(args, STATUS_SPEC, 'medrep status');
-  const opts = kafkaOptionsFromArgs(args);
+export async function runStatusCommand(o: StatusOptions, log: (line: string) => void = console.log): Promise<bigint> {
+  const opts = o.kafka;
   const names = new TopicNames(opts.topicPrefix);
   const kafka = createKafka(opts);
   const admin = kafka.admin();
@@ -101,7 +95,7 @@ export async function runStatusCommand(args: string[], log: (line: string) => vo
     const stageTopics = new Map<string, string[]>(
       Object.entries(stageInputTopics(names)).map(([stage, topics]) => [names.group(stage), topics.filter((t) => existing.has(t))]),
     );
-    let groups = args.flatMap((a, i) => (a === '--group' && args[i + 1] ? [args[i + 1]] : []));
+    let groups = [...o.groups];
     if (groups.length === 0) {
       const stem = names.group('');
       const listed = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(stem) && !g.startsWith(`${stem}read.`));

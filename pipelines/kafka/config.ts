@@ -1,9 +1,8 @@
-// How medrep reaches a Kafka cluster: brokers, client id, SASL and TLS, read from command-line
-// flags with environment variables as fallback, and turned into a kafkajs client. Secrets are
+// How medrep reaches a Kafka cluster: brokers, client id, SASL and TLS, from the command's
+// settings with environment variables as fallback, and turned into a kafkajs client. Secrets are
 // never logged; `describeKafkaOptions` prints what is safe to print.
 import * as fs from 'fs';
 import { Kafka, KafkaConfig, logLevel, SASLOptions } from 'kafkajs';
-import type { FlagSpec } from '../../common/args';
 import { UserError } from '../../common/errors';
 import { consoleLogger, Logger } from '../../common/progress';
 import { clientLogCreator } from './clientLog';
@@ -21,51 +20,42 @@ export interface KafkaOptions {
 
 export const DEFAULT_BROKERS = '127.0.0.1:9092';
 
-/** Flags understood by `kafkaOptionsFromArgs` (each also read from the environment variable). */
-export const KAFKA_FLAGS: Record<string, string> = {
-  '--brokers': 'KAFKA_BROKERS',
-  '--client-id': 'KAFKA_CLIENT_ID',
-  '--sasl-mechanism': 'KAFKA_SASL_MECHANISM',
-  '--sasl-username': 'KAFKA_SASL_USERNAME',
-  '--sasl-password': 'KAFKA_SASL_PASSWORD',
-  '--tls': 'KAFKA_TLS',
-  '--tls-ca': 'KAFKA_TLS_CA',
-  '--topic-prefix': 'MEDREP_TOPIC_PREFIX',
-};
-
-/** The connection flags as a parser spec (commands add their own). */
-export const KAFKA_SPEC: FlagSpec = {
-  brokers: 'string', 'client-id': 'string', 'sasl-mechanism': 'string', 'sasl-username': 'string', 'sasl-password': 'string',
-  tls: 'boolean', 'tls-ca': 'string', 'topic-prefix': 'string',
-};
-
-/** The value of `--flag VALUE` or `--flag=VALUE` in args (`--tls` alone reads as true). */
-export function flagValue(args: string[], flag: string): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === flag) {
-      const next = args[i + 1];
-      // `--tls` may stand alone as a switch.
-      if (next === undefined || next.startsWith('--')) return flag === '--tls' ? 'true' : undefined;
-      return next;
-    }
-    if (a.startsWith(flag + '=')) return a.slice(flag.length + 1);
-  }
-  return undefined;
+/** The connection settings as the command line gives them (cli/kafka.ts); each absent one falls back to its environment variable. */
+export interface KafkaFlags {
+  brokers?: string;
+  clientId?: string;
+  saslMechanism?: string;
+  saslUsername?: string;
+  saslPassword?: string;
+  tls?: boolean;
+  tlsCa?: string;
+  topicPrefix?: string;
 }
+
+/** The environment variable each connection setting falls back to. */
+export const KAFKA_ENV: Record<keyof KafkaFlags, string> = {
+  brokers: 'KAFKA_BROKERS',
+  clientId: 'KAFKA_CLIENT_ID',
+  saslMechanism: 'KAFKA_SASL_MECHANISM',
+  saslUsername: 'KAFKA_SASL_USERNAME',
+  saslPassword: 'KAFKA_SASL_PASSWORD',
+  tls: 'KAFKA_TLS',
+  tlsCa: 'KAFKA_TLS_CA',
+  topicPrefix: 'MEDREP_TOPIC_PREFIX',
+};
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && /^(1|true|yes|on)$/i.test(v);
 }
 
 /**
- * Reads the connection options from flags (`--brokers a:9092,b:9092 --tls --tls-ca ca.pem ...`),
+ * The connection options of the settings given (`brokers: 'a:9092,b:9092', tls: true, ...`),
  * falling back to the environment (KAFKA_BROKERS, KAFKA_SASL_PASSWORD, ...). Passing the SASL
  * password in the environment keeps it out of the process list.
  */
-export function kafkaOptionsFromArgs(args: string[], env: NodeJS.ProcessEnv = process.env): KafkaOptions {
-  const get = (flag: string) => flagValue(args, flag) ?? env[KAFKA_FLAGS[flag]];
-  const brokers = (get('--brokers') ?? DEFAULT_BROKERS)
+export function kafkaOptions(flags: KafkaFlags, env: NodeJS.ProcessEnv = process.env): KafkaOptions {
+  const get = (key: Exclude<keyof KafkaFlags, 'tls'>): string | undefined => flags[key] ?? env[KAFKA_ENV[key]];
+  const brokers = (get('brokers') ?? DEFAULT_BROKERS)
     .split(',')
     .map((b) => b.trim())
     .filter((b) => b.length > 0);
@@ -75,25 +65,24 @@ export function kafkaOptionsFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   }
   const opts: KafkaOptions = {
     brokers,
-    clientId: get('--client-id') ?? 'medrep',
-    topicPrefix: get('--topic-prefix') ?? '',
+    clientId: get('clientId') ?? 'medrep',
+    topicPrefix: get('topicPrefix') ?? '',
   };
-  const mechanism = get('--sasl-mechanism');
+  const mechanism = get('saslMechanism');
   if (mechanism !== undefined) {
     const m = mechanism.toLowerCase();
     if (m !== 'plain' && m !== 'scram-sha-256' && m !== 'scram-sha-512') {
       throw new UserError(`--sasl-mechanism: "${mechanism}" is not one of plain, scram-sha-256, scram-sha-512`);
     }
-    const username = get('--sasl-username');
-    const password = get('--sasl-password');
+    const username = get('saslUsername');
+    const password = get('saslPassword');
     if (!username || password === undefined) {
       throw new UserError('--sasl-mechanism needs --sasl-username and --sasl-password (or KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD)');
     }
     opts.sasl = { mechanism: m, username, password };
   }
-  const tls = get('--tls');
-  const caFile = get('--tls-ca');
-  if (truthy(tls) || caFile !== undefined) opts.tls = { enabled: true, caFile };
+  const caFile = get('tlsCa');
+  if (flags.tls || truthy(env[KAFKA_ENV.tls]) || caFile !== undefined) opts.tls = { enabled: true, caFile };
   return opts;
 }
 

@@ -5,7 +5,6 @@
 // The page holds no time stamp and no machine path: the same folder gives the same bytes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FlagSpec, parseArgs } from '../../common/args';
 import { UserError } from '../../common/errors';
 import { Logger } from '../../common/progress';
 import { writeFileAtomic } from '../../sinks/parquet';
@@ -15,7 +14,6 @@ import { readManifest, readRunFacts } from './runFacts';
 import { runSections, table1, tasksTable } from './runSections';
 
 export const REPORT_FILE = 'report.html';
-export const REPORT_SPEC: FlagSpec = {};
 
 type Part = { id: string; title: string; html: string };
 
@@ -66,10 +64,4 @@ export async function reportAfterRun(dir: string, log: Logger): Promise<void> {
   } catch (e) {
     log.warn(`report: not written (${(e as Error).message.split('\n')[0]})`);
   }
-}
-
-export async function runReportCommand(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, REPORT_SPEC, 'medrep report');
-  if (p.positional.length !== 1) throw new UserError('medrep report: give one output folder (medrep report OUT)');
-  process.stdout.write(`${await writeReport(p.positional[0])}\n`);
 }

@@ -4,7 +4,6 @@
 // at any size; the same options give byte-identical files.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { UserError } from '../../common/errors';
-import type { FlagSpec } from '../../common/args';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ClinicalProcess } from './clinical';
@@ -209,42 +208,8 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthSummar
   }
 }
 
-/** The options `medrep synth` reads (its --help). */
-export const SYNTH_SPEC: FlagSpec = { persons: 'number', rows: 'number', seed: 'number', out: 'string', format: 'string', site: 'string', 'inject-errors': 'boolean', 'hcup-csv': 'string' };
-
-function parseArgs(args: string[]): SynthOptions {
-  const opts: SynthOptions = { persons: 1000, seed: 42, out: '', format: 'csv', site: 'A' };
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i];
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`synth: ${flag} needs a value`);
-      return v;
-    };
-    const int = (v: string): number => {
-      if (!/^\d+$/.test(v)) throw new Error(`synth: ${flag} must be a non-negative integer, got "${v}"`);
-      return Number(v);
-    };
-    switch (flag) {
-      case '--persons': opts.persons = int(value()); break;
-      case '--seed': opts.seed = int(value()); break;
-      case '--out': opts.out = value(); break;
-      case '--format': opts.format = value() as SynthOptions['format']; break;
-      case '--site': opts.site = value() as Site; break;
-      case '--rows': opts.persons = personsForRows(int(value())); break;
-      case '--inject-errors': opts.injectErrors = true; break;
-      case '--hcup-csv': opts.hcupCsv = value(); break;
-      case '--ids': opts.ids = value() as IdStyle; break;
-      default: throw new Error(`synth: unknown option ${flag} (expected --persons N --seed S --out DIR --format csv|parquet --site A|B [--rows N] [--ids sequential|hashed] [--inject-errors] [--hcup-csv FILE])`);
-    }
-  }
-  if (!opts.out) throw new Error('synth: --out DIR is required');
-  return opts;
-}
-
-/** `medrep synth ...`: generate and print a summary. Throws Error with a one-line message on bad arguments. */
-export async function runSynth(args: string[]): Promise<SynthSummary> {
-  const opts = parseArgs(args);
+/** `medrep synth ...`: generate with progress on stderr and print a summary. */
+export async function runSynth(opts: SynthOptions): Promise<SynthSummary> {
   const tty = process.stderr.isTTY;
   let lastLog = 0;
   const began = Date.now();

@@ -4,12 +4,12 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { kafkaOptionsFromArgs } from '../../pipelines/kafka/config';
+import { kafkaOptions } from '../../pipelines/kafka/config';
 import { BROKERS } from '../kafkaTestUtil';
 import { lit, sql } from '../helpers';
 
 export function kafkaOpts(prefix: string) {
-  return kafkaOptionsFromArgs(['--brokers', BROKERS, '--topic-prefix', prefix, '--client-id', 'medrep-stream-test'], {});
+  return kafkaOptions({ brokers: BROKERS, topicPrefix: prefix, clientId: 'medrep-stream-test' }, {});
 }
 
 /** Rows of `dir` in one output but not the other (both directions), as counts. */

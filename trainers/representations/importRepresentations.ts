@@ -3,7 +3,6 @@
 // (concept_id, decile, vector). Streaming: rows are read in blocks at their file offsets, so a
 // 22 GB matrix never sits in memory.
 import * as fs from 'fs';
-import { UserError } from '../../common/errors';
 import { streamVocabTable } from '../graph/vocabularyFiles';
 import { claimOutputFile } from '../../common/outputDir';
 import { RepresentationWriter, WrittenTable, isRepresentationTable } from './table';
@@ -155,25 +154,4 @@ async function importRows(
   const w = await writer.close();
   o.log?.(`[import] ${w.rows} vectors of dimension ${w.dim} written to ${o.out}`);
   return w;
-}
-
-export const USAGE = 'usage: medrep import-representations --npy FILE --index CSV --out FILE.parquet [--force (replace an earlier representation table there)]';
-
-/** CLI entry: `medrep import-representations --npy FILE --index CSV --out FILE`; returns the exit code. */
-export async function runImportRepresentations(args: string[]): Promise<number> {
-  const o: Partial<ImportOptions> = {};
-  for (let i = 0; i < args.length; i++) {
-    const v = args[i + 1];
-    const need = (): string => { if (v === undefined || v.startsWith('--')) throw new UserError(`${args[i]} needs a value\n${USAGE}`); i++; return v; };
-    switch (args[i]) {
-      case '--npy': o.npy = need(); break;
-      case '--index': o.index = need(); break;
-      case '--out': o.out = need(); break;
-      case '--force': o.force = true; break;
-      default: throw new UserError(`unknown option '${args[i]}'\n${USAGE}`);
-    }
-  }
-  if (!o.npy || !o.index || !o.out) throw new UserError(`--npy, --index and --out are required\n${USAGE}`);
-  await importRepresentations({ npy: o.npy, index: o.index, out: o.out, force: o.force, log: (l) => process.stderr.write(l + '\n') });
-  return 0;
 }

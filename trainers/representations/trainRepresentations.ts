@@ -4,12 +4,11 @@
 // MedTok baseline's graph stage), OUT/descriptions.jsonl (every description and its source),
 // OUT/tokenizer.json and OUT/representations.json (input hashes, settings, training history).
 import * as fs from 'fs';
-import { UserError } from '../../common/errors';
 import * as path from 'path';
 import { createHash } from 'crypto';
 import type { DecileArtifact } from '../../transforms/deciles';
 import { readDecileArtifact } from '../../pipelines/decileArtifact';
-import { selectBackend, BackendPreference, BACKEND_PREFERENCES, currentBackendChoice } from '../backend';
+import { selectBackend, BackendPreference, currentBackendChoice } from '../backend';
 import { buildConceptGraph, ConceptGraph, GraphStats, GRAPH_DOMAINS } from '../graph/conceptGraph';
 import { propagate, DEFAULT_PROPAGATION, PropagationOptions } from '../graph/propagation';
 import { lexicalVectors, DEFAULT_LEXICAL, LexicalOptions } from '../text/lexical';
@@ -21,7 +20,6 @@ import { BpeTokenizer } from '../text/tokenizer';
 import { TextEncoder, TextEncoderConfig, SMALL_TEXT_ENCODER, PAPER_TEXT_ENCODER, pretrainMlm, clsVectors, meanVectors, DEFAULT_MLM, MlmOptions, MlmResult } from '../text/encoder';
 import { writeRepresentations, WrittenTable } from './table';
 import { medtokVectors, DEFAULT_MEDTOK, MedtokOptions, MedtokResult } from './medtok';
-import { withOutputDir } from '../../common/outputDir';
 
 /** How each stage makes its vectors. */
 export interface MethodSettings {
@@ -286,100 +284,6 @@ function representationsRecord(o: TrainRepresentationsOptions, r: {
     },
     outputs: r.outputs,
   };
-}
-
-export const USAGE = `usage: medrep train representations --vocab DIR --out OUT [--deciles FILE] [--descriptions FILE]
-  [--endpoint URL [--endpoint-model NAME]] [--method lexical|paper|medtok] [--text mlm|lexical] [--pooling cls|mean]
-  [--graph grace|appnp|medtok|none] [--codebook-size N] [--codes-per-modality N] [--decile-rows ordinal|nodes] [--dim N] [--alpha X] [--ordinal-weight X]
-  [--backend ${BACKEND_PREFERENCES.join('|')}] [--epochs N] [--text-epochs N]
-  [--patience N] [--text-size small|paper] [--hidden N] [--seeds-per-batch N] [--no-kd] [--also-no-kd] [--seed N]
-  (the endpoint's API key is read from MEDREP_ENDPOINT_API_KEY)`;
-
-/** Parses the command's arguments (after "train representations"). */
-export function parseTrainRepresentationsArgs(args: string[]): TrainRepresentationsOptions {
-  const o: TrainRepresentationsOptions = { vocab: '', out: '' };
-  const mlm: Partial<MlmOptions> = {};
-  const gcl: Partial<GraceOptions> = {};
-  const settings: Partial<MethodSettings> = {};
-  const oneOf = <T extends string>(flag: string, v: string, allowed: readonly T[]): T => {
-    if (!allowed.includes(v as T)) throw new UserError(`${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
-    return v as T;
-  };
-  const positive = (flag: string, v: string | undefined): number => {
-    const x = Number(v);
-    if (v === undefined || !Number.isFinite(x) || x <= 0) throw new UserError(`${flag} needs a positive number, got '${v ?? ''}'\n${USAGE}`);
-    return x;
-  };
-  const int = (flag: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n <= 0) throw new UserError(`${flag} needs a positive integer, got '${v ?? ''}'\n${USAGE}`);
-    return n;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const next = (): string => {
-      const v = args[++i];
-      if (v === undefined || v.startsWith('--')) throw new UserError(`${a} needs a value\n${USAGE}`);
-      return v;
-    };
-    switch (a) {
-      case '--vocab': o.vocab = next(); break;
-      case '--out': o.out = next(); break;
-      case '--deciles': o.deciles = next(); break;
-      case '--descriptions': o.descriptions = next(); break;
-      case '--endpoint': o.endpoint = next(); break;
-      case '--endpoint-model': o.endpointModel = next(); break;
-      case '--backend': {
-        const b = next();
-        if (!BACKEND_PREFERENCES.includes(b as BackendPreference)) throw new UserError(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got '${b}'`);
-        o.backend = b as BackendPreference;
-        break;
-      }
-      case '--epochs': gcl.maxEpochs = int(a, args[++i]); if (mlm.maxEpochs === undefined) mlm.maxEpochs = gcl.maxEpochs; break;
-      case '--text-epochs': mlm.maxEpochs = int(a, args[++i]); break;
-      case '--patience': gcl.patience = mlm.patience = int(a, args[++i]); break;
-      case '--text-size': {
-        const s = next();
-        if (s !== 'small' && s !== 'paper') throw new UserError(`--text-size must be small or paper, got '${s}'`);
-        o.textSize = s;
-        break;
-      }
-      case '--hidden': o.textConfig = { ...o.textConfig, hidden: int(a, args[++i]) }; break;
-      case '--seeds-per-batch': gcl.seedsPerBatch = int(a, args[++i]); break;
-      case '--no-kd': gcl.distill = false; break;
-      case '--also-no-kd': o.alsoNoKd = true; break;
-      case '--method': o.method = oneOf(a, next(), ['lexical', 'paper', 'medtok'] as const); break;
-      case '--text': settings.text = oneOf(a, next(), ['mlm', 'lexical'] as const); break;
-      case '--pooling': settings.pooling = oneOf(a, next(), ['cls', 'mean'] as const); break;
-      case '--graph': settings.graph = oneOf(a, next(), ['grace', 'appnp', 'medtok', 'none'] as const); break;
-      case '--codebook-size': o.medtok = { ...o.medtok, codebookSize: int(a, args[++i]) }; break;
-      case '--codes-per-modality': o.medtok = { ...o.medtok, codesPerModality: int(a, args[++i]) }; break;
-      case '--decile-rows': settings.deciles = oneOf(a, next(), ['ordinal', 'nodes'] as const); break;
-      case '--dim': o.lexical = { ...o.lexical, dim: int(a, args[++i]) }; break;
-      case '--alpha': {
-        const x = positive(a, args[++i]);
-        if (x > 1) throw new UserError(`--alpha must be in (0, 1], got '${x}'`);
-        o.propagation = { ...o.propagation, alpha: x };
-        break;
-      }
-      case '--ordinal-weight': o.ordinalWeight = positive(a, args[++i]); break;
-      case '--seed': o.seed = int(a, args[++i]); break;
-      default: throw new UserError(`unknown option '${a}'\n${USAGE}`);
-    }
-  }
-  if (!o.vocab || !o.out) throw new UserError(`--vocab and --out are required\n${USAGE}`);
-  o.mlm = mlm;
-  o.gcl = gcl;
-  o.settings = settings;
-  if (process.env.MEDREP_ENDPOINT_API_KEY) o.endpointApiKey = process.env.MEDREP_ENDPOINT_API_KEY;
-  return o;
-}
-
-/** CLI entry: `medrep train representations ...`; returns the exit code. */
-export async function runTrainRepresentations(args: string[]): Promise<number> {
-  const o = parseTrainRepresentationsArgs(args);
-  await withOutputDir(o.out, { command: 'train representations' }, () => trainRepresentations(o));
-  return 0;
 }
 
 /** Each node's tokens: concept_id, decile, its text codes and its graph codes (space separated, nearest first). */

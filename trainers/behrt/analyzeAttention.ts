@@ -2,13 +2,11 @@
 // layer, per arm counted over persons and seeds, written with their names as CSV; with an LLM
 // endpoint also each concept's relevance to the task and the count per level and arm (Figure 4).
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { FlagSpec, parseArgs, requireFlag } from '../../common/args';
+import { join } from 'node:path';
 import { UserError } from '../../common/errors';
-import { withOutputDir } from '../../common/outputDir';
 import { SHIPPED_TASK_DIR } from '../../pipelines/taskFiles';
 import { sha256 } from '../../transforms/hashing';
-import { BACKEND_PREFERENCES, BackendPreference } from '../backend';
+import type { BackendPreference } from '../backend';
 import { streamConcepts } from '../graph/vocabularyFiles';
 import { loadVocabularyIndex } from '../representations/vocabularyIndex';
 import { countTopConcepts, csvField, findFinetuned, loadFinetuned, topConceptsPerPerson, type CountedConcept, type FinetunedModel } from './attentionAnalysis';
@@ -17,11 +15,6 @@ import { writeFigure, type FigureFiles } from '../../pipelines/report/figureFile
 import { countRelevance, rateRelevance, relevanceChart, RELEVANCE_LEVELS, type RelevanceCounts, type RelevanceLevel } from './relevance';
 import { loadSiteTask } from './site';
 import { initEhrBackend } from './tf';
-
-export const ANALYZE_SPEC: FlagSpec = {
-  model: 'string', shards: 'string', task: 'string', vocab: 'string', out: 'string', representations: 'string', splits: 'string',
-  'per-person': 'number', top: 'number', endpoint: 'string', 'endpoint-model': 'string', cache: 'string', backend: 'string',
-};
 
 const COMMAND = 'medrep analyze attention';
 
@@ -172,30 +165,4 @@ export async function analyzeAttention(o: AnalyzeOptions): Promise<{ arms: ArmAn
     ? `wrote ${written}, relevance.png, relevance.svg and attention.json to ${o.out}\n${lines.join('\n')}`
     : `wrote ${written} and attention.json to ${o.out}; no LLM endpoint configured (--endpoint URL), so no relevance ratings`;
   return { arms, summary };
-}
-
-const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
-
-export async function runAnalyzeCommand(argv: string[]): Promise<void> {
-  const [what, ...rest] = argv;
-  if (what !== 'attention') throw new UserError(`medrep analyze: expected "attention", got "${what ?? ''}"`);
-  const p = parseArgs(rest, ANALYZE_SPEC, COMMAND);
-  const positive = (name: string) => {
-    const v = p.flags[name];
-    if (v !== undefined && (!Number.isInteger(v) || (v as number) <= 0)) throw new UserError(`${COMMAND}: --${name} needs a positive integer, got ${v}`);
-    return v as number | undefined;
-  };
-  const backend = p.flags.backend as string | undefined;
-  if (backend !== undefined && !BACKEND_PREFERENCES.includes(backend as BackendPreference)) throw new UserError(`${COMMAND}: --backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got '${backend}'`);
-  const out = resolve(requireFlag(p, 'out', COMMAND));
-  const o: AnalyzeOptions = {
-    models: list(requireFlag(p, 'model', COMMAND))!, shards: requireFlag(p, 'shards', COMMAND), task: requireFlag(p, 'task', COMMAND),
-    vocab: requireFlag(p, 'vocab', COMMAND), out, representations: list(p.flags.representations), splits: list(p.flags.splits),
-    perPerson: positive('per-person'), top: positive('top'), endpoint: p.flags.endpoint as string | undefined,
-    endpointModel: p.flags['endpoint-model'] as string | undefined, endpointApiKey: process.env.MEDREP_ENDPOINT_API_KEY,
-    cacheFile: p.flags.cache as string | undefined, backend: backend as BackendPreference | undefined,
-  };
-  if (!existsSync(o.vocab)) throw new UserError(`${COMMAND}: --vocab ${o.vocab} does not exist`);
-  const r = await withOutputDir(out, { command: 'analyze attention' }, () => analyzeAttention(o));
-  process.stdout.write(r.summary + '\n');
 }

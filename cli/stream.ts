@@ -1,0 +1,65 @@
+// `medrep stream`: the Kafka runner, stages between topics, the same output as `medrep run`.
+import { EXIT, UserError } from '../common/errors';
+import { consoleLogger } from '../common/progress';
+import { runStream, STREAM_STAGES, StreamStage } from '../pipelines/kafka/streamRunner';
+import { reportAfterRun } from '../pipelines/report';
+import { defineCommand } from './command';
+import { KAFKA_OPTIONS, kafkaOf } from './kafka';
+import { TASK_OPTIONS, taskSelection } from './tasks';
+
+const isStage = (s: string): s is StreamStage => (STREAM_STAGES as readonly string[]).includes(s);
+const seconds = (s: number | undefined) => (s === undefined ? undefined : s * 1000);
+
+export const streamCommand = defineCommand({
+  name: 'stream',
+  synopsis: '--brokers HOST:PORT --out DIR --vocab DIR --artifacts DIR|--deciles FILE [--exit-when-idle S]',
+  summary: 'the Kafka runner: stages between topics, same output as run',
+  options: {
+    ...KAFKA_OPTIONS,
+    out: { type: 'string', value: 'DIR', required: true, help: 'output folder (empty, or one medrep wrote)' },
+    vocab: { type: 'string', value: 'DIR', required: true, help: 'OMOP vocabulary folder' },
+    artifacts: { type: 'string', value: 'DIR', help: 'folder with deciles.json (e.g. OUT/artifacts of medrep run), or the file itself' },
+    deciles: { type: 'string', value: 'FILE', help: 'the decile artifact file (deciles.json) instead of --artifacts' },
+    'exit-when-idle': { type: 'number', value: 'S', help: 'stop once every input is consumed and nothing came for S seconds (default: run until SIGTERM)' },
+    stages: { type: 'list', value: STREAM_STAGES.join(','), help: 'the stages this worker runs (default all)' },
+    'max-events': { type: 'number', help: 'window/chunk length in events (default 2048)' },
+    'events-per-shard': { type: 'number', above: 0, help: 'rows per events shard' },
+    'sequences-per-shard': { type: 'number', above: 0, help: 'rows per pretrain/samples shard' },
+    'shard-max-mb': { type: 'number', above: 0, help: 'close a shard at this size in MiB' },
+    'shard-max-age': { type: 'number', value: 'S', atLeast: 0, help: 'log-time span of a shard at most, seconds (0: none)' },
+    'transaction-size': { type: 'number', help: 'input messages per transaction (default 5000)' },
+    'health-interval': { type: 'number', value: 'S', default: 10, help: 'seconds between the progress lines of each stage' },
+    'allowed-lateness-days': { type: 'number', help: 'how far behind the watermark a record of a later load may be and still change a label' },
+    ...TASK_OPTIONS,
+    force: { type: 'bool', help: 'replace an earlier complete output in --out' },
+  },
+  async run(o) {
+    const stages = o.stages?.filter(isStage);
+    for (const s of o.stages ?? []) if (!isStage(s)) throw new UserError(`medrep stream: --stages: unknown stage "${s}" (stages: ${STREAM_STAGES.join(', ')})`);
+    const summary = await runStream({
+      kafka: kafkaOf(o),
+      out: o.out,
+      vocab: o.vocab,
+      artifacts: o.artifacts,
+      deciles: o.deciles,
+      exitWhenIdleMs: seconds(o.exitWhenIdle),
+      stages,
+      maxEvents: o.maxEvents,
+      eventsPerShard: o.eventsPerShard,
+      sequencesPerShard: o.sequencesPerShard,
+      shardMaxBytes: o.shardMaxMb === undefined ? undefined : Math.round(o.shardMaxMb * 1024 * 1024),
+      shardMaxAgeMs: seconds(o.shardMaxAge),
+      maxMessagesPerTransaction: o.transactionSize,
+      healthIntervalMs: o.healthInterval * 1000,
+      allowedLatenessMs: o.allowedLatenessDays === undefined ? undefined : o.allowedLatenessDays * 86_400_000,
+      ...taskSelection(o),
+      force: o.force,
+      log: consoleLogger,
+    });
+    const meds = summary.meds && { path: summary.meds.path, shards: summary.meds.shards, rows: summary.meds.rows, label_files: summary.meds.labelFiles };
+    process.stdout.write(`${JSON.stringify({ out: summary.out, shards: summary.shards, rows: summary.rows, meds, rejects: summary.rejects, manifest: summary.manifest, complete: summary.complete, seconds: summary.seconds })}\n`);
+    // Only the worker that wrote the manifest (the sink's) reports on the folder.
+    if (summary.manifest) await reportAfterRun(summary.out, consoleLogger);
+    if (!summary.complete) process.exitCode = EXIT.stopped;
+  },
+});

@@ -1,0 +1,14 @@
+// Options several training commands share, each declared once.
+import { BACKEND_PREFERENCES } from '../trainers/backend';
+
+/** Default: the selector's order (tensorflow-gpu > tensorflow > wasm > cpu). */
+export const BACKEND_OPTION = {
+  backend: { type: 'enum', values: BACKEND_PREFERENCES, help: 'tfjs backend (default the first available, in this order)' },
+} as const;
+
+/** The splits a model trains on, is selected on and is tested on. */
+export const SPLIT_OPTIONS = {
+  'train-splits': { type: 'list', help: 'splits to train on' },
+  'val-splits': { type: 'list', help: 'splits for model selection' },
+  'test-splits': { type: 'list', help: 'splits to test on' },
+} as const;

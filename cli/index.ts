@@ -43,21 +43,23 @@ function groupError(word: string, next: string | undefined): UserError | null {
   return new UserError(`medrep ${word}: expected ${subs.join(' or ')}, got "${next ?? ''}"`);
 }
 
+/** The help of a command, or of every command of a group (`train` -> train representations, train ehr). */
+function helpFor(words: readonly string[]): string | null {
+  const found = findCommand(words);
+  if (found) return commandHelp(found.command);
+  const group = COMMANDS.filter((c) => c.name.startsWith(`${words[0]} `));
+  return group.length ? group.map(commandHelp).join('\n\n') : null;
+}
+
 /** The help a command line asks for (`help`, `help X`, `X --help`), or null when it asks for none. */
 export function helpText(argv: readonly string[]): string | null {
-  if (argv.length === 0) return fullHelp(COMMANDS);
+  if (argv.length === 0 || (argv[0] === 'help' && argv.length === 1)) return fullHelp(COMMANDS);
   if (argv[0] === 'help') {
-    if (argv.length === 1) return fullHelp(COMMANDS);
-    const found = findCommand(argv.slice(1));
-    if (!found) throw new UserError(`medrep help: unknown command "${argv.slice(1).join(' ')}" (medrep help lists the commands)`);
-    return commandHelp(found.command);
+    const help = helpFor(argv.slice(1));
+    if (help === null) throw new UserError(`medrep help: unknown command "${argv.slice(1).join(' ')}" (medrep help lists the commands)`);
+    return help;
   }
-  if (!wantsHelp(argv)) return null;
-  const found = findCommand(argv);
-  if (found) return commandHelp(found.command);
-  // `medrep train --help`: every command of the group.
-  const group = COMMANDS.filter((c) => c.name.startsWith(`${argv[0]} `));
-  return group.length ? group.map(commandHelp).join('\n\n') : null;
+  return wantsHelp(argv) ? helpFor(argv) : null;
 }
 
 /** Runs one command line (the words after `medrep`); errors are thrown, not printed. */

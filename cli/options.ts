@@ -103,7 +103,8 @@ function valueOf(command: string, flag: string, spec: OptionSpec, text: string):
     }
     case 'list': {
       const items = text.split(',').map((x) => x.trim()).filter(Boolean);
-      return spec.items === 'int' || spec.items === 'number' ? items.map((x) => numberOf(command, flag, { type: spec.items as 'int' | 'number' }, x)) : items;
+      const numeric = spec.items;
+      return numeric === 'int' || numeric === 'number' ? items.map((x) => numberOf(command, flag, { type: numeric }, x)) : items;
     }
     case 'bool':
       return text !== 'false';

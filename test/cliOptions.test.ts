@@ -93,6 +93,8 @@ describe('cli options: one parser from the declared tables', () => {
     assert.equal(helpText(['help']), fullHelp(COMMANDS));
     assert.equal(helpText([]), fullHelp(COMMANDS));
     assert.equal(helpText(['run', '--out', 'o']), null);
+    assert.equal(helpText(['help', 'train']), helpText(['train', '--help']));
+    assert.match(helpText(['train', '-h'])!, /^  medrep train representations [^]*\n\n  medrep train ehr /);
     assert.throws(() => helpText(['help', 'nothing']), /^UserError: medrep help: unknown command "nothing"/);
   });
 

@@ -62,15 +62,15 @@ describe('kafka topics and producer (real broker)', function () {
   const names = new TopicNames(uniquePrefix());
 
   it('reads brokers, SASL and TLS options from flags and the environment', () => {
-    const kafkaOptionsFromArgs = (argv: string[], env: NodeJS.ProcessEnv) => kafkaOf(parseOptions('medrep topics', KAFKA_OPTIONS, argv).options, env);
-    const o = kafkaOptionsFromArgs(['--brokers', 'a:9092,b:9093', '--tls', '--sasl-mechanism', 'SCRAM-SHA-512', '--sasl-username', 'u'], {
+    const connectionOf = (argv: string[], env: NodeJS.ProcessEnv) => kafkaOf(parseOptions('medrep topics', KAFKA_OPTIONS, argv).options, env);
+    const o = connectionOf(['--brokers', 'a:9092,b:9093', '--tls', '--sasl-mechanism', 'SCRAM-SHA-512', '--sasl-username', 'u'], {
       KAFKA_SASL_PASSWORD: 'p',
     });
     assert.deepEqual(o.brokers, ['a:9092', 'b:9093']);
     assert.deepEqual(o.tls, { enabled: true, caFile: undefined });
     assert.deepEqual(o.sasl, { mechanism: 'scram-sha-512', username: 'u', password: 'p' });
-    assert.throws(() => kafkaOptionsFromArgs(['--brokers', 'nohostport'], {}), /not HOST:PORT/);
-    assert.throws(() => kafkaOptionsFromArgs(['--sasl-mechanism', 'plain'], {}), /needs --sasl-username/);
+    assert.throws(() => connectionOf(['--brokers', 'nohostport'], {}), /not HOST:PORT/);
+    assert.throws(() => connectionOf(['--sasl-mechanism', 'plain'], {}), /needs --sasl-username/);
   });
 
   it('creates omop.<table>, dead-letter and changelog topics with their configs, once', async () => {

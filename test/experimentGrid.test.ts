@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runExternalExperiment } from '../trainers/behrt/external';
-import { runExternalCommand } from '../trainers/behrt/cli';
+import { parseArms } from '../trainers/behrt/arms';
+import { parseEhrModels } from '../trainers/behrt/config';
 import { cellPath, type ResultRow } from '../trainers/behrt/experiment';
 import { writeRepresentations, writeSite } from './ehrFixtures';
 import { sha256 } from '../transforms/hashing';
@@ -117,13 +118,12 @@ describe('experiment grid: arms x models x tasks x seeds, resumable, Tables 2 an
   });
 
   it('names the missing table of an arm, an unknown arm or model, in one line', async () => {
-    const size = ['--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16'];
-    const base = ['--site-a', join(root, 'A'), '--site-b', join(root, 'B'), '--out', join(root, 'out-bad'), ...size];
-    await assert.rejects(runExternalCommand([...base, '--arms', 'vanilla,medtok']), /^UserError: arm medtok needs a MedTok table \(--medtok-representations\)$/m);
-    await assert.rejects(runExternalCommand([...base, '--arms', 'no-lwf']), /arm no-lwf needs MedRep vectors trained without KD/);
-    await assert.rejects(runExternalCommand([...base, '--arms', 'vanilla,graph']), /unknown arm 'graph' \(arms: vanilla, medtok, text-only, no-lwf, medrep, medrep\+text\)/);
-    await assert.rejects(runExternalCommand([...base, '--models', 'behrt,gpt']), /--models takes behrt, cdm-bert, med-bert, got 'gpt'/);
-    await assert.rejects(runExternalCommand([...base, '--tasks', 'mi,sepsis']), /no requested task has samples at both/);
+    const bad = { ...common(join(root, 'out-bad'), []), representations: undefined, textRepresentations: undefined };
+    await assert.rejects(runExternalExperiment({ ...bad, arms: ['vanilla', 'medtok'] }), /^UserError: arm medtok needs a MedTok table \(--medtok-representations\)$/m);
+    await assert.rejects(runExternalExperiment({ ...bad, arms: ['no-lwf'] }), /arm no-lwf needs MedRep vectors trained without KD/);
+    assert.throws(() => parseArms(['vanilla', 'graph']), /unknown arm 'graph' \(arms: vanilla, medtok, text-only, no-lwf, medrep, medrep\+text\)/);
+    assert.throws(() => parseEhrModels(['behrt', 'gpt']), /--models takes behrt, cdm-bert, med-bert, got 'gpt'/);
+    await assert.rejects(runExternalExperiment({ ...bad, tasks: ['mi', 'sepsis'] }), /no requested task has samples at both/);
     assert.ok(!existsSync(join(root, 'out-bad', 'results.json')));
   });
 });

@@ -1,12 +1,11 @@
-// `medrep train ehr` and `medrep experiment external` argument handling. The lead's CLI calls
-// runTrainEhr(args) / runExternalCommand(args) with the arguments after the command words.
+// `medrep train ehr` argument handling: the CLI calls runTrainEhr(args) with the arguments after
+// the command words.
 import { writeFileSync } from 'node:fs';
 import { UserError } from '../../common/errors';
 import { basename, join } from 'node:path';
 import { DEFAULT_MODEL, modelConfig, parseEhrModels, PAPER_MODEL, type BehrtConfig, type EhrModelName, type TrainConfig } from './config';
-import { parseArms } from './arms';
 import { PLOS_TASK, withProlongedStay } from './prolongedStay';
-import { experimentConfig, loadSite, runExternalExperiment } from './external';
+import { experimentConfig, loadSite } from './external';
 import { formatResults, runArms } from './experiment';
 import { followManifest } from './follow';
 import { loadRepresentations, type Representations } from './representations';
@@ -24,12 +23,6 @@ export const TRAIN_EHR_USAGE = `usage: medrep train ehr --shards OUT --task TASK
     [--paper-size] [--hidden N] [--layers N] [--heads N] [--intermediate N] [--max-len N] [--domain-embedding]
     [--train-splits a,b] [--val-splits a,b] [--test-splits a,b] [--backend tensorflow-gpu|tensorflow|wasm|cpu]
     [--follow [--poll-ms N] [--max-versions N]]`;
-
-export const EXTERNAL_USAGE = `usage: medrep experiment external --site-a OUT_A --site-b OUT_B --out DIR
-    [--representations MEDREP.parquet] [--text-representations TEXT.parquet] [--no-lwf-representations NOKD.parquet]
-    [--medtok-representations MEDTOK.parquet] [--arms vanilla,medtok,text-only,no-lwf,medrep,medrep+text]
-    [--models behrt,cdm-bert,med-bert] [--tasks a,b]
-    [--seeds 1,2,3] [--epochs N] [--pretrain-epochs N] [--paper-size] [model flags as in train ehr] [--backend cpu|wasm]`;
 
 type Flags = Map<string, string | true>;
 
@@ -186,22 +179,4 @@ async function trainEhrInto(
     lookup: reps?.resolutions?.() ?? null,
     projection, config: JSON.parse(canonicalJson(cfg)), seconds: Math.round((Date.now() - started) / 1000), results: rows,
   }, null, 1));
-}
-
-/** `medrep experiment external ...` on two pipeline output folders. */
-export async function runExternalCommand(args: string[]): Promise<void> {
-  const f = parseFlags(args, EXTERNAL_USAGE);
-  const siteA = str(f, 'site-a');
-  const siteB = str(f, 'site-b');
-  const out = str(f, 'out');
-  if (!siteA || !siteB || !out) throw new UserError(`--site-a, --site-b and --out are required\n${EXTERNAL_USAGE}`);
-  const { model, train } = sizes(f);
-  await runExternalExperiment({
-    siteA, siteB, out, model, train, paperSize: f.has('paper-size'),
-    arms: list(f, 'arms') && parseArms(list(f, 'arms')!), models: ehrModels(f, 'models'),
-    representations: str(f, 'representations'), textRepresentations: str(f, 'text-representations'),
-    noKdRepresentations: str(f, 'no-lwf-representations'), medtokRepresentations: str(f, 'medtok-representations'),
-    tasks: list(f, 'tasks'), seeds: list(f, 'seeds')?.map(Number), pretrainEpochs: num(f, 'pretrain-epochs'),
-    trainSplits: list(f, 'train-splits'), valSplits: list(f, 'val-splits'), testSplits: list(f, 'test-splits'), backend: backendOf(f),
-  });
 }

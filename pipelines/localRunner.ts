@@ -5,12 +5,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DuckDBConnection } from '@duckdb/node-api';
-import { OMOP_SCHEMA_VERSION, VOCABULARY_TABLES } from '../schemas/omop';
+import { OMOP_SCHEMA_VERSION } from '../schemas/omop';
 import { SCHEMA_VERSION } from '../schemas/records';
 import { DecileArtifact, DecileBinner } from '../transforms/deciles';
 import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../transforms/events';
 import { ConceptNormalizer, MappingCounts, notInVocabulary, notInVocabularyWarning } from '../transforms/normalize';
-import { Split, splitOf } from '../transforms/splits';
 import { TOKEN_DOMAINS } from '../transforms/tokens';
 import { DEFAULT_MAX_EVENTS } from '../transforms/trajectory';
 import { EventBatch } from '../sinks/eventShards';
@@ -21,22 +20,19 @@ import { DEFAULT_EVENTS_PER_SHARD, DEFAULT_SEQUENCES_PER_SHARD, ShardEntry, Shar
 import { ParquetWriterPool } from '../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
 import { idValue, openDuckInstance, parseDuckJson, queryRows, queryValue } from './duck';
-import { Id } from '../schemas/ids';
 import { EVENT_SPECS, personRanges, streamEventRanges } from './eventSource';
 import { recordedFiles } from './fileHashes';
 import { createOmopViews } from './omopViews';
 import { OmopInput, cheapToRescan, openOmopInput } from './omopSource';
 import { openMedsInput } from './medsSource';
-import { Person, loadPersons, rejectRow } from './persons';
+import { Person, rejectRow } from './persons';
 import { Logger, Progress, consoleLogger } from '../common/progress';
-import { loadVocabulary, vocabularyArtifact } from './vocabulary';
-import { SkippedTask, labelBatch } from './labelInputs';
-import { TaskSelection, selectTasks } from './runTasks';
-import { LabelRecord, TaskSummary, taskArtifact } from '../transforms/labels';
-import { SampleBatch } from '../sinks/sampleShards';
+import { SkippedTask } from './labelInputs';
+import { TaskSelection } from './runTasks';
+import { TaskSummary } from '../transforms/labels';
 import { writeMedsLabels } from '../sinks/medsLabels';
-import { writeFileAtomic } from '../sinks/parquet';
-import { PersonAssembler, SampleSink } from './localAssembly';
+import { PersonAssembler } from './localAssembly';
+import { People, labelSamples, readPersons, readRejectsOf, readVocabulary, writeJsonArtifact } from './localInputs';
 import { withOutputDir } from '../common/outputDir';
 import { isDuckOutOfMemory, outOfMemoryError, resolveMemoryLimit } from './memoryLimit';
 
@@ -92,12 +88,6 @@ export interface RunSummary {
   seconds: number;
   rowsPerSecond: number;
   manifest: string;
-}
-
-function writeJsonArtifact(out: string, name: string, value: unknown): string {
-  const rel = path.posix.join('artifacts', name);
-  writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
-  return rel;
 }
 
 async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<number | null> {
@@ -245,78 +235,6 @@ class StepClock {
     this.start = now;
   }
   restart(): void { this.start = Date.now(); }
-}
-
-/** The vocabulary in reach of the data, its artifact, and the hashes of the data files the manifest records. */
-async function readVocabulary(conn: DuckDBConnection, input: OmopInput, vocabDir: string | undefined) {
-  const vocabFiles = Object.keys(VOCABULARY_TABLES).flatMap((t) => input.tables.get(t)?.files ?? []);
-  const dataFiles = [...input.tables.entries()].filter(([t]) => !(t in VOCABULARY_TABLES)).flatMap(([, s]) => s.files);
-  const dataHashes = await recordedFiles(dataFiles, input.path);
-  const vocabulary = await loadVocabulary(conn, input);
-  const artifact = await vocabularyArtifact(conn, vocabFiles, vocabDir ?? input.path, { concepts: vocabulary.concepts.size, mapsToPairs: vocabulary.mapsToPairs });
-  return { vocabulary, artifact, dataHashes };
-}
-
-/** Sets aside the rows the readers could not parse; returns rows in per event table, counting them. */
-function readRejectsOf(input: OmopInput, rejects: RejectSink): Record<string, number> {
-  const rowsIn: Record<string, number> = {};
-  for (const [table, source] of input.tables) {
-    for (const r of source.readRejects) rejects.add({ file: r.file, table, row: r.row, line: r.line, column: r.column, reason: r.reason, values: { record: r.text } });
-    // Rows in of the event tables count every record read, readable or not.
-    if (source.readRejects.count && EVENT_SPECS.some((e) => e.table === table)) rowsIn[table] = source.readRejects.count;
-  }
-  return rowsIn;
-}
-
-/** The persons that pass the checks, why the others were set aside, and each person's split (decided once). */
-async function readPersons(conn: DuckDBConnection, input: OmopInput, rejects: RejectSink, warn: (line: string) => void) {
-  const rejectedPersons = new Map<Id, string>();
-  const persons = await loadPersons(conn, input, rejects, rejectedPersons);
-  const personRows = persons.size + rejects.rowsOf('person');
-  if (persons.size === 0) {
-    warn(personRows === 0
-      ? 'the person table is empty: no person passes the checks, so every clinical row is set aside'
-      : `all ${personRows.toLocaleString('en-US')} person rows were rejected (see rejects/person.jsonl): no person passes the checks`);
-  }
-  const splits = new Map<Id, Split>();
-  const splitOfPerson = (id: Id): Split | null => {
-    if (!persons.has(id)) return null;
-    let s = splits.get(id);
-    if (!s) {
-      s = splitOf(id);
-      splits.set(id, s);
-    }
-    return s;
-  };
-  return { persons, rejectedPersons, personRows, splits, splitOfPerson };
-}
-
-type People = Awaited<ReturnType<typeof readPersons>>;
-
-/** The selected tasks' samples by person, a sample sink per task, and each task's artifact. */
-async function labelSamples(
-  conn: DuckDBConnection, opts: RunOptionsWithTasks, out: string, pool: ParquetWriterPool,
-  artifacts: Record<string, { path: string; version: string }>, warn: (line: string) => void, log: Logger,
-) {
-  const tasks = selectTasks(opts, log);
-  const labelled = tasks.length ? await labelBatch(conn, tasks) : null;
-  for (const sk of labelled?.skipped ?? []) warn(`task ${sk.task} skipped: ${sk.reason}`);
-  for (const w of labelled?.warnings ?? []) warn(w);
-  const samplesByPerson = new Map<Id, LabelRecord[]>();
-  const samples = new Map<string, SampleSink>();
-  for (const t of labelled?.tasks ?? []) {
-    const multi = t.multiLabel;
-    samples.set(t.name, { series: new ShardSeries('samples', out, `samples/${t.name}`, pool), batch: new SampleBatch(multi), multi, meds: [] });
-    const art = taskArtifact(t);
-    artifacts[`task:${t.name}`] = { path: writeJsonArtifact(out, `tasks/${t.name}.json`, art), version: art.hash };
-  }
-  for (const r of labelled?.samples ?? []) {
-    if (r.kind !== 'sample' || r.retracted || r.prediction_time === null) continue;
-    let list = samplesByPerson.get(r.person_id);
-    if (!list) samplesByPerson.set(r.person_id, (list = []));
-    list.push(r);
-  }
-  return { labelled, samples, samplesByPerson };
 }
 
 /**

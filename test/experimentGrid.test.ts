@@ -132,9 +132,9 @@ describe('experiment grid: arms x models x tasks x seeds, resumable, Tables 2 an
   });
 
   it('names the missing table of an arm, an unknown arm or model, in one line', async () => {
-    const bad = { siteA: join(root, 'A'), siteB: join(root, 'B'), out: join(root, 'out-bad'), model: { hidden: 8, layers: 1, heads: 2, intermediate: 16, maxLen: 16 } };
-    await assert.rejects(runExternalExperiment({ ...bad, arms: parseArms(['vanilla', 'medtok']) }), /^UserError: arm medtok needs a MedTok table \(--medtok-representations\)$/m);
-    await assert.rejects(runExternalExperiment({ ...bad, arms: parseArms(['no-lwf']) }), /arm no-lwf needs MedRep vectors trained without KD/);
+    const bad = { ...common(join(root, 'out-bad'), []), representations: undefined, textRepresentations: undefined };
+    await assert.rejects(runExternalExperiment({ ...bad, arms: ['vanilla', 'medtok'] }), /^UserError: arm medtok needs a MedTok table \(--medtok-representations\)$/m);
+    await assert.rejects(runExternalExperiment({ ...bad, arms: ['no-lwf'] }), /arm no-lwf needs MedRep vectors trained without KD/);
     assert.throws(() => parseArms(['vanilla', 'graph']), /unknown arm 'graph' \(arms: vanilla, medtok, text-only, no-lwf, medrep, medrep\+text\)/);
     assert.throws(() => parseEhrModels(['behrt', 'gpt']), /--models takes behrt, cdm-bert, med-bert, got 'gpt'/);
     await assert.rejects(runExternalExperiment({ ...bad, tasks: ['mi', 'sepsis'] }), /no requested task has samples at both/);

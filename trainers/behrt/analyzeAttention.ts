@@ -73,6 +73,47 @@ function tablesIn(dir: string): string[] {
     .flatMap((d) => readdirSync(join(dir, d.name)).filter((f) => f.endsWith('.parquet')).map((f) => join(dir, d.name, f)));
 }
 
+/**
+ * The frozen arms' tables: the one whose hash a checkpoint recorded, among --representations and
+ * the model folders' own, each read once (with the vocabulary's fallbacks).
+ */
+async function frozenTables(o: AnalyzeOptions, models: FinetunedModel[]): Promise<(m: FinetunedModel) => Promise<Representations | undefined>> {
+  const candidates = [...(o.representations ?? []), ...o.models.flatMap((d) => tablesIn(d))];
+  for (const f of o.representations ?? []) if (!existsSync(f)) throw new UserError(`${COMMAND}: --representations ${f} does not exist`);
+  const byHash = new Map<string, string>();
+  const vocabulary = models.some((m) => m.meta.embeddings !== 'vanilla') ? await loadVocabularyIndex(o.vocab, { maxAncestorLevels: 20 }) : null;
+  const loaded = new Map<string, Representations>();
+  return async (m: FinetunedModel): Promise<Representations | undefined> => {
+    if (m.meta.embeddings === 'vanilla') return undefined;
+    const want = m.meta.representationsHash!;
+    if (!loaded.has(want)) {
+      for (const f of candidates) if (!byHash.has(f)) byHash.set(f, fileHash(f));
+      const file = candidates.find((f) => byHash.get(f) === want);
+      if (!file) throw new UserError(`${COMMAND}: ${m.checkpoint} reads frozen vectors ${want}; no --representations file has that hash`);
+      loaded.set(want, await loadRepresentations(file, { vocab: vocabulary }));
+    }
+    return loaded.get(want);
+  };
+}
+
+/** Asks the endpoint how relevant each counted concept is to the task; adds the levels to the arms, a line per arm, and draws the figure. */
+async function rateArms(
+  o: AnalyzeOptions, endpoint: string, arms: ArmAnalysis[], wanted: Set<number>, names: Map<number, { name: string; domain: string }>,
+  lines: string[], log: (l: string) => void,
+): Promise<FigureFiles> {
+  const task = taskInWords(o.task);
+  const cacheFile = o.cacheFile ?? join(o.out, 'relevance-cache.jsonl');
+  const rated = [...wanted].sort((a, b) => a - b).map((id) => ({ conceptId: id, name: names.get(id)?.name || String(id), domain: names.get(id)?.domain ?? 'concept' }));
+  const levels = await rateRelevance(task, rated, { endpoint, model: o.endpointModel, apiKey: o.endpointApiKey, cacheFile, log });
+  for (const a of arms) {
+    for (const c of a.concepts) c.relevance = levels.get(c.conceptId) ?? null;
+    const counts = countRelevance(a.concepts.map((c) => c.relevance ?? null));
+    a.relevance = counts;
+    lines.push(`${a.arm}: ${RELEVANCE_LEVELS.map((l) => `${l} ${counts[l]}`).join(', ')}, unanswered ${counts.unanswered}`);
+  }
+  return writeFigure(o.out, 'relevance', await relevanceChart(arms.map((a) => ({ arm: a.arm, counts: a.relevance! })), taskInWords(o.task)));
+}
+
 export async function analyzeAttention(o: AnalyzeOptions): Promise<{ arms: ArmAnalysis[]; summary: string }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const perPerson = o.perPerson ?? 100;
@@ -87,23 +128,7 @@ export async function analyzeAttention(o: AnalyzeOptions): Promise<{ arms: ArmAn
   const seqs = o.splits ? site.sequences.filter((s) => o.splits!.includes(s.split)) : site.sequences;
   if (seqs.length === 0) throw new UserError(`${COMMAND}: ${o.shards}: no ${o.task} samples in splits ${o.splits!.join(', ')}`);
 
-  // Frozen arms: the table whose hash the checkpoint recorded, among --representations and the model folders' own.
-  const candidates = [...(o.representations ?? []), ...o.models.flatMap((d) => tablesIn(d))];
-  for (const f of o.representations ?? []) if (!existsSync(f)) throw new UserError(`${COMMAND}: --representations ${f} does not exist`);
-  const byHash = new Map<string, string>();
-  const vocabulary = models.some((m) => m.meta.embeddings !== 'vanilla') ? await loadVocabularyIndex(o.vocab, { maxAncestorLevels: 20 }) : null;
-  const loaded = new Map<string, Representations>();
-  const repsFor = async (m: FinetunedModel): Promise<Representations | undefined> => {
-    if (m.meta.embeddings === 'vanilla') return undefined;
-    const want = m.meta.representationsHash!;
-    if (!loaded.has(want)) {
-      for (const f of candidates) if (!byHash.has(f)) byHash.set(f, fileHash(f));
-      const file = candidates.find((f) => byHash.get(f) === want);
-      if (!file) throw new UserError(`${COMMAND}: ${m.checkpoint} reads frozen vectors ${want}; no --representations file has that hash`);
-      loaded.set(want, await loadRepresentations(file, { vocab: vocabulary }));
-    }
-    return loaded.get(want);
-  };
+  const repsFor = await frozenTables(o, models);
 
   const armNames = [...new Set(models.map((m) => m.arm))];
   const counted = new Map<string, { seeds: number[]; persons: number; top: CountedConcept[] }>();
@@ -131,19 +156,7 @@ export async function analyzeAttention(o: AnalyzeOptions): Promise<{ arms: ArmAn
   }
   const lines: string[] = [];
   let figure: FigureFiles | null = null;
-  if (o.endpoint) {
-    const task = taskInWords(o.task);
-    const cacheFile = o.cacheFile ?? join(o.out, 'relevance-cache.jsonl');
-    const rated = [...wanted].sort((a, b) => a - b).map((id) => ({ conceptId: id, name: names.get(id)?.name || String(id), domain: names.get(id)?.domain ?? 'concept' }));
-    const levels = await rateRelevance(task, rated, { endpoint: o.endpoint, model: o.endpointModel, apiKey: o.endpointApiKey, cacheFile, log });
-    for (const a of arms) {
-      for (const c of a.concepts) c.relevance = levels.get(c.conceptId) ?? null;
-      const counts = countRelevance(a.concepts.map((c) => c.relevance ?? null));
-      a.relevance = counts;
-      lines.push(`${a.arm}: ${RELEVANCE_LEVELS.map((l) => `${l} ${counts[l]}`).join(', ')}, unanswered ${counts.unanswered}`);
-    }
-    figure = writeFigure(o.out, 'relevance', await relevanceChart(arms.map((a) => ({ arm: a.arm, counts: a.relevance! })), taskInWords(o.task)));
-  }
+  if (o.endpoint) figure = await rateArms(o, o.endpoint, arms, wanted, names, lines, log);
   for (const a of arms) {
     const header = o.endpoint ? 'concept_id,concept_name,count,relevance' : 'concept_id,concept_name,count';
     const rows = a.concepts.map((c) => [c.conceptId, csvField(c.name), c.count, ...(o.endpoint ? [c.relevance ?? ''] : [])].join(','));

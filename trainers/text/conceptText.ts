@@ -94,14 +94,12 @@ export interface ConceptTextOptions {
   log?: (line: string) => void;
 }
 
-/** Builds the description of every node of the graph. */
-export async function buildConceptText(vocabDir: string, graph: ConceptGraph, o: ConceptTextOptions = {}): Promise<ConceptText> {
-  const log = o.log ?? (() => {});
-  const maxRelated = o.maxRelated ?? 6;
-  const inScope = new Set<number>();
-  for (let n = 0; n < graph.numConceptNodes; n++) inScope.add(graph.conceptIds[n]);
-
-  // names of every concept (related concepts may lie outside the scope)
+/**
+ * What the descriptions say about the concepts in scope, read from the vocabulary folder: every
+ * concept's name (related concepts may lie outside the scope), up to 3 synonyms, "Is a" and
+ * ancestor rows, up to maxRelated descriptive relationships and up to 3 source codes mapped from.
+ */
+async function readConceptFacts(vocabDir: string, inScope: Set<number>, maxRelated: number) {
   const info = new Map<number, ConceptInfo>();
   await streamConcepts(vocabDir, (c) => info.set(c.concept_id, { name: c.concept_name, vocabulary: c.vocabulary_id, cls: c.concept_class_id }));
   const synonyms = new Map<number, string[]>();
@@ -112,7 +110,6 @@ export async function buildConceptText(vocabDir: string, graph: ConceptGraph, o:
     if (l.length < 3 && s !== name && !l.includes(s)) l.push(s);
     synonyms.set(id, l);
   });
-  const maxAncestors = o.maxAncestors ?? 12;
   const isA: Array<[number, number]> = [];
   const ancestorRows: Array<[number, number, number]> = [];
   const related = new Map<number, Array<[string, number]>>();
@@ -133,6 +130,18 @@ export async function buildConceptText(vocabDir: string, graph: ConceptGraph, o:
     }
   });
   await streamAncestors(vocabDir, (anc, desc, lvl) => { if (inScope.has(desc) && lvl > 0 && info.has(anc)) ancestorRows.push([anc, desc, lvl]); });
+  return { info, synonyms, isA, ancestorRows, related, recordedAs };
+}
+
+/** Builds the description of every node of the graph. */
+export async function buildConceptText(vocabDir: string, graph: ConceptGraph, o: ConceptTextOptions = {}): Promise<ConceptText> {
+  const log = o.log ?? (() => {});
+  const maxRelated = o.maxRelated ?? 6;
+  const inScope = new Set<number>();
+  for (let n = 0; n < graph.numConceptNodes; n++) inScope.add(graph.conceptIds[n]);
+
+  const maxAncestors = o.maxAncestors ?? 12;
+  const { info, synonyms, isA, ancestorRows, related, recordedAs } = await readConceptFacts(vocabDir, inScope, maxRelated);
   const hierarchy = new InMemoryVocabularyIndex({ mapsTo: [], isA, ancestors: ancestorRows });
   const ancestorNames = (id: number): string[] => hierarchy.ancestors(id).slice(0, maxAncestors).map((p) => info.get(p)!.name);
   const boundaries = new Map<number, { b: number[]; unit: string | null; count: number }>();

@@ -17,7 +17,7 @@ const MARKER_MODES = ['end-of-load', 'none'] as const;
 export const STREAM_SPEC: FlagSpec = {
   ...KAFKA_SPEC, out: 'string', vocab: 'string', artifacts: 'string', deciles: 'string', 'exit-when-idle': 'number', stages: 'string',
   'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'shard-max-mb': 'number', 'shard-max-age': 'number',
-  'transaction-size': 'number', 'health-interval': 'number',
+  'transaction-size': 'number', 'health-interval': 'number', 'manifest-interval': 'number',
   'allowed-lateness-days': 'number', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string', force: 'boolean',
 };
 export const REPLAY_SPEC: FlagSpec = { ...KAFKA_SPEC, 'from-offsets': 'string', 'from-time': 'string', out: 'string', verify: 'string', force: 'boolean' };
@@ -51,6 +51,7 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
   };
   const shardMb = positive('shard-max-mb');
   const shardAge = positive('shard-max-age', true);
+  const manifestEvery = positive('manifest-interval', true);
   const summary = await runStream({
     kafka: kafkaOptionsFromArgs(argv),
     out: requireFlag(p, 'out', 'medrep stream'),
@@ -67,6 +68,7 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     maxMessagesPerTransaction: p.flags['transaction-size'] as number | undefined,
     // A progress line per stage every 10 s by default (counts, rates, lag), not only at the end.
     healthIntervalMs: ((p.flags['health-interval'] as number | undefined) ?? 10) * 1000,
+    manifestIntervalMs: manifestEvery === undefined ? undefined : manifestEvery * 1000,
     allowedLatenessMs: p.flags['allowed-lateness-days'] === undefined ? undefined : (p.flags['allowed-lateness-days'] as number) * 86_400_000,
     tasks: p.flags.tasks === undefined || p.flags.tasks === 'all' ? 'all' : p.flags.tasks === 'none' ? 'none' : String(p.flags.tasks).split(','),
     taskDir: p.flags['task-dir'] as string | undefined,

@@ -125,6 +125,10 @@ describe('the manifest log of a running stream and a trainer that follows it (re
       assert.equal(e.rows, Number(r.n), e.path);
     }
     assert.ok(entries.some((e) => e.kind === 'events'));
+    // replay --verify reads the growing log of the running stream as it reads a finished manifest.
+    const running = medrep(['replay', ...kafka, '--out', path.join(h.dir, 'replay-running'), '--verify', path.join(out, MANIFEST_LOG_DIR), '--from-time', '1970-01-01T00:00:00Z']);
+    assert.equal(running.status, 0, running.stderr);
+    assert.match(running.stdout, new RegExp(`^${entries.length} of ${entries.length} shards match the manifest`, 'm'));
 
     stream.child.kill('SIGTERM');
     const stopped = await stream.done;

@@ -91,6 +91,12 @@ export class ManifestLog implements SinkObserver {
     });
   }
 
+  /** Whether a shard file on disk has no entry in the log. */
+  hasUnlistedShards(sinks: SinkTopic[]): boolean {
+    const listed = new Set(readManifestLog(this.out, this.cache).map((e) => e.path));
+    return sinkShardFiles(this.out, sinks).some((f) => !listed.has(f.path));
+  }
+
   /**
    * Lists the shards on disk that the committed offsets cover and the log lacks (a crash after a
    * commit, before the entry): `committed` maps topic/partition to the group's committed offset,

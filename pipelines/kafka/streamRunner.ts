@@ -322,17 +322,33 @@ function manifestHeader(
 
 /** Lists in manifest.d/ the shards on disk that the sink group's committed offsets cover and the log lacks. */
 async function reconcileManifestLog(kafka: Kafka, conn: Awaited<ReturnType<typeof openDuck>>, names: TopicNames, sinks: SinkTopic[], manifestLog: ManifestLog): Promise<number> {
+  // A new output has no shard to list (and its group may have no coordinator yet).
+  if (!manifestLog.hasUnlistedShards(sinks)) return 0;
   const admin = kafka.admin();
   await admin.connect();
   const committed = new Map<string, bigint>();
   try {
-    for (const t of await admin.fetchOffsets({ groupId: names.group('sink'), topics: sinks.map((s) => s.topic) })) {
+    const groupId = names.group('sink');
+    const topics = sinks.map((s) => s.topic);
+    for (const t of await retriable(() => admin.fetchOffsets({ groupId, topics }))) {
       for (const p of t.partitions) if (BigInt(p.offset) >= 0n) committed.set(`${t.topic}/${p.partition}`, BigInt(p.offset));
     }
   } finally {
     await admin.disconnect();
   }
   return manifestLog.reconcile(sinks, committed, async (file) => Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet(${sqlString(file)})`)));
+}
+
+/** `call`, again after a pause while it fails with an error Kafka calls retriable (a group coordinator still moving or loading). */
+async function retriable<T>(call: () => Promise<T>, attempts = 10): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (i >= attempts || (e as { retriable?: boolean }).retriable !== true) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(300 * 2 ** i, 5000)));
+    }
+  }
 }
 
 async function finalizeStream(

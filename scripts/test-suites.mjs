@@ -18,7 +18,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SUITES = {
   unit: [
     'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'ehrMetrics', 'ehrModels',
-    'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'medtok',
+    'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'manifestReader', 'medtok',
     'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
     'shardSink', 'stageSendSlices', 'textEncoder', 'trainRepresentations', 'transforms', 'validation',
   ],

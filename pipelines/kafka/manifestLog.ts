@@ -10,8 +10,6 @@ import { sha256 } from '../../transforms/hashing';
 import { Manifest, ManifestLogEntry, manifestShardOf, readManifestLog, writeManifest, writeManifestLogEntry } from '../../sinks/manifest';
 import { parseShardFileName, SinkObserver, SinkShard, SinkTopic } from './shardSink';
 
-export type Versions = ManifestLogEntry['versions'];
-
 /** A shard file under OUT/<sink dir> named by its offset range. */
 export function sinkShardFiles(out: string, sinks: SinkTopic[]): Array<Omit<SinkShard, 'rows'>> {
   const list: Array<Omit<SinkShard, 'rows'>> = [];
@@ -44,9 +42,9 @@ export class ManifestLog implements SinkObserver {
 
   constructor(
     private readonly out: string,
-    private readonly versions: Versions,
+    private readonly versions: ManifestLogEntry['versions'],
     /** The header of the manifest.json written while the stream runs (shards come from the log). */
-    private readonly header: () => Omit<Manifest, 'shards'>,
+    private readonly header: Omit<Manifest, 'shards'>,
     private readonly warn: (line: string) => void,
   ) {}
 
@@ -120,7 +118,7 @@ export class ManifestLog implements SinkObserver {
 
   /** manifest.json of the running stream: the header and every entry of the log. */
   rewrite(): void {
-    writeManifest(this.out, { ...this.header(), shards: this.shards() });
+    writeManifest(this.out, { ...this.header, shards: this.shards() });
   }
 
   /** Rewrites manifest.json every `ms` (0: never) until stop(). */

@@ -183,7 +183,8 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
     for (const sk of skipped) log.warn(`task ${sk.task} skipped: ${sk.reason}`);
     for (const w of warnings) log.warn(w);
     const sinks = sinkTopics(names, opts);
-    const manifestLog = new ManifestLog(out, versions, () => ({ ...manifestHeader(art, names, opts, compiled, { complete: false, growing: true }), rejects: [], counts: {} }), (line) => log.warn(line));
+    const runningHeader = { ...manifestHeader(art, names, opts, compiled, { complete: false, growing: true }), rejects: [], counts: {} };
+    const manifestLog = new ManifestLog(out, versions, runningHeader, (line) => log.warn(line));
     if (stages.includes('sink')) {
       // The artifacts the running manifest names are there from the start (rewritten at stop).
       writeStreamArtifacts(out, art, compiled);

@@ -14,7 +14,7 @@ import { Logger } from './progress';
 export const OUTPUT_MARKER = '.medrep-output.json';
 const LOCK_PREFIX = '.medrep-lock.';
 /** What medrep writes at the top of an output folder; nothing else is ever removed. */
-export const OWNED_ENTRIES = ['events', 'pretrain', 'samples', 'meds', 'artifacts', 'rejects', 'models', '.tmp', 'manifest.json', 'report.html'] as const;
+export const OWNED_ENTRIES = ['events', 'pretrain', 'samples', 'meds', 'artifacts', 'rejects', 'models', '.tmp', 'manifest.json', 'manifest.d', 'report.html'] as const;
 
 export interface ClaimOptions {
   /** The command, for the messages and the marker (`run`, `stream`, `replay` ...). */

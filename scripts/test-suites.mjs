@@ -18,14 +18,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SUITES = {
   unit: [
     'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'cliDocs', 'cliOptions', 'ehrMetrics', 'ehrModels',
-    'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'medtok',
+    'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'manifestReader', 'medtok',
     'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
     'shardSink', 'stageSendSlices', 'textEncoder', 'trainingLoop', 'trainRepresentations', 'transforms', 'validation',
   ],
   integration: [
     'appendStore', 'attentionAnalysis', 'badInput', 'behrtExternal', 'cliErrors', 'conceptGraph',
     'docCheck', 'experiment', 'importRepresentations', 'kafkaOps', 'kafkaRowCheck', 'kafkaStage',
-    'kafkaStream', 'kafkaStreamCli', 'kafkaStreamFaults', 'kafkaTopicsProducer', 'labelReference',
+    'kafkaManifestLog', 'kafkaStream', 'kafkaStreamCli', 'kafkaStreamFaults', 'kafkaTopicsProducer', 'labelReference',
     'kafkaSinkFault', 'labelTasks', 'localRunner', 'meds', 'medsInput', 'memoryLimit', 'outputDir', 'realData', 'report',
     'strictInput', 'synth', 'trainOneClass',
   ],

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { writeParquetAtomic } from '../../sinks/parquet';
+import { Manifest, ManifestShard, readManifest } from '../../sinks/manifest';
 import { UserError } from '../../common/errors';
 import { withOutputDir } from '../../common/outputDir';
 import { Logger, consoleLogger } from '../../common/progress';
@@ -19,7 +20,7 @@ import { parseJsonExact } from '../../schemas/exactJson';
 export interface ReplayOptions {
   kafka: KafkaOptions;
   out: string;
-  /** manifest.json of the run to verify. */
+  /** manifest.json of the run to verify (with manifest.d/ beside it), or its manifest.d/ folder. */
   verify: string;
   /** JSON file {"<topic>": {"<partition>": <first offset>}}; topics not named are not replayed. */
   fromOffsets?: string;
@@ -46,26 +47,16 @@ export interface ReplayResult {
   skipped: number;
 }
 
-interface ManifestShard {
-  kind: string;
-  path: string;
-  rows: number;
-  sha256: string;
-  topic?: string;
-  partition?: number;
-  from_offset?: string;
-  to_offset?: string;
-}
-
 export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
   return withOutputDir(opts.out, { command: 'replay', force: opts.force, log: opts.log }, () => replayInto(opts));
 }
 
 async function replayInto(opts: ReplayOptions): Promise<ReplayResult> {
   const log = opts.log ?? consoleLogger;
-  let manifest: { runner?: string; shards: ManifestShard[] };
+  // manifest.json, with the entries of manifest.d/ beside it (a running or stopped stream).
+  let manifest: Manifest;
   try {
-    manifest = JSON.parse(fs.readFileSync(opts.verify, 'utf8'));
+    manifest = readManifest(opts.verify);
   } catch (e) {
     throw new UserError(`--verify ${opts.verify}: cannot read the manifest (${(e as Error).message})`);
   }

@@ -52,6 +52,13 @@ export function sampleTasks(values: StreamValue[]): string[] {
   return [...tasks].sort();
 }
 
+/** Samples (not corrections) of one task in a range of messages: the rows of its shard. */
+export function sampleRows(values: StreamValue[], task: string): number {
+  let n = 0;
+  for (const v of values) if (v.k === 'samples') for (const r of v.rows) if (r.task === task && r.kind !== 'correction') n++;
+  return n;
+}
+
 /** Corrections in a range of messages, by task (label records without the window). */
 export function sampleCorrections(values: StreamValue[]): Map<string, object[]> {
   const out = new Map<string, object[]>();
@@ -148,14 +155,26 @@ interface Pending {
   loadsBefore: LoadCount;
 }
 
-export interface ShardWritten {
+/** A shard file the sink wrote or found on disk, with the rows it holds. */
+export interface SinkShard {
+  /** Path relative to OUT. */
   path: string;
+  kind: SinkTopic['kind'];
+  /** Samples shards: the task. */
+  task?: string;
   range: ShardRange;
   rows: number;
-  skipped: boolean;
 }
 
-export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (s: ShardWritten) => void): StageTransform {
+/** Follows what the sink makes durable (the manifest log, manifestLog.ts). */
+export interface SinkObserver {
+  /** A shard of the transaction in flight: durable only once the transaction commits. */
+  written(s: SinkShard): void;
+  /** The transaction in flight commits the partition's offsets through `next` (exclusive). */
+  commitThrough(topic: string, partition: number, next: bigint): void;
+}
+
+export function shardSinkTransform(out: string, topics: SinkTopic[], observer?: SinkObserver): StageTransform {
   const byTopic = new Map(topics.map((t) => [t.topic, t]));
   const pending = new Map<string, Pending>();
   const seen = new Map<string, Seen>();
@@ -182,14 +201,15 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
     }
     const write = (q: Pending) => {
       const range = { topic: ctx.topic, partition: ctx.partition, from: q.from, to: q.last };
-      const files: Array<[string, () => arrow.Table]> =
+      const files: Array<[string, string | undefined, () => arrow.Table]> =
         sink.kind === 'samples'
-          ? sampleTasks(q.values).map((task) => [path.join(out, sink.dir, task, shardFileName(range)), () => sampleTable(q.values, task)])
-          : [[path.join(out, sink.dir, shardFileName(range)), () => shardTable(sink.kind as 'events' | 'pretrain', q.values)]];
-      for (const [file, table] of files) {
-        const skipped = fs.existsSync(file);
-        if (!skipped) writeParquetAtomic(file, table());
-        onShard?.({ path: file, range, rows: q.rows, skipped });
+          ? sampleTasks(q.values).map((task) => [path.posix.join(sink.dir, task, shardFileName(range)), task, () => sampleTable(q.values, task)])
+          : [[path.posix.join(sink.dir, shardFileName(range)), undefined, () => shardTable(sink.kind as 'events' | 'pretrain', q.values)]];
+      for (const [rel, task, table] of files) {
+        const file = path.join(out, rel);
+        // A shard already on disk is the same file (its boundaries depend only on the messages).
+        const rows = fs.existsSync(file) ? (task === undefined ? q.rows : sampleRows(q.values, task)) : writeParquetAtomic(file, table()).rows;
+        observer?.written({ path: rel, kind: sink.kind, ...(task === undefined ? {} : { task }), range, rows });
       }
       // Corrections of labels emitted by an earlier load: samples/<task>/corrections/<range>.json.
       if (sink.kind === 'samples') {
@@ -229,6 +249,7 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], onShard?: (
     if (saved?.next !== commit.next) store.set(ctx.topic, commit);
     seen.set(key, { loads, next, committed: commit.next });
     ctx.commitThrough(commit.next);
+    observer?.commitThrough(ctx.topic, ctx.partition, BigInt(commit.next));
     return [];
   };
 }

@@ -1,18 +1,19 @@
 // `medrep stream`: the Kafka runner. Runs the stages of streamStages.ts and the Parquet sink as
 // consumer groups (all in this process by default; `--stages` picks some, and several processes
-// share the partitions), then, once they stop, writes the manifest (shards with their offset
-// ranges, artifact versions, committed offsets), the artifacts and the rejects (from the
-// dead-letter topic) into the same output layout as `medrep run`.
+// share the partitions). While the sink runs, each durable shard gets its entry in the manifest
+// log (manifest.d/, manifestLog.ts) and manifest.json is rewritten from it; once the stages stop,
+// the runner writes the full manifest (shards with their offset ranges, artifact versions,
+// committed offsets), the artifacts and the rejects (from the dead-letter topic) into the same
+// output layout as `medrep run`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
 import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
 import { SCHEMA_VERSION } from '../../schemas/records';
-import { Manifest, writeManifest } from '../../sinks/manifest';
+import { Manifest, ManifestShard, writeManifest } from '../../sinks/manifest';
 import { writeFileAtomic } from '../../sinks/parquet';
 import { RejectSink } from '../../sinks/rejects';
 import { ShardEntry } from '../../sinks/shards';
-import { sha256 } from '../../transforms/hashing';
 import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
 import { idValue, openDuck, queryRows, queryValue, sqlString } from '../duck';
 import { Id } from '../../schemas/ids';
@@ -29,7 +30,8 @@ import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
 import { DLQ_HEADERS } from './deadLetter';
 import { consumerGroupLag } from './health';
 import { readToEnd } from './readToEnd';
-import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } from './shardSink';
+import { shardSinkTransform, SINK_LOADS_STORE, SinkTopic } from './shardSink';
+import { ManifestLog } from './manifestLog';
 import { shardBounds, ShardSizeOptions } from './shardRoll';
 import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
@@ -73,6 +75,8 @@ export interface StreamOptions extends Partial<TaskSelection> {
   meds?: boolean;
   /** Write the manifest, artifacts and rejects at the end (default true). */
   finalize?: boolean;
+  /** While the sink runs: manifest.json rewritten from manifest.d/ this often, ms (default 30 s; 0: only on new entries). */
+  manifestIntervalMs?: number;
   handleSignals?: boolean;
   log?: Logger;
   /** Observes each stage's transactions (fault-injection tests, benchmarks). */
@@ -178,6 +182,17 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
     const { compiled, skipped, warnings } = await compileTasks(conn, loaded);
     for (const sk of skipped) log.warn(`task ${sk.task} skipped: ${sk.reason}`);
     for (const w of warnings) log.warn(w);
+    const sinks = sinkTopics(names, opts);
+    const runningHeader = { ...manifestHeader(art, names, opts, compiled, { complete: false, growing: true }), rejects: [], counts: {} };
+    const manifestLog = new ManifestLog(out, versions, runningHeader, (line) => log.warn(line));
+    if (stages.includes('sink')) {
+      // The artifacts the running manifest names are there from the start (rewritten at stop).
+      writeStreamArtifacts(out, art, compiled);
+      const n = await reconcileManifestLog(kafka, conn, names, sinks, manifestLog);
+      if (n > 0) log.info(`manifest: ${n} shard(s) the committed offsets cover were not in manifest.d/ (a stop between commit and entry); listed now`);
+      manifestLog.rewrite();
+      manifestLog.start(opts.manifestIntervalMs ?? DEFAULT_MANIFEST_INTERVAL_MS);
+    }
     const common = {
       kafka,
       names,
@@ -191,7 +206,6 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       log: (line: string) => log.info(line),
     };
-    const sinks = sinkTopics(names, opts);
     const inputs = stageInputTopics(names);
     const running: Array<[string, Promise<StageSummary>]> = [];
     const workers: StageWorker[] = [];
@@ -210,7 +224,14 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
           }),
         };
       } else {
-        o = { ...common, stage, inputTopics: inputs.sink, stores: [SINK_LOADS_STORE], transform: shardSinkTransform(out, sinks) };
+        o = {
+          ...common, stage, inputTopics: inputs.sink, stores: [SINK_LOADS_STORE], transform: shardSinkTransform(out, sinks, manifestLog),
+          // A shard is listed once the transaction with its offsets committed, never before.
+          onPhase: (phase, info) => {
+            opts.onPhase?.(phase, info);
+            if (phase === 'committed') manifestLog.committed(info.topic, info.partition);
+          },
+        };
       }
       // A stage stops for idleness only once the stages before it in this process began to stop:
       // until then more input may come from them, however drained its own partitions look.
@@ -229,6 +250,8 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       // transaction in flight, and the run ends with that stage's error.
       await Promise.allSettled(workers.map((w) => w.stop('stopped')));
       throw e;
+    } finally {
+      manifestLog.stop();
     }
     // In topology order, whichever stage finished first.
     const stoppedBy = running.map(([stage]) => stage).filter((stage) => summaries[stage]?.reason === 'signal');
@@ -243,7 +266,7 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
     let notInVocabulary: Record<string, number> = {};
     let meds: StreamSummary['meds'] = null;
     if (opts.finalize !== false) {
-      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled, skipped, complete);
+      const r = await finalizeStream(kafka, conn, names, out, art, stages, opts, compiled, skipped, complete, manifestLog);
       manifest = r.manifest;
       tasks = r.tasks;
       notInVocabulary = r.notInVocabulary;
@@ -268,28 +291,65 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
   }
 }
 
-/** The shards on disk under OUT/<dir> named by offset range, with rows, bytes and hashes. */
-export async function listStreamShards(conn: Awaited<ReturnType<typeof openDuck>>, out: string, sinks: SinkTopic[]): Promise<Array<ShardEntry & { topic: string; partition: number; from_offset: string; to_offset: string }>> {
-  const list: Array<ShardEntry & { topic: string; partition: number; from_offset: string; to_offset: string }> = [];
-  for (const s of sinks) {
-    const top = path.join(out, s.dir);
-    if (!fs.existsSync(top)) continue;
-    // Samples: one folder per task.
-    const dirs = s.kind === 'samples' ? fs.readdirSync(top).sort().map((t) => path.posix.join(s.dir, t)) : [s.dir];
-    for (const rel of dirs) {
-      const dir = path.join(out, rel);
-      if (!fs.statSync(dir).isDirectory()) continue;
-      for (const name of fs.readdirSync(dir).sort()) {
-        const r = parseShardFileName(name);
-        if (!r || r.topic !== s.topic) continue;
-        const file = path.join(dir, name);
-        const bytes = fs.readFileSync(file);
-        const rows = Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet(${sqlString(file)})`));
-        list.push({ kind: s.kind, path: path.posix.join(rel, name), rows, bytes: bytes.length, sha256: sha256(bytes), topic: r.topic, partition: r.partition, from_offset: r.from.toString(), to_offset: r.to.toString() });
-      }
+export const DEFAULT_MANIFEST_INTERVAL_MS = 30_000;
+
+/** The artifacts of a stream's output (decile boundaries, vocabulary, tasks) as the manifest names them. */
+function streamArtifactEntries(art: Awaited<ReturnType<typeof loadStreamArtifacts>>, compiled: CompiledTask[]): Manifest['artifacts'] {
+  return {
+    vocabulary: { path: 'artifacts/vocabulary.json', version: art.vocabularyArtifact.version },
+    deciles: { path: 'artifacts/deciles.json', version: art.deciles.version },
+    ...Object.fromEntries(compiled.map((t) => [`task:${t.name}`, { path: `artifacts/tasks/${t.name}.json`, version: taskArtifact(t).hash }])),
+  };
+}
+
+function writeStreamArtifacts(out: string, art: Awaited<ReturnType<typeof loadStreamArtifacts>>, compiled: CompiledTask[]): void {
+  const writeJson = (rel: string, value: unknown) => writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
+  writeJson('artifacts/deciles.json', art.deciles);
+  writeJson('artifacts/vocabulary.json', art.vocabularyArtifact);
+  for (const t of compiled) writeJson(`artifacts/tasks/${t.name}.json`, taskArtifact(t));
+}
+
+/** The manifest's fields before its shards, of the running stream (`growing`) or of the stopped one. */
+function manifestHeader(
+  art: Awaited<ReturnType<typeof loadStreamArtifacts>>, names: TopicNames, opts: StreamOptions, compiled: CompiledTask[], state: { complete: boolean; growing?: true },
+): Pick<Manifest, 'kind' | 'schema_version' | 'omop_schema' | 'runner' | 'complete' | 'growing' | 'input' | 'artifacts' | 'settings'> {
+  return {
+    kind: 'medrep.manifest', schema_version: SCHEMA_VERSION, omop_schema: OMOP_SCHEMA_VERSION, runner: 'kafka', ...state,
+    input: { brokers: opts.kafka.brokers, topic_prefix: names.prefix, topics: LOAD_TABLES.map((t) => names.omop(t)) },
+    artifacts: streamArtifactEntries(art, compiled),
+    settings: shardSettings(opts),
+  };
+}
+
+/** Lists in manifest.d/ the shards on disk that the sink group's committed offsets cover and the log lacks. */
+async function reconcileManifestLog(kafka: Kafka, conn: Awaited<ReturnType<typeof openDuck>>, names: TopicNames, sinks: SinkTopic[], manifestLog: ManifestLog): Promise<number> {
+  // A new output has no shard to list (and its group may have no coordinator yet).
+  if (!manifestLog.hasUnlistedShards(sinks)) return 0;
+  const admin = kafka.admin();
+  await admin.connect();
+  const committed = new Map<string, bigint>();
+  try {
+    const groupId = names.group('sink');
+    const topics = sinks.map((s) => s.topic);
+    for (const t of await retriable(() => admin.fetchOffsets({ groupId, topics }))) {
+      for (const p of t.partitions) if (BigInt(p.offset) >= 0n) committed.set(`${t.topic}/${p.partition}`, BigInt(p.offset));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  return manifestLog.reconcile(sinks, committed, async (file) => Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM read_parquet(${sqlString(file)})`)));
+}
+
+/** `call`, again after a pause while it fails with an error Kafka calls retriable (a group coordinator still moving or loading). */
+async function retriable<T>(call: () => Promise<T>, attempts = 10): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (i >= attempts || (e as { retriable?: boolean }).retriable !== true) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(300 * 2 ** i, 5000)));
     }
   }
-  return list.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
 
 async function finalizeStream(
@@ -303,16 +363,10 @@ async function finalizeStream(
   compiled: CompiledTask[],
   skipped: SkippedTask[],
   complete: boolean,
+  manifestLog: ManifestLog,
 ): Promise<{ manifest: string; rejects: number; shards: ShardEntry[]; tasks: TaskSummary[]; notInVocabulary: Record<string, number> }> {
-  const writeJson = (rel: string, value: unknown) => writeFileAtomic(path.join(out, rel), new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
-  writeJson('artifacts/deciles.json', art.deciles);
-  writeJson('artifacts/vocabulary.json', art.vocabularyArtifact);
-  const taskArtifacts: Record<string, { path: string; version: string }> = {};
-  for (const t of compiled) {
-    const a = taskArtifact(t);
-    writeJson(`artifacts/tasks/${t.name}.json`, a);
-    taskArtifacts[`task:${t.name}`] = { path: `artifacts/tasks/${t.name}.json`, version: a.hash };
-  }
+  const log = opts.log ?? consoleLogger;
+  writeStreamArtifacts(out, art, compiled);
   // Table-1 counts: the labeler's summary of every partition, from the samples topic's end markers.
   const tasks = new Map<string, TaskSummary>();
   // Over every load closed so far (each end marker counts its own load's late records).
@@ -360,7 +414,11 @@ async function finalizeStream(
   });
   const rejectFiles = rejects.close();
 
-  const shards: ShardEntry[] = await listStreamShards(conn, out, sinkTopics(names, opts));
+  // The sink's shards: its manifest log, with every shard the committed offsets cover.
+  const sinks = sinkTopics(names, opts);
+  const recovered = await reconcileManifestLog(kafka, conn, names, sinks, manifestLog);
+  if (recovered > 0) log.info(`manifest: ${recovered} shard(s) the committed offsets cover were not in manifest.d/; listed now`);
+  const shards: ManifestShard[] = manifestLog.shards();
   const notInVocabulary = await countNotInVocabulary(conn, out, shards, art.vocabulary.index.known);
   if (opts.meds !== false) shards.push(...(await exportStreamMeds(kafka, conn, names, out, shards, compiled)));
   const admin = kafka.admin();
@@ -372,18 +430,7 @@ async function finalizeStream(
     await admin.disconnect();
   }
   const manifest: Manifest = {
-    kind: 'medrep.manifest',
-    schema_version: SCHEMA_VERSION,
-    omop_schema: OMOP_SCHEMA_VERSION,
-    runner: 'kafka',
-    complete,
-    input: { brokers: opts.kafka.brokers, topic_prefix: names.prefix, topics: LOAD_TABLES.map((t) => names.omop(t)) },
-    artifacts: {
-      vocabulary: { path: 'artifacts/vocabulary.json', version: art.vocabularyArtifact.version },
-      deciles: { path: 'artifacts/deciles.json', version: art.deciles.version },
-      ...taskArtifacts,
-    },
-    settings: shardSettings(opts),
+    ...manifestHeader(art, names, opts, compiled, { complete }),
     shards,
     rejects: rejectFiles.map((r) => ({ path: path.relative(out, r.path), rows: r.rows })),
     counts: { rejects: rejects.summary(), not_in_vocabulary: notInVocabulary, offsets, tasks: [...tasks.values()], tasks_skipped: skipped, late_records: late },

@@ -22,7 +22,7 @@ async function runPage(dir: string): Promise<string> {
   const f = await readRunFacts(dir);
   const parts = await runSections(f, { prefix: '', withTable1: true });
   const input = (m.input as { name?: string } | null)?.name;
-  const meta = `${m.runner} runner, manifest schema ${m.schema_version}${input ? `, input ${input}` : ''}${f.complete ? '' : ', INCOMPLETE (stopped before the end of its input)'}`;
+  const meta = `${m.runner} runner, manifest schema ${m.schema_version}${input ? `, input ${input}` : ''}${m.growing ? ', RUNNING (the shards made durable so far)' : f.complete ? '' : ', INCOMPLETE (stopped before the end of its input)'}`;
   return page('medrep run report', meta, parts, parts.map((p) => p.html));
 }
 

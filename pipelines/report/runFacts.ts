@@ -4,8 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openDuck, queryRows, sqlString } from '../duck';
-import { UserError } from '../../common/errors';
-import type { Manifest } from '../../sinks/manifest';
+import { readManifest, type Manifest } from '../../sinks/manifest';
 
 export interface TaskFacts {
   task: string;
@@ -50,17 +49,7 @@ const OMOP_TABLE: Record<string, string> = {
   condition: 'condition_occurrence', drug: 'drug_exposure', procedure: 'procedure_occurrence', visit: 'visit_occurrence', measurement: 'measurement', death: 'death',
 };
 
-export function readManifest(dir: string): Manifest {
-  const file = path.join(dir, 'manifest.json');
-  let m: { kind?: string };
-  try {
-    m = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${file}: not a readable medrep manifest (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (m.kind !== 'medrep.manifest') throw new UserError(`${file}: not a medrep manifest (kind ${JSON.stringify(m.kind)})`);
-  return m as Manifest;
-}
+export { readManifest };
 
 const num = (v: unknown): number => (typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : 0);
 

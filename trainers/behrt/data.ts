@@ -7,6 +7,7 @@ import { sha256 } from '../../transforms/hashing';
 import type { Sequence as TrajectoryColumns } from '../../transforms/trajectory';
 import { Id, parseId } from '../../schemas/ids';
 import { sqlString } from '../../common/sql';
+import { MANIFEST_FILE, MANIFEST_LOG_DIR, readManifest, type Manifest, type ManifestShard } from '../../sinks/manifest';
 
 /**
  * A shard row: the trajectory's token columns (as transforms/trajectory.ts makes them) and whose
@@ -25,18 +26,7 @@ export interface Sequence extends Omit<TrajectoryColumns, 'conceptIds'> {
   prolongedStay?: boolean;
 }
 
-export interface ManifestShard {
-  kind: string;
-  path: string;
-  rows: number;
-  bytes: number;
-  sha256: string;
-}
-
-export interface Manifest {
-  shards: ManifestShard[];
-  [key: string]: unknown;
-}
+export type { Manifest, ManifestShard };
 
 const SEQUENCE_COLUMNS = ['person_id', 'concept_ids', 'deciles', 'ages', 'segments', 'record_ranks', 'domains', 'split'];
 
@@ -119,20 +109,14 @@ function toSequence(r: Record<string, unknown>, file: string, row: number): Sequ
   return seq;
 }
 
-export function readManifest(outDir: string): Manifest {
-  const file = join(outDir, 'manifest.json');
-  if (!existsSync(file)) throw new Error(`${file}: no manifest (is ${outDir} a pipeline output folder?)`);
-  let m: Manifest;
-  try {
-    m = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (!Array.isArray(m.shards)) throw new Error(`${file}: field 'shards' must be a list`);
-  m.shards.forEach((s, i) => {
-    if (typeof s.path !== 'string' || typeof s.kind !== 'string') throw new Error(`${file}: shards[${i}] needs string 'kind' and 'path'`);
-  });
-  return m;
+/** Whether an output folder has a manifest: manifest.json, or the log of a running stream. */
+export function hasManifest(outDir: string): boolean {
+  return existsSync(join(outDir, MANIFEST_FILE)) || existsSync(join(outDir, MANIFEST_LOG_DIR));
+}
+
+/** The shards an output folder's manifest lists (manifest.json and manifest.d/, sinks/manifest.ts). */
+export function manifestShards(outDir: string): ManifestShard[] {
+  return readManifest(outDir, { lenient: true }).shards;
 }
 
 /** Whether a manifest shard belongs to pretraining or to the samples of `task`. */
@@ -143,12 +127,12 @@ export function shardMatches(s: ManifestShard, task: string): boolean {
 }
 
 /**
- * The shards of `task` in an output folder: from manifest.json when there is one, else every
+ * The shards of `task` in an output folder: from its manifest when there is one, else every
  * Parquet file under pretrain/ or samples/<task>/ (sorted, so the order is stable).
  */
 export function listShards(outDir: string, task: string): ManifestShard[] {
-  if (existsSync(join(outDir, 'manifest.json'))) {
-    return readManifest(outDir).shards.filter((s) => shardMatches(s, task)).sort((a, b) => a.path.localeCompare(b.path));
+  if (hasManifest(outDir)) {
+    return manifestShards(outDir).filter((s) => shardMatches(s, task)).sort((a, b) => a.path.localeCompare(b.path));
   }
   const dir = task === 'pretrain' ? join(outDir, 'pretrain') : join(outDir, 'samples', task);
   if (!existsSync(dir)) throw new Error(`${outDir}: no ${task === 'pretrain' ? 'pretrain/' : `samples/${task}/`} folder and no manifest.json`);

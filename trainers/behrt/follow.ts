@@ -1,4 +1,5 @@
-// Continuous retraining: watch a pipeline output's manifest.json; when shards of the task land,
+// Continuous retraining: watch a pipeline output's manifest (manifest.json, and the manifest.d/ log
+// a running stream adds a shard to as soon as it is durable); when shards of the task land,
 // continue from the last model version's checkpoint on them, score the new version and the
 // promoted one on the same validation set, and register the version with its metrics and the
 // shards it has seen. A version that scores worse is recorded but not promoted.
@@ -6,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join, resolve as resolvePath } from 'node:path';
 import type { BehrtConfig, TrainConfig } from './config';
 import { readCheckpointMeta, resolveCheckpoint, loadWeights } from './checkpoint';
-import { readManifest, readSequences, shardMatches, shardSetHash, type ManifestShard, type Sequence } from './data';
+import { hasManifest, manifestShards, readSequences, shardMatches, shardSetHash, type ManifestShard, type Sequence } from './data';
 import { modelVocabulary } from './evaluate';
 import type { Representations } from './representations';
 import { buildModel, EmbeddingKind, labelMatrix, outputsOf, trainBehrt, validationScore } from './train';
@@ -35,7 +36,7 @@ export interface Registry {
 }
 
 export interface FollowOptions {
-  /** Pipeline output folder with manifest.json. */
+  /** Pipeline output folder with manifest.json or manifest.d/. */
   shardsDir: string;
   task: string;
   embeddings: EmbeddingKind;
@@ -82,7 +83,7 @@ export async function followOnce(o: FollowOptions): Promise<ModelVersion | null>
   const registry: Registry = readRegistry(o.modelDir) ?? { task: o.task, embeddings: o.embeddings, promoted: null, versions: [] };
   const last = registry.versions.at(-1);
   const seen = new Set((last?.shards ?? []).map(shardKey));
-  const listed = readManifest(o.shardsDir).shards.filter((s) => shardMatches(s, o.task));
+  const listed = manifestShards(o.shardsDir).filter((s) => shardMatches(s, o.task));
   const fresh = listed.filter((s) => !seen.has(shardKey(s)));
   if (fresh.length === 0) return null;
   const all: ManifestShard[] = [...listed.filter((s) => seen.has(shardKey(s))), ...fresh];
@@ -158,7 +159,7 @@ export async function followManifest(o: FollowOptions): Promise<Registry> {
   const pollMs = o.pollMs ?? 5000;
   for (;;) {
     if (o.signal?.aborted) break;
-    if (existsSync(join(o.shardsDir, 'manifest.json'))) await followOnce(o);
+    if (hasManifest(o.shardsDir)) await followOnce(o);
     const n = readRegistry(o.modelDir)?.versions.length ?? 0;
     if (o.maxVersions !== undefined && n >= o.maxVersions) break;
     await sleep(pollMs, o.signal);

@@ -52,7 +52,7 @@ const USAGE = `medrep: OMOP CDM to EHR foundation-model training data
   medrep status --brokers HOST:PORT         consumer-group lag and stage health
   medrep produce --omop DIR|FILE.duckdb [--vocab DIR] --brokers HOST:PORT [--partitions N] [--rows-per-message N] [--markers end-of-load|none]
                                             load an OMOP folder into the omop.<table> topics
-  medrep stream --brokers HOST:PORT --out DIR --vocab DIR --artifacts DIR|--deciles FILE [--exit-when-idle S]
+  medrep stream --brokers HOST:PORT --out DIR --vocab DIR --artifacts DIR|--deciles FILE [--exit-when-idle S] [--close-on marker|watermark]
                                             the Kafka runner: stages between topics, same output as run
   medrep replay --brokers HOST:PORT (--from-offsets FILE|--from-time ISO) --out DIR --verify MANIFEST
                                             rebuild a Kafka run's shards and check them against its manifest

@@ -7,7 +7,7 @@ import { consoleLogger } from '../../common/progress';
 import { KAFKA_SPEC, kafkaOptionsFromArgs } from './config';
 import { produceOmop } from './omopLoad';
 import { runReplay } from './replay';
-import { runStream, STREAM_STAGES, StreamStage } from './streamRunner';
+import { CLOSE_ON, CloseOn, runStream, STREAM_STAGES, StreamStage } from './streamRunner';
 import { reportAfterRun } from '../report';
 
 
@@ -18,7 +18,7 @@ export const STREAM_SPEC: FlagSpec = {
   ...KAFKA_SPEC, out: 'string', vocab: 'string', artifacts: 'string', deciles: 'string', 'exit-when-idle': 'number', stages: 'string',
   'max-events': 'number', 'events-per-shard': 'number', 'sequences-per-shard': 'number', 'shard-max-mb': 'number', 'shard-max-age': 'number',
   'transaction-size': 'number', 'health-interval': 'number',
-  'allowed-lateness-days': 'number', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string', force: 'boolean',
+  'allowed-lateness-days': 'number', 'close-on': 'string', 'out-of-orderness': 'number', 'idle-timeout': 'number', 'chunk-quiet': 'number', tasks: 'string', 'task-dir': 'string', 'task-concepts': 'string', force: 'boolean',
 };
 export const REPLAY_SPEC: FlagSpec = { ...KAFKA_SPEC, 'from-offsets': 'string', 'from-time': 'string', out: 'string', verify: 'string', force: 'boolean' };
 
@@ -49,6 +49,13 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     if (v !== undefined && !(v > 0 || (zeroAllowed && v === 0))) throw new UserError(`medrep stream: --${flag} must be ${zeroAllowed ? 'at least 0' : 'above 0'}, got ${v}`);
     return v;
   };
+  const closeOn = (p.flags['close-on'] as string | undefined) ?? 'marker';
+  if (!(CLOSE_ON as readonly string[]).includes(closeOn)) throw new UserError(`medrep stream: --close-on must be ${CLOSE_ON.join(' or ')}, got "${closeOn}"`);
+  const days = (flag: string, zeroAllowed: boolean) => {
+    const v = positive(flag, zeroAllowed);
+    return v === undefined ? undefined : v * 86_400_000;
+  };
+  const idleTimeout = positive('idle-timeout');
   const shardMb = positive('shard-max-mb');
   const shardAge = positive('shard-max-age', true);
   const summary = await runStream({
@@ -67,6 +74,10 @@ export async function runStreamCommand(argv: string[]): Promise<void> {
     maxMessagesPerTransaction: p.flags['transaction-size'] as number | undefined,
     // A progress line per stage every 10 s by default (counts, rates, lag), not only at the end.
     healthIntervalMs: ((p.flags['health-interval'] as number | undefined) ?? 10) * 1000,
+    closeOn: closeOn as CloseOn,
+    outOfOrdernessMs: days('out-of-orderness', true),
+    idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,
+    chunkQuietMs: days('chunk-quiet', true),
     allowedLatenessMs: p.flags['allowed-lateness-days'] === undefined ? undefined : (p.flags['allowed-lateness-days'] as number) * 86_400_000,
     tasks: p.flags.tasks === undefined || p.flags.tasks === 'all' ? 'all' : p.flags.tasks === 'none' ? 'none' : String(p.flags.tasks).split(','),
     taskDir: p.flags['task-dir'] as string | undefined,

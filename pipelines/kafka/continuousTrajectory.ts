@@ -62,6 +62,11 @@ export function continuousTrajectory(opts: TrajectoryOptions, c: ContinuousOptio
   };
 }
 
+/** Records for the labeler came since it last ran (visits of index concepts, deaths, conditions). */
+function hasLabelRecords(s: PersonState): boolean {
+  return (s.lv?.length ?? 0) + (s.ld?.length ?? 0) + (s.lc?.length ?? 0) > 0;
+}
+
 /** Output messages of one topic partition, batched by rows and tokens. */
 class Batches<R extends { c: unknown[] }> {
   private rows: R[] = [];
@@ -86,11 +91,12 @@ class Batches<R extends { c: unknown[] }> {
 function emitDetermined(store: PersonStore, events: AppendView, partition: number, opts: TrajectoryOptions, c: ContinuousOptions, wm: number | null): OutputMessage[] {
   const out: OutputMessage[] = [];
   const ids = store.keys().filter((k) => !k.startsWith('__')).map((k) => parseId(k) as Id).sort(compareIds);
-  // Labels move only with the watermark (records that came meanwhile are applied then).
+  // The labeler runs when the watermark moved or records came (a late one may correct a label).
   const previous = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
   let samples = new Map<Id, LabelRecord[]>();
   let labelled: { summary: TaskSummary[]; late: LateCounts } | null = null;
-  if (opts.tasks.length > 0 && wm !== null && (previous === null || wm > previous)) {
+  const moved = wm !== null && (previous === null || wm > previous);
+  if (opts.tasks.length > 0 && wm !== null && (moved || ids.some((id) => hasLabelRecords(store.get(String(id)) as PersonState)))) {
     const r = labelPartition(store, ids, opts, previous, wm);
     samples = r.samples;
     labelled = { summary: r.summary, late: r.late };

@@ -7,8 +7,10 @@
 //   - each person's open chunk closes when full or quiet (transforms/continuousChunks.ts) and is
 //     emitted once: the person's state counts the events and chunks emitted (`ce`, `ck`), in the
 //     same transaction as the chunk, so a restart never emits an event twice nor loses one;
-//   - when anything was emitted, an end marker on each output topic closes the sink's open shards,
-//     so what was determined reaches the shards without waiting for a size or age bound.
+//   - a transaction with output (events passed on, chunks, samples) ends with an end marker on
+//     each output topic, which closes the sink's open shards: what is determined reaches the
+//     shards without waiting for a size or age bound or for the next message (so a shard holds at
+//     most one trajectory transaction's output: `--transaction-size` trades latency for fewer shards).
 import { Id, compareIds, parseId } from '../../schemas/ids';
 import { closingChunks } from '../../transforms/continuousChunks';
 import { splitOf } from '../../transforms/splits';
@@ -50,11 +52,11 @@ export function continuousTrajectory(opts: TrajectoryOptions, c: ContinuousOptio
         loadClosed(dataEnd: number | null) {
           if (dataEnd !== null) raiseFloor(state, dataEnd);
         },
-        finish(): OutputMessage[] {
+        finish(forwarded: boolean): OutputMessage[] {
           const wm = advanceWatermark(state, c, at);
           call.watermark = wm;
           store.set(WATERMARKS_KEY, state as never);
-          return emitDetermined(store, events, partition, opts, c, wm);
+          return emitDetermined(store, events, partition, opts, c, wm, forwarded);
         },
       };
       return call;
@@ -88,7 +90,7 @@ class Batches<R extends { c: unknown[] }> {
   }
 }
 
-function emitDetermined(store: PersonStore, events: AppendView, partition: number, opts: TrajectoryOptions, c: ContinuousOptions, wm: number | null): OutputMessage[] {
+function emitDetermined(store: PersonStore, events: AppendView, partition: number, opts: TrajectoryOptions, c: ContinuousOptions, wm: number | null, forwarded: boolean): OutputMessage[] {
   const out: OutputMessage[] = [];
   const ids = store.keys().filter((k) => !k.startsWith('__')).map((k) => parseId(k) as Id).sort(compareIds);
   // The labeler runs when the watermark moved or records came (a late one may correct a label).
@@ -132,7 +134,7 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
   }
   sampleOut.flush();
   chunkOut.flush();
-  if (sampleOut.count + chunkOut.count === 0) return out;
+  if (!forwarded && sampleOut.count + chunkOut.count === 0) return out;
   out.push(json(opts.eventsTopic, partition, { k: 'end', table: 'events' } satisfies EndValue));
   out.push(json(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
   const labels = labelled ? { tasks: labelled.summary, late: labelled.late } : {};

@@ -386,8 +386,12 @@ export interface ContinuousCall {
   observe(table: string, times: readonly number[]): void;
   /** A load closed by end-of-load markers, with the data end they declared. */
   loadClosed(dataEnd: number | null): void;
-  /** Moves the watermark and returns what it determines: closed chunks, samples, corrections. */
-  finish(): OutputMessage[];
+  /**
+   * Moves the watermark and returns what it determines: closed chunks, samples, corrections; and,
+   * when there is output (`forwarded`: events already in this transaction's), the end markers
+   * that close the sink's shards.
+   */
+  finish(forwarded: boolean): OutputMessage[];
   /** The partition's watermark after finish(). */
   readonly watermark: number | null;
 }
@@ -590,7 +594,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
       }
     }
     save();
-    if (continuous) out.push(...continuous.finish());
+    if (continuous) out.push(...continuous.finish(out.length > 0));
     ctx.watermark?.(continuous ? continuous.watermark : ((store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null));
     return out;
   };

@@ -12,7 +12,8 @@
 //   the events of a person with a person row go on to medrep.events; those that come before it
 //   wait (pending store) and are set aside as rejects if the load closes without one. When the
 //   load is closed (end-of-load markers of every input table seen in the partition) each person's
-//   trajectory is cut into pretraining chunks (buildSequence, chunkRanges).
+//   trajectory is cut into pretraining chunks (buildSequence, chunkRanges). In continuous mode
+//   (`--close-on watermark`) the event-time watermark decides instead (continuousTrajectory.ts).
 // sink: batches -> Parquet shards named <topic>-p<partition>-<first>-<last offset>, written
 //   atomically; offsets are committed only through what is on disk (ctx.commitThrough).
 import { ClinicalTable, tableSpec } from '../../schemas/omop';

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { generateSynthetic } from '../pipelines/synth';
 import { runLocal } from '../pipelines/localRunner';
 import { silentLogger } from '../common/progress';
-import { produceOmop } from '../pipelines/kafka/omopLoad';
+import { produceOmop, sendEndOfLoad } from '../pipelines/kafka/omopLoad';
 import { OmopRowProducer } from '../pipelines/kafka/omopProducer';
 import { TopicNames } from '../pipelines/kafka/topics';
 import { runStream } from '../pipelines/kafka/streamRunner';
@@ -140,6 +140,37 @@ describe('kafka runner, continuous mode: a stream that keeps running (real broke
     assert.deepEqual(covered, { events: covered.events, lost: 0, extra: 0, duplicateChunks: 0, gaps: 0 });
     const all = await chunkCoverage(out);
     assert.deepEqual({ extra: all.extra, duplicateChunks: all.duplicateChunks, gaps: all.gaps }, { extra: 0, duplicateChunks: 0, gaps: 0 });
+  });
+});
+
+describe('kafka runner, continuous mode with end-of-load markers (real broker)', function () {
+  this.timeout(300_000);
+
+  it('a marker still closes the load: rows without a person row are set aside, and the data end it declares closes every chunk (--chunk-quiet 0)', async () => {
+    const h = await hospital('continuous-markers', 60, 3);
+    const prefix = uniquePrefix();
+    const kafka = kafkaOpts(prefix);
+    const client = testKafka();
+    const names = new TopicNames(prefix);
+    await produceOmop({ omop: h.omop, kafka, client, partitions: PARTITIONS, log: silentLogger, endOfLoad: false });
+    const [c] = await sql<{ j: string }>(`SELECT CAST(to_json(c) AS VARCHAR) AS j FROM read_parquet(${lit(path.join(h.omop, 'condition_occurrence.parquet'))}) c LIMIT 1`);
+    const producer = await OmopRowProducer.connect(client, { names });
+    await producer.send('condition_occurrence', JSON.stringify({ ...JSON.parse(c.j), person_id: NEW_PERSON_BASE, condition_occurrence_id: NEW_PERSON_BASE }), 'orphan.json:1');
+    await producer.close();
+    await sendEndOfLoad(client, names, PARTITIONS, h.dataEnd);
+    const out = path.join(h.dir, 'stream');
+    const r = await runStream({
+      kafka, client, out, vocab: h.omop, artifacts: h.artifacts, exitWhenIdleMs: 2000, closeOn: 'watermark', chunkQuietMs: 0,
+      healthIntervalMs: 0, handleSignals: false, log: silentLogger, meds: false,
+    });
+    assert.equal(r.complete, true);
+    const rejects = fs.readFileSync(path.join(out, 'rejects', 'condition_occurrence.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string });
+    assert.deepEqual(rejects.map((x) => x.reason), ['person_id not in the person table']);
+    const ev = await differences(h.local.out, out, 'events');
+    assert.deepEqual(ev, { onlyA: 0, onlyB: 0, rowsA: ev.rowsA, rowsB: ev.rowsA }, 'the same events as runLocal');
+    const covered = await chunkCoverage(out);
+    assert.ok(covered.events > 0);
+    assert.deepEqual(covered, { events: covered.events, lost: 0, extra: 0, duplicateChunks: 0, gaps: 0 }, 'every event in exactly one chunk');
   });
 });
 

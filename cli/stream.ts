@@ -1,7 +1,7 @@
 // `medrep stream`: the Kafka runner, stages between topics, the same output as `medrep run`.
 import { EXIT, UserError } from '../common/errors';
 import { consoleLogger } from '../common/progress';
-import { runStream, STREAM_STAGES, StreamStage } from '../pipelines/kafka/streamRunner';
+import { CLOSE_ON, runStream, STREAM_STAGES, StreamStage } from '../pipelines/kafka/streamRunner';
 import { reportAfterRun } from '../pipelines/report';
 import { defineCommand } from './command';
 import { KAFKA_OPTIONS, kafkaOf } from './kafka';
@@ -12,7 +12,7 @@ const seconds = (s: number | undefined) => (s === undefined ? undefined : s * 10
 
 export const streamCommand = defineCommand({
   name: 'stream',
-  synopsis: '--brokers HOST:PORT --out DIR --vocab DIR --artifacts DIR|--deciles FILE [--exit-when-idle S]',
+  synopsis: '--brokers HOST:PORT --out DIR --vocab DIR --artifacts DIR|--deciles FILE [--exit-when-idle S] [--close-on marker|watermark]',
   summary: 'the Kafka runner: stages between topics, same output as run',
   options: {
     ...KAFKA_OPTIONS,
@@ -31,6 +31,10 @@ export const streamCommand = defineCommand({
     'health-interval': { type: 'number', value: 'S', default: 10, help: 'seconds between the progress lines of each stage' },
     'manifest-interval': { type: 'number', value: 'S', atLeast: 0, help: 'seconds between rewrites of manifest.json from the manifest log while running (default 30; 0: only on new entries)' },
     'allowed-lateness-days': { type: 'number', help: 'how far behind the watermark a record of a later load may be and still change a label' },
+    'close-on': { type: 'enum', values: CLOSE_ON, default: 'marker', help: 'what closes a load: producer end-of-load markers (batch loads, equal to medrep run) or the event-time watermark (continuous mode)' },
+    'out-of-orderness': { type: 'number', value: 'DAYS', atLeast: 0, help: 'watermark = latest event time seen minus this (default 1)' },
+    'idle-timeout': { type: 'number', value: 'S', above: 0, help: 'a source table silent this long stops holding the watermark back (default 30)' },
+    'chunk-quiet': { type: 'number', value: 'DAYS', atLeast: 0, help: 'continuous mode: a person quiet this long behind the watermark gets their open chunk emitted (default 30)' },
     ...TASK_OPTIONS,
     force: { type: 'bool', help: 'replace an earlier complete output in --out' },
   },
@@ -53,6 +57,10 @@ export const streamCommand = defineCommand({
       maxMessagesPerTransaction: o.transactionSize,
       healthIntervalMs: o.healthInterval * 1000,
       manifestIntervalMs: seconds(o.manifestInterval),
+      closeOn: o.closeOn,
+      outOfOrdernessMs: o.outOfOrderness === undefined ? undefined : o.outOfOrderness * 86_400_000,
+      idleTimeoutMs: seconds(o.idleTimeout),
+      chunkQuietMs: o.chunkQuiet === undefined ? undefined : o.chunkQuiet * 86_400_000,
       allowedLatenessMs: o.allowedLatenessDays === undefined ? undefined : o.allowedLatenessDays * 86_400_000,
       ...taskSelection(o),
       force: o.force,

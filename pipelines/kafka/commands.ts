@@ -7,6 +7,7 @@ import { consumerGroupLag, GroupPartitionLag } from './health';
 import { readTopicsToEnd } from './readToEnd';
 import { stageInputTopics } from './streamRunner';
 import { ensureTopics, pipelineTopicSpecs, TopicNames } from './topics';
+import { watermarkText } from './watermarks';
 
 export interface TopicsOptions {
   kafka: KafkaOptions;
@@ -74,6 +75,7 @@ function partitionText(l: PartitionStatus): string {
   else if (markers > 0n && l.messages === 0n) t += markers === 1n ? ' (a transaction marker, no message)' : ` (${markers} transaction markers, no message)`;
   else if (markers > 0n) t += ` (${l.messages} messages, ${markers} transaction markers)`;
   if (l.committed < 0n) t += `, nothing committed: from the earliest offset ${l.high - l.lag}`;
+  if (l.watermark !== undefined) t += `, watermark ${watermarkText(l.watermark)}`;
   return t;
 }
 

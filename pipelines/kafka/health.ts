@@ -1,6 +1,7 @@
 // Stage health: what a stage has consumed, produced and dead-lettered, its rates, and its lag per
 // partition, as one log line (printed periodically and on SIGUSR1). Counts and offsets only.
 import { Admin } from 'kafkajs';
+import { DEFAULT_IDLE_TIMEOUT_MS, stageWatermark, watermarkOfMetadata, watermarkText } from './watermarks';
 
 export interface PartitionPosition {
   topic: string;
@@ -39,9 +40,28 @@ export class StageHealth {
   restoredRecords = 0;
   assigned: number[] = [];
   private readonly positions = new Map<string, PartitionPosition>();
+  /** Event-time watermark per partition (stages that keep one), and when it last moved (wall clock). */
+  private readonly watermarks = new Map<number, { wm: number | null; moved: number }>();
   private last = { at: Date.now(), rowsConsumed: 0, rowsProduced: 0 };
 
-  constructor(readonly stage: string) {}
+  constructor(
+    readonly stage: string,
+    private readonly watermarkIdleMs = DEFAULT_IDLE_TIMEOUT_MS,
+  ) {}
+
+  /** A partition's watermark after a committed transaction. */
+  onWatermark(partition: number, wm: number | null): void {
+    const prev = this.watermarks.get(partition);
+    if (prev === undefined || prev.wm !== wm) this.watermarks.set(partition, { wm, moved: Date.now() });
+  }
+
+  /** ` watermarks [p:ISO ...] stage ISO`, or '' for a stage that keeps none. */
+  private watermarkText(now: number): string {
+    if (this.watermarks.size === 0) return '';
+    const parts = [...this.watermarks].filter(([p]) => this.assigned.includes(p)).sort((a, b) => a[0] - b[0]);
+    const stage = stageWatermark(parts.map(([, w]) => ({ wm: w.wm, idle: now - w.moved >= this.watermarkIdleMs })));
+    return ` watermarks [${parts.map(([p, w]) => `${p}:${watermarkText(w.wm)}`).join(' ')}] stage ${watermarkText(stage)}`;
+  }
 
   /** Records where a fetched batch ended (including batches of transaction markers only). */
   onBatchEnd(topic: string, partition: number, lastOffset: string, highWatermark: string): void {
@@ -109,7 +129,7 @@ export class StageHealth {
       `[medrep ${this.stage}] rows in ${n(s.rowsConsumed)} (${rate(s.rowsConsumed - this.last.rowsConsumed)}/s) ` +
       `out ${n(s.rowsProduced)} (${rate(s.rowsProduced - this.last.rowsProduced)}/s) dlq ${n(s.deadLettered)}, ` +
       `messages consumed ${n(s.consumed)} produced ${n(s.produced)}, txns ${s.transactions} aborted ${s.aborted} ` +
-      `partitions [${s.assigned.join(',')}] lag ${n(s.totalLag)} messages${lag ? ' ' + lag : ''}`;
+      `partitions [${s.assigned.join(',')}] lag ${n(s.totalLag)} messages${lag ? ' ' + lag : ''}${this.watermarkText(now)}`;
     this.last = { at: now, rowsConsumed: s.rowsConsumed, rowsProduced: s.rowsProduced };
     return line;
   }
@@ -123,6 +143,8 @@ export interface GroupPartitionLag {
   high: bigint;
   /** Messages not yet consumed; a trailing transaction marker counts as one. */
   lag: bigint;
+  /** The event-time watermark committed with the offset (stages that keep one; undefined: none). */
+  watermark?: number | null;
 }
 
 /**
@@ -142,7 +164,8 @@ export async function consumerGroupLag(admin: Admin, groupId: string, topics?: s
       const low = BigInt(end?.low ?? '0');
       const c = BigInt(p.offset);
       const from = c < 0n ? low : c;
-      out.push({ topic: t.topic, partition: p.partition, committed: c, high, lag: high > from ? high - from : 0n });
+      const watermark = watermarkOfMetadata(p.metadata);
+      out.push({ topic: t.topic, partition: p.partition, committed: c, high, lag: high > from ? high - from : 0n, ...(watermark !== undefined && { watermark }) });
     }
   }
   return out.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));

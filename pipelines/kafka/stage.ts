@@ -11,6 +11,7 @@ import { CompressionTypes, Consumer, IHeaders, Kafka, KafkaMessage, Message, Par
 import { copartitionAssigner } from './copartitionAssigner';
 import { deadLetterMessage, DeadLetterKind } from './deadLetter';
 import { HealthSnapshot, StageHealth } from './health';
+import { watermarkMetadata } from './watermarks';
 import { ChangelogStore, KeyValueView, StateStore } from './stateStore';
 import { AppendLogStore, AppendView } from './appendStore';
 import { changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
@@ -63,6 +64,11 @@ export interface StageContext {
    * OutputMessage.rows for the outputs). A transform that never calls it counts a row per message.
    */
   rowsRead(rows: number): void;
+  /**
+   * The partition's event-time watermark after this chunk (epoch ms, null: none yet): shown in the
+   * health line and committed as the offset's metadata, where `medrep status` reads it.
+   */
+  watermark?(ms: number | null): void;
 }
 
 /** Turns a chunk of input messages of one partition into output messages. */
@@ -106,6 +112,8 @@ export interface StageOptions {
   heartbeatIntervalMs?: number;
   /** Health line every N ms (default 30000, 0 = never); also on SIGUSR1. */
   healthIntervalMs?: number;
+  /** A partition whose watermark did not move for this long (ms) does not hold the stage's back. */
+  watermarkIdleMs?: number;
   /** Stop once every assigned partition is consumed to its end and nothing came for this long. */
   exitWhenIdleMs?: number;
   /**
@@ -190,7 +198,7 @@ export class StageWorker {
   private readonly log: (line: string) => void;
 
   constructor(private readonly opts: StageOptions) {
-    this.health = new StageHealth(opts.stage);
+    this.health = new StageHealth(opts.stage, opts.watermarkIdleMs);
     this.groupId = opts.names.group(opts.stage);
     this.log = opts.log ?? ((line) => console.error(line));
     this.done = new Promise<StageSummary>((resolve, reject) => {
@@ -580,7 +588,7 @@ export class StageWorker {
     const deadLetters: Message[] = [];
     const key = `${topic}\u0000${partition}`;
     const chunkEnd = BigInt(info.lastOffset) + 1n;
-    const commit = { next: chunkEnd, rowsRead: null as number | null };
+    const commit = { next: chunkEnd, rowsRead: null as number | null, watermark: undefined as number | null | undefined };
     const began = Date.now();
     let rowsProduced = 0;
     const txn = await producer.transaction();
@@ -610,7 +618,8 @@ export class StageWorker {
       this.opts.onPhase?.('produced', info);
 
       if (commit.next !== this.committedNext.get(key)) {
-        await txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic, partitions: [{ partition, offset: commit.next.toString() }] }] });
+        const metadata = commit.watermark === undefined ? undefined : watermarkMetadata(commit.watermark);
+        await txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic, partitions: [{ partition, offset: commit.next.toString(), ...(metadata && { metadata }) }] }] });
       }
       this.opts.onPhase?.('offsets-sent', info);
       await txn.commit();
@@ -628,6 +637,7 @@ export class StageWorker {
       throw e;
     }
     for (const s of this.stores.values()) s.commitPending(partition);
+    if (commit.watermark !== undefined) this.health.onWatermark(partition, commit.watermark);
     this.health.transactions++;
     this.health.consumed += chunk.length;
     this.health.produced += info.outputs;
@@ -646,7 +656,7 @@ export class StageWorker {
     partition: number,
     chunk: StageMessage[],
     deadLetters: Message[],
-    commit: { next: bigint; rowsRead: number | null },
+    commit: { next: bigint; rowsRead: number | null; watermark?: number | null },
   ): Promise<OutputMessage[]> {
     const chunkEnd = commit.next;
     const committed = this.committedNext.get(`${topic}\u0000${partition}`);
@@ -678,6 +688,9 @@ export class StageWorker {
       },
       rowsRead: (rows) => {
         commit.rowsRead = (commit.rowsRead ?? 0) + rows;
+      },
+      watermark: (ms) => {
+        commit.watermark = ms;
       },
     };
     try {

@@ -35,7 +35,10 @@ import { ManifestLog } from './manifestLog';
 import { shardBounds, ShardSizeOptions } from './shardRoll';
 import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
-import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
+import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, StreamValue, TrajectoryOptions, trajectoryTransform, Versions } from './streamStages';
+import { continuousTrajectory } from './continuousTrajectory';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_OUT_OF_ORDERNESS_MS } from './watermarks';
+import { DEFAULT_CHUNK_QUIET_MS } from '../../transforms/continuousChunks';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
 import { BATCH_TOPIC_MAX_MESSAGE_BYTES, changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 import { TaskSelection, selectTasks } from '../runTasks';
@@ -46,6 +49,8 @@ import { EVENT_SPECS } from '../eventSource';
 import { withOutputDir } from '../../common/outputDir';
 
 export const STREAM_STAGES = ['canonicalize', 'trajectory', 'sink'] as const;
+export const CLOSE_ON = ['marker', 'watermark'] as const;
+export type CloseOn = (typeof CLOSE_ON)[number];
 export type StreamStage = (typeof STREAM_STAGES)[number];
 
 export interface StreamOptions extends Partial<TaskSelection> {
@@ -71,6 +76,15 @@ export interface StreamOptions extends Partial<TaskSelection> {
   healthIntervalMs?: number;
   /** How far behind the watermark a record of a later load may be and still change a label (ms). */
   allowedLatenessMs?: number;
+  /**
+   * What determines chunks and labels: `marker` (default) a load closed by end-of-load markers,
+   * `watermark` the event-time watermark (continuous mode, continuousTrajectory.ts).
+   */
+  closeOn?: CloseOn;
+  /** Continuous mode: out-of-orderness and idle timeout of the watermark, quiet span of a chunk (ms). */
+  outOfOrdernessMs?: number;
+  idleTimeoutMs?: number;
+  chunkQuietMs?: number;
   /** MEDS export (meds/data, metadata, labels) at the end (default true). */
   meds?: boolean;
   /** Write the manifest, artifacts and rejects at the end (default true). */
@@ -215,13 +229,20 @@ async function runStreamInto(out: string, opts: StreamOptions): Promise<StreamSu
       if (stage === 'canonicalize') {
         o = { ...common, stage, inputTopics: inputs.canonicalize, transform: canonicalizeTransform(names, streamTopic(names, 'canonical'), art) };
       } else if (stage === 'trajectory') {
+        const t: TrajectoryOptions = {
+          maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, eventsTopic: streamTopic(names, 'events'), pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'),
+          versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
+          onSetAside: (p, persons, rows) => log.warn(`trajectory: partition ${p}: ${rows} rows of ${persons} persons without a person row set aside (rejects)`),
+        };
+        const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+        if (opts.closeOn === 'watermark') {
+          t.continuous = continuousTrajectory(t, {
+            outOfOrdernessMs: opts.outOfOrdernessMs ?? DEFAULT_OUT_OF_ORDERNESS_MS, idleTimeoutMs, chunkQuietMs: opts.chunkQuietMs ?? DEFAULT_CHUNK_QUIET_MS,
+          });
+        }
         o = {
           ...common, stage, inputTopics: inputs.trajectory, stores: [PERSON_STORE, PENDING_STORE], appendStores: [EVENTS_STORE],
-          transform: trajectoryTransform({
-            maxEvents: opts.maxEvents ?? DEFAULT_MAX_EVENTS, eventsTopic: streamTopic(names, 'events'), pretrainTopic: streamTopic(names, 'pretrain'), samplesTopic: streamTopic(names, 'samples'),
-            versions, tasks: compiled, allowedLatenessMs: opts.allowedLatenessMs,
-            onSetAside: (p, persons, rows) => log.warn(`trajectory: partition ${p}: ${rows} rows of ${persons} persons without a person row set aside (rejects)`),
-          }),
+          watermarkIdleMs: idleTimeoutMs, transform: trajectoryTransform(t),
         };
       } else {
         o = {

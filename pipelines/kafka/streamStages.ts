@@ -12,7 +12,8 @@
 //   the events of a person with a person row go on to medrep.events; those that come before it
 //   wait (pending store) and are set aside as rejects if the load closes without one. When the
 //   load is closed (end-of-load markers of every input table seen in the partition) each person's
-//   trajectory is cut into pretraining chunks (buildSequence, chunkRanges).
+//   trajectory is cut into pretraining chunks (buildSequence, chunkRanges). In continuous mode
+//   (`--close-on watermark`) the event-time watermark decides instead (continuousTrajectory.ts).
 // sink: batches -> Parquet shards named <topic>-p<partition>-<first>-<last offset>, written
 //   atomically; offsets are committed only through what is on disk (ctx.commitThrough).
 import { ClinicalTable, tableSpec } from '../../schemas/omop';
@@ -21,7 +22,7 @@ import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '.
 import { ConceptNormalizer } from '../../transforms/normalize';
 import { splitOf } from '../../transforms/splits';
 import { TOKEN_DOMAINS } from '../../transforms/tokens';
-import { PersonEvents, buildSequence, chunkRanges, segmentsAndRanks } from '../../transforms/trajectory';
+import { PersonEvents, PersonInfo, buildSequence, chunkRanges, segmentsAndRanks } from '../../transforms/trajectory';
 import { EVENT_SPECS, tableCode } from '../eventSource';
 import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
 import { CompiledTask, IncrementalLabeler, LabelRecord, PersonSnapshot, TaskSummary } from '../../transforms/labels';
@@ -105,8 +106,8 @@ export const PERSON_STORE = 'person';
 /** Tables whose end-of-load markers close a load in a partition. */
 export const LOAD_TABLES = ['person', ...EVENT_SPECS.map((s) => s.table)];
 /** Rows per output message (columnar JSON stays well under the topics' message size). */
-const ROWS_PER_MESSAGE = 2000;
-const TOKENS_PER_MESSAGE = 100_000;
+export const ROWS_PER_MESSAGE = 2000;
+export const TOKENS_PER_MESSAGE = 100_000;
 
 function isEndOfLoad(m: StageMessage): boolean {
   const h = m.headers[CONTROL_HEADER];
@@ -136,7 +137,7 @@ export function valueRows(v: StreamValue): number {
   return v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
 }
 
-const json = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value), rows: valueRows(value) });
+export const json = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value), rows: valueRows(value) });
 
 // ---------------------------------------------------------------------------------------------
 // canonicalize
@@ -325,6 +326,9 @@ export interface PersonState {
   ln?: number;
   /** Why this person's row was set aside (`<column>: <reason>`), when it was. */
   rj?: string;
+  /** Continuous mode: events (of the events store's list) in chunks emitted, and chunks emitted. */
+  ce?: number;
+  ck?: number;
 }
 
 /**
@@ -342,12 +346,12 @@ type PendingRow = [string, number, Id, Id, number, number | null, string | null,
  * row, concept. Packing keeps a 10M-event state near 400 MB.
  */
 export const EVENTS_STORE = 'events';
-const EVENT_WIDTH = 5;
+export const EVENT_WIDTH = 5;
 const packEvent = (code: number, decile: number, domain: number) => code * 256 + (decile + 1) * 16 + domain;
 
 const END_KEY = '__end_of_load__';
 /** The partition's event-time watermark after its last closed load. */
-const WATERMARK_KEY = '__watermark__';
+export const WATERMARK_KEY = '__watermark__';
 
 interface EndState {
   /** End-of-load markers seen per input table, loads closed so far, the latest watermark. */
@@ -369,6 +373,28 @@ export interface TrajectoryOptions {
   versions: Versions;
   /** Rows set aside when a load closed because their person has no person row. */
   onSetAside?: (partition: number, persons: number, rows: number) => void;
+  /** Continuous mode (`--close-on watermark`): outputs as the watermark determines them; absent: at end-of-load markers. */
+  continuous?: ContinuousTrajectory;
+}
+
+/** Continuous mode of the trajectory stage (continuousTrajectory.ts), one call per transaction. */
+export interface ContinuousTrajectory {
+  begin(store: PersonStore, events: AppendView, partition: number): ContinuousCall;
+}
+
+export interface ContinuousCall {
+  /** Events of a source table with these event times came. */
+  observe(table: string, times: readonly number[]): void;
+  /** A load closed by end-of-load markers, with the data end they declared. */
+  loadClosed(dataEnd: number | null): void;
+  /**
+   * Moves the watermark and returns what it determines: closed chunks, samples, corrections; and,
+   * when there is output (`forwarded`: events already in this transaction's), the end markers
+   * that close the sink's shards.
+   */
+  finish(forwarded: boolean): OutputMessage[];
+  /** The partition's watermark after finish(). */
+  readonly watermark: number | null;
 }
 
 /** Rows for the events topic as columnar batches, one per table, flushed after each input message. */
@@ -404,6 +430,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
     const store = ctx.store<PersonState | string[]>(PERSON_STORE);
     const events = ctx.appendStore(EVENTS_STORE);
     const pendingStore = ctx.store<PendingRow[]>(PENDING_STORE);
+    const continuous = opts.continuous?.begin(store as never, events, ctx.partition);
     const out: OutputMessage[] = [];
     const released = new EventsOut(opts.eventsTopic, ctx.partition, opts.versions, out);
     const touched = new Map<string, PersonState>();
@@ -512,6 +539,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
         for (let i = 0; i < rp.length; i++) stateOf(rp[i]).rj = value.rw![i];
         released.flush();
       } else if (value.k === 'events') {
+        continuous?.observe(value.table, value.t);
         const ev = tableSpec(value.table as ClinicalTable).events!;
         let allKnown = true;
         for (let i = 0; i < value.p.length; i++) {
@@ -555,6 +583,10 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
         while (LOAD_TABLES.every((t) => (counts[t] ?? 0) > closed)) {
           if (closed === prev.closed) setAsideWaiting(m);
           closed++;
+          if (continuous) {
+            continuous.loadClosed(watermark);
+            continue;
+          }
           out.push(json(opts.eventsTopic, ctx.partition, { k: 'end', table: 'events' } satisfies EndValue));
           out.push(...closeLoad(store as never, events, closed, ctx.partition, opts, watermark));
         }
@@ -563,11 +595,13 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
       }
     }
     save();
+    if (continuous) out.push(...continuous.finish(out.length > 0));
+    ctx.watermark?.(continuous ? continuous.watermark : ((store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null));
     return out;
   };
 }
 
-type PersonStore = { get(k: string): PersonState | undefined; set(k: string, v: PersonState): void; keys(): string[] };
+export type PersonStore = { get(k: string): PersonState | undefined; set(k: string, v: PersonState): void; keys(): string[] };
 
 /**
  * Closes a load in a partition: the incremental labeler moves to the load's watermark and emits
@@ -576,7 +610,7 @@ type PersonStore = { get(k: string): PersonState | undefined; set(k: string, v: 
  */
 function closeLoad(store: PersonStore, events: AppendView, load: number, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
   const out: OutputMessage[] = [];
-  const ids = store.keys().filter((k) => k !== END_KEY && k !== WATERMARK_KEY).map((k) => parseId(k) as Id).sort(compareIds);
+  const ids = store.keys().filter((k) => !k.startsWith('__')).map((k) => parseId(k) as Id).sort(compareIds);
   const previous = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
   const wm = watermark === null ? previous : previous === null ? watermark : Math.max(previous, watermark);
   const { samples, summary, late } = labelPartition(store, ids, opts, previous, wm);
@@ -608,14 +642,9 @@ function closeLoad(store: PersonStore, events: AppendView, load: number, partiti
     const sr = segmentsAndRanks(pe, s.vs);
     const split = splitOf(id);
     for (const r of emit) {
-      const [from, to] = r.prediction_time === null ? [0, 0] : windowBefore(pe, r.prediction_time, opts.maxEvents);
-      const seq = buildSequence(pe, info, from, to, sr);
-      sampleRows.push({
-        task: r.task, p: id, chunk: 0, split, pt: r.prediction_time ?? 0, iv: r.index_visit_id, label: r.label, labels: r.labels,
-        c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains,
-        ...(r.kind === 'correction' ? { kind: 'correction' as const, version: r.version, retracted: r.retracted } : {}),
-      });
-      sampleTokens += seq.conceptIds.length;
+      const row = sampleRowOf(r, pe, info, sr, split, opts.maxEvents);
+      sampleRows.push(row);
+      sampleTokens += row.c.length;
       if (sampleRows.length >= ROWS_PER_MESSAGE || sampleTokens >= TOKENS_PER_MESSAGE) flushSamples();
     }
     if (!dirty) continue;
@@ -633,8 +662,19 @@ function closeLoad(store: PersonStore, events: AppendView, load: number, partiti
   return out;
 }
 
+/** A labeler's record as a sample row: the window of the person's events before its prediction time. */
+export function sampleRowOf(r: LabelRecord, pe: PersonEvents, info: PersonInfo, sr: ReturnType<typeof segmentsAndRanks>, split: string, maxEvents: number): SampleRow {
+  const [from, to] = r.prediction_time === null ? [0, 0] : windowBefore(pe, r.prediction_time, maxEvents);
+  const seq = buildSequence(pe, info, from, to, sr);
+  return {
+    task: r.task, p: r.person_id, chunk: 0, split, pt: r.prediction_time ?? 0, iv: r.index_visit_id, label: r.label, labels: r.labels,
+    c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains,
+    ...(r.kind === 'correction' ? { kind: 'correction' as const, version: r.version, retracted: r.retracted } : {}),
+  };
+}
+
 /** A person's packed events in the local runner's order: time, table, row id, source row. */
-function sortedEvents(list: readonly Id[]): PersonEvents {
+export function sortedEvents(list: readonly Id[]): PersonEvents {
   const n = list.length / EVENT_WIDTH;
   // Time, packed fields and source row are numbers; row id and concept are exact Ids.
   const at = (i: number, field: number) => list[i * EVENT_WIDTH + field] as number;
@@ -661,7 +701,7 @@ function sortedEvents(list: readonly Id[]): PersonEvents {
  * watermark by more than the allowed lateness are dropped and counted), moved to the watermark.
  * Returns what it emits, by person: samples now determined and corrections; the rest is censored.
  */
-function labelPartition(
+export function labelPartition(
   store: PersonStore,
   ids: Id[],
   opts: TrajectoryOptions,

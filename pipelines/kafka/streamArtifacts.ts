@@ -9,6 +9,7 @@ import { DecileArtifact } from '../../transforms/deciles';
 import { buildVocabularyIndex } from '../../transforms/normalize';
 import { queryRows, sqlString } from '../duck';
 import { UserError } from '../../common/errors';
+import { readDecileArtifact } from '../decileArtifact';
 import { createOmopViews } from '../omopViews';
 import { CsvRejectLog } from '../csvRecords';
 import { OmopInput, SourceTable, vocabularyRelation } from '../omopSource';
@@ -18,17 +19,6 @@ export interface StreamArtifacts {
   deciles: DecileArtifact;
   vocabulary: LoadedVocabulary;
   vocabularyArtifact: VocabularyArtifact;
-}
-
-export function readDecileArtifact(file: string): DecileArtifact {
-  let a: DecileArtifact;
-  try {
-    a = JSON.parse(fs.readFileSync(file, 'utf8')) as DecileArtifact;
-  } catch (e) {
-    throw new UserError(`${file}: cannot read the decile artifact (${(e as Error).message})`);
-  }
-  if (!a || !Array.isArray(a.groups) || typeof a.version !== 'string') throw new UserError(`${file}: not a decile artifact (no groups/version)`);
-  return a;
 }
 
 const VOCAB_FILE = /^(concept|concept_relationship|concept_ancestor)\.(csv|tsv|txt|parquet)(\.gz)?$/i;

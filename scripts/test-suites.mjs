@@ -20,7 +20,7 @@ export const SUITES = {
     'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'ehrMetrics', 'ehrModels',
     'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'medtok',
     'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
-    'shardSink', 'stageSendSlices', 'textEncoder', 'trainRepresentations', 'transforms', 'validation',
+    'shardSink', 'stageSendSlices', 'streamCodec', 'textEncoder', 'trainRepresentations', 'transforms', 'validation',
   ],
   integration: [
     'appendStore', 'attentionAnalysis', 'badInput', 'behrtExternal', 'cliErrors', 'conceptGraph',

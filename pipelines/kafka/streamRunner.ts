@@ -17,6 +17,7 @@ import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
 import { idValue, openDuck, queryRows, queryValue, sqlString } from '../duck';
 import { Id } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
+import { decodeStreamValue } from './streamCodec';
 import { tableSpec } from '../../schemas/omop';
 import { rowValidator } from '../../schemas/rowSchemas';
 import { makeProcessTempDir } from '../../common/processTempDir';
@@ -33,7 +34,7 @@ import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } f
 import { shardBounds, ShardSizeOptions } from './shardRoll';
 import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
-import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, StreamValue, trajectoryTransform, Versions } from './streamStages';
+import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, trajectoryTransform, Versions } from './streamStages';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
 import { BATCH_TOPIC_MAX_MESSAGE_BYTES, changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
 import { TaskSelection, selectTasks } from '../runTasks';
@@ -319,7 +320,7 @@ async function finalizeStream(
   const late = { applied: 0, dropped: { visit: 0, death: 0, condition: 0 }, corrections: 0 };
   const lastByPartition = new Map<number, TaskSummary[]>();
   await readToEnd(kafka, streamTopic(names, 'samples'), { timeoutMs: 60_000 }, (partition, m) => {
-    const v = parseJsonExact(m.value!.toString()) as StreamValue;
+    const v = decodeStreamValue({ topic: streamTopic(names, 'samples'), value: m.value, headers: m.headers });
     if (v.k !== 'end' || !v.tasks) return;
     // Each load's counts cover the whole partition at its watermark: the last one counts.
     lastByPartition.set(partition, v.tasks);

@@ -29,6 +29,7 @@ import { windowBefore } from '../../transforms/trajectory';
 import { birthMs, idOr, intOr, rowEventFields, timeMs } from './rowFields';
 import { Id, compareIds, parseId } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
+import { decodeStreamValue, encodeStreamValue } from './streamCodec';
 import { RowProblem, rowValidator } from '../../schemas/rowSchemas';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { DeadLetterKind } from './deadLetter';
@@ -124,9 +125,9 @@ function endOf(m: StageMessage, table: string): EndValue {
   return { k: 'end', table, watermark };
 }
 
-/** A stream topic's value; ids beyond 2^53 travel as JSON numbers with every digit and come back exact. */
+/** A stream topic's value, by the schema its header names (streamCodec.ts; an unknown one throws: a dead letter). */
 export function parseValue(m: StageMessage): StreamValue {
-  return parseJsonExact(m.value!.toString()) as StreamValue;
+  return decodeStreamValue(m);
 }
 
 /** Rows a stream value holds (batches; markers none), for the progress lines. */
@@ -136,7 +137,8 @@ export function valueRows(v: StreamValue): number {
   return v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
 }
 
-const json = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value), rows: valueRows(value) });
+/** A stream topic message: the value in its schema's codec (Arrow record batch or JSON marker) with the schema header. */
+const json = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, ...encodeStreamValue(value), rows: valueRows(value) });
 
 // ---------------------------------------------------------------------------------------------
 // canonicalize
@@ -270,7 +272,8 @@ function parseRows(m: StageMessage, ctx: StageContext, table: string, invalid?: 
   const key = m.key === null ? null : m.key.toString();
   const rows: ParsedRow[] = [];
   value.forEach((v: unknown, index) => {
-    const element = { value: stringifyJsonExact(v) ?? 'undefined', index };
+    // The element's text is written only when a dead letter needs it (most rows pass).
+    const element = { get value() { return stringifyJsonExact(v) ?? 'undefined'; }, index };
     const problem = rowProblem(v, key, table);
     if (problem === null) rows.push({ row: v as Record<string, unknown>, element });
     else {
@@ -542,7 +545,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
           else if (ev.eventTable === 'condition') (s.lc ??= []).push([rc, value.t[i], value.v[i]]);
         }
         // Every row's person known: the batch goes on as it came.
-        if (allKnown) out.push({ topic: opts.eventsTopic, partition: ctx.partition, key: null, value: m.value, rows: value.p.length });
+        if (allKnown) out.push({ topic: opts.eventsTopic, partition: ctx.partition, key: null, value: m.value, headers: m.headers, rows: value.p.length });
         else released.flush();
       } else if (value.k === 'end') {
         save();

@@ -20,7 +20,7 @@ export const SUITES = {
     'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'ehrMetrics', 'ehrModels',
     'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'medtok',
     'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
-    'shardSink', 'stageSendSlices', 'streamCodec', 'textEncoder', 'trainRepresentations', 'transforms', 'validation',
+    'lz4Frame', 'shardSink', 'stageSendSlices', 'streamCodec', 'textEncoder', 'trainRepresentations', 'transforms', 'validation',
   ],
   integration: [
     'appendStore', 'attentionAnalysis', 'badInput', 'behrtExternal', 'cliErrors', 'conceptGraph',

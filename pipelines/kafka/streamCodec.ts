@@ -5,6 +5,7 @@
 // only; the value types (EventsBatchValue, ...) are the stages' in-memory form.
 import * as arrow from 'apache-arrow';
 import { IHeaders } from 'kafkajs';
+import { lz4FrameCompress, lz4FrameDecompress } from '../../common/lz4Frame';
 import { Id, int64Reader } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 import {
@@ -73,8 +74,21 @@ function metadata(entries: Record<string, string>): Map<string, string> {
   return new Map(Object.entries(entries));
 }
 
+// Arrow IPC body compression: LZ4 frames per buffer (a buffer that does not shrink is stored as
+// it is). MEDREP_STREAM_COMPRESSION=none writes uncompressed batches (to measure the difference);
+// readers take either, as the batch says which.
+arrow.compressionRegistry.set(arrow.CompressionType.LZ4_FRAME, { encode: lz4FrameCompress, decode: lz4FrameDecompress });
+
+function compressionOf(setting: string | undefined): arrow.CompressionType | null {
+  if (setting === undefined || setting === '' || setting === 'lz4') return arrow.CompressionType.LZ4_FRAME;
+  if (setting === 'none') return null;
+  throw new Error(`MEDREP_STREAM_COMPRESSION=${setting}: expected lz4 or none`);
+}
+
+const COMPRESSION = compressionOf(process.env.MEDREP_STREAM_COMPRESSION);
+
 function ipc(table: arrow.Table): Buffer {
-  const bytes = arrow.tableToIPC(table, 'stream');
+  const bytes = arrow.tableToIPC(table, 'stream', COMPRESSION);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

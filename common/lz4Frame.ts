@@ -11,7 +11,8 @@ const MIN_MATCH = 4;
 // The last match starts at least 12 bytes before the end of a block; the last 5 bytes are literals.
 const MF_LIMIT = 12;
 const LAST_LITERALS = 5;
-const HASH_BITS = 16;
+// 4096 entries, as the reference fast mode: a small table is cleared cheaply for every buffer.
+const HASH_BITS = 12;
 
 const P1 = 2654435761;
 const P2 = 2246822519;
@@ -32,6 +33,13 @@ function xxh32Short(b: Uint8Array): number {
   h = Math.imul(h ^ (h >>> 15), P2);
   h = Math.imul(h ^ (h >>> 13), P3);
   return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Copies n bytes; short runs by hand (a subarray per literal run costs more than the copy). */
+function copyBytes(src: Uint8Array, from: number, n: number, dst: Uint8Array, at: number): number {
+  if (n < 32) for (let k = 0; k < n; k++) dst[at + k] = src[from + k];
+  else dst.set(src.subarray(from, from + n), at);
+  return at + n;
 }
 
 const read32 = (s: Uint8Array, i: number) => s[i] | (s[i + 1] << 8) | (s[i + 2] << 16) | (s[i + 3] << 24);
@@ -69,8 +77,7 @@ function compressBlock(src: Uint8Array, start: number, end: number, dst: Uint8Ar
     const token = at++;
     dst[token] = ((lit >= 15 ? 15 : lit) << 4) | (ml >= 15 ? 15 : ml);
     if (lit >= 15) at = writeLength(dst, at, lit - 15);
-    dst.set(src.subarray(anchor, ip), at);
-    at += lit;
+    at = copyBytes(src, anchor, lit, dst, at);
     const off = ip - ref;
     dst[at++] = off & 255;
     dst[at++] = off >> 8;
@@ -138,8 +145,7 @@ function decompressBlock(src: Uint8Array, ip: number, end: number, out: Output):
       while (b === 255);
     }
     out.reserve(lit);
-    out.bytes.set(src.subarray(ip, ip + lit), out.length);
-    out.length += lit;
+    out.length = copyBytes(src, ip, lit, out.bytes, out.length);
     ip += lit;
     if (ip >= end) break;
     const off = src[ip] | (src[ip + 1] << 8);
@@ -154,10 +160,18 @@ function decompressBlock(src: Uint8Array, ip: number, end: number, out: Output):
     if (off === 0 || off > out.length) throw new Error(`lz4: match offset ${off} before the start of the output`);
     out.reserve(ml);
     const bytes = out.bytes;
-    let from = out.length - off;
+    const from = out.length - off;
     let to = out.length;
-    if (off >= ml) bytes.copyWithin(to, from, from + ml);
-    else for (let k = 0; k < ml; k++) bytes[to++] = bytes[from++];
+    if (ml < 32) for (let k = 0; k < ml; k++) bytes[to++] = bytes[from + k];
+    else {
+      // An overlapping match repeats the last `off` bytes: copy the repeated part, doubling.
+      for (let left = ml; left > 0; ) {
+        const n = Math.min(to - from, left);
+        bytes.copyWithin(to, from, from + n);
+        to += n;
+        left -= n;
+      }
+    }
     out.length += ml;
   }
 }

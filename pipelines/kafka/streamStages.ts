@@ -105,7 +105,7 @@ export type StreamValue = EventsBatchValue | PersonsBatchValue | EndValue | Pret
 export const PERSON_STORE = 'person';
 /** Tables whose end-of-load markers close a load in a partition. */
 export const LOAD_TABLES = ['person', ...EVENT_SPECS.map((s) => s.table)];
-/** Rows per output message (columnar JSON stays well under the topics' message size). */
+/** Rows per output message (a batch stays well under the topics' message size). */
 const ROWS_PER_MESSAGE = 2000;
 const TOKENS_PER_MESSAGE = 100_000;
 

@@ -5,7 +5,7 @@
 // only; the value types (EventsBatchValue, ...) are the stages' in-memory form.
 import * as arrow from 'apache-arrow';
 import { IHeaders } from 'kafkajs';
-import { lz4FrameCompress, lz4FrameDecompress } from '../../common/lz4Frame';
+import { lz4FrameCompress, lz4FrameDecompress } from './lz4Frame';
 import { Id, int64Reader } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 import {

@@ -1,6 +1,6 @@
 // One job of the Kafka benchmark in its own process (own peak RSS):
 //   node dist/bench/kafkaChild.js produce <omop> <brokers> <prefix> <partitions> <rows per message>
-//   node dist/bench/kafkaChild.js stream <omop> <brokers> <prefix> <artifacts> <out>
+//   node dist/bench/kafkaChild.js stream <omop> <brokers> <prefix> <artifacts> <out> [idle ms, default 3000]
 // Prints one JSON line. `activeSeconds` of stream ends at its last committed transaction (the
 // idle wait that lets it exit is not work).
 import { Kafka, logLevel } from 'kafkajs';
@@ -10,7 +10,7 @@ import { runStream } from '../pipelines/kafka/streamRunner';
 import { silentLogger } from '../common/progress';
 
 async function main(): Promise<void> {
-  const [what, omop, brokers, prefix, a, b] = process.argv.slice(2);
+  const [what, omop, brokers, prefix, a, b, idle] = process.argv.slice(2);
   const kafka = kafkaOptions({ brokers, topicPrefix: prefix, clientId: `bench-${what}` }, {});
   const client = new Kafka({ ...kafkaJsConfig(kafka), logLevel: logLevel.NOTHING });
   const started = process.hrtime.bigint();
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   } else if (what === 'stream') {
     let lastCommit = 0;
     const r = await runStream({
-      kafka, client, out: b, vocab: omop, artifacts: a, exitWhenIdleMs: 3000, healthIntervalMs: 0, handleSignals: false, force: true,
+      kafka, client, out: b, vocab: omop, artifacts: a, exitWhenIdleMs: idle === undefined ? 3000 : Number(idle), healthIntervalMs: 0, handleSignals: false, force: true,
       log: silentLogger, onPhase: (phase) => {
         if (phase === 'committed') lastCommit = secs();
       },

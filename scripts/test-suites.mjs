@@ -20,7 +20,7 @@ export const SUITES = {
     'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'cliDocs', 'cliOptions', 'ehrMetrics', 'ehrModels',
     'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'manifestReader', 'medtok',
     'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
-    'shardSink', 'stageSendSlices', 'textEncoder', 'trainingLoop', 'trainRepresentations', 'transforms', 'validation', 'watermarks',
+    'lz4Frame', 'shardSink', 'stageSendSlices', 'streamCodec', 'textEncoder', 'trainingLoop', 'trainRepresentations', 'transforms', 'validation', 'watermarks',
   ],
   integration: [
     'appendStore', 'attentionAnalysis', 'badInput', 'behrtExternal', 'cliErrors', 'conceptGraph',

@@ -243,9 +243,9 @@ export class ListColumn<C extends ChildColumn> {
   }
 }
 
-/** A record batch from named Data, in the order of `fields`. */
-export function tableOf(fields: arrow.Field[], columns: Record<string, arrow.Data>): arrow.Table {
-  const schema = new arrow.Schema(fields);
+/** A record batch from named Data, in the order of `fields` (schema metadata optional). */
+export function tableOf(fields: arrow.Field[], columns: Record<string, arrow.Data>, metadata?: Map<string, string>): arrow.Table {
+  const schema = new arrow.Schema(fields, metadata);
   const length = columns[fields[0].name].length;
   const data = arrow.makeData({
     type: new arrow.Struct(fields),

@@ -91,7 +91,7 @@ describe('kafka sink on a full disk (tmpfs --out, real broker)', function () {
       const offsets = await admin.fetchOffsets({ groupId: names.group('sink'), topics: sinkTopics });
       for (const topic of sinkTopics) {
         for (const m of await readAll(client, topic)) {
-          const rows = shardRows(parseValue({ value: Buffer.from(m.value!) } as StageMessage));
+          const rows = shardRows(parseValue({ topic, value: m.bytes, headers: m.headers } as StageMessage));
           rowsInTopics += rows;
           const committed = BigInt(offsets.find((t) => t.topic === topic)!.partitions.find((p) => p.partition === m.partition)?.offset ?? '-1');
           if (rows === 0 || BigInt(m.offset) >= committed) continue;

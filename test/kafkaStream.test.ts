@@ -16,6 +16,7 @@ import { TopicNames } from '../pipelines/kafka/topics';
 import { runReplay } from '../pipelines/kafka/replay';
 import { runStream } from '../pipelines/kafka/streamRunner';
 import { streamTopic } from '../pipelines/kafka/streamTopics';
+import { decodeStreamValue } from '../pipelines/kafka/streamCodec';
 import { readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 import { OMOP, lit, sql, tempDir } from './helpers';
 import { assertSameRows, differences, differencesOf, kafkaOpts } from './helpers/streamCompare';
@@ -142,7 +143,7 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
     const topic = streamTopic(new TopicNames(r.prefix), 'events');
     // The last message holding rows (a load-close marker may follow it).
     const last = new Map<number, string>();
-    for (const m of await readAll(testKafka(), topic)) if (JSON.parse(m.value!.toString()).k !== 'end') last.set(m.partition, m.offset);
+    for (const m of await readAll(testKafka(), topic)) if (decodeStreamValue({ topic, value: m.bytes, headers: m.headers }).k !== 'end') last.set(m.partition, m.offset);
     for (let p = 0; p < PARTITIONS; p++) {
       const mine = manifest.shards.filter((x: { kind: string; partition: number }) => x.kind === 'events' && x.partition === p);
       assert.ok(mine.length >= 2, `partition ${p}: ${mine.length} events shards`);

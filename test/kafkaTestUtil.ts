@@ -24,6 +24,8 @@ export interface ReadMessage {
   timestamp: number;
   key: string | null;
   value: string | null;
+  /** The value's bytes (stream topics carry Arrow record batches, not text). */
+  bytes: Buffer | null;
   headers: Record<string, string>;
 }
 
@@ -32,7 +34,7 @@ export async function readAll(kafka: Kafka, topic: string, readUncommitted = fal
   await readToEnd(kafka, topic, { readUncommitted, timeoutMs: 60_000 }, (partition, m: KafkaMessage) => {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
-    out.push({ partition, offset: m.offset, timestamp: Number(m.timestamp), key: m.key?.toString() ?? null, value: m.value?.toString() ?? null, headers });
+    out.push({ partition, offset: m.offset, timestamp: Number(m.timestamp), key: m.key?.toString() ?? null, value: m.value?.toString() ?? null, bytes: m.value, headers });
   });
   return out;
 }

@@ -12,7 +12,7 @@ import { ShardBounds } from '../pipelines/kafka/shardRoll';
 import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } from '../pipelines/kafka/shardSink';
 import { StageContext, StageMessage } from '../pipelines/kafka/stage';
 import { EventsBatchValue, LOAD_TABLES, StreamValue } from '../pipelines/kafka/streamStages';
-import { stringifyJsonExact } from '../schemas/exactJson';
+import { encodeStreamValue } from '../pipelines/kafka/streamCodec';
 import { sha256 } from '../transforms/hashing';
 import { prng } from './helpers/syntheticOmop';
 import { lit, sql, tempDir } from './helpers';
@@ -40,7 +40,7 @@ const o = (i: number) => i + Math.floor(i / 3);
 function messages(values: StreamValue[], timestamps?: number[]): StageMessage[] {
   return values.map((v, i) => ({
     topic: TOPIC, partition: 0, offset: String(o(i)), timestamp: String(timestamps?.[i] ?? 1_700_000_000_000 + i * 1000),
-    key: null, value: Buffer.from(stringifyJsonExact(v)), headers: {},
+    key: null, ...encodeStreamValue(v),
   }));
 }
 

@@ -19,8 +19,8 @@ import { LabelRecord, TaskSummary } from '../../transforms/labels';
 import { AppendView } from './appendStore';
 import { OutputMessage } from './stage';
 import {
-  ContinuousCall, ContinuousTrajectory, EndValue, EVENT_WIDTH, json, labelPartition, LateCounts, PersonState, PersonStore,
-  ROWS_PER_MESSAGE, SampleRow, SequenceRow, sampleRowOf, sortedEvents, TOKENS_PER_MESSAGE, TrajectoryOptions, WATERMARK_KEY,
+  ContinuousCall, ContinuousTrajectory, EndValue, EVENT_WIDTH, labelPartition, LateCounts, PersonState, PersonStore,
+  ROWS_PER_MESSAGE, SampleRow, SequenceRow, sampleRowOf, sortedEvents, streamMessage, TOKENS_PER_MESSAGE, TrajectoryOptions, WATERMARK_KEY,
 } from './streamStages';
 import { advanceWatermark, NO_WATERMARK, observeSource, raiseFloor, WatermarkOptions, WatermarkState } from './watermarks';
 
@@ -104,8 +104,8 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
     labelled = { summary: r.summary, late: r.late };
     store.set(WATERMARK_KEY, wm as never);
   }
-  const sampleOut = new Batches<SampleRow>((rows) => json(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows }), out);
-  const chunkOut = new Batches<SequenceRow>((rows) => json(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows }), out);
+  const sampleOut = new Batches<SampleRow>((rows) => streamMessage(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows }), out);
+  const chunkOut = new Batches<SequenceRow>((rows) => streamMessage(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows }), out);
   for (const id of ids) {
     const key = String(id);
     const s = store.get(key) as PersonState;
@@ -135,9 +135,9 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
   sampleOut.flush();
   chunkOut.flush();
   if (!forwarded && sampleOut.count + chunkOut.count === 0) return out;
-  out.push(json(opts.eventsTopic, partition, { k: 'end', table: 'events' } satisfies EndValue));
-  out.push(json(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
+  out.push(streamMessage(opts.eventsTopic, partition, { k: 'end', table: 'events' } satisfies EndValue));
+  out.push(streamMessage(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
   const labels = labelled ? { tasks: labelled.summary, late: labelled.late } : {};
-  out.push(json(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, ...labels } satisfies EndValue));
+  out.push(streamMessage(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, ...labels } satisfies EndValue));
   return out;
 }

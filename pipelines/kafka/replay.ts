@@ -15,7 +15,7 @@ import { createKafka, KafkaOptions } from './config';
 import { readToEnd } from './readToEnd';
 import { sampleTable, shardTable } from './shardSink';
 import { StreamValue } from './streamStages';
-import { parseJsonExact } from '../../schemas/exactJson';
+import { decodeStreamValue } from './streamCodec';
 
 export interface ReplayOptions {
   kafka: KafkaOptions;
@@ -115,7 +115,7 @@ async function replayInto(opts: ReplayOptions): Promise<ReplayResult> {
     await readToEnd(kafka, topic, { partitions, timeoutMs: 120_000 }, (partition, m) => {
       const o = BigInt(m.offset);
       for (const s of mine) {
-        if (s.partition === partition && o >= BigInt(s.from_offset!) && o <= BigInt(s.to_offset!)) values.get(s)!.push(parseJsonExact(m.value!.toString()) as StreamValue);
+        if (s.partition === partition && o >= BigInt(s.from_offset!) && o <= BigInt(s.to_offset!)) values.get(s)!.push(decodeStreamValue({ topic, value: m.value, headers: m.headers }));
       }
     });
     for (const s of mine) {

@@ -18,6 +18,7 @@ import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
 import { idValue, openDuck, queryRows, queryValue, sqlString } from '../duck';
 import { Id } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
+import { decodeStreamValue } from './streamCodec';
 import { tableSpec } from '../../schemas/omop';
 import { rowValidator } from '../../schemas/rowSchemas';
 import { makeProcessTempDir } from '../../common/processTempDir';
@@ -35,7 +36,7 @@ import { ManifestLog } from './manifestLog';
 import { shardBounds, ShardSizeOptions } from './shardRoll';
 import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
-import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, StreamValue, TrajectoryOptions, trajectoryTransform, Versions } from './streamStages';
+import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, TrajectoryOptions, trajectoryTransform, Versions } from './streamStages';
 import { continuousTrajectory } from './continuousTrajectory';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_OUT_OF_ORDERNESS_MS } from './watermarks';
 import { DEFAULT_CHUNK_QUIET_MS } from '../../transforms/continuousChunks';
@@ -394,7 +395,7 @@ async function finalizeStream(
   const late = { applied: 0, dropped: { visit: 0, death: 0, condition: 0 }, corrections: 0 };
   const lastByPartition = new Map<number, TaskSummary[]>();
   await readToEnd(kafka, streamTopic(names, 'samples'), { timeoutMs: 60_000 }, (partition, m) => {
-    const v = parseJsonExact(m.value!.toString()) as StreamValue;
+    const v = decodeStreamValue({ topic: streamTopic(names, 'samples'), value: m.value, headers: m.headers });
     if (v.k !== 'end' || !v.tasks) return;
     // Each load's counts cover the whole partition at its watermark: the last one counts.
     lastByPartition.set(partition, v.tasks);

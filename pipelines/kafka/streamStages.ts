@@ -30,6 +30,7 @@ import { windowBefore } from '../../transforms/trajectory';
 import { birthMs, idOr, intOr, rowEventFields, timeMs } from './rowFields';
 import { Id, compareIds, parseId } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
+import { decodeStreamValue, encodeStreamValue } from './streamCodec';
 import { RowProblem, rowValidator } from '../../schemas/rowSchemas';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { DeadLetterKind } from './deadLetter';
@@ -105,7 +106,7 @@ export type StreamValue = EventsBatchValue | PersonsBatchValue | EndValue | Pret
 export const PERSON_STORE = 'person';
 /** Tables whose end-of-load markers close a load in a partition. */
 export const LOAD_TABLES = ['person', ...EVENT_SPECS.map((s) => s.table)];
-/** Rows per output message (columnar JSON stays well under the topics' message size). */
+/** Rows per output message (a batch stays well under the topics' message size). */
 export const ROWS_PER_MESSAGE = 2000;
 export const TOKENS_PER_MESSAGE = 100_000;
 
@@ -125,9 +126,9 @@ function endOf(m: StageMessage, table: string): EndValue {
   return { k: 'end', table, watermark };
 }
 
-/** A stream topic's value; ids beyond 2^53 travel as JSON numbers with every digit and come back exact. */
+/** A stream topic's value, by the schema its header names (streamCodec.ts; an unknown one throws: a dead letter). */
 export function parseValue(m: StageMessage): StreamValue {
-  return parseJsonExact(m.value!.toString()) as StreamValue;
+  return decodeStreamValue(m);
 }
 
 /** Rows a stream value holds (batches; markers none), for the progress lines. */
@@ -137,7 +138,8 @@ export function valueRows(v: StreamValue): number {
   return v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
 }
 
-export const json = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, value: stringifyJsonExact(value), rows: valueRows(value) });
+/** A stream topic message: the value in its schema's codec (Arrow record batch or JSON marker) with the schema header. */
+export const streamMessage = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, ...encodeStreamValue(value), rows: valueRows(value) });
 
 // ---------------------------------------------------------------------------------------------
 // canonicalize
@@ -174,7 +176,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
     const ev = spec.events;
     if (!ev) {
       // Tables that carry no events (e.g. observation_period) only pass their end marker on (their rows are not read).
-      for (const m of messages) if (isEndOfLoad(m)) out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
+      for (const m of messages) if (isEndOfLoad(m)) out.push(streamMessage(eventsTopic, ctx.partition, endOf(m, table)));
       return out;
     }
     const empty = (): EventsBatchValue => ({ k: 'events', table, versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] });
@@ -227,13 +229,13 @@ function columnarBatches<B extends EventsBatchValue | PersonsBatchValue>(
   let batch = empty();
   const size = () => valueRows(batch);
   const flush = () => {
-    if (size()) out.push(json(eventsTopic, ctx.partition, batch));
+    if (size()) out.push(streamMessage(eventsTopic, ctx.partition, batch));
     batch = empty();
   };
   for (const m of messages) {
     if (isEndOfLoad(m)) {
       flush();
-      out.push(json(eventsTopic, ctx.partition, endOf(m, table)));
+      out.push(streamMessage(eventsTopic, ctx.partition, endOf(m, table)));
       continue;
     }
     for (const { row, element } of parseRows(m, ctx, table, invalid && ((r, first) => invalid(batch, r, first)))) {
@@ -271,7 +273,8 @@ function parseRows(m: StageMessage, ctx: StageContext, table: string, invalid?: 
   const key = m.key === null ? null : m.key.toString();
   const rows: ParsedRow[] = [];
   value.forEach((v: unknown, index) => {
-    const element = { value: stringifyJsonExact(v) ?? 'undefined', index };
+    // The element's text is written only when a dead letter needs it (most rows pass).
+    const element = { get value() { return stringifyJsonExact(v) ?? 'undefined'; }, index };
     const problem = rowProblem(v, key, table);
     if (problem === null) rows.push({ row: v as Record<string, unknown>, element });
     else {
@@ -420,7 +423,7 @@ class EventsOut {
   private flushTable(table: string): void {
     const b = this.batches.get(table)!;
     this.batches.delete(table);
-    if (b.p.length) this.out.push(json(this.topic, this.partition, b));
+    if (b.p.length) this.out.push(streamMessage(this.topic, this.partition, b));
   }
 }
 
@@ -570,7 +573,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
           else if (ev.eventTable === 'condition') (s.lc ??= []).push([rc, value.t[i], value.v[i]]);
         }
         // Every row's person known: the batch goes on as it came.
-        if (allKnown) out.push({ topic: opts.eventsTopic, partition: ctx.partition, key: null, value: m.value, rows: value.p.length });
+        if (allKnown) out.push({ topic: opts.eventsTopic, partition: ctx.partition, key: null, value: m.value, headers: m.headers, rows: value.p.length });
         else released.flush();
       } else if (value.k === 'end') {
         save();
@@ -587,7 +590,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
             continuous.loadClosed(watermark);
             continue;
           }
-          out.push(json(opts.eventsTopic, ctx.partition, { k: 'end', table: 'events' } satisfies EndValue));
+          out.push(streamMessage(opts.eventsTopic, ctx.partition, { k: 'end', table: 'events' } satisfies EndValue));
           out.push(...closeLoad(store as never, events, closed, ctx.partition, opts, watermark));
         }
         store.set(END_KEY, { counts, closed, watermark } as never);
@@ -618,14 +621,14 @@ function closeLoad(store: PersonStore, events: AppendView, load: number, partiti
   let sampleRows: SampleRow[] = [];
   let sampleTokens = 0;
   const flushSamples = () => {
-    if (sampleRows.length) out.push(json(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows: sampleRows } satisfies SamplesBatchValue));
+    if (sampleRows.length) out.push(streamMessage(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows: sampleRows } satisfies SamplesBatchValue));
     sampleRows = [];
     sampleTokens = 0;
   };
   let rows: SequenceRow[] = [];
   let tokens = 0;
   const flush = () => {
-    if (rows.length) out.push(json(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows } satisfies PretrainBatchValue));
+    if (rows.length) out.push(streamMessage(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows } satisfies PretrainBatchValue));
     rows = [];
     tokens = 0;
   };
@@ -657,8 +660,8 @@ function closeLoad(store: PersonStore, events: AppendView, load: number, partiti
   }
   flush();
   flushSamples();
-  out.push(json(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
-  out.push(json(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue));
+  out.push(streamMessage(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
+  out.push(streamMessage(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue));
   return out;
 }
 

@@ -1,7 +1,7 @@
 // Topics between the stages of `medrep stream` (DESIGN.md section 6): canonical events and
 // persons (`medrep.canonical`), the events of persons with a person row (`medrep.events`, what the
 // events shards hold), pretraining sequences (`medrep.pretrain`) and labelled samples
-// (`medrep.samples`). Values are columnar JSON batches (many rows per message: one JSON message per
+// (`medrep.samples`). Values are Arrow record batches of many rows (streamCodec.ts; one message per
 // row caps a kafkajs stage at some 25-50k rows/s). Same partition count as the `omop.*` topics
 // (a person's data stays in one partition through every stage); kept forever, so that `medrep
 // replay` can rebuild any shard from them.

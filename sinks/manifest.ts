@@ -60,7 +60,9 @@ const pad = (n: number | string, width: number) => String(n).padStart(width, '0'
  * range), so a listing of manifest.d/ is in the sink's order. Temp files end otherwise.
  */
 export function manifestLogName(e: Pick<ManifestLogEntry, 'topic' | 'partition' | 'from_offset' | 'to_offset' | 'task' | 'kind'>): string {
-  return `${e.topic}.p${pad(e.partition, 5)}.${pad(e.from_offset, 20)}.${pad(e.to_offset, 20)}.${e.task ?? e.kind}.json`;
+  // A range's corrections of a task beside its samples shard of that task: a name of their own.
+  const what = e.kind === 'corrections' ? `${e.task}.corrections` : e.task ?? e.kind;
+  return `${e.topic}.p${pad(e.partition, 5)}.${pad(e.from_offset, 20)}.${pad(e.to_offset, 20)}.${what}.json`;
 }
 
 const LOG_NAME = /^[^/]+\.p\d{5}\.\d{20}\.\d{20}\.[^/]+\.json$/;

@@ -5,6 +5,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MANIFEST_LOG_DIR, ManifestLogEntry, manifestLogName, readManifest, writeManifestLogEntry } from '../sinks/manifest';
+import { shardMatches } from '../trainers/behrt/data';
 import { tempDir } from './helpers';
 
 const VERSIONS = { deciles: 'sha256:d', vocabulary: 'sha256:v' };
@@ -56,5 +57,17 @@ describe('manifest reader: manifest.json and manifest.d/', () => {
     fs.mkdirSync(path.join(out, MANIFEST_LOG_DIR));
     fs.writeFileSync(path.join(out, MANIFEST_LOG_DIR, name), '{"path": 1}');
     assert.throws(() => readManifest(out, { lenient: true }), { message: `${path.join(out, MANIFEST_LOG_DIR, name)}: a manifest log entry needs string 'kind', 'path' and 'sha256'` });
+  });
+
+  it('a range\'s samples shard and corrections file of one task are two entries; a trainer of the task reads the shard, not the corrections', () => {
+    const out = tempDir('manifest-corrections');
+    const range = { topic: 'x.medrep.samples', partition: 0, from_offset: '7', to_offset: '9', versions: VERSIONS };
+    const samples: ManifestLogEntry = { kind: 'samples', task: 'mortality', path: 'samples/mortality/r.parquet', rows: 2, bytes: 10, sha256: 'sha256:s', ...range };
+    const corrections: ManifestLogEntry = { kind: 'corrections', task: 'mortality', path: 'samples/mortality/corrections/r.json', rows: 1, bytes: 4, sha256: 'sha256:c', ...range };
+    assert.equal(writeManifestLogEntry(out, samples), true);
+    assert.equal(writeManifestLogEntry(out, corrections), true, 'not taken for the samples shard already there');
+    const m = readManifest(out);
+    assert.deepEqual(m.shards.map((s) => [s.kind, s.path]), [['corrections', corrections.path], ['samples', samples.path]]);
+    assert.deepEqual(m.shards.filter((s) => shardMatches(s, 'mortality')).map((s) => s.path), [samples.path]);
   });
 });

@@ -25,6 +25,13 @@ export function sinkShardFiles(out: string, sinks: SinkTopic[]): Array<Omit<Sink
         const range = parseShardFileName(name);
         if (range && range.topic === s.topic) list.push({ path: path.posix.join(rel!, name), kind: s.kind, ...(task ? { task } : {}), range });
       }
+      // A task's corrections: samples/<task>/corrections/<range>.json.
+      const corrections = path.join(dir, 'corrections');
+      if (task === undefined || !fs.existsSync(corrections)) continue;
+      for (const name of fs.readdirSync(corrections).sort()) {
+        const range = name.endsWith('.json') ? parseShardFileName(name.replace(/\.json$/, '.parquet')) : null;
+        if (range && range.topic === s.topic) list.push({ path: path.posix.join(rel!, 'corrections', name), kind: 'corrections', task, range });
+      }
     }
   }
   return list.sort((a, b) => (a.path < b.path ? -1 : 1));
@@ -106,7 +113,9 @@ export class ManifestLog implements SinkObserver {
     for (const f of sinkShardFiles(this.out, sinks)) {
       const next = committed.get(partitionKey(f.range.topic, f.range.partition));
       if (listed.has(f.path) || next === undefined || f.range.to >= next) continue;
-      if (this.record({ ...f, rows: await rows(path.join(this.out, f.path)) })) n++;
+      const file = path.join(this.out, f.path);
+      const count = f.kind === 'corrections' ? (JSON.parse(fs.readFileSync(file, 'utf8')) as unknown[]).length : await rows(file);
+      if (this.record({ ...f, rows: count })) n++;
     }
     return n;
   }

@@ -6,14 +6,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Kafka } from 'kafkajs';
-import { writeParquetAtomic } from '../../sinks/parquet';
+import { writeFileAtomic, writeParquetAtomic } from '../../sinks/parquet';
 import { Manifest, ManifestShard, readManifest } from '../../sinks/manifest';
 import { UserError } from '../../common/errors';
 import { withOutputDir } from '../../common/outputDir';
 import { Logger, consoleLogger } from '../../common/progress';
 import { createKafka, KafkaOptions } from './config';
 import { readToEnd } from './readToEnd';
-import { sampleTable, shardTable } from './shardSink';
+import { correctionsBytes, sampleCorrections, sampleTable, shardTable } from './shardSink';
+import { sha256 } from '../../transforms/hashing';
 import { StreamValue } from './streamStages';
 import { decodeStreamValue } from './streamCodec';
 
@@ -61,7 +62,7 @@ async function replayInto(opts: ReplayOptions): Promise<ReplayResult> {
     throw new UserError(`--verify ${opts.verify}: cannot read the manifest (${(e as Error).message})`);
   }
   if (manifest.runner !== 'kafka') throw new UserError(`--verify ${opts.verify}: not the manifest of a Kafka run (runner ${manifest.runner}); only those name topics and offsets`);
-  const shards = manifest.shards.filter((s) => s.topic !== undefined && (s.kind === 'events' || s.kind === 'pretrain' || s.kind === 'samples'));
+  const shards = manifest.shards.filter((s) => s.topic !== undefined && (s.kind === 'events' || s.kind === 'pretrain' || s.kind === 'samples' || s.kind === 'corrections'));
   const topics = [...new Set(shards.map((s) => s.topic!))].sort();
   const kafka = opts.client ?? createKafka(opts.kafka, log);
 
@@ -119,6 +120,15 @@ async function replayInto(opts: ReplayOptions): Promise<ReplayResult> {
       }
     });
     for (const s of mine) {
+      if (s.kind === 'corrections') {
+        // samples/<task>/corrections/<range>.json
+        const list = sampleCorrections(values.get(s)!).get(path.posix.basename(path.posix.dirname(path.posix.dirname(s.path)))) ?? [];
+        const bytes = correctionsBytes(list);
+        writeFileAtomic(path.join(opts.out, s.path), bytes);
+        const actual = sha256(bytes);
+        results.push({ path: s.path, rows: list.length, expected: s.sha256, actual, match: actual === s.sha256 && list.length === s.rows });
+        continue;
+      }
       const table = s.kind === 'samples' ? sampleTable(values.get(s)!, path.posix.basename(path.posix.dirname(s.path))) : shardTable(s.kind as 'events' | 'pretrain', values.get(s)!);
       const w = writeParquetAtomic(path.join(opts.out, s.path), table);
       results.push({ path: s.path, rows: w.rows, expected: s.sha256, actual: w.sha256, match: w.sha256 === s.sha256 && w.rows === s.rows });

@@ -74,6 +74,16 @@ export function sampleCorrections(values: StreamValue[]): Map<string, object[]> 
   return out;
 }
 
+/** A range's corrections file of one task: samples/<task>/corrections/<range>.json. */
+export function correctionsPath(dir: string, task: string, range: ShardRange): string {
+  return path.posix.join(dir, task, 'corrections', shardFileName(range).replace(/\.parquet$/, '.json'));
+}
+
+/** The bytes of a corrections file (replay rebuilds the same bytes from the same messages). */
+export function correctionsBytes(list: object[]): Uint8Array {
+  return new TextEncoder().encode(stringifyJsonExact(list, 1) + '\n');
+}
+
 /** The samples shard of one task from a range of messages (layout: sinks/sampleShards.ts). */
 export function sampleTable(values: StreamValue[], task: string): arrow.Table {
   let batch: SampleBatch | null = null;
@@ -159,8 +169,9 @@ interface Pending {
 export interface SinkShard {
   /** Path relative to OUT. */
   path: string;
-  kind: SinkTopic['kind'];
-  /** Samples shards: the task. */
+  /** corrections: a samples sink's corrections file of a task (JSON, not Parquet). */
+  kind: SinkTopic['kind'] | 'corrections';
+  /** Samples shards and corrections: the task. */
   task?: string;
   range: ShardRange;
   rows: number;
@@ -214,8 +225,9 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], observer?: 
       // Corrections of labels emitted by an earlier load: samples/<task>/corrections/<range>.json.
       if (sink.kind === 'samples') {
         for (const [task, list] of sampleCorrections(q.values)) {
-          const file = path.join(out, sink.dir, task, 'corrections', shardFileName(range).replace(/\.parquet$/, '.json'));
-          writeFileAtomic(file, new TextEncoder().encode(stringifyJsonExact(list, 1) + '\n'));
+          const rel = correctionsPath(sink.dir, task, range);
+          writeFileAtomic(path.join(out, rel), correctionsBytes(list));
+          observer?.written({ path: rel, kind: 'corrections', task, range, rows: list.length });
         }
       }
     };

@@ -36,14 +36,15 @@ export function dayAfter(ms: number, days: number): string {
 
 /**
  * `n` new patients, each a person row and one condition on `day`, sent as any producer would
- * (keyed by person_id): copies of the hospital's first person and condition rows with new ids.
+ * (keyed by person_id): copies of the hospital's first person and condition rows with new ids
+ * (`base` + 1..n; a later feed passes a higher base so its ids are new too).
  */
-export async function sendNewPatients(client: Kafka, names: TopicNames, omop: string, n: number, day: string): Promise<void> {
+export async function sendNewPatients(client: Kafka, names: TopicNames, omop: string, n: number, day: string, base = NEW_PERSON_BASE): Promise<void> {
   const [p] = await sql<{ j: string }>(`SELECT CAST(to_json(p) AS VARCHAR) AS j FROM read_parquet(${lit(path.join(omop, 'person.parquet'))}) p ORDER BY person_id LIMIT 1`);
   const [c] = await sql<{ j: string }>(`SELECT CAST(to_json(c) AS VARCHAR) AS j FROM read_parquet(${lit(path.join(omop, 'condition_occurrence.parquet'))}) c ORDER BY condition_occurrence_id LIMIT 1`);
   const producer = await OmopRowProducer.connect(client, { names });
   for (let i = 1; i <= n; i++) {
-    const id = NEW_PERSON_BASE + i;
+    const id = base + i;
     await producer.send('person', JSON.stringify({ ...JSON.parse(p.j), person_id: id }), `new-patients.json:${i}`);
     const condition = { ...JSON.parse(c.j), person_id: id, condition_occurrence_id: id, condition_start_date: day, condition_start_datetime: `${day} 09:00:00`, visit_occurrence_id: null };
     await producer.send('condition_occurrence', JSON.stringify(condition), `new-conditions.json:${i}`);

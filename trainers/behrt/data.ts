@@ -123,6 +123,8 @@ export function manifestShards(outDir: string): ManifestShard[] {
 export function shardMatches(s: ManifestShard, task: string): boolean {
   const path = s.path.replace(/\\/g, '/');
   if (task === 'pretrain') return s.kind === 'pretrain' || path.startsWith('pretrain/');
+  // Corrections (samples/<task>/corrections/*.json) are label revisions, not training shards.
+  if (s.kind === 'corrections' || !path.endsWith('.parquet')) return false;
   return path.startsWith(`samples/${task}/`) || s.kind === `samples/${task}` || (s.kind === 'samples' && path.includes(`/${task}/`));
 }
 

@@ -70,10 +70,13 @@ function writeRegistry(dir: string, r: Registry): void {
 }
 
 const shardKey = (s: { path: string; sha256: string }) => `${s.path}\t${s.sha256}`;
+// A poll's wait ends at the timeout or the abort; either way its listener goes, so a long follow
+// does not pile up one abort listener per poll.
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    const onAbort = () => { clearTimeout(t); resolve(); };
+    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 /** One poll: trains and registers a version when new shards are listed; returns it, or null. */

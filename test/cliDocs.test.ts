@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { COMMANDS, findCommand, helpText } from '../cli';
 
 const ROOT = path.resolve(__dirname, '../..');
-const DOCS = ['README.md', 'ARCHITECTURE.md', 'pipelines/kafka/README.md', 'pipelines/synth/README.md', 'tasks/README.md', 'trainers/behrt/README.md', 'transforms/labels/README.md'];
+const DOCS = ['README.md', 'ARCHITECTURE.md', 'runners/kafka/README.md', 'synth/README.md', 'tasks/README.md', 'trainers/behrt/README.md', 'transforms/labels/README.md'];
 
 /** Flags of other programs that the docs name, with the program. */
 const OTHER_PROGRAMS: Record<string, string> = {
@@ -15,6 +15,7 @@ const OTHER_PROGRAMS: Record<string, string> = {
   'paper-len': 'the benchmark harness dist/bench/behrt.js',
   'no-pipelined': 'the benchmark harness dist/bench/kafka.js',
   result: 'the benchmark harness dist/bench/kafka.js',
+  keep: 'the benchmark harness dist/bench/kafka.js',
   quick: 'the benchmark harness dist/bench/representationsQuality.js',
   table: 'the benchmark harness dist/bench/representationsQuality.js',
 };

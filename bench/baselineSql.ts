@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, EventMapping } from '../schemas/omop';
-import { OmopInput, col } from '../pipelines/omopSource';
+import { OmopInput, col } from '../sources/omopSource';
 import { sqlString } from '../common/sql';
 
 

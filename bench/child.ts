@@ -4,11 +4,11 @@
 // kind), phases }, phases being the runner's own step times in seconds (input opening, vocabulary,
 // persons, deciles, labels, the event pass, MEDS export).
 import * as fs from 'node:fs';
-import { openDuck } from '../pipelines/duck';
-import { runLocal } from '../pipelines/localRunner';
-import { createOmopViews } from '../pipelines/omopViews';
-import { openOmopInput } from '../pipelines/omopSource';
-import { defaultMemoryLimit } from '../pipelines/memoryLimit';
+import { openDuck } from '../sources/duck';
+import { runLocal } from '../runners/local/localRunner';
+import { createOmopViews } from '../sources/omopViews';
+import { openOmopInput } from '../sources/omopSource';
+import { defaultMemoryLimit } from '../sources/memoryLimit';
 import { silentLogger } from '../common/progress';
 import { runBaseline } from './baselineSql';
 

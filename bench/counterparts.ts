@@ -1,8 +1,8 @@
 // The synthetic generator's answer key for cross-site retrieval: every clinical fact of its
 // catalogue with the standard concepts site A and site B code it as (after "Maps to"), read from
 // the same vocabulary builder that writes the sites' rows.
-import { buildVocabulary, type SynthVocabulary } from '../pipelines/synth';
-import type { Coding, Site } from '../pipelines/synth/catalogue';
+import { buildVocabulary, type SynthVocabulary } from '../synth';
+import type { Coding, Site } from '../synth/catalogue';
 import type { CounterpartQuery } from '../trainers/representations/quality';
 
 export interface CounterpartKey {

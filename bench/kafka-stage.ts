@@ -1,4 +1,4 @@
-// Benchmark of the exactly-once stage runner (pipelines/kafka/stage.ts) on the local broker:
+// Benchmark of the exactly-once stage runner (runners/kafka/stage.ts) on the local broker:
 // an identity stage, with and without a changelog-backed state store, against a baseline
 // measured in the same run: a plain kafkajs consume-and-produce loop without transactions.
 // The ratio is the price of exactly-once. Each variant runs in its own child process (own RSS).
@@ -10,8 +10,8 @@ import { spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as path from 'path';
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
-import { StageWorker } from '../pipelines/kafka/stage';
-import { ensureTopics, TopicNames } from '../pipelines/kafka/topics';
+import { StageWorker } from '../runners/kafka/stage';
+import { ensureTopics, TopicNames } from '../runners/kafka/topics';
 import { writeBenchResult } from './resultFile';
 
 type Variant = 'plain-loop' | 'stage' | 'stage+store';

@@ -17,11 +17,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { consumerGroupLag } from '../pipelines/kafka/health';
-import { TopicNames } from '../pipelines/kafka/topics';
-import { STREAM_STAGES } from '../pipelines/kafka/streamRunner';
-import { generateSynthetic, personsForRows } from '../pipelines/synth';
-import { DEFAULT_ROWS_PER_MESSAGE } from '../pipelines/kafka/omopLoad';
+import { consumerGroupLag } from '../runners/kafka/health';
+import { TopicNames } from '../runners/kafka/topics';
+import { STREAM_STAGES } from '../runners/kafka/streamRunner';
+import { generateSynthetic, personsForRows } from '../synth';
+import { DEFAULT_ROWS_PER_MESSAGE } from '../runners/kafka/omopLoad';
 import { writeBenchResult } from './resultFile';
 
 function arg(name: string, fallback: string): string {

@@ -4,9 +4,9 @@
 // Prints one JSON line. `activeSeconds` of stream ends at its last committed transaction (the
 // idle wait that lets it exit is not work).
 import { Kafka, logLevel } from 'kafkajs';
-import { kafkaJsConfig, kafkaOptions } from '../pipelines/kafka/config';
-import { produceOmop } from '../pipelines/kafka/omopLoad';
-import { runStream } from '../pipelines/kafka/streamRunner';
+import { kafkaJsConfig, kafkaOptions } from '../runners/kafka/config';
+import { produceOmop } from '../runners/kafka/omopLoad';
+import { runStream } from '../runners/kafka/streamRunner';
 import { silentLogger } from '../common/progress';
 
 async function main(): Promise<void> {

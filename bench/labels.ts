@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { labelBatch, readLabelInputs } from '../pipelines/labelInputs';
-import { shippedTasks } from '../pipelines/taskFiles';
+import { labelBatch, readLabelInputs } from '../sources/labelInputs';
+import { shippedTasks } from '../sources/taskFiles';
 import { IncrementalLabeler } from '../transforms/labels';
 import { runReference, SHARED_TASKS } from '../test/helpers/labelData';
 import { feedStream } from '../test/helpers/labelStream';

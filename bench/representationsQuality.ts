@@ -9,8 +9,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { generateSynthetic } from '../pipelines/synth';
-import { runLocal } from '../pipelines/localRunner';
+import { generateSynthetic } from '../synth';
+import { runLocal } from '../runners/local/localRunner';
 import { consoleLogger } from '../common/progress';
 import { counterpartKey, CounterpartKey } from './counterparts';
 import { writeBenchResult } from './resultFile';
@@ -24,8 +24,8 @@ import { assembleTable, refineVectors, trainRepresentations, TrainRepresentation
 import type { AssembledTable } from '../trainers/representations/decileRows';
 import { DEFAULT_GRACE, GraceOptions } from '../trainers/graph/grace';
 import { DEFAULT_PROPAGATION } from '../trainers/graph/propagation';
-import { curvePlot } from '../pipelines/report/charts';
-import { writeFigure } from '../pipelines/report/figureFiles';
+import { curvePlot } from '../figures/charts';
+import { writeFigure } from '../figures/figureFiles';
 import { meanRowCosine } from '../trainers/representations/evaluate';
 import { streamConcepts } from '../trainers/graph/vocabularyFiles';
 

@@ -1,6 +1,6 @@
-// `medrep bench`: the local runner against a DuckDB-only baseline (pipelines/benchCommand.ts).
+// `medrep bench`: the local runner against a DuckDB-only baseline (experiments/localBenchmark.ts).
 import { UserError } from '../common/errors';
-import { BENCH_JOBS, BenchFormat, runBench } from '../pipelines/benchCommand';
+import { BENCH_JOBS, BenchFormat, runBench } from '../experiments/localBenchmark';
 import { defineCommand } from './command';
 
 const isFormat = (f: string): f is BenchFormat => f === 'csv' || f === 'parquet';

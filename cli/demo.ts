@@ -4,11 +4,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { withOutputDir } from '../common/outputDir';
 import { consoleLogger } from '../common/progress';
-import { experimentExternal } from '../pipelines/experiment';
-import { runLocal } from '../pipelines/localRunner';
-import { reportAfterRun } from '../pipelines/report';
-import { formatSummary } from '../pipelines/summary';
-import { generateSynthetic } from '../pipelines/synth';
+import { experimentExternal } from '../experiments/externalValidation';
+import { runLocal } from '../runners/local/localRunner';
+import { reportAfterRun } from '../report';
+import { formatSummary } from '../runners/local/summary';
+import { generateSynthetic } from '../synth';
 import { defineCommand } from './command';
 
 /** The demo's closing external validation: tiny models and few epochs (about a minute on two cores); numbers are illustrative. */

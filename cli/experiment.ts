@@ -1,5 +1,5 @@
 // `medrep experiment external`: train at site A, evaluate at A and B over arms x models x tasks x seeds.
-import { experimentExternal } from '../pipelines/experiment';
+import { experimentExternal } from '../experiments/externalValidation';
 import { ARM_NAMES, parseArms } from '../trainers/behrt/arms';
 import { EHR_MODELS, parseEhrModels } from '../trainers/behrt/config';
 import { PAPER_TASKS } from '../trainers/behrt/paperTables';

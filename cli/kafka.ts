@@ -1,6 +1,6 @@
 // The connection options every Kafka command takes, as one table fragment, and the connection
-// they give (environment variables fill in what the flags leave out: pipelines/kafka/config.ts).
-import { KafkaOptions, kafkaOptions } from '../pipelines/kafka/config';
+// they give (environment variables fill in what the flags leave out: runners/kafka/config.ts).
+import { KafkaOptions, kafkaOptions } from '../runners/kafka/config';
 import type { Options } from './options';
 
 export const KAFKA_OPTIONS = {

@@ -1,6 +1,6 @@
 // `medrep produce`: load an OMOP folder into the omop.<table> topics.
 import { consoleLogger } from '../common/progress';
-import { produceOmop } from '../pipelines/kafka/omopLoad';
+import { produceOmop } from '../runners/kafka/omopLoad';
 import { defineCommand } from './command';
 import { KAFKA_OPTIONS, kafkaOf } from './kafka';
 

@@ -1,7 +1,7 @@
 // `medrep replay`: rebuild a Kafka run's shards from its topics and check them against its manifest.
 import { EXIT, UserError } from '../common/errors';
 import { consoleLogger } from '../common/progress';
-import { runReplay } from '../pipelines/kafka/replay';
+import { runReplay } from '../runners/kafka/replay';
 import { defineCommand } from './command';
 import { KAFKA_OPTIONS, kafkaOf } from './kafka';
 

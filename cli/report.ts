@@ -1,5 +1,5 @@
 // `medrep report OUT`: OUT/report.html about a run or an experiment.
-import { writeReport } from '../pipelines/report';
+import { writeReport } from '../report';
 import { defineCommand } from './command';
 
 export const reportCommand = defineCommand({

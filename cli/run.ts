@@ -1,9 +1,9 @@
 // `medrep run`: the local (embedded) pipeline on an OMOP folder, DuckDB file or MEDS dataset.
 import { UserError } from '../common/errors';
 import { consoleLogger } from '../common/progress';
-import { runLocal } from '../pipelines/localRunner';
-import { reportAfterRun } from '../pipelines/report';
-import { formatSummary } from '../pipelines/summary';
+import { runLocal } from '../runners/local/localRunner';
+import { reportAfterRun } from '../report';
+import { formatSummary } from '../runners/local/summary';
 import { defineCommand } from './command';
 import { TASK_OPTIONS, taskSelection } from './tasks';
 

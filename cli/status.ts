@@ -1,5 +1,5 @@
 // `medrep status`: consumer-group lag and stage health of a Kafka run.
-import { runStatusCommand } from '../pipelines/kafka/commands';
+import { runStatusCommand } from '../runners/kafka/commands';
 import { defineCommand } from './command';
 import { KAFKA_OPTIONS, kafkaOf } from './kafka';
 

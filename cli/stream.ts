@@ -1,8 +1,8 @@
 // `medrep stream`: the Kafka runner, stages between topics, the same output as `medrep run`.
 import { EXIT, UserError } from '../common/errors';
 import { consoleLogger } from '../common/progress';
-import { CLOSE_ON, runStream, STREAM_STAGES, StreamStage } from '../pipelines/kafka/streamRunner';
-import { reportAfterRun } from '../pipelines/report';
+import { CLOSE_ON, runStream, STREAM_STAGES, StreamStage } from '../runners/kafka/streamRunner';
+import { reportAfterRun } from '../report';
 import { defineCommand } from './command';
 import { KAFKA_OPTIONS, kafkaOf } from './kafka';
 import { TASK_OPTIONS, taskSelection } from './tasks';

@@ -1,6 +1,6 @@
 // `medrep synth`: a synthetic OMOP CDM folder, vocabulary included.
 import { UserError } from '../common/errors';
-import { personsForRows, runSynth } from '../pipelines/synth';
+import { personsForRows, runSynth } from '../synth';
 import { defineCommand } from './command';
 
 export const synthCommand = defineCommand({

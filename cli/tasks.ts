@@ -1,5 +1,5 @@
 // The task options of the commands that write labels (run, stream): which tasks, from where.
-import type { TaskSelection } from '../pipelines/runTasks';
+import type { TaskSelection } from '../sources/runTasks';
 import type { Options } from './options';
 
 export const TASK_OPTIONS = {

@@ -1,5 +1,5 @@
 // `medrep topics`: create the pipeline's Kafka topics (idempotent).
-import { runTopicsCommand } from '../pipelines/kafka/commands';
+import { runTopicsCommand } from '../runners/kafka/commands';
 import { defineCommand } from './command';
 import { KAFKA_OPTIONS, kafkaOf } from './kafka';
 

@@ -6,14 +6,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../common/errors';
-import { runLocal } from './localRunner';
+import { runLocal } from '../runners/local/localRunner';
 import { withOutputDir } from '../common/outputDir';
 import { Logger, consoleLogger } from '../common/progress';
-import { generateSynthetic } from './synth';
+import { generateSynthetic } from '../synth';
 import { trainRepresentations, MethodName } from '../trainers/representations/trainRepresentations';
 import { runExternalExperiment, ExternalExperimentResult } from '../trainers/behrt/external';
 import { BackendPreference } from '../trainers/backend';
-import { reportAfterRun } from './report';
+import { reportAfterRun } from '../report';
 import type { ArmName } from '../trainers/behrt/arms';
 import type { EhrModelName } from '../trainers/behrt/config';
 import { PAPER_TASKS } from '../trainers/behrt/paperTables';

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateSynthetic, personsForRows } from './synth';
+import { generateSynthetic, personsForRows } from '../synth';
 import { UserError } from '../common/errors';
 
 interface JobResult {

@@ -3,7 +3,7 @@
 // with the machine's fonts; the SVG keeps it as text whatever fonts there are.
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
-import { writeFileAtomic } from '../../sinks/parquet';
+import { writeFileAtomic } from '../sinks/parquet';
 
 /** A written figure: paths relative to the output folder, and the PNG's pixel size. */
 export interface FigureFiles {

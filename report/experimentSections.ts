@@ -3,9 +3,9 @@
 // shape), per-task bars, and ROC / PR curves per task and setting.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { curvePlot, taskBarRows, taskBars, thinCurve } from './charts';
+import { curvePlot, taskBarRows, taskBars, thinCurve } from '../figures/charts';
 import { escapeHtml, figure, para, section, table } from './html';
-import { UserError } from '../../common/errors';
+import { UserError } from '../common/errors';
 
 interface Cell {
   auroc: number | null;

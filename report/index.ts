@@ -5,9 +5,9 @@
 // The page holds no time stamp and no machine path: the same folder gives the same bytes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserError } from '../../common/errors';
-import { Logger } from '../../common/progress';
-import { writeFileAtomic } from '../../sinks/parquet';
+import { UserError } from '../common/errors';
+import { Logger } from '../common/progress';
+import { writeFileAtomic } from '../sinks/parquet';
 import { experimentSections, readResults } from './experimentSections';
 import { page, section } from './html';
 import { readManifest, readRunFacts } from './runFacts';

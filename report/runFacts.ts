@@ -3,8 +3,8 @@
 // Never a machine path: shards are named relative to the folder. Counts only, no patient rows.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openDuck, queryRows, sqlString } from '../duck';
-import { readManifest, type Manifest } from '../../sinks/manifest';
+import { openDuck, queryRows, sqlString } from '../sources/duck';
+import { readManifest, type Manifest } from '../sinks/manifest';
 
 export interface TaskFacts {
   task: string;

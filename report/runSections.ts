@@ -1,6 +1,6 @@
 // The report's sections about pipeline outputs: Table 1 (one column per site), outcomes per task,
 // rows in and out per table, rejects, normalization, decile boundaries, distributions, shards.
-import { decilePlots, histogram } from './charts';
+import { decilePlots, histogram } from '../figures/charts';
 import { count, escapeHtml, figure, para, raw, section, table } from './html';
 import type { RunFacts } from './runFacts';
 

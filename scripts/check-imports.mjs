@@ -20,17 +20,21 @@ const ROOT = process.argv[2] ? path.resolve(process.argv[2]) : REPO;
 const LAYERS = [
   { layer: 0, name: 'leaf', prefixes: ['schemas/', 'common/'] },
   { layer: 1, name: 'transforms', prefixes: ['transforms/'] },
-  { layer: 2, name: 'sinks', prefixes: ['sinks/'] },
-  // The top of pipelines/ is named first: these files import trainers.
-  { layer: 5, name: 'experiments', prefixes: ['pipelines/experiment.ts', 'pipelines/benchCommand.ts'] },
-  { layer: 3, name: 'pipelines', prefixes: ['pipelines/'] },
-  { layer: 4, name: 'trainers', prefixes: ['trainers/'] },
-  // The command line: option tables and typed runs; nothing of the product below imports it.
-  { layer: 6, name: 'cli', prefixes: ['cli/'] },
+  { layer: 2, name: 'sinks', prefixes: ['sinks/', 'figures/'] },
+  // Readers of OMOP, MEDS, vocabulary, task and artifact files; the synthetic generator sits beside
+  // them: it writes what they read and imports neither runners nor trainers.
+  { layer: 3, name: 'sources', prefixes: ['sources/', 'synth/'] },
+  // report.html is drawn from an output folder's files; both runners write it at the end of a run.
+  { layer: 4, name: 'report', prefixes: ['report/'] },
+  { layer: 5, name: 'runners', prefixes: ['runners/'] },
+  { layer: 6, name: 'trainers', prefixes: ['trainers/'] },
+  // Jobs over runners and trainers together: the external-validation experiment, the local benchmark.
+  { layer: 7, name: 'experiments', prefixes: ['experiments/'] },
+  { layer: 8, name: 'cli', prefixes: ['cli/'] },
   // Development harnesses: they may import anything; nothing of the product imports them.
-  { layer: 7, name: 'dev', prefixes: ['bench/', 'test/'] },
+  { layer: 9, name: 'dev', prefixes: ['bench/', 'test/'] },
 ];
-const FOLDERS = ['schemas', 'common', 'transforms', 'sinks', 'pipelines', 'trainers', 'cli', 'bench', 'test'];
+const FOLDERS = ['schemas', 'common', 'transforms', 'sinks', 'figures', 'sources', 'synth', 'report', 'runners', 'trainers', 'experiments', 'cli', 'bench', 'test'];
 
 function layerOf(rel) {
   return LAYERS.find((l) => l.prefixes.some((p) => (p.endsWith('/') ? rel.startsWith(p) : rel === p)));

@@ -14,7 +14,7 @@ import { makeProcessTempDir } from '../common/processTempDir';
 import { RejectSink } from '../sinks/rejects';
 import { isDuckOutOfMemory } from './memoryLimit';
 
-/** `meds`: OMOP tables derived from a MEDS dataset (pipelines/medsSource.ts). */
+/** `meds`: OMOP tables derived from a MEDS dataset (sources/medsSource.ts). */
 export type InputKind = 'csv' | 'parquet' | 'duckdb' | 'meds';
 
 export interface SourceTable {

@@ -63,7 +63,7 @@ export async function createOmopViews(conn: DuckDBConnection, input: OmopInput):
     );
     await conn.run(
       `CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT c.__row AS __row, ${typed('c')} FROM ${q('checked_' + spec.table)} c WHERE c.__ok${
-        // A person_id seen twice is a reject (pipelines/persons.ts); every reader sees the first row only.
+        // A person_id seen twice is a reject (sources/persons.ts); every reader sees the first row only.
         spec.table === 'person' ? ' QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY c.__row) = 1' : ''
       }`,
     );

@@ -3,7 +3,7 @@
 // Persons are generated one at a time and written through buffered files, so memory stays flat
 // at any size; the same options give byte-identical files.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { UserError } from '../../common/errors';
+import { UserError } from '../common/errors';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ClinicalProcess } from './clinical';

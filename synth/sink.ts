@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { Coding, TYPE_EHR } from './catalogue';
 import { CLINICAL_OUT_TABLES, ClinicalOutTable, CsvTable, OUT_COLUMNS, formatDatetime, formatDay, SECONDS_PER_DAY } from './writers';
-import { splitmix64 } from '../../transforms/splits';
+import { splitmix64 } from '../transforms/splits';
 
 const day = (t: number) => formatDay(Math.floor(t / SECONDS_PER_DAY));
 

@@ -9,11 +9,11 @@ import { VocabularyBuilder, addConditions, addDrugs, addFixedConcepts, addMeasur
 
 /**
  * Where the generator looks for the HCUP-CCS phenotype codes when not told: ../shared/tasks/ from
- * the working directory, then from the project root (this file is dist/pipelines/synth/*.js).
+ * the working directory, then from the project root (this file is dist/synth/*.js).
  */
 export function defaultHcupCsv(): string | null {
   const rel = '../shared/tasks/hcup_ccs_phenotypes_icd9.csv';
-  for (const candidate of [resolve(rel), resolve(__dirname, '../../..', rel)]) if (existsSync(candidate)) return candidate;
+  for (const candidate of [resolve(rel), resolve(__dirname, '../..', rel)]) if (existsSync(candidate)) return candidate;
   return null;
 }
 

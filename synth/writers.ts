@@ -4,7 +4,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Hash, createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { sqlString } from '../../common/sql';
+import { sqlString } from '../common/sql';
 
 export type SqlType = 'BIGINT' | 'DOUBLE' | 'DATE' | 'TIMESTAMP' | 'VARCHAR';
 

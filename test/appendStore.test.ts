@@ -2,8 +2,8 @@
 // a save point, the changelog carries only deltas (split when large), and a store rebuilt from a
 // real compacted changelog holds exactly the committed lists.
 import { strict as assert } from 'node:assert';
-import { AppendLogStore } from '../pipelines/kafka/appendStore';
-import { changelogTopicSpec, ensureTopics } from '../pipelines/kafka/topics';
+import { AppendLogStore } from '../runners/kafka/appendStore';
+import { changelogTopicSpec, ensureTopics } from '../runners/kafka/topics';
 import { testKafka, uniquePrefix } from './kafkaTestUtil';
 
 describe('append-only state store', function () {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { UserError } from '../common/errors';
-import { runLocal } from '../pipelines/localRunner';
+import { runLocal } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
 import { lit, sql, tempDir, writeCsv } from './helpers';
 

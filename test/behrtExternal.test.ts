@@ -10,7 +10,7 @@ import { splitOf } from '../transforms/splits';
 import { tempDir } from './helpers';
 import { decodePng } from './helpers/png';
 import type { CurveFigures } from '../trainers/behrt/experiment';
-import type { FigureFiles } from '../pipelines/report/figureFiles';
+import type { FigureFiles } from '../figures/figureFiles';
 
 /** A written figure: its PNG decodes at the size results.json declares, its SVG holds each text. Returns the SVG. */
 function assertFigure(out: string, f: FigureFiles, texts: string[]): string {

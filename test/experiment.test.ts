@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { experimentExternal } from '../pipelines/experiment';
+import { experimentExternal } from '../experiments/externalValidation';
 import { silentLogger } from '../common/progress';
 import { tempDir } from './helpers';
 

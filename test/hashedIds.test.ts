@@ -4,9 +4,9 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { generateSynthetic } from '../pipelines/synth';
+import { generateSynthetic } from '../synth';
 import { runCommandLine } from '../cli';
-import { runLocal } from '../pipelines/localRunner';
+import { runLocal } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
 import { readSequences } from '../trainers/behrt/data';
 import { splitOf } from '../transforms/splits';

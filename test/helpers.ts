@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { openDuck, queryRows } from '../pipelines/duck';
+import { openDuck, queryRows } from '../sources/duck';
 
 export const SHARED = path.resolve(__dirname, '../../../shared');
 export const OMOP = {

@@ -32,30 +32,30 @@ describe('import-direction check', () => {
   it('names file and line of an import of a higher layer, exit 1', () => {
     const root = tree({
       'common/errors.ts': 'export class UserError extends Error {}\n',
-      'pipelines/runner.ts': "import { UserError } from '../common/errors';\nexport const x = UserError;\n",
-      'sinks/shards.ts': "// a sink\nimport {\n  x,\n} from '../pipelines/runner';\nexport const y = x;\n",
+      'runners/runner.ts': "import { UserError } from '../common/errors';\nexport const x = UserError;\n",
+      'sinks/shards.ts': "// a sink\nimport {\n  x,\n} from '../runners/runner';\nexport const y = x;\n",
     });
     const r = check(root);
     assert.equal(r.status, 1);
     assert.deepEqual(r.stderr.trim().split('\n'), [
-      'sinks/shards.ts:4: sinks (layer 2) imports pipelines/runner.ts, of the higher layer pipelines (3)',
+      'sinks/shards.ts:4: sinks (layer 2) imports runners/runner.ts, of the higher layer runners (5)',
       'check-imports: 1 problem(s) in 3 files',
     ]);
   });
 
-  it('lets a command of cli/ import trainers and a trainer import common/, but not the product import bench/ or a pipeline import cli/', () => {
+  it('lets a command of cli/ import trainers and a trainer import common/, but not the product import bench/ or a runner import cli/', () => {
     const root = tree({
       'common/errors.ts': 'export const a = 1;\n',
       'trainers/model.ts': "import { a } from '../common/errors';\nexport const m = a;\n",
       'cli/train.ts': "import { m } from '../trainers/model';\nimport { b } from '../bench/run';\nexport const c = m + b;\n",
-      'pipelines/runner.ts': "import { c } from '../cli/train';\nexport const r = c;\n",
+      'runners/runner.ts': "import { c } from '../cli/train';\nexport const r = c;\n",
       'bench/run.ts': "import { c } from '../cli/train';\nexport const b = 2;\nexport const d = c;\n",
     });
     const r = check(root);
     assert.equal(r.status, 1);
     assert.deepEqual(r.stderr.trim().split('\n'), [
-      'pipelines/runner.ts:1: pipelines (layer 3) imports cli/train.ts, of the higher layer cli (6)',
-      'cli/train.ts:2: cli (layer 6) imports bench/run.ts, of the higher layer dev (7)',
+      'runners/runner.ts:1: runners (layer 5) imports cli/train.ts, of the higher layer cli (8)',
+      'cli/train.ts:2: cli (layer 8) imports bench/run.ts, of the higher layer dev (9)',
       'check-imports: 2 problem(s) in 5 files',
     ]);
   });

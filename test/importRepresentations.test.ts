@@ -93,7 +93,7 @@ describe('import-representations (.npy + concept index)', () => {
     for (const extra of [[], ['--force']]) oneLine(run(notes, ...extra), /notes\.parquet: exists and is not a representation table medrep wrote; medrep does not overwrite it/);
     assert.equal(fs.readFileSync(notes, 'utf8'), 'my notes\n');
     const other = path.join(dir, 'other.parquet');
-    const { openDuck } = await import('../pipelines/duck');
+    const { openDuck } = await import('../sources/duck');
     const conn = await openDuck();
     await conn.run(`COPY (SELECT 1 AS concept_id, 'x' AS vector) TO '${other}' (FORMAT parquet)`);
     conn.closeSync();

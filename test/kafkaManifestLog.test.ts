@@ -7,10 +7,10 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { generateSynthetic } from '../pipelines/synth';
-import { runLocal } from '../pipelines/localRunner';
-import { runStream } from '../pipelines/kafka/streamRunner';
-import { produceOmop } from '../pipelines/kafka/omopLoad';
+import { generateSynthetic } from '../synth';
+import { runLocal } from '../runners/local/localRunner';
+import { runStream } from '../runners/kafka/streamRunner';
+import { produceOmop } from '../runners/kafka/omopLoad';
 import { silentLogger, Logger } from '../common/progress';
 import { EXIT } from '../common/errors';
 import { MANIFEST_LOG_DIR, ManifestLogEntry, manifestShardOf, readManifestLog } from '../sinks/manifest';

@@ -7,12 +7,12 @@ import { strict as assert } from 'assert';
 import { execFileSync, spawn } from 'child_process';
 import * as path from 'path';
 import { Kafka } from 'kafkajs';
-import { runStatusCommand } from '../pipelines/kafka/commands';
-import { kafkaOptions } from '../pipelines/kafka/config';
-import { DLQ_HEADERS } from '../pipelines/kafka/deadLetter';
-import { consumerGroupLag } from '../pipelines/kafka/health';
-import { OutputMessage, StageMessage, StageWorker } from '../pipelines/kafka/stage';
-import { ensureTopics, TopicNames, TopicSpec } from '../pipelines/kafka/topics';
+import { runStatusCommand } from '../runners/kafka/commands';
+import { kafkaOptions } from '../runners/kafka/config';
+import { DLQ_HEADERS } from '../runners/kafka/deadLetter';
+import { consumerGroupLag } from '../runners/kafka/health';
+import { OutputMessage, StageMessage, StageWorker } from '../runners/kafka/stage';
+import { ensureTopics, TopicNames, TopicSpec } from '../runners/kafka/topics';
 import { BROKERS, readAll, ReadMessage, testKafka, uniquePrefix } from './kafkaTestUtil';
 
 const WORKER = path.join(__dirname, 'fixtures', 'identityCountWorker.js');

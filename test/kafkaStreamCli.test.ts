@@ -5,7 +5,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runLocal } from '../pipelines/localRunner';
+import { runLocal } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
 import { BROKERS, uniquePrefix } from './kafkaTestUtil';
 import { lit, sql, tempDir } from './helpers';

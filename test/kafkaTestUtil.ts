@@ -3,8 +3,8 @@
 // prefix so reruns never see each other's data.
 import { randomBytes } from 'crypto';
 import { Kafka, KafkaMessage, logLevel } from 'kafkajs';
-import { kafkaJsConfig, kafkaOptions } from '../pipelines/kafka/config';
-import { readToEnd } from '../pipelines/kafka/readToEnd';
+import { kafkaJsConfig, kafkaOptions } from '../runners/kafka/config';
+import { readToEnd } from '../runners/kafka/readToEnd';
 
 export const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
 

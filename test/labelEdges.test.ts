@@ -2,7 +2,7 @@
 // labeler: emission only once determined, each sample once, corrections for late records within
 // the allowed lateness, late records beyond it counted and not applied.
 import { strict as assert } from 'node:assert';
-import { shippedTasks } from '../pipelines/taskFiles';
+import { shippedTasks } from '../sources/taskFiles';
 import {
   compileTask,
   CompiledTask,

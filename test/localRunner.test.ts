@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runLocal, RunSummary } from '../pipelines/localRunner';
+import { runLocal, RunSummary } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
 import { splitOf } from '../transforms/splits';
 import { OMOP, lit, sql, tempDir } from './helpers';

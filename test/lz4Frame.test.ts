@@ -3,7 +3,7 @@
 // and multi-block input; frames written by the reference lz4 tool (v1.9.4) read back, with
 // linked blocks, block checksums, content checksums; a damaged frame is an error, never bytes.
 import { strict as assert } from 'node:assert';
-import { lz4FrameCompress, lz4FrameDecompress } from '../pipelines/kafka/lz4Frame';
+import { lz4FrameCompress, lz4FrameDecompress } from '../runners/kafka/lz4Frame';
 import { prng } from './helpers/syntheticOmop';
 
 const TEXT = 'medrep medrep medrep medrep medrep medrep medrep medrep!';

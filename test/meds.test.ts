@@ -5,9 +5,9 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runLocal, RunSummary } from '../pipelines/localRunner';
+import { runLocal, RunSummary } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
-import { generateSynthetic } from '../pipelines/synth';
+import { generateSynthetic } from '../synth';
 import { MEDS_VERSION } from '../sinks/meds';
 import { OMOP, lit, sql, tempDir } from './helpers';
 

@@ -6,9 +6,9 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runLocal, RunSummary } from '../pipelines/localRunner';
+import { runLocal, RunSummary } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
-import { UNRESOLVED_FORM, UNRESOLVED_NOT_FOUND } from '../pipelines/medsSource';
+import { UNRESOLVED_FORM, UNRESOLVED_NOT_FOUND } from '../sources/medsSource';
 import { OMOP, lit, sql, tempDir } from './helpers';
 
 const BIN = path.resolve(__dirname, '../../bin/medrep.js');

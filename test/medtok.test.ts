@@ -5,7 +5,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createHash } from 'crypto';
-import { generateSynthetic } from '../pipelines/synth';
+import { generateSynthetic } from '../synth';
 import { trainCodebook, topCodes } from '../trainers/representations/medtok';
 import { parseTrainRepresentationsArgs } from '../cli/trainRepresentations';
 import { trainRepresentations, TrainRepresentationsResult } from '../trainers/representations/trainRepresentations';

@@ -1,10 +1,10 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runLocal } from '../pipelines/localRunner';
-import { defaultMemoryLimit, parseMemorySize } from '../pipelines/memoryLimit';
+import { runLocal } from '../runners/local/localRunner';
+import { defaultMemoryLimit, parseMemorySize } from '../sources/memoryLimit';
 import { silentLogger } from '../common/progress';
-import { generateSynthetic } from '../pipelines/synth';
+import { generateSynthetic } from '../synth';
 import { EXIT } from '../common/errors';
 import { tempDir } from './helpers';
 import { errorLine, medrep } from './helpers/cli';

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { generateSynthetic } from '../pipelines/synth';
+import { generateSynthetic } from '../synth';
 import { claimOutputDir, OUTPUT_MARKER } from '../common/outputDir';
 import { sha256 } from '../transforms/hashing';
 import { tempDir } from './helpers';

@@ -5,9 +5,9 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runLocal, RunSummary } from '../pipelines/localRunner';
+import { runLocal, RunSummary } from '../runners/local/localRunner';
 import { Logger, silentLogger } from '../common/progress';
-import { formatSummary } from '../pipelines/summary';
+import { formatSummary } from '../runners/local/summary';
 import { OMOP, SHARED, lit, sql, tempDir } from './helpers';
 import { handMade } from './helpers/handMadeOmop';
 

@@ -5,7 +5,7 @@ import type { Browser, Page } from 'playwright-core';
 import { OMOP, tempDir } from './helpers';
 import { errorLine, medrep } from './helpers/cli';
 import { launchBrowser, openFile, testOutputDir } from './helpers/browser';
-import { escapeHtml, table } from '../pipelines/report/html';
+import { escapeHtml, table } from '../report/html';
 
 const MAX_BYTES = 2 * 1024 * 1024;
 const n = (x: number) => x.toLocaleString('en-US');

@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { generateSynthetic } from '../pipelines/synth';
+import { generateSynthetic } from '../synth';
 import { counterpartKey } from '../bench/counterparts';
 import { scoreTable } from '../bench/representationsQuality';
 import { trainRepresentations } from '../trainers/representations/trainRepresentations';

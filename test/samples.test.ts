@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runLocal, RunSummary } from '../pipelines/localRunner';
+import { runLocal, RunSummary } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
-import { generateSynthetic } from '../pipelines/synth';
+import { generateSynthetic } from '../synth';
 import { lit, sql, tempDir } from './helpers';
 
 describe('labelled samples in the local runner (synthetic hospital)', function () {

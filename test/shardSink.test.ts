@@ -7,12 +7,12 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ChangelogStore } from '../pipelines/kafka/stateStore';
-import { ShardBounds } from '../pipelines/kafka/shardRoll';
-import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } from '../pipelines/kafka/shardSink';
-import { StageContext, StageMessage } from '../pipelines/kafka/stage';
-import { EventsBatchValue, LOAD_TABLES, StreamValue } from '../pipelines/kafka/streamStages';
-import { encodeStreamValue } from '../pipelines/kafka/streamCodec';
+import { ChangelogStore } from '../runners/kafka/stateStore';
+import { ShardBounds } from '../runners/kafka/shardRoll';
+import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } from '../runners/kafka/shardSink';
+import { StageContext, StageMessage } from '../runners/kafka/stage';
+import { EventsBatchValue, LOAD_TABLES, StreamValue } from '../runners/kafka/streamStages';
+import { encodeStreamValue } from '../runners/kafka/streamCodec';
 import { sha256 } from '../transforms/hashing';
 import { prng } from './helpers/syntheticOmop';
 import { lit, sql, tempDir } from './helpers';

@@ -1,7 +1,7 @@
 // A stage's output goes to the broker in requests bounded in messages and bytes (the broker
 // refuses requests over socket.request.max.bytes), in order and complete.
 import { strict as assert } from 'node:assert';
-import { sendSlices } from '../pipelines/kafka/stage';
+import { sendSlices } from '../runners/kafka/stage';
 
 describe('stage output requests', () => {
   it('split by count and by bytes, keeping order and every message', () => {

@@ -4,10 +4,10 @@
 // one line naming the schema, and the trajectory stage dead-letters it with that reason.
 import { strict as assert } from 'node:assert';
 import * as arrow from 'apache-arrow';
-import { decodeStreamValue, encodeStreamValue, StreamSchemaError } from '../pipelines/kafka/streamCodec';
-import { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SamplesBatchValue, StreamValue, trajectoryTransform } from '../pipelines/kafka/streamStages';
+import { decodeStreamValue, encodeStreamValue, StreamSchemaError } from '../runners/kafka/streamCodec';
+import { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SamplesBatchValue, StreamValue, trajectoryTransform } from '../runners/kafka/streamStages';
 import { STREAM_SCHEMA_HEADER } from '../schemas/streamSchemas';
-import { StageContext, StageMessage } from '../pipelines/kafka/stage';
+import { StageContext, StageMessage } from '../runners/kafka/stage';
 
 const BIG = 9_007_199_254_740_993n; // 2^53 + 1: a double would round it
 const NEG = -4_611_686_018_427_387_905n;

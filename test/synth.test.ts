@@ -10,8 +10,8 @@ import { ClinicalTable, tableSpec } from '../schemas/omop';
 import { rowValidator } from '../schemas/rowSchemas';
 import {
   CLINICAL_OUT_TABLES, OUT_COLUMNS, SynthSummary, generateSynthetic, personsForRows,
-} from '../pipelines/synth';
-import { dottedIcd9 } from '../pipelines/synth/catalogue';
+} from '../synth';
+import { dottedIcd9 } from '../synth/catalogue';
 import { tempDir } from './helpers';
 import { runCommandLine } from '../cli';
 

@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { generateSynthetic } from '../pipelines/synth';
-import { runLocal } from '../pipelines/localRunner';
+import { generateSynthetic } from '../synth';
+import { runLocal } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
 import { lit, sql, tempDir } from './helpers';
 import { errorLine, medrep } from './helpers/cli';

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { ColumnSpec, ColumnType, tableSpec } from '../schemas/omop';
 import { rowValidator } from '../schemas/rowSchemas';
 import { columnCheckSql } from '../schemas/sqlChecks';
-import { openDuck, parseDuckJson, queryRows } from '../pipelines/duck';
+import { openDuck, parseDuckJson, queryRows } from '../sources/duck';
 
 // The bulk SQL check and the ajv schema must give every value the same verdict.
 const CASES: Record<ColumnType, (string | null)[]> = {

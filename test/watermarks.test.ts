@@ -1,7 +1,7 @@
-// Event-time watermarks (pipelines/kafka/watermarks.ts) and the continuous chunk rule
+// Event-time watermarks (runners/kafka/watermarks.ts) and the continuous chunk rule
 // (transforms/continuousChunks.ts): pure functions, no broker.
 import { strict as assert } from 'node:assert';
-import { advanceWatermark, NO_WATERMARK, observeSource, raiseFloor, stageWatermark, watermarkMetadata, watermarkOfMetadata, watermarkText, WatermarkState } from '../pipelines/kafka/watermarks';
+import { advanceWatermark, NO_WATERMARK, observeSource, raiseFloor, stageWatermark, watermarkMetadata, watermarkOfMetadata, watermarkText, WatermarkState } from '../runners/kafka/watermarks';
 import { closingChunks } from '../transforms/continuousChunks';
 
 const DAY = 86_400_000;

@@ -8,7 +8,7 @@ import { Id } from '../schemas/ids';
 
 export type MappingStatus = 'standard' | 'mapped' | 'unmapped' | 'not_in_vocabulary';
 
-/** What normalization needs of the vocabulary: built by pipelines/vocabulary.ts or by hand in tests. */
+/** What normalization needs of the vocabulary: built by sources/vocabulary.ts or by hand in tests. */
 export interface VocabularyIndex {
   /** Every concept id in CONCEPT. */
   known: Set<number>;
@@ -78,7 +78,7 @@ export function followMapsTo(vocab: VocabularyIndex, id: number): number | null 
  * when it does not.
  */
 export function normalizeConcept(vocab: VocabularyIndex, conceptId: Id, sourceConceptId: Id): Normalized {
-  // The vocabulary index holds safe-integer ids only (pipelines/vocabulary.ts): a bigint is unknown.
+  // The vocabulary index holds safe-integer ids only (sources/vocabulary.ts): a bigint is unknown.
   const known = (id: Id) => typeof id === 'number' && vocab.known.has(id);
   if (typeof conceptId === 'number' && conceptId !== 0 && vocab.standard.has(conceptId)) return { conceptId, status: 'standard' };
   for (const candidate of [conceptId, sourceConceptId]) {

@@ -32,7 +32,7 @@ export interface OmopProducerOptions {
   /**
    * Consecutive rows of one table and one person go out as one message holding a JSON array of up
    * to this many rows (default 1: a message per row). Fewer, larger messages cost the client and
-   * the broker far less per row; consumers read both forms (pipelines/kafka/README.md).
+   * the broker far less per row; consumers read both forms (runners/kafka/README.md).
    */
   rowsPerMessage?: number;
   compression?: 'gzip' | 'none';

@@ -1,5 +1,5 @@
 // Reads the fields of an `omop.<table>` JSON row the way the local runner's SQL reads the typed
-// views (pipelines/eventSource.ts): ids as exact Ids (0 when absent), the time as
+// views (sources/eventSource.ts): ids as exact Ids (0 when absent), the time as
 // coalesce(datetime, date) in epoch milliseconds (UTC, date-only at 00:00), the source row number.
 import { EventMapping } from '../../schemas/omop';
 import { Id, parseId } from '../../schemas/ids';

@@ -4,7 +4,7 @@
 // the offsets committed (ctx.commitThrough). Where a shard closes depends only on the messages
 // (shardRoll.ts: rows, bytes, log time, the end of a load), so after a crash the sink re-reads
 // from the first offset not on disk and rebuilds the same shards; a shard already on disk is not
-// written again. Replay (pipelines/kafka/replay.ts) rebuilds shards from the same function.
+// written again. Replay (runners/kafka/replay.ts) rebuilds shards from the same function.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';

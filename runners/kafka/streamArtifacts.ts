@@ -7,13 +7,13 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { VOCABULARY_TABLES } from '../../schemas/omop';
 import { DecileArtifact } from '../../transforms/deciles';
 import { buildVocabularyIndex } from '../../transforms/normalize';
-import { queryRows, sqlString } from '../duck';
+import { queryRows, sqlString } from '../../sources/duck';
 import { UserError } from '../../common/errors';
-import { readDecileArtifact } from '../decileArtifact';
-import { createOmopViews } from '../omopViews';
-import { CsvRejectLog } from '../csvRecords';
-import { OmopInput, SourceTable, vocabularyRelation } from '../omopSource';
-import { ConceptInfo, LoadedVocabulary, VocabularyArtifact, vocabularyArtifact } from '../vocabulary';
+import { readDecileArtifact } from '../../sources/decileArtifact';
+import { createOmopViews } from '../../sources/omopViews';
+import { CsvRejectLog } from '../../sources/csvRecords';
+import { OmopInput, SourceTable, vocabularyRelation } from '../../sources/omopSource';
+import { ConceptInfo, LoadedVocabulary, VocabularyArtifact, vocabularyArtifact } from '../../sources/vocabulary';
 
 export interface StreamArtifacts {
   deciles: DecileArtifact;

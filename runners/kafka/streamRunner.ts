@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../../sinks/parquet';
 import { RejectSink } from '../../sinks/rejects';
 import { ShardEntry } from '../../sinks/shards';
 import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
-import { idValue, openDuck, queryRows, queryValue, sqlString } from '../duck';
+import { idValue, openDuck, queryRows, queryValue, sqlString } from '../../sources/duck';
 import { Id } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 import { decodeStreamValue } from './streamCodec';
@@ -42,11 +42,11 @@ import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_OUT_OF_ORDERNESS_MS } from './watermar
 import { DEFAULT_CHUNK_QUIET_MS } from '../../transforms/continuousChunks';
 import { streamTopic, streamTopicSpecs } from './streamTopics';
 import { BATCH_TOPIC_MAX_MESSAGE_BYTES, changelogTopicSpec, ensureTopics, partitionCount, TopicNames } from './topics';
-import { TaskSelection, selectTasks } from '../runTasks';
-import { SkippedTask, compileTasks } from '../labelInputs';
+import { TaskSelection, selectTasks } from '../../sources/runTasks';
+import { SkippedTask, compileTasks } from '../../sources/labelInputs';
 import { CompiledTask, taskArtifact, TaskSummary } from '../../transforms/labels';
 import { notInVocabularyWarning } from '../../transforms/normalize';
-import { EVENT_SPECS } from '../eventSource';
+import { EVENT_SPECS } from '../../sources/eventSource';
 import { withOutputDir } from '../../common/outputDir';
 
 export const STREAM_STAGES = ['canonicalize', 'trajectory', 'sink'] as const;

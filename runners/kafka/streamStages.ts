@@ -23,7 +23,7 @@ import { ConceptNormalizer } from '../../transforms/normalize';
 import { splitOf } from '../../transforms/splits';
 import { TOKEN_DOMAINS } from '../../transforms/tokens';
 import { PersonEvents, PersonInfo, buildSequence, chunkRanges, segmentsAndRanks } from '../../transforms/trajectory';
-import { EVENT_SPECS, tableCode } from '../eventSource';
+import { EVENT_SPECS, tableCode } from '../../sources/eventSource';
 import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
 import { CompiledTask, IncrementalLabeler, LabelRecord, PersonSnapshot, TaskSummary } from '../../transforms/labels';
 import { windowBefore } from '../../transforms/trajectory';
@@ -563,7 +563,7 @@ export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
             list.push(row);
           }
           if (opts.tasks.length === 0) continue;
-          // What the labeler reads (pipelines/labelInputs.ts): index visits by their dates, deaths, conditions,
+          // What the labeler reads (sources/labelInputs.ts): index visits by their dates, deaths, conditions,
           // of every row (those of a person without a person row are excluded there as no_person, as locally).
           // The labeler takes concept ids as the vocabulary's numbers (labelInputs reads them as DOUBLE):
           // a bigint concept is in no concept set either way.

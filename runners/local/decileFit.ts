@@ -1,12 +1,12 @@
 // First pass of a run: fits decile boundaries on the training persons' numeric measurements,
 // after normalization, so boundaries belong to standard concepts.
 import { DuckDBConnection } from '@duckdb/node-api';
-import { DecileArtifact, DecileFitter } from '../transforms/deciles';
-import { ConceptNormalizer } from '../transforms/normalize';
-import { UnitNamer } from '../transforms/events';
-import { Split } from '../transforms/splits';
-import { idColumn, numericColumn, streamChunks, stringColumn } from './duck';
-import { Id } from '../schemas/ids';
+import { DecileArtifact, DecileFitter } from '../../transforms/deciles';
+import { ConceptNormalizer } from '../../transforms/normalize';
+import { UnitNamer } from '../../transforms/events';
+import { Split } from '../../transforms/splits';
+import { idColumn, numericColumn, streamChunks, stringColumn } from '../../sources/duck';
+import { Id } from '../../schemas/ids';
 
 /** Splits whose values fit the boundaries (DESIGN.md: the training split only). */
 export const FIT_SPLITS = new Set<Split>(['pretrain_train', 'finetune_train']);

@@ -1,14 +1,14 @@
 // The local runner's per-person assembly: a person's token events are buffered while the sorted
 // event stream is on that person; when it moves on, the person's pretraining chunks and the
 // trajectory window of each labelled sample are built from the buffer and batched into shards.
-import { Split } from '../transforms/splits';
-import { PersonEvents, buildSequence, chunkRanges, segmentsAndRanks, windowBefore } from '../transforms/trajectory';
-import { LabelRecord } from '../transforms/labels';
-import { Id, compareIds } from '../schemas/ids';
-import { SequenceBatch } from '../sinks/sequenceShards';
-import { SampleBatch } from '../sinks/sampleShards';
-import { ShardSeries } from '../sinks/shards';
-import { Person } from './persons';
+import { Split } from '../../transforms/splits';
+import { PersonEvents, buildSequence, chunkRanges, segmentsAndRanks, windowBefore } from '../../transforms/trajectory';
+import { LabelRecord } from '../../transforms/labels';
+import { Id, compareIds } from '../../schemas/ids';
+import { SequenceBatch } from '../../sinks/sequenceShards';
+import { SampleBatch } from '../../sinks/sampleShards';
+import { ShardSeries } from '../../sinks/shards';
+import { Person } from '../../sources/persons';
 
 /** Growable per-person buffer of token events. */
 class PersonBuffer implements PersonEvents {

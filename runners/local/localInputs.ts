@@ -3,23 +3,23 @@
 // sink per task. Artifacts (vocabulary, deciles, tasks) are written here as versioned JSON files.
 import * as path from 'node:path';
 import { DuckDBConnection } from '@duckdb/node-api';
-import { VOCABULARY_TABLES } from '../schemas/omop';
-import { Split, splitOf } from '../transforms/splits';
-import { LabelRecord, taskArtifact } from '../transforms/labels';
-import { Id } from '../schemas/ids';
-import { RejectSink } from '../sinks/rejects';
-import { ShardSeries } from '../sinks/shards';
-import { ParquetWriterPool } from '../sinks/parquetWorker';
-import { SampleBatch } from '../sinks/sampleShards';
-import { writeFileAtomic } from '../sinks/parquet';
-import { Logger } from '../common/progress';
-import { EVENT_SPECS } from './eventSource';
-import { recordedFiles } from './fileHashes';
-import { OmopInput } from './omopSource';
-import { loadPersons } from './persons';
-import { loadVocabulary, vocabularyArtifact } from './vocabulary';
-import { labelBatch } from './labelInputs';
-import { TaskSelection, selectTasks } from './runTasks';
+import { VOCABULARY_TABLES } from '../../schemas/omop';
+import { Split, splitOf } from '../../transforms/splits';
+import { LabelRecord, taskArtifact } from '../../transforms/labels';
+import { Id } from '../../schemas/ids';
+import { RejectSink } from '../../sinks/rejects';
+import { ShardSeries } from '../../sinks/shards';
+import { ParquetWriterPool } from '../../sinks/parquetWorker';
+import { SampleBatch } from '../../sinks/sampleShards';
+import { writeFileAtomic } from '../../sinks/parquet';
+import { Logger } from '../../common/progress';
+import { EVENT_SPECS } from '../../sources/eventSource';
+import { recordedFiles } from '../../sources/fileHashes';
+import { OmopInput } from '../../sources/omopSource';
+import { loadPersons } from '../../sources/persons';
+import { loadVocabulary, vocabularyArtifact } from '../../sources/vocabulary';
+import { labelBatch } from '../../sources/labelInputs';
+import { TaskSelection, selectTasks } from '../../sources/runTasks';
 import type { SampleSink } from './localAssembly';
 
 export function writeJsonArtifact(out: string, name: string, value: unknown): string {

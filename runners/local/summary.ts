@@ -1,8 +1,8 @@
 // The end-of-run summary printed for a user: rows in, per table, rejects by reason, shards, time.
 import { RunSummary } from './localRunner';
-import { formatLabelSummary } from './labelInputs';
-import { LabelerSummary } from '../transforms/labels';
-import { emptyMappingCounts } from '../transforms/normalize';
+import { formatLabelSummary } from '../../sources/labelInputs';
+import { LabelerSummary } from '../../transforms/labels';
+import { emptyMappingCounts } from '../../transforms/normalize';
 
 const n = (x: number) => x.toLocaleString('en-US');
 

@@ -4,8 +4,8 @@
 import { Kafka } from 'kafkajs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OmopRowProducer } from '../../pipelines/kafka/omopProducer';
-import { TopicNames } from '../../pipelines/kafka/topics';
+import { OmopRowProducer } from '../../runners/kafka/omopProducer';
+import { TopicNames } from '../../runners/kafka/topics';
 import { lit, sql } from '../helpers';
 
 /** Person ids of the new patients: above every id of the synthetic hospitals. */

@@ -4,7 +4,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { kafkaOptions } from '../../pipelines/kafka/config';
+import { kafkaOptions } from '../../runners/kafka/config';
 import { BROKERS } from '../kafkaTestUtil';
 import { lit, sql } from '../helpers';
 

@@ -4,14 +4,14 @@
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../common/errors';
-import { SHIPPED_TASK_DIR } from '../../pipelines/taskFiles';
+import { SHIPPED_TASK_DIR } from '../../sources/taskFiles';
 import { sha256 } from '../../transforms/hashing';
 import type { BackendPreference } from '../backend';
 import { streamConcepts } from '../graph/vocabularyFiles';
 import { loadVocabularyIndex } from '../representations/vocabularyIndex';
 import { countTopConcepts, csvField, findFinetuned, loadFinetuned, topConceptsPerPerson, type CountedConcept, type FinetunedModel } from './attentionAnalysis';
 import { loadRepresentations, type Representations } from './representations';
-import { writeFigure, type FigureFiles } from '../../pipelines/report/figureFiles';
+import { writeFigure, type FigureFiles } from '../../figures/figureFiles';
 import { countRelevance, rateRelevance, relevanceChart, RELEVANCE_LEVELS, type RelevanceCounts, type RelevanceLevel } from './relevance';
 import { loadSiteTask } from './site';
 import { initEhrBackend } from './tf';

@@ -18,7 +18,7 @@ import { canonicalJson, sha256 } from '../../transforms/hashing';
 import { tf } from './tf';
 import type { EmbeddingKind } from './train';
 import type { Curve } from '../metrics/auc';
-import type { FigureFiles } from '../../pipelines/report/figureFiles';
+import type { FigureFiles } from '../../figures/figureFiles';
 import { writeExperimentFigures } from './experimentFigures';
 import { fmt, formatTable } from '../metrics/table';
 import { UserError } from '../../common/errors';

@@ -4,8 +4,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Curve } from '../metrics/auc';
-import { curvePlot, taskBarRows, taskBars, thinCurve } from '../../pipelines/report/charts';
-import { writeFigure, type FigureFiles } from '../../pipelines/report/figureFiles';
+import { curvePlot, taskBarRows, taskBars, thinCurve } from '../../figures/charts';
+import { writeFigure, type FigureFiles } from '../../figures/figureFiles';
 import type { CurveFigures, ResultRow } from './experiment';
 
 export async function writeExperimentFigures(

@@ -2,7 +2,7 @@
 // paper's Figure 4): one prompt per concept and task through the OpenAI-compatible client (its
 // cache, rate limit and retries), the answer read as low / moderate / high, counted per arm.
 import { ChatDescriber } from '../text/chatClient';
-import { levelBars } from '../../pipelines/report/charts';
+import { levelBars } from '../../figures/charts';
 
 export const RELEVANCE_LEVELS = ['low', 'moderate', 'high'] as const;
 export type RelevanceLevel = (typeof RELEVANCE_LEVELS)[number];

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { createHash } from 'crypto';
 import type { DecileArtifact } from '../../transforms/deciles';
-import { readDecileArtifact } from '../../pipelines/decileArtifact';
+import { readDecileArtifact } from '../../sources/decileArtifact';
 import { selectBackend, BackendPreference, currentBackendChoice } from '../backend';
 import { buildConceptGraph, ConceptGraph, GraphStats, GRAPH_DOMAINS } from '../graph/conceptGraph';
 import { propagate, DEFAULT_PROPAGATION, PropagationOptions } from '../graph/propagation';

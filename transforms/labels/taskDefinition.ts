@@ -104,7 +104,7 @@ export function validateTaskDefinition(json: unknown, source: string): TaskDefin
   return def;
 }
 
-/** The definition with its concept sets resolved (see pipelines/labelInputs.ts for the resolution). */
+/** The definition with its concept sets resolved (see sources/labelInputs.ts for the resolution). */
 export function compileTask(def: TaskDefinition, sets: ResolvedConceptSet[]): CompiledTask {
   if (def.label.rule === 'event_during_stay' && sets.length !== 1)
     throw new Error(`task "${def.name}": event_during_stay needs exactly one concept set, got ${sets.length}`);

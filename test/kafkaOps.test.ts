@@ -11,7 +11,7 @@ import { silentLogger } from '../common/progress';
 import { produceOmop } from '../runners/kafka/omopLoad';
 import { runStream } from '../runners/kafka/streamRunner';
 import { TopicNames } from '../runners/kafka/topics';
-import { LOAD_TABLES } from '../runners/kafka/streamStages';
+import { LOAD_TABLES } from '../runners/kafka/streamValues';
 import { clientLogLevel, formatClientLog } from '../runners/kafka/clientLog';
 import { EXIT } from '../common/errors';
 import { BROKERS, readAll, testKafka, uniquePrefix } from './kafkaTestUtil';

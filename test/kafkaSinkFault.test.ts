@@ -13,7 +13,7 @@ import { silentLogger } from '../common/progress';
 import { EXIT } from '../common/errors';
 import { parseShardFileName, shardRows } from '../runners/kafka/shardSink';
 import { StageMessage } from '../runners/kafka/stage';
-import { parseValue } from '../runners/kafka/streamStages';
+import { parseValue } from '../runners/kafka/streamValues';
 import { DLQ_HEADERS } from '../runners/kafka/deadLetter';
 import { streamTopic } from '../runners/kafka/streamTopics';
 import { TopicNames } from '../runners/kafka/topics';

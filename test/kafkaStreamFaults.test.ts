@@ -21,7 +21,7 @@ import { runLocal } from '../runners/local/localRunner';
 import { silentLogger } from '../common/progress';
 import { consumerGroupLag } from '../runners/kafka/health';
 import { ensureLoadTopics, produceOmop, sendEndOfLoad } from '../runners/kafka/omopLoad';
-import { LOAD_TABLES } from '../runners/kafka/streamStages';
+import { LOAD_TABLES } from '../runners/kafka/streamValues';
 import { runStream } from '../runners/kafka/streamRunner';
 import { streamTopic } from '../runners/kafka/streamTopics';
 import { TopicNames } from '../runners/kafka/topics';

@@ -11,7 +11,7 @@ import { ChangelogStore } from '../runners/kafka/stateStore';
 import { ShardBounds } from '../runners/kafka/shardRoll';
 import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } from '../runners/kafka/shardSink';
 import { StageContext, StageMessage } from '../runners/kafka/stage';
-import { EventsBatchValue, LOAD_TABLES, StreamValue } from '../runners/kafka/streamStages';
+import { EventsBatchValue, LOAD_TABLES, StreamValue } from '../runners/kafka/streamValues';
 import { encodeStreamValue } from '../runners/kafka/streamCodec';
 import { sha256 } from '../transforms/hashing';
 import { prng } from './helpers/syntheticOmop';

@@ -5,7 +5,8 @@
 import { strict as assert } from 'node:assert';
 import * as arrow from 'apache-arrow';
 import { decodeStreamValue, encodeStreamValue, StreamSchemaError } from '../runners/kafka/streamCodec';
-import { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SamplesBatchValue, StreamValue, trajectoryTransform } from '../runners/kafka/streamStages';
+import { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SamplesBatchValue, StreamValue } from '../runners/kafka/streamValues';
+import { trajectoryTransform } from '../runners/kafka/trajectoryStage';
 import { STREAM_SCHEMA_HEADER } from '../schemas/streamSchemas';
 import { StageContext, StageMessage } from '../runners/kafka/stage';
 

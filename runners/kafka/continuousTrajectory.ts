@@ -18,10 +18,9 @@ import { buildSequence, segmentsAndRanks } from '../../transforms/trajectory';
 import { LabelRecord, TaskSummary } from '../../transforms/labels';
 import { AppendView } from './appendStore';
 import { OutputMessage } from './stage';
-import {
-  ContinuousCall, ContinuousTrajectory, EndValue, EVENT_WIDTH, labelPartition, LateCounts, PersonState, PersonStore,
-  ROWS_PER_MESSAGE, SampleRow, SequenceRow, sampleRowOf, sortedEvents, streamMessage, TOKENS_PER_MESSAGE, TrajectoryOptions, WATERMARK_KEY,
-} from './streamStages';
+import { labelPartition, sampleRowOf, sortedEvents } from './loadClose';
+import { EndValue, LateCounts, ROWS_PER_MESSAGE, SampleRow, SequenceRow, streamMessage, TOKENS_PER_MESSAGE } from './streamValues';
+import { ContinuousCall, ContinuousTrajectory, EVENT_WIDTH, PersonState, PersonStore, TrajectoryOptions, WATERMARK_KEY } from './trajectoryState';
 import { advanceWatermark, NO_WATERMARK, observeSource, raiseFloor, WatermarkOptions, WatermarkState } from './watermarks';
 
 /** The partition's watermark state (sources' event times, last watermark) in the person store. */

@@ -15,7 +15,7 @@ import { createKafka, KafkaOptions } from './config';
 import { readToEnd } from './readToEnd';
 import { correctionsBytes, sampleCorrections, sampleTable, shardTable } from './shardSink';
 import { sha256 } from '../../transforms/hashing';
-import { StreamValue } from './streamStages';
+import { StreamValue } from './streamValues';
 import { decodeStreamValue } from './streamCodec';
 
 export interface ReplayOptions {

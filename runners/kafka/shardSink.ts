@@ -15,7 +15,7 @@ import { SequenceBatch } from '../../sinks/sequenceShards';
 import { SampleBatch } from '../../sinks/sampleShards';
 import { Sequence } from '../../transforms/trajectory';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
-import { parseValue, StreamValue } from './streamStages';
+import { parseValue, StreamValue } from './streamValues';
 import { stringifyJsonExact } from '../../schemas/exactJson';
 import { countEndMarker, LoadCount, NO_LOADS, ShardBounds } from './shardRoll';
 

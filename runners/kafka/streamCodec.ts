@@ -12,7 +12,7 @@ import {
   EVENTS_FIELDS, PERSONS_FIELDS, PRETRAIN_FIELDS, SAMPLES_FIELDS, STREAM_SCHEMA_HEADER, STREAM_SCHEMAS, STREAM_TOPIC_SCHEMAS, StreamSchemaKind,
 } from '../../schemas/streamSchemas';
 import { Int64Column, ListColumn, NumberColumn, StringColumn, tableOf } from '../../sinks/columns';
-import type { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SampleRow, SamplesBatchValue, SequenceRow, StreamValue } from './streamStages';
+import type { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SampleRow, SamplesBatchValue, SequenceRow, StreamValue } from './streamValues';
 
 /** A message a reader cannot decode: no schema header, a schema (version) this build does not read, or one its topic does not carry. */
 export class StreamSchemaError extends Error {}

@@ -1,4 +1,4 @@
-// `medrep stream`: the Kafka runner. Runs the stages of streamStages.ts and the Parquet sink as
+// `medrep stream`: the Kafka runner. Runs the stages (canonicalizeStage.ts, trajectoryStage.ts) and the Parquet sink as
 // consumer groups (all in this process by default; `--stages` picks some, and several processes
 // share the partitions). While the sink runs, each durable shard gets its entry in the manifest
 // log (manifest.d/, manifestLog.ts) and manifest.json is rewritten from it; once the stages stop,
@@ -36,7 +36,10 @@ import { ManifestLog } from './manifestLog';
 import { shardBounds, ShardSizeOptions } from './shardRoll';
 import { StageOptions, StageSummary, StageWorker } from './stage';
 import { loadStreamArtifacts } from './streamArtifacts';
-import { canonicalizeTransform, EVENTS_STORE, LOAD_TABLES, PENDING_STORE, PERSON_STORE, TrajectoryOptions, trajectoryTransform, Versions } from './streamStages';
+import { canonicalizeTransform } from './canonicalizeStage';
+import { LOAD_TABLES, PERSON_STORE, Versions } from './streamValues';
+import { trajectoryTransform } from './trajectoryStage';
+import { EVENTS_STORE, PENDING_STORE, TrajectoryOptions } from './trajectoryState';
 import { continuousTrajectory } from './continuousTrajectory';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_OUT_OF_ORDERNESS_MS } from './watermarks';
 import { DEFAULT_CHUNK_QUIET_MS } from '../../transforms/continuousChunks';

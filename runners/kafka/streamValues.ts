@@ -1,0 +1,131 @@
+// The values that travel between the stages of `medrep stream` (DESIGN.md section 6), in memory:
+// events and persons batches, pretraining and samples batches, end-of-load markers, and the one
+// way they become topic messages (the stream codec, streamCodec.ts, with a schema header).
+//
+//   omop.<table> --canonicalize--> medrep.canonical --trajectory (stores: person, pending)--> medrep.events, medrep.pretrain, medrep.samples
+//                                                                                                  \___________ sink ___________/
+//                                                                                                   OUT/events, OUT/pretrain, OUT/samples shards
+//
+// canonicalize (canonicalizeStage.ts): JSON rows -> normalized, unit-named, decile-binned events and
+//   persons, as columnar batches; unreadable rows -> dead-letter topic.
+// trajectory (trajectoryStage.ts, loadClose.ts, continuousTrajectory.ts): per-person state in
+//   changelog-backed stores; pretraining chunks and labelled samples when a load closes or, in
+//   continuous mode, when the event-time watermark decides.
+// sink (shardSink.ts): batches -> Parquet shards, offsets committed only through what is on disk.
+import { EVENT_SPECS } from '../../sources/eventSource';
+import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
+import { TaskSummary } from '../../transforms/labels';
+import { Id } from '../../schemas/ids';
+import { decodeStreamValue, encodeStreamValue } from './streamCodec';
+import { StageMessage, OutputMessage } from './stage';
+
+
+/** Versions of the artifacts a record was made with (carried in every batch). */
+export interface Versions {
+  deciles: string;
+  vocabulary: string;
+}
+
+export interface EventsBatchValue {
+  k: 'events';
+  table: string;
+  versions: Versions;
+  /** person_id, time (ms), concept, source concept, decile (-1 none), value, unit, visit, row id, source row. */
+  p: Id[]; t: number[]; c: Id[]; s: Id[]; d: number[];
+  x: (number | null)[]; u: (string | null)[]; v: (Id | null)[]; r: Id[]; n: number[];
+  /** For the labeler: the concept id as given, and visit start/end or death dates (00:00, ms). */
+  rc: Id[]; sd: (number | null)[]; ed: (number | null)[];
+}
+
+export interface PersonsBatchValue {
+  k: 'persons';
+  p: Id[]; b: number[]; g: Id[]; n: number[];
+  /** Persons whose row was set aside (person_id readable) and why: `<column>: <reason>`. */
+  rp?: Id[]; rw?: string[];
+}
+
+export interface EndValue {
+  k: 'end';
+  table: string;
+  /** Event-time watermark of the load (end-of-load markers). */
+  watermark?: number | null;
+  /** Samples topic: the labeler's Table-1 counts of the partition at the watermark. */
+  tasks?: TaskSummary[];
+  late?: LateCounts;
+}
+
+export interface SampleRow extends SequenceRow {
+  task: string;
+  pt: number;
+  iv: Id | null;
+  label: number | null;
+  labels: number[] | null;
+  /** A correction of a label an earlier load emitted (absent: a sample). */
+  kind?: 'correction';
+  version?: number;
+  retracted?: boolean;
+}
+
+export interface SamplesBatchValue {
+  k: 'samples';
+  versions: Versions;
+  rows: SampleRow[];
+}
+
+export interface SequenceRow {
+  p: Id; chunk: number; split: string;
+  c: Id[]; d: (number | null)[]; a: number[]; s: number[]; r: number[]; m: number[];
+}
+
+export interface PretrainBatchValue {
+  k: 'pretrain';
+  versions: Versions;
+  rows: SequenceRow[];
+}
+
+export type StreamValue = EventsBatchValue | PersonsBatchValue | EndValue | PretrainBatchValue | SamplesBatchValue;
+
+export const PERSON_STORE = 'person';
+/** Tables whose end-of-load markers close a load in a partition. */
+export const LOAD_TABLES = ['person', ...EVENT_SPECS.map((s) => s.table)];
+/** Rows per output message (a batch stays well under the topics' message size). */
+export const ROWS_PER_MESSAGE = 2000;
+export const TOKENS_PER_MESSAGE = 100_000;
+
+export function isEndOfLoad(m: StageMessage): boolean {
+  const h = m.headers[CONTROL_HEADER];
+  return h !== undefined && String(h) === END_OF_LOAD;
+}
+
+export function endOf(m: StageMessage, table: string): EndValue {
+  let watermark: number | null = null;
+  try {
+    const v = JSON.parse(m.value?.toString() ?? 'null') as EndOfLoadValue | null;
+    if (v && typeof v.watermark === 'number') watermark = v.watermark;
+  } catch {
+    /* a marker without a watermark */
+  }
+  return { k: 'end', table, watermark };
+}
+
+/** A stream topic's value, by the schema its header names (streamCodec.ts; an unknown one throws: a dead letter). */
+export function parseValue(m: StageMessage): StreamValue {
+  return decodeStreamValue(m);
+}
+
+/** Rows a stream value holds (batches; markers none), for the progress lines. */
+export function valueRows(v: StreamValue): number {
+  if (v.k === 'events') return v.p.length;
+  if (v.k === 'persons') return v.p.length + (v.rp?.length ?? 0);
+  return v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
+}
+
+/** A stream topic message: the value in its schema's codec (Arrow record batch or JSON marker) with the schema header. */
+export const streamMessage = (topic: string, partition: number, value: StreamValue): OutputMessage => ({ topic, partition, key: null, ...encodeStreamValue(value), rows: valueRows(value) });
+
+/** Records of a later load: applied to labels, dropped as too late, corrections emitted. */
+export interface LateCounts {
+  applied: number;
+  dropped: { visit: number; death: number; condition: number };
+  corrections: number;
+}

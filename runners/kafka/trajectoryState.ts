@@ -1,0 +1,101 @@
+// The trajectory stage's state: what it keeps per person (events, visit starts, birth, gender) in
+// changelog-backed stores, the store names and keys, and its options.
+import { Versions } from './streamValues';
+import { CompiledTask, PersonSnapshot } from '../../transforms/labels';
+import { Id } from '../../schemas/ids';
+import { OutputMessage } from './stage';
+import { AppendView } from './appendStore';
+
+
+
+/** Per-person state: birth, gender (null until the person row came), visit starts, labeler records. */
+export interface PersonState {
+  b: number | null;
+  g: Id;
+  /** Source row of the person row kept (the first one: later duplicates are ignored, as locally). */
+  pr: number;
+  /** Events of any table seen (deaths and visits too): a person with none emits nothing. */
+  n: number;
+  vs: number[];
+  /** Labeler records: index-concept visits [id, concept, start, end], death days' times, conditions [concept, time, visit]. */
+  lv?: [Id, number, number, number | null][];
+  ld?: number[];
+  lc?: [number, number, Id | null][];
+  /** The labeler's state after the last closed load (records applied, labels emitted). */
+  lab?: PersonSnapshot;
+  /** The load (1-based) that last brought events: the trajectory is emitted (again) when it closes. */
+  ln?: number;
+  /** Why this person's row was set aside (`<column>: <reason>`), when it was. */
+  rj?: string;
+  /** Continuous mode: events (of the events store's list) in chunks emitted, and chunks emitted. */
+  ce?: number;
+  ck?: number;
+}
+
+/**
+ * Clinical rows of a person whose person row has not come (yet) wait in their own store, in the
+ * events batch's fields: table, t, c, s, d, x, u, v, r, n. A person row releases them to the
+ * events topic; when the load closes without one they are set aside, as the local runner sets
+ * aside the rows of a person absent from (or rejected by) the person table.
+ */
+export const PENDING_STORE = 'pending';
+export type PendingRow = [string, number, Id, Id, number, number | null, string | null, Id | null, Id, number];
+
+/**
+ * A person's token events live in an append-only store (the changelog carries only new events),
+ * EVENT_WIDTH numbers per event: time (ms), packed (table code, decile, domain), row id, source
+ * row, concept. Packing keeps a 10M-event state near 400 MB.
+ */
+export const EVENTS_STORE = 'events';
+export const EVENT_WIDTH = 5;
+export const packEvent = (code: number, decile: number, domain: number) => code * 256 + (decile + 1) * 16 + domain;
+
+export const END_KEY = '__end_of_load__';
+/** The partition's event-time watermark after its last closed load. */
+export const WATERMARK_KEY = '__watermark__';
+
+export interface EndState {
+  /** End-of-load markers seen per input table, loads closed so far, the latest watermark. */
+  counts: Record<string, number>;
+  closed: number;
+  watermark: number | null;
+}
+
+export interface TrajectoryOptions {
+  maxEvents: number;
+  /** Where the events of persons with a person row go (the sink's events shards). */
+  eventsTopic: string;
+  pretrainTopic: string;
+  samplesTopic: string;
+  /** Compiled tasks (concept sets resolved against the vocabulary); none: no samples. */
+  tasks: CompiledTask[];
+  /** How far behind the watermark a record of a later load may be and still change a label (ms). */
+  allowedLatenessMs?: number;
+  versions: Versions;
+  /** Rows set aside when a load closed because their person has no person row. */
+  onSetAside?: (partition: number, persons: number, rows: number) => void;
+  /** Continuous mode (`--close-on watermark`): outputs as the watermark determines them; absent: at end-of-load markers. */
+  continuous?: ContinuousTrajectory;
+}
+
+/** Continuous mode of the trajectory stage (continuousTrajectory.ts), one call per transaction. */
+export interface ContinuousTrajectory {
+  begin(store: PersonStore, events: AppendView, partition: number): ContinuousCall;
+}
+
+export interface ContinuousCall {
+  /** Events of a source table with these event times came. */
+  observe(table: string, times: readonly number[]): void;
+  /** A load closed by end-of-load markers, with the data end they declared. */
+  loadClosed(dataEnd: number | null): void;
+  /**
+   * Moves the watermark and returns what it determines: closed chunks, samples, corrections; and,
+   * when there is output (`forwarded`: events already in this transaction's), the end markers
+   * that close the sink's shards.
+   */
+  finish(forwarded: boolean): OutputMessage[];
+  /** The partition's watermark after finish(). */
+  readonly watermark: number | null;
+}
+
+export type PersonStore = { get(k: string): PersonState | undefined; set(k: string, v: PersonState): void; keys(): string[] };

@@ -51,14 +51,8 @@ export function raiseFloor(state: WatermarkState, dataEnd: number): void {
 
 /** The partition's watermark at wall clock `now` (stored in state.wm; never lower than before). */
 export function advanceWatermark(state: WatermarkState, opts: WatermarkOptions, now: number): number | null {
-  const clocks = Object.values(state.sources);
-  const active = clocks.filter((c) => now - c.seen < opts.idleTimeoutMs);
-  const counted = active.length > 0 ? active : clocks;
-  let wm: number | null = null;
-  if (counted.length > 0) {
-    const times = counted.map((c) => c.t);
-    wm = (active.length > 0 ? Math.min(...times) : Math.max(...times)) - opts.outOfOrdernessMs;
-  }
+  const held = lowestActive(Object.values(state.sources).map((c) => ({ v: c.t, active: now - c.seen < opts.idleTimeoutMs })));
+  let wm = held === null ? null : held - opts.outOfOrdernessMs;
   for (const w of [state.wm, state.floor]) if (w !== null && (wm === null || w > wm)) wm = w;
   state.wm = wm;
   return wm;
@@ -67,9 +61,14 @@ export function advanceWatermark(state: WatermarkState, opts: WatermarkOptions, 
 /** The stage's watermark over its partitions: the lowest of those not idle (else the highest). */
 export function stageWatermark(partitions: Iterable<{ wm: number | null; idle: boolean }>): number | null {
   const all = [...partitions].filter((p) => p.wm !== null) as { wm: number; idle: boolean }[];
-  if (all.length === 0) return null;
-  const active = all.filter((p) => !p.idle);
-  return active.length > 0 ? Math.min(...active.map((p) => p.wm)) : Math.max(...all.map((p) => p.wm));
+  return lowestActive(all.map((p) => ({ v: p.wm, active: !p.idle })));
+}
+
+/** The rule of sources and of partitions alike: the lowest active value holds back; none active, the highest. */
+function lowestActive(xs: { v: number; active: boolean }[]): number | null {
+  if (xs.length === 0) return null;
+  const active = xs.filter((x) => x.active);
+  return active.length > 0 ? Math.min(...active.map((x) => x.v)) : Math.max(...xs.map((x) => x.v));
 }
 
 /** A watermark as the status and health lines print it: ISO time, or "none". */

@@ -37,6 +37,8 @@ export function sinkShardFiles(out: string, sinks: SinkTopic[]): Array<Omit<Sink
   return list.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
 
+const contentOf = (bytes: Buffer) => ({ bytes: bytes.length, sha256: sha256(bytes) });
+
 const partitionKey = (topic: string, partition: number) => `${topic}/${partition}`;
 
 export class ManifestLog implements SinkObserver {
@@ -89,9 +91,10 @@ export class ManifestLog implements SinkObserver {
   }
 
   private record(s: SinkShard): boolean {
-    const bytes = fs.readFileSync(path.join(this.out, s.path));
+    // The sink hashed what it wrote; a shard it found on disk (or a reconciled one) is read here.
+    const content = s.content ?? contentOf(fs.readFileSync(path.join(this.out, s.path)));
     return writeManifestLogEntry(this.out, {
-      kind: s.kind, path: s.path, ...(s.task ? { task: s.task } : {}), rows: s.rows, bytes: bytes.length, sha256: sha256(bytes),
+      kind: s.kind, path: s.path, ...(s.task ? { task: s.task } : {}), rows: s.rows, bytes: content.bytes, sha256: content.sha256,
       topic: s.range.topic, partition: s.range.partition, from_offset: s.range.from.toString(), to_offset: s.range.to.toString(), versions: this.versions,
     });
   }

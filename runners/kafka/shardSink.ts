@@ -17,6 +17,7 @@ import { Sequence } from '../../transforms/trajectory';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { parseValue, StreamValue } from './streamValues';
 import { stringifyJsonExact } from '../../schemas/exactJson';
+import { sha256 } from '../../transforms/hashing';
 import { countEndMarker, LoadCount, NO_LOADS, ShardBounds } from './shardRoll';
 
 export interface ShardRange {
@@ -175,6 +176,8 @@ export interface SinkShard {
   task?: string;
   range: ShardRange;
   rows: number;
+  /** The file's size and sha256 when this sink wrote it now (a file found on disk is read for them). */
+  content?: { bytes: number; sha256: string };
 }
 
 /** Follows what the sink makes durable (the manifest log, manifestLog.ts). */
@@ -219,15 +222,18 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], observer?: 
       for (const [rel, task, table] of files) {
         const file = path.join(out, rel);
         // A shard already on disk is the same file (its boundaries depend only on the messages).
-        const rows = fs.existsSync(file) ? (task === undefined ? q.rows : sampleRows(q.values, task)) : writeParquetAtomic(file, table()).rows;
-        observer?.written({ path: rel, kind: sink.kind, ...(task === undefined ? {} : { task }), range, rows });
+        const made = fs.existsSync(file) ? null : writeParquetAtomic(file, table());
+        const rows = made ? made.rows : task === undefined ? q.rows : sampleRows(q.values, task);
+        const content = made ? { content: { bytes: made.bytes, sha256: made.sha256 } } : {};
+        observer?.written({ path: rel, kind: sink.kind, ...(task === undefined ? {} : { task }), range, rows, ...content });
       }
       // Corrections of labels emitted by an earlier load: samples/<task>/corrections/<range>.json.
       if (sink.kind === 'samples') {
         for (const [task, list] of sampleCorrections(q.values)) {
           const rel = correctionsPath(sink.dir, task, range);
-          writeFileAtomic(path.join(out, rel), correctionsBytes(list));
-          observer?.written({ path: rel, kind: 'corrections', task, range, rows: list.length });
+          const bytes = correctionsBytes(list);
+          writeFileAtomic(path.join(out, rel), bytes);
+          observer?.written({ path: rel, kind: 'corrections', task, range, rows: list.length, content: { bytes: bytes.length, sha256: sha256(bytes) } });
         }
       }
     };

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Import-direction check (`npm run check:imports`, and the first step of `npm test`): reads every
 // .ts file's relative imports and fails, naming file:line, when a module imports one of a higher
-// layer; it also fails when a test file is in no suite of scripts/test-suites.mjs. A module may
+// layer; it also fails when a test file is in no suite of scripts/test-suites.mjs or outside the
+// folder that mirrors what it tests (test/X/ for X/), or a helper is outside test/helpers/. A module may
 // import its own layer and any lower one. The layer table is the one in ARCHITECTURE.md; keep the
 // two the same.
 //
@@ -92,6 +93,20 @@ for (const folder of FOLDERS) {
       }
     });
   }
+}
+
+// test/ mirrors the tree: a test of X/ is in test/X/ (X a folder of the tree, e.g. runners/kafka or
+// scripts); shared helpers are in test/helpers/, data and worker programs in test/fixtures/.
+const DATA_FOLDERS = ['helpers/', 'fixtures/'];
+for (const file of tsFiles(path.join(ROOT, 'test'))) {
+  const rel = path.relative(path.join(ROOT, 'test'), file).split(path.sep).join('/');
+  const inData = DATA_FOLDERS.some((d) => rel.startsWith(d));
+  const isTest = rel.endsWith('.test.ts');
+  const dir = path.posix.dirname(rel);
+  if (isTest && inData) problems.push(`test/${rel}:1: a test file in test/${rel.split('/')[0]}/; put it in the folder that mirrors what it tests`);
+  else if (isTest && (dir === '.' || !fs.existsSync(path.join(ROOT, dir)) || !fs.statSync(path.join(ROOT, dir)).isDirectory())) {
+    problems.push(`test/${rel}:1: not in a folder that mirrors one of the tree (test/X/ for the folder X/ it tests)`);
+  } else if (!isTest && !inData) problems.push(`test/${rel}:1: a helper outside test/helpers/`);
 }
 
 // Every test file is in exactly one suite (unit or integration).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python the tests use to check medrep's output against the ecosystem (test/meds.test.ts
+# The Python the tests use to check medrep's output against the ecosystem (test/sinks/meds.test.ts
 # validates the MEDS output with the real `meds` package and reads it back with `meds_reader`).
 # Creates .cache/venv once and installs the packages from PyPI; later runs only check them.
 # Prints nothing on success but the venv's python path on stdout.

@@ -17,17 +17,27 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export const SUITES = {
   unit: [
-    'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'cliDocs', 'cliOptions', 'ehrMetrics', 'ehrModels',
-    'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'manifestReader', 'medtok',
-    'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
-    'lz4Frame', 'shardSink', 'stageSendSlices', 'streamCodec', 'textEncoder', 'trainingLoop', 'trainRepresentations', 'transforms', 'validation', 'watermarks',
+    'bench/mergeExternal', 'cli/cliDocs', 'cli/cliOptions', 'common/processTempDir', 'runners/kafka/lz4Frame',
+    'runners/kafka/shardSink', 'runners/kafka/stageSendSlices', 'runners/kafka/streamCodec',
+    'runners/kafka/watermarks', 'runners/local/samples', 'schemas/hashedIds', 'schemas/ids',
+    'schemas/validation', 'scripts/importCheck', 'sinks/manifestReader', 'trainers/backend',
+    'trainers/behrt/behrt', 'trainers/behrt/behrtAttention', 'trainers/behrt/behrtFollow',
+    'trainers/behrt/ehrModels', 'trainers/behrt/experimentGrid', 'trainers/graph/grace',
+    'trainers/metrics/ehrMetrics', 'trainers/representations/evaluate', 'trainers/representations/medtok',
+    'trainers/representations/representationQuality', 'trainers/representations/representationTable',
+    'trainers/representations/trainRepresentations', 'trainers/text/chatClient', 'trainers/text/textEncoder',
+    'trainers/trainingLoop', 'transforms/labels/labelEdges', 'transforms/transforms',
   ],
   integration: [
-    'appendStore', 'attentionAnalysis', 'badInput', 'behrtExternal', 'cliErrors', 'conceptGraph',
-    'docCheck', 'experiment', 'importRepresentations', 'kafkaOps', 'kafkaRowCheck', 'kafkaStage',
-    'kafkaContinuous', 'kafkaManifestLog', 'kafkaStream', 'kafkaStreamCli', 'kafkaStreamFaults', 'kafkaTopicsProducer', 'labelReference',
-    'kafkaSinkFault', 'labelTasks', 'localRunner', 'meds', 'medsInput', 'memoryLimit', 'outputDir', 'realData', 'report',
-    'strictInput', 'synth', 'trainOneClass',
+    'cli/cliErrors', 'cli/docCheck', 'common/outputDir', 'experiments/experiment', 'report/report',
+    'runners/kafka/appendStore', 'runners/kafka/kafkaContinuous', 'runners/kafka/kafkaManifestLog',
+    'runners/kafka/kafkaOps', 'runners/kafka/kafkaRowCheck', 'runners/kafka/kafkaSinkFault',
+    'runners/kafka/kafkaStage', 'runners/kafka/kafkaStream', 'runners/kafka/kafkaStreamCli',
+    'runners/kafka/kafkaStreamFaults', 'runners/kafka/kafkaTopicsProducer', 'runners/local/localRunner',
+    'runners/local/realData', 'sinks/meds', 'sources/badInput', 'sources/labelTasks', 'sources/medsInput',
+    'sources/memoryLimit', 'sources/strictInput', 'synth/synth', 'trainers/behrt/attentionAnalysis',
+    'trainers/behrt/behrtExternal', 'trainers/behrt/trainOneClass', 'trainers/graph/conceptGraph',
+    'trainers/representations/importRepresentations', 'transforms/labels/labelReference',
   ],
 };
 

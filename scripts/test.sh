@@ -11,7 +11,7 @@
 #
 #   npm test                                   # the whole suite
 #   npm run test:unit                          # scripts/test.sh --suite unit
-#   npm test -- dist/test/kafkaOps.test.js     # some files
+#   npm test -- dist/test/runners/kafka/kafkaOps.test.js     # some files
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

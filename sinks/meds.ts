@@ -17,7 +17,7 @@ import { BIRTH_TIMESTAMP_SQL } from './personSql';
 import { Id, compareIds, idBigInt } from '../schemas/ids';
 import { sqlString } from '../common/sql';
 
-/** The MEDS release whose schemas the output follows (test/meds.test.ts validates with it). */
+/** The MEDS release whose schemas the output follows (test/sinks/meds.test.ts validates with it). */
 export const MEDS_VERSION = '0.4.1';
 export const MEDS_BIRTH = 'MEDS_BIRTH';
 export const MEDS_DEATH = 'MEDS_DEATH';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OmopRowProducer } from '../../runners/kafka/omopProducer';
 import { TopicNames } from '../../runners/kafka/topics';
-import { lit, sql } from '../helpers';
+import { lit, sql } from './index';
 
 /** Person ids of the new patients: above every id of the synthetic hospitals. */
 export const NEW_PERSON_BASE = 9_000_000;

@@ -1,7 +1,7 @@
 // Small OMOP folders written by hand (CSV, with a small vocabulary beside the data) for tests of
 // exact edge cases; `tables` replaces or adds tables to the empty defaults.
 import * as path from 'node:path';
-import { tempDir, writeCsv } from '../helpers';
+import { tempDir, writeCsv } from './index';
 
 export type CsvTable = [string[], (string | number | null)[][]];
 

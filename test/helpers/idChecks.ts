@@ -4,7 +4,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lit, sql } from '../helpers';
+import { lit, sql } from './index';
 
 /** The SQL relation of an input table of a synthetic folder (CSV read as text, Parquet typed). */
 export function inputTable(omop: string, table: string): string {

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { tempDir, writeCsv } from '../helpers';
+import { tempDir, writeCsv } from './index';
 
 export const MEASUREMENT_HEADER =
   'measurement_id,person_id,measurement_concept_id,measurement_date,measurement_datetime,value_as_number,unit_source_value,measurement_source_value,visit_occurrence_id';

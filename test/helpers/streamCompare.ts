@@ -5,8 +5,8 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { kafkaOptions } from '../../runners/kafka/config';
-import { BROKERS } from '../kafkaTestUtil';
-import { lit, sql } from '../helpers';
+import { BROKERS } from './kafka';
+import { lit, sql } from './index';
 
 export function kafkaOpts(prefix: string) {
   return kafkaOptions({ brokers: BROKERS, topicPrefix: prefix, clientId: 'medrep-stream-test' }, {});

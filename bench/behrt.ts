@@ -12,7 +12,7 @@ import { initEhrBackend, tf } from '../trainers/behrt/tf';
 import { trainBehrt } from '../trainers/behrt/train';
 import { Vocabulary } from '../trainers/behrt/vocab';
 import type { Sequence } from '../trainers/behrt/data';
-import { Rng } from '../trainers/behrt/rng';
+import { Rng } from '../trainers/random';
 import { formatTable } from '../trainers/metrics/table';
 import { writeBenchResult } from './resultFile';
 
@@ -42,7 +42,7 @@ interface Row {
 
 /** Sequences of exactly `len` tokens over a 2000-concept vocabulary. */
 function sequences(n: number, len: number, seed: number): Sequence[] {
-  const rng = new Rng(seed);
+  const rng = Rng.fromState(seed);
   return Array.from({ length: n }, (_, p) => {
     const k = len - 2;
     return {

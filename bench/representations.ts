@@ -22,7 +22,7 @@ function arg(name: string, def: number): number {
 
 /** A random graph of n nodes with average degree deg (seeded), for GCL throughput. */
 function randomGraph(n: number, deg: number, seed: number): ConceptGraph {
-  const rng = new Rng(seed);
+  const rng = Rng.seeded(seed);
   const adj: Array<Set<number>> = Array.from({ length: n }, () => new Set());
   for (let e = 0; e < (n * deg) / 2; e++) {
     const a = rng.int(n), b = rng.int(n);
@@ -39,7 +39,7 @@ const WORDS = 'acute chronic diabetes mellitus type renal failure heart blood gl
 
 async function trainThroughput(backend: BackendPreference, sequences: number, gclNodes: number, seedsPerBatch: number): Promise<Record<string, number | string>> {
   const name = await selectBackend(backend, () => {});
-  const rng = new Rng(5);
+  const rng = Rng.seeded(5);
   const texts = Array.from({ length: sequences }, () => Array.from({ length: 12 + rng.int(12) }, () => WORDS[rng.int(WORDS.length)]).join(' '));
   const tok = BpeTokenizer.train(texts, 500);
   const seqs = texts.map((t) => tok.encode(t, SMALL_TEXT_ENCODER.maxLen));

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import { AddressInfo } from 'net';
-import { Rng } from '../trainers/behrt/rng';
+import { Rng } from '../trainers/random';
 import { splitOf } from '../transforms/splits';
 import type { Sequence } from '../trainers/behrt/data';
 import { runCommandLine } from '../cli';
@@ -25,7 +25,7 @@ const DISTRACTORS = [...Array.from({ length: 20 }, (_, k) => 100 + k), ...Array.
 
 /** Each person has the cause and each distractor with probability 1/2, in random order; label = has the cause. */
 function plantedSequences(persons: number, seed: number): Sequence[] {
-  const rng = new Rng(seed);
+  const rng = Rng.fromState(seed);
   const out: Sequence[] = [];
   for (let p = 1; p <= persons; p++) {
     const concepts = [CAUSE, ...DISTRACTORS].filter(() => rng.next() < 0.5);

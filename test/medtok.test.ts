@@ -37,7 +37,7 @@ describe('MedTok baseline', function () {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('k-means codebook: the quantization error falls at every step, from seeded k-means++ entries', () => {
-    const rng = new Rng(3);
+    const rng = Rng.seeded(3);
     const dim = 4;
     const points = Float32Array.from({ length: 300 * dim }, () => rng.next());
     const cb = trainCodebook(points, dim, { size: 16, iterations: 40, seed: 5 });

@@ -17,7 +17,7 @@ const INGREDIENT_OF = new Set(['RxNorm ing of', 'Ingredient of']);
  * components ("Consists of"), whether or not the ingredient itself is a node.
  */
 export async function relatedPairs(vocabDir: string, g: ConceptGraph, seed = 1, maxPerKind = 20_000): Promise<Pairs> {
-  const rng = new Rng(seed);
+  const rng = Rng.seeded(seed);
   const parentChild = new Set<string>();
   const ingredientsOf = new Map<number, Set<number>>();
   const componentsOf = new Map<number, number[]>();

@@ -8,7 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from '../trainers/behrt/config';
-import { initEhrBackend, tf } from '../trainers/behrt/tf';
+import { tf } from '../trainers/tf';
+import { initBackend } from '../trainers/backend';
 import { trainBehrt } from '../trainers/behrt/train';
 import { Vocabulary } from '../trainers/behrt/vocab';
 import type { Sequence } from '../trainers/behrt/data';
@@ -59,7 +60,7 @@ function sequences(n: number, len: number, seed: number): Sequence[] {
 }
 
 async function child(name: string, backend: 'cpu' | 'wasm', model: BehrtConfig, train: TrainConfig, steps: number, warmup: number): Promise<Omit<Row, 'wallSeconds' | 'loadAverageBefore' | 'loadAverageAfter'>> {
-  await initEhrBackend(backend);
+  await initBackend(backend);
   const seqs = sequences(train.batchSize * (steps + warmup), model.maxLen, 1);
   const vocab = Vocabulary.fromSequences(seqs);
   const base = { task: 'pretrain', train: seqs, val: seqs.slice(0, 1), vocab, embeddings: 'vanilla' as const, model, trainCfg: { ...train, epochs: 1 }, seed: 1, shards: [] };

@@ -14,7 +14,8 @@ import { manifestEntry, writeRepresentations, writeSequenceShard } from './ehrFi
 import { medrep, medrepAsync } from './helpers/cli';
 import { decodePng } from './helpers/png';
 import { tempDir } from './helpers';
-import { tf, initEhrBackend } from '../trainers/behrt/tf';
+import { tf } from '../trainers/tf';
+import { initBackend } from '../trainers/backend';
 import { Behrt } from '../trainers/behrt/model';
 import { makeBatch } from '../trainers/behrt/batch';
 import { DEFAULT_MODEL } from '../trainers/behrt/config';
@@ -58,7 +59,7 @@ const MODEL = ['--hidden', '16', '--layers', '1', '--heads', '2', '--intermediat
 
 describe('BEHRT [CLS] attention of the last layer', () => {
   it('is softmax(q_CLS k^T / sqrt(dh)) per head over the last layer\'s input, averaged over heads; padding gets 0', async () => {
-    await initEhrBackend('cpu');
+    await initBackend('cpu');
     const cfg = { ...DEFAULT_MODEL, hidden: 8, layers: 2, heads: 2, intermediate: 8, maxLen: 6, segmentVocab: 4, recordRankVocab: 4 };
     const m = new Behrt(cfg, { vocabSize: 20, seed: 2 });
     const item = (n: number) => ({ tokens: Int32Array.from({ length: n }, (_, i) => (i === 0 ? 3 : 8 + i)), ages: new Int32Array(n), segments: new Int32Array(n), recordRanks: new Int32Array(n), domains: new Int32Array(n) });

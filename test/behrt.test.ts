@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf, initEhrBackend } from '../trainers/behrt/tf';
+import { tf } from '../trainers/tf';
+import { initBackend } from '../trainers/backend';
 import { Behrt, gatherRows } from '../trainers/behrt/model';
 import { makeBatch } from '../trainers/behrt/batch';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, BehrtConfig } from '../trainers/behrt/config';
@@ -19,7 +20,7 @@ const tiny: BehrtConfig = { ...DEFAULT_MODEL, hidden: 8, layers: 1, heads: 2, in
 const snapshot = (m: Behrt) => new Map([...m.params].map(([n, v]) => [n, Float32Array.from(v.dataSync())]));
 
 describe('BEHRT model', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('embeds a*concept + b*age + c*segment + d*rank (+ e*domain) with a=1, b..e=0 at start', () => {
     const cfg = { ...tiny, domainEmbedding: true };
@@ -187,7 +188,7 @@ describe('MLM masking', () => {
 });
 
 describe('BEHRT checkpoints', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('resuming from a checkpoint gives the same weights as an uninterrupted run with the same seed', async () => {
     const seqs = syntheticSequences({ persons: 48, seed: 4, maxEvents: 12 });

@@ -1,7 +1,8 @@
 // Blocked attention (queries in blocks, gradient recomputed per block) against the plain form
 // differentiated by the tfjs tape: same values, same gradients, same dropout mask.
 import assert from 'node:assert/strict';
-import { tf, initEhrBackend } from '../trainers/behrt/tf';
+import { tf } from '../trainers/tf';
+import { initBackend } from '../trainers/backend';
 import { attention, attentionDropoutMask } from '../trainers/behrt/attention';
 import { Behrt } from '../trainers/behrt/model';
 import { makeBatch } from '../trainers/behrt/batch';
@@ -21,7 +22,7 @@ function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('BEHRT blocked attention', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('draws the dropout mask per query row, so any block of rows is a slice of the full mask', () => {
     const d = { seed: 77, rate: 0.25 };

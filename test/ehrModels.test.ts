@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { tf, initEhrBackend } from '../trainers/behrt/tf';
+import { tf } from '../trainers/tf';
+import { initBackend } from '../trainers/backend';
 import { Behrt } from '../trainers/behrt/model';
 import { makeBatch } from '../trainers/behrt/batch';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, EHR_MODELS, modelConfig, type BehrtConfig } from '../trainers/behrt/config';
@@ -21,7 +22,7 @@ const size: BehrtConfig = { ...DEFAULT_MODEL, hidden: 16, layers: 1, heads: 2, i
 
 describe('EHR models: BEHRT, CDM-BERT and Med-BERT on one encoder', function () {
   this.timeout(120_000);
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   const seqs = syntheticSequences({ persons: 96, seed: 11, maxEvents: 14 });
   // Med-BERT's labels: persons whose planted risk concept occurs had a "prolonged stay" here.

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../trainers/tf';
 import { selectBackend } from '../trainers/backend';
 import { graceLoss, distillationLoss, trainGrace } from '../trainers/graph/grace';
 import { dropEdges, featureMask, gcnMessages, sampleSubgraph } from '../trainers/graph/sampling';

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../trainers/tf';
 import { selectBackend } from '../trainers/backend';
 import { BpeTokenizer, CLS, MASK, SEP, SPECIAL_TOKENS, preTokenize } from '../trainers/text/tokenizer';
 import { TextEncoder, maskSequence, pretrainMlm, clsVectors, meanVectors } from '../trainers/text/encoder';

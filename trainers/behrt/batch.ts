@@ -1,5 +1,5 @@
 // Pads encoded sequences into one batch of tensors (to the batch's longest sequence, not maxLen).
-import { tf } from './tf';
+import { tf } from '../tf';
 import type { Batch } from './model';
 import type { Encoded } from './vocab';
 

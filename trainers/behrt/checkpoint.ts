@@ -3,7 +3,7 @@
 // at any moment leaves the previous checkpoint readable.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf } from './tf';
+import { tf } from '../tf';
 import type { BehrtConfig, TrainConfig } from './config';
 import { Behrt, FrozenTable, VOCABULARY_INDEXED } from './model';
 import type { Adam } from './adam';

@@ -12,7 +12,7 @@
 // frozen table of representation vectors (MedRep / text), with learnable rows only for the
 // special and gender tokens, and a learned projection when the vectors' size differs from hidden.
 import { FIRST_CONCEPT_INDEX } from '../../transforms/tokens';
-import { tf, Tensor } from './tf';
+import { tf, Tensor } from '../tf';
 import type { BehrtConfig } from './config';
 import { mixSeed, Rng } from '../random';
 import { attention } from './attention';

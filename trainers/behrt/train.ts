@@ -1,7 +1,7 @@
 // One training loop for MLM pretraining and for finetuning: seeded batches, dropout and masks
 // drawn from (seed, step), validation at each epoch end, early stopping, and atomic checkpoints
 // that carry everything needed to resume exactly where a run stopped.
-import { tf } from './tf';
+import { tf } from '../tf';
 import { Adam } from './adam';
 import { makeBatch, disposeBatch } from './batch';
 import type { BehrtConfig, TrainConfig } from './config';

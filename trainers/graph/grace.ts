@@ -5,7 +5,7 @@
 // step, then the distillation loss KL(softmax(x) || softmax(z)) between the text vector x and the
 // encoder output z of each node takes another. Early stopping on the epoch loss restores a deep
 // copy of the best weights.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../tf';
 import { Rng, glorotUniform } from '../random';
 import type { ConceptGraph } from './conceptGraph';
 import { dropEdges, featureMask, gcnMessages, sampleSubgraph, Subgraph } from './sampling';

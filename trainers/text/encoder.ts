@@ -3,7 +3,7 @@
 // 10% a random piece and 10% stay; a held-out validation split drives early stopping; the
 // concept vector is the final hidden state at [CLS]. Pre-LayerNorm blocks, GELU feed-forward,
 // output layer tied to the piece embeddings.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../tf';
 import { Rng } from '../random';
 import { CLS, MASK, PAD, SEP, SPECIAL_TOKENS } from './tokenizer';
 import { runTrainingLoop } from '../trainingLoop';

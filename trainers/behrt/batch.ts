@@ -32,9 +32,6 @@ export function makeBatch(items: Encoded[], tokensOverride?: Int32Array[]): Batc
   };
 }
 
-/** Width of a batch as makeBatch pads it. */
-export const batchWidth = (items: Encoded[]): number => Math.max(...items.map((e) => e.tokens.length));
-
 export function disposeBatch(b: Batch): void {
   for (const t of Object.values(b)) if (t instanceof tf.Tensor) t.dispose();
 }

@@ -119,9 +119,3 @@ export function meanKl(text: Float32Array, graph: Float32Array, dim: number): nu
   }
   return s / n;
 }
-
-export function pairSummary(v: Float32Array, dim: number, pairs: Pairs): Record<PairKind, { pairs: number; meanCosine: number | null }> {
-  const out = {} as Record<PairKind, { pairs: number; meanCosine: number | null }>;
-  for (const k of Object.keys(pairs) as PairKind[]) out[k] = { pairs: pairs[k].length, meanCosine: meanPairCosine(v, dim, pairs[k]) };
-  return out;
-}

@@ -106,12 +106,10 @@ function push(m: Map<number, number[]>, k: number, v: number): void {
  * concept's decile row describes the same value range while a base row does not.
  */
 export class RepresentationLookup {
-  /** Resolutions by kind (and 'unknown' for null), since construction or the last resetCounts(). */
+  /** Resolutions by kind (and 'unknown' for null), since construction. */
   counts: Record<LookupSource | 'unknown', number> = { exact: 0, mapped: 0, ancestor: 0, sibling: 0, base: 0, unknown: 0 };
 
   constructor(readonly table: RepresentationTable, readonly vocabulary: VocabularyIndex | null = null) {}
-
-  resetCounts(): void { for (const k of Object.keys(this.counts) as Array<keyof RepresentationLookup['counts']>) this.counts[k] = 0; }
 
   get dim(): number { return this.table.dim; }
 

@@ -88,7 +88,7 @@ async function main(): Promise<void> {
         return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
       };
       const gen = step(`const t=Date.now();const r=require('./trainers/graph/syntheticVocabulary').writeSyntheticVocabulary(${JSON.stringify(dir)},{concepts:${concepts},linksPerConcept:${links}});console.log(JSON.stringify({...r,seconds:(Date.now()-t)/1000}))`);
-      const scan = step(`(async()=>{const {forEachLine}=require('./trainers/graph/vocabularyFiles');const t=Date.now();let n=0;for(const f of ['CONCEPT.csv','CONCEPT_RELATIONSHIP.csv'])n+=await forEachLine(require('path').join(${JSON.stringify(dir)},f),()=>{});console.log(JSON.stringify({lines:n,seconds:(Date.now()-t)/1000,peakRssMiB:process.resourceUsage().maxRSS/1024}))})()`);
+      const scan = step(`(async()=>{const {forEachLine}=require('./sources/vocabularyFiles');const t=Date.now();let n=0;for(const f of ['CONCEPT.csv','CONCEPT_RELATIONSHIP.csv'])n+=await forEachLine(require('path').join(${JSON.stringify(dir)},f),()=>{});console.log(JSON.stringify({lines:n,seconds:(Date.now()-t)/1000,peakRssMiB:process.resourceUsage().maxRSS/1024}))})()`);
       const build = step(`(async()=>{const {buildConceptGraph}=require('./trainers/graph/conceptGraph');const t=Date.now();const g=await buildConceptGraph(${JSON.stringify(dir)});console.log(JSON.stringify({...g.stats,nodes:g.numNodes,edges:g.numEdges,seconds:(Date.now()-t)/1000,peakRssMiB:process.resourceUsage().maxRSS/1024}))})()`);
       const bytes = ['CONCEPT.csv', 'CONCEPT_RELATIONSHIP.csv'].reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
       results.graphBuild = {

@@ -3,7 +3,7 @@
 // vectors moved from the text vectors (the paper's oversimplification check for KD).
 import { Rng } from '../random';
 import type { ConceptGraph } from '../graph/conceptGraph';
-import { streamRelationships } from '../graph/vocabularyFiles';
+import { streamRelationships } from '../../sources/vocabularyFiles';
 
 export type PairKind = 'same_ingredient' | 'parent_child' | 'decile_neighbours' | 'random';
 export type Pairs = Record<PairKind, Array<[number, number]>>;

@@ -13,7 +13,7 @@ import { buildConceptGraph, ConceptGraph, GraphStats, GRAPH_DOMAINS } from '../g
 import { propagate, DEFAULT_PROPAGATION, PropagationOptions } from '../graph/propagation';
 import { lexicalVectors, DEFAULT_LEXICAL, LexicalOptions } from '../text/lexical';
 import { withOrdinalDecileRows, AssembledTable } from './decileRows';
-import { findVocabFile, VocabTableName } from '../graph/vocabularyFiles';
+import { findVocabFile, VocabTableName } from '../../sources/vocabularyFiles';
 import { trainGrace, DEFAULT_GRACE, GraceOptions, GraceResult } from '../graph/grace';
 import { buildConceptText, TextSource } from '../text/conceptText';
 import { BpeTokenizer } from '../text/tokenizer';

@@ -26,6 +26,8 @@ export interface TrainEhrRequest {
   embeddings: EmbeddingKind;
   /** The representation table of the medrep and text embeddings. */
   representations?: string;
+  /** Vocabulary folder for the lookup's fallbacks; without it a token has its own row or its base concept's. */
+  vocab?: string;
   out?: string;
   seeds?: number[];
   epochs?: number;
@@ -72,7 +74,7 @@ function sizes(r: TrainEhrRequest): { model: Partial<BehrtConfig>; train: Partia
 export async function runTrainEhr(r: TrainEhrRequest): Promise<void> {
   const { shards: shardsDir, task, embeddings } = r;
   if (embeddings !== 'vanilla' && !r.representations) throw new UserError(`--embeddings ${embeddings} needs --representations FILE`);
-  const reps: Representations | undefined = r.representations ? await loadRepresentations(r.representations) : undefined;
+  const reps: Representations | undefined = r.representations ? await loadRepresentations(r.representations, { vocab: r.vocab }) : undefined;
   const backend = await initBackend(r.backend);
   const modelName = r.model ?? 'behrt';
   const { model: sized, train } = sizes(r);

@@ -8,11 +8,12 @@
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, PAPER_MODEL, PAPER_TRAIN, type BehrtConfig, type TrainConfig } from '../trainers/behrt/config';
-import { initEhrBackend, tf } from '../trainers/behrt/tf';
+import { tf } from '../trainers/tf';
+import { initBackend } from '../trainers/backend';
 import { trainBehrt } from '../trainers/behrt/train';
 import { Vocabulary } from '../trainers/behrt/vocab';
 import type { Sequence } from '../trainers/behrt/data';
-import { Rng } from '../trainers/behrt/rng';
+import { Rng } from '../trainers/random';
 import { formatTable } from '../trainers/metrics/table';
 import { writeBenchResult } from './resultFile';
 
@@ -42,7 +43,7 @@ interface Row {
 
 /** Sequences of exactly `len` tokens over a 2000-concept vocabulary. */
 function sequences(n: number, len: number, seed: number): Sequence[] {
-  const rng = new Rng(seed);
+  const rng = Rng.fromState(seed);
   return Array.from({ length: n }, (_, p) => {
     const k = len - 2;
     return {
@@ -59,7 +60,7 @@ function sequences(n: number, len: number, seed: number): Sequence[] {
 }
 
 async function child(name: string, backend: 'cpu' | 'wasm', model: BehrtConfig, train: TrainConfig, steps: number, warmup: number): Promise<Omit<Row, 'wallSeconds' | 'loadAverageBefore' | 'loadAverageAfter'>> {
-  await initEhrBackend(backend);
+  await initBackend(backend);
   const seqs = sequences(train.batchSize * (steps + warmup), model.maxLen, 1);
   const vocab = Vocabulary.fromSequences(seqs);
   const base = { task: 'pretrain', train: seqs, val: seqs.slice(0, 1), vocab, embeddings: 'vanilla' as const, model, trainCfg: { ...train, epochs: 1 }, seed: 1, shards: [] };

@@ -22,7 +22,7 @@ function arg(name: string, def: number): number {
 
 /** A random graph of n nodes with average degree deg (seeded), for GCL throughput. */
 function randomGraph(n: number, deg: number, seed: number): ConceptGraph {
-  const rng = new Rng(seed);
+  const rng = Rng.seeded(seed);
   const adj: Array<Set<number>> = Array.from({ length: n }, () => new Set());
   for (let e = 0; e < (n * deg) / 2; e++) {
     const a = rng.int(n), b = rng.int(n);
@@ -39,7 +39,7 @@ const WORDS = 'acute chronic diabetes mellitus type renal failure heart blood gl
 
 async function trainThroughput(backend: BackendPreference, sequences: number, gclNodes: number, seedsPerBatch: number): Promise<Record<string, number | string>> {
   const name = await selectBackend(backend, () => {});
-  const rng = new Rng(5);
+  const rng = Rng.seeded(5);
   const texts = Array.from({ length: sequences }, () => Array.from({ length: 12 + rng.int(12) }, () => WORDS[rng.int(WORDS.length)]).join(' '));
   const tok = BpeTokenizer.train(texts, 500);
   const seqs = texts.map((t) => tok.encode(t, SMALL_TEXT_ENCODER.maxLen));
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
         return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
       };
       const gen = step(`const t=Date.now();const r=require('./trainers/graph/syntheticVocabulary').writeSyntheticVocabulary(${JSON.stringify(dir)},{concepts:${concepts},linksPerConcept:${links}});console.log(JSON.stringify({...r,seconds:(Date.now()-t)/1000}))`);
-      const scan = step(`(async()=>{const {forEachLine}=require('./trainers/graph/vocabularyFiles');const t=Date.now();let n=0;for(const f of ['CONCEPT.csv','CONCEPT_RELATIONSHIP.csv'])n+=await forEachLine(require('path').join(${JSON.stringify(dir)},f),()=>{});console.log(JSON.stringify({lines:n,seconds:(Date.now()-t)/1000,peakRssMiB:process.resourceUsage().maxRSS/1024}))})()`);
+      const scan = step(`(async()=>{const {forEachLine}=require('./sources/vocabularyFiles');const t=Date.now();let n=0;for(const f of ['CONCEPT.csv','CONCEPT_RELATIONSHIP.csv'])n+=await forEachLine(require('path').join(${JSON.stringify(dir)},f),()=>{});console.log(JSON.stringify({lines:n,seconds:(Date.now()-t)/1000,peakRssMiB:process.resourceUsage().maxRSS/1024}))})()`);
       const build = step(`(async()=>{const {buildConceptGraph}=require('./trainers/graph/conceptGraph');const t=Date.now();const g=await buildConceptGraph(${JSON.stringify(dir)});console.log(JSON.stringify({...g.stats,nodes:g.numNodes,edges:g.numEdges,seconds:(Date.now()-t)/1000,peakRssMiB:process.resourceUsage().maxRSS/1024}))})()`);
       const bytes = ['CONCEPT.csv', 'CONCEPT_RELATIONSHIP.csv'].reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
       results.graphBuild = {

@@ -15,9 +15,7 @@ import { consoleLogger } from '../common/progress';
 import { counterpartKey, CounterpartKey } from './counterparts';
 import { writeBenchResult } from './resultFile';
 import { loadRepresentations, RepresentationTable } from '../trainers/representations/table';
-import { RepresentationLookup } from '../trainers/representations/lookup';
-import { loadVocabularyIndex } from '../trainers/representations/vocabularyIndex';
-import type { InMemoryVocabularyIndex } from '../trainers/representations/lookup';
+import { RepresentationLookup, loadVocabularyIndex, type InMemoryVocabularyIndex } from '../trainers/representations/lookup';
 import { counterpartRetrieval, crossSiteDecile, decileOrder, effectiveDimensions, tableMean, VectorSource } from '../trainers/representations/quality';
 import { denseTfidf, tfidf } from '../trainers/text/lexical';
 import { assembleTable, refineVectors, trainRepresentations, TrainRepresentationsOptions, MethodSettings, DEFAULT_ORDINAL_WEIGHT } from '../trainers/representations/trainRepresentations';
@@ -27,7 +25,7 @@ import { DEFAULT_PROPAGATION } from '../trainers/graph/propagation';
 import { curvePlot } from '../figures/charts';
 import { writeFigure } from '../figures/figureFiles';
 import { meanRowCosine } from '../trainers/representations/evaluate';
-import { streamConcepts } from '../trainers/graph/vocabularyFiles';
+import { streamConcepts } from '../sources/vocabularyFiles';
 
 export interface QualityRow {
   table: string;

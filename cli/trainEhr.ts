@@ -15,6 +15,7 @@ export const trainEhrCommand = defineCommand({
     model: { type: 'string', value: EHR_MODELS.join('|'), help: 'the EHR model (default behrt)' },
     embeddings: { type: 'enum', values: ['vanilla', 'medrep', 'text'], default: 'vanilla', help: 'learned (vanilla) or frozen representation-table embeddings' },
     representations: { type: 'string', value: 'FILE', help: 'the representation table of --embeddings medrep|text' },
+    vocab: { type: 'string', value: 'DIR', help: "OMOP vocabulary folder: a token without a row of its own takes its Maps to target's, an ancestor's or a sibling decile's" },
     out: { type: 'string', value: 'DIR', help: 'output folder (default OUT/models/<task>-<embeddings>[-<model>])' },
     seeds: { type: 'list', items: 'int', help: 'training seeds' },
     epochs: { type: 'number', help: 'finetuning (or pretraining) epochs' },

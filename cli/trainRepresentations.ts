@@ -5,6 +5,7 @@ import { trainRepresentations, TrainRepresentationsOptions } from '../trainers/r
 import { defineCommand } from './command';
 import { Options, parseOptions } from './options';
 import { BACKEND_OPTION } from './trainerOptions';
+import { GRACE_SIZE_NAMES, TEXT_ENCODER_SIZE_NAMES } from '../trainers/representations/sizes';
 
 const NAME = 'train representations';
 
@@ -29,7 +30,8 @@ const OPTIONS = {
   epochs: { type: 'int', above: 0, help: 'graph epochs at most (and text epochs without --text-epochs)' },
   'text-epochs': { type: 'int', above: 0, help: 'text MLM epochs at most' },
   patience: { type: 'int', above: 0, help: 'epochs without improvement before stopping' },
-  'text-size': { type: 'enum', values: ['small', 'paper'], help: 'size of the text encoder' },
+  'text-size': { type: 'enum', values: TEXT_ENCODER_SIZE_NAMES, help: "size of the text encoder: small (default) or the paper's (hidden 768, 6 layers)" },
+  'graph-size': { type: 'enum', values: GRACE_SIZE_NAMES, help: 'size of GRACE mini-batches: full (default; 1024 seeds, 30/20/10 neighbours) or small (256 seeds, 10/5)' },
   hidden: { type: 'int', above: 0, help: 'hidden size of the text encoder' },
   'seeds-per-batch': { type: 'int', above: 0, help: 'GRACE seed nodes per batch' },
   'no-kd': { type: 'bool', help: 'GRACE without distillation from the text vectors' },
@@ -50,7 +52,7 @@ export function trainRepresentationsOptions(o: Options<typeof OPTIONS>, env: Nod
   return {
     ...given({
       vocab: o.vocab, out: o.out, deciles: o.deciles, descriptions: o.descriptions, endpoint: o.endpoint, endpointModel: o.endpointModel,
-      backend: o.backend, textSize: o.textSize, alsoNoKd: o.alsoNoKd || undefined, method: o.method, ordinalWeight: o.ordinalWeight, seed: o.seed,
+      backend: o.backend, textSize: o.textSize, graphSize: o.graphSize, alsoNoKd: o.alsoNoKd || undefined, method: o.method, ordinalWeight: o.ordinalWeight, seed: o.seed,
       textConfig: some({ hidden: o.hidden }), medtok: some({ codebookSize: o.codebookSize, codesPerModality: o.codesPerModality }),
       lexical: some({ dim: o.dim }), propagation: some({ alpha: o.alpha }), endpointApiKey: env.MEDREP_ENDPOINT_API_KEY || undefined,
     }),

@@ -1,6 +1,7 @@
 // Loads the part of the OMOP vocabulary a dataset needs: the concepts its rows name, everything
 // reachable from them through "Maps to", and the unit concepts. A full Athena vocabulary
-// (millions of concepts) stays in DuckDB; only this closure becomes a JavaScript index.
+// (millions of concepts) stays in DuckDB; only this closure becomes a JavaScript index. The trainers
+// read a whole vocabulary folder streaming instead (sources/vocabularyFiles.ts).
 import { DuckDBConnection } from '@duckdb/node-api';
 import { CLINICAL_TABLES, VOCABULARY_TABLES } from '../schemas/omop';
 import { q } from '../schemas/sqlChecks';

@@ -2,13 +2,8 @@
 // visible, else tfjs-node, else WASM, else plain CPU. The native packages are optional: their
 // install downloads libtensorflow, so they are loaded only when present. The WASM backend lacks
 // a few kernels that training needs; they are registered here (see wasmKernels.ts).
-import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core's Node build (dist/tf-core.node.js) registers no gradient functions and no
-// optimizers' side effects beyond the base; @tensorflow/tfjs's Node bundle registers all
-// gradients (shared global registry), so importing it once makes tf.grad work on any backend.
-import '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-cpu';
 import { spawnSync } from 'child_process';
+import { tf } from './tf';
 import { registerWasmTrainingKernels } from './wasmKernels';
 
 export type BackendPreference = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -106,4 +101,19 @@ export async function selectBackend(
     }
   }
   throw new Error(`no tfjs backend could be initialised: ${skipped.join('; ')}`);
+}
+
+let ready: Promise<string> | null = null;
+let readyFor: BackendPreference | undefined | null = null;
+
+/**
+ * selectBackend once per preference: the EHR trainers call it at every entry point (train,
+ * experiment cell, attention analysis), and a second call with the same preference returns the
+ * first choice without trying or logging again.
+ */
+export function initBackend(preferred?: BackendPreference): Promise<string> {
+  if (ready && readyFor === preferred) return ready;
+  readyFor = preferred;
+  ready = selectBackend(preferred);
+  return ready;
 }

@@ -1,7 +1,7 @@
 // Kernels the tfjs WASM backend (4.22) lacks but training needs, implemented in plain
 // JavaScript over the backend's buffers. UnsortedSegmentSum is the gradient of Gather (every
 // embedding lookup) and the neighbour aggregation of the GCN.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tf';
 import type { KernelConfig, KernelFunc, TensorInfo, DataType, TypedArray } from '@tensorflow/tfjs-core';
 
 /** What these kernels need from a backend: read a tensor's values, make an output from values. */

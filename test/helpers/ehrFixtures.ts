@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { Rng } from '../../trainers/behrt/rng';
+import { Rng } from '../../trainers/random';
 import { splitOf } from '../../transforms/splits';
 import type { Sequence } from '../../trainers/behrt/data';
 import { sha256 } from '../../transforms/hashing';
@@ -25,7 +25,7 @@ export const RISK_CONCEPTS = [1001, 1002, 1003];
 
 /** Sequences of one synthetic site; the label of person p says whether a risk concept occurred. */
 export function syntheticSequences(o: SiteOptions): Sequence[] {
-  const rng = new Rng(o.seed);
+  const rng = Rng.fromState(o.seed);
   const per = o.conceptsPerDomain ?? 20;
   const off = o.conceptOffset ?? 0;
   const out: Sequence[] = [];
@@ -109,7 +109,7 @@ export async function writeSite(outDir: string, o: SiteOptions, task: string | s
 
 /** Representation vectors in which a site-B concept (id + offset) sits next to its site-A twin. */
 export async function writeRepresentations(file: string, dim: number, offsets: number[], seed: number, conceptsPerDomain = 20, noise = 0.05): Promise<void> {
-  const rng = new Rng(seed);
+  const rng = Rng.fromState(seed);
   const rows: string[] = [];
   const base: number[] = [];
   for (let dom = 1; dom <= 4; dom++) for (let k = 0; k < conceptsPerDomain; k++) base.push(dom * 100 + k);

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../../trainers/tf';
 import { selectBackend, currentBackendChoice } from '../../trainers/backend';
 import { SPLIT_MATMUL_MIN_WORK, WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../../trainers/wasmKernels';
 

@@ -1,6 +1,6 @@
 // Adam with decoupled weight decay and global-norm clipping. Written out (rather than tf.train.adam)
 // so that its whole state is named per parameter and goes into checkpoints as plain arrays.
-import { tf } from './tf';
+import { tf } from '../tf';
 
 export interface AdamState {
   step: number;

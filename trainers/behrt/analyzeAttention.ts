@@ -6,15 +6,14 @@ import { join } from 'node:path';
 import { UserError } from '../../common/errors';
 import { SHIPPED_TASK_DIR } from '../../sources/taskFiles';
 import { sha256 } from '../../transforms/hashing';
-import type { BackendPreference } from '../backend';
-import { streamConcepts } from '../graph/vocabularyFiles';
-import { loadVocabularyIndex } from '../representations/vocabularyIndex';
+import { BackendPreference, initBackend } from '../backend';
+import { streamConcepts } from '../../sources/vocabularyFiles';
+import { loadVocabularyIndex } from '../representations/lookup';
 import { countTopConcepts, csvField, findFinetuned, loadFinetuned, topConceptsPerPerson, type CountedConcept, type FinetunedModel } from './attentionAnalysis';
 import { loadRepresentations, type Representations } from './representations';
 import { writeFigure, type FigureFiles } from '../../figures/figureFiles';
 import { countRelevance, rateRelevance, relevanceChart, RELEVANCE_LEVELS, type RelevanceCounts, type RelevanceLevel } from './relevance';
 import { loadSiteTask } from './site';
-import { initEhrBackend } from './tf';
 
 const COMMAND = 'medrep analyze attention';
 
@@ -123,7 +122,7 @@ export async function analyzeAttention(o: AnalyzeOptions): Promise<{ arms: ArmAn
     return findFinetuned(dir, o.task).map((m) => ({ ...m, dir }));
   });
   if (models.length === 0) throw new UserError(`${COMMAND}: no finetuned ${o.task} checkpoint under ${o.models.join(', ')} (checkpoints/<arm>/<model>/seed-<n>/${o.task}/)`);
-  await initEhrBackend(o.backend);
+  await initBackend(o.backend);
   const site = await loadSiteTask(o.shards, o.task);
   const seqs = o.splits ? site.sequences.filter((s) => o.splits!.includes(s.split)) : site.sequences;
   if (seqs.length === 0) throw new UserError(`${COMMAND}: ${o.shards}: no ${o.task} samples in splits ${o.splits!.join(', ')}`);

@@ -9,8 +9,8 @@
 //    25 MB.
 // The dropout mask is drawn per (batch row, head, query row) from its own seeded stream, so that
 // any block of query rows can regenerate exactly its part of the mask (in the plain form too).
-import { tf, Tensor } from './tf';
-import { mixSeed } from './rng';
+import { tf, Tensor } from '../tf';
+import { mixSeed } from '../random';
 
 export interface AttentionDropout {
   seed: number;

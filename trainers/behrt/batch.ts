@@ -1,5 +1,5 @@
 // Pads encoded sequences into one batch of tensors (to the batch's longest sequence, not maxLen).
-import { tf } from './tf';
+import { tf } from '../tf';
 import type { Batch } from './model';
 import type { Encoded } from './vocab';
 
@@ -31,9 +31,6 @@ export function makeBatch(items: Encoded[], tokensOverride?: Int32Array[]): Batc
     padded: items.some((e) => e.tokens.length < L),
   };
 }
-
-/** Width of a batch as makeBatch pads it. */
-export const batchWidth = (items: Encoded[]): number => Math.max(...items.map((e) => e.tokens.length));
 
 export function disposeBatch(b: Batch): void {
   for (const t of Object.values(b)) if (t instanceof tf.Tensor) t.dispose();

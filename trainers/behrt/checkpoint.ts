@@ -3,9 +3,9 @@
 // at any moment leaves the previous checkpoint readable.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf } from './tf';
+import { tf } from '../tf';
 import type { BehrtConfig, TrainConfig } from './config';
-import { Behrt, FrozenTable, VOCABULARY_INDEXED } from './model';
+import { Behrt, VOCABULARY_INDEXED } from './model';
 import type { Adam } from './adam';
 import type { Token } from './vocab';
 import { sha256 } from '../../transforms/hashing';
@@ -194,10 +194,4 @@ export function loadWeights(ckptDir: string, model: Behrt, adam: Adam | null, op
   }
   if (adam) adam.state.step = meta.adamStep;
   return meta;
-}
-
-export function frozenOf(meta: CheckpointMeta, table: FrozenTable | undefined): FrozenTable | undefined {
-  if (meta.frozenDim === null) return undefined;
-  if (!table) throw new Error(`checkpoint uses frozen ${meta.embeddings} vectors: give the representations file`);
-  return table;
 }

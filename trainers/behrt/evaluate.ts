@@ -126,6 +126,4 @@ export async function pretrain(o: Omit<FinetuneOptions, 'task' | 'init'>): Promi
   return o.checkpointDir;
 }
 
-export const splitFilter = (splits: string[]) => (s: Sequence) => splits.includes(s.split);
-
 export const checkpointPath = (root: string, ...parts: (string | number)[]) => join(root, 'checkpoints', ...parts.map(String));

@@ -15,7 +15,7 @@ import { bySplit, siteHash, type SiteData } from './site';
 import { shardSetHash } from './data';
 import { PLOS_TASK, withProlongedStay } from './prolongedStay';
 import { canonicalJson, sha256 } from '../../transforms/hashing';
-import { tf } from './tf';
+import { tf } from '../tf';
 import type { EmbeddingKind } from './train';
 import type { Curve } from '../metrics/auc';
 import type { FigureFiles } from '../../figures/figureFiles';

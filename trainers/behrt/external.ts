@@ -12,11 +12,9 @@ import { PLOS_TASK } from './prolongedStay';
 import { UserError } from '../../common/errors';
 import { hasVector, loadRepresentations, type Representations } from './representations';
 import { Vocabulary } from './vocab';
-import { loadVocabularyIndex } from '../representations/vocabularyIndex';
-import type { VocabularyIndex } from '../representations/lookup';
+import { loadVocabularyIndex, type VocabularyIndex } from '../representations/lookup';
 import { loadSiteTask, sampleTasks, siteHash, type SiteData } from './site';
-import { initEhrBackend } from './tf';
-import { BackendPreference } from '../backend';
+import { BackendPreference, initBackend } from '../backend';
 import { canonicalJson } from '../../transforms/hashing';
 import { listShards } from './data';
 
@@ -159,7 +157,7 @@ function armTables(t: { medrep?: Representations; text?: Representations; noKd?:
 
 export async function runExternalExperiment(o: ExternalExperimentOptions): Promise<ExternalExperimentResult> {
   const log = o.log ?? ((m: string) => console.log(m));
-  const backend = await initEhrBackend(o.backend);
+  const backend = await initBackend(o.backend);
   const { tasks, unresolved } = resolveTasks(o.siteA, o.siteB, o.tasks);
   for (const u of unresolved) log(`task ${u.task} (${groupOf(u.task)}) not resolved: ${u.reason}`);
   if (tasks.length === 0) throw new UserError(`no requested task has samples at both ${o.siteA} and ${o.siteB}${unresolved.length ? ` (${unresolved.map((u) => `${u.task}: ${u.reason}`).join('; ')})` : ''}`);

@@ -1,7 +1,7 @@
 // BERT-style masking for MLM: each non-special token is chosen with probability `rate`; a chosen
 // token becomes [MASK] 80% of the time, a random concept 10%, itself 10%.
 import { FIRST_CONCEPT_INDEX, SPECIAL_TOKENS } from '../../transforms/tokens';
-import { Rng } from './rng';
+import { Rng } from '../random';
 import { isSpecialIndex } from './vocab';
 
 export interface Masked {

@@ -12,9 +12,9 @@
 // frozen table of representation vectors (MedRep / text), with learnable rows only for the
 // special and gender tokens, and a learned projection when the vectors' size differs from hidden.
 import { FIRST_CONCEPT_INDEX } from '../../transforms/tokens';
-import { tf, Tensor } from './tf';
+import { tf, Tensor } from '../tf';
 import type { BehrtConfig } from './config';
-import { mixSeed, Rng } from './rng';
+import { mixSeed, Rng } from '../random';
 import { attention } from './attention';
 
 export interface Batch {
@@ -91,7 +91,7 @@ export class Behrt {
     readonly cfg: BehrtConfig,
     opts: { vocabSize: number; frozen?: FrozenTable; seed: number },
   ) {
-    const rng = new Rng(mixSeed(opts.seed, 0xbe));
+    const rng = Rng.fromState(mixSeed(opts.seed, 0xbe));
     const H = cfg.hidden;
     this.embeddings = opts.frozen ? 'frozen' : 'learned';
     if (opts.frozen) {
@@ -139,7 +139,7 @@ export class Behrt {
   /** The MLM head over a vocabulary of `vocabSize` model indices. */
   addMlmHead(vocabSize: number, seed: number): void {
     if (this.params.has('mlm.out.w')) return;
-    const rng = new Rng(mixSeed(seed, 0x11));
+    const rng = Rng.fromState(mixSeed(seed, 0x11));
     const H = this.cfg.hidden;
     this.add('mlm.dense.w', 'mlm', [H, H], rng, 'normal');
     this.add('mlm.dense.b', 'mlm', [H], rng, 'zeros');
@@ -158,7 +158,7 @@ export class Behrt {
 
   /** Pooler and a linear head with `outputs` logits (1 for binary tasks, 24 for phenotypes). */
   addClassifier(outputs: number, seed: number): void {
-    const rng = new Rng(mixSeed(seed, 0xc1));
+    const rng = Rng.fromState(mixSeed(seed, 0xc1));
     const H = this.cfg.hidden;
     for (const name of ['cls.pool.w', 'cls.pool.b', 'cls.head.w', 'cls.head.b']) this.remove(name);
     this.add('cls.pool.w', 'classifier', [H, H], rng, 'normal');

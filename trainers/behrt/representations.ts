@@ -3,8 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { sha256 } from '../../transforms/hashing';
 import { loadRepresentations as loadTable, RepresentationTable } from '../representations/table';
-import { RepresentationLookup, type VocabularyIndex } from '../representations/lookup';
-import { loadVocabularyIndex } from '../representations/vocabularyIndex';
+import { RepresentationLookup, type VocabularyIndex, loadVocabularyIndex } from '../representations/lookup';
 import type { FrozenTable } from './model';
 import type { Token, Vocabulary } from './vocab';
 

@@ -1,7 +1,7 @@
 // One training loop for MLM pretraining and for finetuning: seeded batches, dropout and masks
 // drawn from (seed, step), validation at each epoch end, early stopping, and atomic checkpoints
 // that carry everything needed to resume exactly where a run stopped.
-import { tf } from './tf';
+import { tf } from '../tf';
 import { Adam } from './adam';
 import { makeBatch, disposeBatch } from './batch';
 import type { BehrtConfig, TrainConfig } from './config';
@@ -12,7 +12,7 @@ import { maskTokens } from './masking';
 import { PLOS_TASK } from './prolongedStay';
 import { Behrt } from './model';
 import { frozenTableFor, type Representations } from './representations';
-import { mixSeed, Rng } from './rng';
+import { mixSeed, Rng } from '../random';
 import { encodeSequence, Encoded, Vocabulary } from './vocab';
 import { binaryMetrics, macroMetrics } from '../metrics/auc';
 import { runTrainingLoop } from '../trainingLoop';
@@ -147,7 +147,7 @@ export function predict(model: Behrt, data: Encoded[], batchSize: number): Float
 
 /** MLM loss on validation data with fixed masks (the same every epoch, so epochs compare). */
 export function mlmValidationLoss(model: Behrt, data: Encoded[], vocabSize: number, rate: number, seed: number, batchSize: number): number {
-  const rng = new Rng(mixSeed(seed, 0x7a1));
+  const rng = Rng.fromState(mixSeed(seed, 0x7a1));
   let total = 0;
   let count = 0;
   for (let i = 0; i < data.length; i += batchSize) {
@@ -210,13 +210,13 @@ export async function trainBehrt(o: TrainOptions): Promise<TrainResult> {
     goal: { goal: 'max' },
     state,
     runEpoch: () => {
-      const order = new Rng(mixSeed(o.seed, state.epoch, 0x5)).shuffle(Array.from({ length: batches.size }, (_, i) => i));
+      const order = Rng.fromState(mixSeed(o.seed, state.epoch, 0x5)).shuffle(Array.from({ length: batches.size }, (_, i) => i));
       for (; state.stepInEpoch < nBatches; ) {
         if (o.maxSteps !== undefined && state.step >= o.maxSteps) return 'halt';
         const idx = order.slice(state.stepInEpoch * B, (state.stepInEpoch + 1) * B);
         const stepStart = process.hrtime.bigint();
         model.setDropoutSeed(o.seed, state.step);
-        const objective = batches.objective(idx, new Rng(mixSeed(o.seed, state.step, 0x3)));
+        const objective = batches.objective(idx, Rng.fromState(mixSeed(o.seed, state.step, 0x3)));
         if (objective) {
           state.epochLossSum += step(objective);
           state.epochLossCount++;

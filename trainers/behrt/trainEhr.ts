@@ -9,8 +9,7 @@ import { experimentConfig, loadSite } from './external';
 import { formatResults, runArms } from './experiment';
 import { followManifest } from './follow';
 import { loadRepresentations, type Representations } from './representations';
-import { initEhrBackend } from './tf';
-import type { BackendPreference } from '../backend';
+import { BackendPreference, initBackend } from '../backend';
 import type { EmbeddingKind } from './train';
 import { canonicalJson } from '../../transforms/hashing';
 import { bySplit, siteHash } from './site';
@@ -27,6 +26,8 @@ export interface TrainEhrRequest {
   embeddings: EmbeddingKind;
   /** The representation table of the medrep and text embeddings. */
   representations?: string;
+  /** Vocabulary folder for the lookup's fallbacks; without it a token has its own row or its base concept's. */
+  vocab?: string;
   out?: string;
   seeds?: number[];
   epochs?: number;
@@ -73,8 +74,8 @@ function sizes(r: TrainEhrRequest): { model: Partial<BehrtConfig>; train: Partia
 export async function runTrainEhr(r: TrainEhrRequest): Promise<void> {
   const { shards: shardsDir, task, embeddings } = r;
   if (embeddings !== 'vanilla' && !r.representations) throw new UserError(`--embeddings ${embeddings} needs --representations FILE`);
-  const reps: Representations | undefined = r.representations ? await loadRepresentations(r.representations) : undefined;
-  const backend = await initEhrBackend(r.backend);
+  const reps: Representations | undefined = r.representations ? await loadRepresentations(r.representations, { vocab: r.vocab }) : undefined;
+  const backend = await initBackend(r.backend);
   const modelName = r.model ?? 'behrt';
   const { model: sized, train } = sizes(r);
   const model = { ...modelConfig(modelName, { ...DEFAULT_MODEL, ...(r.paperSize ? PAPER_MODEL : {}) }), ...sized };

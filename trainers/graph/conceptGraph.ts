@@ -7,7 +7,7 @@
 // buffer fills, so memory is bounded by the number of distinct links, not of relationship rows.
 import type { DecileArtifact } from '../../transforms/deciles';
 import { GrowableFloat64 } from './growable';
-import { streamConcepts, streamRelationships } from './vocabularyFiles';
+import { streamConcepts, streamRelationships } from '../../sources/vocabularyFiles';
 
 /** MedRep's domain ids. */
 export const GRAPH_DOMAINS: Record<string, number> = { Condition: 1, Drug: 2, Measurement: 3, Procedure: 4 };

@@ -5,7 +5,7 @@
 // step, then the distillation loss KL(softmax(x) || softmax(z)) between the text vector x and the
 // encoder output z of each node takes another. Early stopping on the epoch loss restores a deep
 // copy of the best weights.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../tf';
 import { Rng, glorotUniform } from '../random';
 import type { ConceptGraph } from './conceptGraph';
 import { dropEdges, featureMask, gcnMessages, sampleSubgraph, Subgraph } from './sampling';
@@ -167,7 +167,7 @@ export function trainGrace(g: ConceptGraph, textVectors: Float32Array, dim: numb
   const o: GraceOptions = { ...DEFAULT_GRACE, ...options };
   const log = o.log ?? (() => {});
   if (textVectors.length !== g.numNodes * dim) throw new Error(`text vectors: ${textVectors.length} floats for ${g.numNodes} nodes of dimension ${dim}`);
-  const rng = new Rng(o.seed);
+  const rng = Rng.seeded(o.seed);
   const model = new GraceModel(dim, dim, o.projectionDim ?? dim, rng);
   const optimizer = tf.train.adam(o.learningRate);
   const start = Date.now();

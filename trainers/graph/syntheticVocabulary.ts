@@ -3,6 +3,7 @@
 // Deterministic (seeded), written streaming.
 import * as fs from 'fs';
 import * as path from 'path';
+import { Rng } from '../random';
 
 export interface SyntheticVocabularyOptions {
   concepts: number;
@@ -19,17 +20,6 @@ const DOMAINS = ['Condition', 'Drug', 'Measurement', 'Procedure', 'Observation']
 /** Concept id of the i-th synthetic concept (sparse, unordered in the file like real ids). */
 export function syntheticConceptId(i: number): number {
   return 1_000_000 + i * 3;
-}
-
-/** xorshift32: enough for reproducible synthetic data. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s / 4294967296;
-  };
 }
 
 class BufferedWriter {
@@ -50,7 +40,7 @@ class BufferedWriter {
 
 export function writeSyntheticVocabulary(dir: string, o: SyntheticVocabularyOptions): { conceptRows: number; relationshipRows: number } {
   fs.mkdirSync(dir, { recursive: true });
-  const rand = rng(o.seed ?? 42);
+  const rng = Rng.seeded(o.seed ?? 42);
   const hubEvery = o.hubEvery ?? 50_000;
   const hubLinks = o.hubLinks ?? 150;
   const cfd = fs.openSync(path.join(dir, 'CONCEPT.csv'), 'w');
@@ -77,9 +67,9 @@ export function writeSyntheticVocabulary(dir: string, o: SyntheticVocabularyOpti
     rows += 2;
   };
   for (let i = 0; i < o.concepts; i++) {
-    const n = Math.floor(o.linksPerConcept) + (rand() < o.linksPerConcept % 1 ? 1 : 0);
-    for (let k = 0; k < n; k++) link(i, Math.floor(rand() * o.concepts));
-    if (i % hubEvery === 0) for (let k = 0; k < hubLinks; k++) link(i, Math.floor(rand() * o.concepts));
+    const n = Math.floor(o.linksPerConcept) + (rng.next() < o.linksPerConcept % 1 ? 1 : 0);
+    for (let k = 0; k < n; k++) link(i, rng.int(o.concepts));
+    if (i % hubEvery === 0) for (let k = 0; k < hubLinks; k++) link(i, rng.int(o.concepts));
   }
   rw.flush();
   fs.closeSync(rfd);

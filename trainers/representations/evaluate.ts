@@ -3,7 +3,7 @@
 // vectors moved from the text vectors (the paper's oversimplification check for KD).
 import { Rng } from '../random';
 import type { ConceptGraph } from '../graph/conceptGraph';
-import { streamRelationships } from '../graph/vocabularyFiles';
+import { streamRelationships } from '../../sources/vocabularyFiles';
 
 export type PairKind = 'same_ingredient' | 'parent_child' | 'decile_neighbours' | 'random';
 export type Pairs = Record<PairKind, Array<[number, number]>>;
@@ -17,7 +17,7 @@ const INGREDIENT_OF = new Set(['RxNorm ing of', 'Ingredient of']);
  * components ("Consists of"), whether or not the ingredient itself is a node.
  */
 export async function relatedPairs(vocabDir: string, g: ConceptGraph, seed = 1, maxPerKind = 20_000): Promise<Pairs> {
-  const rng = new Rng(seed);
+  const rng = Rng.seeded(seed);
   const parentChild = new Set<string>();
   const ingredientsOf = new Map<number, Set<number>>();
   const componentsOf = new Map<number, number[]>();
@@ -118,10 +118,4 @@ export function meanKl(text: Float32Array, graph: Float32Array, dim: number): nu
     for (let k = 0; k < dim; k++) s += Math.exp(p[k]) * (p[k] - q[k]);
   }
   return s / n;
-}
-
-export function pairSummary(v: Float32Array, dim: number, pairs: Pairs): Record<PairKind, { pairs: number; meanCosine: number | null }> {
-  const out = {} as Record<PairKind, { pairs: number; meanCosine: number | null }>;
-  for (const k of Object.keys(pairs) as PairKind[]) out[k] = { pairs: pairs[k].length, meanCosine: meanPairCosine(v, dim, pairs[k]) };
-  return out;
 }

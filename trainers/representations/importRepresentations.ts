@@ -3,7 +3,7 @@
 // (concept_id, decile, vector). Streaming: rows are read in blocks at their file offsets, so a
 // 22 GB matrix never sits in memory.
 import * as fs from 'fs';
-import { streamVocabTable } from '../graph/vocabularyFiles';
+import { streamVocabTable } from '../../sources/vocabularyFiles';
 import { claimOutputFile } from '../../common/outputDir';
 import { RepresentationWriter, WrittenTable, isRepresentationTable } from './table';
 

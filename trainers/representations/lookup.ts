@@ -3,6 +3,7 @@
 // sibling's row of the same decile (a lab under the same parent: decile k of one glucose test
 // is nearer decile k of another than any base row); then base rows; else null, which the model
 // treats as [UNK]. Every resolution is counted by kind.
+import { readVocabularyLinks, type VocabularyLinks } from '../../sources/vocabularyFiles';
 import { RepresentationTable } from './table';
 
 /** What the lookup needs to know about the vocabulary. */
@@ -26,15 +27,8 @@ export interface LookupHit {
   source: LookupSource;
 }
 
-/** Relationship rows the index is built from (any order; self links ignored). */
-export interface VocabularyLinks {
-  /** [source, target] pairs of relationship_id "Maps to". */
-  mapsTo: Iterable<readonly [number, number]>;
-  /** [child, parent] pairs of relationship_id "Is a". */
-  isA?: Iterable<readonly [number, number]>;
-  /** [ancestor, descendant, min_levels_of_separation] rows of CONCEPT_ANCESTOR. */
-  ancestors?: Iterable<readonly [number, number, number]>;
-}
+/** Relationship rows the index is built from (as sources/vocabularyFiles.ts reads them; self links ignored). */
+export type IndexLinks = Pick<VocabularyLinks, 'mapsTo'> & Partial<Pick<VocabularyLinks, 'isA' | 'ancestors'>>;
 
 /**
  * In-memory vocabulary index. Ancestors come from CONCEPT_ANCESTOR where given (ordered by
@@ -47,7 +41,7 @@ export class InMemoryVocabularyIndex implements VocabularyIndex {
   private readonly children = new Map<number, number[]>();
   private readonly ancestorRows = new Map<number, Array<[number, number]>>();
 
-  constructor(links: VocabularyLinks, private readonly maxDepth = 20) {
+  constructor(links: IndexLinks, private readonly maxDepth = 20) {
     for (const [a, b] of links.mapsTo) if (a !== b) push(this.maps, a, b);
     for (const [c, p] of links.isA ?? []) if (c !== p) { push(this.parents, c, p); push(this.children, p, c); }
     for (const [anc, desc, lvl] of links.ancestors ?? []) {
@@ -106,12 +100,10 @@ function push(m: Map<number, number[]>, k: number, v: number): void {
  * concept's decile row describes the same value range while a base row does not.
  */
 export class RepresentationLookup {
-  /** Resolutions by kind (and 'unknown' for null), since construction or the last resetCounts(). */
+  /** Resolutions by kind (and 'unknown' for null), since construction. */
   counts: Record<LookupSource | 'unknown', number> = { exact: 0, mapped: 0, ancestor: 0, sibling: 0, base: 0, unknown: 0 };
 
   constructor(readonly table: RepresentationTable, readonly vocabulary: VocabularyIndex | null = null) {}
-
-  resetCounts(): void { for (const k of Object.keys(this.counts) as Array<keyof RepresentationLookup['counts']>) this.counts[k] = 0; }
 
   get dim(): number { return this.table.dim; }
 
@@ -162,4 +154,9 @@ export class RepresentationLookup {
     }
     return null;
   }
+}
+
+/** The index of a vocabulary folder, ancestors up to maxAncestorLevels (default 3) levels apart. */
+export async function loadVocabularyIndex(vocabDir: string, o: { maxAncestorLevels?: number } = {}): Promise<InMemoryVocabularyIndex> {
+  return new InMemoryVocabularyIndex(await readVocabularyLinks(vocabDir, o));
 }

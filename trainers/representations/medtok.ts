@@ -96,7 +96,7 @@ export function trainCodebook(points: Float32Array, dim: number, o: { size: numb
   const n = points.length / dim;
   if (!Number.isInteger(n) || n === 0) throw new Error(`codebook: ${points.length} floats are not rows of dimension ${dim}`);
   const size = Math.min(o.size, n);
-  const rng = new Rng(o.seed);
+  const rng = Rng.seeded(o.seed);
   const codes = new Float64Array(size * dim);
   const nearest = new Float64Array(n).fill(Infinity);
   let pick = rng.int(n);

@@ -13,13 +13,14 @@ import { buildConceptGraph, ConceptGraph, GraphStats, GRAPH_DOMAINS } from '../g
 import { propagate, DEFAULT_PROPAGATION, PropagationOptions } from '../graph/propagation';
 import { lexicalVectors, DEFAULT_LEXICAL, LexicalOptions } from '../text/lexical';
 import { withOrdinalDecileRows, AssembledTable } from './decileRows';
-import { findVocabFile, VocabTableName } from '../graph/vocabularyFiles';
-import { trainGrace, DEFAULT_GRACE, GraceOptions, GraceResult } from '../graph/grace';
+import { findVocabFile, VocabTableName } from '../../sources/vocabularyFiles';
+import { trainGrace, GraceOptions, GraceResult } from '../graph/grace';
 import { buildConceptText, TextSource } from '../text/conceptText';
 import { BpeTokenizer } from '../text/tokenizer';
-import { TextEncoder, TextEncoderConfig, SMALL_TEXT_ENCODER, PAPER_TEXT_ENCODER, pretrainMlm, clsVectors, meanVectors, DEFAULT_MLM, MlmOptions, MlmResult } from '../text/encoder';
+import { TextEncoder, TextEncoderConfig, pretrainMlm, clsVectors, meanVectors, DEFAULT_MLM, MlmOptions, MlmResult } from '../text/encoder';
 import { writeRepresentations, WrittenTable } from './table';
 import { medtokVectors, DEFAULT_MEDTOK, MedtokOptions, MedtokResult } from './medtok';
+import { graceOptions, GraceSizeName, textEncoderConfig, TextEncoderSize } from './sizes';
 
 /** How each stage makes its vectors. */
 export interface MethodSettings {
@@ -62,7 +63,9 @@ export interface TrainRepresentationsOptions {
   method?: MethodName;
   /** Overrides of the method's settings. */
   settings?: Partial<MethodSettings>;
-  textSize?: 'small' | 'paper';
+  /** Named sizes (sizes.ts); textConfig and gcl override single values. */
+  textSize?: TextEncoderSize;
+  graphSize?: GraceSizeName;
   /** Overrides of the text encoder size (e.g. hidden). */
   textConfig?: Partial<TextEncoderConfig>;
   tokenizerVocabSize?: number;
@@ -166,7 +169,7 @@ export async function trainRepresentations(o: TrainRepresentationsOptions): Prom
   const textTable = assembleTable(graph, textVectors, dim, settings.deciles, ordinalWeight);
   const textWritten = await writeRepresentations(path.join(o.out, 'text.parquet'), textTable.dim, textTable);
 
-  const gclOptions: GraceOptions = { ...DEFAULT_GRACE, seed, ...o.gcl, log };
+  const gclOptions: GraceOptions = graceOptions(o.graphSize, { seed, ...o.gcl, log });
   const propagation: PropagationOptions = { ...DEFAULT_PROPAGATION, ...o.propagation };
   const medtokOptions: MedtokOptions = { ...DEFAULT_MEDTOK, seed, ...o.medtok };
   const refined = refineVectors(graph, textVectors, dim, settings.graph, gclOptions, propagation, medtokOptions);
@@ -224,7 +227,7 @@ function textStage(o: TrainRepresentationsOptions, settings: MethodSettings, tex
     log(`[text-lexical] ${texts.length} descriptions -> TF-IDF 1-${lexical.maxNgram} grams -> SVD ${lexical.dim}`);
     return { textVectors, dim: lexical.dim, mlm: null, mlmSettings: null, encoderSettings: null, lexical };
   }
-  const cfg: TextEncoderConfig = { ...(o.textSize === 'paper' ? PAPER_TEXT_ENCODER : SMALL_TEXT_ENCODER), ...o.textConfig };
+  const cfg: TextEncoderConfig = textEncoderConfig(o.textSize, o.textConfig);
   const tokenizer = BpeTokenizer.train(texts, o.tokenizerVocabSize ?? 2000);
   fs.writeFileSync(path.join(o.out, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
   const sequences = texts.map((t) => tokenizer.encode(t, cfg.maxLen));

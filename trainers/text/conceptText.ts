@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import type { ConceptGraph } from '../graph/conceptGraph';
 import { DOMAIN_NAMES } from '../graph/conceptGraph';
 import type { DecileArtifact } from '../../transforms/deciles';
-import { parseId, requireVocabFile, streamAncestors, streamConcepts, streamRelationships, streamSynonyms, streamVocabTable } from '../graph/vocabularyFiles';
+import { parseId, requireVocabFile, streamAncestors, streamConcepts, streamRelationships, streamSynonyms, streamVocabTable } from '../../sources/vocabularyFiles';
 import { InMemoryVocabularyIndex } from '../representations/lookup';
 import { ChatDescriber, ChatClientOptions, ConceptDomain, DescriptionRequest } from './chatClient';
 

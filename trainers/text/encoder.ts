@@ -3,7 +3,7 @@
 // 10% a random piece and 10% stay; a held-out validation split drives early stopping; the
 // concept vector is the final hidden state at [CLS]. Pre-LayerNorm blocks, GELU feed-forward,
 // output layer tied to the piece embeddings.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../tf';
 import { Rng } from '../random';
 import { CLS, MASK, PAD, SEP, SPECIAL_TOKENS } from './tokenizer';
 import { runTrainingLoop } from '../trainingLoop';
@@ -62,7 +62,7 @@ export class TextEncoder {
   readonly vars: Record<string, tf.Variable> = {};
   constructor(readonly cfg: TextEncoderConfig, readonly vocabSize: number, seed: number) {
     if (cfg.hidden % cfg.heads !== 0) throw new Error(`hidden ${cfg.hidden} is not a multiple of heads ${cfg.heads}`);
-    const rng = new Rng(seed);
+    const rng = Rng.seeded(seed);
     const normal = (n: number, std: number) => Float32Array.from({ length: n }, () => rng.normal() * std);
     const add = (name: string, vals: Float32Array, shape: number[]) => {
       const init = tf.tensor(vals, shape);
@@ -174,8 +174,8 @@ export interface MlmResult {
 export function pretrainMlm(model: TextEncoder, sequences: number[][], options: Partial<MlmOptions> = {}): MlmResult {
   const o: MlmOptions = { ...DEFAULT_MLM, ...options };
   const log = o.log ?? (() => {});
-  const rng = new Rng(o.seed);
-  const split = new Rng(o.seed + 1);
+  const rng = Rng.seeded(o.seed);
+  const split = Rng.seeded(o.seed + 1);
   const train: number[][] = [];
   const valid: number[][] = [];
   for (const s of sequences) (split.next() < o.validationFraction ? valid : train).push(s);

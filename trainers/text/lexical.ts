@@ -171,7 +171,7 @@ export function truncatedSvd(m: SparseTfidf, o: Pick<LexicalOptions, 'dim' | 'ov
   const n = m.rows;
   const k = o.dim;
   const l = Math.min(k + o.oversample, Math.max(1, Math.min(n, m.terms.length)));
-  const rng = new Rng(o.seed);
+  const rng = Rng.seeded(o.seed);
   const omega = Float64Array.from({ length: m.terms.length * l }, () => rng.normal());
   const q = mulX(m, omega, l);
   orthonormalize(q, n, l);

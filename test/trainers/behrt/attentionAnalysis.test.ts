@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import { AddressInfo } from 'net';
-import { Rng } from '../../../trainers/behrt/rng';
+import { Rng } from '../../../trainers/random';
 import { splitOf } from '../../../transforms/splits';
 import type { Sequence } from '../../../trainers/behrt/data';
 import { runCommandLine } from '../../../cli';
@@ -14,7 +14,8 @@ import { manifestEntry, writeRepresentations, writeSequenceShard } from '../../h
 import { medrep, medrepAsync } from '../../helpers/cli';
 import { decodePng } from '../../helpers/png';
 import { tempDir } from '../../helpers';
-import { tf, initEhrBackend } from '../../../trainers/behrt/tf';
+import { tf } from '../../../trainers/tf';
+import { initBackend } from '../../../trainers/backend';
 import { Behrt } from '../../../trainers/behrt/model';
 import { makeBatch } from '../../../trainers/behrt/batch';
 import { DEFAULT_MODEL } from '../../../trainers/behrt/config';
@@ -25,7 +26,7 @@ const DISTRACTORS = [...Array.from({ length: 20 }, (_, k) => 100 + k), ...Array.
 
 /** Each person has the cause and each distractor with probability 1/2, in random order; label = has the cause. */
 function plantedSequences(persons: number, seed: number): Sequence[] {
-  const rng = new Rng(seed);
+  const rng = Rng.fromState(seed);
   const out: Sequence[] = [];
   for (let p = 1; p <= persons; p++) {
     const concepts = [CAUSE, ...DISTRACTORS].filter(() => rng.next() < 0.5);
@@ -58,7 +59,7 @@ const MODEL = ['--hidden', '16', '--layers', '1', '--heads', '2', '--intermediat
 
 describe('BEHRT [CLS] attention of the last layer', () => {
   it('is softmax(q_CLS k^T / sqrt(dh)) per head over the last layer\'s input, averaged over heads; padding gets 0', async () => {
-    await initEhrBackend('cpu');
+    await initBackend('cpu');
     const cfg = { ...DEFAULT_MODEL, hidden: 8, layers: 2, heads: 2, intermediate: 8, maxLen: 6, segmentVocab: 4, recordRankVocab: 4 };
     const m = new Behrt(cfg, { vocabSize: 20, seed: 2 });
     const item = (n: number) => ({ tokens: Int32Array.from({ length: n }, (_, i) => (i === 0 ? 3 : 8 + i)), ages: new Int32Array(n), segments: new Int32Array(n), recordRanks: new Int32Array(n), domains: new Int32Array(n) });

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf, initEhrBackend } from '../../../trainers/behrt/tf';
+import { tf } from '../../../trainers/tf';
+import { initBackend } from '../../../trainers/backend';
 import { Behrt, gatherRows } from '../../../trainers/behrt/model';
 import { makeBatch } from '../../../trainers/behrt/batch';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, BehrtConfig } from '../../../trainers/behrt/config';
 import { encodeSequence, Vocabulary } from '../../../trainers/behrt/vocab';
 import { maskTokens } from '../../../trainers/behrt/masking';
-import { Rng } from '../../../trainers/behrt/rng';
+import { Rng } from '../../../trainers/random';
 import { trainBehrt } from '../../../trainers/behrt/train';
 import { mapLookup } from '../../../trainers/behrt/representations';
 import { FIRST_CONCEPT_INDEX, SPECIAL_TOKENS } from '../../../transforms/tokens';
@@ -19,7 +20,7 @@ const tiny: BehrtConfig = { ...DEFAULT_MODEL, hidden: 8, layers: 1, heads: 2, in
 const snapshot = (m: Behrt) => new Map([...m.params].map(([n, v]) => [n, Float32Array.from(v.dataSync())]));
 
 describe('BEHRT model', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('embeds a*concept + b*age + c*segment + d*rank (+ e*domain) with a=1, b..e=0 at start', () => {
     const cfg = { ...tiny, domainEmbedding: true };
@@ -55,7 +56,7 @@ describe('BEHRT model', () => {
   it('keeps a frozen representation table fixed while every trainable weight moves', async () => {
     const seqs = syntheticSequences({ persons: 40, seed: 3, maxEvents: 12 });
     const vecs = new Map<string, Float32Array>();
-    const rng = new Rng(9);
+    const rng = Rng.fromState(9);
     const vocab0 = Vocabulary.fromSequences(seqs);
     for (const t of vocab0.tokens) vecs.set(`${t.conceptId}|${t.decile ?? ''}`, Float32Array.from({ length: 6 }, () => rng.normal()));
     const reps = { lookup: mapLookup(vecs), dim: 6, hash: 'sha256:test', source: 'memory' };
@@ -76,7 +77,7 @@ describe('BEHRT model', () => {
   it('starts the special and gender rows at the frozen vectors\' scale, so they stay distinct tokens', async () => {
     // Representation vectors typically have norms of 3 to 10; rows at N(0, 0.02) next to them end
     // up, after the projection, as its learned bias: [CLS], [SEP], [MASK] and genders become one token.
-    const rng = new Rng(4);
+    const rng = Rng.fromState(4);
     const rows = 20;
     const cfg = { ...tiny, hidden: 16 };
     const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
@@ -160,10 +161,10 @@ describe('BEHRT vocabulary and encoding', () => {
 describe('MLM masking', () => {
   it('chooses ~30% of non-special tokens, then 80% [MASK] / 10% random / 10% kept, never a special token', () => {
     const vocabSize = FIRST_CONCEPT_INDEX + 50;
-    const rng = new Rng(123);
+    const rng = Rng.fromState(123);
     const tokens = new Int32Array(20000);
     for (let i = 0; i < tokens.length; i++) tokens[i] = i % 10 === 0 ? SPECIAL_TOKENS.CLS : i % 10 === 1 ? 6 : FIRST_CONCEPT_INDEX + rng.int(50);
-    const m = maskTokens(tokens, vocabSize, 0.3, new Rng(7));
+    const m = maskTokens(tokens, vocabSize, 0.3, Rng.fromState(7));
     const eligible = tokens.filter((t) => t >= FIRST_CONCEPT_INDEX).length; // 16000
     const share = m.positions.length / eligible;
     // 4 binomial standard deviations: sqrt(.3*.7/16000) = 0.0036
@@ -187,7 +188,7 @@ describe('MLM masking', () => {
 });
 
 describe('BEHRT checkpoints', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('resuming from a checkpoint gives the same weights as an uninterrupted run with the same seed', async () => {
     const seqs = syntheticSequences({ persons: 48, seed: 4, maxEvents: 12 });

@@ -1,12 +1,13 @@
 // Blocked attention (queries in blocks, gradient recomputed per block) against the plain form
 // differentiated by the tfjs tape: same values, same gradients, same dropout mask.
 import assert from 'node:assert/strict';
-import { tf, initEhrBackend } from '../../../trainers/behrt/tf';
+import { tf } from '../../../trainers/tf';
+import { initBackend } from '../../../trainers/backend';
 import { attention, attentionDropoutMask } from '../../../trainers/behrt/attention';
 import { Behrt } from '../../../trainers/behrt/model';
 import { makeBatch } from '../../../trainers/behrt/batch';
 import { DEFAULT_MODEL, BehrtConfig } from '../../../trainers/behrt/config';
-import { Rng } from '../../../trainers/behrt/rng';
+import { Rng } from '../../../trainers/random';
 
 /** Largest |a - b| relative to the largest |b| (gradients span several orders of magnitude). */
 function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -21,7 +22,7 @@ function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('BEHRT blocked attention', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('draws the dropout mask per query row, so any block of rows is a slice of the full mask', () => {
     const d = { seed: 77, rate: 0.25 };
@@ -46,7 +47,7 @@ describe('BEHRT blocked attention', () => {
 
   it('gives the plain attention\'s output and q/k/v gradients for uneven blocks, padding and dropout', () => {
     const [B, H, L, dh] = [2, 3, 11, 4];
-    const rng = new Rng(5);
+    const rng = Rng.fromState(5);
     const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()), shape);
     const [q, k, v, w] = [rand([B, H, L, dh]), rand([B, H, L, dh]), rand([B, H, L, dh]), rand([B, H, L, dh])];
     // Row 1 has its last three keys padded.
@@ -69,7 +70,7 @@ describe('BEHRT blocked attention', () => {
 
   it('a model with blocked attention (and recomputed layers) has the plain model\'s training loss and gradients', () => {
     const cfg: BehrtConfig = { ...DEFAULT_MODEL, hidden: 12, layers: 2, heads: 3, intermediate: 16, maxLen: 13, segmentVocab: 8, recordRankVocab: 8, dropout: 0.2 };
-    const rng = new Rng(11);
+    const rng = Rng.fromState(11);
     const seq = (n: number) => ({
       tokens: Int32Array.from({ length: n }, (_, i) => (i === 0 ? 3 : 5 + rng.int(15))),
       ages: Int32Array.from({ length: n }, () => rng.int(100)),

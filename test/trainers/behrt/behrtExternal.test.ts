@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runExternalExperiment } from '../../../trainers/behrt/external';
 import { runCommandLine } from '../../../cli';
@@ -133,6 +133,24 @@ describe('BEHRT external validation experiment', function () {
     // An arm that does not match the pretrained embeddings is refused.
     await writeRepresentations(join(root, 'reps.parquet'), 8, [0], 1);
     await assert.rejects(runCommandLine(['train', 'ehr', '--shards', join(root, 'A'), '--task', 'risk', '--out', join(root, 'x'), '--init', ckpt, '--embeddings', 'medrep', '--representations', join(root, 'reps.parquet'), ...size]), /pretrained with vanilla embeddings/);
+  });
+
+  it('train ehr --vocab: tokens without a row of their own take their Maps to target\'s, counted in run.json', async () => {
+    const root = tempDir('behrt-vocab');
+    // Site B's ids are site A's plus 50000; the table has rows for site A's ids only.
+    await writeSite(join(root, 'B'), { persons: 60, seed: 2, maxEvents: 12, conceptOffset: 50000 });
+    await writeRepresentations(join(root, 'reps.parquet'), 8, [0], 3);
+    const vocab = join(root, 'vocab');
+    mkdirSync(vocab);
+    const ids = [...Array.from({ length: 4 * 20 }, (_, i) => 100 * (1 + Math.floor(i / 20)) + (i % 20)), 1001, 1002, 1003];
+    writeFileSync(join(vocab, 'CONCEPT_RELATIONSHIP.csv'), ['concept_id_1,concept_id_2,relationship_id,valid_start_date,valid_end_date,invalid_reason',
+      ...ids.map((c) => `${c + 50000},${c},Maps to,1970-01-01,2099-12-31,`)].join('\n') + '\n');
+    const size = ['--hidden', '8', '--layers', '1', '--heads', '2', '--intermediate', '16', '--max-len', '16', '--backend', 'cpu', '--epochs', '1', '--seeds', '1'];
+    const out = join(root, 'ft');
+    await runCommandLine(['train', 'ehr', '--shards', join(root, 'B'), '--task', 'risk', '--out', out, '--embeddings', 'medrep', '--representations', join(root, 'reps.parquet'), '--vocab', vocab, ...size]);
+    const lookup = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).lookup as Record<string, number>;
+    assert.ok(lookup.mapped > 50, `mapped ${lookup.mapped}`);
+    assert.equal(lookup.exact, undefined);
   });
 
   it('selects epochs on a validation split of a sixth of the persons, apart from training and test persons', () => {

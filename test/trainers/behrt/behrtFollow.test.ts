@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initEhrBackend } from '../../../trainers/behrt/tf';
+import { initBackend } from '../../../trainers/backend';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, BehrtConfig } from '../../../trainers/behrt/config';
 import { followManifest, readRegistry, ModelVersion } from '../../../trainers/behrt/follow';
 import { resolveCheckpoint, readCheckpointMeta, loadWeights } from '../../../trainers/behrt/checkpoint';
@@ -15,7 +15,7 @@ import { tempDir } from '../../helpers';
 const tiny: BehrtConfig = { ...DEFAULT_MODEL, hidden: 8, layers: 1, heads: 2, intermediate: 16, maxLen: 16, segmentVocab: 8, recordRankVocab: 8 };
 
 describe('BEHRT continuous retraining (--follow)', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('picks up a shard added to the manifest, resumes from the last version and registers both', async () => {
     const out = tempDir('behrt-follow');
@@ -81,7 +81,7 @@ describe('BEHRT continuous retraining (--follow)', () => {
 });
 
 describe('BEHRT model registry promotion', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('records a version that scores worse on validation without promoting it', async () => {
     const out = tempDir('behrt-promote');
@@ -111,7 +111,7 @@ describe('BEHRT model registry promotion', () => {
 });
 
 describe('BEHRT vocabulary growth (a checkpoint continued on new concepts)', () => {
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   it('old indices keep their trained rows and moments, new ones start fresh; anything else is refused', async () => {
     const dir = tempDir('behrt-grow');

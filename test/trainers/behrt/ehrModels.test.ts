@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { tf, initEhrBackend } from '../../../trainers/behrt/tf';
+import { tf } from '../../../trainers/tf';
+import { initBackend } from '../../../trainers/backend';
 import { Behrt } from '../../../trainers/behrt/model';
 import { makeBatch } from '../../../trainers/behrt/batch';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, EHR_MODELS, modelConfig, type BehrtConfig } from '../../../trainers/behrt/config';
 import { encodeSequence, Vocabulary } from '../../../trainers/behrt/vocab';
 import { maskTokens } from '../../../trainers/behrt/masking';
-import { Rng } from '../../../trainers/behrt/rng';
+import { Rng } from '../../../trainers/random';
 import { trainBehrt } from '../../../trainers/behrt/train';
 import { mapLookup } from '../../../trainers/behrt/representations';
 import { withProlongedStay } from '../../../trainers/behrt/prolongedStay';
@@ -21,13 +22,13 @@ const size: BehrtConfig = { ...DEFAULT_MODEL, hidden: 16, layers: 1, heads: 2, i
 
 describe('EHR models: BEHRT, CDM-BERT and Med-BERT on one encoder', function () {
   this.timeout(120_000);
-  before(() => initEhrBackend('cpu'));
+  before(() => initBackend('cpu'));
 
   const seqs = syntheticSequences({ persons: 96, seed: 11, maxEvents: 14 });
   // Med-BERT's labels: persons whose planted risk concept occurs had a "prolonged stay" here.
   const withPlos = withProlongedStay(seqs.map(({ label, ...s }) => s), seqs);
   const vocab = Vocabulary.fromSequences(seqs);
-  const rng = new Rng(21);
+  const rng = Rng.fromState(21);
   const vecs = new Map<string, Float32Array>();
   for (const t of vocab.tokens) vecs.set(`${t.conceptId}|${t.decile ?? ''}`, Float32Array.from({ length: 12 }, () => rng.normal()));
   const reps = { lookup: mapLookup(vecs), dim: 12, hash: 'sha256:test', source: 'memory' };
@@ -53,7 +54,7 @@ describe('EHR models: BEHRT, CDM-BERT and Med-BERT on one encoder', function () 
     const m = new Behrt(cfg, { vocabSize: vocab.size, seed: 2 });
     m.params.get('emb.e')!.assign(tf.scalar(1));
     const e = encodeSequence(seqs[0], vocab, cfg);
-    const masked = maskTokens(e.tokens, vocab.size, 1, new Rng(3));
+    const masked = maskTokens(e.tokens, vocab.size, 1, Rng.fromState(3));
     assert.ok(masked.actions.includes(0), 'some token became [MASK]');
     const batch = makeBatch([e], [masked.tokens]);
     const domains = batch.domains.dataSync();

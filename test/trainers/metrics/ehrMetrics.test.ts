@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { aurocDeLong, auprc, binaryMetrics, macroAurocVariance, macroMetrics, prCurve, rocCurve } from '../../../trainers/metrics/auc';
-import { Rng } from '../../../trainers/behrt/rng';
+import { Rng } from '../../../trainers/random';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
 
@@ -34,7 +34,7 @@ describe('EHR metrics: AUROC, AUPRC, DeLong', () => {
   });
 
   it('agree with DuckDB SQL (rank formula, PR trapezoid) and pairwise DeLong on random data', async () => {
-    const rng = new Rng(42);
+    const rng = Rng.fromState(42);
     const conn = await (await DuckDBInstance.create(':memory:')).connect();
     for (let trial = 0; trial < 5; trial++) {
       const n = 50 + rng.int(300);
@@ -83,7 +83,7 @@ describe('EHR metrics: AUROC, AUPRC, DeLong', () => {
   });
 
   it('give the macro AUROC an interval: DeLong for one label, the same for a repeated label, as wide as a bootstrap on random data', () => {
-    const rng = new Rng(7);
+    const rng = Rng.fromState(7);
     const n = 600;
     const y1 = Array.from({ length: n }, () => (rng.next() < 0.25 ? 1 : 0));
     const s1 = y1.map((l) => Math.round((rng.next() + 0.4 * l) * 30) / 30);

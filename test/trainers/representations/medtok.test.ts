@@ -11,7 +11,7 @@ import { parseTrainRepresentationsArgs } from '../../../cli/trainRepresentations
 import { trainRepresentations, TrainRepresentationsResult } from '../../../trainers/representations/trainRepresentations';
 import { loadRepresentations as loadTable } from '../../../trainers/representations/table';
 import { loadRepresentations } from '../../../trainers/behrt/representations';
-import { initEhrBackend } from '../../../trainers/behrt/tf';
+import { initBackend } from '../../../trainers/backend';
 import { trainBehrt } from '../../../trainers/behrt/train';
 import { modelVocabulary } from '../../../trainers/behrt/evaluate';
 import { DEFAULT_MODEL, DEFAULT_TRAIN, BehrtConfig } from '../../../trainers/behrt/config';
@@ -37,7 +37,7 @@ describe('MedTok baseline', function () {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('k-means codebook: the quantization error falls at every step, from seeded k-means++ entries', () => {
-    const rng = new Rng(3);
+    const rng = Rng.seeded(3);
     const dim = 4;
     const points = Float32Array.from({ length: 300 * dim }, () => rng.next());
     const cb = trainCodebook(points, dim, { size: 16, iterations: 40, seed: 5 });
@@ -117,7 +117,7 @@ describe('MedTok baseline', function () {
   });
 
   it('BEHRT reads the table as a frozen arm: its vectors stay byte for byte the same through finetuning', async () => {
-    await initEhrBackend('cpu');
+    await initBackend('cpu');
     const file = path.join(dir, 'a', 'medtok.parquet');
     const before = sha(file);
     const table = await loadTable(file);

@@ -110,7 +110,7 @@ describe('lookup of unseen tokens', () => {
 
 describe('vocabulary index from files', () => {
   it('reads Maps to and Is a from an Athena folder for the lookup', async () => {
-    const { loadVocabularyIndex } = await import('../../../trainers/representations/vocabularyIndex');
+    const { loadVocabularyIndex } = await import('../../../trainers/representations/lookup');
     const dir = tempDir('vi');
     fs.writeFileSync(path.join(dir, 'CONCEPT.csv'), 'concept_id\tconcept_name\tdomain_id\n1\ta\tDrug\n');
     fs.writeFileSync(path.join(dir, 'CONCEPT_RELATIONSHIP.csv'), ['concept_id_1\tconcept_id_2\trelationship_id\tvalid_start_date\tvalid_end_date\tinvalid_reason',

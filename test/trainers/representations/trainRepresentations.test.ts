@@ -9,6 +9,7 @@ import { buildConceptText, ordinal, templateDescription } from '../../../trainer
 import { parseTrainRepresentationsArgs } from '../../../cli/trainRepresentations';
 import { trainRepresentations } from '../../../trainers/representations/trainRepresentations';
 import { loadRepresentations } from '../../../trainers/representations/table';
+import { graceOptions, textEncoderConfig } from '../../../trainers/representations/sizes';
 import type { DecileArtifact } from '../../../transforms/deciles';
 import { tempDir } from '../../helpers';
 
@@ -115,11 +116,21 @@ describe('train representations (end to end, tiny)', () => {
     assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'V', '--out', 'O', '--epochs', '0']), /--epochs must be above 0, got 0/);
   });
 
+  it('takes named sizes of the text encoder and GRACE, a single flag overriding its value', () => {
+    const o = parseTrainRepresentationsArgs(['--vocab', 'V', '--out', 'O', '--text-size', 'paper', '--hidden', '96', '--graph-size', 'small', '--seeds-per-batch', '64']);
+    assert.deepEqual(textEncoderConfig(o.textSize, o.textConfig), { hidden: 96, layers: 6, heads: 12, intermediate: 512, maxLen: 128 });
+    const g = graceOptions(o.graphSize, o.gcl);
+    assert.deepEqual([g.seedsPerBatch, g.fanouts, g.maxLossNodes, g.tau], [64, [10, 5], 1024, 0.5]);
+    const d = graceOptions(parseTrainRepresentationsArgs(['--vocab', 'V', '--out', 'O']).graphSize);
+    assert.deepEqual([d.seedsPerBatch, d.fanouts, d.maxLossNodes], [1024, [30, 20, 10], 4096]);
+    assert.throws(() => parseTrainRepresentationsArgs(['--vocab', 'V', '--out', 'O', '--graph-size', 'tiny']), /--graph-size must be full or small, got "tiny"/);
+  });
+
   it('the paper method writes text.parquet, medrep.parquet and representations.json; the same seed gives identical files', async () => {
     const run = (out: string) => trainRepresentations({
       vocab: path.join(dir, 'v'), out, deciles: path.join(dir, 'deciles.json'), backend: 'wasm', log: () => {}, method: 'paper',
       textConfig: { hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLen: 24 }, tokenizerVocabSize: 120,
-      mlm: { maxEpochs: 2, batchSize: 8 }, gcl: { maxEpochs: 2, seedsPerBatch: 8, fanouts: [3, 2] },
+      mlm: { maxEpochs: 2, batchSize: 8 }, graphSize: 'small', gcl: { maxEpochs: 2, seedsPerBatch: 8, fanouts: [3, 2] },
     });
     const a = await run(path.join(dir, 'a'));
     const b = await run(path.join(dir, 'b'));
@@ -132,6 +143,7 @@ describe('train representations (end to end, tiny)', () => {
     assert.match(meta.inputs.vocabulary.sha256['CONCEPT.csv'], /^[0-9a-f]{64}$/);
     assert.equal(meta.outputs['medrep.parquet'].sha256, a.medrep.sha256);
     assert.equal(meta.settings.gcl.tau, 0.5);
+    assert.deepEqual([meta.settings.gcl.maxLossNodes, meta.settings.gcl.seedsPerBatch, meta.settings.gcl.fanouts], [1024, 8, [3, 2]]);
     assert.equal(meta.backend.name, 'wasm');
     assert.equal(b.medrep.sha256, a.medrep.sha256);
     // the tables hold every node: 6 concepts and 10 deciles of HbA1c, checked with DuckDB

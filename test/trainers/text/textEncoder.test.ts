@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../../../trainers/tf';
 import { selectBackend } from '../../../trainers/backend';
 import { BpeTokenizer, CLS, MASK, SEP, SPECIAL_TOKENS, preTokenize } from '../../../trainers/text/tokenizer';
 import { TextEncoder, maskSequence, pretrainMlm, clsVectors, meanVectors } from '../../../trainers/text/encoder';
@@ -45,7 +45,7 @@ describe('text MLM encoder', () => {
   before(async () => { await selectBackend('wasm', () => {}); });
 
   it('masks 30% of pieces, 80% [MASK] / 10% random / 10% unchanged', () => {
-    const rng = new Rng(1);
+    const rng = Rng.seeded(1);
     const seq = [CLS, ...Array.from({ length: 100 }, (_, i) => 5 + (i % 50)), SEP];
     let chosen = 0, masked = 0, kept = 0, random = 0;
     for (let r = 0; r < 400; r++) {

@@ -1,12 +1,14 @@
-// Streaming readers of OMOP vocabulary tables from a folder: Athena downloads (tab-separated,
-// no quoting, dates YYYYMMDD, upper-case names such as CONCEPT.csv), CDM CSV exports (comma,
-// RFC 4180 quotes) or Parquet files (read through DuckDB). Rows are handed to a callback one at
-// a time so that the full vocabulary (millions of concepts, tens of millions of links) is never
-// held as rows.
+// The trainers' reader of a vocabulary folder: Athena downloads (tab-separated, no quoting,
+// dates YYYYMMDD, upper-case names such as CONCEPT.csv), CDM CSV exports (comma, RFC 4180
+// quotes) or Parquet files (read through DuckDB). Rows are handed to a callback one at a time so
+// that the full vocabulary (millions of concepts, tens of millions of links) is never held as
+// rows; readVocabularyLinks keeps only the links a representation lookup follows. (The runners
+// read the vocabulary through DuckDB views instead: sources/vocabulary.ts, which keeps only the
+// "Maps to" closure of the concepts a dataset names.)
 import * as fs from 'fs';
 import * as path from 'path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { sqlString } from '../../common/sql';
+import { sqlString } from '../common/sql';
 
 export type VocabTableName = 'concept' | 'concept_relationship' | 'concept_ancestor' | 'concept_synonym';
 
@@ -281,4 +283,29 @@ async function streamRelationshipsTsv(
     onRow(parseId(fields[c1] || null, where, 'concept_id_1'), parseId(fields[c2] || null, where, 'concept_id_2'), fields[cr]);
   });
   return { rows, invalid };
+}
+
+/** The relationship rows a representation lookup follows (any order; self links included as read). */
+export interface VocabularyLinks {
+  /** [source, target] pairs of relationship_id "Maps to". */
+  mapsTo: Array<[number, number]>;
+  /** [child, parent] pairs of relationship_id "Is a". */
+  isA: Array<[number, number]>;
+  /** [ancestor, descendant, min_levels_of_separation] rows of CONCEPT_ANCESTOR. */
+  ancestors: Array<[number, number, number]>;
+}
+
+/**
+ * "Maps to" and "Is a" rows of CONCEPT_RELATIONSHIP and, where present, CONCEPT_ANCESTOR rows of
+ * 1..maxAncestorLevels levels (default 3: the full table is large).
+ */
+export async function readVocabularyLinks(dir: string, o: { maxAncestorLevels?: number } = {}): Promise<VocabularyLinks> {
+  const maxLevels = o.maxAncestorLevels ?? 3;
+  const links: VocabularyLinks = { mapsTo: [], isA: [], ancestors: [] };
+  await streamRelationships(dir, (a, b, rel) => {
+    if (rel === 'Maps to') links.mapsTo.push([a, b]);
+    else if (rel === 'Is a') links.isA.push([a, b]);
+  });
+  await streamAncestors(dir, (anc, desc, lvl) => { if (lvl > 0 && lvl <= maxLevels) links.ancestors.push([anc, desc, lvl]); });
+  return links;
 }

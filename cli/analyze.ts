@@ -5,7 +5,7 @@ import { UserError } from '../common/errors';
 import { withOutputDir } from '../common/outputDir';
 import { analyzeAttention } from '../trainers/behrt/analyzeAttention';
 import { defineCommand } from './command';
-import { BACKEND_OPTION } from './trainerOptions';
+import { BACKEND_OPTION, SHARDS_OPTION } from './trainerOptions';
 
 export const analyzeCommand = defineCommand({
   name: 'analyze attention',
@@ -13,7 +13,7 @@ export const analyzeCommand = defineCommand({
   summary: 'concepts finetuned models attend to from [CLS] (CSV; with an LLM, their relevance)',
   options: {
     model: { type: 'list', value: 'DIR[,DIR]', required: true, help: '`train ehr` / `experiment external` output folders (or checkpoint folders)' },
-    shards: { type: 'string', value: 'OUT', required: true, help: 'the pipeline output the models were trained on' },
+    ...SHARDS_OPTION,
     task: { type: 'string', value: 'T', required: true, help: 'the finetuned task' },
     vocab: { type: 'string', value: 'DIR', required: true, help: 'OMOP vocabulary folder (concept names)' },
     out: { type: 'string', value: 'DIR', required: true, help: 'output folder' },

@@ -10,6 +10,7 @@ import { reportAfterRun } from '../report';
 import { formatSummary } from '../runners/local/summary';
 import { generateSynthetic } from '../synth';
 import { defineCommand } from './command';
+import { GENERATOR_SEED_OPTION, personsOption } from './generatorOptions';
 
 /** The demo's closing external validation: tiny models and few epochs (about a minute on two cores); numbers are illustrative. */
 async function demoExperiment(out: string): Promise<void> {
@@ -29,9 +30,9 @@ export const demoCommand = defineCommand({
   synopsis: '[--out DIR] [--persons N]',
   summary: 'generate a small synthetic hospital and run the pipeline on it',
   options: {
+    ...personsOption(500),
+    ...GENERATOR_SEED_OPTION,
     out: { type: 'string', value: 'DIR', help: 'the demo folder (default $TMPDIR/medrep-demo); holds only what the demo writes' },
-    persons: { type: 'number', default: 500, help: 'persons of the synthetic hospital' },
-    seed: { type: 'number', default: 42, help: "the generator's seed" },
     'no-experiment': { type: 'bool', help: 'skip the closing external-validation experiment' },
   },
   async run(o) {

@@ -2,6 +2,7 @@
 import { consoleLogger } from '../common/progress';
 import { produceOmop } from '../runners/kafka/omopLoad';
 import { defineCommand } from './command';
+import { INPUT_VOCAB_OPTION } from './pipelineOptions';
 import { KAFKA_OPTIONS, kafkaOf } from './kafka';
 
 export const produceCommand = defineCommand({
@@ -11,7 +12,7 @@ export const produceCommand = defineCommand({
   options: {
     ...KAFKA_OPTIONS,
     omop: { type: 'string', value: 'DIR|FILE.duckdb', required: true, help: 'OMOP CDM input' },
-    vocab: { type: 'string', value: 'DIR', help: 'OMOP vocabulary folder (default: the one in the input)' },
+    ...INPUT_VOCAB_OPTION,
     partitions: { type: 'number', help: 'partitions of topics this command creates' },
     'batch-rows': { type: 'number', help: 'rows read from the input per batch' },
     'rows-per-message': { type: 'number', help: 'rows per Kafka message' },

@@ -5,6 +5,7 @@ import { runLocal } from '../runners/local/localRunner';
 import { reportAfterRun } from '../report';
 import { formatSummary } from '../runners/local/summary';
 import { defineCommand } from './command';
+import { INPUT_VOCAB_OPTION, OUTPUT_OPTIONS, SHARD_OPTIONS, shardSizes } from './pipelineOptions';
 import { TASK_OPTIONS, taskSelection } from './tasks';
 
 export const runCommand = defineCommand({
@@ -14,15 +15,12 @@ export const runCommand = defineCommand({
   options: {
     omop: { type: 'string', value: 'DIR|FILE.duckdb', help: 'OMOP CDM input: a folder of CSV/Parquet tables or a DuckDB database' },
     meds: { type: 'string', value: 'DIR', help: 'MEDS input instead of --omop' },
-    vocab: { type: 'string', value: 'DIR', help: 'OMOP vocabulary folder (default: the one in the input)' },
-    out: { type: 'string', value: 'DIR', required: true, help: 'output folder (empty, or one medrep wrote)' },
-    'max-events': { type: 'number', help: 'window/chunk length in events (default 2048)' },
-    'events-per-shard': { type: 'number', help: 'rows per events shard' },
-    'sequences-per-shard': { type: 'number', help: 'rows per pretrain/samples shard' },
+    ...INPUT_VOCAB_OPTION,
+    ...OUTPUT_OPTIONS,
+    ...SHARD_OPTIONS,
     'memory-limit': { type: 'string', value: 'SIZE', help: "DuckDB's cap, e.g. 2GB (default a sixteenth of the machine's memory, 512MiB to 4GiB)" },
     'no-meds': { type: 'bool', help: 'do not write the MEDS copy' },
     ...TASK_OPTIONS,
-    force: { type: 'bool', help: 'replace an earlier complete output in --out' },
   },
   async run(o) {
     if ((o.meds === undefined) === (o.omop === undefined)) {
@@ -32,9 +30,7 @@ export const runCommand = defineCommand({
       ...(o.meds !== undefined ? { medsInput: o.meds } : { omop: o.omop }),
       vocab: o.vocab,
       out: o.out,
-      maxEvents: o.maxEvents,
-      eventsPerShard: o.eventsPerShard,
-      sequencesPerShard: o.sequencesPerShard,
+      ...shardSizes(o),
       memoryLimit: o.memoryLimit,
       meds: !o.noMeds,
       force: o.force,

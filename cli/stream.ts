@@ -4,6 +4,7 @@ import { consoleLogger } from '../common/progress';
 import { CLOSE_ON, runStream, STREAM_STAGES, StreamStage } from '../runners/kafka/streamRunner';
 import { reportAfterRun } from '../report';
 import { defineCommand } from './command';
+import { OUTPUT_OPTIONS, SHARD_OPTIONS, shardSizes } from './pipelineOptions';
 import { KAFKA_OPTIONS, kafkaOf } from './kafka';
 import { TASK_OPTIONS, taskSelection } from './tasks';
 
@@ -16,15 +17,13 @@ export const streamCommand = defineCommand({
   summary: 'the Kafka runner: stages between topics, same output as run',
   options: {
     ...KAFKA_OPTIONS,
-    out: { type: 'string', value: 'DIR', required: true, help: 'output folder (empty, or one medrep wrote)' },
+    ...OUTPUT_OPTIONS,
     vocab: { type: 'string', value: 'DIR', required: true, help: 'OMOP vocabulary folder' },
     artifacts: { type: 'string', value: 'DIR', help: 'folder with deciles.json (e.g. OUT/artifacts of medrep run), or the file itself' },
     deciles: { type: 'string', value: 'FILE', help: 'the decile artifact file (deciles.json) instead of --artifacts' },
     'exit-when-idle': { type: 'number', value: 'S', help: 'stop once every input is consumed and nothing came for S seconds (default: run until SIGTERM)' },
     stages: { type: 'list', value: STREAM_STAGES.join(','), help: 'the stages this worker runs (default all)' },
-    'max-events': { type: 'number', help: 'window/chunk length in events (default 2048)' },
-    'events-per-shard': { type: 'number', above: 0, help: 'rows per events shard' },
-    'sequences-per-shard': { type: 'number', above: 0, help: 'rows per pretrain/samples shard' },
+    ...SHARD_OPTIONS,
     'shard-max-mb': { type: 'number', above: 0, help: 'close a shard at this size in MiB' },
     'shard-max-age': { type: 'number', value: 'S', atLeast: 0, help: 'log-time span of a shard at most, seconds (0: none)' },
     'transaction-size': { type: 'number', help: 'input messages per transaction (default 5000)' },
@@ -36,7 +35,6 @@ export const streamCommand = defineCommand({
     'idle-timeout': { type: 'number', value: 'S', above: 0, help: 'a source table silent this long stops holding the watermark back (default 30)' },
     'chunk-quiet': { type: 'number', value: 'DAYS', atLeast: 0, help: 'continuous mode: a person quiet this long behind the watermark gets their open chunk emitted (default 30)' },
     ...TASK_OPTIONS,
-    force: { type: 'bool', help: 'replace an earlier complete output in --out' },
   },
   async run(o) {
     const stages = o.stages?.filter(isStage);
@@ -49,9 +47,7 @@ export const streamCommand = defineCommand({
       deciles: o.deciles,
       exitWhenIdleMs: seconds(o.exitWhenIdle),
       stages,
-      maxEvents: o.maxEvents,
-      eventsPerShard: o.eventsPerShard,
-      sequencesPerShard: o.sequencesPerShard,
+      ...shardSizes(o),
       shardMaxBytes: o.shardMaxMb === undefined ? undefined : Math.round(o.shardMaxMb * 1024 * 1024),
       shardMaxAgeMs: seconds(o.shardMaxAge),
       maxMessagesPerTransaction: o.transactionSize,

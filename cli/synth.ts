@@ -2,15 +2,16 @@
 import { UserError } from '../common/errors';
 import { personsForRows, runSynth } from '../synth';
 import { defineCommand } from './command';
+import { GENERATOR_SEED_OPTION, personsOption } from './generatorOptions';
 
 export const synthCommand = defineCommand({
   name: 'synth',
   synopsis: '--persons N|--rows N --seed S --out DIR [--format csv|parquet] [--site A|B] [--ids sequential|hashed] [--inject-errors]',
   summary: 'write a synthetic OMOP CDM folder (vocabulary included)',
   options: {
-    persons: { type: 'int', atLeast: 0, default: 1000, help: 'persons to generate' },
+    ...personsOption(1000),
     rows: { type: 'int', atLeast: 0, help: 'about this many clinical rows instead of --persons' },
-    seed: { type: 'int', atLeast: 0, default: 42, help: 'seed: the same seed gives the same files' },
+    ...GENERATOR_SEED_OPTION,
     out: { type: 'string', value: 'DIR', required: true, help: 'output folder (empty, or one synth wrote)' },
     format: { type: 'enum', values: ['csv', 'parquet'], default: 'csv', help: 'table file format' },
     site: { type: 'enum', values: ['A', 'B'], default: 'A', help: "the hospital: B shares A's clinical process with other local concept ids" },

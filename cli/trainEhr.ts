@@ -3,14 +3,14 @@ import { UserError } from '../common/errors';
 import { EHR_MODELS, parseEhrModels } from '../trainers/behrt/config';
 import { runTrainEhr } from '../trainers/behrt/trainEhr';
 import { defineCommand } from './command';
-import { BACKEND_OPTION, SPLIT_OPTIONS } from './trainerOptions';
+import { BACKEND_OPTION, SHARDS_OPTION, SPLIT_OPTIONS } from './trainerOptions';
 
 export const trainEhrCommand = defineCommand({
   name: 'train ehr',
   synopsis: '--shards OUT --task T|pretrain [--model behrt|cdm-bert|med-bert] [--embeddings vanilla|medrep|text --representations FILE] [--follow] [--paper-size]',
   summary: 'BEHRT / CDM-BERT / Med-BERT pretraining / finetuning + evaluation / continuous retraining',
   options: {
-    shards: { type: 'string', value: 'OUT', required: true, help: 'the pipeline output folder' },
+    ...SHARDS_OPTION,
     task: { type: 'string', value: 'TASK|pretrain', required: true, help: 'the task to finetune and evaluate, or pretrain' },
     model: { type: 'string', value: EHR_MODELS.join('|'), help: 'the EHR model (default behrt)' },
     embeddings: { type: 'enum', values: ['vanilla', 'medrep', 'text'], default: 'vanilla', help: 'learned (vanilla) or frozen representation-table embeddings' },

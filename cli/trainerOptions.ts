@@ -12,3 +12,8 @@ export const SPLIT_OPTIONS = {
   'val-splits': { type: 'list', help: 'splits for model selection' },
   'test-splits': { type: 'list', help: 'splits to test on' },
 } as const;
+
+/** The pipeline output a model trains on (or, for an analysis, was trained on). */
+export const SHARDS_OPTION = {
+  shards: { type: 'string', value: 'OUT', required: true, help: 'the pipeline output folder the models train (or were trained) on' },
+} as const;

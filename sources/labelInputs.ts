@@ -1,8 +1,7 @@
 // The labelers' inputs from DuckDB: one person's records (person, inpatient-type visits, deaths,
-// conditions) read from typed views named as the OMOP tables, and concept sets resolved through
-// the vocabulary views (concept, concept_relationship, concept_ancestor). labelBatch runs the
-// batch labeler over them and returns the samples and the per-task Table-1 counts.
-import { readFileSync } from 'node:fs';
+// conditions) read from typed views named as the OMOP tables, and the tasks compiled with their
+// concept sets (resolved in conceptSets.ts). labelBatch runs the batch labeler over them and
+// returns the samples and the per-task Table-1 counts.
 import * as path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import {
@@ -14,11 +13,11 @@ import {
   LabelInput,
   LabelRecord,
   labelRecords,
-  ResolvedConceptSet,
 } from '../transforms/labels';
 import { LoadedTask } from './taskFiles';
 import { Id, parseId } from '../schemas/ids';
-import { sqlString } from '../common/sql';
+import { queryColumns } from './queryColumns';
+import { resolveWithSources } from './conceptSets';
 
 /** A BIGINT id column's value (bigint from DuckDB) as an exact Id. */
 const id = (v: unknown): Id => parseId(v) as Id;
@@ -36,47 +35,45 @@ export interface LabelInputStats {
   maxEventMs: number | null;
 }
 
+/** SQL of an instant as epoch milliseconds (DOUBLE). */
+const ms = (expr: string) => `epoch_ms(CAST(${expr} AS TIMESTAMP))::DOUBLE`;
+/** A condition's start: its datetime when given, else its date. */
+const CONDITION_START = 'coalesce(CAST(condition_start_datetime AS TIMESTAMP), CAST(condition_start_date AS TIMESTAMP))';
 
-/** Columns of a result: DOUBLE columns as numbers, BIGINT id columns as bigints (see `id`). */
-async function columns(conn: DuckDBConnection, sql: string): Promise<(number | null)[][]> {
-  const reader = await conn.runAndReadAll(sql);
-  const cols = reader.getColumnsJS() as (number | null)[][];
-  // An empty result has no column arrays: give each column an empty one.
-  return Array.from({ length: reader.columnCount }, (_, i) => cols[i] ?? []);
+/** The candidate visits' concepts as an SQL list, and the persons who have such a visit. */
+interface Cohort {
+  concepts: string;
+  persons: string;
 }
 
-/** Reads the records of every person who has a visit with one of `visitConcepts`. */
-export async function readLabelInputs(
-  conn: DuckDBConnection,
-  visitConcepts: number[],
-): Promise<{ inputs: LabelInput[]; stats: LabelInputStats }> {
-  const concepts = visitConcepts.map((c) => Math.trunc(c)).join(', ') || 'NULL';
-  const cohort = `(SELECT DISTINCT person_id FROM visit_occurrence WHERE visit_concept_id IN (${concepts}))`;
-  const inputs: LabelInput[] = [];
-  const ms = (expr: string) => `epoch_ms(CAST(${expr} AS TIMESTAMP))::DOUBLE`;
-
-  const [pid, gender, birth] = await columns(
+/** Person records of the cohort; a person whose birth date cannot be formed is counted, not read. */
+async function readPersons(conn: DuckDBConnection, cohort: Cohort, inputs: LabelInput[]): Promise<{ persons: number; withoutBirth: number }> {
+  const [pid, gender, birth] = await queryColumns(
     conn,
     `SELECT person_id, coalesce(gender_concept_id, 0),
             ${ms(`coalesce(CAST(birth_datetime AS TIMESTAMP),
                    TRY_CAST(printf('%04d-%02d-%02d', year_of_birth, coalesce(month_of_birth, 1), coalesce(day_of_birth, 1)) AS DATE))`)}
-     FROM person WHERE person_id IN ${cohort} ORDER BY person_id`,
+     FROM person WHERE person_id IN ${cohort.persons} ORDER BY person_id`,
   );
-  let personsWithoutBirth = 0;
+  let withoutBirth = 0;
   for (let i = 0; i < pid.length; i++) {
     if (birth[i] === null) {
-      personsWithoutBirth++;
+      withoutBirth++;
       continue;
     }
     inputs.push({ table: 'person', personId: id(pid[i]), birthMs: birth[i] as number, genderConceptId: id(gender[i]) });
   }
+  return { persons: pid.length, withoutBirth };
+}
 
-  const [vid, vpid, vconcept, vstart, vend] = await columns(
+/** The candidate visits (of the cohort's visit concepts, with a start date). */
+async function readVisits(conn: DuckDBConnection, cohort: Cohort, inputs: LabelInput[]): Promise<number> {
+  const [vid, vpid, vconcept, vstart, vend] = await queryColumns(
     conn,
     `SELECT visit_occurrence_id, person_id, visit_concept_id::DOUBLE,
             ${ms('visit_start_date')}, ${ms('visit_end_date')}
      FROM visit_occurrence
-     WHERE visit_concept_id IN (${concepts}) AND visit_start_date IS NOT NULL
+     WHERE visit_concept_id IN (${cohort.concepts}) AND visit_start_date IS NOT NULL
      ORDER BY person_id, visit_occurrence_id`,
   );
   for (let i = 0; i < vid.length; i++) {
@@ -89,25 +86,32 @@ export async function readLabelInputs(
       endMs: vend[i],
     });
   }
+  return vid.length;
+}
 
-  const [dpid, dtime] = await columns(
+/** The cohort's dated deaths. */
+async function readDeaths(conn: DuckDBConnection, cohort: Cohort, inputs: LabelInput[]): Promise<number> {
+  const [dpid, dtime] = await queryColumns(
     conn,
     `SELECT person_id, ${ms('death_date')} FROM death
-     WHERE death_date IS NOT NULL AND person_id IN ${cohort} ORDER BY person_id, death_date`,
+     WHERE death_date IS NOT NULL AND person_id IN ${cohort.persons} ORDER BY person_id, death_date`,
   );
   for (let i = 0; i < dpid.length; i++) inputs.push({ table: 'death', personId: id(dpid[i]), timeMs: dtime[i] as number });
+  return dpid.length;
+}
 
-  const [cpid, cconcept, ctime, cvisit] = await columns(
+/** Conditions dated within a candidate visit: the only ones a label can depend on (ranks, events). */
+async function readConditions(conn: DuckDBConnection, cohort: Cohort, inputs: LabelInput[]): Promise<number> {
+  const [cpid, cconcept, ctime, cvisit] = await queryColumns(
     conn,
     `SELECT person_id, condition_concept_id::DOUBLE,
-            ${ms('coalesce(CAST(condition_start_datetime AS TIMESTAMP), CAST(condition_start_date AS TIMESTAMP))')},
+            ${ms(CONDITION_START)},
             visit_occurrence_id
      FROM condition_occurrence c
      WHERE coalesce(condition_start_datetime, condition_start_date) IS NOT NULL
-       -- Only conditions dated in a candidate stay can matter to a label (ranks, events).
        AND EXISTS (
          SELECT 1 FROM visit_occurrence v
-         WHERE v.person_id = c.person_id AND v.visit_concept_id IN (${concepts})
+         WHERE v.person_id = c.person_id AND v.visit_concept_id IN (${cohort.concepts})
            AND CAST(coalesce(CAST(c.condition_start_datetime AS TIMESTAMP), CAST(c.condition_start_date AS TIMESTAMP)) AS DATE)
                BETWEEN v.visit_start_date AND v.visit_end_date)
      ORDER BY person_id, 3, condition_concept_id`,
@@ -121,157 +125,35 @@ export async function readLabelInputs(
       visitId: idOrNull(cvisit[i]),
     });
   }
+  return cpid.length;
+}
 
-  const [maxEvent] = await columns(
+/** The latest event time of the tables (visit end or start, death, condition), epoch ms. */
+async function readMaxEventMs(conn: DuckDBConnection): Promise<number | null> {
+  const [maxEvent] = await queryColumns(
     conn,
     `SELECT max(t) FROM (
        SELECT max(${ms('coalesce(visit_end_date, visit_start_date)')}) AS t FROM visit_occurrence
        UNION ALL SELECT max(${ms('death_date')}) FROM death
-       UNION ALL SELECT max(${ms('coalesce(CAST(condition_start_datetime AS TIMESTAMP), CAST(condition_start_date AS TIMESTAMP))')}) FROM condition_occurrence)`,
+       UNION ALL SELECT max(${ms(CONDITION_START)}) FROM condition_occurrence)`,
   );
-  return {
-    inputs,
-    stats: {
-      persons: pid.length,
-      personsWithoutBirth,
-      visits: vid.length,
-      deaths: dpid.length,
-      conditions: cpid.length,
-      maxEventMs: maxEvent[0],
-    },
-  };
+  return maxEvent[0];
 }
 
-/** ICD-9-CM codes -> source concepts (concept_code without dots) + their valid "Maps to" targets + all descendants of both. */
-async function expandIcd9(conn: DuckDBConnection, codes: string[], where: string): Promise<number[]> {
-  for (const c of codes) if (!/^[0-9A-Za-z]+$/.test(c)) throw new Error(`${where}: "${c}" is not an ICD-9 code without dots`);
-  if (codes.length === 0) return [];
-  const list = codes.map(sqlString).join(', ');
-  const [ids] = await columns(
-    conn,
-    `WITH src AS (
-       SELECT concept_id FROM concept
-       WHERE vocabulary_id = 'ICD9CM' AND replace(concept_code, '.', '') IN (${list})),
-     roots AS (
-       SELECT concept_id FROM src
-       UNION
-       SELECT r.concept_id_2 FROM concept_relationship r JOIN src ON r.concept_id_1 = src.concept_id
-       WHERE r.relationship_id = 'Maps to' AND coalesce(r.invalid_reason, '') = '')
-     SELECT concept_id::DOUBLE FROM (
-       SELECT concept_id FROM roots
-       UNION
-       SELECT a.descendant_concept_id FROM concept_ancestor a JOIN roots ON a.ancestor_concept_id = roots.concept_id)
-     ORDER BY 1`,
-  );
-  return ids as number[];
-}
-
-function readJson(file: string, where: string): unknown {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${where}: cannot read ${file}: ${(e as Error).message}`);
-  }
-}
-
-/** Minimal CSV (RFC 4180 quotes) to rows of fields. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      row.push(field);
-      field = '';
-    } else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      row.push(field);
-      field = '';
-      if (row.length > 1 || row[0] !== '') rows.push(row);
-      row = [];
-    } else field += ch;
-  }
-  if (field !== '' || row.length > 0) {
-    row.push(field);
-    rows.push(row);
-  }
-  return rows;
-}
-
-/** Resolves one task's concept sets against the vocabulary views. */
-export async function resolveConceptSets(conn: DuckDBConnection, task: LoadedTask): Promise<ResolvedConceptSet[]> {
-  return (await resolveWithSources(conn, task)).map((r) => r.set);
-}
-
-/** Each resolved set with the definition entry it came from (an icd9_csv entry gives several). */
-async function resolveWithSources(conn: DuckDBConnection, task: LoadedTask): Promise<{ set: ResolvedConceptSet; source: ConceptSetSource }[]> {
-  const resolved: { set: ResolvedConceptSet; source: ConceptSetSource }[] = [];
-  const sources: ConceptSetSource[] = task.def.conceptSets ?? [];
-  for (const [n, src] of sources.entries()) {
-    const where = `${task.source}: conceptSets[${n}]`;
-    const out = { push: (set: ResolvedConceptSet) => resolved.push({ set, source: src }) };
-    switch (src.from) {
-      case 'ids':
-        out.push({ name: src.name, conceptIds: Array.from(new Set(src.ids)).sort((a, b) => a - b) });
-        break;
-      case 'ids_json': {
-        const file = path.resolve(task.baseDir, src.file);
-        const json = readJson(file, where) as Record<string, unknown>;
-        const ids = json?.[src.key];
-        if (!Array.isArray(ids) || !ids.every((x) => Number.isSafeInteger(x)))
-          throw new Error(`${where}: ${file} has no list of integer concept ids under "${src.key}"`);
-        out.push({ name: src.name, conceptIds: Array.from(new Set(ids as number[])).sort((a, b) => a - b) });
-        break;
-      }
-      case 'icd9_codes':
-        out.push({ name: src.name, conceptIds: await expandIcd9(conn, src.codes, where) });
-        break;
-      case 'icd9_csv': {
-        const file = path.resolve(task.baseDir, src.file);
-        let text: string;
-        try {
-          text = readFileSync(file, 'utf8');
-        } catch (e) {
-          throw new Error(`${where}: cannot read ${file}: ${(e as Error).message}`);
-        }
-        const [header, ...rows] = parseCsv(text);
-        const nameCol = header?.indexOf(src.nameColumn) ?? -1;
-        const codesCol = header?.indexOf(src.codesColumn) ?? -1;
-        if (nameCol < 0 || codesCol < 0)
-          throw new Error(`${where}: ${file} lacks column "${nameCol < 0 ? src.nameColumn : src.codesColumn}"`);
-        for (const [r, row] of rows.entries()) {
-          const name = row[nameCol];
-          if (!name) throw new Error(`${file}: row ${r + 1}: empty column "${src.nameColumn}"`);
-          const codes = (row[codesCol] ?? '').split(/\s+/).filter((c) => c !== '');
-          out.push({ name, conceptIds: await expandIcd9(conn, codes, `${file}: row ${r + 1}, column "${src.codesColumn}"`) });
-        }
-        break;
-      }
-      case 'name_regex': {
-        const filters = [`regexp_matches(lower(concept_name), ${sqlString(src.pattern)})`];
-        if (src.vocabularies) filters.push(`vocabulary_id IN (${src.vocabularies.map(sqlString).join(', ') || 'NULL'})`);
-        if (src.domains) filters.push(`domain_id IN (${src.domains.map(sqlString).join(', ') || 'NULL'})`);
-        let ids: (number | null)[];
-        try {
-          [ids] = await columns(conn, `SELECT DISTINCT concept_id::DOUBLE FROM concept WHERE ${filters.join(' AND ')} ORDER BY 1`);
-        } catch (e) {
-          throw new Error(`${where}: pattern ${JSON.stringify(src.pattern)}: ${(e as Error).message}`);
-        }
-        out.push({ name: src.name, conceptIds: ids as number[] });
-        break;
-      }
-    }
-  }
-  return resolved;
+/** Reads the records of every person who has a visit with one of `visitConcepts`. */
+export async function readLabelInputs(
+  conn: DuckDBConnection,
+  visitConcepts: number[],
+): Promise<{ inputs: LabelInput[]; stats: LabelInputStats }> {
+  const concepts = visitConcepts.map((c) => Math.trunc(c)).join(', ') || 'NULL';
+  const cohort = { concepts, persons: `(SELECT DISTINCT person_id FROM visit_occurrence WHERE visit_concept_id IN (${concepts}))` };
+  const inputs: LabelInput[] = [];
+  const { persons, withoutBirth } = await readPersons(conn, cohort, inputs);
+  const visits = await readVisits(conn, cohort, inputs);
+  const deaths = await readDeaths(conn, cohort, inputs);
+  const conditions = await readConditions(conn, cohort, inputs);
+  const maxEventMs = await readMaxEventMs(conn);
+  return { inputs, stats: { persons, personsWithoutBirth: withoutBirth, visits, deaths, conditions, maxEventMs } };
 }
 
 /** A task not labelled, and why (one line). */
@@ -287,7 +169,7 @@ const VOCABULARY_RESOLVED = new Set<ConceptSetSource['from']>(['icd9_codes', 'ic
 async function whyEmpty(conn: DuckDBConnection, sources: ConceptSetSource[], emptyNames: string[], total: number): Promise<string> {
   const src = sources[0];
   if (src.from === 'icd9_csv' || src.from === 'icd9_codes') {
-    const [[icd9]] = await columns(conn, `SELECT count(*)::DOUBLE FROM concept WHERE vocabulary_id = 'ICD9CM'`);
+    const [[icd9]] = await queryColumns(conn, `SELECT count(*)::DOUBLE FROM concept WHERE vocabulary_id = 'ICD9CM'`);
     const lists = src.from === 'icd9_csv' ? `${emptyNames.length === total ? `all ${total}` : `${emptyNames.length} of ${total}`} ICD-9-CM lists of ${path.basename(src.file)}` : `the ICD-9-CM list "${src.name}"`;
     return icd9 === 0
       ? `${lists} resolve to no concept: the vocabulary has no ICD9CM concepts (pass --vocab DIR with an Athena vocabulary that includes ICD9CM)`

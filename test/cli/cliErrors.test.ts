@@ -150,6 +150,13 @@ describe('help', () => {
     }
   });
 
+  it('run takes the shard sizes of stream: a size not above 0 is exit 2, one line naming it, before any input is read', () => {
+    for (const flag of ['--events-per-shard', '--sequences-per-shard']) {
+      const r = medrep(['run', '--omop', 'nowhere', '--out', path.join(tempDir('bound'), 'out'), flag, '0']);
+      assertOneLine(r, 2, new RegExp(`^medrep: medrep run: ${flag} must be above 0, got 0$`));
+    }
+  });
+
   it('`medrep help` lists every option of every command', () => {
     const r = medrep(['help']);
     assert.equal(r.status, 0);

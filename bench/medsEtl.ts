@@ -14,11 +14,11 @@ const ROOT = path.resolve(__dirname, '../..');
 export const MEDS_ETL_VENV = process.env.MEDREP_BENCH_VENV ?? path.join(ROOT, '.cache/bench-venv');
 
 /** Why meds_etl cannot run here, or null when it can. */
-export function medsEtlMissing(): string | null {
-  const python = path.join(MEDS_ETL_VENV, 'bin/python');
-  if (!fs.existsSync(python)) return `no venv at ${path.relative(ROOT, MEDS_ETL_VENV)} (run bench/meds-etl-venv.sh)`;
+export function medsEtlMissing(venv = MEDS_ETL_VENV): string | null {
+  const python = path.join(venv, 'bin/python');
+  if (!fs.existsSync(python)) return `no venv at ${path.relative(ROOT, venv)} (run bench/meds-etl-venv.sh)`;
   const probe = spawnSync(python, ['-c', 'import meds_etl, meds_etl_cpp'], { encoding: 'utf8' });
-  if (probe.status !== 0) return `meds_etl or meds_etl_cpp not importable in ${path.relative(ROOT, MEDS_ETL_VENV)}: ${probe.stderr.trim().split('\n').pop()}`;
+  if (probe.status !== 0) return `meds_etl or meds_etl_cpp not importable in ${path.relative(ROOT, venv)}: ${probe.stderr.trim().split('\n').pop()}`;
   return null;
 }
 

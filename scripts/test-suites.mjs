@@ -17,7 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export const SUITES = {
   unit: [
-    'backend', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'cliDocs', 'cliOptions', 'ehrMetrics', 'ehrModels',
+    'backend', 'benchHarness', 'behrt', 'behrtAttention', 'behrtFollow', 'chatClient', 'cliDocs', 'cliOptions', 'ehrMetrics', 'ehrModels',
     'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'manifestReader', 'medtok',
     'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
     'lz4Frame', 'shardSink', 'stageSendSlices', 'streamCodec', 'textEncoder', 'trainingLoop', 'trainRepresentations', 'transforms', 'validation', 'watermarks',

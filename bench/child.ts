@@ -1,8 +1,9 @@
 // One measured job of the benchmark, in its own process so its peak RSS is its own:
-//   node dist/bench/child.js local|local-no-meds|duckdb <omop> <out>
+//   node dist/bench/child.js local|local-no-meds|local-no-tasks|duckdb|meds-etl <omop> <out>
 // Prints one JSON line: { job, seconds, cpuSeconds, maxRssMb, rowsIn, shards (local runner: per
 // kind), phases }, phases being the runner's own step times in seconds (input opening, vocabulary,
-// persons, deciles, labels, the event pass, MEDS export).
+// persons, deciles, labels, the event pass, MEDS export); meds-etl prints { job, skipped } when
+// meds_etl is not installed, and its numbers are those of meds_etl's processes.
 import * as fs from 'node:fs';
 import { openDuck } from '../sources/duck';
 import { runLocal } from '../runners/local/localRunner';
@@ -11,6 +12,7 @@ import { openOmopInput } from '../sources/omopSource';
 import { defaultMemoryLimit } from '../sources/memoryLimit';
 import { silentLogger } from '../common/progress';
 import { runBaseline } from './baselineSql';
+import { medsEtlInput, medsEtlMissing, runMedsEtl } from './medsEtl';
 
 async function main(): Promise<void> {
   const [job, omop, out] = process.argv.slice(2);
@@ -18,14 +20,28 @@ async function main(): Promise<void> {
   let rowsIn = 0;
   let shards: Record<string, number> | undefined;
   const phases: Record<string, number> = {};
-  if (job === 'local' || job === 'local-no-meds') {
+  if (job === 'meds-etl') {
+    const skipped = medsEtlMissing();
+    if (skipped) {
+      process.stdout.write(JSON.stringify({ job, skipped }) + '\n');
+      return;
+    }
+    // The input copy with the columns meds_etl needs is made once, outside the measured run.
+    const input = await medsEtlInput(omop);
+    fs.rmSync(out, { recursive: true, force: true });
+    const r = runMedsEtl(input, out);
+    process.stdout.write(JSON.stringify({ job, ...r, rowsIn: 0, phases: {} }) + '\n');
+    return;
+  }
+  if (job === 'local' || job === 'local-no-meds' || job === 'local-no-tasks') {
     // Step lines end in "[1.9s]", the event pass's last progress line in ", 37.4s".
     const log = { info: (m: string) => {
       const step = /^(\w+): .*\[(\d+(?:\.\d+)?)s\]$/.exec(m) ?? /^(events): .*, (\d+(?:\.\d+)?)s$/.exec(m);
       if (step) phases[step[1]] = Number(step[2]);
     }, warn: silentLogger.warn };
     // The benchmark's own scratch folders: a rerun (--keep) replaces them.
-    const s = await runLocal({ omop, out, log, meds: job === 'local', force: true });
+    // local-no-tasks: OMOP -> events, pretraining and MEDS without labels, the part meds_etl also does.
+    const s = await runLocal({ omop, out, log, meds: job !== 'local-no-meds', tasks: job === 'local-no-tasks' ? 'none' : 'all', force: true });
     rowsIn = s.rowsInTotal;
     shards = s.shards;
   } else if (job === 'duckdb') {

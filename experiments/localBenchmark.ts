@@ -22,6 +22,8 @@ interface JobResult {
   phases?: Record<string, number>;
   /** Why the job failed, when it did (its numbers are then NaN, written as null). */
   error?: string;
+  /** Why an optional job (meds-etl) did not run. */
+  skipped?: string;
 }
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -29,7 +31,12 @@ const ROOT = path.resolve(__dirname, '../..');
 function runJob(job: string, omop: string, out: string): JobResult {
   try {
     const stdout = execFileSync(process.execPath, [path.join(ROOT, 'dist/bench/child.js'), job, omop, out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
-    return JSON.parse(stdout.trim().split('\n').pop()!) as JobResult;
+    const r = JSON.parse(stdout.trim().split('\n').pop()!) as JobResult;
+    if (r.skipped) {
+      process.stderr.write(`bench: ${job} skipped: ${r.skipped}\n`);
+      return { ...r, seconds: NaN, cpuSeconds: NaN, maxRssMb: NaN, rowsIn: 0 };
+    }
+    return r;
   } catch (e) {
     // A failed job (out of memory, say) is a result too: the others still run and are written.
     const stderr = String((e as { stderr?: unknown }).stderr ?? (e as Error).message).trim().split('\n');
@@ -54,8 +61,12 @@ async function dataset(rows: number, seed: number, dataDir: string, format: Benc
   return { dir, clinicalRows: s.clinicalRows };
 }
 
-/** The harness's jobs: the DuckDB-only baseline and the local runner with and without the MEDS copy. */
-export const BENCH_JOBS = ['duckdb', 'local', 'local-no-meds'] as const;
+/**
+ * The harness's jobs: the DuckDB-only baseline, the local runner with and without the MEDS copy,
+ * without the labels (`--tasks none`: OMOP -> events and MEDS, what meds_etl also does), and
+ * meds_etl's C++ OMOP -> MEDS (optional: skipped with its reason when not installed).
+ */
+export const BENCH_JOBS = ['duckdb', 'local', 'local-no-meds', 'local-no-tasks', 'meds-etl'] as const;
 const JOBS: readonly string[] = BENCH_JOBS;
 
 export interface BenchOptions {
@@ -111,6 +122,10 @@ export async function runBench(o: BenchOptions): Promise<void> {
     fs.writeFileSync(path.join(resultsDir, `local-${format}-${rows}.json`), JSON.stringify(summary, null, 2) + '\n');
     for (const job of Object.keys(results)) {
       const b = best(job);
+      if (b.skipped) {
+        lines.push(`${format.padEnd(9)}${inputRows.toLocaleString('en-US').padEnd(14)}${job.padEnd(15)}skipped: ${b.skipped}`);
+        continue;
+      }
       lines.push(
         `${format.padEnd(9)}${inputRows.toLocaleString('en-US').padEnd(14)}${job.padEnd(15)}${b.seconds.toFixed(1).padStart(7)}${Math.round(inputRows / b.seconds).toLocaleString('en-US').padStart(11)}${b.cpuSeconds.toFixed(1).padStart(9)}${b.maxRssMb.toFixed(0).padStart(12)}${(b.seconds / base.seconds).toFixed(2).padStart(14)} / ${(b.cpuSeconds / base.cpuSeconds).toFixed(2)}`,
       );

@@ -21,10 +21,12 @@ export const SUITES = {
     'evaluate', 'experimentGrid', 'grace', 'hashedIds', 'ids', 'importCheck', 'labelEdges', 'manifestReader', 'medtok',
     'mergeExternal', 'processTempDir', 'representationQuality', 'representationTable', 'samples',
     'lz4Frame', 'shardSink', 'stageSendSlices', 'streamCodec', 'textEncoder', 'trainingLoop', 'trainRepresentations', 'transforms', 'validation', 'watermarks',
+    'stageOutputs',
   ],
   integration: [
     'appendStore', 'attentionAnalysis', 'badInput', 'behrtExternal', 'cliErrors', 'conceptGraph',
     'docCheck', 'experiment', 'importRepresentations', 'kafkaOps', 'kafkaRowCheck', 'kafkaStage',
+    'kafkaStageOutputs',
     'kafkaContinuous', 'kafkaManifestLog', 'kafkaStream', 'kafkaStreamCli', 'kafkaStreamFaults', 'kafkaTopicsProducer', 'labelReference',
     'kafkaSinkFault', 'labelTasks', 'localRunner', 'meds', 'medsInput', 'memoryLimit', 'outputDir', 'realData', 'report',
     'strictInput', 'synth', 'trainOneClass',

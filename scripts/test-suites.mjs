@@ -17,7 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export const SUITES = {
   unit: [
-    'bench/benchHarness', 'bench/mergeExternal', 'cli/cliDocs', 'cli/cliOptions', 'common/processTempDir', 'runners/kafka/lz4Frame',
+    'bench/benchHarness', 'bench/mergeExternal', 'runners/kafka/stageOutputs', 'runners/kafka/kafkaTopology', 'cli/cliDocs', 'cli/cliOptions', 'common/processTempDir', 'runners/kafka/lz4Frame',
     'runners/kafka/shardSink', 'runners/kafka/stageSendSlices', 'runners/kafka/streamCodec',
     'runners/kafka/watermarks', 'runners/local/samples', 'schemas/hashedIds', 'schemas/ids',
     'schemas/validation', 'scripts/importCheck', 'sinks/manifestReader', 'trainers/backend',
@@ -29,6 +29,7 @@ export const SUITES = {
     'trainers/trainingLoop', 'transforms/labels/labelEdges', 'transforms/transforms',
   ],
   integration: [
+    'runners/kafka/kafkaStageOutputs', 'runners/kafka/kafkaWatermarkTick',
     'cli/cliErrors', 'cli/docCheck', 'common/outputDir', 'experiments/experiment', 'report/report',
     'runners/kafka/appendStore', 'runners/kafka/kafkaContinuous', 'runners/kafka/kafkaManifestLog',
     'runners/kafka/kafkaOps', 'runners/kafka/kafkaRowCheck', 'runners/kafka/kafkaSinkFault',

@@ -5,8 +5,8 @@ import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
 import { Admin, Kafka } from 'kafkajs';
 import { consumerGroupLag, GroupPartitionLag } from './health';
 import { readTopicsToEnd } from './readToEnd';
-import { stageInputTopics } from './streamRunner';
-import { ensureTopics, pipelineTopicSpecs, TopicNames } from './topics';
+import { sourceTopicSpecs, stageInputTopics } from './topology';
+import { ensureTopics, TopicNames } from './topics';
 import { watermarkText } from './watermarks';
 
 export interface TopicsOptions {
@@ -22,7 +22,7 @@ export interface StatusOptions {
   groups: string[];
 }
 
-/** Creates the `omop.<table>` topics and the dead-letter topic (idempotent); returns the names created. */
+/** Creates the topology's source topics (`omop.<table>`) and the dead-letter topic (idempotent); returns the names created. */
 export async function runTopicsCommand(o: TopicsOptions, log: (line: string) => void = console.log): Promise<string[]> {
   const { kafka: opts, partitions, retentionMs } = o;
   const names = new TopicNames(opts.topicPrefix);
@@ -30,7 +30,7 @@ export async function runTopicsCommand(o: TopicsOptions, log: (line: string) => 
   log(`topics: ${describeKafkaOptions(opts)} partitions=${partitions} retention.ms=${retentionMs}`);
   await admin.connect();
   try {
-    const specs = pipelineTopicSpecs(names, { partitions, retentionMs });
+    const specs = sourceTopicSpecs(names, { partitions, retentionMs });
     const created = await ensureTopics(admin, specs);
     for (const s of specs) log(`${created.includes(s.topic) ? 'created' : 'exists '} ${s.topic} (${s.numPartitions} partitions)`);
     return created;

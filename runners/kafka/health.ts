@@ -170,3 +170,25 @@ export async function consumerGroupLag(admin: Admin, groupId: string, topics?: s
   }
   return out.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
 }
+
+/**
+ * Whether partitions a worker has not fetched from yet hold nothing for its group: the committed
+ * offset is at the end, or the partition is empty. (Partitions it has fetched from are judged by
+ * their fetched position, which also moves past transaction markers.)
+ */
+export async function partitionsAtEnd(admin: Admin, groupId: string, partitions: Array<{ topic: string; partition: number }>): Promise<boolean> {
+  if (partitions.length === 0) return true;
+  const topics = [...new Set(partitions.map((p) => p.topic))];
+  const committed = await admin.fetchOffsets({ groupId, topics });
+  for (const topic of topics) {
+    const ends = await admin.fetchTopicOffsets(topic);
+    for (const { partition } of partitions.filter((p) => p.topic === topic)) {
+      const end = ends.find((e) => e.partition === partition);
+      const c = BigInt(committed.find((t) => t.topic === topic)?.partitions.find((x) => x.partition === partition)?.offset ?? '-1');
+      const high = BigInt(end?.high ?? '0');
+      const low = BigInt(end?.low ?? '0');
+      if (c >= 0n ? c < high : low < high) return false;
+    }
+  }
+  return true;
+}

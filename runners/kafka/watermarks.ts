@@ -58,6 +58,16 @@ export function advanceWatermark(state: WatermarkState, opts: WatermarkOptions, 
   return wm;
 }
 
+/**
+ * Whether the partition's watermark would move at wall clock `now` with no new record: a source
+ * went idle since it was last computed, so a lower one no longer holds it back.
+ */
+export function watermarkWouldAdvance(state: WatermarkState | undefined, opts: WatermarkOptions, now: number): boolean {
+  if (state === undefined) return false;
+  const next = advanceWatermark(structuredClone(state), opts, now);
+  return next !== null && (state.wm === null || next > state.wm);
+}
+
 /** The stage's watermark over its partitions: the lowest of those not idle (else the highest). */
 export function stageWatermark(partitions: Iterable<{ wm: number | null; idle: boolean }>): number | null {
   const all = [...partitions].filter((p) => p.wm !== null) as { wm: number; idle: boolean }[];

@@ -29,6 +29,8 @@ export interface AppendView {
   base(key: string): number;
   /** Drops the first `count` values of the key's list (durable with the transaction). */
   dropPrefix(key: string, count: number): void;
+  /** Whether the open transaction appended to the key. */
+  appended(key: string): boolean;
 }
 
 /** Numbers per changelog message at most (a delta is split to stay far below message.max.bytes). */
@@ -87,6 +89,11 @@ export class AppendLogStore implements StateStore {
       append: (key, values) => this.append(partition, key, values),
       base: (key) => this.listsOf(partition).get(key)?.base ?? 0,
       dropPrefix: (key, count) => this.dropPrefix(partition, key, count),
+      appended: (key) => {
+        const t = this.pending.get(partition)?.get(key);
+        const e = this.lists.get(partition)?.get(key);
+        return t !== undefined && e !== undefined && e.base + e.list.length > t.end;
+      },
     };
   }
 

@@ -4,10 +4,16 @@
 // drained, the stream is stopped with SIGTERM. Measures rows per second (produce start to the
 // last shard on disk), the end-to-end latency of each event row from its produce time (the
 // Kafka timestamp of its omop.<table> message) to its events shard on disk (file time), median
-// and p99, and over time (every 2 s) the stream process's resident memory and its state
-// changelog records (person store and events store), both per person produced so far.
+// and p99, and over time (every 2 s) the stream process's resident memory, its state changelog
+// records (person store and events store) per person produced so far, and the state size per
+// person: the events the trajectory stage's events store keeps (mean, max, MB) beside the events
+// appended so far (what the store would hold without retention pruning), from a consumer of the
+// store's changelog (changelogState.ts).
 //
-//   node dist/bench/kafkaContinuous.js [--rows 1000000] [--partitions 3] [--brokers 127.0.0.1:9092] [--keep DIR]
+//   node dist/bench/kafkaContinuous.js [--rows 1000000] [--partitions 3] [--brokers 127.0.0.1:9092] [--max-events N] [--keep DIR]
+//
+// --max-events is the stream's (default 2048): a person keeps at least that many events, so the
+// retention pruning shows only for histories longer than it.
 //
 // Writes bench/results/kafka-continuous.json (kafka-continuous-<rows>.json for other sizes), with
 // the machine's load average at the start and the end.
@@ -25,6 +31,8 @@ import { EVENT_SPECS } from '../sources/eventSource';
 import { generateSynthetic, personsForRows } from '../synth';
 import { openDuck, queryRows, sqlString } from '../sources/duck';
 import { writeBenchResult } from './resultFile';
+import { EventsStoreWatcher, StateSample } from './changelogState';
+import { EVENTS_STORE } from '../runners/kafka/trajectoryState';
 
 const MEDREP = path.join(__dirname, '..', '..', 'bin', 'medrep.js');
 
@@ -60,6 +68,7 @@ async function main(): Promise<void> {
   const rows = Number(arg('--rows', '1000000'));
   const partitions = Number(arg('--partitions', '3'));
   const brokers = arg('--brokers', process.env.KAFKA_BROKERS ?? '127.0.0.1:9092');
+  const maxEvents = arg('--max-events', '');
   const dir = arg('--keep', fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-bench-continuous-')));
   const loadAtStart = os.loadavg();
   const omop = path.join(dir, 'omop');
@@ -77,7 +86,7 @@ async function main(): Promise<void> {
   const out = path.join(dir, 'stream');
   const stream = spawn(process.execPath, [
     MEDREP, 'stream', ...kafkaArgs, '--out', out, '--vocab', omop, '--artifacts', path.join(dir, 'local', 'artifacts'),
-    '--close-on', 'watermark', '--health-interval', '0', '--force',
+    '--close-on', 'watermark', '--health-interval', '0', '--force', ...(maxEvents ? ['--max-events', maxEvents] : []),
   ], { stdio: ['ignore', 'ignore', 'inherit'] });
   const streamExit = new Promise<number | null>((resolve) => stream.on('exit', (code) => resolve(code)));
   await sleep(3000);
@@ -94,7 +103,9 @@ async function main(): Promise<void> {
     produced = true;
     resolve((Date.now() - t0) / 1000);
   }));
-  const over: { t: number; rss_mb: number | null; persons_produced: number; person_changelog_per_person: number; events_changelog_per_person: number; lag: Record<string, number> }[] = [];
+  const over: { t: number; rss_mb: number | null; persons_produced: number; person_changelog_per_person: number; events_changelog_per_person: number; events_per_person: StateSample; lag: Record<string, number> }[] = [];
+  const watcher = new EventsStoreWatcher(kafka, names.changelog('trajectory', EVENTS_STORE));
+  await watcher.start();
   const db = await openDuck();
   const eventRowsOnDisk = async () => {
     if (!fs.existsSync(path.join(out, 'events')) || !fs.readdirSync(path.join(out, 'events')).some((f) => f.endsWith('.parquet'))) return 0;
@@ -110,6 +121,7 @@ async function main(): Promise<void> {
       t: (Date.now() - t0) / 1000, rss_mb: rssMb(stream.pid!), persons_produced: personsSoFar,
       person_changelog_per_person: (await records(kafka, names.changelog('trajectory', 'person'))) / personsSoFar,
       events_changelog_per_person: (await records(kafka, names.changelog('trajectory', 'events'))) / personsSoFar,
+      events_per_person: watcher.sample(),
       lag,
     });
     // Drained: every event row of the input is in an events shard.
@@ -122,6 +134,8 @@ async function main(): Promise<void> {
   }
   const produceSeconds = await produceEnd;
   await sleep(3000);
+  const finalState = watcher.sample();
+  await watcher.stop();
   stream.kill('SIGTERM');
   const code = await streamExit;
   const produceResult = JSON.parse(produceOut.trim().split('\n').pop() ?? '{}');
@@ -161,6 +175,7 @@ async function main(): Promise<void> {
     rows_in: rowsIn,
     persons,
     partitions,
+    max_events: maxEvents ? Number(maxEvents) : 2048,
     produce_seconds: produceSeconds,
     seconds_to_last_shard: seconds,
     rows_per_second: rowsIn / seconds,
@@ -169,6 +184,7 @@ async function main(): Promise<void> {
     shards: { events: events.length, pretrain: shardFiles(path.join(out, 'pretrain')).length, samples: shardFiles(path.join(out, 'samples')).length },
     latency_seconds: { rows: lat.n, median: lat.p50, p99: lat.p99, max: lat.max },
     stream_exit_code: code,
+    events_per_person_at_end: finalState,
     over_time: over,
   };
   const file = writeBenchResult(rows === 1_000_000 ? 'kafka-continuous.json' : `kafka-continuous-${rows}.json`, result);
@@ -178,6 +194,13 @@ async function main(): Promise<void> {
   console.log(`latency          median ${lat.p50.toFixed(1)} s, p99 ${lat.p99.toFixed(1)} s (${f(lat.n)} event rows, produce time to events shard on disk)`);
   const last = over[over.length - 1];
   console.log(`state            RSS ${last.rss_mb?.toFixed(0)} MB; changelog records per person: person ${last.person_changelog_per_person.toFixed(1)}, events ${last.events_changelog_per_person.toFixed(1)}`);
+  console.log('state per person over time (events kept in the events store; appended: what it holds without pruning)');
+  console.log('  t(s)   persons  kept mean   kept max  appended mean  appended max  kept MB');
+  for (const o of over) {
+    const e = o.events_per_person;
+    console.log(`  ${o.t.toFixed(0).padStart(4)} ${String(e.persons).padStart(9)} ${e.kept_mean.toFixed(1).padStart(10)} ${String(e.kept_max).padStart(10)} ${e.appended_mean.toFixed(1).padStart(14)} ${String(e.appended_max).padStart(13)} ${e.kept_mb.toFixed(1).padStart(8)}`);
+  }
+  console.log(`at the end       kept ${finalState.kept_mean.toFixed(1)} events per person (max ${finalState.kept_max}), appended ${finalState.appended_mean.toFixed(1)} (max ${finalState.appended_max})`);
   console.log(`wrote ${file}`);
 }
 

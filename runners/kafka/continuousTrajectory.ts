@@ -7,6 +7,11 @@
 //   - each person's open chunk closes when full or quiet (transforms/continuousChunks.ts) and is
 //     emitted once: the person's state counts the events and chunks emitted (`ce`, `ck`), in the
 //     same transaction as the chunk, so a restart never emits an event twice nor loses one;
+//   - once a person's chunks or samples are emitted, the person's state is pruned to what is
+//     still needed (retention): the events store drops the oldest events that are in emitted
+//     chunks and that no window can read any more (transforms/eventRetention.ts, with the
+//     labeler's horizon, transforms/labels/horizon.ts), and the labeler's snapshot the conditions
+//     no label reads; `ce` counts events of all ever appended (the store's base is the offset);
 //   - a transaction with output (events passed on, chunks, samples) ends with an end marker on
 //     each output topic, which closes the sink's open shards: what is determined reaches the
 //     shards without waiting for a size or age bound or for the next message (so a shard holds at
@@ -15,7 +20,8 @@ import { Id, compareIds, parseId } from '../../schemas/ids';
 import { closingChunks } from '../../transforms/continuousChunks';
 import { splitOf } from '../../transforms/splits';
 import { buildSequence, segmentsAndRanks } from '../../transforms/trajectory';
-import { LabelRecord, TaskSummary } from '../../transforms/labels';
+import { LabelRecord, pruneConditions, retentionHorizon, TaskSummary } from '../../transforms/labels';
+import { prunableEvents } from '../../transforms/eventRetention';
 import { AppendView } from './appendStore';
 import { OutputMessage } from './stage';
 import { labelPartition, sampleRowOf, sortedEvents } from './loadClose';
@@ -31,6 +37,8 @@ export interface ContinuousOptions extends WatermarkOptions {
   chunkQuietMs: number;
   /** Wall clock (tests pass their own). */
   now?: () => number;
+  /** Keeps every event and labeler record (no retention pruning): for comparisons. */
+  retainAll?: boolean;
 }
 
 export function continuousTrajectory(opts: TrajectoryOptions, c: ContinuousOptions): ContinuousTrajectory {
@@ -103,6 +111,8 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
     labelled = { summary: r.summary, late: r.late };
     store.set(WATERMARK_KEY, wm as never);
   }
+  const labelerWatermark = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
+  const lateness = opts.allowedLatenessMs ?? 0;
   const sampleOut = new Batches<SampleRow>((rows) => streamMessage(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows }), out);
   const chunkOut = new Batches<SequenceRow>((rows) => streamMessage(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows }), out);
   for (const id of ids) {
@@ -110,11 +120,15 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
     const s = store.get(key) as PersonState;
     if (s.b === null) continue; // no person row: nothing of this person is used
     const list = events.get(key) ?? [];
+    // Indexes into the kept events: `ce` counts from the first event ever appended.
+    const base = events.base(key) / EVENT_WIDTH;
     const n = list.length / EVENT_WIDTH;
     const emit = samples.get(id) ?? [];
-    const closed = s.ce ?? 0;
-    const ranges = n > closed ? closingChunks(closed, n, (i) => list[i * EVENT_WIDTH] as number, wm, opts.maxEvents, c.chunkQuietMs) : [];
-    if (ranges.length === 0 && emit.length === 0) continue;
+    const closed = (s.ce ?? 0) - base;
+    const timeAt = (i: number) => list[i * EVENT_WIDTH] as number;
+    const ranges = n > closed ? closingChunks(closed, n, timeAt, wm, opts.maxEvents, c.chunkQuietMs) : [];
+    // The state is pruned when the person emits or brings events (what it keeps only changes then).
+    if (ranges.length === 0 && emit.length === 0 && (c.retainAll || !events.appended(key))) continue;
     const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
     const split = splitOf(id);
     if (emit.length > 0) {
@@ -129,7 +143,15 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
       const seq = buildSequence(pe, info, 0, pe.length, segmentsAndRanks(pe, s.vs));
       chunkOut.add({ p: id, chunk: chunk++, split, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
     }
-    if (ranges.length > 0) store.set(key, { ...s, ce: ranges[ranges.length - 1][1], ck: chunk });
+    const emitted = ranges.length > 0 ? ranges[ranges.length - 1][1] : closed;
+    let next: PersonState = ranges.length > 0 ? { ...s, ce: base + emitted, ck: chunk } : s;
+    if (!c.retainAll) {
+      const drop = prunableEvents(timeAt, n, emitted, retentionHorizon(opts.tasks, s.lab, labelerWatermark, lateness), opts.maxEvents, s.vs);
+      if (drop > 0) events.dropPrefix(key, drop * EVENT_WIDTH);
+      const lab = s.lab && pruneConditions(s.lab, labelerWatermark, lateness);
+      if (lab !== s.lab) next = { ...next, lab };
+    }
+    if (next !== s) store.set(key, next);
   }
   sampleOut.flush();
   chunkOut.flush();

@@ -27,7 +27,7 @@ export interface PersonState {
   ln?: number;
   /** Why this person's row was set aside (`<column>: <reason>`), when it was. */
   rj?: string;
-  /** Continuous mode: events (of the events store's list) in chunks emitted, and chunks emitted. */
+  /** Continuous mode: events in chunks emitted (counted from the first ever appended: the events store may have dropped a prefix, its base), and chunks emitted. */
   ce?: number;
   ck?: number;
 }

@@ -7,6 +7,9 @@ import { BASE_RULES, CompiledTask, RuleName } from './taskDefinition';
 import { Evaluation, evaluate, PersonState } from './evaluate';
 import { eventTime, LabelInput, LabelRecord } from './records';
 import { dayOf } from './time';
+import { TimerHeap } from './timerHeap';
+import { retentionHorizon } from './horizon';
+import { LabelerSnapshot, PersonSnapshot, personStateOf } from './snapshot';
 import { Id, compareIds } from '../../schemas/ids';
 
 export interface LabelerOptions {
@@ -46,74 +49,6 @@ export interface LabelerSummary {
 
 interface Emitted {
   record: LabelRecord;
-}
-
-/** A person's state as plain JSON (for a state store keyed by person_id). */
-export interface PersonSnapshot {
-  personId: Id;
-  person: PersonState['person'];
-  visits: PersonState['visits'] extends Map<Id, infer V> ? V[] : never;
-  deathDay: number | null;
-  conditions: PersonState['conditions'];
-  /** The last record emitted for each task, by task name. */
-  emitted: Record<string, LabelRecord>;
-}
-
-/** The whole labeler as plain JSON: restore it with IncrementalLabeler.restore. */
-export interface LabelerSnapshot {
-  watermark: number | null;
-  lateApplied: number;
-  corrections: number;
-  lateDropped: LabelerSummary['lateDropped'];
-  persons: PersonSnapshot[];
-}
-
-/** A binary min-heap of (time, person) timers. */
-class TimerHeap {
-  private times: number[] = [];
-  private persons: Id[] = [];
-  get size(): number {
-    return this.times.length;
-  }
-  peek(): number {
-    return this.times[0];
-  }
-  push(t: number, p: Id): void {
-    const { times, persons } = this;
-    let i = times.length;
-    times.push(t);
-    persons.push(p);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (times[parent] <= times[i]) break;
-      [times[parent], times[i]] = [times[i], times[parent]];
-      [persons[parent], persons[i]] = [persons[i], persons[parent]];
-      i = parent;
-    }
-  }
-  pop(): Id {
-    const { times, persons } = this;
-    const top = persons[0];
-    const lastT = times.pop() as number;
-    const lastP = persons.pop() as Id;
-    if (times.length > 0) {
-      times[0] = lastT;
-      persons[0] = lastP;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < times.length && times[l] < times[m]) m = l;
-        if (r < times.length && times[r] < times[m]) m = r;
-        if (m === i) break;
-        [times[m], times[i]] = [times[i], times[m]];
-        [persons[m], persons[i]] = [persons[i], persons[m]];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
 
 function sameContent(a: LabelRecord, idx: NonNullable<Evaluation['index']>): boolean {
@@ -275,6 +210,11 @@ export class IncrementalLabeler {
     return rec;
   }
 
+  /** The earliest prediction time of a sample or correction it may still emit for the person (horizon.ts). */
+  earliestOpenPredictionTime(personId: Id): number {
+    return retentionHorizon(this.tasks, this.snapshotPerson(personId) ?? undefined, Number.isFinite(this.wm) ? this.wm : null, this.lateness);
+  }
+
   /** One person's state, or null when the labeler has seen nothing of the person. */
   snapshotPerson(personId: Id): PersonSnapshot | null {
     const st = this.persons.get(personId);
@@ -310,12 +250,7 @@ export class IncrementalLabeler {
 
   /** Loads one person's state (from a state store) and re-evaluates it; emits what that decides. */
   restorePerson(snap: PersonSnapshot): LabelRecord[] {
-    this.persons.set(snap.personId, {
-      person: snap.person,
-      visits: new Map(snap.visits.map((v) => [v.visitId, v])),
-      deathDay: snap.deathDay,
-      conditions: snap.conditions.slice().sort((a, b) => a.timeMs - b.timeMs || a.conceptId - b.conceptId),
-    });
+    this.persons.set(snap.personId, personStateOf(snap));
     this.tasks.forEach((t, k) => {
       const rec = snap.emitted[t.name];
       if (rec) this.emitted[k].set(snap.personId, { record: rec });
@@ -379,65 +314,4 @@ export class IncrementalLabeler {
     });
     return { watermark: this.wm, tasks, lateApplied: this.lateApplied, lateDropped: { ...this.lateDropped }, corrections: this.corrections };
   }
-}
-
-/** Batch labelling: every record, then the final watermark. */
-export function labelRecords(
-  tasks: CompiledTask[],
-  inputs: Iterable<LabelInput>,
-  finalWatermarkMs: number,
-): { samples: LabelRecord[]; summary: LabelerSummary } {
-  const labeler = new IncrementalLabeler(tasks);
-  for (const r of inputs) labeler.add(r);
-  labeler.advanceWatermark(finalWatermarkMs);
-  return { samples: labeler.currentSamples(), summary: labeler.summary() };
-}
-
-/**
- * One person's samples at a watermark, without a labeler: the task logic applied to the
- * person's records (for a runner that already holds each person's records together).
- * Undetermined indexes are returned in `pending`, not as samples.
- */
-export function labelPerson(
-  tasks: CompiledTask[],
-  records: LabelInput[],
-  watermarkMs: number,
-): { samples: LabelRecord[]; pending: string[]; evaluations: Evaluation[] } {
-  const st: PersonState = { person: null, visits: new Map(), deathDay: null, conditions: [] };
-  let personId: Id | null = null;
-  for (const r of records) {
-    if (personId === null) personId = r.personId;
-    else if (r.personId !== personId) throw new Error(`labelPerson: records of persons ${personId} and ${r.personId} mixed`);
-    if (r.table === 'person') st.person = { personId: r.personId, birthMs: r.birthMs, genderConceptId: r.genderConceptId };
-    else if (r.table === 'visit') st.visits.set(r.visitId, { personId: r.personId, visitId: r.visitId, conceptId: r.conceptId, startMs: r.startMs, endMs: r.endMs });
-    else if (r.table === 'death') {
-      const d = dayOf(r.timeMs);
-      if (st.deathDay === null || d < st.deathDay) st.deathDay = d;
-    } else st.conditions.push({ personId: r.personId, conceptId: r.conceptId, timeMs: r.timeMs, visitId: r.visitId });
-  }
-  st.conditions.sort((a, b) => a.timeMs - b.timeMs || a.conceptId - b.conceptId);
-  const samples: LabelRecord[] = [];
-  const pending: string[] = [];
-  const evaluations = tasks.map((t) => evaluate(t, st));
-  evaluations.forEach((ev, k) => {
-    const idx = ev.index;
-    if (!idx || personId === null) return;
-    if (idx.determinedAt > watermarkMs) {
-      pending.push(tasks[k].name);
-      return;
-    }
-    samples.push({
-      task: tasks[k].name,
-      person_id: personId,
-      version: 1,
-      kind: 'sample',
-      retracted: false,
-      index_visit_id: idx.visitId,
-      prediction_time: idx.predictionTime,
-      label: idx.label,
-      labels: idx.labels,
-      watermark: watermarkMs,
-    });
-  });
-  return { samples, pending, evaluations };
 }

@@ -6,3 +6,6 @@ export * from './records';
 export * from './taskDefinition';
 export * from './evaluate';
 export * from './incremental';
+export * from './snapshot';
+export * from './batch';
+export * from './horizon';

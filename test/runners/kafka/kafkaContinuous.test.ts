@@ -26,6 +26,9 @@ import { EXIT } from '../../../common/errors';
 import { MANIFEST_LOG_DIR, ManifestLogEntry, manifestShardOf, readManifestLog } from '../../../sinks/manifest';
 import { sha256 } from '../../../transforms/hashing';
 import type { Registry } from '../../../trainers/behrt/follow';
+import { EVENTS_PER_ROUND, FEED_PERSONS, retentionFeed, runFeed, tokenEventsOf } from '../../helpers/retentionFeed';
+import { AppendLogStore } from '../../../runners/kafka/appendStore';
+import { EVENT_WIDTH, EVENTS_STORE } from '../../../runners/kafka/trajectoryState';
 
 const PARTITIONS = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -196,7 +199,125 @@ describe('kafka runner, continuous mode with end-of-load markers (real broker)',
   });
 });
 
-const WORKER = path.join(__dirname, '..', '..', 'fixtures', 'streamWorker.js');
+describe('continuous mode retention: the state a person keeps is pruned, the output is the same', () => {
+  const DAY = 86_400_000;
+  const MAX_EVENTS = 32;
+  const feed = retentionFeed(10);
+  const opts = { maxEvents: MAX_EVENTS, allowedLatenessMs: 10 * DAY };
+  const pruned = runFeed(feed, { ...opts, retainAll: false });
+  const all = runFeed(feed, { ...opts, retainAll: true });
+
+  it('the same samples (windows included), corrections and chunks with and without pruning', () => {
+    assert.ok(pruned.samples.length > 50, `samples: ${pruned.samples.length}`);
+    assert.ok(pruned.samples.some((r) => r.kind === 'correction' && !r.retracted), 'corrections with a window (late stays, a late death)');
+    assert.ok(pruned.samples.filter((r) => r.c.length === MAX_EVENTS + 2).length > 20, 'windows of max-events events: they reach into pruned history');
+    assert.ok(pruned.chunks.length > 10);
+    assert.deepEqual(pruned.samples, all.samples);
+    assert.deepEqual(pruned.chunks, all.chunks, 'the same chunks, numbered alike');
+  });
+
+  it('what a person keeps stays within the bound the rule gives; without pruning it grows with the history', () => {
+    // The rule: the open chunk (< max-events events), the max-events events before the horizon,
+    // and the events after the horizon and in the visit segment the window starts in. The
+    // horizon lies at the watermark less the lateness, within the round before the watermark's;
+    // the window's first segment is one round's stay: two rounds of events. Person 2's stay of
+    // round 5 lasts until day 45 and stays open to corrections a round longer: one round more.
+    const bound = (p: number) => MAX_EVENTS - 1 + MAX_EVENTS + (p === 2 ? 3 : 2) * EVENTS_PER_ROUND;
+    for (const p of FEED_PERSONS) {
+      const series = pruned.kept.map((k) => k.get(p) ?? 0);
+      const over = series.findIndex((n) => n > bound(p));
+      assert.equal(over, -1, `person ${p}: ${series[over]} events kept after transaction ${over}, bound ${bound(p)}`);
+      const total = tokenEventsOf(feed, p);
+      assert.ok(total > bound(p), `the history (${total} events) outgrows the bound`);
+      assert.equal(all.kept[all.kept.length - 1].get(p), total, `person ${p}: without pruning every event is kept`);
+      const size = pruned.events.sizes(0).get(String(p))!;
+      assert.equal(size.kept + size.base, total * EVENT_WIDTH, `person ${p}: kept and dropped are every event appended`);
+    }
+  });
+});
+
+describe('kafka runner, continuous mode: bounded state per person (real broker)', function () {
+  this.timeout(420_000);
+
+  it('a long history fed in rounds into a running stream: the events store keeps each person within the bound the retention rule gives, while the events shards hold the whole history', async () => {
+    const h = await hospital('continuous-bounded', 30, 7);
+    const { prefix, kafkaArgs } = newTopics();
+    const out = path.join(h.dir, 'stream');
+    const maxEvents = 32;
+    const stream = medrepAsync([
+      'stream', ...kafkaArgs, '--out', out, '--vocab', h.omop, '--artifacts', h.artifacts, '--close-on', 'watermark',
+      '--idle-timeout', '1', '--allowed-lateness-days', '5', '--max-events', String(maxEvents), '--health-interval', '0',
+    ]);
+    const tail = () => `stream ${stream.child.exitCode === null ? 'running' : 'exited'}; its stderr ends: ${stream.stderr().slice(-1500)}`;
+    const client = testKafka();
+    const names = new TopicNames(prefix);
+    const row = async (table: string) => JSON.parse((await sql<{ j: string }>(`SELECT CAST(to_json(t) AS VARCHAR) AS j FROM read_parquet(${lit(path.join(h.omop, `${table}.parquet`))}) t LIMIT 1`))[0].j);
+    const [personRow, visitRow, conditionRow] = [await row('person'), await row('visit_occurrence'), await row('condition_occurrence')];
+    const persons = [1, 2, 3].map((i) => NEW_PERSON_BASE + i);
+    const rounds = 8;
+    const perRound = 21; // 20 conditions in the round's stay, one follow-up
+    const ymd = (day: number) => dayAfter(h.dataEnd, day);
+    const kept: number[][] = [];
+    const producer = await OmopRowProducer.connect(client, { names });
+    let n = 0;
+    const send = async (table: string, r: Record<string, unknown>) => producer.send(table, JSON.stringify(r), `rounds.json:${++n}`);
+    try {
+      for (const p of persons) await send('person', { ...personRow, person_id: p, year_of_birth: 1960, birth_datetime: '1960-06-01 00:00:00' });
+      for (let r = 0; r < rounds; r++) {
+        const base = 30 + 60 * r;
+        for (const p of persons) {
+          const visit = p * 100 + r;
+          await send('visit_occurrence', { ...visitRow, person_id: p, visit_occurrence_id: visit, visit_concept_id: 9201, visit_start_date: ymd(base + 10), visit_start_datetime: `${ymd(base + 10)} 08:00:00`, visit_end_date: ymd(base + 14), visit_end_datetime: `${ymd(base + 14)} 12:00:00` });
+          for (let k = 0; k < 20; k++) {
+            const day = ymd(base + 10 + Math.floor(k / 5));
+            await send('condition_occurrence', { ...conditionRow, person_id: p, condition_occurrence_id: visit * 100 + k, visit_occurrence_id: visit, condition_start_date: day, condition_start_datetime: `${day} ${String(9 + (k % 5)).padStart(2, '0')}:00:00`, condition_end_date: null, condition_end_datetime: null });
+          }
+        }
+        await producer.flush();
+        await until(`round ${r} drained`, () => drained(medrep(['status', ...kafkaArgs]).stdout, prefix), tail);
+        // Once the sources are idle, a follow-up moves the watermark past the round's stays.
+        await sleep(1500);
+        for (const p of persons) {
+          const day = ymd(base + 50);
+          await send('condition_occurrence', { ...conditionRow, person_id: p, condition_occurrence_id: p * 100_000 + r, visit_occurrence_id: null, condition_start_date: day, condition_start_datetime: `${day} 09:00:00`, condition_end_date: null, condition_end_datetime: null });
+        }
+        await producer.flush();
+        await until(`round ${r}'s follow-up drained`, () => drained(medrep(['status', ...kafkaArgs]).stdout, prefix), tail);
+        // What the trajectory stage keeps: its events store, rebuilt from the committed changelog.
+        const store = new AppendLogStore(EVENTS_STORE, names.changelog('trajectory', EVENTS_STORE));
+        await store.restore(client, [0, 1, 2]);
+        const sizes = new Map([0, 1, 2].flatMap((q) => [...store.sizes(q)]));
+        kept.push(persons.map((p) => {
+          const s = sizes.get(String(p));
+          assert.ok(s, `person ${p} in the events store`);
+          assert.equal((s.kept + s.base) / EVENT_WIDTH, (r + 1) * perRound, `person ${p}: kept and dropped are every event of ${r + 1} rounds`);
+          return s.kept / EVENT_WIDTH;
+        }));
+      }
+    } finally {
+      await producer.close().catch(() => undefined);
+      stream.child.kill('SIGTERM');
+    }
+    const done = await stream.done;
+    assert.equal(done.status, EXIT.stopped, done.stderr.slice(-1500));
+    // The rule: the open chunk (< max-events), the max-events events before the horizon (the
+    // watermark less the lateness, inside the last round), the events after it, and the visit
+    // segment the window starts in kept whole: the window of 32 reaches into the round before,
+    // so two rounds of events at most besides the open chunk and the window.
+    const bound = maxEvents - 1 + maxEvents + 2 * perRound;
+    const all = kept.flat();
+    assert.ok(all.every((k) => k <= bound), `kept per person after each round: ${JSON.stringify(kept)}; bound ${bound}`);
+    assert.ok(rounds * perRound > bound, 'the history outgrows the bound');
+    assert.ok(kept[rounds - 1].every((k) => k < rounds * perRound), 'the last round keeps less than the history');
+    const [ev] = await sql<{ n: bigint }>(`SELECT count(*) AS n FROM read_parquet(${lit(path.join(out, 'events/*.parquet'))}) WHERE person_id >= ${NEW_PERSON_BASE} AND domain BETWEEN 1 AND 4`);
+    assert.equal(Number(ev.n), persons.length * rounds * perRound, 'the events shards hold the whole history');
+    const c = await chunkCoverage(out, `person_id >= ${NEW_PERSON_BASE}`);
+    assert.deepEqual({ extra: c.extra, duplicateChunks: c.duplicateChunks, gaps: c.gaps }, { extra: 0, duplicateChunks: 0, gaps: 0 }, 'no event in two chunks, chunks numbered 0..k-1');
+    assert.ok(c.lost > 0 && c.lost < persons.length * maxEvents, `only each person's open chunk (it holds the last follow-up) not emitted: ${c.lost}`);
+  });
+});
+
+const WORKER = path.join(__dirname, 'fixtures', 'streamWorker.js');
 
 function runWorker(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {

@@ -8,14 +8,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
-import { ClinicalTable, tableSpec } from '../../schemas/omop';
 import { EventBatch } from '../../sinks/eventShards';
 import { writeFileAtomic, writeParquetAtomic } from '../../sinks/parquet';
 import { SequenceBatch } from '../../sinks/sequenceShards';
 import { SampleBatch } from '../../sinks/sampleShards';
 import { Sequence } from '../../transforms/trajectory';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
-import { parseValue, StreamValue } from './streamValues';
+import { eventAt, parseValue, StreamValue } from './streamValues';
+import { emptyCanonicalEvent } from '../../schemas/canonicalEvent';
 import { stringifyJsonExact } from '../../schemas/exactJson';
 import { sha256 } from '../../transforms/hashing';
 import { countEndMarker, LoadCount, NO_LOADS, ShardBounds } from './shardRoll';
@@ -105,14 +105,8 @@ export function sampleTable(values: StreamValue[], task: string): arrow.Table {
 export function shardTable(kind: 'events' | 'pretrain', values: StreamValue[]): arrow.Table {
   if (kind === 'events') {
     const b = new EventBatch();
-    for (const v of values) {
-      if (v.k !== 'events') continue;
-      const spec = tableSpec(v.table as ClinicalTable);
-      const ev = spec.events!;
-      for (let i = 0; i < v.p.length; i++) {
-        b.push(v.p[i], v.t[i], ev.eventTable, spec.table, ev.domain, v.c[i], v.s[i], v.d[i], v.x[i], v.u[i], v.v[i], v.r[i], v.n[i]);
-      }
-    }
+    const e = emptyCanonicalEvent();
+    for (const v of values) if (v.k === 'events') for (let i = 0; i < v.p.length; i++) b.push(eventAt(v, i, e));
     return b.toTable();
   }
   const b = new SequenceBatch();

@@ -8,30 +8,27 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
 import { SCHEMA_VERSION } from '../../schemas/records';
 import { DecileArtifact, DecileBinner } from '../../transforms/deciles';
-import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../../transforms/events';
+import { EventCanonicalizer, unitNamer } from '../../transforms/events';
 import { ConceptNormalizer, MappingCounts, notInVocabulary, notInVocabularyWarning } from '../../transforms/normalize';
-import { TOKEN_DOMAINS } from '../../transforms/tokens';
 import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
-import { EventBatch } from '../../sinks/eventShards';
 import { writeManifest, Manifest } from '../../sinks/manifest';
 import { exportMeds } from '../../sinks/meds';
 import { RejectSink } from '../../sinks/rejects';
 import { DEFAULT_EVENTS_PER_SHARD, DEFAULT_SEQUENCES_PER_SHARD, ShardEntry, ShardSeries } from '../../sinks/shards';
 import { ParquetWriterPool } from '../../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
-import { idValue, openDuckInstance, parseDuckJson, queryRows, queryValue } from '../../sources/duck';
-import { EVENT_SPECS, personRanges, streamEventRanges } from '../../sources/eventSource';
+import { openDuckInstance } from '../../sources/duck';
 import { recordedFiles } from '../../sources/fileHashes';
 import { createOmopViews } from '../../sources/omopViews';
-import { OmopInput, cheapToRescan, openOmopInput } from '../../sources/omopSource';
+import { OmopInput, openOmopInput } from '../../sources/omopSource';
 import { openMedsInput } from '../../sources/medsSource';
-import { Person, rejectRow } from '../../sources/persons';
-import { Logger, Progress, consoleLogger } from '../../common/progress';
+import { Logger, consoleLogger } from '../../common/progress';
 import { SkippedTask } from '../../sources/labelInputs';
 import { TaskSelection } from '../../sources/runTasks';
 import { TaskSummary } from '../../transforms/labels';
 import { writeMedsLabels } from '../../sinks/medsLabels';
 import { PersonAssembler } from './localAssembly';
+import { DEFAULT_ROWS_PER_RANGE, streamEvents } from './localEvents';
 import { People, labelSamples, readPersons, readRejectsOf, readVocabulary, writeJsonArtifact } from './localInputs';
 import { withOutputDir } from '../../common/outputDir';
 import { isDuckOutOfMemory, outOfMemoryError, resolveMemoryLimit } from '../../sources/memoryLimit';
@@ -90,27 +87,6 @@ export interface RunSummary {
   manifest: string;
 }
 
-async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<number | null> {
-  // Parquet (a staged CSV copy too) and DuckDB know their row counts cheaply; CSV would need a full parse.
-  const tables = EVENT_SPECS.flatMap((spec) => input.tables.get(spec.table) ?? []);
-  if (!tables.every(cheapToRescan)) return null;
-  let total = 0;
-  for (const t of tables) total += Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM ${t.relation}`));
-  return total;
-}
-
-/** Rows sorted per query; smaller ranges overlap sorting with transforming but rescan the files. */
-export const DEFAULT_ROWS_PER_RANGE = 1_000_000;
-
-async function planRanges(conn: DuckDBConnection, total: number | null, rowsPerRange: number) {
-  // No total: an input not cheap to rescan (unstaged CSV would be parsed once per range): one range.
-  if (total === null || total <= rowsPerRange) return personRanges([]);
-  const k = Math.ceil(total / rowsPerRange);
-  const qs = Array.from({ length: k - 1 }, (_, i) => (i + 1) / k);
-  const [row] = await queryRows<{ cuts: bigint[] | null }>(conn, `SELECT quantile_disc(person_id, [${qs.join(', ')}]) AS cuts FROM person`);
-  return personRanges((row.cuts ?? []).map(idValue));
-}
-
 export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
   const out = path.resolve(opts.out);
   const memoryLimit = resolveMemoryLimit(opts.memoryLimit);
@@ -166,7 +142,7 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks, memoryLimit:
     const eventShards = new ShardSeries('events', out, 'events', pool);
     const pretrainShards = new ShardSeries('pretrain', out, 'pretrain', pool);
     const assembler = new PersonAssembler({ persons: people.persons, splitOfPerson: people.splitOfPerson, maxEvents: shape.maxEvents, sequencesPerShard: shape.sequencesPerShard, pretrainShards, samples: labels.samples, samplesByPerson: labels.samplesByPerson });
-    const streamed = await streamEvents({ conns: [conn, conn2], input, opts, log, people, rejects, rowsIn, canon, eventShards, eventsPerShard: shape.eventsPerShard, assembler });
+    const streamed = await streamEvents({ conns: [conn, conn2], input, rowsPerRange: opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE, log, people, rejects, rowsIn, canon, eventShards, eventsPerShard: shape.eventsPerShard, assembler });
     await assembler.finishSamples();
     await streamed.flushEvents();
     await assembler.finishSequences();
@@ -235,78 +211,6 @@ class StepClock {
     this.start = now;
   }
   restart(): void { this.start = Date.now(); }
-}
-
-/**
- * The event pass: every clinical row of the person-sorted stream is checked, canonicalized and
- * batched into events shards (a shard boundary never splits a person); token events go to the
- * person assembly. Rows that fail are set aside with their reason.
- */
-async function streamEvents(c: {
-  conns: [DuckDBConnection, DuckDBConnection]; input: OmopInput; opts: RunOptions; log: Logger; people: People; rejects: RejectSink;
-  rowsIn: Record<string, number>; canon: EventCanonicalizer; eventShards: ShardSeries; eventsPerShard: number; assembler: PersonAssembler;
-}) {
-  const { input, people, rejects, rowsIn, canon, assembler } = c;
-  let events = new EventBatch();
-  const eventsOut: Record<string, number> = {};
-  let measurementsBinned = 0;
-  const total = await inputRowCount(c.conns[0], input);
-  const progress = new Progress('events', total, c.log);
-  const raw: RawEventFields = { domain: 0, conceptId: 0, sourceConceptId: 0, value: null, unitConceptId: 0, unitSource: null };
-  const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
-  const files = EVENT_SPECS.map((sp) => input.tables.get(sp.table)?.file ?? sp.table);
-  let seen = 0;
-  const ranges = await planRanges(c.conns[0], total, c.opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE);
-  for await (const ch of streamEventRanges(c.conns, input, ranges)) {
-    for (let i = 0; i < ch.length; i++) {
-      const spec = EVENT_SPECS[ch.tcode[i]];
-      const ev = spec.events!;
-      const file = files[ch.tcode[i]];
-      rowsIn[spec.table] = (rowsIn[spec.table] ?? 0) + 1;
-      if (ch.ok[i] !== 1) {
-        rejectRow(rejects, file, spec.table, ch.rn[i], parseDuckJson(ch.raw(i)!), spec);
-        continue;
-      }
-      const personId = ch.personId(i);
-      const person: Person | undefined = people.persons.get(personId);
-      if (!person) {
-        const personReason = people.rejectedPersons.get(personId);
-        const reason = personReason ? `person rejected (${personReason})` : 'person_id not in the person table';
-        rejects.add({ file, table: spec.table, row: ch.rn[i], column: 'person_id', reason, values: { person_id: personId } });
-        continue;
-      }
-      raw.domain = ev.domain;
-      raw.conceptId = ch.conceptId(i);
-      raw.sourceConceptId = ch.sourceConceptId(i);
-      raw.value = ch.valueNull(i) ? null : ch.value[i];
-      raw.unitConceptId = ch.unitConceptId(i);
-      raw.unitSource = ev.unitSourceColumn ? ch.unitSource(i) : null;
-      canon.apply(spec.table, raw, slots);
-      if (personId !== assembler.current) {
-        await assembler.finishPerson();
-        if (events.length >= c.eventsPerShard) {
-          const full = events;
-          events = new EventBatch();
-          await c.eventShards.write(full.toTable());
-        }
-        assembler.current = personId;
-      }
-      const t = ch.t[i];
-      events.push(
-        personId, t, ev.eventTable, spec.table, ev.domain, slots.conceptId, raw.sourceConceptId, slots.decile,
-        raw.value, slots.unit, ch.visitNull(i) ? null : ch.visitId(i), ch.rowId(i), ch.rn[i],
-      );
-      eventsOut[ev.eventTable] = (eventsOut[ev.eventTable] ?? 0) + 1;
-      if (slots.decile >= 0) measurementsBinned++;
-      if (TOKEN_DOMAINS.has(ev.domain)) assembler.push(t, slots.conceptId, slots.decile, ev.domain);
-      else if (ev.eventTable === 'visit') assembler.visitStart(t);
-    }
-    seen += ch.length;
-    progress.update(seen);
-  }
-  /** The last events batch, written after the assembly's last samples (as every shard series, in a fixed order). */
-  const flushEvents = async () => { if (events.length) await c.eventShards.write(events.toTable()); };
-  return { eventsOut, measurementsBinned, progress, flushEvents };
 }
 
 /** Why a run emitted nothing, in one line (null when it emitted events). */

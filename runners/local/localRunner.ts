@@ -106,72 +106,121 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks, memoryLimit:
     sequencesPerShard: opts.sequencesPerShard ?? DEFAULT_SEQUENCES_PER_SHARD,
   };
   const tmp = path.join(out, '.tmp');
-  return withRunResources(tmp, memoryLimit, async ({ conn, conn2, pool }) => {
-    // The input step's time includes checking (and for CSV staging) every clinical file.
-    const clock = new StepClock(log);
-    const input = opts.medsInput ? await openMedsInput(conn, opts.medsInput, opts.vocab, tmp) : await openOmopInput(conn, opts.omop!, opts.vocab, tmp, { stageCsv: true });
-    await createOmopViews(conn, input);
-    clock.step(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}; DuckDB memory limit ${memoryLimit}`);
-    const vocab = await readVocabulary(conn, input, opts.vocab);
-    clock.step(`vocabulary: ${vocab.vocabulary.concepts.size} concepts and ${vocab.vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
-
-    const rejects = new RejectSink(path.join(out, 'rejects'));
-    await input.derivation?.setAside(conn, rejects);
-    const rowsIn = readRejectsOf(input, rejects);
+  return withRunResources(tmp, memoryLimit, async (res) => {
     const warnings: string[] = [];
     const warn = (line: string) => {
       warnings.push(line);
       log.warn(line);
     };
-    const people = await readPersons(conn, input, rejects, warn);
-    clock.step(`persons: ${people.persons.size}`);
-
-    const normalizer = new ConceptNormalizer(vocab.vocabulary.index);
-    const units = unitNamer((id) => vocab.vocabulary.concepts.get(id)?.concept_code);
-    const fit = await fitDeciles(conn, normalizer, units, people.splitOfPerson);
-    const deciles: DecileArtifact = fit.artifact;
-    clock.step(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
-    const artifacts: Record<string, { path: string; version: string }> = {
-      vocabulary: { path: writeJsonArtifact(out, 'vocabulary.json', vocab.artifact), version: vocab.artifact.version },
-      deciles: { path: writeJsonArtifact(out, 'deciles.json', deciles), version: deciles.version },
-    };
-    const labels = await labelSamples(conn, opts, out, pool, artifacts, warn, log);
-    if (labels.labelled) clock.step(`labels: ${labels.labelled.samples.length} samples over ${labels.labelled.tasks.length} tasks`);
-
-    const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
-    const eventShards = new ShardSeries('events', out, 'events', pool);
-    const pretrainShards = new ShardSeries('pretrain', out, 'pretrain', pool);
-    const assembler = new PersonAssembler({ persons: people.persons, splitOfPerson: people.splitOfPerson, maxEvents: shape.maxEvents, sequencesPerShard: shape.sequencesPerShard, pretrainShards, samples: labels.samples, samplesByPerson: labels.samplesByPerson });
-    const streamed = await streamEvents({ conns: [conn, conn2], input, rowsPerRange: opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE, log, people, rejects, rowsIn, canon, eventShards, eventsPerShard: shape.eventsPerShard, assembler });
-    await assembler.finishSamples();
-    await streamed.flushEvents();
-    await assembler.finishSequences();
-    await Promise.all([eventShards.finish(), pretrainShards.finish(), ...[...labels.samples.values()].map((x) => x.series.finish())]);
-    await pool.close();
-    streamed.progress.finish();
-
-    clock.restart();
-    const medsShards: ShardEntry[] = opts.meds === false ? [] : await exportMeds(conn, out, eventShards.entries, people.splits);
-    if (opts.meds !== false) clock.step(`meds: ${medsShards.length} files`);
-    if (opts.meds !== false && labels.labelled) medsShards.push(...writeMedsLabels(out, labels.labelled.tasks, labels.samples));
-    const sampleShards = [...labels.samples.values()].flatMap((x) => x.series.entries);
-    const rejectFiles = rejects.close();
-    const rowsInTotal = Object.values(rowsIn).reduce((a, b) => a + b, 0) + people.persons.size;
-    const eventsOutTotal = Object.values(streamed.eventsOut).reduce((a, b) => a + b, 0);
-    const notInVocab = notInVocabulary(canon.counts.entries());
-    const vocabWarning = notInVocabularyWarning(notInVocab);
-    if (vocabWarning) warn(vocabWarning);
-    const nothingUsable = nothingUsableReason(eventsOutTotal, people.persons.size, people.personRows, rowsInTotal);
-    const seconds = (Date.now() - started) / 1000;
-    const shards = { events: eventShards.entries, pretrain: pretrainShards.entries, samples: sampleShards, meds: medsShards };
-    const run: FinishedRun = {
-      out, input, dataHashes: vocab.dataHashes, artifacts, shape, shards, rejects, rejectFiles, people, rowsIn, rowsInTotal,
-      eventsOut: streamed.eventsOut, eventsOutTotal, canon, notInVocab, measurementsBinned: streamed.measurementsBinned,
-      assembler, labelled: labels.labelled, warnings, nothingUsable,
-    };
-    const manifest = runManifest(run);
-    return runSummary(run, manifest, writeManifest(out, manifest), deciles.groups.length, seconds);
+    const run: RunContext = { out, tmp, opts, memoryLimit, shape, log, warn, clock: new StepClock(log), ...res };
+    const inputs = await readInputs(run);
+    const prepared = await fitAndLabel(run, inputs);
+    const written = await writeShards(run, inputs, prepared);
+    const meds = await exportMedsCopy(run, inputs, prepared, written);
+    return finishRun(run, inputs, prepared, written, meds, warnings, (Date.now() - started) / 1000);
   });
+}
+
+/** What every step of a run reads: its options, where it writes, its log and its DuckDB connections. */
+interface RunContext {
+  out: string;
+  tmp: string;
+  opts: RunOptionsWithTasks;
+  memoryLimit: string;
+  shape: ShardShape;
+  log: Logger;
+  warn: (line: string) => void;
+  clock: StepClock;
+  conn: DuckDBConnection;
+  conn2: DuckDBConnection;
+  pool: ParquetWriterPool;
+}
+
+/** Step 1: the input opened and checked, its vocabulary, the rows set aside so far, the persons. */
+async function readInputs(run: RunContext) {
+  const { conn, opts, clock } = run;
+  // The input step's time includes checking (and for CSV staging) every clinical file.
+  const input = opts.medsInput ? await openMedsInput(conn, opts.medsInput, opts.vocab, run.tmp) : await openOmopInput(conn, opts.omop!, opts.vocab, run.tmp, { stageCsv: true });
+  await createOmopViews(conn, input);
+  clock.step(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}; DuckDB memory limit ${run.memoryLimit}`);
+  const vocab = await readVocabulary(conn, input, opts.vocab);
+  clock.step(`vocabulary: ${vocab.vocabulary.concepts.size} concepts and ${vocab.vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
+  const rejects = new RejectSink(path.join(run.out, 'rejects'));
+  await input.derivation?.setAside(conn, rejects);
+  const rowsIn = readRejectsOf(input, rejects);
+  const people = await readPersons(conn, input, rejects, run.warn);
+  clock.step(`persons: ${people.persons.size}`);
+  return { input, vocab, rejects, rowsIn, people };
+}
+type Inputs = Awaited<ReturnType<typeof readInputs>>;
+
+/** Step 2: decile boundaries fitted on the training split, the artifacts written, the samples labelled. */
+async function fitAndLabel(run: RunContext, { vocab, people }: Inputs) {
+  const normalizer = new ConceptNormalizer(vocab.vocabulary.index);
+  const units = unitNamer((id) => vocab.vocabulary.concepts.get(id)?.concept_code);
+  const fit = await fitDeciles(run.conn, normalizer, units, people.splitOfPerson);
+  const deciles: DecileArtifact = fit.artifact;
+  run.clock.step(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
+  const artifacts: Record<string, { path: string; version: string }> = {
+    vocabulary: { path: writeJsonArtifact(run.out, 'vocabulary.json', vocab.artifact), version: vocab.artifact.version },
+    deciles: { path: writeJsonArtifact(run.out, 'deciles.json', deciles), version: deciles.version },
+  };
+  const labels = await labelSamples(run.conn, run.opts, run.out, run.pool, artifacts, run.warn, run.log);
+  if (labels.labelled) run.clock.step(`labels: ${labels.labelled.samples.length} samples over ${labels.labelled.tasks.length} tasks`);
+  const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
+  return { deciles, artifacts, labels, canon };
+}
+type Prepared = Awaited<ReturnType<typeof fitAndLabel>>;
+
+/** Step 3: the event pass and the per-person assembly into events, pretraining and samples shards. */
+async function writeShards(run: RunContext, { input, people, rejects, rowsIn }: Inputs, { labels, canon }: Prepared) {
+  const { out, pool, shape } = run;
+  const eventShards = new ShardSeries('events', out, 'events', pool);
+  const pretrainShards = new ShardSeries('pretrain', out, 'pretrain', pool);
+  const assembler = new PersonAssembler({ persons: people.persons, splitOfPerson: people.splitOfPerson, maxEvents: shape.maxEvents, sequencesPerShard: shape.sequencesPerShard, pretrainShards, samples: labels.samples, samplesByPerson: labels.samplesByPerson });
+  const rowsPerRange = run.opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE;
+  const streamed = await streamEvents({ conns: [run.conn, run.conn2], input, rowsPerRange, log: run.log, people, rejects, rowsIn, canon, eventShards, eventsPerShard: shape.eventsPerShard, assembler });
+  await assembler.finishSamples();
+  await streamed.flushEvents();
+  await assembler.finishSequences();
+  await Promise.all([eventShards.finish(), pretrainShards.finish(), ...[...labels.samples.values()].map((x) => x.series.finish())]);
+  await pool.close();
+  streamed.progress.finish();
+  return { eventShards, pretrainShards, assembler, streamed };
+}
+type Written = Awaited<ReturnType<typeof writeShards>>;
+
+/** Step 4: the MEDS copy of the events shards and the labels (unless --no-meds). */
+async function exportMedsCopy(run: RunContext, { people }: Inputs, { labels }: Prepared, { eventShards }: Written): Promise<ShardEntry[]> {
+  if (run.opts.meds === false) return [];
+  run.clock.restart();
+  const medsShards = await exportMeds(run.conn, run.out, eventShards.entries, people.splits);
+  run.clock.step(`meds: ${medsShards.length} files`);
+  if (labels.labelled) medsShards.push(...writeMedsLabels(run.out, labels.labelled.tasks, labels.samples));
+  return medsShards;
+}
+
+/** Step 5: the counts, warnings and the manifest; the run's summary. */
+function finishRun(run: RunContext, inputs: Inputs, prepared: Prepared, written: Written, medsShards: ShardEntry[], warnings: string[], seconds: number): RunSummary {
+  const { input, vocab, rejects, rowsIn, people } = inputs;
+  const { labels, canon, artifacts, deciles } = prepared;
+  const { streamed } = written;
+  const sampleShards = [...labels.samples.values()].flatMap((x) => x.series.entries);
+  const rejectFiles = rejects.close();
+  const rowsInTotal = Object.values(rowsIn).reduce((a, b) => a + b, 0) + people.persons.size;
+  const eventsOutTotal = Object.values(streamed.eventsOut).reduce((a, b) => a + b, 0);
+  const notInVocab = notInVocabulary(canon.counts.entries());
+  const vocabWarning = notInVocabularyWarning(notInVocab);
+  if (vocabWarning) run.warn(vocabWarning);
+  const nothingUsable = nothingUsableReason(eventsOutTotal, people.persons.size, people.personRows, rowsInTotal);
+  const shards = { events: written.eventShards.entries, pretrain: written.pretrainShards.entries, samples: sampleShards, meds: medsShards };
+  const finished: FinishedRun = {
+    out: run.out, input, dataHashes: vocab.dataHashes, artifacts, shape: run.shape, shards, rejects, rejectFiles, people, rowsIn, rowsInTotal,
+    eventsOut: streamed.eventsOut, eventsOutTotal, canon, notInVocab, measurementsBinned: streamed.measurementsBinned,
+    assembler: written.assembler, labelled: labels.labelled, warnings, nothingUsable,
+  };
+  const manifest = runManifest(finished);
+  return runSummary(finished, manifest, writeManifest(run.out, manifest), deciles.groups.length, seconds);
 }
 
 /**

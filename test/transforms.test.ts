@@ -114,7 +114,7 @@ describe('concept normalization', () => {
       personId: 7n ** 30n, timeMs: ms(2020, 1, 2), table: 'measurement', omopTable: 'measurement', domain: 3, conceptId: 4, sourceConceptId: 6,
       decile: -1, value: 5.5, unit: 'mg/dL', visitId: null, rowId: 42, row: 3,
     });
-    canon.canonicalizeRow('measurement', ev, { ...row, conceptId: 12345, unitConceptId: 0 }, out);
+    canon.canonicalizeRow('measurement', ev, { ...row, conceptId: 12345, sourceConceptId: 0, unitConceptId: 0 }, out);
     assert.equal(out.conceptId, 12345, 'a concept the vocabulary lacks stays as its own id');
     assert.equal(out.unit, 'mg per dl', 'without a unit concept code, the source text');
     assert.equal(canon.counts.get('measurement')!.mapped, 1);

@@ -2,7 +2,7 @@
 // and emits the samples it determines (and corrections); each person with new events emits its
 // pretraining chunks (assemblePerson, transforms/personAssembly.ts, as in the local runner). The
 // labelling and window helpers are shared with continuous mode.
-import { EndValue, LateCounts, PretrainBatchValue, ROWS_PER_MESSAGE, SampleRow, SamplesBatchValue, SequenceRow, TOKENS_PER_MESSAGE, streamMessage } from './streamValues';
+import { EndValue, LateCounts, PretrainBatchValue, ROWS_PER_MESSAGE, SampleRow, SamplesBatchValue, SequenceRow, TOKENS_PER_MESSAGE, sequenceRow, streamMessage } from './streamValues';
 import { EVENT_WIDTH, PersonStore, TrajectoryOptions, WATERMARK_KEY } from './trajectoryState';
 import { splitOf } from '../../transforms/splits';
 import { PersonEvents, PersonInfo, Sequence } from '../../transforms/trajectory';
@@ -75,7 +75,7 @@ class RowBatches<R extends SequenceRow> {
   /** Adds a row; returns the batch's message when the row filled it. */
   add(row: R): OutputMessage | null {
     this.rows.push(row);
-    this.tokens += row.c.length;
+    this.tokens += row.conceptIds.length;
     return this.rows.length >= ROWS_PER_MESSAGE || this.tokens >= TOKENS_PER_MESSAGE ? this.take() : null;
   }
 
@@ -87,11 +87,6 @@ class RowBatches<R extends SequenceRow> {
     this.tokens = 0;
     return m;
   }
-}
-
-/** A pretraining chunk as the pretrain topic's row. */
-function sequenceRow(p: Id, chunk: number, seq: Sequence, split: string): SequenceRow {
-  return { p, chunk, split, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains };
 }
 
 /** A label record and its window as the samples topic's row (a correction says so). */

@@ -12,7 +12,6 @@ import { EventBatch } from '../../sinks/eventShards';
 import { writeFileAtomic, writeParquetAtomic } from '../../sinks/parquet';
 import { SequenceBatch } from '../../sinks/sequenceShards';
 import { SampleBatch } from '../../sinks/sampleShards';
-import { Sequence } from '../../transforms/trajectory';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { eventAt, parseValue, StreamValue } from './streamValues';
 import { emptyCanonicalEvent } from '../../schemas/canonicalEvent';
@@ -93,8 +92,7 @@ export function sampleTable(values: StreamValue[], task: string): arrow.Table {
     for (const r of v.rows) {
       if (r.task !== task || r.kind === 'correction') continue;
       batch ??= new SampleBatch(r.labels !== null);
-      const seq: Sequence = { conceptIds: r.c, deciles: r.d, ages: r.a, segments: r.s, recordRanks: r.r, domains: r.m };
-      batch.push(r.p, seq, r.split, r.pt, r.iv, r.label, r.labels);
+      batch.push(r.p, r, r.split, r.pt, r.iv, r.label, r.labels);
     }
   }
   if (!batch) throw new Error(`no samples of task ${task} in the range`);
@@ -113,8 +111,7 @@ export function shardTable(kind: 'events' | 'pretrain', values: StreamValue[]): 
   for (const v of values) {
     if (v.k !== 'pretrain') continue;
     for (const r of v.rows) {
-      const seq: Sequence = { conceptIds: r.c, deciles: r.d, ages: r.a, segments: r.s, recordRanks: r.r, domains: r.m };
-      b.push(r.p, r.chunk, seq, r.split);
+      b.push(r.p, r.chunk, r, r.split);
     }
   }
   return b.toTable();

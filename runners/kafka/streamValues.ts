@@ -15,6 +15,7 @@
 import { EVENT_SPECS } from '../../sources/eventSource';
 import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
 import { TaskSummary } from '../../transforms/labels';
+import { Sequence } from '../../transforms/trajectory';
 import { Id } from '../../schemas/ids';
 import { CanonicalEvent } from '../../schemas/canonicalEvent';
 import { ClinicalTable, tableSpec } from '../../schemas/omop';
@@ -107,10 +108,12 @@ export interface SamplesBatchValue {
   rows: SampleRow[];
 }
 
-export interface SequenceRow {
+/** A sequence (transforms/trajectory.ts) with its person, chunk and split: built once, read as it is by the codec and the sink. */
+export interface SequenceRow extends Sequence {
   p: Id; chunk: number; split: string;
-  c: Id[]; d: (number | null)[]; a: number[]; s: number[]; r: number[]; m: number[];
 }
+
+export const sequenceRow = (p: Id, chunk: number, seq: Sequence, split: string): SequenceRow => ({ p, chunk, split, ...seq });
 
 export interface PretrainBatchValue {
   k: 'pretrain';

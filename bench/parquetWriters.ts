@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DuckDBInstance, timestampValue } from '@duckdb/node-api';
+import { CanonicalEvent } from '../schemas/canonicalEvent';
 import { EventBatch } from '../sinks/eventShards';
 import { encodeParquet } from '../sinks/parquet';
 
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
 
   const wasm = await time(() => {
     const b = new EventBatch();
-    for (const r of rows) b.push(r.person_id, r.time, r.table, r.table, r.domain, r.concept_id, r.source_concept_id, r.decile ?? -1, r.value, r.unit, r.visit_occurrence_id, Number(r.origin.split(':')[1]), 0);
+    for (const r of rows) b.push({ personId: r.person_id, timeMs: r.time, table: r.table as CanonicalEvent['table'], omopTable: r.table, domain: r.domain, conceptId: r.concept_id, sourceConceptId: r.source_concept_id, decile: r.decile ?? -1, value: r.value, unit: r.unit, visitId: r.visit_occurrence_id, rowId: Number(r.origin.split(':')[1]), row: 0 });
     const bytes = encodeParquet(b.toTable());
     fs.writeFileSync(path.join(dir, 'wasm.parquet'), bytes);
     return bytes.length;

@@ -1,8 +1,9 @@
-// Columnar builder of canonical events (layout: schemas/records.ts EVENT_FIELDS).
+// Columnar builder of canonical events (schemas/canonicalEvent.ts) into the shard layout
+// (schemas/records.ts EVENT_FIELDS).
 import * as arrow from 'apache-arrow';
 import { EVENT_FIELDS } from '../schemas/records';
 import { Int64Column, NumberColumn, StringColumn, tableOf } from './columns';
-import { Id } from '../schemas/ids';
+import { CanonicalEvent } from '../schemas/canonicalEvent';
 
 const encoder = new TextEncoder();
 
@@ -24,42 +25,27 @@ export class EventBatch {
     return this.personId.length;
   }
 
-  push(
-    personId: Id,
-    timeMs: number,
-    table: string,
-    omopTable: string,
-    domain: number,
-    conceptId: Id,
-    sourceConceptId: Id,
-    decile: number,
-    value: number | null,
-    unit: string | null,
-    visitId: Id | null,
-    rowId: Id,
-    /** 1-based row in the source file: row ids repeat in real data, the origin stays unique. */
-    row: number,
-  ): void {
-    this.personId.push(personId);
-    this.timeUs.push(timeMs * 1000);
-    this.table.push(table);
-    this.domain.push(domain);
-    this.conceptId.push(conceptId);
-    this.sourceConceptId.push(sourceConceptId);
-    if (decile < 0) this.decile.pushNull();
-    else this.decile.push(decile);
-    if (value === null) this.value.pushNull();
-    else this.value.push(value);
-    if (unit === null) this.unit.pushNull();
-    else this.unit.push(unit);
-    if (visitId === null) this.visitId.pushNull();
-    else this.visitId.push(visitId);
-    let prefix = this.prefixes.get(omopTable);
+  push(e: CanonicalEvent): void {
+    this.personId.push(e.personId);
+    this.timeUs.push(e.timeMs * 1000);
+    this.table.push(e.table);
+    this.domain.push(e.domain);
+    this.conceptId.push(e.conceptId);
+    this.sourceConceptId.push(e.sourceConceptId);
+    if (e.decile < 0) this.decile.pushNull();
+    else this.decile.push(e.decile);
+    if (e.value === null) this.value.pushNull();
+    else this.value.push(e.value);
+    if (e.unit === null) this.unit.pushNull();
+    else this.unit.push(e.unit);
+    if (e.visitId === null) this.visitId.pushNull();
+    else this.visitId.push(e.visitId);
+    let prefix = this.prefixes.get(e.omopTable);
     if (!prefix) {
-      prefix = encoder.encode(`${omopTable}:`);
-      this.prefixes.set(omopTable, prefix);
+      prefix = encoder.encode(`${e.omopTable}:`);
+      this.prefixes.set(e.omopTable, prefix);
     }
-    this.origin.pushPrefixedIntegerPair(prefix, rowId, row);
+    this.origin.pushPrefixedIntegerPair(prefix, e.rowId, e.row);
   }
 
   toTable(): arrow.Table {

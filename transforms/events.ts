@@ -1,25 +1,10 @@
 // The per-row MedRep step from an OMOP row (already typed) to a canonical event: concept
 // normalization, unit naming and decile binning. Both runners call it, so the logic exists once.
-import { ConceptNormalizer, MappingCounts, MappingStatus, emptyMappingCounts } from './normalize';
+import { ConceptNormalizer, MappingCounts, emptyMappingCounts } from './normalize';
 import { DecileBinner, NO_DECILE } from './deciles';
 import { Id } from '../schemas/ids';
-
-export interface RawEventFields {
-  domain: number;
-  conceptId: Id;
-  sourceConceptId: Id;
-  value: number | null;
-  unitConceptId: Id;
-  unitSource: string | null;
-}
-
-/** Result slots reused across rows (no allocation per row on the hot path). */
-export interface CanonicalSlots {
-  conceptId: Id;
-  status: MappingStatus;
-  unit: string | null;
-  decile: number; // NO_DECILE when none
-}
+import { CanonicalEvent, OmopEventRow } from '../schemas/canonicalEvent';
+import { EventMapping } from '../schemas/omop';
 
 export type UnitNamer = (unitConceptId: Id, unitSource: string | null) => string | null;
 
@@ -51,22 +36,32 @@ export class EventCanonicalizer {
   ) {}
 
   /**
-   * Fills `out` for one row of `table`. Every readable row becomes an event: a concept the
-   * vocabulary lacks stays as its own id (counted as not_in_vocabulary), so the labelers and the
-   * token windows see the same rows.
+   * Fills `out` with the canonical event of one row of `omopTable` (its event mapping `ev`).
+   * Every readable row becomes an event: a concept the vocabulary lacks stays as its own id
+   * (counted as not_in_vocabulary), so the labelers and the token windows see the same rows.
    */
-  apply(table: string, raw: RawEventFields, out: CanonicalSlots): void {
-    const n = this.normalizer.normalize(raw.conceptId, raw.sourceConceptId);
-    let counts = this.counts.get(table);
+  canonicalizeRow(omopTable: string, ev: EventMapping, row: OmopEventRow, out: CanonicalEvent): void {
+    const n = this.normalizer.normalize(row.conceptId, row.sourceConceptId);
+    let counts = this.counts.get(omopTable);
     if (!counts) {
       counts = emptyMappingCounts();
-      this.counts.set(table, counts);
+      this.counts.set(omopTable, counts);
     }
     counts[n.status]++;
+    const measurement = ev.domain === 3;
+    out.personId = row.personId;
+    out.timeMs = row.timeMs;
+    out.table = ev.eventTable;
+    out.omopTable = omopTable;
+    out.domain = ev.domain;
     out.conceptId = n.conceptId;
-    out.status = n.status;
-    out.unit = raw.domain === 3 ? this.units(raw.unitConceptId, raw.unitSource) : null;
+    out.sourceConceptId = row.sourceConceptId;
+    out.unit = measurement ? this.units(row.unitConceptId, row.unitSource) : null;
     // Deciles are fitted per vocabulary concept (a number); an unknown bigint id has none.
-    out.decile = raw.domain === 3 && this.binner && typeof n.conceptId === 'number' ? this.binner.bin(n.conceptId, out.unit, raw.value) : NO_DECILE;
+    out.decile = measurement && this.binner && typeof n.conceptId === 'number' ? this.binner.bin(n.conceptId, out.unit, row.value) : NO_DECILE;
+    out.value = row.value;
+    out.visitId = row.visitId;
+    out.rowId = row.rowId;
+    out.row = row.row;
   }
 }

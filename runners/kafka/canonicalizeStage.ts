@@ -2,10 +2,11 @@
 // decile-binned events (EventCanonicalizer, as in the local runner) and persons, as columnar
 // batches on medrep.canonical; unreadable rows -> dead-letter topic (a concept the vocabulary lacks
 // is kept as its own id, as by the local runner).
-import { EventsBatchValue, PersonsBatchValue, ROWS_PER_MESSAGE, Versions, endOf, isEndOfLoad, streamMessage, valueRows } from './streamValues';
+import { EventsBatchValue, PersonsBatchValue, ROWS_PER_MESSAGE, Versions, endOf, isEndOfLoad, pushEvent, streamMessage, valueRows } from './streamValues';
 import { ClinicalTable, tableSpec } from '../../schemas/omop';
 import { DecileBinner } from '../../transforms/deciles';
-import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../../transforms/events';
+import { EventCanonicalizer, unitNamer } from '../../transforms/events';
+import { emptyCanonicalEvent, emptyOmopEventRow } from '../../schemas/canonicalEvent';
 import { ConceptNormalizer } from '../../transforms/normalize';
 import { birthMs, idOr, intOr, rowEventFields, timeMs } from './rowFields';
 import { parseId } from '../../schemas/ids';
@@ -23,8 +24,8 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
   const units = unitNamer((id) => art.vocabulary.concepts.get(id)?.concept_code);
   const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(art.deciles));
   const versions: Versions = { deciles: art.deciles.version, vocabulary: art.vocabularyArtifact.version };
-  const raw: RawEventFields = { domain: 0, conceptId: 0, sourceConceptId: 0, value: null, unitConceptId: 0, unitSource: null };
-  const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
+  const row = emptyOmopEventRow();
+  const event = emptyCanonicalEvent();
 
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const table = names.tableOf(ctx.topic);
@@ -54,33 +55,28 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
       return out;
     }
     const empty = (): EventsBatchValue => ({ k: 'events', table, versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] });
-    return columnarBatches(messages, ctx, table, eventsTopic, empty, (batch, row, m, element) => {
-      const f = rowEventFields(row, ev);
+    return columnarBatches(messages, ctx, table, eventsTopic, empty, (batch, json, m, element) => {
+      const f = rowEventFields(json, ev);
       if (f.t === null) {
         ctx.deadLetter(m, 'invalid-row', `column ${ev.dateColumn}: no readable date`, table, element);
         return;
       }
-      raw.domain = ev.domain;
-      raw.conceptId = f.conceptId;
-      raw.sourceConceptId = f.sourceConceptId;
-      raw.value = f.value;
-      raw.unitConceptId = f.unitConceptId;
-      raw.unitSource = f.unitSource;
-      canon.apply(table, raw, slots);
-      batch.p.push(f.personId);
-      batch.t.push(f.t);
-      batch.c.push(slots.conceptId);
-      batch.s.push(f.sourceConceptId);
-      batch.d.push(slots.decile);
-      batch.x.push(f.value);
-      batch.u.push(slots.unit);
-      batch.v.push(f.visitId);
-      batch.r.push(f.rowId);
-      batch.n.push(f.rn);
+      row.personId = f.personId;
+      row.timeMs = f.t;
+      row.conceptId = f.conceptId;
+      row.sourceConceptId = f.sourceConceptId;
+      row.value = f.value;
+      row.unitConceptId = f.unitConceptId;
+      row.unitSource = f.unitSource;
+      row.visitId = f.visitId;
+      row.rowId = f.rowId;
+      row.row = f.rn;
+      canon.canonicalizeRow(table, ev, row, event);
+      pushEvent(batch, event);
       batch.rc.push(f.conceptId);
       // The labeler reads dates: visit start and end, death date (00:00).
-      batch.sd.push(table === 'visit_occurrence' ? timeMs(row.visit_start_date) : table === 'death' ? timeMs(row.death_date) : null);
-      batch.ed.push(table === 'visit_occurrence' ? timeMs(row.visit_end_date) : null);
+      batch.sd.push(table === 'visit_occurrence' ? timeMs(json.visit_start_date) : table === 'death' ? timeMs(json.death_date) : null);
+      batch.ed.push(table === 'visit_occurrence' ? timeMs(json.visit_end_date) : null);
     });
   };
 }

@@ -25,7 +25,7 @@ import { prunableEvents } from '../../transforms/eventRetention';
 import { AppendView } from './appendStore';
 import { OutputMessage } from './stage';
 import { labelPartition, sampleRowOf, sortedEvents } from './loadClose';
-import { EndValue, LateCounts, ROWS_PER_MESSAGE, SampleRow, SequenceRow, streamMessage, TOKENS_PER_MESSAGE } from './streamValues';
+import { EndValue, LateCounts, ROWS_PER_MESSAGE, SampleRow, SequenceRow, sequenceRow, streamMessage, TOKENS_PER_MESSAGE } from './streamValues';
 import { ContinuousCall, ContinuousTrajectory, EVENT_WIDTH, PersonState, PersonStore, TrajectoryOptions, WATERMARK_KEY } from './trajectoryState';
 import { advanceWatermark, NO_WATERMARK, observeSource, raiseFloor, WatermarkOptions, WatermarkState } from './watermarks';
 
@@ -77,7 +77,7 @@ function hasLabelRecords(s: PersonState): boolean {
 }
 
 /** Output messages of one topic partition, batched by rows and tokens. */
-class Batches<R extends { c: unknown[] }> {
+class Batches<R extends { conceptIds: unknown[] }> {
   private rows: R[] = [];
   private tokens = 0;
   count = 0;
@@ -85,7 +85,7 @@ class Batches<R extends { c: unknown[] }> {
 
   add(row: R): void {
     this.rows.push(row);
-    this.tokens += row.c.length;
+    this.tokens += row.conceptIds.length;
     this.count++;
     if (this.rows.length >= ROWS_PER_MESSAGE || this.tokens >= TOKENS_PER_MESSAGE) this.flush();
   }
@@ -141,7 +141,7 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
       // A chunk's events in time order among themselves (its segments and ranks counted within it).
       const pe = sortedEvents(list.slice(from * EVENT_WIDTH, to * EVENT_WIDTH));
       const seq = buildSequence(pe, info, 0, pe.length, segmentsAndRanks(pe, s.vs));
-      chunkOut.add({ p: id, chunk: chunk++, split, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
+      chunkOut.add(sequenceRow(id, chunk++, seq, split));
     }
     const emitted = ranges.length > 0 ? ranges[ranges.length - 1][1] : closed;
     let next: PersonState = ranges.length > 0 ? { ...s, ce: base + emitted, ck: chunk } : s;

@@ -1,12 +1,13 @@
 // A load's close in a trajectory partition: the incremental labeler moves to the load's watermark
 // and emits the samples it determines (and corrections); each person with new events emits its
-// pretraining chunks. The labelling and window helpers are shared with continuous mode.
-import { EndValue, LateCounts, PretrainBatchValue, ROWS_PER_MESSAGE, SampleRow, SamplesBatchValue, SequenceRow, TOKENS_PER_MESSAGE, streamMessage } from './streamValues';
+// pretraining chunks (assemblePerson, transforms/personAssembly.ts, as in the local runner). The
+// labelling and window helpers are shared with continuous mode.
+import { EndValue, LateCounts, PretrainBatchValue, ROWS_PER_MESSAGE, SampleRow, SamplesBatchValue, SequenceRow, TOKENS_PER_MESSAGE, sequenceRow, streamMessage } from './streamValues';
 import { EVENT_WIDTH, PersonStore, TrajectoryOptions, WATERMARK_KEY } from './trajectoryState';
 import { splitOf } from '../../transforms/splits';
-import { PersonEvents, PersonInfo, buildSequence, chunkRanges, segmentsAndRanks } from '../../transforms/trajectory';
+import { PersonEvents, PersonInfo, Sequence } from '../../transforms/trajectory';
+import { SegmentsAndRanks, assemblePerson, sampleSequence } from '../../transforms/personAssembly';
 import { IncrementalLabeler, LabelRecord, TaskSummary } from '../../transforms/labels';
-import { windowBefore } from '../../transforms/trajectory';
 import { Id, compareIds, parseId } from '../../schemas/ids';
 import { OutputMessage } from './stage';
 import { AppendView } from './appendStore';
@@ -17,28 +18,27 @@ import { AppendView } from './appendStore';
  * Closes a load in a partition: the incremental labeler moves to the load's watermark and emits
  * the samples it determines (and corrections of labels emitted by an earlier load); every person
  * with new events emits its pretraining chunks. The state is kept for later loads.
+ *
+ * The labelling and the watermark change the stores now; the output messages come as a generator,
+ * person by person in id order, each batch as soon as it is full, so what is held at once is one
+ * person's sequences and one batch per topic, not the load's output. The generator reads the
+ * person and events stores as it goes: drain it before the partition's next message is applied.
  */
-export function closeLoad(store: PersonStore, events: AppendView, load: number, partition: number, opts: TrajectoryOptions, watermark: number | null): OutputMessage[] {
-  const out: OutputMessage[] = [];
+export function closeLoad(store: PersonStore, events: AppendView, load: number, partition: number, opts: TrajectoryOptions, watermark: number | null): Iterable<OutputMessage> {
   const ids = store.keys().filter((k) => !k.startsWith('__')).map((k) => parseId(k) as Id).sort(compareIds);
   const previous = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
   const wm = watermark === null ? previous : previous === null ? watermark : Math.max(previous, watermark);
-  const { samples, summary, late } = labelPartition(store, ids, opts, previous, wm);
+  const labelled = labelPartition(store, ids, opts, previous, wm);
   if (wm !== null) store.set(WATERMARK_KEY, wm as never);
-  let sampleRows: SampleRow[] = [];
-  let sampleTokens = 0;
-  const flushSamples = () => {
-    if (sampleRows.length) out.push(streamMessage(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows: sampleRows } satisfies SamplesBatchValue));
-    sampleRows = [];
-    sampleTokens = 0;
-  };
-  let rows: SequenceRow[] = [];
-  let tokens = 0;
-  const flush = () => {
-    if (rows.length) out.push(streamMessage(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows } satisfies PretrainBatchValue));
-    rows = [];
-    tokens = 0;
-  };
+  return loadCloseMessages(store, events, ids, load, partition, opts, wm, labelled);
+}
+
+function* loadCloseMessages(
+  store: PersonStore, events: AppendView, ids: Id[], load: number, partition: number, opts: TrajectoryOptions, wm: number | null,
+  { samples, summary, late }: ReturnType<typeof labelPartition>,
+): Generator<OutputMessage> {
+  const sampleOut = new RowBatches<SampleRow>((rows) => streamMessage(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows } satisfies SamplesBatchValue));
+  const chunkOut = new RowBatches<SequenceRow>((rows) => streamMessage(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows } satisfies PretrainBatchValue));
   for (const id of ids) {
     const s = store.get(String(id))!;
     const emit = samples.get(id) ?? [];
@@ -47,40 +47,60 @@ export function closeLoad(store: PersonStore, events: AppendView, load: number, 
     // No event, or no person row (its rows were set aside when the load closed).
     if (s.n === 0 || s.b === null) continue;
     const pe = sortedEvents(events.get(String(id)) ?? []);
-    const n = pe.length;
-    const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
-    const sr = segmentsAndRanks(pe, s.vs);
+    const person = assemblePerson(pe, { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs }, emit, opts.maxEvents, dirty);
     const split = splitOf(id);
-    for (const r of emit) {
-      const row = sampleRowOf(r, pe, info, sr, split, opts.maxEvents);
-      sampleRows.push(row);
-      sampleTokens += row.c.length;
-      if (sampleRows.length >= ROWS_PER_MESSAGE || sampleTokens >= TOKENS_PER_MESSAGE) flushSamples();
+    for (const { record, sequence } of person.samples) {
+      const full = sampleOut.add(sampleRow(record, sequence, split));
+      if (full) yield full;
     }
-    if (!dirty) continue;
-    chunkRanges(n, opts.maxEvents).forEach(([from, to], k) => {
-      const seq = buildSequence(pe, info, from, to, sr);
-      rows.push({ p: id, chunk: k, split, c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains });
-      tokens += seq.conceptIds.length;
-      if (rows.length >= ROWS_PER_MESSAGE || tokens >= TOKENS_PER_MESSAGE) flush();
-    });
+    for (const [k, sequence] of person.chunks.entries()) {
+      const full = chunkOut.add(sequenceRow(id, k, sequence, split));
+      if (full) yield full;
+    }
   }
-  flush();
-  flushSamples();
-  out.push(streamMessage(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
-  out.push(streamMessage(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue));
-  return out;
+  const lastChunks = chunkOut.take();
+  if (lastChunks) yield lastChunks;
+  const lastSamples = sampleOut.take();
+  if (lastSamples) yield lastSamples;
+  yield streamMessage(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue);
+  yield streamMessage(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue);
+}
+
+/** Rows gathered into one message each up to ROWS_PER_MESSAGE rows or TOKENS_PER_MESSAGE tokens. */
+class RowBatches<R extends SequenceRow> {
+  private rows: R[] = [];
+  private tokens = 0;
+  constructor(private readonly message: (rows: R[]) => OutputMessage) {}
+
+  /** Adds a row; returns the batch's message when the row filled it. */
+  add(row: R): OutputMessage | null {
+    this.rows.push(row);
+    this.tokens += row.conceptIds.length;
+    return this.rows.length >= ROWS_PER_MESSAGE || this.tokens >= TOKENS_PER_MESSAGE ? this.take() : null;
+  }
+
+  /** The message of the rows gathered so far (null when none), and an empty batch. */
+  take(): OutputMessage | null {
+    if (this.rows.length === 0) return null;
+    const m = this.message(this.rows);
+    this.rows = [];
+    this.tokens = 0;
+    return m;
+  }
+}
+
+/** A label record and its window as the samples topic's row (a correction says so). */
+function sampleRow(r: LabelRecord, seq: Sequence, split: string): SampleRow {
+  return {
+    task: r.task, pt: r.prediction_time ?? 0, iv: r.index_visit_id, label: r.label, labels: r.labels,
+    ...sequenceRow(r.person_id, 0, seq, split),
+    ...(r.kind === 'correction' ? { kind: 'correction' as const, version: r.version, retracted: r.retracted } : {}),
+  };
 }
 
 /** A labeler's record as a sample row: the window of the person's events before its prediction time. */
-export function sampleRowOf(r: LabelRecord, pe: PersonEvents, info: PersonInfo, sr: ReturnType<typeof segmentsAndRanks>, split: string, maxEvents: number): SampleRow {
-  const [from, to] = r.prediction_time === null ? [0, 0] : windowBefore(pe, r.prediction_time, maxEvents);
-  const seq = buildSequence(pe, info, from, to, sr);
-  return {
-    task: r.task, p: r.person_id, chunk: 0, split, pt: r.prediction_time ?? 0, iv: r.index_visit_id, label: r.label, labels: r.labels,
-    c: seq.conceptIds, d: seq.deciles, a: seq.ages, s: seq.segments, r: seq.recordRanks, m: seq.domains,
-    ...(r.kind === 'correction' ? { kind: 'correction' as const, version: r.version, retracted: r.retracted } : {}),
-  };
+export function sampleRowOf(r: LabelRecord, pe: PersonEvents, info: PersonInfo, sr: SegmentsAndRanks, split: string, maxEvents: number): SampleRow {
+  return sampleRow(r, sampleSequence(pe, info, r, maxEvents, sr), split);
 }
 
 /** A person's packed events in the local runner's order: time, table, row id, source row. */

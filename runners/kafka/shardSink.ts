@@ -8,14 +8,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
-import { ClinicalTable, tableSpec } from '../../schemas/omop';
 import { EventBatch } from '../../sinks/eventShards';
 import { writeFileAtomic, writeParquetAtomic } from '../../sinks/parquet';
 import { SequenceBatch } from '../../sinks/sequenceShards';
 import { SampleBatch } from '../../sinks/sampleShards';
-import { Sequence } from '../../transforms/trajectory';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
-import { parseValue, StreamValue } from './streamValues';
+import { eventAt, parseValue, StreamValue } from './streamValues';
+import { emptyCanonicalEvent } from '../../schemas/canonicalEvent';
 import { stringifyJsonExact } from '../../schemas/exactJson';
 import { sha256 } from '../../transforms/hashing';
 import { countEndMarker, LoadCount, NO_LOADS, ShardBounds } from './shardRoll';
@@ -93,8 +92,7 @@ export function sampleTable(values: StreamValue[], task: string): arrow.Table {
     for (const r of v.rows) {
       if (r.task !== task || r.kind === 'correction') continue;
       batch ??= new SampleBatch(r.labels !== null);
-      const seq: Sequence = { conceptIds: r.c, deciles: r.d, ages: r.a, segments: r.s, recordRanks: r.r, domains: r.m };
-      batch.push(r.p, seq, r.split, r.pt, r.iv, r.label, r.labels);
+      batch.push(r.p, r, r.split, r.pt, r.iv, r.label, r.labels);
     }
   }
   if (!batch) throw new Error(`no samples of task ${task} in the range`);
@@ -105,22 +103,15 @@ export function sampleTable(values: StreamValue[], task: string): arrow.Table {
 export function shardTable(kind: 'events' | 'pretrain', values: StreamValue[]): arrow.Table {
   if (kind === 'events') {
     const b = new EventBatch();
-    for (const v of values) {
-      if (v.k !== 'events') continue;
-      const spec = tableSpec(v.table as ClinicalTable);
-      const ev = spec.events!;
-      for (let i = 0; i < v.p.length; i++) {
-        b.push(v.p[i], v.t[i], ev.eventTable, spec.table, ev.domain, v.c[i], v.s[i], v.d[i], v.x[i], v.u[i], v.v[i], v.r[i], v.n[i]);
-      }
-    }
+    const e = emptyCanonicalEvent();
+    for (const v of values) if (v.k === 'events') for (let i = 0; i < v.p.length; i++) b.push(eventAt(v, i, e));
     return b.toTable();
   }
   const b = new SequenceBatch();
   for (const v of values) {
     if (v.k !== 'pretrain') continue;
     for (const r of v.rows) {
-      const seq: Sequence = { conceptIds: r.c, deciles: r.d, ages: r.a, segments: r.s, recordRanks: r.r, domains: r.m };
-      b.push(r.p, r.chunk, seq, r.split);
+      b.push(r.p, r.chunk, r, r.split);
     }
   }
   return b.toTable();

@@ -125,6 +125,9 @@ function encodePersons(v: PersonsBatchValue): Buffer {
   return ipc(tableOf(PERSONS_FIELDS, col, metadata(meta)));
 }
 
+/** The message columns of a sequence's number lists. */
+const SEQUENCE_NUMBER_LISTS = [['a', 'ages'], ['s', 'segments'], ['r', 'recordRanks'], ['m', 'domains']] as const;
+
 /** The columns of sequence rows (pretraining chunks, or samples' windows). */
 function sequenceColumns(rows: readonly SequenceRow[]): Record<string, arrow.Data> {
   const n = rows.length;
@@ -137,13 +140,13 @@ function sequenceColumns(rows: readonly SequenceRow[]): Record<string, arrow.Dat
     p.push(row.p);
     chunk.push(row.chunk);
     split.push(row.split);
-    for (const x of row.c) c.child.push(x);
+    for (const x of row.conceptIds) c.child.push(x);
     c.endRow();
-    for (const x of row.d) if (x === null) lists.d.child.pushNull();
+    for (const x of row.deciles) if (x === null) lists.d.child.pushNull();
     else lists.d.child.push(x);
     lists.d.endRow();
-    for (const k of ['a', 's', 'r', 'm'] as const) {
-      for (const x of row[k]) lists[k].child.push(x);
+    for (const [k, field] of SEQUENCE_NUMBER_LISTS) {
+      for (const x of row[field]) lists[k].child.push(x);
       lists[k].endRow();
     }
   }
@@ -318,7 +321,7 @@ function sequenceRows(col: (name: string) => arrow.Data): SequenceRow[] {
   const c = readLists(col('c'), readIds);
   const d = readLists(col('d'), readNullableNumbers);
   const [a, s, r, m] = (['a', 's', 'r', 'm'] as const).map((k) => readLists(col(k), readNumbers));
-  return p.map((id, i) => ({ p: id, chunk: chunk[i], split: split[i]!, c: c[i]!, d: d[i]!, a: a[i]!, s: s[i]!, r: r[i]!, m: m[i]! }));
+  return p.map((id, i) => ({ p: id, chunk: chunk[i], split: split[i]!, conceptIds: c[i]!, deciles: d[i]!, ages: a[i]!, segments: s[i]!, recordRanks: r[i]!, domains: m[i]! }));
 }
 
 function decodePretrain(value: Buffer): PretrainBatchValue {

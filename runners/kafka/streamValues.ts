@@ -15,7 +15,10 @@
 import { EVENT_SPECS } from '../../sources/eventSource';
 import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
 import { TaskSummary } from '../../transforms/labels';
+import { Sequence } from '../../transforms/trajectory';
 import { Id } from '../../schemas/ids';
+import { CanonicalEvent } from '../../schemas/canonicalEvent';
+import { ClinicalTable, tableSpec } from '../../schemas/omop';
 import { decodeStreamValue, encodeStreamValue } from './streamCodec';
 import { StageMessage, OutputMessage } from './stage';
 
@@ -35,6 +38,39 @@ export interface EventsBatchValue {
   x: (number | null)[]; u: (string | null)[]; v: (Id | null)[]; r: Id[]; n: number[];
   /** For the labeler: the concept id as given, and visit start/end or death dates (00:00, ms). */
   rc: Id[]; sd: (number | null)[]; ed: (number | null)[];
+}
+
+/** Appends a canonical event of the batch's table to its columns (labeler fields apart). */
+export function pushEvent(batch: EventsBatchValue, e: CanonicalEvent): void {
+  batch.p.push(e.personId);
+  batch.t.push(e.timeMs);
+  batch.c.push(e.conceptId);
+  batch.s.push(e.sourceConceptId);
+  batch.d.push(e.decile);
+  batch.x.push(e.value);
+  batch.u.push(e.unit);
+  batch.v.push(e.visitId);
+  batch.r.push(e.rowId);
+  batch.n.push(e.row);
+}
+
+/** The batch's i-th canonical event, into the slot `out` (returned). */
+export function eventAt(batch: EventsBatchValue, i: number, out: CanonicalEvent): CanonicalEvent {
+  const ev = tableSpec(batch.table as ClinicalTable).events!;
+  out.personId = batch.p[i];
+  out.timeMs = batch.t[i];
+  out.table = ev.eventTable;
+  out.omopTable = batch.table;
+  out.domain = ev.domain;
+  out.conceptId = batch.c[i];
+  out.sourceConceptId = batch.s[i];
+  out.decile = batch.d[i];
+  out.value = batch.x[i];
+  out.unit = batch.u[i];
+  out.visitId = batch.v[i];
+  out.rowId = batch.r[i];
+  out.row = batch.n[i];
+  return out;
 }
 
 export interface PersonsBatchValue {
@@ -72,10 +108,12 @@ export interface SamplesBatchValue {
   rows: SampleRow[];
 }
 
-export interface SequenceRow {
+/** A sequence (transforms/trajectory.ts) with its person, chunk and split: built once, read as it is by the codec and the sink. */
+export interface SequenceRow extends Sequence {
   p: Id; chunk: number; split: string;
-  c: Id[]; d: (number | null)[]; a: number[]; s: number[]; r: number[]; m: number[];
 }
+
+export const sequenceRow = (p: Id, chunk: number, seq: Sequence, split: string): SequenceRow => ({ p, chunk, split, ...seq });
 
 export interface PretrainBatchValue {
   k: 'pretrain';

@@ -5,14 +5,16 @@
 // trajectory into pretraining chunks and labels the partition; in continuous mode
 // (`--close-on watermark`) the event-time watermark decides instead (continuousTrajectory.ts).
 import { closeLoad } from './loadClose';
-import { EndValue, EventsBatchValue, LOAD_TABLES, PERSON_STORE, ROWS_PER_MESSAGE, Versions, parseValue, streamMessage, valueRows } from './streamValues';
-import { END_KEY, EVENTS_STORE, EVENT_WIDTH, EndState, PENDING_STORE, PendingRow, PersonState, TrajectoryOptions, WATERMARK_KEY, packEvent } from './trajectoryState';
+import { EndValue, EventsBatchValue, LOAD_TABLES, PERSON_STORE, PersonsBatchValue, ROWS_PER_MESSAGE, Versions, parseValue, streamMessage, valueRows } from './streamValues';
+import { ContinuousCall, END_KEY, EVENTS_STORE, EVENT_WIDTH, EndState, PENDING_STORE, PendingRow, PersonState, PersonStore, TrajectoryOptions, WATERMARK_KEY, packEvent } from './trajectoryState';
 import { ClinicalTable, tableSpec } from '../../schemas/omop';
 import { TOKEN_DOMAINS } from '../../transforms/tokens';
 import { tableCode } from '../../sources/eventSource';
 import { Id, compareIds, parseId } from '../../schemas/ids';
 import { stringifyJsonExact } from '../../schemas/exactJson';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
+import { AppendView } from './appendStore';
+import { KeyValueView } from './stateStore';
 
 
 /** Rows for the events topic as columnar batches, one per table, flushed after each input message. */
@@ -45,177 +47,228 @@ class EventsOut {
 export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
   const indexConcepts = new Set(opts.tasks.flatMap((t) => Array.from(t.indexConcepts)));
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
-    const store = ctx.store<PersonState | string[]>(PERSON_STORE);
-    const events = ctx.appendStore(EVENTS_STORE);
-    const pendingStore = ctx.store<PendingRow[]>(PENDING_STORE);
-    const continuous = opts.continuous?.begin(store as never, events, ctx.partition);
-    const out: OutputMessage[] = [];
-    const released = new EventsOut(opts.eventsTopic, ctx.partition, opts.versions, out);
-    const touched = new Map<string, PersonState>();
-    const stateOf = (id: Id): PersonState => {
-      const key = String(id);
-      let s = touched.get(key);
-      if (!s) {
-        s = (store.get(key) as PersonState | undefined) ?? { b: null, g: 0, pr: 0, n: 0, vs: [] };
-        touched.set(key, s);
-      }
-      return s;
-    };
-    // Waiting rows by person (an empty list: released or set aside, deleted from the store on save).
-    const pending = new Map<string, PendingRow[]>();
-    const pendingOf = (key: string): PendingRow[] | undefined => {
-      let list = pending.get(key);
-      if (list === undefined) {
-        const stored = pendingStore.get(key);
-        if (stored === undefined) return undefined;
-        pending.set(key, (list = [...stored]));
-      }
-      return list;
-    };
-    const endState = (): EndState => (store.get(END_KEY) as unknown as EndState | undefined) ?? { counts: {}, closed: 0, watermark: null };
-    let openLoad = endState().closed + 1;
-    const event: Id[] = new Array(EVENT_WIDTH);
-    // A row of a person with a person row joins the person's trajectory state.
-    const apply = (person: Id, s: PersonState, row: PendingRow) => {
-      const table = row[0];
-      const ev = tableSpec(table as ClinicalTable).events!;
-      s.n++;
-      s.ln = openLoad;
-      if (TOKEN_DOMAINS.has(ev.domain)) {
-        event[0] = row[1];
-        event[1] = packEvent(tableCode(table), row[4], ev.domain);
-        event[2] = row[8];
-        event[3] = row[9];
-        event[4] = row[2];
-        events.append(String(person), event);
-      } else if (ev.eventTable === 'visit') s.vs.push(row[1]);
-    };
-    const save = () => {
-      for (const [k, s] of touched) store.set(k, s);
-      touched.clear();
-      for (const [k, list] of pending) {
-        if (list.length) pendingStore.set(k, list);
-        else if (pendingStore.get(k) !== undefined) pendingStore.delete(k);
-      }
-      pending.clear();
-    };
-    // A load closes: the rows still waiting have no person row; they are set aside with the reason.
-    const setAsideWaiting = (m: StageMessage) => {
-      save();
-      const keys = pendingStore.keys().map((k) => parseId(k) as Id).sort(compareIds);
-      let rows = 0;
-      for (const id of keys) {
-        const key = String(id);
-        const s = stateOf(id);
-        const list = pendingOf(key)!;
-        for (const row of list) {
-          if (s.b !== null) {
-            apply(id, s, row);
-            released.add(id, row);
-            continue;
-          }
-          const reason = s.rj !== undefined ? `person rejected (${s.rj})` : 'person_id not in the person table';
-          const value = stringifyJsonExact({ person_id: id, __row: row[9] });
-          ctx.deadLetter(m, 'invalid-row', `column person_id: ${reason}`, row[0], { value, index: rows++ });
-        }
-        list.length = 0;
-      }
-      released.flush();
-      if (keys.length) opts.onSetAside?.(ctx.partition, keys.length, rows);
-      save();
-    };
-    for (const m of messages) {
-      const value = parseValue(m);
-      ctx.rowsRead(valueRows(value));
-      if (value.k === 'persons') {
-        for (let i = 0; i < value.p.length; i++) {
-          const s = stateOf(value.p[i]);
-          if (s.b !== null) {
-            // The same source row again (a load sent twice) changes nothing. Another row of the same
-            // person_id is a reject, as in the local runner: the later one in the source (rows
-            // without a source row number cannot be told apart, so every repeat is a reject).
-            if (s.pr === value.n[i] && s.pr !== 0) continue;
-            const later = Math.max(s.pr, value.n[i]);
-            const dup = { value: stringifyJsonExact({ person_id: value.p[i], __row: later }), index: i };
-            ctx.deadLetter(m, 'invalid-row', 'column person_id: duplicate person_id', 'person', dup);
-            if (value.n[i] >= s.pr) continue;
-          }
-          s.b = value.b[i];
-          s.g = value.g[i];
-          s.pr = value.n[i];
-          // Rows that came before their person row go on now.
-          const waiting = pendingOf(String(value.p[i]));
-          if (waiting) {
-            for (const row of waiting) {
-              apply(value.p[i], s, row);
-              released.add(value.p[i], row);
-            }
-            waiting.length = 0;
-          }
-        }
-        const rp = value.rp ?? [];
-        for (let i = 0; i < rp.length; i++) stateOf(rp[i]).rj = value.rw![i];
-        released.flush();
-      } else if (value.k === 'events') {
-        continuous?.observe(value.table, value.t);
-        const ev = tableSpec(value.table as ClinicalTable).events!;
-        let allKnown = true;
-        for (let i = 0; i < value.p.length; i++) {
-          const s = stateOf(value.p[i]);
-          const row: PendingRow = [value.table, value.t[i], value.c[i], value.s[i], value.d[i], value.x[i], value.u[i], value.v[i], value.r[i], value.n[i]];
-          if (s.b !== null) {
-            apply(value.p[i], s, row);
-            if (!allKnown) released.add(value.p[i], row);
-          } else {
-            if (allKnown) {
-              // The first row without a person: the rows before it go out as a batch of their own.
-              allKnown = false;
-              for (let j = 0; j < i; j++) released.add(value.p[j], [value.table, value.t[j], value.c[j], value.s[j], value.d[j], value.x[j], value.u[j], value.v[j], value.r[j], value.n[j]]);
-            }
-            const key = String(value.p[i]);
-            let list = pendingOf(key);
-            if (!list) pending.set(key, (list = []));
-            list.push(row);
-          }
-          if (opts.tasks.length === 0) continue;
-          // What the labeler reads (sources/labelInputs.ts): index visits by their dates, deaths, conditions,
-          // of every row (those of a person without a person row are excluded there as no_person, as locally).
-          // The labeler takes concept ids as the vocabulary's numbers (labelInputs reads them as DOUBLE):
-          // a bigint concept is in no concept set either way.
-          const rc = Number(value.rc[i]);
-          if (ev.eventTable === 'visit' && indexConcepts.has(rc) && value.sd[i] !== null) (s.lv ??= []).push([value.v[i] ?? value.r[i], rc, value.sd[i]!, value.ed[i]]);
-          else if (ev.eventTable === 'death' && value.sd[i] !== null) (s.ld ??= []).push(value.sd[i]!);
-          else if (ev.eventTable === 'condition') (s.lc ??= []).push([rc, value.t[i], value.v[i]]);
-        }
-        // Every row's person known: the batch goes on as it came.
-        if (allKnown) out.push({ topic: opts.eventsTopic, partition: ctx.partition, key: null, value: m.value, headers: m.headers, rows: value.p.length });
-        else released.flush();
-      } else if (value.k === 'end') {
-        save();
-        // Load k closes once every input table has sent its k-th end-of-load marker.
-        const prev = endState();
-        const counts = { ...prev.counts, [value.table]: (prev.counts[value.table] ?? 0) + 1 };
-        const wm = value.watermark ?? null;
-        const watermark = wm === null ? prev.watermark : prev.watermark === null ? wm : Math.max(prev.watermark, wm);
-        let closed = prev.closed;
-        while (LOAD_TABLES.every((t) => (counts[t] ?? 0) > closed)) {
-          if (closed === prev.closed) setAsideWaiting(m);
-          closed++;
-          if (continuous) {
-            continuous.loadClosed(watermark);
-            continue;
-          }
-          out.push(streamMessage(opts.eventsTopic, ctx.partition, { k: 'end', table: 'events' } satisfies EndValue));
-          out.push(...closeLoad(store as never, events, closed, ctx.partition, opts, watermark));
-        }
-        store.set(END_KEY, { counts, closed, watermark } as never);
-        openLoad = closed + 1;
-      }
-    }
-    save();
-    if (continuous) out.push(...continuous.finish(out.length > 0));
-    ctx.watermark?.(continuous ? continuous.watermark : ((store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null));
-    return out;
+    const call = new TrajectoryCall(opts, indexConcepts, ctx);
+    for (const m of messages) call.message(m);
+    return call.finish();
   };
 }
 
+/**
+ * One call of the trajectory transform on a chunk of one partition: the person states and pending
+ * rows it touched (written back to the stores by `save`), and the output messages in order.
+ */
+class TrajectoryCall {
+  private readonly store: PersonStore;
+  private readonly events: AppendView;
+  private readonly pendingStore: KeyValueView<PendingRow[]>;
+  private readonly continuous: ContinuousCall | undefined;
+  private readonly out: OutputMessage[] = [];
+  private readonly released: EventsOut;
+  private readonly touched = new Map<string, PersonState>();
+  /** Waiting rows by person (an empty list: released or set aside, deleted from the store on save). */
+  private readonly pending = new Map<string, PendingRow[]>();
+  /** The load the rows of this call belong to (1-based). */
+  private openLoad: number;
+  private readonly event: Id[] = new Array(EVENT_WIDTH);
+
+  constructor(private readonly opts: TrajectoryOptions, private readonly indexConcepts: Set<number>, private readonly ctx: StageContext) {
+    this.store = ctx.store<PersonState | string[]>(PERSON_STORE) as never;
+    this.events = ctx.appendStore(EVENTS_STORE);
+    this.pendingStore = ctx.store<PendingRow[]>(PENDING_STORE);
+    this.continuous = opts.continuous?.begin(this.store, this.events, ctx.partition);
+    this.released = new EventsOut(opts.eventsTopic, ctx.partition, opts.versions, this.out);
+    this.openLoad = this.endState().closed + 1;
+  }
+
+  message(m: StageMessage): void {
+    const value = parseValue(m);
+    this.ctx.rowsRead(valueRows(value));
+    if (value.k === 'persons') this.persons(m, value);
+    else if (value.k === 'events') this.clinicalRows(m, value);
+    else if (value.k === 'end') this.endOfLoad(m, value);
+  }
+
+  /** Saves the touched state; the output of the call, with continuous mode's closes. */
+  finish(): OutputMessage[] {
+    this.save();
+    if (this.continuous) this.out.push(...this.continuous.finish(this.out.length > 0));
+    this.ctx.watermark?.(this.continuous ? this.continuous.watermark : ((this.store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null));
+    return this.out;
+  }
+
+  private stateOf(id: Id): PersonState {
+    const key = String(id);
+    let s = this.touched.get(key);
+    if (!s) {
+      s = (this.store.get(key) as PersonState | undefined) ?? { b: null, g: 0, pr: 0, n: 0, vs: [] };
+      this.touched.set(key, s);
+    }
+    return s;
+  }
+
+  private pendingOf(key: string): PendingRow[] | undefined {
+    let list = this.pending.get(key);
+    if (list === undefined) {
+      const stored = this.pendingStore.get(key);
+      if (stored === undefined) return undefined;
+      this.pending.set(key, (list = [...stored]));
+    }
+    return list;
+  }
+
+  private endState(): EndState {
+    return (this.store.get(END_KEY) as unknown as EndState | undefined) ?? { counts: {}, closed: 0, watermark: null };
+  }
+
+  /** A row of a person with a person row joins the person's trajectory state. */
+  private apply(person: Id, s: PersonState, row: PendingRow): void {
+    const table = row[0];
+    const ev = tableSpec(table as ClinicalTable).events!;
+    s.n++;
+    s.ln = this.openLoad;
+    if (TOKEN_DOMAINS.has(ev.domain)) {
+      const event = this.event;
+      event[0] = row[1];
+      event[1] = packEvent(tableCode(table), row[4], ev.domain);
+      event[2] = row[8];
+      event[3] = row[9];
+      event[4] = row[2];
+      this.events.append(String(person), event);
+    } else if (ev.eventTable === 'visit') s.vs.push(row[1]);
+  }
+
+  private save(): void {
+    for (const [k, s] of this.touched) this.store.set(k, s);
+    this.touched.clear();
+    for (const [k, list] of this.pending) {
+      if (list.length) this.pendingStore.set(k, list);
+      else if (this.pendingStore.get(k) !== undefined) this.pendingStore.delete(k);
+    }
+    this.pending.clear();
+  }
+
+  /** A load closes: the rows still waiting have no person row; they are set aside with the reason. */
+  private setAsideWaiting(m: StageMessage): void {
+    this.save();
+    const keys = this.pendingStore.keys().map((k) => parseId(k) as Id).sort(compareIds);
+    let rows = 0;
+    for (const id of keys) {
+      const key = String(id);
+      const s = this.stateOf(id);
+      const list = this.pendingOf(key)!;
+      for (const row of list) {
+        if (s.b !== null) {
+          this.apply(id, s, row);
+          this.released.add(id, row);
+          continue;
+        }
+        const reason = s.rj !== undefined ? `person rejected (${s.rj})` : 'person_id not in the person table';
+        const value = stringifyJsonExact({ person_id: id, __row: row[9] });
+        this.ctx.deadLetter(m, 'invalid-row', `column person_id: ${reason}`, row[0], { value, index: rows++ });
+      }
+      list.length = 0;
+    }
+    this.released.flush();
+    if (keys.length) this.opts.onSetAside?.(this.ctx.partition, keys.length, rows);
+    this.save();
+  }
+
+  /** Person rows: birth and gender join the state, and the rows that came before them go on. */
+  private persons(m: StageMessage, value: PersonsBatchValue): void {
+    for (let i = 0; i < value.p.length; i++) {
+      const s = this.stateOf(value.p[i]);
+      if (s.b !== null) {
+        // The same source row again (a load sent twice) changes nothing. Another row of the same
+        // person_id is a reject, as in the local runner: the later one in the source (rows
+        // without a source row number cannot be told apart, so every repeat is a reject).
+        if (s.pr === value.n[i] && s.pr !== 0) continue;
+        const later = Math.max(s.pr, value.n[i]);
+        const dup = { value: stringifyJsonExact({ person_id: value.p[i], __row: later }), index: i };
+        this.ctx.deadLetter(m, 'invalid-row', 'column person_id: duplicate person_id', 'person', dup);
+        if (value.n[i] >= s.pr) continue;
+      }
+      s.b = value.b[i];
+      s.g = value.g[i];
+      s.pr = value.n[i];
+      const waiting = this.pendingOf(String(value.p[i]));
+      if (waiting) {
+        for (const row of waiting) {
+          this.apply(value.p[i], s, row);
+          this.released.add(value.p[i], row);
+        }
+        waiting.length = 0;
+      }
+    }
+    const rp = value.rp ?? [];
+    for (let i = 0; i < rp.length; i++) this.stateOf(rp[i]).rj = value.rw![i];
+    this.released.flush();
+  }
+
+  /**
+   * Clinical rows: those of a person with a person row join its state and go on to the events
+   * topic (the message as it came when every row's person is known); the others wait.
+   */
+  private clinicalRows(m: StageMessage, value: EventsBatchValue): void {
+    this.continuous?.observe(value.table, value.t);
+    const ev = tableSpec(value.table as ClinicalTable).events!;
+    const rowAt = (j: number): PendingRow => [value.table, value.t[j], value.c[j], value.s[j], value.d[j], value.x[j], value.u[j], value.v[j], value.r[j], value.n[j]];
+    let allKnown = true;
+    for (let i = 0; i < value.p.length; i++) {
+      const s = this.stateOf(value.p[i]);
+      const row = rowAt(i);
+      if (s.b !== null) {
+        this.apply(value.p[i], s, row);
+        if (!allKnown) this.released.add(value.p[i], row);
+      } else {
+        if (allKnown) {
+          // The first row without a person: the rows before it go out as a batch of their own.
+          allKnown = false;
+          for (let j = 0; j < i; j++) this.released.add(value.p[j], rowAt(j));
+        }
+        const key = String(value.p[i]);
+        let list = this.pendingOf(key);
+        if (!list) this.pending.set(key, (list = []));
+        list.push(row);
+      }
+      if (this.opts.tasks.length) this.labelerRecord(s, ev.eventTable, value, i);
+    }
+    if (allKnown) this.out.push({ topic: this.opts.eventsTopic, partition: this.ctx.partition, key: null, value: m.value, headers: m.headers, rows: value.p.length });
+    else this.released.flush();
+  }
+
+  /**
+   * What the labeler reads (sources/labelInputs.ts): index visits by their dates, deaths,
+   * conditions, of every row (those of a person without a person row are excluded there as
+   * no_person, as locally). The labeler takes concept ids as the vocabulary's numbers
+   * (labelInputs reads them as DOUBLE): a bigint concept is in no concept set either way.
+   */
+  private labelerRecord(s: PersonState, eventTable: string, value: EventsBatchValue, i: number): void {
+    const rc = Number(value.rc[i]);
+    if (eventTable === 'visit' && this.indexConcepts.has(rc) && value.sd[i] !== null) (s.lv ??= []).push([value.v[i] ?? value.r[i], rc, value.sd[i]!, value.ed[i]]);
+    else if (eventTable === 'death' && value.sd[i] !== null) (s.ld ??= []).push(value.sd[i]!);
+    else if (eventTable === 'condition') (s.lc ??= []).push([rc, value.t[i], value.v[i]]);
+  }
+
+  /** An end-of-load marker: load k closes once every input table has sent its k-th marker. */
+  private endOfLoad(m: StageMessage, value: EndValue): void {
+    this.save();
+    const prev = this.endState();
+    const counts = { ...prev.counts, [value.table]: (prev.counts[value.table] ?? 0) + 1 };
+    const wm = value.watermark ?? null;
+    const watermark = wm === null ? prev.watermark : prev.watermark === null ? wm : Math.max(prev.watermark, wm);
+    let closed = prev.closed;
+    while (LOAD_TABLES.every((t) => (counts[t] ?? 0) > closed)) {
+      if (closed === prev.closed) this.setAsideWaiting(m);
+      closed++;
+      if (this.continuous) {
+        this.continuous.loadClosed(watermark);
+        continue;
+      }
+      this.out.push(streamMessage(this.opts.eventsTopic, this.ctx.partition, { k: 'end', table: 'events' } satisfies EndValue));
+      // The stage takes an array today: the close's slices are drained into it here.
+      for (const out of closeLoad(this.store, this.events, closed, this.ctx.partition, this.opts, watermark)) this.out.push(out);
+    }
+    this.store.set(END_KEY, { counts, closed, watermark } as never);
+    this.openLoad = closed + 1;
+  }
+}

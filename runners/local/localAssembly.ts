@@ -1,8 +1,10 @@
 // The local runner's per-person assembly: a person's token events are buffered while the sorted
-// event stream is on that person; when it moves on, the person's pretraining chunks and the
-// trajectory window of each labelled sample are built from the buffer and batched into shards.
+// event stream is on that person; when it moves on, assemblePerson (transforms/personAssembly.ts,
+// shared with the Kafka runner) builds the person's sample windows and pretraining chunks from the
+// buffer, and they are batched into shards here.
 import { Split } from '../../transforms/splits';
-import { PersonEvents, buildSequence, chunkRanges, segmentsAndRanks, windowBefore } from '../../transforms/trajectory';
+import { PersonEvents } from '../../transforms/trajectory';
+import { PersonSample, assemblePerson } from '../../transforms/personAssembly';
 import { LabelRecord } from '../../transforms/labels';
 import { Id, compareIds } from '../../schemas/ids';
 import { SequenceBatch } from '../../sinks/sequenceShards';
@@ -61,8 +63,6 @@ export interface AssemblyOptions {
   samplesByPerson: Map<Id, LabelRecord[]>;
 }
 
-type PersonInfo = { birthMs: number; genderConceptId: Id; visitStarts: number[] };
-
 export class PersonAssembler {
   private readonly buffer = new PersonBuffer();
   private sequences = new SequenceBatch();
@@ -85,11 +85,10 @@ export class PersonAssembler {
     const { buffer } = this;
     const person = this.o.persons.get(id)!;
     const split = this.o.splitOfPerson(id)!;
-    const sr = segmentsAndRanks(buffer, buffer.visitStarts);
     const info = { birthMs: person.birthMs, genderConceptId: person.genderConceptId, visitStarts: buffer.visitStarts };
-    await this.emitSamples(id, info, sr);
-    chunkRanges(buffer.length, this.o.maxEvents).forEach(([from, to], k) => {
-      const seq = buildSequence(buffer, info, from, to, sr);
+    const { samples, chunks } = assemblePerson(buffer, info, this.takeLabels(id), this.o.maxEvents);
+    await this.writeSamples(id, samples);
+    chunks.forEach((seq, k) => {
       this.sequences.push(id, k, seq, split);
       this.pretrainSequences++;
       this.pretrainTokens += seq.conceptIds.length;
@@ -112,7 +111,8 @@ export class PersonAssembler {
     for (const personId of [...this.o.samplesByPerson.keys()].sort(compareIds)) {
       const person = this.o.persons.get(personId);
       if (!person) continue;
-      await this.emitSamples(personId, { ...person, visitStarts: [] }, segmentsAndRanks(this.buffer, []));
+      const info = { birthMs: person.birthMs, genderConceptId: person.genderConceptId, visitStarts: [] };
+      await this.writeSamples(personId, assemblePerson(this.buffer, info, this.takeLabels(personId), this.o.maxEvents, false).samples);
     }
     for (const sink of this.o.samples.values()) if (sink.batch.length) await sink.series.write(sink.batch.toTable());
   }
@@ -122,15 +122,20 @@ export class PersonAssembler {
     if (this.sequences.length) await this.o.pretrainShards.write(this.sequences.toTable());
   }
 
-  private async emitSamples(personId: Id, info: PersonInfo, sr: ReturnType<typeof segmentsAndRanks>): Promise<void> {
+  /** A person's label records, once: the entry is removed so that each is written once. */
+  private takeLabels(personId: Id): LabelRecord[] {
     const list = this.o.samplesByPerson.get(personId);
-    if (!list) return;
+    if (!list) return [];
     this.o.samplesByPerson.delete(personId);
+    return list;
+  }
+
+  private async writeSamples(personId: Id, samples: PersonSample[]): Promise<void> {
+    if (samples.length === 0) return;
     const split = this.o.splitOfPerson(personId)!;
-    for (const r of list) {
+    for (const { record: r, sequence } of samples) {
       const sink = this.o.samples.get(r.task)!;
-      const [from, to] = windowBefore(this.buffer, r.prediction_time!, this.o.maxEvents);
-      sink.batch.push(personId, buildSequence(this.buffer, info, from, to, sr), split, r.prediction_time!, r.index_visit_id, r.label, r.labels);
+      sink.batch.push(personId, sequence, split, r.prediction_time!, r.index_visit_id, r.label, r.labels);
       sink.meds.push({ subjectId: personId, predictionMs: r.prediction_time!, labels: sink.multi ? r.labels ?? [] : [r.label ?? 0] });
       if (sink.batch.length >= this.o.sequencesPerShard) {
         const full = sink.batch;

@@ -8,30 +8,27 @@ import { DuckDBConnection } from '@duckdb/node-api';
 import { OMOP_SCHEMA_VERSION } from '../../schemas/omop';
 import { SCHEMA_VERSION } from '../../schemas/records';
 import { DecileArtifact, DecileBinner } from '../../transforms/deciles';
-import { CanonicalSlots, EventCanonicalizer, RawEventFields, unitNamer } from '../../transforms/events';
+import { EventCanonicalizer, unitNamer } from '../../transforms/events';
 import { ConceptNormalizer, MappingCounts, notInVocabulary, notInVocabularyWarning } from '../../transforms/normalize';
-import { TOKEN_DOMAINS } from '../../transforms/tokens';
 import { DEFAULT_MAX_EVENTS } from '../../transforms/trajectory';
-import { EventBatch } from '../../sinks/eventShards';
 import { writeManifest, Manifest } from '../../sinks/manifest';
 import { exportMeds } from '../../sinks/meds';
 import { RejectSink } from '../../sinks/rejects';
 import { DEFAULT_EVENTS_PER_SHARD, DEFAULT_SEQUENCES_PER_SHARD, ShardEntry, ShardSeries } from '../../sinks/shards';
 import { ParquetWriterPool } from '../../sinks/parquetWorker';
 import { fitDeciles } from './decileFit';
-import { idValue, openDuckInstance, parseDuckJson, queryRows, queryValue } from '../../sources/duck';
-import { EVENT_SPECS, personRanges, streamEventRanges } from '../../sources/eventSource';
+import { openDuckInstance } from '../../sources/duck';
 import { recordedFiles } from '../../sources/fileHashes';
 import { createOmopViews } from '../../sources/omopViews';
-import { OmopInput, cheapToRescan, openOmopInput } from '../../sources/omopSource';
+import { OmopInput, openOmopInput } from '../../sources/omopSource';
 import { openMedsInput } from '../../sources/medsSource';
-import { Person, rejectRow } from '../../sources/persons';
-import { Logger, Progress, consoleLogger } from '../../common/progress';
+import { Logger, consoleLogger } from '../../common/progress';
 import { SkippedTask } from '../../sources/labelInputs';
 import { TaskSelection } from '../../sources/runTasks';
 import { TaskSummary } from '../../transforms/labels';
 import { writeMedsLabels } from '../../sinks/medsLabels';
 import { PersonAssembler } from './localAssembly';
+import { DEFAULT_ROWS_PER_RANGE, streamEvents } from './localEvents';
 import { People, labelSamples, readPersons, readRejectsOf, readVocabulary, writeJsonArtifact } from './localInputs';
 import { withOutputDir } from '../../common/outputDir';
 import { isDuckOutOfMemory, outOfMemoryError, resolveMemoryLimit } from '../../sources/memoryLimit';
@@ -90,27 +87,6 @@ export interface RunSummary {
   manifest: string;
 }
 
-async function inputRowCount(conn: DuckDBConnection, input: OmopInput): Promise<number | null> {
-  // Parquet (a staged CSV copy too) and DuckDB know their row counts cheaply; CSV would need a full parse.
-  const tables = EVENT_SPECS.flatMap((spec) => input.tables.get(spec.table) ?? []);
-  if (!tables.every(cheapToRescan)) return null;
-  let total = 0;
-  for (const t of tables) total += Number(await queryValue<bigint | number>(conn, `SELECT count(*) FROM ${t.relation}`));
-  return total;
-}
-
-/** Rows sorted per query; smaller ranges overlap sorting with transforming but rescan the files. */
-export const DEFAULT_ROWS_PER_RANGE = 1_000_000;
-
-async function planRanges(conn: DuckDBConnection, total: number | null, rowsPerRange: number) {
-  // No total: an input not cheap to rescan (unstaged CSV would be parsed once per range): one range.
-  if (total === null || total <= rowsPerRange) return personRanges([]);
-  const k = Math.ceil(total / rowsPerRange);
-  const qs = Array.from({ length: k - 1 }, (_, i) => (i + 1) / k);
-  const [row] = await queryRows<{ cuts: bigint[] | null }>(conn, `SELECT quantile_disc(person_id, [${qs.join(', ')}]) AS cuts FROM person`);
-  return personRanges((row.cuts ?? []).map(idValue));
-}
-
 export async function runLocal(opts: RunOptionsWithTasks): Promise<RunSummary> {
   const out = path.resolve(opts.out);
   const memoryLimit = resolveMemoryLimit(opts.memoryLimit);
@@ -130,72 +106,121 @@ async function runLocalInto(out: string, opts: RunOptionsWithTasks, memoryLimit:
     sequencesPerShard: opts.sequencesPerShard ?? DEFAULT_SEQUENCES_PER_SHARD,
   };
   const tmp = path.join(out, '.tmp');
-  return withRunResources(tmp, memoryLimit, async ({ conn, conn2, pool }) => {
-    // The input step's time includes checking (and for CSV staging) every clinical file.
-    const clock = new StepClock(log);
-    const input = opts.medsInput ? await openMedsInput(conn, opts.medsInput, opts.vocab, tmp) : await openOmopInput(conn, opts.omop!, opts.vocab, tmp, { stageCsv: true });
-    await createOmopViews(conn, input);
-    clock.step(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}; DuckDB memory limit ${memoryLimit}`);
-    const vocab = await readVocabulary(conn, input, opts.vocab);
-    clock.step(`vocabulary: ${vocab.vocabulary.concepts.size} concepts and ${vocab.vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
-
-    const rejects = new RejectSink(path.join(out, 'rejects'));
-    await input.derivation?.setAside(conn, rejects);
-    const rowsIn = readRejectsOf(input, rejects);
+  return withRunResources(tmp, memoryLimit, async (res) => {
     const warnings: string[] = [];
     const warn = (line: string) => {
       warnings.push(line);
       log.warn(line);
     };
-    const people = await readPersons(conn, input, rejects, warn);
-    clock.step(`persons: ${people.persons.size}`);
-
-    const normalizer = new ConceptNormalizer(vocab.vocabulary.index);
-    const units = unitNamer((id) => vocab.vocabulary.concepts.get(id)?.concept_code);
-    const fit = await fitDeciles(conn, normalizer, units, people.splitOfPerson);
-    const deciles: DecileArtifact = fit.artifact;
-    clock.step(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
-    const artifacts: Record<string, { path: string; version: string }> = {
-      vocabulary: { path: writeJsonArtifact(out, 'vocabulary.json', vocab.artifact), version: vocab.artifact.version },
-      deciles: { path: writeJsonArtifact(out, 'deciles.json', deciles), version: deciles.version },
-    };
-    const labels = await labelSamples(conn, opts, out, pool, artifacts, warn, log);
-    if (labels.labelled) clock.step(`labels: ${labels.labelled.samples.length} samples over ${labels.labelled.tasks.length} tasks`);
-
-    const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
-    const eventShards = new ShardSeries('events', out, 'events', pool);
-    const pretrainShards = new ShardSeries('pretrain', out, 'pretrain', pool);
-    const assembler = new PersonAssembler({ persons: people.persons, splitOfPerson: people.splitOfPerson, maxEvents: shape.maxEvents, sequencesPerShard: shape.sequencesPerShard, pretrainShards, samples: labels.samples, samplesByPerson: labels.samplesByPerson });
-    const streamed = await streamEvents({ conns: [conn, conn2], input, opts, log, people, rejects, rowsIn, canon, eventShards, eventsPerShard: shape.eventsPerShard, assembler });
-    await assembler.finishSamples();
-    await streamed.flushEvents();
-    await assembler.finishSequences();
-    await Promise.all([eventShards.finish(), pretrainShards.finish(), ...[...labels.samples.values()].map((x) => x.series.finish())]);
-    await pool.close();
-    streamed.progress.finish();
-
-    clock.restart();
-    const medsShards: ShardEntry[] = opts.meds === false ? [] : await exportMeds(conn, out, eventShards.entries, people.splits);
-    if (opts.meds !== false) clock.step(`meds: ${medsShards.length} files`);
-    if (opts.meds !== false && labels.labelled) medsShards.push(...writeMedsLabels(out, labels.labelled.tasks, labels.samples));
-    const sampleShards = [...labels.samples.values()].flatMap((x) => x.series.entries);
-    const rejectFiles = rejects.close();
-    const rowsInTotal = Object.values(rowsIn).reduce((a, b) => a + b, 0) + people.persons.size;
-    const eventsOutTotal = Object.values(streamed.eventsOut).reduce((a, b) => a + b, 0);
-    const notInVocab = notInVocabulary(canon.counts.entries());
-    const vocabWarning = notInVocabularyWarning(notInVocab);
-    if (vocabWarning) warn(vocabWarning);
-    const nothingUsable = nothingUsableReason(eventsOutTotal, people.persons.size, people.personRows, rowsInTotal);
-    const seconds = (Date.now() - started) / 1000;
-    const shards = { events: eventShards.entries, pretrain: pretrainShards.entries, samples: sampleShards, meds: medsShards };
-    const run: FinishedRun = {
-      out, input, dataHashes: vocab.dataHashes, artifacts, shape, shards, rejects, rejectFiles, people, rowsIn, rowsInTotal,
-      eventsOut: streamed.eventsOut, eventsOutTotal, canon, notInVocab, measurementsBinned: streamed.measurementsBinned,
-      assembler, labelled: labels.labelled, warnings, nothingUsable,
-    };
-    const manifest = runManifest(run);
-    return runSummary(run, manifest, writeManifest(out, manifest), deciles.groups.length, seconds);
+    const run: RunContext = { out, tmp, opts, memoryLimit, shape, log, warn, clock: new StepClock(log), ...res };
+    const inputs = await readInputs(run);
+    const prepared = await fitAndLabel(run, inputs);
+    const written = await writeShards(run, inputs, prepared);
+    const meds = await exportMedsCopy(run, inputs, prepared, written);
+    return finishRun(run, inputs, prepared, written, meds, warnings, (Date.now() - started) / 1000);
   });
+}
+
+/** What every step of a run reads: its options, where it writes, its log and its DuckDB connections. */
+interface RunContext {
+  out: string;
+  tmp: string;
+  opts: RunOptionsWithTasks;
+  memoryLimit: string;
+  shape: ShardShape;
+  log: Logger;
+  warn: (line: string) => void;
+  clock: StepClock;
+  conn: DuckDBConnection;
+  conn2: DuckDBConnection;
+  pool: ParquetWriterPool;
+}
+
+/** Step 1: the input opened and checked, its vocabulary, the rows set aside so far, the persons. */
+async function readInputs(run: RunContext) {
+  const { conn, opts, clock } = run;
+  // The input step's time includes checking (and for CSV staging) every clinical file.
+  const input = opts.medsInput ? await openMedsInput(conn, opts.medsInput, opts.vocab, run.tmp) : await openOmopInput(conn, opts.omop!, opts.vocab, run.tmp, { stageCsv: true });
+  await createOmopViews(conn, input);
+  clock.step(`input: ${input.path} (${input.kind}); tables: ${[...input.tables.keys()].sort().join(', ')}; DuckDB memory limit ${run.memoryLimit}`);
+  const vocab = await readVocabulary(conn, input, opts.vocab);
+  clock.step(`vocabulary: ${vocab.vocabulary.concepts.size} concepts and ${vocab.vocabulary.mapsToPairs} "Maps to" pairs in reach of the data`);
+  const rejects = new RejectSink(path.join(run.out, 'rejects'));
+  await input.derivation?.setAside(conn, rejects);
+  const rowsIn = readRejectsOf(input, rejects);
+  const people = await readPersons(conn, input, rejects, run.warn);
+  clock.step(`persons: ${people.persons.size}`);
+  return { input, vocab, rejects, rowsIn, people };
+}
+type Inputs = Awaited<ReturnType<typeof readInputs>>;
+
+/** Step 2: decile boundaries fitted on the training split, the artifacts written, the samples labelled. */
+async function fitAndLabel(run: RunContext, { vocab, people }: Inputs) {
+  const normalizer = new ConceptNormalizer(vocab.vocabulary.index);
+  const units = unitNamer((id) => vocab.vocabulary.concepts.get(id)?.concept_code);
+  const fit = await fitDeciles(run.conn, normalizer, units, people.splitOfPerson);
+  const deciles: DecileArtifact = fit.artifact;
+  run.clock.step(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
+  const artifacts: Record<string, { path: string; version: string }> = {
+    vocabulary: { path: writeJsonArtifact(run.out, 'vocabulary.json', vocab.artifact), version: vocab.artifact.version },
+    deciles: { path: writeJsonArtifact(run.out, 'deciles.json', deciles), version: deciles.version },
+  };
+  const labels = await labelSamples(run.conn, run.opts, run.out, run.pool, artifacts, run.warn, run.log);
+  if (labels.labelled) run.clock.step(`labels: ${labels.labelled.samples.length} samples over ${labels.labelled.tasks.length} tasks`);
+  const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
+  return { deciles, artifacts, labels, canon };
+}
+type Prepared = Awaited<ReturnType<typeof fitAndLabel>>;
+
+/** Step 3: the event pass and the per-person assembly into events, pretraining and samples shards. */
+async function writeShards(run: RunContext, { input, people, rejects, rowsIn }: Inputs, { labels, canon }: Prepared) {
+  const { out, pool, shape } = run;
+  const eventShards = new ShardSeries('events', out, 'events', pool);
+  const pretrainShards = new ShardSeries('pretrain', out, 'pretrain', pool);
+  const assembler = new PersonAssembler({ persons: people.persons, splitOfPerson: people.splitOfPerson, maxEvents: shape.maxEvents, sequencesPerShard: shape.sequencesPerShard, pretrainShards, samples: labels.samples, samplesByPerson: labels.samplesByPerson });
+  const rowsPerRange = run.opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE;
+  const streamed = await streamEvents({ conns: [run.conn, run.conn2], input, rowsPerRange, log: run.log, people, rejects, rowsIn, canon, eventShards, eventsPerShard: shape.eventsPerShard, assembler });
+  await assembler.finishSamples();
+  await streamed.flushEvents();
+  await assembler.finishSequences();
+  await Promise.all([eventShards.finish(), pretrainShards.finish(), ...[...labels.samples.values()].map((x) => x.series.finish())]);
+  await pool.close();
+  streamed.progress.finish();
+  return { eventShards, pretrainShards, assembler, streamed };
+}
+type Written = Awaited<ReturnType<typeof writeShards>>;
+
+/** Step 4: the MEDS copy of the events shards and the labels (unless --no-meds). */
+async function exportMedsCopy(run: RunContext, { people }: Inputs, { labels }: Prepared, { eventShards }: Written): Promise<ShardEntry[]> {
+  if (run.opts.meds === false) return [];
+  run.clock.restart();
+  const medsShards = await exportMeds(run.conn, run.out, eventShards.entries, people.splits);
+  run.clock.step(`meds: ${medsShards.length} files`);
+  if (labels.labelled) medsShards.push(...writeMedsLabels(run.out, labels.labelled.tasks, labels.samples));
+  return medsShards;
+}
+
+/** Step 5: the counts, warnings and the manifest; the run's summary. */
+function finishRun(run: RunContext, inputs: Inputs, prepared: Prepared, written: Written, medsShards: ShardEntry[], warnings: string[], seconds: number): RunSummary {
+  const { input, vocab, rejects, rowsIn, people } = inputs;
+  const { labels, canon, artifacts, deciles } = prepared;
+  const { streamed } = written;
+  const sampleShards = [...labels.samples.values()].flatMap((x) => x.series.entries);
+  const rejectFiles = rejects.close();
+  const rowsInTotal = Object.values(rowsIn).reduce((a, b) => a + b, 0) + people.persons.size;
+  const eventsOutTotal = Object.values(streamed.eventsOut).reduce((a, b) => a + b, 0);
+  const notInVocab = notInVocabulary(canon.counts.entries());
+  const vocabWarning = notInVocabularyWarning(notInVocab);
+  if (vocabWarning) run.warn(vocabWarning);
+  const nothingUsable = nothingUsableReason(eventsOutTotal, people.persons.size, people.personRows, rowsInTotal);
+  const shards = { events: written.eventShards.entries, pretrain: written.pretrainShards.entries, samples: sampleShards, meds: medsShards };
+  const finished: FinishedRun = {
+    out: run.out, input, dataHashes: vocab.dataHashes, artifacts, shape: run.shape, shards, rejects, rejectFiles, people, rowsIn, rowsInTotal,
+    eventsOut: streamed.eventsOut, eventsOutTotal, canon, notInVocab, measurementsBinned: streamed.measurementsBinned,
+    assembler: written.assembler, labelled: labels.labelled, warnings, nothingUsable,
+  };
+  const manifest = runManifest(finished);
+  return runSummary(finished, manifest, writeManifest(run.out, manifest), deciles.groups.length, seconds);
 }
 
 /**
@@ -235,78 +260,6 @@ class StepClock {
     this.start = now;
   }
   restart(): void { this.start = Date.now(); }
-}
-
-/**
- * The event pass: every clinical row of the person-sorted stream is checked, canonicalized and
- * batched into events shards (a shard boundary never splits a person); token events go to the
- * person assembly. Rows that fail are set aside with their reason.
- */
-async function streamEvents(c: {
-  conns: [DuckDBConnection, DuckDBConnection]; input: OmopInput; opts: RunOptions; log: Logger; people: People; rejects: RejectSink;
-  rowsIn: Record<string, number>; canon: EventCanonicalizer; eventShards: ShardSeries; eventsPerShard: number; assembler: PersonAssembler;
-}) {
-  const { input, people, rejects, rowsIn, canon, assembler } = c;
-  let events = new EventBatch();
-  const eventsOut: Record<string, number> = {};
-  let measurementsBinned = 0;
-  const total = await inputRowCount(c.conns[0], input);
-  const progress = new Progress('events', total, c.log);
-  const raw: RawEventFields = { domain: 0, conceptId: 0, sourceConceptId: 0, value: null, unitConceptId: 0, unitSource: null };
-  const slots: CanonicalSlots = { conceptId: 0, status: 'standard', unit: null, decile: -1 };
-  const files = EVENT_SPECS.map((sp) => input.tables.get(sp.table)?.file ?? sp.table);
-  let seen = 0;
-  const ranges = await planRanges(c.conns[0], total, c.opts.rowsPerRange ?? DEFAULT_ROWS_PER_RANGE);
-  for await (const ch of streamEventRanges(c.conns, input, ranges)) {
-    for (let i = 0; i < ch.length; i++) {
-      const spec = EVENT_SPECS[ch.tcode[i]];
-      const ev = spec.events!;
-      const file = files[ch.tcode[i]];
-      rowsIn[spec.table] = (rowsIn[spec.table] ?? 0) + 1;
-      if (ch.ok[i] !== 1) {
-        rejectRow(rejects, file, spec.table, ch.rn[i], parseDuckJson(ch.raw(i)!), spec);
-        continue;
-      }
-      const personId = ch.personId(i);
-      const person: Person | undefined = people.persons.get(personId);
-      if (!person) {
-        const personReason = people.rejectedPersons.get(personId);
-        const reason = personReason ? `person rejected (${personReason})` : 'person_id not in the person table';
-        rejects.add({ file, table: spec.table, row: ch.rn[i], column: 'person_id', reason, values: { person_id: personId } });
-        continue;
-      }
-      raw.domain = ev.domain;
-      raw.conceptId = ch.conceptId(i);
-      raw.sourceConceptId = ch.sourceConceptId(i);
-      raw.value = ch.valueNull(i) ? null : ch.value[i];
-      raw.unitConceptId = ch.unitConceptId(i);
-      raw.unitSource = ev.unitSourceColumn ? ch.unitSource(i) : null;
-      canon.apply(spec.table, raw, slots);
-      if (personId !== assembler.current) {
-        await assembler.finishPerson();
-        if (events.length >= c.eventsPerShard) {
-          const full = events;
-          events = new EventBatch();
-          await c.eventShards.write(full.toTable());
-        }
-        assembler.current = personId;
-      }
-      const t = ch.t[i];
-      events.push(
-        personId, t, ev.eventTable, spec.table, ev.domain, slots.conceptId, raw.sourceConceptId, slots.decile,
-        raw.value, slots.unit, ch.visitNull(i) ? null : ch.visitId(i), ch.rowId(i), ch.rn[i],
-      );
-      eventsOut[ev.eventTable] = (eventsOut[ev.eventTable] ?? 0) + 1;
-      if (slots.decile >= 0) measurementsBinned++;
-      if (TOKEN_DOMAINS.has(ev.domain)) assembler.push(t, slots.conceptId, slots.decile, ev.domain);
-      else if (ev.eventTable === 'visit') assembler.visitStart(t);
-    }
-    seen += ch.length;
-    progress.update(seen);
-  }
-  /** The last events batch, written after the assembly's last samples (as every shard series, in a fixed order). */
-  const flushEvents = async () => { if (events.length) await c.eventShards.write(events.toTable()); };
-  return { eventsOut, measurementsBinned, progress, flushEvents };
 }
 
 /** Why a run emitted nothing, in one line (null when it emitted events). */

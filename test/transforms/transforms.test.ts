@@ -3,6 +3,12 @@ import { DecileBinner, DecileFitter, bisectLeft, decileOf, quantileBoundaries } 
 import { buildVocabularyIndex, normalizeConcept, followMapsTo } from '../../transforms/normalize';
 import { splitBucket, splitOf, splitmix64, SPLITS } from '../../transforms/splits';
 import { ageInYears, sequentialAger, buildSequence, chunkRanges, segmentsAndRanks, windowBefore, PersonEvents } from '../../transforms/trajectory';
+import { assemblePerson } from '../../transforms/personAssembly';
+import { EventCanonicalizer, unitNamer } from '../../transforms/events';
+import { ConceptNormalizer } from '../../transforms/normalize';
+import { LabelRecord } from '../../transforms/labels';
+import { emptyCanonicalEvent } from '../../schemas/canonicalEvent';
+import { tableSpec } from '../../schemas/omop';
 
 const ms = (y: number, m: number, d: number, h = 0) => Date.UTC(y, m - 1, d, h);
 
@@ -98,6 +104,22 @@ describe('concept normalization', () => {
     assert.deepEqual(normalizeConcept(vocab, 12345, 2), { conceptId: 4, status: 'mapped' });
     assert.deepEqual(normalizeConcept(vocab, 0, 0), { conceptId: 0, status: 'unmapped' });
   });
+  it('canonicalizeRow: a measurement row becomes one canonical event (mapped concept, unit code, origin kept) and is counted', () => {
+    const canon = new EventCanonicalizer(new ConceptNormalizer(vocab), unitNamer((id) => (id === 8840 ? 'mg/dL' : undefined)), null);
+    const ev = tableSpec('measurement').events!;
+    const row = { personId: 7n ** 30n, timeMs: ms(2020, 1, 2), conceptId: 2, sourceConceptId: 6, value: 5.5, unitConceptId: 8840, unitSource: 'mg per dl', visitId: null, rowId: 42, row: 3 };
+    const out = emptyCanonicalEvent();
+    canon.canonicalizeRow('measurement', ev, row, out);
+    assert.deepEqual(out, {
+      personId: 7n ** 30n, timeMs: ms(2020, 1, 2), table: 'measurement', omopTable: 'measurement', domain: 3, conceptId: 4, sourceConceptId: 6,
+      decile: -1, value: 5.5, unit: 'mg/dL', visitId: null, rowId: 42, row: 3,
+    });
+    canon.canonicalizeRow('measurement', ev, { ...row, conceptId: 12345, sourceConceptId: 0, unitConceptId: 0 }, out);
+    assert.equal(out.conceptId, 12345, 'a concept the vocabulary lacks stays as its own id');
+    assert.equal(out.unit, 'mg per dl', 'without a unit concept code, the source text');
+    assert.equal(canon.counts.get('measurement')!.mapped, 1);
+    assert.equal(canon.counts.get('measurement')!.not_in_vocabulary, 1);
+  });
 });
 
 describe('person splits', () => {
@@ -181,5 +203,19 @@ describe('trajectory', () => {
     assert.deepEqual(windowBefore(ev, 1, 2), [0, 0]);
     assert.deepEqual(chunkRanges(5, 2), [[0, 2], [2, 4], [4, 5]]);
     assert.deepEqual(chunkRanges(0, 2), []);
+  });
+
+  it('assemblePerson: one window per label record (the newest events before its time) and the pretraining chunks', () => {
+    const ev = events([ms(2020, 1, 1), ms(2020, 1, 2), ms(2020, 1, 3), ms(2020, 1, 4), ms(2020, 1, 5)]);
+    const info = { birthMs: ms(1990, 6, 1), genderConceptId: 8507, visitStarts: [ms(2020, 1, 3)] };
+    const record = (prediction: number | null): LabelRecord => ({
+      task: 'mortality', person_id: 1, version: 1, kind: 'sample', retracted: false, index_visit_id: 9, prediction_time: prediction, label: 1, labels: null, watermark: 0,
+    });
+    const { samples, chunks } = assemblePerson(ev, info, [record(ms(2020, 1, 4)), record(null)], 2);
+    assert.deepEqual(samples.map((x) => x.sequence.conceptIds), [[-3, 8507, 1001, 1002], [-3, 8507]], 'newest 2 before Jan 4; no prediction time: an empty window');
+    assert.deepEqual(samples[0].sequence.segments, [0, 0, 0, 1], 'segments of the whole trajectory, not of the window');
+    assert.deepEqual(chunks.map((c) => c.conceptIds), [[-3, 8507, 1000, 1001], [-3, 8507, 1002, 1003], [-3, 8507, 1004]]);
+    assert.deepEqual(assemblePerson(ev, info, [], 2, false).chunks, [], 'no chunks when not asked');
+    assert.deepEqual(assemblePerson(events([]), info, [record(ms(2020, 1, 4))], 2).samples[0].sequence.conceptIds, [-3, 8507]);
   });
 });

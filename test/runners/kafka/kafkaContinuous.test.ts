@@ -210,7 +210,7 @@ describe('continuous mode retention: the state a person keeps is pruned, the out
   it('the same samples (windows included), corrections and chunks with and without pruning', () => {
     assert.ok(pruned.samples.length > 50, `samples: ${pruned.samples.length}`);
     assert.ok(pruned.samples.some((r) => r.kind === 'correction' && !r.retracted), 'corrections with a window (late stays, a late death)');
-    assert.ok(pruned.samples.filter((r) => r.c.length === MAX_EVENTS + 2).length > 20, 'windows of max-events events: they reach into pruned history');
+    assert.ok(pruned.samples.filter((r) => r.conceptIds.length === MAX_EVENTS + 2).length > 20, 'windows of max-events events: they reach into pruned history');
     assert.ok(pruned.chunks.length > 10);
     assert.deepEqual(pruned.samples, all.samples);
     assert.deepEqual(pruned.chunks, all.chunks, 'the same chunks, numbered alike');

@@ -61,8 +61,8 @@ describe('stream codec (Arrow record batches between stages)', () => {
   });
 
   it('round-trips pretraining sequences and samples (corrections too)', () => {
-    const seq = { c: [BIG, 5, 6], d: [null, 3, 0], a: [0, 40.5, 41], s: [1, 1, 2], r: [0, 1, 2], m: [1, 2, 3] };
-    const pre: PretrainBatchValue = { k: 'pretrain', versions, rows: [{ p: BIG, chunk: 0, split: 'train', ...seq }, { p: 2, chunk: 1, split: 'test', c: [], d: [], a: [], s: [], r: [], m: [] }] };
+    const seq = { conceptIds: [BIG, 5, 6], deciles: [null, 3, 0], ages: [0, 40.5, 41], segments: [1, 1, 2], recordRanks: [0, 1, 2], domains: [1, 2, 3] };
+    const pre: PretrainBatchValue = { k: 'pretrain', versions, rows: [{ p: BIG, chunk: 0, split: 'train', ...seq }, { p: 2, chunk: 1, split: 'test', conceptIds: [], deciles: [], ages: [], segments: [], recordRanks: [], domains: [] }] };
     assert.deepEqual(roundTrip('medrep.pretrain', pre), pre);
     const samples: SamplesBatchValue = {
       k: 'samples', versions, rows: [

@@ -1,0 +1,41 @@
+// The per-person assembly (DESIGN.md section 5), written once for both runners: from one person's
+// time-ordered token events, birth, gender and visit starts, and the label records due for that
+// person, the trajectory window of each record (the newest events before its prediction time) and
+// the pretraining chunks of the whole trajectory. The local runner calls it when the sorted event
+// stream leaves a person (runners/local/localAssembly.ts), the Kafka runner for every person a
+// load's close touches (runners/kafka/loadClose.ts).
+import { LabelRecord } from './labels';
+import { PersonEvents, PersonInfo, Sequence, buildSequence, chunkRanges, segmentsAndRanks, windowBefore } from './trajectory';
+
+/** A label record with its trajectory window. */
+export interface PersonSample {
+  record: LabelRecord;
+  sequence: Sequence;
+}
+
+export interface AssembledPerson {
+  /** One per label record, in the records' order. */
+  samples: PersonSample[];
+  /** Pretraining chunks, oldest first (chunk k is the k-th). */
+  chunks: Sequence[];
+}
+
+/** Segments and record ranks of a person's events (computed once, shared by windows and chunks). */
+export type SegmentsAndRanks = ReturnType<typeof segmentsAndRanks>;
+
+/**
+ * A person's samples (one window per label record) and, when `withChunks`, its pretraining
+ * chunks of at most `maxEvents` events each. A person without events gets empty windows.
+ */
+export function assemblePerson(events: PersonEvents, info: PersonInfo, labels: readonly LabelRecord[], maxEvents: number, withChunks = true): AssembledPerson {
+  const sr = segmentsAndRanks(events, info.visitStarts);
+  const samples = labels.map((record) => ({ record, sequence: sampleSequence(events, info, record, maxEvents, sr) }));
+  const chunks = withChunks ? chunkRanges(events.length, maxEvents).map(([from, to]) => buildSequence(events, info, from, to, sr)) : [];
+  return { samples, chunks };
+}
+
+/** A label record's window: the newest `maxEvents` events strictly before its prediction time (none without one). */
+export function sampleSequence(events: PersonEvents, info: PersonInfo, record: LabelRecord, maxEvents: number, sr: SegmentsAndRanks = segmentsAndRanks(events, info.visitStarts)): Sequence {
+  const [from, to] = record.prediction_time === null ? [0, 0] : windowBefore(events, record.prediction_time, maxEvents);
+  return buildSequence(events, info, from, to, sr);
+}

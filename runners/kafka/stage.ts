@@ -8,6 +8,7 @@
 // Readers of the output use read_committed. The transform is a plain callback, so the pure
 // transforms of transforms/ plug in without knowing about Kafka.
 import { CompressionTypes, Consumer, IHeaders, Kafka, KafkaMessage, Message, Partitioners, Producer } from 'kafkajs';
+import { CONSUMER_TIMEOUTS } from './config';
 import { copartitionAssigner } from './copartitionAssigner';
 import { deadLetterMessage, DeadLetterKind } from './deadLetter';
 import { HealthSnapshot, StageHealth } from './health';
@@ -256,9 +257,9 @@ export class StageWorker {
     const consumer = this.opts.kafka.consumer({
       groupId: this.groupId,
       readUncommitted: false,
-      sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
-      rebalanceTimeout: this.opts.rebalanceTimeoutMs ?? 60_000,
-      heartbeatInterval: this.opts.heartbeatIntervalMs ?? 3_000,
+      sessionTimeout: this.opts.sessionTimeoutMs ?? CONSUMER_TIMEOUTS.sessionTimeoutMs,
+      rebalanceTimeout: this.opts.rebalanceTimeoutMs ?? CONSUMER_TIMEOUTS.rebalanceTimeoutMs,
+      heartbeatInterval: this.opts.heartbeatIntervalMs ?? CONSUMER_TIMEOUTS.heartbeatIntervalMs,
       allowAutoTopicCreation: false,
       partitionAssigners: [copartitionAssigner],
       // Larger fetches make larger transactions: fewer broker round trips per row.

@@ -25,7 +25,7 @@ export const SUITES = {
   integration: [
     'appendStore', 'attentionAnalysis', 'badInput', 'behrtExternal', 'cliErrors', 'conceptGraph',
     'docCheck', 'experiment', 'importRepresentations', 'kafkaOps', 'kafkaRowCheck', 'kafkaStage',
-    'kafkaContinuous', 'kafkaManifestLog', 'kafkaStream', 'kafkaStreamCli', 'kafkaStreamFaults', 'kafkaTopicsProducer', 'labelReference',
+    'kafkaArrowInput', 'kafkaContinuous', 'kafkaManifestLog', 'kafkaStream', 'kafkaStreamCli', 'kafkaStreamFaults', 'kafkaTopicsProducer', 'labelReference',
     'kafkaSinkFault', 'labelTasks', 'localRunner', 'meds', 'medsInput', 'memoryLimit', 'outputDir', 'realData', 'report',
     'strictInput', 'synth', 'trainOneClass',
   ],

@@ -12,7 +12,8 @@ import { silentLogger } from '../common/progress';
 import { produceOmop, sendEndOfLoad } from '../runners/kafka/omopLoad';
 import { TopicNames } from '../runners/kafka/topics';
 import { runStream } from '../runners/kafka/streamRunner';
-import { OMOP_ROWS_ARROW } from '../runners/kafka/omopInputCodec';
+import { decodeOmopMessage, encodeOmopRows, OMOP_ROWS_ARROW } from '../runners/kafka/omopInputCodec';
+import { tableSpec } from '../schemas/omop';
 import { STREAM_SCHEMA_HEADER } from '../schemas/streamSchemas';
 import { readAll, testKafka, uniquePrefix } from './kafkaTestUtil';
 import { tempDir } from './helpers';
@@ -66,6 +67,35 @@ async function produceAndStream(omop: string, artifacts: string, out: string, fo
   const dlq = (await readAll(client, names.dlq)).filter((m) => m.headers.stage === 'canonicalize');
   return { produced, stream, dlq };
 }
+
+describe('omop.<table> Arrow rows: read as their JSON form', () => {
+  const header = { [STREAM_SCHEMA_HEADER]: OMOP_ROWS_ARROW };
+
+  it('int64 within 2^53 as numbers and beyond as exact bigints, dates and timestamps as OMOP text, nulls as null', () => {
+    const big = -4611686018427387905n;
+    const rows = [
+      { person_id: big, visit_occurrence_id: 7, visit_concept_id: 9201, visit_start_date: '2020-02-29', visit_start_datetime: '2020-02-29 13:05:09', visit_end_date: null, visit_source_concept_id: '44818517', __row: 3 },
+    ];
+    const back = decodeOmopMessage({ value: encodeOmopRows(tableSpec('visit_occurrence'), rows), headers: header }) as Record<string, unknown>[];
+    assert.equal(back.length, 1);
+    const r = back[0];
+    assert.equal(r.person_id, big);
+    assert.equal(r.visit_occurrence_id, 7);
+    assert.equal(r.visit_concept_id, 9201);
+    assert.equal(r.visit_source_concept_id, 44818517);
+    assert.equal(r.visit_start_date, '2020-02-29');
+    assert.equal(r.visit_start_datetime, '2020-02-29 13:05:09');
+    assert.equal(r.visit_end_date, null);
+    assert.equal(r.__row, 3);
+  });
+
+  it('without the header a value is JSON; other bytes or versions under it are not-arrow errors', () => {
+    assert.deepEqual(decodeOmopMessage({ value: Buffer.from('{"person_id":12345678901234567890}') }), { person_id: 12345678901234567890n });
+    assert.throws(() => decodeOmopMessage({ value: Buffer.from('{oops') }), (e: Error & { kind?: string }) => e.kind === 'not-json');
+    assert.throws(() => decodeOmopMessage({ value: Buffer.from('xyz'), headers: header }), (e: Error & { kind?: string }) => e.kind === 'not-arrow' && /not an Arrow IPC stream/.test(e.message));
+    assert.throws(() => decodeOmopMessage({ value: Buffer.from('xyz'), headers: { [STREAM_SCHEMA_HEADER]: 'omop-rows.arrow.v2' } }), /unknown schema version: medrep-schema omop-rows.arrow.v2/);
+  });
+});
 
 describe('kafka runner: Arrow record batches as omop.<table> input (real broker)', function () {
   this.timeout(300_000);

@@ -55,8 +55,10 @@ export function decodeOmopMessage(m: { value: Buffer | null; headers?: IHeaders 
 function decodeArrowRows(value: Buffer | null): Record<string, unknown>[] {
   let table: arrow.Table;
   try {
-    if (value === null || value.length === 0) throw new Error('empty value');
+    // apache-arrow reads a few stray bytes as an empty table: rows would vanish without a dead letter.
+    if (value === null || value.length < 8 || value.readUInt32LE(0) !== 0xffffffff) throw new Error('no IPC stream message at its start');
     table = arrow.tableFromIPC(value);
+    if (table.schema.fields.length === 0) throw new Error('no schema with columns');
   } catch (e) {
     throw new OmopInputError('not-arrow', `not an Arrow IPC stream (${(e as Error).message})`);
   }
@@ -69,6 +71,8 @@ function decodeArrowRows(value: Buffer | null): Record<string, unknown>[] {
   }
   return rows;
 }
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
@@ -94,8 +98,15 @@ function reader(type: arrow.DataType, v: arrow.Vector): (i: number) => unknown {
       return x === null || !Number.isFinite(x) ? null : text(x);
     };
   }
-  // Integers (bigint for 64-bit), floats, strings, dictionary-coded strings as they are; any
-  // other kind of value goes to the row check as it is, which names the column it does not fit.
+  // A 64-bit integer as exact JSON reads it: a number within 2^53, a bigint beyond.
+  if (type.typeId === arrow.Type.Int) {
+    return (i) => {
+      const x = v.get(i) as number | bigint | null;
+      return typeof x === 'bigint' && x >= -MAX_SAFE && x <= MAX_SAFE ? Number(x) : x ?? null;
+    };
+  }
+  // Floats, strings, dictionary-coded strings as they are; any other kind of value goes to the
+  // row check as it is, which names the column it does not fit.
   return (i) => v.get(i) ?? null;
 }
 

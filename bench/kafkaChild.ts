@@ -1,35 +1,53 @@
 // One job of the Kafka benchmark in its own process (own peak RSS):
 //   node dist/bench/kafkaChild.js produce <omop> <brokers> <prefix> <partitions> <rows per message>
-//   node dist/bench/kafkaChild.js stream <omop> <brokers> <prefix> <artifacts> <out> [idle ms, default 3000]
+//   node dist/bench/kafkaChild.js produce <omop> <brokers> <prefix> <partitions> <rows per message> [json|arrow]
+//   node dist/bench/kafkaChild.js stream <omop> <brokers> <prefix> <artifacts> <out> [idle ms, default 3000] [stages, default all: canonicalize,trajectory,sink]
 // Prints one JSON line. `activeSeconds` of stream ends at its last committed transaction (the
-// idle wait that lets it exit is not work).
+// idle wait that lets it exit is not work); `lastCommitEpochMs` is that moment on the wall clock
+// (several worker processes: the last of theirs ends the run). `cpuSeconds`: the process's user +
+// system CPU (startup included), `cpuSecondsAtLastCommit` the same up to the last commit (startup
+// included, the idle wait and the manifest and rejects written at the end not).
 import { Kafka, logLevel } from 'kafkajs';
 import { kafkaJsConfig, kafkaOptions } from '../runners/kafka/config';
 import { produceOmop } from '../runners/kafka/omopLoad';
-import { runStream } from '../runners/kafka/streamRunner';
+import { runStream, STREAM_STAGES, StreamStage } from '../runners/kafka/streamRunner';
+import { OmopMessageFormat } from '../runners/kafka/omopProducer';
 import { silentLogger } from '../common/progress';
 
 async function main(): Promise<void> {
-  const [what, omop, brokers, prefix, a, b, idle] = process.argv.slice(2);
+  const [what, omop, brokers, prefix, a, b, idle, stageList] = process.argv.slice(2);
   const kafka = kafkaOptions({ brokers, topicPrefix: prefix, clientId: `bench-${what}` }, {});
   const client = new Kafka({ ...kafkaJsConfig(kafka), logLevel: logLevel.NOTHING });
   const started = process.hrtime.bigint();
   const secs = () => Number(process.hrtime.bigint() - started) / 1e9;
   let result: Record<string, unknown>;
   if (what === 'produce') {
-    const r = await produceOmop({ omop, kafka, client, partitions: Number(a), rowsPerMessage: b === undefined ? undefined : Number(b), log: silentLogger });
+    const messageFormat = (idle ?? 'json') as OmopMessageFormat;
+    const r = await produceOmop({ omop, kafka, client, partitions: Number(a), rowsPerMessage: b === undefined ? undefined : Number(b), messageFormat, log: silentLogger });
     result = { seconds: secs(), rows: r.rows, deadLettered: r.deadLettered };
   } else if (what === 'stream') {
     let lastCommit = 0;
+    let lastCommitEpochMs = 0;
+    let cpuAtLastCommit = 0;
+    const stages = stageList === undefined ? [...STREAM_STAGES] : (stageList.split(',') as StreamStage[]);
     const r = await runStream({
       kafka, client, out: b, vocab: omop, artifacts: a, exitWhenIdleMs: idle === undefined ? 3000 : Number(idle), healthIntervalMs: 0, handleSignals: false, force: true,
-      log: silentLogger, onPhase: (phase) => {
-        if (phase === 'committed') lastCommit = secs();
+      // As the local runner it is compared with (local-no-meds); several workers would also race on one meds/ folder.
+      meds: false,
+      stages, log: silentLogger, onPhase: (phase) => {
+        if (phase === 'committed') {
+          lastCommit = secs();
+          lastCommitEpochMs = Date.now();
+          const c = process.cpuUsage();
+          cpuAtLastCommit = (c.user + c.system) / 1e6;
+        }
       },
     });
-    result = { seconds: secs(), activeSeconds: lastCommit, shards: r.shards, rows: r.rows };
+    const consumed = Object.fromEntries(Object.entries(r.stages).map(([k, v]) => [k, v.consumed]));
+    result = { seconds: secs(), activeSeconds: lastCommit, lastCommitEpochMs, cpuSecondsAtLastCommit: cpuAtLastCommit, shards: r.shards, rows: r.rows, consumed };
   } else throw new Error(`unknown job ${what}`);
-  process.stdout.write(JSON.stringify({ job: what, ...result, maxRssMb: process.resourceUsage().maxRSS / 1024 }) + '\n');
+  const cpu = process.cpuUsage();
+  process.stdout.write(JSON.stringify({ job: what, ...result, cpuSeconds: (cpu.user + cpu.system) / 1e6, maxRssMb: process.resourceUsage().maxRSS / 1024 }) + '\n');
 }
 
 main().then(

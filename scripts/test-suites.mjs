@@ -29,7 +29,7 @@ export const SUITES = {
     'trainers/trainingLoop', 'transforms/labels/labelEdges', 'transforms/transforms',
   ],
   integration: [
-    'runners/kafka/kafkaStageOutputs', 'runners/kafka/kafkaWatermarkTick',
+    'runners/kafka/kafkaArrowInput', 'runners/kafka/kafkaStageOutputs', 'runners/kafka/kafkaWatermarkTick',
     'cli/cliErrors', 'cli/docCheck', 'common/outputDir', 'experiments/experiment', 'report/report',
     'runners/kafka/appendStore', 'runners/kafka/kafkaContinuous', 'runners/kafka/kafkaManifestLog',
     'runners/kafka/kafkaOps', 'runners/kafka/kafkaRowCheck', 'runners/kafka/kafkaSinkFault',

@@ -10,7 +10,8 @@ import { emptyCanonicalEvent, emptyOmopEventRow } from '../../schemas/canonicalE
 import { ConceptNormalizer } from '../../transforms/normalize';
 import { birthMs, idOr, intOr, rowEventFields, timeMs } from './rowFields';
 import { parseId } from '../../schemas/ids';
-import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
+import { stringifyJsonExact } from '../../schemas/exactJson';
+import { decodeOmopMessage, OmopInputError } from './omopInputCodec';
 import { RowProblem, rowValidator } from '../../schemas/rowSchemas';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
 import { DeadLetterKind } from './deadLetter';
@@ -118,18 +119,18 @@ function columnarBatches<B extends EventsBatchValue | PersonsBatchValue>(
 }
 
 /**
- * The rows of a row message: its JSON object, or the objects of its JSON array (several rows of
- * one person, keyed by that person_id). What is not a usable row is dead-lettered: the whole
+ * The rows of a row message: its JSON object, or the objects of its JSON array or Arrow batch
+ * (several rows of one person, keyed by that person_id). What is not a usable row is dead-lettered: the whole
  * message when it is not JSON, else the offending element alone.
  */
 function parseRows(m: StageMessage, ctx: StageContext, table: string, invalid?: (row: Record<string, unknown>, first: RowProblem) => void): ParsedRow[] {
   let value: unknown;
   try {
-    // Exact: an id written as a JSON number beyond 2^53 is read from its digits, never rounded.
-    value = parseJsonExact(m.value?.toString() ?? 'null');
+    // JSON text or an Arrow batch of rows (omopInputCodec.ts): either way rows face the one check below.
+    value = decodeOmopMessage(m);
   } catch (e) {
     ctx.rowsRead(1);
-    ctx.deadLetter(m, 'not-json', (e as Error).message, table);
+    ctx.deadLetter(m, e instanceof OmopInputError ? e.kind : 'not-json', (e as Error).message, table);
     return [];
   }
   ctx.rowsRead(Array.isArray(value) ? value.length : 1);

@@ -86,6 +86,23 @@ export function kafkaOptions(flags: KafkaFlags, env: NodeJS.ProcessEnv = process
   return opts;
 }
 
+/**
+ * Broker restarts are survivable: retries go on for about 75 s (a restart of a loaded broker took
+ * 40-60 s), and attempts are at most 2 s apart, so a client reconnects within about 2 s of the
+ * broker being back (at 10 s apart the stages waited up to 10 s more; bench/kafkaRestart.ts).
+ */
+export const CLIENT_RETRY = { initialRetryTime: 300, retries: 40, maxRetryTime: 2_000 };
+
+/**
+ * The stages' consumer group timeouts. A consumer that kafkajs restarted while the broker was
+ * away joins as a new member, and the group's rebalance waits until the old member's session
+ * expires: with a 30 s session the sink resumed 27-30 s after the broker (bench/kafkaRestart.ts),
+ * with 10 s within about 10 s. kafkajs heartbeats between a stage's transactions, not during one:
+ * a transaction longer than the session gets the member expelled and is redone after the
+ * rebalance (exactly once still holds); --transaction-size bounds its length.
+ */
+export const CONSUMER_TIMEOUTS = { sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 60_000, heartbeatIntervalMs: 1_000 };
+
 /** The kafkajs client configuration of the options (TLS CA read from its file here); kafkajs logs through `log`. */
 export function kafkaJsConfig(opts: KafkaOptions, log: Logger = consoleLogger): KafkaConfig {
   const config: KafkaConfig = {
@@ -93,8 +110,8 @@ export function kafkaJsConfig(opts: KafkaOptions, log: Logger = consoleLogger): 
     clientId: opts.clientId,
     logLevel: logLevel.WARN,
     logCreator: clientLogCreator(log),
-    // Broker restarts are survivable: keep retrying for about a minute before giving up.
-    retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10_000 },
+    retry: CLIENT_RETRY,
+    connectionTimeout: 3_000,
   };
   if (opts.tls?.enabled) {
     if (opts.tls.caFile) {

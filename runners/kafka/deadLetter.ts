@@ -15,7 +15,7 @@ export const DLQ_HEADERS = {
   line: 'line',
 } as const;
 
-export type DeadLetterKind = 'not-json' | 'not-an-object' | 'unknown-table' | 'invalid-row' | 'transform-error';
+export type DeadLetterKind = 'not-json' | 'not-arrow' | 'not-an-object' | 'unknown-table' | 'invalid-row' | 'transform-error';
 
 export interface DeadLetter {
   kind: DeadLetterKind;

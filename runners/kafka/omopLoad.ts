@@ -14,7 +14,7 @@ import { createOmopViews } from '../../sources/omopViews';
 import { openOmopInput } from '../../sources/omopSource';
 import { Logger, consoleLogger } from '../../common/progress';
 import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
-import { formatProduceProgress, OmopRowProducer, ProduceStats } from './omopProducer';
+import { formatProduceProgress, OmopMessageFormat, OmopRowProducer, ProduceStats } from './omopProducer';
 import { ensureTopics, pipelineTopicSpecs, TopicNames, DEFAULT_PARTITIONS } from './topics';
 import { streamTopicSpecs } from './streamTopics';
 
@@ -34,6 +34,8 @@ export interface ProduceOptions {
   batchRows?: number;
   /** Rows of one person and table per message at most (default DEFAULT_ROWS_PER_MESSAGE; 1: a message per row). */
   rowsPerMessage?: number;
+  /** How a message holds its rows (default json; arrow: an Arrow record batch, omopInputCodec.ts). */
+  messageFormat?: OmopMessageFormat;
   /** Send end-of-load markers after the rows (default true): `stream` then closes trajectories. */
   endOfLoad?: boolean;
   log?: Logger;
@@ -70,6 +72,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
     names,
     batchRows: opts.batchRows ?? 5000,
     rowsPerMessage: opts.rowsPerMessage ?? DEFAULT_ROWS_PER_MESSAGE,
+    messageFormat: opts.messageFormat,
     onProgress: (p) => log.info(formatProduceProgress(p)),
   });
   let markers = 0;

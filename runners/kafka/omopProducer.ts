@@ -8,6 +8,7 @@ import { rowValidator } from '../../schemas/rowSchemas';
 import { parseId } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 import { deadLetterMessage, DeadLetterKind } from './deadLetter';
+import { encodeOmopRows, omopArrowHeaders } from './omopInputCodec';
 import { TopicNames } from './topics';
 
 export interface ProduceProgress {
@@ -36,10 +37,15 @@ export interface OmopProducerOptions {
    */
   rowsPerMessage?: number;
   compression?: 'gzip' | 'none';
+  /** How a message holds its rows: JSON text (default) or an Arrow record batch (omopInputCodec.ts). */
+  messageFormat?: OmopMessageFormat;
   /** Called every `progressIntervalMs` (default 5000) and once at the end. */
   onProgress?: (p: ProduceProgress) => void;
   progressIntervalMs?: number;
 }
+
+export const OMOP_MESSAGE_FORMATS = ['json', 'arrow'] as const;
+export type OmopMessageFormat = (typeof OMOP_MESSAGE_FORMATS)[number];
 
 const KNOWN_TABLES = new Set<string>(CLINICAL_TABLES.map((t) => t.table));
 
@@ -47,7 +53,8 @@ const KNOWN_TABLES = new Set<string>(CLINICAL_TABLES.map((t) => t.table));
 export class OmopRowProducer {
   private readonly buffers = new Map<string, Message[]>();
   /** Per topic, the rows of the multi-row message being gathered (one person). */
-  private readonly gathering = new Map<string, { key: string; rows: string[] }>();
+  private readonly gathering = new Map<string, { key: string; table: string; rows: string[]; objects: Record<string, unknown>[] }>();
+  private readonly arrow: boolean;
   private readonly rowsPerMessage: number;
   private buffered = 0;
   private readonly inFlight = new Set<Promise<void>>();
@@ -79,6 +86,7 @@ export class OmopRowProducer {
     this.batchRows = opts.batchRows ?? 2000;
     this.rowsPerMessage = Math.max(1, Math.floor(opts.rowsPerMessage ?? 1));
     this.compression = opts.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP;
+    this.arrow = opts.messageFormat === 'arrow';
   }
 
   static async connect(kafka: Kafka, opts: OmopProducerOptions): Promise<OmopRowProducer> {
@@ -130,8 +138,7 @@ export class OmopRowProducer {
       this.deadLetter(raw ?? safeJson(values), key, 'invalid-row', reason, source, table);
       return this.maybeSend();
     }
-    const value = raw !== null ? raw.toString() : stringifyJsonExact(values);
-    this.gather(this.opts.names.omop(table), key!, value);
+    this.gather(table, key!, values, raw);
     this.stats.rows++;
     this.stats.byTable[table] = (this.stats.byTable[table] ?? 0) + 1;
     return this.maybeSend();
@@ -187,24 +194,30 @@ export class OmopRowProducer {
     this.stats.deadLetteredByKind[kind] = (this.stats.deadLetteredByKind[kind] ?? 0) + 1;
   }
 
-  /** Adds a valid row to the message of its person being gathered for `topic`. */
-  private gather(topic: string, key: string, value: string): void {
-    if (this.rowsPerMessage === 1) return this.push(topic, { key, value });
+  /** Adds a valid row to the message of its person being gathered for its table's topic. */
+  private gather(table: string, key: string, row: Record<string, unknown>, raw: Buffer | string | null): void {
+    const topic = this.opts.names.omop(table);
     let g = this.gathering.get(topic);
-    if (g && (g.key !== key || g.rows.length >= this.rowsPerMessage)) {
+    if (g && (g.key !== key || g.rows.length + g.objects.length >= this.rowsPerMessage)) {
       this.closeGathered(topic);
       g = undefined;
     }
-    if (!g) this.gathering.set(topic, (g = { key, rows: [] }));
-    g.rows.push(value);
+    if (!g) this.gathering.set(topic, (g = { key, table, rows: [], objects: [] }));
+    // Arrow keeps the parsed rows for the columns; JSON the text as it came (never written again).
+    if (this.arrow) g.objects.push(row);
+    else g.rows.push(raw !== null ? raw.toString() : stringifyJsonExact(row));
     this.buffered++;
+    if (this.rowsPerMessage === 1) this.closeGathered(topic);
   }
 
   private closeGathered(topic: string): void {
     const g = this.gathering.get(topic);
     if (!g) return;
     this.gathering.delete(topic);
-    this.push(topic, { key: g.key, value: g.rows.length === 1 ? g.rows[0] : `[${g.rows.join(',')}]` }, 0);
+    const message: Message = this.arrow
+      ? { key: g.key, value: encodeOmopRows(tableSpec(g.table as ClinicalTable), g.objects), headers: omopArrowHeaders() }
+      : { key: g.key, value: g.rows.length === 1 ? g.rows[0] : `[${g.rows.join(',')}]` };
+    this.push(topic, message, 0);
   }
 
   /** Queues a message; `rows` is what it adds to the send threshold (gathered rows count already). */

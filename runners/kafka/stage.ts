@@ -12,6 +12,7 @@
 // signals, stop); partitionTask.ts is the per-partition task (restore, seek, transaction) and
 // health.ts the progress line and lag.
 import { Batch, Consumer, KafkaMessage } from 'kafkajs';
+import { CONSUMER_TIMEOUTS } from './config';
 import { copartitionAssigner } from './copartitionAssigner';
 import { HealthSnapshot, partitionsAtEnd, StageHealth } from './health';
 import { PartitionTasks } from './partitionTask';
@@ -119,9 +120,9 @@ export class StageWorker {
     const consumer = this.opts.kafka.consumer({
       groupId: this.groupId,
       readUncommitted: false,
-      sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
-      rebalanceTimeout: this.opts.rebalanceTimeoutMs ?? 60_000,
-      heartbeatInterval: this.opts.heartbeatIntervalMs ?? 3_000,
+      sessionTimeout: this.opts.sessionTimeoutMs ?? CONSUMER_TIMEOUTS.sessionTimeoutMs,
+      rebalanceTimeout: this.opts.rebalanceTimeoutMs ?? CONSUMER_TIMEOUTS.rebalanceTimeoutMs,
+      heartbeatInterval: this.opts.heartbeatIntervalMs ?? CONSUMER_TIMEOUTS.heartbeatIntervalMs,
       allowAutoTopicCreation: false,
       partitionAssigners: [copartitionAssigner],
       // Larger fetches make larger transactions: fewer broker round trips per row.

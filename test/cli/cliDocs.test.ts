@@ -14,6 +14,8 @@ const OTHER_PROGRAMS: Record<string, string> = {
   'cpu-prof': 'node (a CPU profile of a medrep run)',
   'paper-len': 'the benchmark harness dist/bench/behrt.js',
   'no-pipelined': 'the benchmark harness dist/bench/kafka.js',
+  workers: 'the benchmark harness dist/bench/kafka.js',
+  'stage-profile': 'the benchmark harness dist/bench/kafka.js',
   result: 'the benchmark harness dist/bench/kafka.js',
   keep: 'the benchmark harness dist/bench/kafka.js',
   quick: 'the benchmark harness dist/bench/representationsQuality.js',

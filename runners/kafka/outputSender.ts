@@ -49,6 +49,8 @@ export class OutputSender {
   constructor(
     private readonly txn: SendTarget,
     private readonly compression: 'gzip' | 'none' = 'none',
+    /** Called after each request sent (the consumer's heartbeat during a long transaction). */
+    private readonly afterSend?: () => Promise<void>,
   ) {}
 
   /** Adds one message of `topic`; sends that topic's request first if the message would overfill it. */
@@ -98,5 +100,6 @@ export class OutputSender {
     this.sentAny = true;
     const compression = this.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     await this.txn.send({ topic, messages, compression });
+    await this.afterSend?.();
   }
 }

@@ -166,10 +166,14 @@ export class PartitionTasks {
     }
   }
 
-  /** One transaction over a chunk of input messages of one partition. */
-  run(topic: string, partition: number, chunk: StageMessage[]): Promise<boolean> {
+  /**
+   * One transaction over a chunk of input messages of one partition. `heartbeat` (the fetched
+   * batch's) is called after each request the transaction sends: kafkajs heartbeats only when told,
+   * and a long transaction (a load's close) must not outlive the group's session.
+   */
+  run(topic: string, partition: number, chunk: StageMessage[], heartbeat?: () => Promise<void>): Promise<boolean> {
     const chunkEnd = BigInt(chunk[chunk.length - 1].offset) + 1n;
-    return this.transaction(topic, partition, chunk, chunkEnd);
+    return this.transaction(topic, partition, chunk, chunkEnd, heartbeat);
   }
 
   /**
@@ -191,7 +195,7 @@ export class PartitionTasks {
     });
   }
 
-  private async transaction(topic: string, partition: number, chunk: StageMessage[], chunkEnd: bigint | null): Promise<boolean> {
+  private async transaction(topic: string, partition: number, chunk: StageMessage[], chunkEnd: bigint | null, heartbeat?: () => Promise<void>): Promise<boolean> {
     const producer = this.producers.get(partition);
     if (!producer) throw new Error(`stage ${this.opts.stage}: partition ${partition} has no producer (not assigned?)`);
     const info: StagePhaseInfo = {
@@ -203,7 +207,7 @@ export class PartitionTasks {
     const scope: ChunkScope = { stage: this.opts.stage, stores: this.stores, topic, partition, chunkEnd: chunkEnd ?? -1n, committed: this.committedNext.get(key), deadLetters: [], commit };
     const began = Date.now();
     let txn = await producer.transaction();
-    let sender = new OutputSender(txn, this.opts.compression);
+    let sender = new OutputSender(txn, this.opts.compression, heartbeat);
     try {
       const ctx = chunkContext(scope);
       const failure = await transformStreaming(this.opts.transform, chunk, ctx, sender);
@@ -213,7 +217,7 @@ export class PartitionTasks {
         if (sender.sentAny) {
           await txn.abort();
           txn = await producer.transaction();
-          sender = new OutputSender(txn, this.opts.compression);
+          sender = new OutputSender(txn, this.opts.compression, heartbeat);
         } else sender.discard();
         const failed = await transformEach(this.opts.transform, chunk, ctx, sender, scope);
         this.log(`[medrep ${this.opts.stage}] transform failed on ${describeChunk(info)} (${failure.message}); ${failed} of ${chunk.length} messages dead-lettered`);

@@ -174,7 +174,7 @@ export class StageWorker {
         for (let i = 0; i < batch.messages.length; i += max) {
           if (this.stopping || !isRunning() || isStale()) return;
           const chunk = batch.messages.slice(i, i + max).map((m) => stageMessage(topic, partition, m));
-          await this.tasks.run(topic, partition, chunk);
+          await this.tasks.run(topic, partition, chunk, heartbeat);
           const last = chunk[chunk.length - 1].offset;
           resolveOffset(last);
           this.health.onProgress(topic, partition, BigInt(last) + 1n, highWatermark);

@@ -46,11 +46,17 @@ class EventsOut {
 
 export function trajectoryTransform(opts: TrajectoryOptions): StageTransform {
   const indexConcepts = new Set(opts.tasks.flatMap((t) => Array.from(t.indexConcepts)));
-  return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
-    const call = new TrajectoryCall(opts, indexConcepts, ctx);
-    for (const m of messages) call.message(m);
-    return call.finish();
-  };
+  return (messages: StageMessage[], ctx: StageContext): Iterable<OutputMessage> => run(new TrajectoryCall(opts, indexConcepts, ctx), messages);
+}
+
+/**
+ * The call's output as the stage sends it: each message's output once it is applied, a load's
+ * close as it goes (a slice at a time, never the whole partition in memory). The stage drains the
+ * generator before it commits, and a message is applied only after the one before it is drained.
+ */
+function* run(call: TrajectoryCall, messages: StageMessage[]): Generator<OutputMessage> {
+  for (const m of messages) yield* call.message(m);
+  yield* call.finish();
 }
 
 /**
@@ -63,6 +69,8 @@ class TrajectoryCall {
   private readonly pendingStore: KeyValueView<PendingRow[]>;
   private readonly continuous: ContinuousCall | undefined;
   private readonly out: OutputMessage[] = [];
+  /** Whether this call has handed on any output (continuous mode closes differently then). */
+  private forwarded = false;
   private readonly released: EventsOut;
   private readonly touched = new Map<string, PersonState>();
   /** Waiting rows by person (an empty list: released or set aside, deleted from the store on save). */
@@ -80,20 +88,28 @@ class TrajectoryCall {
     this.openLoad = this.endState().closed + 1;
   }
 
-  message(m: StageMessage): void {
+  *message(m: StageMessage): Generator<OutputMessage> {
     const value = parseValue(m);
     this.ctx.rowsRead(valueRows(value));
     if (value.k === 'persons') this.persons(m, value);
     else if (value.k === 'events') this.clinicalRows(m, value);
-    else if (value.k === 'end') this.endOfLoad(m, value);
+    else if (value.k === 'end') yield* this.endOfLoad(m, value);
+    yield* this.takeOut();
   }
 
-  /** Saves the touched state; the output of the call, with continuous mode's closes. */
-  finish(): OutputMessage[] {
+  /** Saves the touched state; the rest of the call's output, with continuous mode's closes. */
+  *finish(): Generator<OutputMessage> {
     this.save();
-    if (this.continuous) this.out.push(...this.continuous.finish(this.out.length > 0));
+    if (this.continuous) this.out.push(...this.continuous.finish(this.forwarded || this.out.length > 0));
     this.ctx.watermark?.(this.continuous ? this.continuous.watermark : ((this.store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null));
-    return this.out;
+    yield* this.takeOut();
+  }
+
+  /** The output collected so far, handed on and forgotten. */
+  private *takeOut(): Generator<OutputMessage> {
+    if (this.out.length === 0) return;
+    this.forwarded = true;
+    yield* this.out.splice(0, this.out.length);
   }
 
   private stateOf(id: Id): PersonState {
@@ -250,7 +266,7 @@ class TrajectoryCall {
   }
 
   /** An end-of-load marker: load k closes once every input table has sent its k-th marker. */
-  private endOfLoad(m: StageMessage, value: EndValue): void {
+  private *endOfLoad(m: StageMessage, value: EndValue): Generator<OutputMessage> {
     this.save();
     const prev = this.endState();
     const counts = { ...prev.counts, [value.table]: (prev.counts[value.table] ?? 0) + 1 };
@@ -265,8 +281,10 @@ class TrajectoryCall {
         continue;
       }
       this.out.push(streamMessage(this.opts.eventsTopic, this.ctx.partition, { k: 'end', table: 'events' } satisfies EndValue));
-      // The stage takes an array today: the close's slices are drained into it here.
-      for (const out of closeLoad(this.store, this.events, closed, this.ctx.partition, this.opts, watermark)) this.out.push(out);
+      yield* this.takeOut();
+      // Drained here, before the next load's close or message changes the stores it reads.
+      yield* closeLoad(this.store, this.events, closed, this.ctx.partition, this.opts, watermark);
+      this.forwarded = true;
     }
     this.store.set(END_KEY, { counts, closed, watermark } as never);
     this.openLoad = closed + 1;

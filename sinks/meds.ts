@@ -52,47 +52,17 @@ export async function exportMeds(
   await conn.run(`CREATE OR REPLACE TEMP TABLE medrep_codes AS
     SELECT concept_id, vocabulary_id || '/' || concept_code AS code, concept_name AS description
     FROM concept WHERE vocabulary_id IS NOT NULL AND concept_code IS NOT NULL`);
-  const codeExpr = `coalesce(c.code, 'OMOP_CONCEPT/' || e.concept_id)`;
   for (const shard of eventShards) {
     const src = sqlString(path.join(out, shard.path));
     const rel = path.posix.join('meds', 'data', path.basename(shard.path));
-    const select = `
-      WITH ev AS (SELECT * FROM read_parquet(${src})),
-      subjects AS (SELECT DISTINCT person_id FROM ev)
-      SELECT subject_id, time, code, numeric_value, "table", concept_id, source_concept_id, decile, unit, visit_occurrence_id, origin FROM (
-        SELECT p.person_id AS subject_id, ${BIRTH_TIMESTAMP_SQL('p')} AS time, '${MEDS_BIRTH}' AS code, NULL::FLOAT AS numeric_value,
-               'person' AS "table", NULL::BIGINT AS concept_id, NULL::BIGINT AS source_concept_id, NULL::TINYINT AS decile,
-               NULL::VARCHAR AS unit, NULL::BIGINT AS visit_occurrence_id, 'person:' || p.person_id AS origin, 0 AS k
-          FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
-        UNION ALL
-        SELECT p.person_id, NULL::TIMESTAMP, 'GENDER/' || coalesce(p.gender_concept_id, 0), NULL::FLOAT, 'person', p.gender_concept_id, NULL, NULL,
-               NULL, NULL, 'person:' || p.person_id, -1
-          FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
-        UNION ALL
-        SELECT e.person_id, e.time, CASE WHEN e."table" = 'death' THEN '${MEDS_DEATH}' ELSE ${codeExpr} END, CAST(e.value AS FLOAT), e."table",
-               e.concept_id, e.source_concept_id, e.decile, e.unit, e.visit_occurrence_id, e.origin, 1
-          FROM ev e LEFT JOIN medrep_codes c USING (concept_id)
-        UNION ALL
-        -- The cause of a death, as its own event right after MEDS_DEATH.
-        SELECT e.person_id, e.time, ${codeExpr}, NULL::FLOAT, e."table", e.concept_id, e.source_concept_id, NULL, NULL,
-               e.visit_occurrence_id, e.origin, 2
-          FROM ev e LEFT JOIN medrep_codes c USING (concept_id) WHERE e."table" = 'death' AND e.concept_id <> 0
-      ) ORDER BY subject_id, time NULLS FIRST, k, origin`;
+    const select = medsShardSql(src);
     add(await copyToParquet(conn, select, path.join(out, rel)), rel);
   }
   // metadata/codes.parquet: every code in the data with its description and "Is a" parents.
   const codesRel = 'meds/metadata/codes.parquet';
   // Every code of the data files: the concepts' codes, MEDS_BIRTH, MEDS_DEATH and the gender codes.
   const dataFiles = `read_parquet([${entries.filter((e) => e.path.startsWith('meds/data/')).map((e) => sqlString(path.join(out, e.path))).join(', ')}])`;
-  const codesSelect = eventShards.length
-    ? `WITH used AS (SELECT code, min(concept_id) AS concept_id FROM ${dataFiles} GROUP BY code)
-       SELECT u.code,
-              CASE u.code WHEN '${MEDS_BIRTH}' THEN 'birth' WHEN '${MEDS_DEATH}' THEN 'death' ELSE c.description END AS description,
-              CASE WHEN u.code IN ('${MEDS_BIRTH}', '${MEDS_DEATH}') OR u.code LIKE 'GENDER/%' THEN []::VARCHAR[]
-                   ELSE coalesce((SELECT list(p.code ORDER BY p.code) FROM concept_relationship r JOIN medrep_codes p ON p.concept_id = r.concept_id_2
-                                   WHERE r.concept_id_1 = u.concept_id AND r.relationship_id = 'Is a'), []::VARCHAR[]) END AS parent_codes
-         FROM used u LEFT JOIN medrep_codes c ON c.concept_id = u.concept_id ORDER BY u.code`
-    : `SELECT NULL::VARCHAR AS code, NULL::VARCHAR AS description, []::VARCHAR[] AS parent_codes WHERE false`;
+  const codesSelect = medsCodesSql(eventShards.length ? dataFiles : null);
   add({ ...(await copyToParquet(conn, codesSelect, path.join(out, codesRel))), kind: 'meds' }, codesRel);
   // metadata/subject_splits.parquet
   const ids = [...splits.keys()].sort(compareIds);
@@ -119,4 +89,50 @@ export async function exportMeds(
   };
   writeFileAtomic(path.join(out, 'meds/metadata/dataset.json'), new TextEncoder().encode(JSON.stringify(dataset, null, 2) + '\n'));
   return entries;
+}
+
+/** A concept's MEDS code: <vocabulary_id>/<concept_code> when the vocabulary has it, else OMOP_CONCEPT/<id>. */
+const CODE_SQL = `coalesce(c.code, 'OMOP_CONCEPT/' || e.concept_id)`;
+
+/**
+ * One MEDS data file from one events shard (`src`, an SQL string): each subject's birth and
+ * gender, then its events, a death's cause right after MEDS_DEATH, in MEDS order.
+ */
+function medsShardSql(src: string): string {
+  const codeExpr = CODE_SQL;
+  return `
+    WITH ev AS (SELECT * FROM read_parquet(${src})),
+    subjects AS (SELECT DISTINCT person_id FROM ev)
+    SELECT subject_id, time, code, numeric_value, "table", concept_id, source_concept_id, decile, unit, visit_occurrence_id, origin FROM (
+      SELECT p.person_id AS subject_id, ${BIRTH_TIMESTAMP_SQL('p')} AS time, '${MEDS_BIRTH}' AS code, NULL::FLOAT AS numeric_value,
+             'person' AS "table", NULL::BIGINT AS concept_id, NULL::BIGINT AS source_concept_id, NULL::TINYINT AS decile,
+             NULL::VARCHAR AS unit, NULL::BIGINT AS visit_occurrence_id, 'person:' || p.person_id AS origin, 0 AS k
+        FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
+      UNION ALL
+      SELECT p.person_id, NULL::TIMESTAMP, 'GENDER/' || coalesce(p.gender_concept_id, 0), NULL::FLOAT, 'person', p.gender_concept_id, NULL, NULL,
+             NULL, NULL, 'person:' || p.person_id, -1
+        FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
+      UNION ALL
+      SELECT e.person_id, e.time, CASE WHEN e."table" = 'death' THEN '${MEDS_DEATH}' ELSE ${codeExpr} END, CAST(e.value AS FLOAT), e."table",
+             e.concept_id, e.source_concept_id, e.decile, e.unit, e.visit_occurrence_id, e.origin, 1
+        FROM ev e LEFT JOIN medrep_codes c USING (concept_id)
+      UNION ALL
+      -- The cause of a death, as its own event right after MEDS_DEATH.
+      SELECT e.person_id, e.time, ${codeExpr}, NULL::FLOAT, e."table", e.concept_id, e.source_concept_id, NULL, NULL,
+             e.visit_occurrence_id, e.origin, 2
+        FROM ev e LEFT JOIN medrep_codes c USING (concept_id) WHERE e."table" = 'death' AND e.concept_id <> 0
+    ) ORDER BY subject_id, time NULLS FIRST, k, origin`;
+}
+
+/** metadata/codes: every code of the data files (`dataFiles` a read_parquet; null: no file) with its description and "Is a" parents. */
+function medsCodesSql(dataFiles: string | null): string {
+  return dataFiles !== null
+    ? `WITH used AS (SELECT code, min(concept_id) AS concept_id FROM ${dataFiles} GROUP BY code)
+       SELECT u.code,
+              CASE u.code WHEN '${MEDS_BIRTH}' THEN 'birth' WHEN '${MEDS_DEATH}' THEN 'death' ELSE c.description END AS description,
+              CASE WHEN u.code IN ('${MEDS_BIRTH}', '${MEDS_DEATH}') OR u.code LIKE 'GENDER/%' THEN []::VARCHAR[]
+                   ELSE coalesce((SELECT list(p.code ORDER BY p.code) FROM concept_relationship r JOIN medrep_codes p ON p.concept_id = r.concept_id_2
+                                   WHERE r.concept_id_1 = u.concept_id AND r.relationship_id = 'Is a'), []::VARCHAR[]) END AS parent_codes
+         FROM used u LEFT JOIN medrep_codes c ON c.concept_id = u.concept_id ORDER BY u.code`
+    : `SELECT NULL::VARCHAR AS code, NULL::VARCHAR AS description, []::VARCHAR[] AS parent_codes WHERE false`;
 }

@@ -8,7 +8,7 @@ import { DecileBinner } from '../../transforms/deciles';
 import { EventCanonicalizer, unitNamer } from '../../transforms/events';
 import { emptyCanonicalEvent, emptyOmopEventRow } from '../../schemas/canonicalEvent';
 import { ConceptNormalizer } from '../../transforms/normalize';
-import { birthMs, idOr, intOr, rowEventFields, timeMs } from './rowFields';
+import { birthMs, idOr, intOr, readEventRow, timeMs } from './rowFields';
 import { parseId } from '../../schemas/ids';
 import { stringifyJsonExact } from '../../schemas/exactJson';
 import { decodeOmopMessage, OmopInputError } from './omopInputCodec';
@@ -57,24 +57,13 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
     }
     const empty = (): EventsBatchValue => ({ k: 'events', table, versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] });
     return columnarBatches(messages, ctx, table, eventsTopic, empty, (batch, json, m, element) => {
-      const f = rowEventFields(json, ev);
-      if (f.t === null) {
+      if (!readEventRow(json, ev, row)) {
         ctx.deadLetter(m, 'invalid-row', `column ${ev.dateColumn}: no readable date`, table, element);
         return;
       }
-      row.personId = f.personId;
-      row.timeMs = f.t;
-      row.conceptId = f.conceptId;
-      row.sourceConceptId = f.sourceConceptId;
-      row.value = f.value;
-      row.unitConceptId = f.unitConceptId;
-      row.unitSource = f.unitSource;
-      row.visitId = f.visitId;
-      row.rowId = f.rowId;
-      row.row = f.rn;
       canon.canonicalizeRow(table, ev, row, event);
       pushEvent(batch, event);
-      batch.rc.push(f.conceptId);
+      batch.rc.push(row.conceptId);
       // The labeler reads dates: visit start and end, death date (00:00).
       batch.sd.push(table === 'visit_occurrence' ? timeMs(json.visit_start_date) : table === 'death' ? timeMs(json.death_date) : null);
       batch.ed.push(table === 'visit_occurrence' ? timeMs(json.visit_end_date) : null);

@@ -2,6 +2,7 @@
 // views (sources/eventSource.ts): ids as exact Ids (0 when absent), the time as
 // coalesce(datetime, date) in epoch milliseconds (UTC, date-only at 00:00), the source row number.
 import { EventMapping } from '../../schemas/omop';
+import type { OmopEventRow } from '../../schemas/canonicalEvent';
 import { Id, parseId } from '../../schemas/ids';
 
 const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?/;
@@ -37,36 +38,26 @@ export function numberOrNull(v: unknown): number | null {
   return null;
 }
 
-export interface RowEventFields {
-  personId: Id;
-  t: number | null;
-  conceptId: Id;
-  sourceConceptId: Id;
-  value: number | null;
-  unitConceptId: Id;
-  unitSource: string | null;
-  visitId: Id | null;
-  rowId: Id;
-  /** 1-based row in the source file (0 when the producer did not say). */
-  rn: number;
-}
-
-export function rowEventFields(row: Record<string, unknown>, ev: EventMapping): RowEventFields {
-  const rn = intOr(row.__row, 0);
+/**
+ * Reads a JSON row's event fields into `into` (reused across rows), as the local runner's SQL
+ * reads the typed view. False when the row has no readable date: it makes no event.
+ */
+export function readEventRow(row: Record<string, unknown>, ev: EventMapping, into: OmopEventRow): boolean {
   const t = timeMs(ev.datetimeColumn ? row[ev.datetimeColumn] : null) ?? timeMs(row[ev.dateColumn]);
+  if (t === null) return false;
+  const rn = intOr(row.__row, 0);
   const unitSource = ev.unitSourceColumn ? row[ev.unitSourceColumn] : null;
-  return {
-    personId: idOr(row.person_id, 0),
-    t,
-    conceptId: idOr(row[ev.conceptColumn], 0),
-    sourceConceptId: ev.sourceConceptColumn ? idOr(row[ev.sourceConceptColumn], 0) : 0,
-    value: ev.valueColumn ? numberOrNull(row[ev.valueColumn]) : null,
-    unitConceptId: ev.unitConceptColumn ? idOr(row[ev.unitConceptColumn], 0) : 0,
-    unitSource: typeof unitSource === 'string' ? unitSource : unitSource === null || unitSource === undefined ? null : String(unitSource),
-    visitId: ev.visitColumn ? idOr(row[ev.visitColumn], null) : null,
-    rowId: (ev.idColumn ? idOr(row[ev.idColumn], null) : null) ?? rn,
-    rn,
-  };
+  into.personId = idOr(row.person_id, 0);
+  into.timeMs = t;
+  into.conceptId = idOr(row[ev.conceptColumn], 0);
+  into.sourceConceptId = ev.sourceConceptColumn ? idOr(row[ev.sourceConceptColumn], 0) : 0;
+  into.value = ev.valueColumn ? numberOrNull(row[ev.valueColumn]) : null;
+  into.unitConceptId = ev.unitConceptColumn ? idOr(row[ev.unitConceptColumn], 0) : 0;
+  into.unitSource = typeof unitSource === 'string' ? unitSource : unitSource === null || unitSource === undefined ? null : String(unitSource);
+  into.visitId = ev.visitColumn ? idOr(row[ev.visitColumn], null) : null;
+  into.rowId = (ev.idColumn ? idOr(row[ev.idColumn], null) : null) ?? rn;
+  into.row = rn;
+  return true;
 }
 
 /** Birth time as BIRTH_TIMESTAMP_SQL computes it: birth_datetime, else year/month/day (missing parts 1). */

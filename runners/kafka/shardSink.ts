@@ -204,32 +204,8 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], observer?: 
       p = undefined;
       loads = saved && BigInt(saved.next) <= first ? saved : NO_LOADS;
     }
-    const write = (q: Pending) => {
-      const range = { topic: ctx.topic, partition: ctx.partition, from: q.from, to: q.last };
-      const files: Array<[string, string | undefined, () => arrow.Table]> =
-        sink.kind === 'samples'
-          ? sampleTasks(q.values).map((task) => [path.posix.join(sink.dir, task, shardFileName(range)), task, () => sampleTable(q.values, task)])
-          : [[path.posix.join(sink.dir, shardFileName(range)), undefined, () => shardTable(sink.kind as 'events' | 'pretrain', q.values)]];
-      for (const [rel, task, table] of files) {
-        const file = path.join(out, rel);
-        // A shard already on disk is the same file (its boundaries depend only on the messages).
-        const made = fs.existsSync(file) ? null : writeParquetAtomic(file, table());
-        const rows = made ? made.rows : task === undefined ? q.rows : sampleRows(q.values, task);
-        const content = made ? { content: { bytes: made.bytes, sha256: made.sha256 } } : {};
-        observer?.written({ path: rel, kind: sink.kind, ...(task === undefined ? {} : { task }), range, rows, ...content });
-      }
-      // Corrections of labels emitted by an earlier load: samples/<task>/corrections/<range>.json.
-      if (sink.kind === 'samples') {
-        for (const [task, list] of sampleCorrections(q.values)) {
-          const rel = correctionsPath(sink.dir, task, range);
-          const bytes = correctionsBytes(list);
-          writeFileAtomic(path.join(out, rel), bytes);
-          observer?.written({ path: rel, kind: 'corrections', task, range, rows: list.length, content: { bytes: bytes.length, sha256: sha256(bytes) } });
-        }
-      }
-    };
     const close = (q: Pending): undefined => {
-      if (q.rows > 0) write(q);
+      if (q.rows > 0) writeShards(out, sink, q, { topic: ctx.topic, partition: ctx.partition, from: q.from, to: q.last }, observer);
       return undefined;
     };
     const { rows, bytes, maxAgeMs } = sink.bounds;
@@ -261,4 +237,29 @@ export function shardSinkTransform(out: string, topics: SinkTopic[], observer?: 
     observer?.commitThrough(ctx.topic, ctx.partition, BigInt(commit.next));
     return [];
   };
+}
+
+/** Writes what a closed range gathered: its shard files (one per task for samples) and corrections. */
+function writeShards(out: string, sink: SinkTopic, q: Pending, range: ShardRange, observer?: SinkObserver): void {
+  const files: Array<[string, string | undefined, () => arrow.Table]> =
+    sink.kind === 'samples'
+      ? sampleTasks(q.values).map((task) => [path.posix.join(sink.dir, task, shardFileName(range)), task, () => sampleTable(q.values, task)])
+      : [[path.posix.join(sink.dir, shardFileName(range)), undefined, () => shardTable(sink.kind as 'events' | 'pretrain', q.values)]];
+  for (const [rel, task, table] of files) {
+    const file = path.join(out, rel);
+    // A shard already on disk is the same file (its boundaries depend only on the messages).
+    const made = fs.existsSync(file) ? null : writeParquetAtomic(file, table());
+    const rows = made ? made.rows : task === undefined ? q.rows : sampleRows(q.values, task);
+    const content = made ? { content: { bytes: made.bytes, sha256: made.sha256 } } : {};
+    observer?.written({ path: rel, kind: sink.kind, ...(task === undefined ? {} : { task }), range, rows, ...content });
+  }
+  // Corrections of labels emitted by an earlier load: samples/<task>/corrections/<range>.json.
+  if (sink.kind === 'samples') {
+    for (const [task, list] of sampleCorrections(q.values)) {
+      const rel = correctionsPath(sink.dir, task, range);
+      const bytes = correctionsBytes(list);
+      writeFileAtomic(path.join(out, rel), bytes);
+      observer?.written({ path: rel, kind: 'corrections', task, range, rows: list.length, content: { bytes: bytes.length, sha256: sha256(bytes) } });
+    }
+  }
 }

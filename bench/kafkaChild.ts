@@ -47,7 +47,8 @@ async function main(): Promise<void> {
       },
     });
     const consumed = Object.fromEntries(Object.entries(r.stages).map(([k, v]) => [k, v.consumed]));
-    result = { seconds: secs(), activeSeconds: lastCommit, lastCommitEpochMs, cpuSecondsAtLastCommit: cpuAtLastCommit, shards: r.shards, rows: r.rows, consumed };
+    const rowsConsumed = Object.fromEntries(Object.entries(r.stages).map(([k, v]) => [k, v.rowsConsumed]));
+    result = { seconds: secs(), activeSeconds: lastCommit, lastCommitEpochMs, cpuSecondsAtLastCommit: cpuAtLastCommit, shards: r.shards, rows: r.rows, consumed, rowsConsumed };
   } else throw new Error(`unknown job ${what}`);
   const cpu = process.cpuUsage();
   process.stdout.write(JSON.stringify({ job: what, ...result, cpuSeconds: (cpu.user + cpu.system) / 1e6, maxRssMb: process.resourceUsage().maxRSS / 1024 }) + '\n');

@@ -1,7 +1,7 @@
 // Whether a worker holds its share of the group's partitions. The co-partitioned assigner gives
 // every member floor(P / members) or more, so a member holding less was assigned in a generation
-// that did not count it (it joined while another member was still inside a long batch, which
-// kafkajs rejoins only after): it has work coming, from a rebalance, and must not leave as idle.
+// that did not count it: a rejoin gives it its share, and leaving as idle would leave that share
+// to the others. A group still rebalancing may yet give partitions to anyone.
 import { Admin } from 'kafkajs';
 
 export interface GroupShare {

@@ -110,7 +110,10 @@ async function streamWorkers(n: number, args: string[], t0: number) {
     cpuSeconds: runs.reduce((a, r) => a + (r.cpuSeconds as number), 0),
     shards: sum('shards'),
     rows: sum('rows'),
-    perWorker: runs.map((r) => ({ active_seconds: r.activeSeconds, cpu_seconds: r.cpuSeconds, peak_rss_mb: r.maxRssMb, consumed: r.consumed })),
+    perWorker: runs.map((r) => ({
+      active_seconds: r.activeSeconds, cpu_seconds: r.cpuSeconds, peak_rss_mb: r.maxRssMb, consumed: r.consumed, rows_consumed: r.rowsConsumed,
+      canonicalize_rows_per_second: ((r.rowsConsumed as Record<string, number>).canonicalize ?? 0) / (r.activeSeconds as number),
+    })),
   };
 }
 

@@ -7,12 +7,15 @@
 // (several worker processes: the last of theirs ends the run). `cpuSeconds`: the process's user +
 // system CPU (startup included), `cpuSecondsAtLastCommit` the same up to the last commit (startup
 // included, the idle wait and the manifest and rejects written at the end not).
+// MEDREP_BENCH_LOG=1: the stages' lines (partitions assigned, idle decisions) to stderr, each with the process id.
 import { Kafka, logLevel } from 'kafkajs';
 import { kafkaJsConfig, kafkaOptions } from '../runners/kafka/config';
 import { produceOmop } from '../runners/kafka/omopLoad';
 import { runStream, STREAM_STAGES, StreamStage } from '../runners/kafka/streamRunner';
 import { OmopMessageFormat } from '../runners/kafka/omopProducer';
 import { silentLogger } from '../common/progress';
+
+const stageLog = { info: (l: string) => process.stderr.write(`[${process.pid}] ${l}\n`), warn: (l: string) => process.stderr.write(`[${process.pid}] ${l}\n`) };
 
 async function main(): Promise<void> {
   const [what, omop, brokers, prefix, a, b, idle, stageList] = process.argv.slice(2);
@@ -34,7 +37,7 @@ async function main(): Promise<void> {
       kafka, client, out: b, vocab: omop, artifacts: a, exitWhenIdleMs: idle === undefined ? 3000 : Number(idle), healthIntervalMs: 0, handleSignals: false, force: true,
       // As the local runner it is compared with (local-no-meds); several workers would also race on one meds/ folder.
       meds: false,
-      stages, log: silentLogger, onPhase: (phase) => {
+      stages, log: process.env.MEDREP_BENCH_LOG === '1' ? stageLog : silentLogger, onPhase: (phase) => {
         if (phase === 'committed') {
           lastCommit = secs();
           lastCommitEpochMs = Date.now();
@@ -44,7 +47,8 @@ async function main(): Promise<void> {
       },
     });
     const consumed = Object.fromEntries(Object.entries(r.stages).map(([k, v]) => [k, v.consumed]));
-    result = { seconds: secs(), activeSeconds: lastCommit, lastCommitEpochMs, cpuSecondsAtLastCommit: cpuAtLastCommit, shards: r.shards, rows: r.rows, consumed };
+    const rowsConsumed = Object.fromEntries(Object.entries(r.stages).map(([k, v]) => [k, v.rowsConsumed]));
+    result = { seconds: secs(), activeSeconds: lastCommit, lastCommitEpochMs, cpuSecondsAtLastCommit: cpuAtLastCommit, shards: r.shards, rows: r.rows, consumed, rowsConsumed };
   } else throw new Error(`unknown job ${what}`);
   const cpu = process.cpuUsage();
   process.stdout.write(JSON.stringify({ job: what, ...result, cpuSeconds: (cpu.user + cpu.system) / 1e6, maxRssMb: process.resourceUsage().maxRSS / 1024 }) + '\n');

@@ -39,6 +39,7 @@ export const SUITES = {
     'sources/memoryLimit', 'sources/strictInput', 'synth/synth', 'trainers/behrt/attentionAnalysis',
     'trainers/behrt/behrtExternal', 'trainers/behrt/trainOneClass', 'trainers/graph/conceptGraph',
     'trainers/representations/importRepresentations', 'transforms/labels/labelReference',
+    'runners/kafka/kafkaScaleOut',
   ],
 };
 

@@ -14,6 +14,7 @@
 import { Batch, Consumer, KafkaMessage } from 'kafkajs';
 import { CONSUMER_TIMEOUTS } from './config';
 import { copartitionAssigner } from './copartitionAssigner';
+import { groupShare, shareShortfall } from './groupShare';
 import { HealthSnapshot, partitionsAtEnd, StageHealth } from './health';
 import { PartitionTasks } from './partitionTask';
 import { TransformEnvironmentError } from './stageTransform';
@@ -56,9 +57,12 @@ export class StageWorker {
   /** Batches eachBatch returned from without processing them all (topic, partition, last offset). */
   private readonly unfinishedBatches = new Set<string>();
   private joined = false;
+  /** Partitions of each input topic (the same count for all). */
+  private partitions = 0;
   /** Batches (and ticks) being processed now: a stage is never idle while one runs (or fails and retries). */
   private busy = 0;
   private checkingIdle = false;
+  private lastShortfall: string | null = null;
   private ticking = false;
   private upstreamRunning = false;
   private timers: NodeJS.Timeout[] = [];
@@ -96,6 +100,7 @@ export class StageWorker {
         const detail = inputTopics.map((t, i) => `${t}=${counts[i]}`).join(', ');
         throw new Error(`stage ${this.opts.stage}: input topics must have one partition count (${detail})`);
       }
+      this.partitions = counts[0];
       await ensureTopics(
         admin,
         [...this.tasks.stores.values()].map((s) => changelogTopicSpec(s.changelogTopic, counts[0])),
@@ -309,23 +314,40 @@ export class StageWorker {
       }
     }
     this.checkingIdle = true;
-    this.atEndOnBroker(unknown)
-      .then((atEnd) => {
-        if (atEnd && !this.stopping && this.busy === 0 && Date.now() - this.lastActivity >= idleMs) void this.stop('idle');
+    this.idleVerdict(unknown)
+      .then((verdict) => {
+        if (verdict === 'rejoin') this.rejoin();
+        else if (verdict === 'idle' && !this.stopping && this.busy === 0 && Date.now() - this.lastActivity >= idleMs) void this.stop('idle');
       })
       .catch((e: Error) => this.log(`[medrep ${this.opts.stage}] idle check failed: ${e.message}`))
       .finally(() => (this.checkingIdle = false));
   }
 
-  private async atEndOnBroker(partitions: Array<{ topic: string; partition: number }>): Promise<boolean> {
-    if (partitions.length === 0) return true;
+  /**
+   * Whether this worker, its own partitions consumed, may leave: not while the group rebalances
+   * (it may be given partitions), and not while it holds less than its share (it is rejoined).
+   */
+  private async idleVerdict(unknown: Array<{ topic: string; partition: number }>): Promise<'idle' | 'busy' | 'rejoin'> {
     const admin = this.opts.kafka.admin();
     await admin.connect();
     try {
-      return await partitionsAtEnd(admin, this.groupId, partitions);
+      if (!(await partitionsAtEnd(admin, this.groupId, unknown))) return 'busy';
+      const shortfall = shareShortfall(await groupShare(admin, this.groupId, this.partitions), this.assigned.size);
+      if (shortfall === null) return 'idle';
+      const why = 'wait' in shortfall ? shortfall.wait : shortfall.rejoin;
+      if (why !== this.lastShortfall) this.log(`[medrep ${this.opts.stage}] not idle: ${why}`);
+      this.lastShortfall = why;
+      return 'wait' in shortfall ? 'busy' : 'rejoin';
     } finally {
       await admin.disconnect();
     }
+  }
+
+  /** A new consumer joins the group again, which rebalances it: the assigner then counts this member. */
+  private rejoin(): void {
+    if (this.stopping || !this.joined) return;
+    this.log(`[medrep ${this.opts.stage}] rejoining the group for a share of its partitions`);
+    this.relaunch(1);
   }
 
   private onAssignment(assignment: Record<string, number[]>): void {
@@ -336,6 +358,7 @@ export class StageWorker {
     this.assignment = Object.fromEntries(this.opts.inputTopics.map((t) => [t, [...(assignment[t] ?? [])].sort((a, b) => a - b)]));
     this.health.assigned = [...now].sort((a, b) => a - b);
     this.health.retain(now);
+    this.log(`[medrep ${this.opts.stage}] assigned partitions [${this.health.assigned.join(',')}] of ${this.partitions}`);
     this.joined = true;
     this.lastActivity = Date.now();
   }

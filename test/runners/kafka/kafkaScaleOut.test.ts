@@ -1,0 +1,97 @@
+// Scale-out on a real broker: a second `medrep stream` process that joins while the first is
+// inside long batches of all 6 partitions gets its share of every stage's partitions (it neither
+// waits idle with none nor leaves), and the two processes' shards equal runLocal's.
+import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { generateSynthetic } from '../../../synth';
+import { runLocal } from '../../../runners/local/localRunner';
+import { silentLogger } from '../../../common/progress';
+import { produceOmop } from '../../../runners/kafka/omopLoad';
+import { runStream } from '../../../runners/kafka/streamRunner';
+import { testKafka, uniquePrefix } from '../../helpers/kafka';
+import { tempDir } from '../../helpers';
+import { assertSameRows, kafkaOpts } from '../../helpers/streamCompare';
+import { shareShortfall } from '../../../runners/kafka/groupShare';
+
+const WORKER = path.join(__dirname, '..', '..', 'fixtures', 'streamWorker.js');
+const PARTITIONS = 6;
+
+interface WorkerRun { code: number | null; stderr: string; consumed: Record<string, number> }
+
+function runWorker(env: Record<string, string>): Promise<WorkerRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...env, MEDREP_LOG: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d) => (stderr += d.toString()));
+    child.stdout.on('data', (d) => (stdout += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const last = stdout.trim().split('\n').pop() ?? '';
+      resolve({ code, stderr, consumed: last.startsWith('{') ? (JSON.parse(last) as Record<string, number>) : {} });
+    });
+  });
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('kafka runner scale-out: two workers on 6 partitions (real broker)', function () {
+  this.timeout(360_000);
+
+  it('a worker joining while the first is inside long batches gets partitions of every stage; the shards equal runLocal', async () => {
+    const dir = tempDir('stream-scale');
+    const omop = path.join(dir, 'omop');
+    await generateSynthetic({ persons: 120, seed: 21, out: omop, format: 'parquet', site: 'A' });
+    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
+    const prefix = uniquePrefix();
+    const kafka = kafkaOpts(prefix);
+    const client = testKafka();
+    await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger });
+    const out = path.join(dir, 'stream');
+    const env = {
+      MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'),
+      // Small transactions that each take 150 ms: the first worker's batches are long when the second joins.
+      MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '150', MEDREP_IDLE_MS: '3000',
+    };
+    const first = runWorker(env);
+    await delay(6000);
+    const [a, b] = await Promise.all([first, runWorker(env)]);
+    assert.equal(a.code, 0, a.stderr.slice(-2000));
+    assert.equal(b.code, 0, b.stderr.slice(-2000));
+    for (const [name, w] of [['first', a], ['second', b]] as const) {
+      for (const stage of ['canonicalize', 'trajectory', 'sink']) {
+        assert.ok((w.consumed[stage] ?? 0) > 0, `the ${name} worker's ${stage} consumed messages: ${JSON.stringify([a.consumed, b.consumed])}`);
+      }
+    }
+    // A last pass finds every group drained, then writes the manifest from the shards on disk.
+    const s = await runStream({
+      kafka, client, out, vocab: omop, artifacts: path.join(local.out, 'artifacts'), exitWhenIdleMs: 1500, healthIntervalMs: 0,
+      handleSignals: false, log: silentLogger, meds: false,
+    });
+    assert.equal(s.stages.canonicalize.consumed, 0, 'the two workers consumed everything');
+    await assertSameRows(local.out, out);
+  });
+});
+
+describe('a worker with its partitions consumed leaves only with its share of a stable group', () => {
+  const share = (state: string, members: number, partitions = 6) => ({ state, members, fairShare: Math.floor(partitions / members) });
+
+  it('waits while the group rebalances, even holding partitions', () => {
+    assert.deepEqual(shareShortfall(share('PreparingRebalance', 2), 3), { wait: 'group preparingrebalance' });
+    assert.deepEqual(shareShortfall(share('CompletingRebalance', 1), 6), { wait: 'group completingrebalance' });
+  });
+
+  it('rejoins holding fewer partitions than the fewest a member is given', () => {
+    assert.deepEqual(shareShortfall(share('Stable', 2), 0), { rejoin: '0 partitions of a fair share of 3 (2 members)' });
+    assert.deepEqual(shareShortfall(share('Stable', 4), 0), { rejoin: '0 partitions of a fair share of 1 (4 members)' });
+  });
+
+  it('leaves with its share, and with none when the group has more members than partitions', () => {
+    assert.equal(shareShortfall(share('Stable', 2), 3), null);
+    assert.equal(shareShortfall(share('Stable', 4), 1), null);
+    assert.equal(shareShortfall(share('Stable', 7), 0), null);
+  });
+});

@@ -24,7 +24,7 @@ import { LabelRecord, pruneConditions, retentionHorizon, TaskSummary } from '../
 import { prunableEvents } from '../../transforms/eventRetention';
 import { AppendView } from './appendStore';
 import { OutputMessage } from './stage';
-import { labelPartition, sampleRow, sortedEvents } from './loadClose';
+import { labelPartition, labelledSample, sortedEvents } from './loadClose';
 import { RowBatches } from './rowBatches';
 import { EndValue, LateCounts, SampleRow, SequenceRow, sequenceRow, streamMessage } from './streamValues';
 import { ContinuousCall, ContinuousTrajectory, EVENT_WIDTH, PersonState, PersonStore, TrajectoryOptions, WATERMARK_KEY, eventTimeMs } from './trajectoryState';
@@ -116,7 +116,7 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
     const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
     const split = splitOf(id);
     if (emit.length > 0) {
-      for (const { record, sequence } of assemblePerson(sortedEvents(list), info, emit, opts.maxEvents, false).samples) send(sampleOut.add(sampleRow(record, sequence, split)));
+      for (const { record, sequence } of assemblePerson(sortedEvents(list), info, emit, opts.maxEvents, false).samples) send(sampleOut.add(labelledSample(record, sequence, split)));
     }
     let chunk = s.ck ?? 0;
     for (const [from, to] of ranges) {

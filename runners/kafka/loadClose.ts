@@ -2,7 +2,7 @@
 // and emits the samples it determines (and corrections); each person with new events emits its
 // pretraining chunks (assemblePerson, transforms/personAssembly.ts, as in the local runner). The
 // labelling and window helpers are shared with continuous mode.
-import { EndValue, LateCounts, PretrainBatchValue, SampleRow, SamplesBatchValue, SequenceRow, sequenceRow, streamMessage } from './streamValues';
+import { EndValue, LateCounts, PretrainBatchValue, SampleRow, SamplesBatchValue, SequenceRow, sampleRow, sequenceRow, streamMessage } from './streamValues';
 import { EVENT_WIDTH, PersonStore, TrajectoryOptions, WATERMARK_KEY, emptyStoredEvent, unpackEvent } from './trajectoryState';
 import { RowBatches } from './rowBatches';
 import { splitOf } from '../../transforms/splits';
@@ -51,7 +51,7 @@ function* loadCloseMessages(
     const person = assemblePerson(pe, { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs }, emit, opts.maxEvents, dirty);
     const split = splitOf(id);
     for (const { record, sequence } of person.samples) {
-      const full = sampleOut.add(sampleRow(record, sequence, split));
+      const full = sampleOut.add(labelledSample(record, sequence, split));
       if (full) yield full;
     }
     for (const [k, sequence] of person.chunks.entries()) {
@@ -68,12 +68,11 @@ function* loadCloseMessages(
 }
 
 /** A label record and its window as the samples topic's row (a correction says so). */
-export function sampleRow(r: LabelRecord, seq: Sequence, split: string): SampleRow {
-  return {
+export function labelledSample(r: LabelRecord, seq: Sequence, split: string): SampleRow {
+  return sampleRow(sequenceRow(r.person_id, 0, seq, split), {
     task: r.task, pt: r.prediction_time ?? 0, iv: r.index_visit_id, label: r.label, labels: r.labels,
-    ...sequenceRow(r.person_id, 0, seq, split),
     ...(r.kind === 'correction' ? { kind: 'correction' as const, version: r.version, retracted: r.retracted } : {}),
-  };
+  });
 }
 
 /** A person's stored events (trajectoryState.ts) in the local runner's order: time, table, row id, source row. */

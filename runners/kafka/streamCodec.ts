@@ -13,7 +13,8 @@ import {
 } from '../../schemas/streamSchemas';
 import { Int64Column, ListColumn, NumberColumn, StringColumn, tableOf } from '../../sinks/columns';
 import { CanonicalEventColumns, emptyEventColumns, eventCount, hasLabelerFields, isLabelerColumn } from '../../schemas/eventColumns';
-import type { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SampleRow, SamplesBatchValue, SequenceRow, StreamValue } from './streamValues';
+import { SampleRow, SequenceRow, sampleRow, sequenceRow } from './sequenceRows';
+import type { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SamplesBatchValue, StreamValue } from './streamValues';
 
 /** A message a reader cannot decode: no schema header, a schema (version) this build does not read, or one its topic does not carry. */
 export class StreamSchemaError extends Error {}
@@ -325,7 +326,7 @@ function sequenceRows(col: (name: string) => arrow.Data): SequenceRow[] {
   const c = readLists(col('c'), readIds);
   const d = readLists(col('d'), readNullableNumbers);
   const [a, s, r, m] = (['a', 's', 'r', 'm'] as const).map((k) => readLists(col(k), readNumbers));
-  return p.map((id, i) => ({ p: id, chunk: chunk[i], split: split[i]!, conceptIds: c[i]!, deciles: d[i]!, ages: a[i]!, segments: s[i]!, recordRanks: r[i]!, domains: m[i]! }));
+  return p.map((id, i) => sequenceRow(id, chunk[i], { conceptIds: c[i]!, deciles: d[i]!, ages: a[i]!, segments: s[i]!, recordRanks: r[i]!, domains: m[i]! }, split[i]!));
 }
 
 function decodePretrain(value: Buffer): PretrainBatchValue {
@@ -343,12 +344,10 @@ function decodeSamples(value: Buffer): SamplesBatchValue {
   const kind = readStrings(col('kind'));
   const version = readNullableNumbers(col('version'));
   const retracted = readBools(col('retracted'));
-  const rows: SampleRow[] = sequenceRows(col).map((seq, i) => {
-    const { p, chunk, split, ...window } = seq;
-    const row: SampleRow = { task: task[i]!, p, chunk, split, pt: pt[i], iv: iv[i], label: label[i], labels: labels[i], ...window };
-    if (kind[i] === 'correction') Object.assign(row, { kind: 'correction' as const, version: version[i] ?? undefined, retracted: retracted[i] ?? undefined });
-    return row;
-  });
+  const rows: SampleRow[] = sequenceRows(col).map((window, i) => sampleRow(window, {
+    task: task[i]!, pt: pt[i], iv: iv[i], label: label[i], labels: labels[i],
+    ...(kind[i] === 'correction' ? { kind: 'correction' as const, version: version[i] ?? undefined, retracted: retracted[i] ?? undefined } : {}),
+  }));
   return { k: 'samples', versions: versionsOf(meta), rows };
 }
 

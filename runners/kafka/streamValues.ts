@@ -15,11 +15,13 @@
 import { EVENT_SPECS } from '../../sources/eventSource';
 import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
 import { TaskSummary } from '../../transforms/labels';
-import { Sequence } from '../../transforms/trajectory';
+import { SampleRow, SequenceRow } from './sequenceRows';
 import { Id } from '../../schemas/ids';
 import { CanonicalEventColumns, emptyEventColumns, eventCount } from '../../schemas/eventColumns';
 import { decodeStreamValue, encodeStreamValue } from './streamCodec';
 import { StageMessage, OutputMessage } from './stage';
+
+export { SampleLabel, SampleRow, SequenceRow, sampleRow, sequenceRow } from './sequenceRows';
 
 
 /** Versions of the artifacts a record was made with (carried in every batch). */
@@ -55,30 +57,11 @@ export interface EndValue {
   late?: LateCounts;
 }
 
-export interface SampleRow extends SequenceRow {
-  task: string;
-  pt: number;
-  iv: Id | null;
-  label: number | null;
-  labels: number[] | null;
-  /** A correction of a label an earlier load emitted (absent: a sample). */
-  kind?: 'correction';
-  version?: number;
-  retracted?: boolean;
-}
-
 export interface SamplesBatchValue {
   k: 'samples';
   versions: Versions;
   rows: SampleRow[];
 }
-
-/** A sequence (transforms/trajectory.ts) with its person, chunk and split: built once, read as it is by the codec and the sink. */
-export interface SequenceRow extends Sequence {
-  p: Id; chunk: number; split: string;
-}
-
-export const sequenceRow = (p: Id, chunk: number, seq: Sequence, split: string): SequenceRow => ({ p, chunk, split, ...seq });
 
 export interface PretrainBatchValue {
   k: 'pretrain';

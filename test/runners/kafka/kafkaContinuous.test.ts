@@ -317,7 +317,7 @@ describe('kafka runner, continuous mode: bounded state per person (real broker)'
   });
 });
 
-const WORKER = path.join(__dirname, 'fixtures', 'streamWorker.js');
+const WORKER = path.join(__dirname, '..', '..', 'fixtures', 'streamWorker.js');
 
 function runWorker(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {

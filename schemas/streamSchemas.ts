@@ -5,6 +5,7 @@
 // turn a writer's change into silently wrong rows. Ids are int64 columns (exact to 2^63).
 // A change of a layout is a new version; the reader keeps the old one while topics still hold it.
 import * as arrow from 'apache-arrow';
+import type { CanonicalEventColumns } from './eventColumns';
 
 export const STREAM_SCHEMA_HEADER = 'medrep-schema';
 
@@ -12,17 +13,20 @@ const f = (name: string, type: arrow.DataType, nullable = false) => new arrow.Fi
 const list = (name: string, item: arrow.DataType) => f(name, new arrow.List(new arrow.Field('item', item, true)));
 
 /**
- * Events batch: person, time (ms), concept, source concept, decile (-1 none), value, unit, visit,
- * row id, source row; for the labeler the concept as given and visit start/end or death dates
- * (all null where a batch carries none: metadata `labeler` = `0`). Metadata: `table`, `deciles`,
- * `vocabulary` (the artifact versions).
+ * Events batch: the columns of CanonicalEventColumns (schemas/eventColumns.ts) under their v1
+ * names: person, time (ms), concept, source concept, decile (-1 none), value, unit, visit, row id,
+ * source row; for the labeler the concept as given and visit start/end or death dates (all null
+ * where a batch carries none: metadata `labeler` = `0`). Metadata: `table`, `deciles`,
+ * `vocabulary` (the artifact versions). Wire order is this object's order.
  */
-export const EVENTS_FIELDS = [
-  f('p', new arrow.Int64()), f('t', new arrow.Float64()), f('c', new arrow.Int64()), f('s', new arrow.Int64()), f('d', new arrow.Int8()),
-  f('x', new arrow.Float64(), true), f('u', new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32()), true), f('v', new arrow.Int64(), true),
-  f('r', new arrow.Int64()), f('n', new arrow.Float64()),
-  f('rc', new arrow.Int64(), true), f('sd', new arrow.Float64(), true), f('ed', new arrow.Float64(), true),
-];
+export const EVENTS_COLUMNS: { readonly [K in keyof CanonicalEventColumns]: arrow.Field } = {
+  personId: f('p', new arrow.Int64()), timeMs: f('t', new arrow.Float64()), conceptId: f('c', new arrow.Int64()), sourceConceptId: f('s', new arrow.Int64()),
+  decile: f('d', new arrow.Int8()), value: f('x', new arrow.Float64(), true), unit: f('u', new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32()), true),
+  visitId: f('v', new arrow.Int64(), true), rowId: f('r', new arrow.Int64()), row: f('n', new arrow.Float64()),
+  givenConceptId: f('rc', new arrow.Int64(), true), startDateMs: f('sd', new arrow.Float64(), true), endDateMs: f('ed', new arrow.Float64(), true),
+};
+
+export const EVENTS_FIELDS = Object.values(EVENTS_COLUMNS);
 
 /** Persons batch: person, birth (ms), gender concept, source row. Metadata `rejected`: persons set aside and why (JSON). */
 export const PERSONS_FIELDS = [f('p', new arrow.Int64()), f('b', new arrow.Float64()), f('g', new arrow.Int64()), f('n', new arrow.Float64())];

@@ -2,7 +2,8 @@
 // decile-binned events (EventCanonicalizer, as in the local runner) and persons, as columnar
 // batches on medrep.canonical; unreadable rows -> dead-letter topic (a concept the vocabulary lacks
 // is kept as its own id, as by the local runner).
-import { EventsBatchValue, PersonsBatchValue, ROWS_PER_MESSAGE, Versions, endOf, isEndOfLoad, pushEvent, streamMessage, valueRows } from './streamValues';
+import { EventsBatchValue, PersonsBatchValue, ROWS_PER_MESSAGE, Versions, endOf, eventsBatch, isEndOfLoad, streamMessage, valueRows } from './streamValues';
+import { LabelerFields, pushEvent } from '../../schemas/eventColumns';
 import { ClinicalTable, tableSpec } from '../../schemas/omop';
 import { DecileBinner } from '../../transforms/deciles';
 import { EventCanonicalizer, unitNamer } from '../../transforms/events';
@@ -27,6 +28,7 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
   const versions: Versions = { deciles: art.deciles.version, vocabulary: art.vocabularyArtifact.version };
   const row = emptyOmopEventRow();
   const event = emptyCanonicalEvent();
+  const labeler: LabelerFields = { givenConceptId: 0, startDateMs: null, endDateMs: null };
 
   return (messages: StageMessage[], ctx: StageContext): OutputMessage[] => {
     const table = names.tableOf(ctx.topic);
@@ -55,18 +57,18 @@ export function canonicalizeTransform(names: TopicNames, eventsTopic: string, ar
       for (const m of messages) if (isEndOfLoad(m)) out.push(streamMessage(eventsTopic, ctx.partition, endOf(m, table)));
       return out;
     }
-    const empty = (): EventsBatchValue => ({ k: 'events', table, versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] });
+    const empty = () => eventsBatch(table, versions);
     return columnarBatches(messages, ctx, table, eventsTopic, empty, (batch, json, m, element) => {
       if (!readEventRow(json, ev, row)) {
         ctx.deadLetter(m, 'invalid-row', `column ${ev.dateColumn}: no readable date`, table, element);
         return;
       }
       canon.canonicalizeRow(table, ev, row, event);
-      pushEvent(batch, event);
-      batch.rc.push(row.conceptId);
-      // The labeler reads dates: visit start and end, death date (00:00).
-      batch.sd.push(table === 'visit_occurrence' ? timeMs(json.visit_start_date) : table === 'death' ? timeMs(json.death_date) : null);
-      batch.ed.push(table === 'visit_occurrence' ? timeMs(json.visit_end_date) : null);
+      // The labeler reads the concept as given and dates: visit start and end, death date (00:00).
+      labeler.givenConceptId = row.conceptId;
+      labeler.startDateMs = table === 'visit_occurrence' ? timeMs(json.visit_start_date) : table === 'death' ? timeMs(json.death_date) : null;
+      labeler.endDateMs = table === 'visit_occurrence' ? timeMs(json.visit_end_date) : null;
+      pushEvent(batch, event, labeler);
     });
   };
 }

@@ -24,9 +24,11 @@ import { LabelRecord, pruneConditions, retentionHorizon, TaskSummary } from '../
 import { prunableEvents } from '../../transforms/eventRetention';
 import { AppendView } from './appendStore';
 import { OutputMessage } from './stage';
-import { labelPartition, sampleRowOf, sortedEvents } from './loadClose';
-import { EndValue, LateCounts, ROWS_PER_MESSAGE, SampleRow, SequenceRow, sequenceRow, streamMessage, TOKENS_PER_MESSAGE } from './streamValues';
-import { ContinuousCall, ContinuousTrajectory, EVENT_WIDTH, PersonState, PersonStore, TrajectoryOptions, WATERMARK_KEY } from './trajectoryState';
+import { labelPartition, labelledSample, sortedEvents } from './loadClose';
+import { RowBatches } from './rowBatches';
+import { EndValue, LateCounts, SampleRow, SequenceRow, sequenceRow, streamMessage } from './streamValues';
+import { ContinuousCall, ContinuousTrajectory, EVENT_WIDTH, PersonState, PersonStore, TrajectoryOptions, WATERMARK_KEY, eventTimeMs } from './trajectoryState';
+import { assemblePerson } from '../../transforms/personAssembly';
 import { advanceWatermark, NO_WATERMARK, observeSource, raiseFloor, WatermarkOptions, WatermarkState } from './watermarks';
 
 /** The partition's watermark state (sources' event times, last watermark) in the person store. */
@@ -76,27 +78,6 @@ function hasLabelRecords(s: PersonState): boolean {
   return (s.lv?.length ?? 0) + (s.ld?.length ?? 0) + (s.lc?.length ?? 0) > 0;
 }
 
-/** Output messages of one topic partition, batched by rows and tokens. */
-class Batches<R extends { conceptIds: unknown[] }> {
-  private rows: R[] = [];
-  private tokens = 0;
-  count = 0;
-  constructor(private readonly make: (rows: R[]) => OutputMessage, private readonly out: OutputMessage[]) {}
-
-  add(row: R): void {
-    this.rows.push(row);
-    this.tokens += row.conceptIds.length;
-    this.count++;
-    if (this.rows.length >= ROWS_PER_MESSAGE || this.tokens >= TOKENS_PER_MESSAGE) this.flush();
-  }
-
-  flush(): void {
-    if (this.rows.length) this.out.push(this.make(this.rows));
-    this.rows = [];
-    this.tokens = 0;
-  }
-}
-
 function emitDetermined(store: PersonStore, events: AppendView, partition: number, opts: TrajectoryOptions, c: ContinuousOptions, wm: number | null, forwarded: boolean): OutputMessage[] {
   const out: OutputMessage[] = [];
   const ids = store.keys().filter((k) => !k.startsWith('__')).map((k) => parseId(k) as Id).sort(compareIds);
@@ -113,8 +94,11 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
   }
   const labelerWatermark = (store.get(WATERMARK_KEY) as unknown as number | undefined) ?? null;
   const lateness = opts.allowedLatenessMs ?? 0;
-  const sampleOut = new Batches<SampleRow>((rows) => streamMessage(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows }), out);
-  const chunkOut = new Batches<SequenceRow>((rows) => streamMessage(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows }), out);
+  const sampleOut = new RowBatches<SampleRow>((rows) => streamMessage(opts.samplesTopic, partition, { k: 'samples', versions: opts.versions, rows }));
+  const chunkOut = new RowBatches<SequenceRow>((rows) => streamMessage(opts.pretrainTopic, partition, { k: 'pretrain', versions: opts.versions, rows }));
+  const send = (m: OutputMessage | null) => {
+    if (m) out.push(m);
+  };
   for (const id of ids) {
     const key = String(id);
     const s = store.get(key) as PersonState;
@@ -125,23 +109,21 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
     const n = list.length / EVENT_WIDTH;
     const emit = samples.get(id) ?? [];
     const closed = (s.ce ?? 0) - base;
-    const timeAt = (i: number) => list[i * EVENT_WIDTH] as number;
+    const timeAt = (i: number) => eventTimeMs(list, i);
     const ranges = n > closed ? closingChunks(closed, n, timeAt, wm, opts.maxEvents, c.chunkQuietMs) : [];
     // The state is pruned when the person emits or brings events (what it keeps only changes then).
     if (ranges.length === 0 && emit.length === 0 && (c.retainAll || !events.appended(key))) continue;
     const info = { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs };
     const split = splitOf(id);
     if (emit.length > 0) {
-      const pe = sortedEvents(list);
-      const sr = segmentsAndRanks(pe, s.vs);
-      for (const r of emit) sampleOut.add(sampleRowOf(r, pe, info, sr, split, opts.maxEvents));
+      for (const { record, sequence } of assemblePerson(sortedEvents(list), info, emit, opts.maxEvents, false).samples) send(sampleOut.add(labelledSample(record, sequence, split)));
     }
     let chunk = s.ck ?? 0;
     for (const [from, to] of ranges) {
       // A chunk's events in time order among themselves (its segments and ranks counted within it).
       const pe = sortedEvents(list.slice(from * EVENT_WIDTH, to * EVENT_WIDTH));
       const seq = buildSequence(pe, info, 0, pe.length, segmentsAndRanks(pe, s.vs));
-      chunkOut.add(sequenceRow(id, chunk++, seq, split));
+      send(chunkOut.add(sequenceRow(id, chunk++, seq, split)));
     }
     const emitted = ranges.length > 0 ? ranges[ranges.length - 1][1] : closed;
     let next: PersonState = ranges.length > 0 ? { ...s, ce: base + emitted, ck: chunk } : s;
@@ -153,9 +135,9 @@ function emitDetermined(store: PersonStore, events: AppendView, partition: numbe
     }
     if (next !== s) store.set(key, next);
   }
-  sampleOut.flush();
-  chunkOut.flush();
-  if (!forwarded && sampleOut.count + chunkOut.count === 0) return out;
+  send(sampleOut.take());
+  send(chunkOut.take());
+  if (!forwarded && sampleOut.added + chunkOut.added === 0) return out;
   out.push(streamMessage(opts.eventsTopic, partition, { k: 'end', table: 'events' } satisfies EndValue));
   out.push(streamMessage(opts.pretrainTopic, partition, { k: 'end', table: 'pretrain' } satisfies EndValue));
   const labels = labelled ? { tasks: labelled.summary, late: labelled.late } : {};

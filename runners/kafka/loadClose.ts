@@ -2,11 +2,12 @@
 // and emits the samples it determines (and corrections); each person with new events emits its
 // pretraining chunks (assemblePerson, transforms/personAssembly.ts, as in the local runner). The
 // labelling and window helpers are shared with continuous mode.
-import { EndValue, LateCounts, PretrainBatchValue, ROWS_PER_MESSAGE, SampleRow, SamplesBatchValue, SequenceRow, TOKENS_PER_MESSAGE, sequenceRow, streamMessage } from './streamValues';
-import { EVENT_WIDTH, PersonStore, TrajectoryOptions, WATERMARK_KEY } from './trajectoryState';
+import { EndValue, LateCounts, PretrainBatchValue, SampleRow, SamplesBatchValue, SequenceRow, sampleRow, sequenceRow, streamMessage } from './streamValues';
+import { EVENT_WIDTH, PersonStore, TrajectoryOptions, WATERMARK_KEY, emptyStoredEvent, unpackEvent } from './trajectoryState';
+import { RowBatches } from './rowBatches';
 import { splitOf } from '../../transforms/splits';
-import { PersonEvents, PersonInfo, Sequence } from '../../transforms/trajectory';
-import { SegmentsAndRanks, assemblePerson, sampleSequence } from '../../transforms/personAssembly';
+import { PersonEvents, Sequence } from '../../transforms/trajectory';
+import { assemblePerson } from '../../transforms/personAssembly';
 import { IncrementalLabeler, LabelRecord, TaskSummary } from '../../transforms/labels';
 import { Id, compareIds, parseId } from '../../schemas/ids';
 import { OutputMessage } from './stage';
@@ -50,7 +51,7 @@ function* loadCloseMessages(
     const person = assemblePerson(pe, { birthMs: s.b, genderConceptId: s.g, visitStarts: s.vs }, emit, opts.maxEvents, dirty);
     const split = splitOf(id);
     for (const { record, sequence } of person.samples) {
-      const full = sampleOut.add(sampleRow(record, sequence, split));
+      const full = sampleOut.add(labelledSample(record, sequence, split));
       if (full) yield full;
     }
     for (const [k, sequence] of person.chunks.entries()) {
@@ -66,61 +67,46 @@ function* loadCloseMessages(
   yield streamMessage(opts.samplesTopic, partition, { k: 'end', table: 'samples', watermark: wm, tasks: summary, late } satisfies EndValue);
 }
 
-/** Rows gathered into one message each up to ROWS_PER_MESSAGE rows or TOKENS_PER_MESSAGE tokens. */
-class RowBatches<R extends SequenceRow> {
-  private rows: R[] = [];
-  private tokens = 0;
-  constructor(private readonly message: (rows: R[]) => OutputMessage) {}
-
-  /** Adds a row; returns the batch's message when the row filled it. */
-  add(row: R): OutputMessage | null {
-    this.rows.push(row);
-    this.tokens += row.conceptIds.length;
-    return this.rows.length >= ROWS_PER_MESSAGE || this.tokens >= TOKENS_PER_MESSAGE ? this.take() : null;
-  }
-
-  /** The message of the rows gathered so far (null when none), and an empty batch. */
-  take(): OutputMessage | null {
-    if (this.rows.length === 0) return null;
-    const m = this.message(this.rows);
-    this.rows = [];
-    this.tokens = 0;
-    return m;
-  }
-}
-
 /** A label record and its window as the samples topic's row (a correction says so). */
-function sampleRow(r: LabelRecord, seq: Sequence, split: string): SampleRow {
-  return {
+export function labelledSample(r: LabelRecord, seq: Sequence, split: string): SampleRow {
+  return sampleRow(sequenceRow(r.person_id, 0, seq, split), {
     task: r.task, pt: r.prediction_time ?? 0, iv: r.index_visit_id, label: r.label, labels: r.labels,
-    ...sequenceRow(r.person_id, 0, seq, split),
     ...(r.kind === 'correction' ? { kind: 'correction' as const, version: r.version, retracted: r.retracted } : {}),
-  };
+  });
 }
 
-/** A labeler's record as a sample row: the window of the person's events before its prediction time. */
-export function sampleRowOf(r: LabelRecord, pe: PersonEvents, info: PersonInfo, sr: SegmentsAndRanks, split: string, maxEvents: number): SampleRow {
-  return sampleRow(r, sampleSequence(pe, info, r, maxEvents, sr), split);
-}
-
-/** A person's packed events in the local runner's order: time, table, row id, source row. */
+/** A person's stored events (trajectoryState.ts) in the local runner's order: time, table, row id, source row. */
 export function sortedEvents(list: readonly Id[]): PersonEvents {
   const n = list.length / EVENT_WIDTH;
-  // Time, packed fields and source row are numbers; row id and concept are exact Ids.
-  const at = (i: number, field: number) => list[i * EVENT_WIDTH + field] as number;
-  const id = (i: number, field: number) => list[i * EVENT_WIDTH + field];
+  const times = new Float64Array(n);
+  const tables = new Int32Array(n);
+  const rowIds: Id[] = new Array(n);
+  const rows = new Float64Array(n);
+  const concepts: Id[] = new Array(n);
+  const deciles = new Int8Array(n);
+  const domains = new Int8Array(n);
+  const e = emptyStoredEvent();
+  for (let i = 0; i < n; i++) {
+    unpackEvent(list, i, e);
+    times[i] = e.timeMs;
+    tables[i] = e.tableCode;
+    rowIds[i] = e.rowId;
+    rows[i] = e.row;
+    concepts[i] = e.conceptId;
+    deciles[i] = e.decile;
+    domains[i] = e.domain;
+  }
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  order.sort((a, b) => at(a, 0) - at(b, 0) || (at(a, 1) >> 8) - (at(b, 1) >> 8) || compareIds(id(a, 2), id(b, 2)) || at(a, 3) - at(b, 3));
+  order.sort((a, b) => times[a] - times[b] || tables[a] - tables[b] || compareIds(rowIds[a], rowIds[b]) || rows[a] - rows[b]);
   const conceptIds: Id[] = new Array(n);
   const pe: PersonEvents = { times: new Float64Array(n), conceptIds, deciles: new Int8Array(n), domains: new Int8Array(n), length: n };
   for (let k = 0; k < n; k++) {
     const i = order[k];
-    const packed = at(i, 1);
-    pe.times[k] = at(i, 0);
-    conceptIds[k] = id(i, 4);
-    pe.deciles[k] = ((packed >> 4) & 15) - 1;
-    pe.domains[k] = packed & 15;
+    pe.times[k] = times[i];
+    conceptIds[k] = concepts[i];
+    pe.deciles[k] = deciles[i];
+    pe.domains[k] = domains[i];
   }
   return pe;
 }

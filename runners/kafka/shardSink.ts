@@ -13,7 +13,8 @@ import { writeFileAtomic, writeParquetAtomic } from '../../sinks/parquet';
 import { SequenceBatch } from '../../sinks/sequenceShards';
 import { SampleBatch } from '../../sinks/sampleShards';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
-import { eventAt, parseValue, StreamValue } from './streamValues';
+import { parseValue, StreamValue } from './streamValues';
+import { eventAt, eventCount } from '../../schemas/eventColumns';
 import { emptyCanonicalEvent } from '../../schemas/canonicalEvent';
 import { stringifyJsonExact } from '../../schemas/exactJson';
 import { sha256 } from '../../transforms/hashing';
@@ -42,7 +43,7 @@ export function parseShardFileName(name: string): ShardRange | null {
 
 /** Rows a message holds for a shard (0 for persons and markers). */
 export function shardRows(v: StreamValue): number {
-  return v.k === 'events' ? v.p.length : v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
+  return v.k === 'events' ? eventCount(v) : v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
 }
 
 /** Tasks with samples in a range of messages, in name order (one shard per task). */
@@ -104,7 +105,7 @@ export function shardTable(kind: 'events' | 'pretrain', values: StreamValue[]): 
   if (kind === 'events') {
     const b = new EventBatch();
     const e = emptyCanonicalEvent();
-    for (const v of values) if (v.k === 'events') for (let i = 0; i < v.p.length; i++) b.push(eventAt(v, i, e));
+    for (const v of values) if (v.k === 'events') for (let i = 0; i < eventCount(v); i++) b.push(eventAt(v, v.table, i, e));
     return b.toTable();
   }
   const b = new SequenceBatch();

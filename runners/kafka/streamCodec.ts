@@ -9,10 +9,12 @@ import { lz4FrameCompress, lz4FrameDecompress } from './lz4Frame';
 import { Id, int64Reader } from '../../schemas/ids';
 import { parseJsonExact, stringifyJsonExact } from '../../schemas/exactJson';
 import {
-  EVENTS_FIELDS, PERSONS_FIELDS, PRETRAIN_FIELDS, SAMPLES_FIELDS, STREAM_SCHEMA_HEADER, STREAM_SCHEMAS, STREAM_TOPIC_SCHEMAS, StreamSchemaKind,
+  EVENTS_COLUMNS, EVENTS_FIELDS, PERSONS_FIELDS, PRETRAIN_FIELDS, SAMPLES_FIELDS, STREAM_SCHEMA_HEADER, STREAM_SCHEMAS, STREAM_TOPIC_SCHEMAS, StreamSchemaKind,
 } from '../../schemas/streamSchemas';
 import { Int64Column, ListColumn, NumberColumn, StringColumn, tableOf } from '../../sinks/columns';
-import type { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SampleRow, SamplesBatchValue, SequenceRow, StreamValue } from './streamValues';
+import { CanonicalEventColumns, emptyEventColumns, eventCount, hasLabelerFields, isLabelerColumn } from '../../schemas/eventColumns';
+import { SampleRow, SequenceRow, sampleRow, sequenceRow } from './sequenceRows';
+import type { EventsBatchValue, PersonsBatchValue, PretrainBatchValue, SamplesBatchValue, StreamValue } from './streamValues';
 
 /** A message a reader cannot decode: no schema header, a schema (version) this build does not read, or one its topic does not carry. */
 export class StreamSchemaError extends Error {}
@@ -23,8 +25,6 @@ export interface EncodedValue {
 }
 
 const KIND_OF_SCHEMA = new Map<string, StreamSchemaKind>(Object.entries(STREAM_SCHEMAS).map(([k, v]) => [v, k as StreamSchemaKind]));
-
-const fieldType = (fields: arrow.Field[], name: string) => fields.find((x) => x.name === name)!.type;
 
 // ---------------------------------------------------------------------------------------------
 // writing
@@ -92,27 +92,27 @@ function ipc(table: arrow.Table): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** An events column as its Arrow field says: int64 ids, doubles, int8 deciles or dictionary strings. */
+function eventColumnData(field: arrow.Field, values: readonly unknown[], n: number): arrow.Data {
+  const t = field.type;
+  if (t instanceof arrow.Dictionary) return dictionary(values as (string | null)[], t as arrow.Dictionary<arrow.Utf8, arrow.Int32>);
+  if (t instanceof arrow.Int64) return ids(values as (Id | null)[], n, field.nullable).data(new arrow.Int64());
+  if (t instanceof arrow.Int8) {
+    const d = new NumberColumn(Int8Array, false, Math.max(1, n));
+    for (let i = 0; i < n; i++) d.push(values[i] as number);
+    return d.data(new arrow.Int8());
+  }
+  return doubles(values as (number | null)[], n, field.nullable).data(new arrow.Float64());
+}
+
+const EVENT_COLUMNS = Object.entries(EVENTS_COLUMNS) as [keyof CanonicalEventColumns, arrow.Field][];
+
 function encodeEvents(v: EventsBatchValue): Buffer {
-  const n = v.p.length;
+  const n = eventCount(v);
   // Batches the trajectory stage releases carry no labeler fields: null columns, flagged.
-  const labeler = v.rc.length === n;
-  const none: null[] = [];
-  const col = {
-    p: ids(v.p, n).data(new arrow.Int64()), t: doubles(v.t, n).data(new arrow.Float64()),
-    c: ids(v.c, n).data(new arrow.Int64()), s: ids(v.s, n).data(new arrow.Int64()),
-    d: (() => {
-      const d = new NumberColumn(Int8Array, false, Math.max(1, n));
-      for (let i = 0; i < n; i++) d.push(v.d[i]);
-      return d.data(new arrow.Int8());
-    })(),
-    x: doubles(v.x, n, true).data(new arrow.Float64()),
-    u: dictionary(v.u, fieldType(EVENTS_FIELDS, 'u') as arrow.Dictionary<arrow.Utf8, arrow.Int32>),
-    v: ids(v.v, n, true).data(new arrow.Int64()),
-    r: ids(v.r, n).data(new arrow.Int64()), n: doubles(v.n, n).data(new arrow.Float64()),
-    rc: ids(labeler ? v.rc : none, n, true).data(new arrow.Int64()),
-    sd: doubles(labeler ? v.sd : none, n, true).data(new arrow.Float64()),
-    ed: doubles(labeler ? v.ed : none, n, true).data(new arrow.Float64()),
-  };
+  const labeler = hasLabelerFields(v);
+  const col: Record<string, arrow.Data> = {};
+  for (const [name, field] of EVENT_COLUMNS) col[field.name] = eventColumnData(field, labeler || !isLabelerColumn(name) ? v[name] : [], n);
   const meta = metadata({ table: v.table, deciles: v.versions.deciles, vocabulary: v.versions.vocabulary, labeler: labeler ? '1' : '0' });
   return ipc(tableOf(EVENTS_FIELDS, col, meta));
 }
@@ -295,15 +295,20 @@ function batchOf(value: Buffer): { col: (name: string) => arrow.Data; meta: Map<
 
 const versionsOf = (meta: Map<string, string>) => ({ deciles: meta.get('deciles') ?? '', vocabulary: meta.get('vocabulary') ?? '' });
 
+/** An events column back from its Arrow data, as its field says. */
+function readEventColumn(field: arrow.Field, d: arrow.Data): unknown[] {
+  const t = field.type;
+  if (t instanceof arrow.Dictionary) return readDictionary(d);
+  if (t instanceof arrow.Int64) return field.nullable ? readNullableIds(d) : readIds(d);
+  return field.nullable ? readNullableNumbers(d) : readNumbers(d);
+}
+
 function decodeEvents(value: Buffer): EventsBatchValue {
   const { col, meta } = batchOf(value);
   const labeler = meta.get('labeler') !== '0';
-  return {
-    k: 'events', table: meta.get('table') ?? '', versions: versionsOf(meta),
-    p: readIds(col('p')), t: readNumbers(col('t')), c: readIds(col('c')), s: readIds(col('s')), d: readNumbers(col('d')),
-    x: readNullableNumbers(col('x')), u: readDictionary(col('u')), v: readNullableIds(col('v')), r: readIds(col('r')), n: readNumbers(col('n')),
-    rc: labeler ? readIds(col('rc')) : [], sd: labeler ? readNullableNumbers(col('sd')) : [], ed: labeler ? readNullableNumbers(col('ed')) : [],
-  };
+  const out: EventsBatchValue = { k: 'events', table: meta.get('table') ?? '', versions: versionsOf(meta), ...emptyEventColumns() };
+  for (const [name, field] of EVENT_COLUMNS) if (labeler || !isLabelerColumn(name)) out[name] = readEventColumn(field, col(field.name)) as never;
+  return out;
 }
 
 function decodePersons(value: Buffer): PersonsBatchValue {
@@ -321,7 +326,7 @@ function sequenceRows(col: (name: string) => arrow.Data): SequenceRow[] {
   const c = readLists(col('c'), readIds);
   const d = readLists(col('d'), readNullableNumbers);
   const [a, s, r, m] = (['a', 's', 'r', 'm'] as const).map((k) => readLists(col(k), readNumbers));
-  return p.map((id, i) => ({ p: id, chunk: chunk[i], split: split[i]!, conceptIds: c[i]!, deciles: d[i]!, ages: a[i]!, segments: s[i]!, recordRanks: r[i]!, domains: m[i]! }));
+  return p.map((id, i) => sequenceRow(id, chunk[i], { conceptIds: c[i]!, deciles: d[i]!, ages: a[i]!, segments: s[i]!, recordRanks: r[i]!, domains: m[i]! }, split[i]!));
 }
 
 function decodePretrain(value: Buffer): PretrainBatchValue {
@@ -339,12 +344,10 @@ function decodeSamples(value: Buffer): SamplesBatchValue {
   const kind = readStrings(col('kind'));
   const version = readNullableNumbers(col('version'));
   const retracted = readBools(col('retracted'));
-  const rows: SampleRow[] = sequenceRows(col).map((seq, i) => {
-    const { p, chunk, split, ...window } = seq;
-    const row: SampleRow = { task: task[i]!, p, chunk, split, pt: pt[i], iv: iv[i], label: label[i], labels: labels[i], ...window };
-    if (kind[i] === 'correction') Object.assign(row, { kind: 'correction' as const, version: version[i] ?? undefined, retracted: retracted[i] ?? undefined });
-    return row;
-  });
+  const rows: SampleRow[] = sequenceRows(col).map((window, i) => sampleRow(window, {
+    task: task[i]!, pt: pt[i], iv: iv[i], label: label[i], labels: labels[i],
+    ...(kind[i] === 'correction' ? { kind: 'correction' as const, version: version[i] ?? undefined, retracted: retracted[i] ?? undefined } : {}),
+  }));
   return { k: 'samples', versions: versionsOf(meta), rows };
 }
 

@@ -15,12 +15,13 @@
 import { EVENT_SPECS } from '../../sources/eventSource';
 import { CONTROL_HEADER, END_OF_LOAD, EndOfLoadValue } from './omopLoad';
 import { TaskSummary } from '../../transforms/labels';
-import { Sequence } from '../../transforms/trajectory';
+import { SampleRow, SequenceRow } from './sequenceRows';
 import { Id } from '../../schemas/ids';
-import { CanonicalEvent } from '../../schemas/canonicalEvent';
-import { ClinicalTable, tableSpec } from '../../schemas/omop';
+import { CanonicalEventColumns, emptyEventColumns, eventCount } from '../../schemas/eventColumns';
 import { decodeStreamValue, encodeStreamValue } from './streamCodec';
 import { StageMessage, OutputMessage } from './stage';
+
+export { SampleLabel, SampleRow, SequenceRow, sampleRow, sequenceRow } from './sequenceRows';
 
 
 /** Versions of the artifacts a record was made with (carried in every batch). */
@@ -29,49 +30,15 @@ export interface Versions {
   vocabulary: string;
 }
 
-export interface EventsBatchValue {
+/** A batch of one OMOP table's canonical events: the columns of schemas/eventColumns.ts. */
+export interface EventsBatchValue extends CanonicalEventColumns {
   k: 'events';
   table: string;
   versions: Versions;
-  /** person_id, time (ms), concept, source concept, decile (-1 none), value, unit, visit, row id, source row. */
-  p: Id[]; t: number[]; c: Id[]; s: Id[]; d: number[];
-  x: (number | null)[]; u: (string | null)[]; v: (Id | null)[]; r: Id[]; n: number[];
-  /** For the labeler: the concept id as given, and visit start/end or death dates (00:00, ms). */
-  rc: Id[]; sd: (number | null)[]; ed: (number | null)[];
 }
 
-/** Appends a canonical event of the batch's table to its columns (labeler fields apart). */
-export function pushEvent(batch: EventsBatchValue, e: CanonicalEvent): void {
-  batch.p.push(e.personId);
-  batch.t.push(e.timeMs);
-  batch.c.push(e.conceptId);
-  batch.s.push(e.sourceConceptId);
-  batch.d.push(e.decile);
-  batch.x.push(e.value);
-  batch.u.push(e.unit);
-  batch.v.push(e.visitId);
-  batch.r.push(e.rowId);
-  batch.n.push(e.row);
-}
-
-/** The batch's i-th canonical event, into the slot `out` (returned). */
-export function eventAt(batch: EventsBatchValue, i: number, out: CanonicalEvent): CanonicalEvent {
-  const ev = tableSpec(batch.table as ClinicalTable).events!;
-  out.personId = batch.p[i];
-  out.timeMs = batch.t[i];
-  out.table = ev.eventTable;
-  out.omopTable = batch.table;
-  out.domain = ev.domain;
-  out.conceptId = batch.c[i];
-  out.sourceConceptId = batch.s[i];
-  out.decile = batch.d[i];
-  out.value = batch.x[i];
-  out.unit = batch.u[i];
-  out.visitId = batch.v[i];
-  out.rowId = batch.r[i];
-  out.row = batch.n[i];
-  return out;
-}
+/** An empty events batch of `table` (its events go in with pushEvent, out with eventAt: schemas/eventColumns.ts). */
+export const eventsBatch = (table: string, versions: Versions): EventsBatchValue => ({ k: 'events', table, versions, ...emptyEventColumns() });
 
 export interface PersonsBatchValue {
   k: 'persons';
@@ -90,30 +57,11 @@ export interface EndValue {
   late?: LateCounts;
 }
 
-export interface SampleRow extends SequenceRow {
-  task: string;
-  pt: number;
-  iv: Id | null;
-  label: number | null;
-  labels: number[] | null;
-  /** A correction of a label an earlier load emitted (absent: a sample). */
-  kind?: 'correction';
-  version?: number;
-  retracted?: boolean;
-}
-
 export interface SamplesBatchValue {
   k: 'samples';
   versions: Versions;
   rows: SampleRow[];
 }
-
-/** A sequence (transforms/trajectory.ts) with its person, chunk and split: built once, read as it is by the codec and the sink. */
-export interface SequenceRow extends Sequence {
-  p: Id; chunk: number; split: string;
-}
-
-export const sequenceRow = (p: Id, chunk: number, seq: Sequence, split: string): SequenceRow => ({ p, chunk, split, ...seq });
 
 export interface PretrainBatchValue {
   k: 'pretrain';
@@ -153,7 +101,7 @@ export function parseValue(m: StageMessage): StreamValue {
 
 /** Rows a stream value holds (batches; markers none), for the progress lines. */
 export function valueRows(v: StreamValue): number {
-  if (v.k === 'events') return v.p.length;
+  if (v.k === 'events') return eventCount(v);
   if (v.k === 'persons') return v.p.length + (v.rp?.length ?? 0);
   return v.k === 'pretrain' || v.k === 'samples' ? v.rows.length : 0;
 }

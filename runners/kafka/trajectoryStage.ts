@@ -5,11 +5,11 @@
 // trajectory into pretraining chunks and labels the partition; in continuous mode
 // (`--close-on watermark`) the event-time watermark decides instead (continuousTrajectory.ts).
 import { closeLoad } from './loadClose';
-import { EndValue, EventsBatchValue, LOAD_TABLES, PERSON_STORE, PersonsBatchValue, ROWS_PER_MESSAGE, Versions, parseValue, streamMessage, valueRows } from './streamValues';
-import { ContinuousCall, END_KEY, EVENTS_STORE, EVENT_WIDTH, EndState, PENDING_STORE, PendingRow, PersonState, PersonStore, TrajectoryOptions, WATERMARK_KEY, packEvent } from './trajectoryState';
-import { ClinicalTable, tableSpec } from '../../schemas/omop';
+import { EndValue, EventsBatchValue, LOAD_TABLES, PERSON_STORE, PersonsBatchValue, ROWS_PER_MESSAGE, Versions, eventsBatch, parseValue, streamMessage, valueRows } from './streamValues';
+import { ContinuousCall, END_KEY, EVENTS_STORE, EVENT_WIDTH, EndState, PENDING_STORE, PendingRow, PersonState, PersonStore, TrajectoryOptions, WATERMARK_KEY, packEvent, pendingEvent, pendingRow } from './trajectoryState';
+import { CanonicalEvent, emptyCanonicalEvent } from '../../schemas/canonicalEvent';
+import { eventAt, eventCount, pushEvent } from '../../schemas/eventColumns';
 import { TOKEN_DOMAINS } from '../../transforms/tokens';
-import { tableCode } from '../../sources/eventSource';
 import { Id, compareIds, parseId } from '../../schemas/ids';
 import { stringifyJsonExact } from '../../schemas/exactJson';
 import { StageContext, StageMessage, OutputMessage, StageTransform } from './stage';
@@ -22,15 +22,13 @@ class EventsOut {
   private readonly batches = new Map<string, EventsBatchValue>();
   constructor(private readonly topic: string, private readonly partition: number, private readonly versions: Versions, private readonly out: OutputMessage[]) {}
 
-  add(person: Id, row: PendingRow): void {
-    const table = row[0];
+  add(e: CanonicalEvent): void {
+    const table = e.omopTable;
     let b = this.batches.get(table);
-    if (!b) this.batches.set(table, (b = { k: 'events', table, versions: this.versions, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] }));
-    b.p.push(person);
-    b.t.push(row[1]); b.c.push(row[2]); b.s.push(row[3]); b.d.push(row[4]); b.x.push(row[5]);
-    b.u.push(row[6]); b.v.push(row[7]); b.r.push(row[8]); b.n.push(row[9]);
-    // The sink reads no labeler field (rc, sd, ed): these batches carry none.
-    if (b.p.length >= ROWS_PER_MESSAGE) this.flushTable(table);
+    if (!b) this.batches.set(table, (b = eventsBatch(table, this.versions)));
+    // The sink reads no labeler field: these batches carry none.
+    pushEvent(b, e);
+    if (eventCount(b) >= ROWS_PER_MESSAGE) this.flushTable(table);
   }
 
   flush(): void {
@@ -40,7 +38,7 @@ class EventsOut {
   private flushTable(table: string): void {
     const b = this.batches.get(table)!;
     this.batches.delete(table);
-    if (b.p.length) this.out.push(streamMessage(this.topic, this.partition, b));
+    if (eventCount(b)) this.out.push(streamMessage(this.topic, this.partition, b));
   }
 }
 
@@ -77,7 +75,10 @@ class TrajectoryCall {
   private readonly pending = new Map<string, PendingRow[]>();
   /** The load the rows of this call belong to (1-based). */
   private openLoad: number;
-  private readonly event: Id[] = new Array(EVENT_WIDTH);
+  private readonly packed: Id[] = new Array(EVENT_WIDTH);
+  /** Slots for the event at hand and an earlier one of the same batch. */
+  private readonly event = emptyCanonicalEvent();
+  private readonly earlier = emptyCanonicalEvent();
 
   constructor(private readonly opts: TrajectoryOptions, private readonly indexConcepts: Set<number>, private readonly ctx: StageContext) {
     this.store = ctx.store<PersonState | string[]>(PERSON_STORE) as never;
@@ -137,20 +138,18 @@ class TrajectoryCall {
   }
 
   /** A row of a person with a person row joins the person's trajectory state. */
-  private apply(person: Id, s: PersonState, row: PendingRow): void {
-    const table = row[0];
-    const ev = tableSpec(table as ClinicalTable).events!;
+  private apply(s: PersonState, e: CanonicalEvent): void {
     s.n++;
     s.ln = this.openLoad;
-    if (TOKEN_DOMAINS.has(ev.domain)) {
-      const event = this.event;
-      event[0] = row[1];
-      event[1] = packEvent(tableCode(table), row[4], ev.domain);
-      event[2] = row[8];
-      event[3] = row[9];
-      event[4] = row[2];
-      this.events.append(String(person), event);
-    } else if (ev.eventTable === 'visit') s.vs.push(row[1]);
+    if (TOKEN_DOMAINS.has(e.domain)) this.events.append(String(e.personId), packEvent(e, this.packed));
+    else if (e.table === 'visit') s.vs.push(e.timeMs);
+  }
+
+  /** A waiting row's event joins the person's state and goes on to the events topic. */
+  private release(person: Id, s: PersonState, row: PendingRow): void {
+    const e = pendingEvent(person, row, this.event);
+    this.apply(s, e);
+    this.released.add(e);
   }
 
   private save(): void {
@@ -174,13 +173,13 @@ class TrajectoryCall {
       const list = this.pendingOf(key)!;
       for (const row of list) {
         if (s.b !== null) {
-          this.apply(id, s, row);
-          this.released.add(id, row);
+          this.release(id, s, row);
           continue;
         }
+        const e = pendingEvent(id, row, this.event);
         const reason = s.rj !== undefined ? `person rejected (${s.rj})` : 'person_id not in the person table';
-        const value = stringifyJsonExact({ person_id: id, __row: row[9] });
-        this.ctx.deadLetter(m, 'invalid-row', `column person_id: ${reason}`, row[0], { value, index: rows++ });
+        const value = stringifyJsonExact({ person_id: id, __row: e.row });
+        this.ctx.deadLetter(m, 'invalid-row', `column person_id: ${reason}`, e.omopTable, { value, index: rows++ });
       }
       list.length = 0;
     }
@@ -208,10 +207,7 @@ class TrajectoryCall {
       s.pr = value.n[i];
       const waiting = this.pendingOf(String(value.p[i]));
       if (waiting) {
-        for (const row of waiting) {
-          this.apply(value.p[i], s, row);
-          this.released.add(value.p[i], row);
-        }
+        for (const row of waiting) this.release(value.p[i], s, row);
         waiting.length = 0;
       }
     }
@@ -225,30 +221,29 @@ class TrajectoryCall {
    * topic (the message as it came when every row's person is known); the others wait.
    */
   private clinicalRows(m: StageMessage, value: EventsBatchValue): void {
-    this.continuous?.observe(value.table, value.t);
-    const ev = tableSpec(value.table as ClinicalTable).events!;
-    const rowAt = (j: number): PendingRow => [value.table, value.t[j], value.c[j], value.s[j], value.d[j], value.x[j], value.u[j], value.v[j], value.r[j], value.n[j]];
+    this.continuous?.observe(value.table, value.timeMs);
+    const n = eventCount(value);
     let allKnown = true;
-    for (let i = 0; i < value.p.length; i++) {
-      const s = this.stateOf(value.p[i]);
-      const row = rowAt(i);
+    for (let i = 0; i < n; i++) {
+      const e = eventAt(value, value.table, i, this.event);
+      const s = this.stateOf(e.personId);
       if (s.b !== null) {
-        this.apply(value.p[i], s, row);
-        if (!allKnown) this.released.add(value.p[i], row);
+        this.apply(s, e);
+        if (!allKnown) this.released.add(e);
       } else {
         if (allKnown) {
           // The first row without a person: the rows before it go out as a batch of their own.
           allKnown = false;
-          for (let j = 0; j < i; j++) this.released.add(value.p[j], rowAt(j));
+          for (let j = 0; j < i; j++) this.released.add(eventAt(value, value.table, j, this.earlier));
         }
-        const key = String(value.p[i]);
+        const key = String(e.personId);
         let list = this.pendingOf(key);
         if (!list) this.pending.set(key, (list = []));
-        list.push(row);
+        list.push(pendingRow(e));
       }
-      if (this.opts.tasks.length) this.labelerRecord(s, ev.eventTable, value, i);
+      if (this.opts.tasks.length) this.labelerRecord(s, e.table, value, i);
     }
-    if (allKnown) this.out.push({ topic: this.opts.eventsTopic, partition: this.ctx.partition, key: null, value: m.value, headers: m.headers, rows: value.p.length });
+    if (allKnown) this.out.push({ topic: this.opts.eventsTopic, partition: this.ctx.partition, key: null, value: m.value, headers: m.headers, rows: n });
     else this.released.flush();
   }
 
@@ -259,10 +254,11 @@ class TrajectoryCall {
    * (labelInputs reads them as DOUBLE): a bigint concept is in no concept set either way.
    */
   private labelerRecord(s: PersonState, eventTable: string, value: EventsBatchValue, i: number): void {
-    const rc = Number(value.rc[i]);
-    if (eventTable === 'visit' && this.indexConcepts.has(rc) && value.sd[i] !== null) (s.lv ??= []).push([value.v[i] ?? value.r[i], rc, value.sd[i]!, value.ed[i]]);
-    else if (eventTable === 'death' && value.sd[i] !== null) (s.ld ??= []).push(value.sd[i]!);
-    else if (eventTable === 'condition') (s.lc ??= []).push([rc, value.t[i], value.v[i]]);
+    const rc = Number(value.givenConceptId[i]);
+    const start = value.startDateMs[i];
+    if (eventTable === 'visit' && this.indexConcepts.has(rc) && start !== null) (s.lv ??= []).push([value.visitId[i] ?? value.rowId[i], rc, start, value.endDateMs[i]]);
+    else if (eventTable === 'death' && start !== null) (s.ld ??= []).push(start);
+    else if (eventTable === 'condition') (s.lc ??= []).push([rc, value.timeMs[i], value.visitId[i]]);
   }
 
   /** An end-of-load marker: load k closes once every input table has sent its k-th marker. */

@@ -1,6 +1,9 @@
 // The trajectory stage's state: what it keeps per person (events, visit starts, birth, gender) in
 // changelog-backed stores, the store names and keys, and its options.
 import { Versions } from './streamValues';
+import { CanonicalEvent } from '../../schemas/canonicalEvent';
+import { ClinicalTable, tableSpec } from '../../schemas/omop';
+import { tableCode } from '../../sources/eventSource';
 import { CompiledTask, PersonSnapshot } from '../../transforms/labels';
 import { Id } from '../../schemas/ids';
 import { OutputMessage } from './stage';
@@ -33,22 +36,85 @@ export interface PersonState {
 }
 
 /**
- * Clinical rows of a person whose person row has not come (yet) wait in their own store, in the
- * events batch's fields: table, t, c, s, d, x, u, v, r, n. A person row releases them to the
- * events topic; when the load closes without one they are set aside, as the local runner sets
- * aside the rows of a person absent from (or rejected by) the person table.
+ * Clinical rows of a person whose person row has not come (yet) wait in their own store, an event
+ * a tuple: OMOP table, time, concept, source concept, decile, value, unit, visit, row id, source
+ * row (pendingRow packs, pendingEvent unpacks). A person row releases them to the events topic;
+ * when the load closes without one they are set aside, as the local runner sets aside the rows of
+ * a person absent from (or rejected by) the person table.
  */
 export const PENDING_STORE = 'pending';
 export type PendingRow = [string, number, Id, Id, number, number | null, string | null, Id | null, Id, number];
 
+export const pendingRow = (e: CanonicalEvent): PendingRow => [e.omopTable, e.timeMs, e.conceptId, e.sourceConceptId, e.decile, e.value, e.unit, e.visitId, e.rowId, e.row];
+
+/** A waiting row of `person` as its canonical event, into the slot `out` (returned). */
+export function pendingEvent(person: Id, row: PendingRow, out: CanonicalEvent): CanonicalEvent {
+  const ev = tableSpec(row[0] as ClinicalTable).events!;
+  out.personId = person;
+  out.timeMs = row[1];
+  out.table = ev.eventTable;
+  out.omopTable = row[0];
+  out.domain = ev.domain;
+  out.conceptId = row[2];
+  out.sourceConceptId = row[3];
+  out.decile = row[4];
+  out.value = row[5];
+  out.unit = row[6];
+  out.visitId = row[7];
+  out.rowId = row[8];
+  out.row = row[9];
+  return out;
+}
+
 /**
  * A person's token events live in an append-only store (the changelog carries only new events),
- * EVENT_WIDTH numbers per event: time (ms), packed (table code, decile, domain), row id, source
- * row, concept. Packing keeps a 10M-event state near 400 MB.
+ * the compact form of the state: EVENT_WIDTH numbers per event,
+ *   [0] time (ms), [1] table code * 256 + (decile + 1) * 16 + domain, [2] row id, [3] source row, [4] concept.
+ * packEvent writes one, unpackEvent reads one back; eventTimeMs reads the time alone (chunk
+ * closing and retention read nothing else). Packing keeps a 10M-event state near 400 MB.
  */
 export const EVENTS_STORE = 'events';
 export const EVENT_WIDTH = 5;
-export const packEvent = (code: number, decile: number, domain: number) => code * 256 + (decile + 1) * 16 + domain;
+
+/** What the events store keeps of an event (the table as its code: sources/eventSource.ts tableCode). */
+export interface StoredEvent {
+  timeMs: number;
+  tableCode: number;
+  decile: number;
+  domain: number;
+  rowId: Id;
+  row: number;
+  conceptId: Id;
+}
+
+export const emptyStoredEvent = (): StoredEvent => ({ timeMs: 0, tableCode: 0, decile: -1, domain: 0, rowId: 0, row: 0, conceptId: 0 });
+
+/** A canonical event in the events store's form, into `out` (EVENT_WIDTH slots, returned). */
+export function packEvent(e: CanonicalEvent, out: Id[]): Id[] {
+  out[0] = e.timeMs;
+  out[1] = tableCode(e.omopTable) * 256 + (e.decile + 1) * 16 + e.domain;
+  out[2] = e.rowId;
+  out[3] = e.row;
+  out[4] = e.conceptId;
+  return out;
+}
+
+/** The i-th event of a person's stored list, into the slot `out` (returned). */
+export function unpackEvent(list: readonly Id[], i: number, out: StoredEvent): StoredEvent {
+  const at = i * EVENT_WIDTH;
+  const packed = list[at + 1] as number;
+  out.timeMs = list[at] as number;
+  out.tableCode = packed >> 8;
+  out.decile = ((packed >> 4) & 15) - 1;
+  out.domain = packed & 15;
+  out.rowId = list[at + 2];
+  out.row = list[at + 3] as number;
+  out.conceptId = list[at + 4];
+  return out;
+}
+
+/** The time of the i-th event of a person's stored list. */
+export const eventTimeMs = (list: readonly Id[], i: number): number => list[i * EVENT_WIDTH] as number;
 
 export const END_KEY = '__end_of_load__';
 /** The partition's event-time watermark after its last closed load. */

@@ -8,7 +8,9 @@ import { AppendLogStore } from '../../runners/kafka/appendStore';
 import { continuousTrajectory } from '../../runners/kafka/continuousTrajectory';
 import { trajectoryTransform } from '../../runners/kafka/trajectoryStage';
 import { EVENTS_STORE, EVENT_WIDTH, PENDING_STORE, TrajectoryOptions } from '../../runners/kafka/trajectoryState';
-import { EventsBatchValue, PERSON_STORE, SampleRow, SequenceRow, StreamValue } from '../../runners/kafka/streamValues';
+import { EventsBatchValue, PERSON_STORE, SampleRow, SequenceRow, StreamValue, eventsBatch } from '../../runners/kafka/streamValues';
+import { emptyCanonicalEvent } from '../../schemas/canonicalEvent';
+import { pushEvent } from '../../schemas/eventColumns';
 import { decodeStreamValue, encodeStreamValue } from '../../runners/kafka/streamCodec';
 import { OutputMessage, StageContext, StageMessage } from '../../runners/kafka/stage';
 import { compileTask } from '../../transforms/labels';
@@ -24,11 +26,12 @@ const VERSIONS = { deciles: 'd', vocabulary: 'v' };
 type Row = { p: number; t: number; c: number; d?: number; v?: number | null; sd?: number | null; ed?: number | null };
 
 function batch(table: string, rows: Row[], next: () => number): EventsBatchValue {
-  const b: EventsBatchValue = { k: 'events', table, versions: VERSIONS, p: [], t: [], c: [], s: [], d: [], x: [], u: [], v: [], r: [], n: [], rc: [], sd: [], ed: [] };
+  const b = eventsBatch(table, VERSIONS);
+  const e = emptyCanonicalEvent();
   for (const r of rows) {
     const id = next();
-    b.p.push(r.p); b.t.push(r.t); b.c.push(r.c); b.s.push(0); b.d.push(r.d ?? -1); b.x.push(null); b.u.push(null);
-    b.v.push(r.v ?? null); b.r.push(id); b.n.push(id); b.rc.push(r.c); b.sd.push(r.sd ?? null); b.ed.push(r.ed ?? null);
+    Object.assign(e, { personId: r.p, timeMs: r.t, conceptId: r.c, sourceConceptId: 0, decile: r.d ?? -1, value: null, unit: null, visitId: r.v ?? null, rowId: id, row: id });
+    pushEvent(b, e, { givenConceptId: r.c, startDateMs: r.sd ?? null, endDateMs: r.ed ?? null });
   }
   return b;
 }
@@ -137,6 +140,6 @@ export function runFeed(feed: FeedTransaction[], o: { maxEvents: number; allowed
 /** Token events the feed brings each person (every event it sends but visits, deaths and person rows). */
 export function tokenEventsOf(feed: FeedTransaction[], personId: Id): number {
   let n = 0;
-  for (const t of feed) for (const v of t.values) if (v.k === 'events' && v.table !== 'visit_occurrence' && v.table !== 'death') n += v.p.filter((p) => p === personId).length;
+  for (const t of feed) for (const v of t.values) if (v.k === 'events' && v.table !== 'visit_occurrence' && v.table !== 'death') n += v.personId.filter((p) => p === personId).length;
   return n;
 }

@@ -25,9 +25,9 @@ function events(table: string, rows: number, person = 7): EventsBatchValue {
   const ids = Array.from({ length: rows }, () => nextRow++);
   return {
     k: 'events', table, versions: { deciles: 'd', vocabulary: 'v' },
-    p: ids.map(() => person), t: ids.map((i) => 1_600_000_000_000 + i * 60_000), c: ids.map(() => 3004410), s: ids.map(() => 0), d: ids.map(() => -1),
-    x: ids.map(() => null), u: ids.map(() => null), v: ids.map(() => null), r: ids, n: ids,
-    rc: ids.map(() => 3004410), sd: ids.map(() => null), ed: ids.map(() => null),
+    personId: ids.map(() => person), timeMs: ids.map((i) => 1_600_000_000_000 + i * 60_000), conceptId: ids.map(() => 3004410), sourceConceptId: ids.map(() => 0), decile: ids.map(() => -1),
+    value: ids.map(() => null), unit: ids.map(() => null), visitId: ids.map(() => null), rowId: ids, row: ids,
+    givenConceptId: ids.map(() => 3004410), startDateMs: ids.map(() => null), endDateMs: ids.map(() => null),
   };
 }
 

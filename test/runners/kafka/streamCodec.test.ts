@@ -18,9 +18,9 @@ const roundTrip = (topic: string, v: StreamValue) => decodeStreamValue({ topic, 
 
 const events = (): EventsBatchValue => ({
   k: 'events', table: 'measurement', versions,
-  p: [1, BIG, NEG], t: [1_600_000_000_000, -86_400_000, 0], c: [3004410, BIG, 0], s: [0, 44, NEG], d: [-1, 0, 9],
-  x: [null, 1.5, -0.25], u: ['mg/dL', null, 'mg/dL'], v: [null, BIG, 12], r: [BIG, 2, 3], n: [1, 2, 3_000_000_000],
-  rc: [3004410, BIG, 0], sd: [null, 1_600_000_000_000, null], ed: [null, null, 1_600_086_400_000],
+  personId: [1, BIG, NEG], timeMs: [1_600_000_000_000, -86_400_000, 0], conceptId: [3004410, BIG, 0], sourceConceptId: [0, 44, NEG], decile: [-1, 0, 9],
+  value: [null, 1.5, -0.25], unit: ['mg/dL', null, 'mg/dL'], visitId: [null, BIG, 12], rowId: [BIG, 2, 3], row: [1, 2, 3_000_000_000],
+  givenConceptId: [3004410, BIG, 0], startDateMs: [null, 1_600_000_000_000, null], endDateMs: [null, null, 1_600_086_400_000],
 });
 
 describe('stream codec (Arrow record batches between stages)', () => {
@@ -39,9 +39,9 @@ describe('stream codec (Arrow record batches between stages)', () => {
     const n = 2000;
     const rows = Array.from({ length: n }, (_, i) => i);
     const v: EventsBatchValue = {
-      k: 'events', table: 'measurement', versions, p: rows.map(() => 123456), t: rows.map((i) => 1_600_000_000_000 + i * 3_600_000), c: rows.map((i) => 3000000 + (i % 40)),
-      s: rows.map(() => 0), d: rows.map((i) => i % 10), x: rows.map((i) => (i % 3 ? null : i / 4)), u: rows.map((i) => (i % 3 ? null : 'mg/dL')), v: rows.map((i) => 900 + (i >> 4)),
-      r: rows.map((i) => 5_000_000 + i), n: rows.map((i) => i + 2), rc: rows.map((i) => 3000000 + (i % 40)), sd: rows.map(() => null), ed: rows.map(() => null),
+      k: 'events', table: 'measurement', versions, personId: rows.map(() => 123456), timeMs: rows.map((i) => 1_600_000_000_000 + i * 3_600_000), conceptId: rows.map((i) => 3000000 + (i % 40)),
+      sourceConceptId: rows.map(() => 0), decile: rows.map((i) => i % 10), value: rows.map((i) => (i % 3 ? null : i / 4)), unit: rows.map((i) => (i % 3 ? null : 'mg/dL')), visitId: rows.map((i) => 900 + (i >> 4)),
+      rowId: rows.map((i) => 5_000_000 + i), row: rows.map((i) => i + 2), givenConceptId: rows.map((i) => 3000000 + (i % 40)), startDateMs: rows.map(() => null), endDateMs: rows.map(() => null),
     };
     const enc = encodeStreamValue(v);
     assert.ok(enc.value.length < (n * 101) / 3, `${enc.value.length} bytes for ${n} rows`);
@@ -49,7 +49,7 @@ describe('stream codec (Arrow record batches between stages)', () => {
   });
 
   it('round-trips a released events batch that carries no labeler fields', () => {
-    const v = { ...events(), rc: [], sd: [], ed: [] };
+    const v = { ...events(), givenConceptId: [], startDateMs: [], endDateMs: [] };
     assert.deepEqual(roundTrip('x.medrep.events', v), v);
   });
 
@@ -97,6 +97,7 @@ describe('stream codec (Arrow record batches between stages)', () => {
     const m: StageMessage = { topic: 'medrep.canonical', partition: 0, offset: '0', timestamp: '0', key: null, value: encodeStreamValue(events()).value, headers: { [STREAM_SCHEMA_HEADER]: 'events.arrow.v0' } };
     const store = () => ({ get: () => undefined, set: () => undefined, delete: () => undefined, keys: () => [] });
     const ctx = { topic: m.topic, partition: 0, store, appendStore: () => ({ get: () => undefined, append: () => undefined }), rowsRead: () => undefined, deadLetter: () => undefined } as unknown as StageContext;
-    assert.throws(() => transform([m], ctx), /unknown schema version: medrep-schema events\.arrow\.v0/);
+    // The stage drains the transform's output as it sends it: the error comes as the message is read.
+    assert.throws(() => [...(transform([m], ctx) as Iterable<unknown>)], /unknown schema version: medrep-schema events\.arrow\.v0/);
   });
 });

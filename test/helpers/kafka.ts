@@ -2,6 +2,8 @@
 // 127.0.0.1:9092; .ci/run starts one with scripts/kafka.sh) and give every run its own topic
 // prefix so reruns never see each other's data.
 import { randomBytes } from 'crypto';
+import * as path from 'path';
+import { spawn } from 'child_process';
 import { Kafka, KafkaMessage, logLevel } from 'kafkajs';
 import { kafkaJsConfig, kafkaOptions } from '../../runners/kafka/config';
 import { readToEnd } from '../../runners/kafka/readToEnd';
@@ -37,4 +39,31 @@ export async function readAll(kafka: Kafka, topic: string, readUncommitted = fal
     out.push({ partition, offset: m.offset, timestamp: Number(m.timestamp), key: m.key?.toString() ?? null, value: m.value?.toString() ?? null, bytes: m.value, headers });
   });
   return out;
+}
+
+/** The test stream worker (test/fixtures/streamWorker.ts), configured by MEDREP_* variables. */
+const STREAM_WORKER = path.join(__dirname, '..', 'fixtures', 'streamWorker.js');
+
+export interface StreamWorkerRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  stdout: string;
+}
+
+/** Runs the stream worker as its own process until it exits (SIGKILLed after `timeoutMs`). */
+export function runStreamWorker(env: Record<string, string>, timeoutMs = 120_000): Promise<StreamWorkerRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [STREAM_WORKER], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d) => (stderr += d.toString()));
+    child.stdout.on('data', (d) => (stdout += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr, stdout });
+    });
+  });
 }

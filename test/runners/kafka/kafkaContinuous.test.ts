@@ -8,7 +8,6 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { generateSynthetic } from '../../../synth';
 import { runLocal } from '../../../runners/local/localRunner';
 import { silentLogger } from '../../../common/progress';
@@ -17,7 +16,7 @@ import { OmopRowProducer } from '../../../runners/kafka/omopProducer';
 import { TopicNames } from '../../../runners/kafka/topics';
 import { runStream } from '../../../runners/kafka/streamRunner';
 import { prng } from '../../helpers/syntheticOmop';
-import { BROKERS, testKafka, uniquePrefix } from '../../helpers/kafka';
+import { BROKERS, testKafka, uniquePrefix, runStreamWorker } from '../../helpers/kafka';
 import { lit, sql, tempDir } from '../../helpers';
 import { medrep, medrepAsync } from '../../helpers/cli';
 import { differences, kafkaOpts } from '../../helpers/streamCompare';
@@ -317,21 +316,7 @@ describe('kafka runner, continuous mode: bounded state per person (real broker)'
   });
 });
 
-const WORKER = path.join(__dirname, '..', '..', 'fixtures', 'streamWorker.js');
 
-function runWorker(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stderr });
-    });
-  });
-}
 
 describe('kafka runner, continuous mode under faults (real broker)', function () {
   this.timeout(420_000);
@@ -355,7 +340,7 @@ describe('kafka runner, continuous mode under faults (real broker)', function ()
     for (let k = 0; k < 3; k++) {
       const phase = phases[Math.floor(rand() * phases.length)];
       const at = 2 + Math.floor(rand() * 10);
-      const r = await runWorker({ ...env, MEDREP_KILL_PHASE: phase, MEDREP_KILL_AT: String(at) });
+      const r = await runStreamWorker({ ...env, MEDREP_KILL_PHASE: phase, MEDREP_KILL_AT: String(at) });
       assert.equal(r.signal, 'SIGKILL', `worker ${k} should die at ${phase} #${at}; exit ${r.code}; stderr: ${r.stderr}`);
       // The killed member stays in the group until its session (6 s) expires.
       await sleep(7000);

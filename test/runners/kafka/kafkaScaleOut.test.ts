@@ -3,37 +3,25 @@
 // waits idle with none nor leaves), and the two processes' shards equal runLocal's.
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { generateSynthetic } from '../../../synth';
 import { runLocal } from '../../../runners/local/localRunner';
 import { silentLogger } from '../../../common/progress';
 import { produceOmop } from '../../../runners/kafka/omopLoad';
 import { runStream } from '../../../runners/kafka/streamRunner';
-import { testKafka, uniquePrefix } from '../../helpers/kafka';
+import { runStreamWorker, testKafka, uniquePrefix } from '../../helpers/kafka';
 import { tempDir } from '../../helpers';
 import { assertSameRows, kafkaOpts } from '../../helpers/streamCompare';
 import { shareShortfall } from '../../../runners/kafka/groupShare';
 
-const WORKER = path.join(__dirname, '..', '..', 'fixtures', 'streamWorker.js');
 const PARTITIONS = 6;
 
 interface WorkerRun { code: number | null; stderr: string; consumed: Record<string, number> }
 
-function runWorker(env: Record<string, string>): Promise<WorkerRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...env, MEDREP_LOG: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (d) => (stderr += d.toString()));
-    child.stdout.on('data', (d) => (stdout += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      const last = stdout.trim().split('\n').pop() ?? '';
-      resolve({ code, stderr, consumed: last.startsWith('{') ? (JSON.parse(last) as Record<string, number>) : {} });
-    });
-  });
+/** A stream worker with its stage log on; its last stdout line is what each stage consumed. */
+async function runWorker(env: Record<string, string>): Promise<WorkerRun> {
+  const { code, stderr, stdout } = await runStreamWorker({ ...env, MEDREP_LOG: '1' }, 240_000);
+  const last = stdout.trim().split('\n').pop() ?? '';
+  return { code, stderr, consumed: last.startsWith('{') ? (JSON.parse(last) as Record<string, number>) : {} };
 }
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

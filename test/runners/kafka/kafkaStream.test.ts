@@ -5,7 +5,6 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { generateSynthetic } from '../../../synth';
 import { runLocal } from '../../../runners/local/localRunner';
 import { silentLogger } from '../../../common/progress';
@@ -17,7 +16,7 @@ import { runReplay } from '../../../runners/kafka/replay';
 import { runStream } from '../../../runners/kafka/streamRunner';
 import { streamTopic } from '../../../runners/kafka/streamTopics';
 import { decodeStreamValue } from '../../../runners/kafka/streamCodec';
-import { readAll, testKafka, uniquePrefix } from '../../helpers/kafka';
+import { readAll, testKafka, uniquePrefix, runStreamWorker } from '../../helpers/kafka';
 import { OMOP, lit, sql, tempDir } from '../../helpers';
 import { assertSameRows, differences, differencesOf, kafkaOpts } from '../../helpers/streamCompare';
 import { assertIdsExact } from '../../helpers/idChecks';
@@ -196,23 +195,7 @@ describe('kafka runner: produce + stream = local runner (real broker)', function
   });
 });
 
-const WORKER = path.join(__dirname, '..', '..', 'fixtures', 'streamWorker.js');
 
-function runWorker(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (d) => (stderr += d.toString()));
-    child.stdout.on('data', (d) => (stdout += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stderr, stdout });
-    });
-  });
-}
 
 
 describe('kafka runner under faults (real broker)', function () {
@@ -263,7 +246,7 @@ describe('kafka runner under faults (real broker)', function () {
     for (let k = 0; k < 5; k++) {
       const phase = phases[Math.floor(rand() * phases.length)];
       const at = 1 + Math.floor(rand() * 8);
-      const r = await runWorker({ ...env, MEDREP_KILL_PHASE: phase, MEDREP_KILL_AT: String(at) });
+      const r = await runStreamWorker({ ...env, MEDREP_KILL_PHASE: phase, MEDREP_KILL_AT: String(at) });
       assert.equal(r.signal, 'SIGKILL', `worker ${k} should die at ${phase} #${at}; exit ${r.code}; stderr: ${r.stderr}`);
       kills++;
       // The killed member stays in the group until its session (6 s) expires; a worker that joined
@@ -310,7 +293,7 @@ describe('kafka runner with two worker processes (real broker)', function () {
     await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger });
     const out = path.join(dir, 'stream');
     const env = { MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'), MEDREP_TXN_SIZE: '50', MEDREP_IDLE_MS: '4000' };
-    const [a, b] = await Promise.all([runWorker(env), runWorker(env)]);
+    const [a, b] = await Promise.all([runStreamWorker(env), runStreamWorker(env)]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
     const consumed = [a, b].map((r) => JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>);

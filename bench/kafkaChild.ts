@@ -1,6 +1,5 @@
 // One job of the Kafka benchmark in its own process (own peak RSS):
-//   node dist/bench/kafkaChild.js produce <omop> <brokers> <prefix> <partitions> <rows per message>
-//   node dist/bench/kafkaChild.js produce <omop> <brokers> <prefix> <partitions> <rows per message> [json|arrow]
+//   node dist/bench/kafkaChild.js produce <omop> <brokers> <prefix> <partitions> <rows per message> [json|arrow] [lz4|gzip|none]
 //   node dist/bench/kafkaChild.js stream <omop> <brokers> <prefix> <artifacts> <out> [idle ms, default 3000] [stages, default all: canonicalize,trajectory,sink]
 // Prints one JSON line. `activeSeconds` of stream ends at its last committed transaction (the
 // idle wait that lets it exit is not work); `lastCommitEpochMs` is that moment on the wall clock
@@ -12,7 +11,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { kafkaJsConfig, kafkaOptions } from '../runners/kafka/config';
 import { produceOmop } from '../runners/kafka/omopLoad';
 import { runStream, STREAM_STAGES, StreamStage } from '../runners/kafka/streamRunner';
-import { OmopMessageFormat } from '../runners/kafka/omopProducer';
+import { InputCompression, OmopMessageFormat } from '../runners/kafka/omopProducer';
 import { silentLogger } from '../common/progress';
 
 const stageLog = { info: (l: string) => process.stderr.write(`[${process.pid}] ${l}\n`), warn: (l: string) => process.stderr.write(`[${process.pid}] ${l}\n`) };
@@ -26,7 +25,8 @@ async function main(): Promise<void> {
   let result: Record<string, unknown>;
   if (what === 'produce') {
     const messageFormat = (idle ?? 'json') as OmopMessageFormat;
-    const r = await produceOmop({ omop, kafka, client, partitions: Number(a), rowsPerMessage: b === undefined ? undefined : Number(b), messageFormat, log: silentLogger });
+    const compression = (stageList ?? 'lz4') as InputCompression;
+    const r = await produceOmop({ omop, kafka, client, partitions: Number(a), rowsPerMessage: b === undefined ? undefined : Number(b), messageFormat, compression, log: silentLogger });
     result = { seconds: secs(), rows: r.rows, deadLettered: r.deadLettered };
   } else if (what === 'stream') {
     let lastCommit = 0;

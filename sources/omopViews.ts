@@ -1,6 +1,8 @@
 // DuckDB views over an opened OMOP input. For each clinical table T:
 //   checked_T: every row with its 1-based row number (__row) and whether it passes the schema (__ok);
 //   T:         the valid rows only (with __row), typed, lower-case columns (absent optional columns NULL).
+//   json_T:    every row in file order as JSON text (__row, ok, j, k): a valid row typed as T has it
+//              (k its person_id in decimal), any other row as read (checked_T), for `medrep produce`.
 // The vocabulary tables become typed views concept, concept_relationship, concept_ancestor. Labels,
 // reference SQL and the runners all read these, so every reader sees the same rows.
 import { DuckDBConnection } from '@duckdb/node-api';
@@ -17,10 +19,14 @@ const SQL_TYPE: Record<ColumnType, string> = {
   datetime: 'TIMESTAMP',
 };
 
+/** A column's value typed as in T (`expr` the source column, or NULL when the source has none). */
+function typedValue(expr: string, c: ColumnSpec): string {
+  if (expr === 'NULL') return `NULL::${SQL_TYPE[c.type]}`;
+  return c.type === 'string' ? `CAST(${expr} AS VARCHAR)` : `TRY_CAST(CAST(${expr} AS VARCHAR) AS ${SQL_TYPE[c.type]})`;
+}
+
 function typedColumn(expr: string, c: ColumnSpec): string {
-  if (expr === 'NULL') return `NULL::${SQL_TYPE[c.type]} AS ${q(c.name)}`;
-  const v = c.type === 'string' ? expr : `TRY_CAST(CAST(${expr} AS VARCHAR) AS ${SQL_TYPE[c.type]})`;
-  return `${c.type === 'string' ? `CAST(${v} AS VARCHAR)` : v} AS ${q(c.name)}`;
+  return `${typedValue(expr, c)} AS ${q(c.name)}`;
 }
 
 /**
@@ -47,11 +53,32 @@ function rowNumberSql(t: SourceTable): string {
   return numberedSource(t) ? 's.__file_row + 1' : 'row_number() OVER ()';
 }
 
+/**
+ * Every row of a clinical table in file order as JSON text. One pass over checked_T, the typed
+ * columns computed for valid rows only; the person table joins its typed view, whose first row
+ * per person_id is the valid one (a later duplicate goes out as read, for the stream to reject).
+ */
+function jsonRowsSql(table: string, typedFields: string, personId: string): string {
+  const checked = q('checked_' + table);
+  if (table === 'person') {
+    return `SELECT c.__row AS __row, CAST(t.__row IS NOT NULL AS TINYINT) AS ok,
+        CASE WHEN t.__row IS NOT NULL THEN CAST(to_json(t) AS VARCHAR) ELSE CAST(to_json(c) AS VARCHAR) END AS j,
+        CAST(t.person_id AS VARCHAR) AS k
+      FROM ${checked} c LEFT JOIN ${q(table)} t ON t.__row = c.__row ORDER BY c.__row`;
+  }
+  // No ORDER BY: a scan keeps file order (preserve_insertion_order, sources/duck.ts); a sort costs more than the scan.
+  return `SELECT c.__row AS __row, CAST(c.__ok AS TINYINT) AS ok,
+      CASE WHEN c.__ok THEN CAST(to_json(struct_pack(__row := c.__row, ${typedFields})) AS VARCHAR) ELSE CAST(to_json(c) AS VARCHAR) END AS j,
+      CASE WHEN c.__ok THEN CAST(${personId} AS VARCHAR) END AS k
+    FROM ${checked} c`;
+}
+
 export async function createOmopViews(conn: DuckDBConnection, input: OmopInput): Promise<void> {
   for (const spec of CLINICAL_TABLES) {
     const t = input.tables.get(spec.table);
-    const typed = (src: string) =>
-      spec.columns.map((c) => typedColumn(t ? (t.columns.has(c.name) ? `${src}.${col(t, c.name)}` : 'NULL') : 'NULL', c)).join(', ');
+    const source = (src: string, c: ColumnSpec) => (t && t.columns.has(c.name) ? `${src}.${col(t, c.name)}` : 'NULL');
+    const typed = (src: string) => spec.columns.map((c) => typedColumn(source(src, c), c)).join(', ');
+    const personIdColumn = spec.columns.find((c) => c.name === 'person_id')!;
     if (!t) {
       // An absent optional table is an empty one, so every query can name it.
       await conn.run(`CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT CAST(0 AS BIGINT) AS __row, ${typed('x')} FROM (SELECT 1) x WHERE false`);
@@ -67,6 +94,7 @@ export async function createOmopViews(conn: DuckDBConnection, input: OmopInput):
         spec.table === 'person' ? ' QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY c.__row) = 1' : ''
       }`,
     );
+    await conn.run(`CREATE OR REPLACE VIEW ${q('json_' + spec.table)} AS ${jsonRowsSql(spec.table, spec.columns.map((c) => `${q(c.name)} := ${typedValue(source('c', c), c)}`).join(', '), typedValue(source('c', personIdColumn), personIdColumn))}`);
   }
   for (const [name, cols] of Object.entries(VOCABULARY_TABLES)) {
     const t = input.tables.get(name);

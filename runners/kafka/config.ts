@@ -6,6 +6,7 @@ import { Kafka, KafkaConfig, logLevel, SASLOptions } from 'kafkajs';
 import { UserError } from '../../common/errors';
 import { consoleLogger, Logger } from '../../common/progress';
 import { clientLogCreator } from './clientLog';
+import { registerKafkaCodecs } from './kafkaCodecs';
 
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 
@@ -105,6 +106,8 @@ export const CONSUMER_TIMEOUTS = { sessionTimeoutMs: 10_000, rebalanceTimeoutMs:
 
 /** The kafkajs client configuration of the options (TLS CA read from its file here); kafkajs logs through `log`. */
 export function kafkaJsConfig(opts: KafkaOptions, log: Logger = consoleLogger): KafkaConfig {
+  // Every client of ours reads (and may write) LZ4 record batches.
+  registerKafkaCodecs();
   const config: KafkaConfig = {
     brokers: opts.brokers,
     clientId: opts.clientId,

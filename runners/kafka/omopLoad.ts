@@ -14,7 +14,7 @@ import { createOmopViews } from '../../sources/omopViews';
 import { openOmopInput } from '../../sources/omopSource';
 import { Logger, consoleLogger } from '../../common/progress';
 import { createKafka, describeKafkaOptions, KafkaOptions } from './config';
-import { formatProduceProgress, OmopMessageFormat, OmopRowProducer, ProduceStats } from './omopProducer';
+import { formatProduceProgress, InputCompression, OmopMessageFormat, OmopRowProducer, ProduceStats } from './omopProducer';
 import { ensureTopics, pipelineTopicSpecs, TopicNames, DEFAULT_PARTITIONS } from './topics';
 import { streamTopicSpecs } from './streamTopics';
 
@@ -36,6 +36,8 @@ export interface ProduceOptions {
   rowsPerMessage?: number;
   /** How a message holds its rows (default json; arrow: an Arrow record batch, omopInputCodec.ts). */
   messageFormat?: OmopMessageFormat;
+  /** Record-batch compression of the input topics (default lz4). */
+  compression?: InputCompression;
   /** Send end-of-load markers after the rows (default true): `stream` then closes trajectories. */
   endOfLoad?: boolean;
   log?: Logger;
@@ -73,6 +75,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
     batchRows: opts.batchRows ?? 5000,
     rowsPerMessage: opts.rowsPerMessage ?? DEFAULT_ROWS_PER_MESSAGE,
     messageFormat: opts.messageFormat,
+    compression: opts.compression,
     onProgress: (p) => log.info(formatProduceProgress(p)),
   });
   let markers = 0;
@@ -86,17 +89,17 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
       for (const r of source.readRejects) await producer.unreadable(spec.table, r.text, `column ${r.column}: ${r.reason}`, `${path.basename(r.file)}:${r.row}`, r.line);
       // Valid rows typed (ids as JSON numbers with every digit, dates as text), the others as read
       // (invalid rows, and later rows of a person_id seen before: the stream rejects those), in file order.
-      const sql = `SELECT CAST(c.__row AS DOUBLE) AS __row, CAST(t.__row IS NOT NULL AS TINYINT) AS ok,
-          CASE WHEN t.__row IS NOT NULL THEN CAST(to_json(t) AS VARCHAR) ELSE CAST(to_json(c) AS VARCHAR) END AS j
-        FROM ${q('checked_' + spec.table)} c LEFT JOIN ${q(spec.table)} t ON t.__row = c.__row ORDER BY c.__row`;
+      // json_T lists the rows in file order (DuckDB keeps a scan's order: preserve_insertion_order).
+      const sql = `SELECT CAST(__row AS DOUBLE) AS __row, ok, j, k FROM ${q('json_' + spec.table)}`;
       for await (const chunk of streamChunks(conn, sql)) {
         const rows = numericColumn(chunk, 0).values;
         const ok = numericColumn(chunk, 1).values;
         const json = stringColumn(chunk, 2);
+        const key = stringColumn(chunk, 3);
         for (let i = 0; i < chunk.rowCount; i++) {
           // A valid row's JSON (typed view: lower-case columns and __row) goes out as DuckDB wrote it.
           if (ok[i]) {
-            await producer.send(spec.table, json(i)!, `${file}:${rows[i]}`);
+            await producer.sendChecked(spec.table, json(i)!, key(i)!, `${file}:${rows[i]}`);
             continue;
           }
           const parsed = parseDuckJson(json(i)!);

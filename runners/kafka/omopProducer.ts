@@ -36,13 +36,18 @@ export interface OmopProducerOptions {
    * the broker far less per row; consumers read both forms (runners/kafka/README.md).
    */
   rowsPerMessage?: number;
-  compression?: 'gzip' | 'none';
+  /** Record-batch compression of the input topics (default lz4; gzip for consumers that read only gzip). */
+  compression?: InputCompression;
   /** How a message holds its rows: JSON text (default) or an Arrow record batch (omopInputCodec.ts). */
   messageFormat?: OmopMessageFormat;
   /** Called every `progressIntervalMs` (default 5000) and once at the end. */
   onProgress?: (p: ProduceProgress) => void;
   progressIntervalMs?: number;
 }
+
+export const INPUT_COMPRESSIONS = ['lz4', 'gzip', 'none'] as const;
+export type InputCompression = (typeof INPUT_COMPRESSIONS)[number];
+const INPUT_COMPRESSION_TYPES: Record<InputCompression, CompressionTypes> = { lz4: CompressionTypes.LZ4, gzip: CompressionTypes.GZIP, none: CompressionTypes.None };
 
 export const OMOP_MESSAGE_FORMATS = ['json', 'arrow'] as const;
 export type OmopMessageFormat = (typeof OMOP_MESSAGE_FORMATS)[number];
@@ -85,7 +90,7 @@ export class OmopRowProducer {
   ) {
     this.batchRows = opts.batchRows ?? 2000;
     this.rowsPerMessage = Math.max(1, Math.floor(opts.rowsPerMessage ?? 1));
-    this.compression = opts.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP;
+    this.compression = INPUT_COMPRESSION_TYPES[opts.compression ?? 'lz4'];
     this.arrow = opts.messageFormat === 'arrow';
   }
 
@@ -144,6 +149,21 @@ export class OmopRowProducer {
     return this.maybeSend();
   }
 
+  /**
+   * Queues a row that already passed the row check (the input's typed view, which holds only rows
+   * that pass sources' SQL check, the local runner's): its JSON text as written, keyed by its
+   * person_id in decimal. Nothing is parsed or checked again here; the stream checks every row.
+   */
+  async sendChecked(table: string, json: string, key: string, source: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    // Arrow messages are built from parsed rows.
+    if (this.arrow) return this.send(table, json, source);
+    this.gather(table, key, null, json);
+    this.stats.rows++;
+    this.stats.byTable[table] = (this.stats.byTable[table] ?? 0) + 1;
+    return this.maybeSend();
+  }
+
   /** Dead-letters a source record that could not be read as a row (a malformed CSV record). */
   async unreadable(table: string, record: string, reason: string, source: string, line?: number): Promise<void> {
     if (this.failure) throw this.failure;
@@ -195,7 +215,7 @@ export class OmopRowProducer {
   }
 
   /** Adds a valid row to the message of its person being gathered for its table's topic. */
-  private gather(table: string, key: string, row: Record<string, unknown>, raw: Buffer | string | null): void {
+  private gather(table: string, key: string, row: Record<string, unknown> | null, raw: Buffer | string | null): void {
     const topic = this.opts.names.omop(table);
     let g = this.gathering.get(topic);
     if (g && (g.key !== key || g.rows.length + g.objects.length >= this.rowsPerMessage)) {
@@ -204,7 +224,7 @@ export class OmopRowProducer {
     }
     if (!g) this.gathering.set(topic, (g = { key, table, rows: [], objects: [] }));
     // Arrow keeps the parsed rows for the columns; JSON the text as it came (never written again).
-    if (this.arrow) g.objects.push(row);
+    if (this.arrow) g.objects.push(row!);
     else g.rows.push(raw !== null ? raw.toString() : stringifyJsonExact(row));
     this.buffered++;
     if (this.rowsPerMessage === 1) this.closeGathered(topic);

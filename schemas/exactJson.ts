@@ -1,7 +1,7 @@
 // JSON with exact 64-bit integers. JSON.parse reads every number as a double, which rounds an id
 // beyond 2^53 without a word; parseJsonExact reads integer literals that are not safe integers
 // as bigints (so ids stay exact), and stringifyJsonExact writes bigints as plain JSON numbers.
-// Text without a run of 16 digits cannot hold such a literal and goes straight to JSON.parse.
+// A value that parses without a number beyond 2^53 (nearly every row) is JSON.parse's as it is.
 import { randomBytes } from 'node:crypto';
 
 const LONG_DIGITS = /\d{16}/;
@@ -43,11 +43,29 @@ function markBigIntegers(text: string): { text: string; marked: boolean } {
   return { text: out, marked };
 }
 
+/**
+ * Whether a parsed value holds a number of magnitude 2^53 or more: JSON.parse rounds monotonically,
+ * so every integer literal beyond 2^53 lands there (and a value that holds none had none).
+ */
+function holdsHugeNumber(v: unknown): boolean {
+  if (typeof v === 'number') return v >= 9007199254740992 || v <= -9007199254740992;
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (holdsHugeNumber(v[i])) return true;
+    return false;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k in o) if (holdsHugeNumber(o[k])) return true;
+  return false;
+}
+
 /** JSON.parse, except that an integer literal beyond 2^53 becomes a bigint (exact, any size). */
 export function parseJsonExact(text: string): unknown {
-  if (!LONG_DIGITS.test(text)) return JSON.parse(text);
+  // Parse first: a walk of the values is cheaper than a scan of the text, and rows rarely need more.
+  const plain = JSON.parse(text);
+  if (!holdsHugeNumber(plain)) return plain;
   const m = markBigIntegers(text);
-  return m.marked ? reviveBig(JSON.parse(m.text)) : JSON.parse(text);
+  return m.marked ? reviveBig(JSON.parse(m.text)) : plain;
 }
 
 // A double that is an integer beyond 2^53 (a value, not an id) is written in exponent form, so

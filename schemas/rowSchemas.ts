@@ -8,18 +8,51 @@ const DECIMAL_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Days of month `m` (1-12) of year `y` (proleptic Gregorian, as Date.UTC). */
+export function daysInMonth(y: number, m: number): number {
+  return m === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : DAYS_IN_MONTH[m - 1];
+}
+
 function validCalendarDate(y: number, m: number, d: number): boolean {
   if (y < MIN_YEAR || y > MAX_YEAR || m < 1 || m > 12 || d < 1) return false;
-  const days = new Date(Date.UTC(y, m, 0)).getUTCDate();
-  return d <= days;
+  return d <= daysInMonth(y, m);
+}
+
+/** The number of the `n` ASCII digits of `s` at `at`, or -1 when one is not a digit. */
+export function digitsAt(s: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+/** Whether `s` is exactly YYYY-MM-DD (the form DuckDB writes a DATE in): read without a regex. */
+function isPlainDateShape(s: string): boolean {
+  return s.length === 10 && s.charCodeAt(4) === 45 && s.charCodeAt(7) === 45;
 }
 
 export function isOmopDate(s: string): boolean {
+  // The common shape is read by hand (rows are checked by the million); anything else by the regex.
+  if (isPlainDateShape(s)) {
+    const y = digitsAt(s, 0, 4), m = digitsAt(s, 5, 2), d = digitsAt(s, 8, 2);
+    return y >= 0 && m >= 0 && d >= 0 && validCalendarDate(y, m, d);
+  }
   const m = DATE_RE.exec(s);
   return !!m && validCalendarDate(+m[1], +m[2], +m[3]);
 }
 
 export function isOmopDatetime(s: string): boolean {
+  if (isPlainDateShape(s)) return isOmopDate(s);
+  // YYYY-MM-DD HH:MM:SS (DuckDB's TIMESTAMP text), by hand as the date.
+  if (s.length === 19 && (s.charCodeAt(10) === 32 || s.charCodeAt(10) === 84) && s.charCodeAt(13) === 58 && s.charCodeAt(16) === 58) {
+    const h = digitsAt(s, 11, 2), mi = digitsAt(s, 14, 2), sec = digitsAt(s, 17, 2);
+    if (h >= 0 && mi >= 0 && sec >= 0) return isOmopDate(s.slice(0, 10)) && h <= 23 && mi <= 59 && sec <= 59;
+  }
   const m = DATETIME_RE.exec(s);
   if (!m || !validCalendarDate(+m[1], +m[2], +m[3])) return false;
   if (m[4] !== undefined && (+m[4] > 23 || +m[5] > 59 || (m[6] !== undefined && +m[6] > 59))) return false;

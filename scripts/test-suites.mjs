@@ -19,7 +19,7 @@ export const SUITES = {
   unit: [
     'bench/benchHarness', 'bench/mergeExternal', 'runners/kafka/stageOutputs', 'runners/kafka/kafkaTopology', 'cli/cliDocs', 'cli/cliOptions', 'common/processTempDir', 'runners/kafka/lz4Frame',
     'runners/kafka/shardSink', 'runners/kafka/stageSendSlices', 'runners/kafka/streamCodec',
-    'runners/kafka/watermarks', 'runners/local/samples', 'schemas/hashedIds', 'schemas/ids',
+    'runners/kafka/watermarks', 'runners/local/samples', 'schemas/dateText', 'schemas/hashedIds', 'schemas/ids',
     'schemas/validation', 'scripts/importCheck', 'sinks/manifestReader', 'trainers/backend',
     'trainers/behrt/behrt', 'trainers/behrt/behrtAttention', 'trainers/behrt/behrtFollow',
     'trainers/behrt/ehrModels', 'trainers/behrt/experimentGrid', 'trainers/graph/grace',

@@ -135,8 +135,7 @@ function parseRows(m: StageMessage, ctx: StageContext, table: string, invalid?: 
   const key = m.key === null ? null : m.key.toString();
   const rows: ParsedRow[] = [];
   value.forEach((v: unknown, index) => {
-    // The element's text is written only when a dead letter needs it (most rows pass).
-    const element = { get value() { return stringifyJsonExact(v) ?? 'undefined'; }, index };
+    const element = new RowElement(v, index);
     const problem = rowProblem(v, key, table);
     if (problem === null) rows.push({ row: v as Record<string, unknown>, element });
     else {
@@ -145,6 +144,14 @@ function parseRows(m: StageMessage, ctx: StageContext, table: string, invalid?: 
     }
   });
   return rows;
+}
+
+/** An element of a multi-row message; its text is written only when a dead letter needs it (most rows pass). */
+class RowElement {
+  constructor(private readonly parsed: unknown, readonly index: number) {}
+  get value(): string {
+    return stringifyJsonExact(this.parsed) ?? 'undefined';
+  }
 }
 
 /** A row and, for a multi-row message, which element it was (what a dead letter carries). */

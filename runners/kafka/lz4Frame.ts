@@ -121,15 +121,22 @@ export function lz4FrameCompress(src: Uint8Array): Uint8Array {
   return dst.subarray(0, at + 4);
 }
 
+/** A plain Uint8Array (one shape for the hot loops, not a Buffer) over memory that is not zero-filled. */
+function uninitialized(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
+}
+
 class Output {
   bytes: Uint8Array;
   length = 0;
   constructor(capacity: number) {
-    this.bytes = new Uint8Array(Math.max(64, capacity));
+    // Not zero-filled: every byte up to `length` is written before it is read.
+    this.bytes = uninitialized(Math.max(64, capacity));
   }
   reserve(n: number): void {
     if (this.length + n <= this.bytes.length) return;
-    const next = new Uint8Array(Math.max(this.bytes.length * 2, this.length + n));
+    const next = uninitialized(Math.max(this.bytes.length * 2, this.length + n));
     next.set(this.bytes.subarray(0, this.length));
     this.bytes = next;
   }

@@ -4,12 +4,21 @@
 import { EventMapping } from '../../schemas/omop';
 import type { OmopEventRow } from '../../schemas/canonicalEvent';
 import { Id, parseId } from '../../schemas/ids';
+import { digitsAt } from '../../schemas/rowSchemas';
 
 const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?/;
 
 /** Epoch ms of an OMOP date or datetime text, or null. */
 export function timeMs(v: unknown): number | null {
   if (typeof v !== 'string') return null;
+  // YYYY-MM-DD and YYYY-MM-DD HH:MM:SS (DuckDB's DATE and TIMESTAMP text) without the regex.
+  if ((v.length === 10 || (v.length === 19 && v.charCodeAt(13) === 58 && v.charCodeAt(16) === 58)) && v.charCodeAt(4) === 45 && v.charCodeAt(7) === 45) {
+    const y = digitsAt(v, 0, 4), mo = digitsAt(v, 5, 2), d = digitsAt(v, 8, 2);
+    const long = v.length === 19;
+    const sep = long ? v.charCodeAt(10) : 32;
+    const h = long ? digitsAt(v, 11, 2) : 0, mi = long ? digitsAt(v, 14, 2) : 0, sec = long ? digitsAt(v, 17, 2) : 0;
+    if (y >= 0 && mo >= 0 && d >= 0 && h >= 0 && mi >= 0 && sec >= 0 && (sep === 32 || sep === 84)) return Date.UTC(y, mo - 1, d, h, mi, sec, 0);
+  }
   const m = DATETIME_RE.exec(v);
   if (!m) return null;
   const ms = m[7] ? Math.floor(Number((m[7] + '000').slice(0, 3))) : 0;

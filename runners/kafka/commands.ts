@@ -42,7 +42,7 @@ export async function runTopicsCommand(o: TopicsOptions, log: (line: string) => 
 /** Partitions with at most this lag are read to tell messages from transaction markers. */
 const MARKER_CHECK_MAX_LAG = 1000n;
 
-interface PartitionStatus extends GroupPartitionLag {
+export interface PartitionStatus extends GroupPartitionLag {
   /** Messages (read_committed) among the lag; null when not read (lag above MARKER_CHECK_MAX_LAG). */
   messages: bigint | null;
 }
@@ -52,7 +52,7 @@ interface PartitionStatus extends GroupPartitionLag {
  * the group committed nothing, with the messages among it told from transaction markers (commit
  * and abort markers and aborted records take offsets a read_committed consumer never gets).
  */
-async function groupStatus(kafka: Kafka, admin: Admin, groupId: string, topics: string[] | undefined): Promise<PartitionStatus[]> {
+export async function groupStatus(kafka: Kafka, admin: Admin, groupId: string, topics: string[] | undefined): Promise<PartitionStatus[]> {
   const lag = await consumerGroupLag(admin, groupId, topics);
   const out: PartitionStatus[] = lag.map((l) => ({ ...l, messages: l.lag === 0n ? 0n : null }));
   const check = out.filter((l) => l.lag > 0n && l.lag <= MARKER_CHECK_MAX_LAG);

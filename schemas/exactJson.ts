@@ -4,7 +4,6 @@
 // A value that parses without a number beyond 2^53 (nearly every row) is JSON.parse's as it is.
 import { randomBytes } from 'node:crypto';
 
-const LONG_DIGITS = /\d{16}/;
 // A marker no input can guess: big integer literals travel through JSON.parse as marked strings.
 const MARK = `\u0000big-${randomBytes(6).toString('hex')}:`;
 const MARK_JSON = JSON.stringify(MARK).slice(1, -1);
@@ -87,11 +86,13 @@ const MARKED_RE = new RegExp(`"(?:${escapeRe(MARK_JSON)}|${escapeRe(MARK_DOUBLE_
  * double beyond 2^53 in exponent form), so parseJsonExact gives back the same values.
  */
 export function stringifyJsonExact(value: unknown, space?: number): string {
-  try {
-    const text = JSON.stringify(value, null, space);
-    if (text === undefined || !LONG_DIGITS.test(text)) return text;
-  } catch (e) {
-    if (!(e instanceof TypeError)) throw e;
+  // Without a number beyond 2^53 (a walk, cheaper than scanning the text) JSON.stringify is exact; a bigint makes it throw.
+  if (!holdsHugeNumber(value)) {
+    try {
+      return JSON.stringify(value, null, space);
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+    }
   }
   if (space === undefined) return encode(value) ?? 'null';
   return JSON.stringify(value, markBig, space).replace(MARKED_RE, '$1');

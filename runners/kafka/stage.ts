@@ -172,7 +172,10 @@ export class StageWorker {
       await this.tasks.serialized(batch.partition, async () => {
         const { topic, partition, highWatermark } = batch;
         this.health.onProgress(topic, partition, BigInt(batch.messages[0].offset), highWatermark);
-        await this.tasks.ensureReady(partition);
+        // A restore reads whole changelogs (tens of seconds at 10M rows): the group must still hear
+        // from this member meanwhile, or it drops it and hands the partitions to another member,
+        // which restores in turn (two workers did so in a loop).
+        await whileHeartbeating(heartbeat, this.opts.heartbeatIntervalMs ?? CONSUMER_TIMEOUTS.heartbeatIntervalMs, () => this.tasks.ensureReady(partition));
         // ensureReady may have moved this partition to its committed offsets: this batch is stale.
         if (isStale()) return;
         const max = this.opts.maxMessagesPerTransaction ?? 5000;
@@ -373,4 +376,17 @@ export async function runStage(opts: StageOptions): Promise<StageSummary> {
   const worker = new StageWorker(opts);
   await worker.start();
   return worker.done;
+}
+
+/**
+ * Runs `work`, calling `heartbeat` every `intervalMs` until it ends. A heartbeat that fails (a
+ * rebalance under way) is left to the consumer: it rejoins once the batch returns.
+ */
+export async function whileHeartbeating<T>(heartbeat: () => Promise<void>, intervalMs: number, work: () => Promise<T>): Promise<T> {
+  const timer = setInterval(() => void heartbeat().catch(() => undefined), intervalMs);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
 }

@@ -4,7 +4,7 @@
 import { strict as assert } from 'node:assert';
 import { Message } from 'kafkajs';
 import { OutputSender, sendSlices } from '../../../runners/kafka/outputSender';
-import { OutputMessage } from '../../../runners/kafka/stage';
+import { OutputMessage, whileHeartbeating } from '../../../runners/kafka/stage';
 
 /** A transaction that records each request: topic and messages. */
 function recordingTxn() {
@@ -55,5 +55,24 @@ describe('stage outputs sent as they are iterated', () => {
       assert.deepEqual(requests.map((r) => r.messages.map((m) => m.value)), expected);
       assert.deepEqual(expected.map((s) => s.length), [1000, 1000, 502, 2]);
     }
+  });
+});
+
+describe('a long restore keeps the member in its group', () => {
+  it('heartbeats every interval while the work runs, through a failing heartbeat, and not after it ends', async () => {
+    let beats = 0;
+    const heartbeat = async () => {
+      beats++;
+      if (beats === 2) throw new Error('The group is rebalancing, so a rejoin is needed');
+    };
+    // The work ends once it has seen four heartbeats, the second of which failed.
+    const work = () => new Promise<string>((resolve) => {
+      const poll = setInterval(() => beats >= 4 && (clearInterval(poll), resolve('restored')), 5);
+    });
+    assert.equal(await whileHeartbeating(heartbeat, 20, work), 'restored');
+    const atEnd = beats;
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(beats, atEnd, 'no heartbeat after the work');
+    await assert.rejects(whileHeartbeating(heartbeat, 20, async () => { throw new Error('restore failed'); }), /restore failed/);
   });
 });

@@ -49,12 +49,27 @@ export class OutputSender {
   constructor(
     private readonly txn: SendTarget,
     private readonly compression: 'gzip' | 'none' = 'none',
-    /** Called after each request sent (the consumer's heartbeat during a long transaction). */
-    private readonly afterSend?: () => Promise<void>,
+    /**
+     * The consumer's heartbeat, called at most every `keepAliveMs` as messages are added and sent:
+     * kafkajs heartbeats only when told, and a load's close computes for longer than the session
+     * (10 s) before its first request fills (at 10M rows the group dropped the member mid-close,
+     * and the retried close failed the same way).
+     */
+    private readonly keepAlive?: () => Promise<void>,
+    private readonly keepAliveMs = 1000,
   ) {}
+
+  private lastKeepAlive = Date.now();
+
+  private async beat(): Promise<void> {
+    if (!this.keepAlive || Date.now() - this.lastKeepAlive < this.keepAliveMs) return;
+    this.lastKeepAlive = Date.now();
+    await this.keepAlive();
+  }
 
   /** Adds one message of `topic`; sends that topic's request first if the message would overfill it. */
   async add(topic: string, m: Message): Promise<void> {
+    await this.beat();
     let slice = this.open.get(topic);
     if (!slice) this.open.set(topic, (slice = { messages: [], bytes: 0 }));
     const size = valueBytes(m);
@@ -100,6 +115,6 @@ export class OutputSender {
     this.sentAny = true;
     const compression = this.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     await this.txn.send({ topic, messages, compression });
-    await this.afterSend?.();
+    await this.beat();
   }
 }

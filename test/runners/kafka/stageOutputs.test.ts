@@ -39,6 +39,22 @@ describe('stage outputs sent as they are iterated', () => {
     for (const y of yielded) assert.ok(y.at - y.sent <= 2 * 1000, `at message ${y.at} only ${y.sent} were sent`);
   });
 
+  it('heartbeats as outputs are added, before any request has filled (a long close keeps its group membership)', async () => {
+    const { requests, txn } = recordingTxn();
+    const beats: number[] = [];
+    // keepAliveMs 0: every chance to heartbeat is taken, so the count shows where the chances are.
+    const sender = new OutputSender(txn as never, 'none', async () => void beats.push(sentCount(requests)), 0);
+    function* outputs(): Generator<OutputMessage> {
+      for (let i = 0; i < 900; i++) yield { topic: 'a', value: String(i) };
+    }
+    await sender.addOutputs(outputs());
+    assert.equal(requests.length, 0, 'under 1000 messages: no request has gone out yet');
+    assert.equal(beats.length, 900, 'one heartbeat chance per output added');
+    await sender.flush();
+    assert.equal(sentCount(requests), 900);
+    assert.ok(beats.length >= 901, 'and after the request');
+  });
+
   it('an async iterable and an array give the same requests as sendSlices', async () => {
     const big = 'x'.repeat(6 * 1024 * 1024);
     const values = [...Array.from({ length: 2500 }, (_, i) => String(i)), big, big, big, 'tail'];

@@ -168,14 +168,16 @@ export class StageWorker {
     }
     this.busy++;
     let skipped = true;
+    // The group must hear from this member while it works on a batch: a restore reads whole
+    // changelogs, and a transaction waits on the broker while the other stages of the process take
+    // the thread (one took 184 s at 10M rows). Without heartbeats for the session (10 s) the group
+    // drops the member, the transaction fails and is redone after a restore, and so on.
+    const beatMs = this.opts.heartbeatIntervalMs ?? CONSUMER_TIMEOUTS.heartbeatIntervalMs;
     try {
-      await this.tasks.serialized(batch.partition, async () => {
+      await whileHeartbeating(heartbeat, beatMs, () => this.tasks.serialized(batch.partition, async () => {
         const { topic, partition, highWatermark } = batch;
         this.health.onProgress(topic, partition, BigInt(batch.messages[0].offset), highWatermark);
-        // A restore reads whole changelogs (tens of seconds at 10M rows): the group must still hear
-        // from this member meanwhile, or it drops it and hands the partitions to another member,
-        // which restores in turn (two workers did so in a loop).
-        await whileHeartbeating(heartbeat, this.opts.heartbeatIntervalMs ?? CONSUMER_TIMEOUTS.heartbeatIntervalMs, () => this.tasks.ensureReady(partition));
+        await this.tasks.ensureReady(partition);
         // ensureReady may have moved this partition to its committed offsets: this batch is stale.
         if (isStale()) return;
         const max = this.opts.maxMessagesPerTransaction ?? 5000;
@@ -190,7 +192,7 @@ export class StageWorker {
           await heartbeat();
         }
         skipped = false;
-      });
+      }));
     } catch (e) {
       // The machine failed the transform (disk full, permission): retrying cannot help and
       // skipping would lose rows; the transaction is aborted, so the offsets stay where every

@@ -74,7 +74,7 @@ describe('stage outputs sent as they are iterated', () => {
   });
 });
 
-describe('a long restore keeps the member in its group', () => {
+describe('a long batch keeps the member in its group', () => {
   it('heartbeats every interval while the work runs, through a failing heartbeat, and not after it ends', async () => {
     let beats = 0;
     const heartbeat = async () => {

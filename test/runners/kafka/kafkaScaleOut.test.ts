@@ -3,15 +3,12 @@
 // waits idle with none nor leaves), and the two processes' shards equal runLocal's.
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { generateSynthetic } from '../../../synth';
-import { runLocal } from '../../../runners/local/localRunner';
 import { silentLogger } from '../../../common/progress';
-import { produceOmop } from '../../../runners/kafka/omopLoad';
 import { runStream } from '../../../runners/kafka/streamRunner';
-import { runStreamWorker, testKafka, uniquePrefix } from '../../helpers/kafka';
-import { tempDir } from '../../helpers';
-import { assertSameRows, kafkaOpts } from '../../helpers/streamCompare';
+import { runStreamWorker } from '../../helpers/kafka';
+import { assertSameRows } from '../../helpers/streamCompare';
 import { shareShortfall } from '../../../runners/kafka/groupShare';
+import { producedSyntheticLoad } from '../../helpers/syntheticLoad';
 
 const PARTITIONS = 6;
 
@@ -30,17 +27,9 @@ describe('kafka runner scale-out: two workers on 6 partitions (real broker)', fu
   this.timeout(360_000);
 
   it('a worker joining while the first is inside long batches gets partitions of every stage; the shards equal runLocal', async () => {
-    const dir = tempDir('stream-scale');
-    const omop = path.join(dir, 'omop');
-    await generateSynthetic({ persons: 120, seed: 21, out: omop, format: 'parquet', site: 'A' });
-    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
-    const prefix = uniquePrefix();
-    const kafka = kafkaOpts(prefix);
-    const client = testKafka();
-    await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger });
-    const out = path.join(dir, 'stream');
+    const { omop, local, kafka, client, out, workerEnv } = await producedSyntheticLoad('stream-scale', 120, 21, PARTITIONS);
     const env = {
-      MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'),
+      ...workerEnv,
       // Small transactions that each take 150 ms: the first worker's batches are long when the second joins.
       MEDREP_TXN_SIZE: '5', MEDREP_SLOW_MS: '150', MEDREP_IDLE_MS: '3000',
     };

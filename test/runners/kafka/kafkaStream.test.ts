@@ -20,6 +20,7 @@ import { readAll, testKafka, uniquePrefix, runStreamWorker } from '../../helpers
 import { OMOP, lit, sql, tempDir } from '../../helpers';
 import { assertSameRows, differences, differencesOf, kafkaOpts } from '../../helpers/streamCompare';
 import { assertIdsExact } from '../../helpers/idChecks';
+import { producedSyntheticLoad } from '../../helpers/syntheticLoad';
 import { handMade } from '../../helpers/handMadeOmop';
 
 export const PARTITIONS = 3;
@@ -203,15 +204,8 @@ describe('kafka runner under faults (real broker)', function () {
   const seed = Number(process.env.MEDREP_FAULT_SEED ?? Date.now() % 100_000);
 
   it(`SIGKILLed at 5 random points (seed ${seed}) and poison messages: final shards equal runLocal, poison in the dead-letter topic`, async () => {
-    const dir = tempDir('stream-kill');
-    const omop = path.join(dir, 'omop');
-    await generateSynthetic({ persons: 150, seed: 9, out: omop, format: 'parquet', site: 'A' });
-    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
-    const prefix = uniquePrefix();
-    const kafka = kafkaOpts(prefix);
-    const client = testKafka();
+    const { omop, local, prefix, kafka, client, out, workerEnv } = await producedSyntheticLoad('stream-kill', 150, 9, PARTITIONS, { endOfLoad: false });
     const names = new TopicNames(prefix);
-    await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger, endOfLoad: false });
     // Poison: not JSON, a person_id of the wrong type, an unreadable date, a value that is no row.
     // (A concept the vocabulary lacks is no poison: it is kept as its own id, as by runLocal.)
     const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -236,10 +230,7 @@ describe('kafka runner under faults (real broker)', function () {
     await producer.disconnect();
     await sendEndOfLoad(client, names, PARTITIONS, Date.parse(JSON.parse(fs.readFileSync(path.join(local.out, 'manifest.json'), 'utf8')).counts.label_watermark));
 
-    const out = path.join(dir, 'stream');
-    const env = {
-      MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'), MEDREP_TXN_SIZE: '50',
-    };
+    const env = { ...workerEnv, MEDREP_TXN_SIZE: '50' };
     const rand = prng(seed);
     const phases = ['transformed', 'produced', 'offsets-sent', 'committed'];
     let kills = 0;
@@ -283,16 +274,8 @@ describe('kafka runner with two worker processes (real broker)', function () {
   this.timeout(300_000);
 
   it('two stream processes share the partitions; the shards equal runLocal', async () => {
-    const dir = tempDir('stream-two');
-    const omop = path.join(dir, 'omop');
-    await generateSynthetic({ persons: 100, seed: 13, out: omop, format: 'parquet', site: 'A' });
-    const local = await runLocal({ omop, out: path.join(dir, 'local'), log: silentLogger, meds: false });
-    const prefix = uniquePrefix();
-    const kafka = kafkaOpts(prefix);
-    const client = testKafka();
-    await produceOmop({ omop, kafka, client, partitions: PARTITIONS, log: silentLogger });
-    const out = path.join(dir, 'stream');
-    const env = { MEDREP_TEST_PREFIX: prefix, MEDREP_OUT: out, MEDREP_VOCAB: omop, MEDREP_ARTIFACTS: path.join(local.out, 'artifacts'), MEDREP_TXN_SIZE: '50', MEDREP_IDLE_MS: '4000' };
+    const { omop, local, kafka, client, out, workerEnv } = await producedSyntheticLoad('stream-two', 100, 13, PARTITIONS);
+    const env = { ...workerEnv, MEDREP_TXN_SIZE: '50', MEDREP_IDLE_MS: '4000' };
     const [a, b] = await Promise.all([runStreamWorker(env), runStreamWorker(env)]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);

@@ -17,7 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export const SUITES = {
   unit: [
-    'bench/benchHarness', 'bench/mergeExternal', 'runners/kafka/stageOutputs', 'runners/kafka/kafkaTopology', 'cli/cliDocs', 'cli/cliOptions', 'common/processTempDir', 'runners/kafka/lz4Frame',
+    'bench/benchHarness', 'bench/mergeExternal', 'runners/kafka/stageOutputs', 'runners/kafka/stagePosition', 'runners/kafka/kafkaTopology', 'cli/cliDocs', 'cli/cliOptions', 'common/processTempDir', 'runners/kafka/lz4Frame',
     'runners/kafka/shardSink', 'runners/kafka/stageSendSlices', 'runners/kafka/streamCodec',
     'runners/kafka/watermarks', 'runners/local/samples', 'schemas/dateText', 'schemas/hashedIds', 'schemas/ids',
     'schemas/validation', 'scripts/importCheck', 'sinks/manifestReader', 'trainers/backend',

@@ -83,6 +83,11 @@ export class StageHealth {
     for (const [k, p] of this.positions) if (!partitions.has(p.partition)) this.positions.delete(k);
   }
 
+  /** Forgets one partition's position: unknown until its next batch (or the broker) says. */
+  forget(topic: string, partition: number): void {
+    this.positions.delete(`${topic}\u0000${partition}`);
+  }
+
   positionOf(topic: string, partition: number): PartitionPosition | undefined {
     return this.positions.get(`${topic}\u0000${partition}`);
   }

@@ -176,10 +176,10 @@ export class StageWorker {
     try {
       await whileHeartbeating(heartbeat, beatMs, () => this.tasks.serialized(batch.partition, async () => {
         const { topic, partition, highWatermark } = batch;
-        this.health.onProgress(topic, partition, BigInt(batch.messages[0].offset), highWatermark);
         await this.tasks.ensureReady(partition);
         // ensureReady may have moved this partition to its committed offsets: this batch is stale.
         if (isStale()) return;
+        this.health.onProgress(topic, partition, BigInt(batch.messages[0].offset), highWatermark);
         const max = this.opts.maxMessagesPerTransaction ?? 5000;
         for (let i = 0; i < batch.messages.length; i += max) {
           if (this.stopping || !isRunning() || isStale()) return;
@@ -204,7 +204,12 @@ export class StageWorker {
       skipped = false; // kafkajs retries a failed batch and reports no end for it
       throw e;
     } finally {
-      if (skipped) this.unfinishedBatches.add(unfinished);
+      if (skipped) {
+        this.unfinishedBatches.add(unfinished);
+        // A batch left (stale after a seek) says nothing of where the partition is, and one
+        // consumed through its end fetches no batch that would say: the idle check asks the broker.
+        this.health.forget(batch.topic, batch.partition);
+      }
       this.busy--;
       this.lastActivity = Date.now();
     }

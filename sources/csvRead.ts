@@ -8,7 +8,8 @@
 // file one inflation to its end, which DuckDB does not check).
 // With a staging file, that scan is a copy of the table into Parquet in file order: every later
 // query reads the copy, so a large CSV table is parsed once, counted from its metadata, numbered
-// by file_row_number and sorted in bounded person ranges, as a Parquet input is.
+// by file_row_number and sorted in bounded person ranges, as a Parquet input is (the copy also
+// holds the typed person id, so a range reads its own persons' row groups, not every row).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -27,7 +28,16 @@ export interface CsvTable {
   rejects: CsvRejectLog;
   /** The Parquet copy the relation reads (records in file order), when the table was staged. */
   staged: string | null;
+  /** Whether the staged copy also holds the typed person id as PERSON_KEY (the relation hides it). */
+  stagedPersonKey: boolean;
 }
+
+/**
+ * The staged copy's typed person id (`TRY_CAST` of the text, as every reader types it): its
+ * row-group statistics let a query for a range of persons skip the other persons' rows, as in a
+ * typed Parquet input. Only the event pass's range queries read it (sources/eventSource.ts).
+ */
+export const PERSON_KEY = '__medrep_person_key';
 
 const HEAD_BYTES = 65536;
 
@@ -84,9 +94,9 @@ const scanAll = (relation: string, columns: string[]) => `SELECT sum(hash(${colu
  * Whether DuckDB's strict reader reads every record of the files. It stops at the first record
  * it refuses, so a table with bad records costs no more to find than a clean one.
  */
-async function strictScanOk(conn: DuckDBConnection, relation: string, columns: string[], label: string, stage: string | null): Promise<boolean> {
+async function strictScanOk(conn: DuckDBConnection, relation: string, columns: string[], label: string, stage: string | null, personColumn: string | null): Promise<boolean> {
   try {
-    if (stage) await stageCopy(conn, relation, stage);
+    if (stage) await stageCopy(conn, relation, stage, personColumn);
     else await conn.run(scanAll(relation, columns));
     return true;
   } catch (e) {
@@ -102,10 +112,11 @@ async function strictScanOk(conn: DuckDBConnection, relation: string, columns: s
  * Copies every column of `relation` into the Parquet file `target`, records in the order read
  * (the instance keeps insertion order), under a temporary name until complete.
  */
-async function stageCopy(conn: DuckDBConnection, relation: string, target: string): Promise<void> {
+async function stageCopy(conn: DuckDBConnection, relation: string, target: string, personColumn: string | null): Promise<void> {
   const tmp = `${target}.tmp-${process.pid}`;
+  const key = personColumn === null ? '' : `, TRY_CAST(CAST(${q(personColumn)} AS VARCHAR) AS BIGINT) AS ${PERSON_KEY}`;
   try {
-    await conn.run(`COPY (SELECT * FROM ${relation}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION snappy)`);
+    await conn.run(`COPY (SELECT *${key} FROM ${relation}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION snappy)`);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
@@ -113,8 +124,8 @@ async function stageCopy(conn: DuckDBConnection, relation: string, target: strin
   fs.renameSync(tmp, target);
 }
 
-/** The relation over a staged copy (all columns VARCHAR, as read from the CSV). */
-const stagedRelation = (file: string) => `read_parquet(${sqlString(file)})`;
+/** The relation over a staged copy (all columns VARCHAR, as read from the CSV; the person key hidden). */
+const stagedRelation = (file: string, keyed: boolean) => (keyed ? `(SELECT * EXCLUDE (${PERSON_KEY}) FROM read_parquet(${sqlString(file)}))` : `read_parquet(${sqlString(file)})`);
 
 /** The records of the checked copy that DuckDB's strict reader still refuses (none expected). */
 async function copyRefusals(conn: DuckDBConnection, relationOf: (extra: string) => string, columns: string[], label: string) {
@@ -164,13 +175,15 @@ export async function openCsvTable(conn: DuckDBConnection, files: string[], labe
   const direct = (extra: string) => readCsvSql(files, columns, dialect, extra);
   const n = ++scanCount;
   const base = path.basename(files[0]).replace(/\.gz$/i, '');
-  if (opts.unchecked) return { relation: direct(''), fileRowColumn: null, rejects: CsvRejectLog.none(), staged: null };
+  if (opts.unchecked) return { relation: direct(''), fileRowColumn: null, rejects: CsvRejectLog.none(), staged: null, stagedPersonKey: false };
   const staged = opts.stage ? path.join(scratchDir(), `staged-${n}-${base}.parquet`) : null;
+  const personColumn = columns.find((c) => c.toLowerCase() === 'person_id') ?? null;
+  const keyed = staged !== null && personColumn !== null;
   // Both run to their end before either's error is thrown: a connection must not close under a running query.
-  const [scan, ...gzips] = await Promise.allSettled([strictScanOk(conn, direct(''), columns, label, staged), ...files.filter((f) => /\.gz$/i.test(f)).map(verifyGzip)]);
+  const [scan, ...gzips] = await Promise.allSettled([strictScanOk(conn, direct(''), columns, label, staged, personColumn), ...files.filter((f) => /\.gz$/i.test(f)).map(verifyGzip)]);
   for (const g of gzips) if (g.status === 'rejected') throw g.reason;
   if (scan.status === 'rejected') throw scan.reason;
-  if (scan.value) return { relation: staged ? stagedRelation(staged) : direct(''), fileRowColumn: null, rejects: CsvRejectLog.none(), staged };
+  if (scan.value) return { relation: staged ? stagedRelation(staged, keyed) : direct(''), fileRowColumn: null, rejects: CsvRejectLog.none(), staged, stagedPersonKey: keyed };
 
   const copy = path.join(scratchDir(), `checked-${n}-${base}`);
   const rejects = CsvRejectLog.create(`${copy}.rejects.jsonl`);
@@ -184,10 +197,10 @@ export async function openCsvTable(conn: DuckDBConnection, files: string[], labe
       const sourceRow = Number(r.csv_line.replace(/^[\r\n]+/, '').split(dialect.delim)[0]) + 1;
       rejects.add({ file: label, row: sourceRow, column: '(row)', reason: `not readable as CSV (${r.error_type.toLowerCase()})`, text: r.csv_line });
     }
-    if (!staged) return { relation: ofCopy(', ignore_errors=true'), fileRowColumn: FILE_ROW_COLUMN, rejects, staged };
-    await stageCopy(conn, ofCopy(', ignore_errors=true'), staged);
+    if (!staged) return { relation: ofCopy(', ignore_errors=true'), fileRowColumn: FILE_ROW_COLUMN, rejects, staged, stagedPersonKey: false };
+    await stageCopy(conn, ofCopy(', ignore_errors=true'), staged, personColumn);
     fs.rmSync(copy, { force: true });
-    return { relation: stagedRelation(staged), fileRowColumn: FILE_ROW_COLUMN, rejects, staged };
+    return { relation: stagedRelation(staged, keyed), fileRowColumn: FILE_ROW_COLUMN, rejects, staged, stagedPersonKey: keyed };
   } finally {
     rejects.close();
   }

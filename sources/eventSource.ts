@@ -8,6 +8,8 @@ import { DuckDBDataChunk } from '@duckdb/node-api';
 import { idColumn, numericColumn, prefetchedChunks, startQuery, streamChunks, stringColumn } from './duck';
 import { Id, compareIds } from '../schemas/ids';
 import { OmopInput, SourceTable, col } from './omopSource';
+import { checkedRowsSql } from './omopViews';
+import { PERSON_KEY } from './csvRead';
 
 export const EVENT_SPECS: TableSpec[] = CLINICAL_TABLES.filter((t) => t.events);
 
@@ -34,9 +36,21 @@ export function typedValue(t: SourceTable, name: string | null | undefined, type
   }
 }
 
-function tableSelect(spec: TableSpec, t: SourceTable): string {
+/** The persons of a range as a condition on a staged copy's person key (null: every row). */
+function personKeyFilter(t: SourceTable, range: PersonRange): string | null {
+  if (!t.stagedPersonKey || (range.from === null && range.to === null)) return null;
+  const conds: string[] = [];
+  if (range.from !== null) conds.push(`${PERSON_KEY} >= ${range.from}`);
+  if (range.to !== null) conds.push(`${PERSON_KEY} < ${range.to}`);
+  return range.withNulls ? `((${conds.join(' AND ')}) OR ${PERSON_KEY} IS NULL)` : `(${conds.join(' AND ')})`;
+}
+
+function tableSelect(spec: TableSpec, t: SourceTable, range: PersonRange): string {
   const ev = spec.events as EventMapping;
   const time = `coalesce(${typedValue(t, ev.datetimeColumn, 'datetime')}, ${typedValue(t, ev.dateColumn, 'date')})`;
+  // A staged CSV copy's rows of other persons are skipped by its person key's statistics (the
+  // WHERE of eventStreamSql, on the typed person_id, still decides: the key is the same cast).
+  const keyed = personKeyFilter(t, range);
   return `SELECT CAST(${tableCode(spec.table)} AS TINYINT) AS tcode,
       CAST(s.__row AS DOUBLE) AS rn,
       CAST(s.__ok AS TINYINT) AS ok,
@@ -50,7 +64,7 @@ function tableSelect(spec: TableSpec, t: SourceTable): string {
       ${typedValue(t, ev.unitSourceColumn, 'string')} AS unit_source,
       ${typedValue(t, ev.visitColumn, 'integer')} AS visit_id,
       coalesce(${typedValue(t, ev.idColumn, 'integer')}, CAST(s.__row AS BIGINT)) AS row_id
-    FROM ${q('checked_' + spec.table)} s`;
+    FROM ${keyed === null ? q('checked_' + spec.table) : `(${checkedRowsSql(spec, t, keyed)})`} s`;
 }
 
 /** Column order of the stream. */
@@ -69,7 +83,7 @@ export interface PersonRange {
 export const ALL_PERSONS: PersonRange = { from: null, to: null, withNulls: true };
 
 export function eventStreamSql(input: OmopInput, range: PersonRange = ALL_PERSONS, tables: TableSpec[] = EVENT_SPECS): string {
-  const parts = tables.filter((s) => input.tables.has(s.table)).map((s) => tableSelect(s, input.tables.get(s.table)!));
+  const parts = tables.filter((s) => input.tables.has(s.table)).map((s) => tableSelect(s, input.tables.get(s.table)!, range));
   if (!parts.length) return `SELECT ${STREAM_COLUMNS.map((c) => `NULL AS ${c}`).join(', ')} WHERE false`;
   const conds: string[] = [];
   if (range.from !== null) conds.push(`person_id >= ${range.from}`);

@@ -35,6 +35,8 @@ export interface SourceTable {
   readRejects: CsvRejectLog;
   /** The Parquet copy of a CSV table that `relation` reads (see csvRead.ts), else null. */
   staged?: string | null;
+  /** Whether the staged copy holds the typed person id (csvRead.ts PERSON_KEY). */
+  stagedPersonKey?: boolean;
 }
 
 export interface OmopInput {
@@ -133,7 +135,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
     const parquet = files.every((f) => /\.parquet$/i.test(f));
     const label = files.length === 1 ? files[0] : `${path.dirname(files[0])} (${files.length} files)`;
     const csv = parquet ? null
-      : name in VOCABULARY_TABLES ? { relation: await vocabularyRelation(files), fileRowColumn: null, rejects: CsvRejectLog.none(), staged: null }
+      : name in VOCABULARY_TABLES ? { relation: await vocabularyRelation(files), fileRowColumn: null, rejects: CsvRejectLog.none(), staged: null, stagedPersonKey: false }
       : await openCsvTable(conn, files, label, scratchDir, { stage: opts.stageCsv, unchecked: opts.uncheckedCsv });
     const relation = csv?.relation ?? `read_parquet([${files.map(sqlString).join(', ')}])`;
     const { columns, types } = await describe(conn, relation, label);
@@ -152,6 +154,7 @@ async function fromFolder(conn: DuckDBConnection, dir: string, scratchDir: () =>
       fileRowColumn: csv?.fileRowColumn ?? null,
       readRejects: csv?.rejects ?? CsvRejectLog.none(),
       staged: csv?.staged ?? null,
+      stagedPersonKey: csv?.stagedPersonKey ?? false,
     });
   }
   return tables;

@@ -6,10 +6,11 @@
 // The vocabulary tables become typed views concept, concept_relationship, concept_ancestor. Labels,
 // reference SQL and the runners all read these, so every reader sees the same rows.
 import { DuckDBConnection } from '@duckdb/node-api';
-import { CLINICAL_TABLES, ColumnSpec, ColumnType, VOCABULARY_TABLES } from '../schemas/omop';
+import { CLINICAL_TABLES, ColumnSpec, ColumnType, TableSpec, VOCABULARY_TABLES } from '../schemas/omop';
 import { q, rowCheckSql } from '../schemas/sqlChecks';
 import { OmopInput, SourceTable, col } from './omopSource';
 import { sqlString } from './duck';
+import { PERSON_KEY } from './csvRead';
 
 const SQL_TYPE: Record<ColumnType, string> = {
   integer: 'BIGINT',
@@ -39,11 +40,23 @@ function numberedFile(t: SourceTable): string | null {
   return t.kind === 'parquet' && t.files.length === 1 ? t.files[0] : null;
 }
 
-function rowSource(t: SourceTable): string {
+/**
+ * The rows of a table as read, with __file_row when the source numbers them. `personKeyFilter`
+ * (a condition on PERSON_KEY) reads a staged CSV copy's rows of those persons only; row numbers
+ * are the file's, whatever the filter.
+ */
+function rowSource(t: SourceTable, personKeyFilter: string | null = null): string {
+  if (personKeyFilter !== null && t.staged && t.stagedPersonKey) {
+    const file = `read_parquet(${sqlString(t.staged)}, file_row_number = true)`;
+    const rowNumber = t.fileRowColumn ? `CAST(${q(t.fileRowColumn)} AS BIGINT)` : 'file_row_number';
+    const hidden = [...(t.fileRowColumn ? [q(t.fileRowColumn)] : []), 'file_row_number', PERSON_KEY].join(', ');
+    return `(SELECT * EXCLUDE (${hidden}), ${rowNumber} AS __file_row FROM ${file} WHERE ${personKeyFilter})`;
+  }
   // A checked CSV copy numbers its records itself: the records set aside keep their numbers.
   if (t.fileRowColumn) return `(SELECT * EXCLUDE (${q(t.fileRowColumn)}), CAST(${q(t.fileRowColumn)} AS BIGINT) AS __file_row FROM ${t.relation})`;
   const file = numberedFile(t);
-  if (file) return `(SELECT * EXCLUDE (file_row_number), file_row_number AS __file_row FROM read_parquet(${sqlString(file)}, file_row_number = true))`;
+  const hidden = t.stagedPersonKey ? `file_row_number, ${PERSON_KEY}` : 'file_row_number';
+  if (file) return `(SELECT * EXCLUDE (${hidden}), file_row_number AS __file_row FROM read_parquet(${sqlString(file)}, file_row_number = true))`;
   return t.relation;
 }
 
@@ -73,6 +86,15 @@ function jsonRowsSql(table: string, typedFields: string, personId: string): stri
     FROM ${checked} c`;
 }
 
+/**
+ * checked_T's rows: every row with its number (__row) and whether it passes the schema (__ok).
+ * With `personKeyFilter`, the same rows of some persons only, read from a staged copy's person
+ * key so that Parquet statistics skip the others (the caller still filters by the typed person_id).
+ */
+export function checkedRowsSql(spec: TableSpec, t: SourceTable, personKeyFilter: string | null = null): string {
+  return `SELECT ${rowNumberSql(t)} AS __row, (${rowCheckSql(spec, t.types)}) AS __ok, s.*${numberedSource(t) ? ' EXCLUDE (__file_row)' : ''} FROM ${rowSource(t, personKeyFilter)} s`;
+}
+
 export async function createOmopViews(conn: DuckDBConnection, input: OmopInput): Promise<void> {
   for (const spec of CLINICAL_TABLES) {
     const t = input.tables.get(spec.table);
@@ -84,10 +106,7 @@ export async function createOmopViews(conn: DuckDBConnection, input: OmopInput):
       await conn.run(`CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT CAST(0 AS BIGINT) AS __row, ${typed('x')} FROM (SELECT 1) x WHERE false`);
       continue;
     }
-    await conn.run(
-      `CREATE OR REPLACE VIEW ${q('checked_' + spec.table)} AS
-         SELECT ${rowNumberSql(t)} AS __row, (${rowCheckSql(spec, t.types)}) AS __ok, s.*${numberedSource(t) ? ' EXCLUDE (__file_row)' : ''} FROM ${rowSource(t)} s`,
-    );
+    await conn.run(`CREATE OR REPLACE VIEW ${q('checked_' + spec.table)} AS ${checkedRowsSql(spec, t)}`);
     await conn.run(
       `CREATE OR REPLACE VIEW ${q(spec.table)} AS SELECT c.__row AS __row, ${typed('c')} FROM ${q('checked_' + spec.table)} c WHERE c.__ok${
         // A person_id seen twice is a reject (sources/persons.ts); every reader sees the first row only.

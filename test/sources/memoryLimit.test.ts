@@ -73,4 +73,32 @@ describe('DuckDB memory limit of a run', function () {
     assert.deepEqual(shards(a.out), shards(b.out));
     assert.equal(JSON.parse(fs.readFileSync(path.join(a.out, 'manifest.json'), 'utf8')).input.kind, 'csv');
   });
+
+  it('a damaged CSV with hashed ids, read in many person ranges, gives the same shards and rejects as in one range', async () => {
+    // The ranges read only their persons' rows of the staged copy (its typed person key): the rows
+    // with an unreadable person_id, the records set aside and the row numbers must not change.
+    const root = tempDir('memlimit-ranges');
+    const omop = path.join(root, 'omop');
+    await generateSynthetic({ persons: 300, seed: 5, out: omop, format: 'csv', site: 'A', ids: 'hashed', injectErrors: true });
+    const file = path.join(omop, 'measurement.csv');
+    const lines = fs.readFileSync(file, 'latin1').split('\n');
+    lines[21] += ',extra,extra'; // a record with too many fields: the table is read through its checked copy
+    const fields = lines[31].split(',');
+    fields[1] = 'not-a-person'; // an unreadable person_id: a reject in whichever range
+    lines[31] = fields.join(',');
+    fs.writeFileSync(file, lines.join('\n'), 'latin1');
+    const run = (name: string, rowsPerRange: number) => runLocal({ log: silentLogger, rowsPerRange, tasks: 'all', omop, out: path.join(root, name) });
+    const many = await run('many', 2000);
+    const one = await run('one', 1e9);
+    assert.ok(many.rowsInTotal > 5 * 2000, 'more than five ranges of rows');
+    const manifest = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    const shards = (out: string) => (manifest(out).shards as { path: string; sha256: string }[]).map((x) => [x.path, x.sha256]);
+    assert.deepEqual(shards(many.out), shards(one.out));
+    const rejects = (out: string) => Object.fromEntries(fs.readdirSync(path.join(out, 'rejects')).sort().map((f) => [f, fs.readFileSync(path.join(out, 'rejects', f), 'utf8')]));
+    assert.deepEqual(rejects(many.out), rejects(one.out));
+    const measurementRejects = rejects(many.out)['measurement.jsonl'] ?? '';
+    assert.match(measurementRejects, /"row":31\b[^\n]*person_id/, 'the unreadable person_id is set aside');
+    assert.match(measurementRejects, /"row":21\b/, 'the record with too many fields is set aside');
+    assert.deepEqual(many.rejects, one.rejects);
+  });
 });

@@ -36,13 +36,19 @@ export function typedValue(t: SourceTable, name: string | null | undefined, type
   }
 }
 
+/** The rows of a range's persons, as a condition on a person id column. */
+function inRangeSql(column: string, range: PersonRange): string {
+  const conds: string[] = [];
+  if (range.from !== null) conds.push(`${column} >= ${range.from}`);
+  if (range.to !== null) conds.push(`${column} < ${range.to}`);
+  const where = `(${conds.length ? conds.join(' AND ') : 'true'})`;
+  return range.withNulls ? `${where} OR ${column} IS NULL` : where;
+}
+
 /** The persons of a range as a condition on a staged copy's person key (null: every row). */
 function personKeyFilter(t: SourceTable, range: PersonRange): string | null {
   if (!t.stagedPersonKey || (range.from === null && range.to === null)) return null;
-  const conds: string[] = [];
-  if (range.from !== null) conds.push(`${PERSON_KEY} >= ${range.from}`);
-  if (range.to !== null) conds.push(`${PERSON_KEY} < ${range.to}`);
-  return range.withNulls ? `((${conds.join(' AND ')}) OR ${PERSON_KEY} IS NULL)` : `(${conds.join(' AND ')})`;
+  return `(${inRangeSql(PERSON_KEY, range)})`;
 }
 
 function tableSelect(spec: TableSpec, t: SourceTable, range: PersonRange): string {
@@ -85,12 +91,7 @@ export const ALL_PERSONS: PersonRange = { from: null, to: null, withNulls: true 
 export function eventStreamSql(input: OmopInput, range: PersonRange = ALL_PERSONS, tables: TableSpec[] = EVENT_SPECS): string {
   const parts = tables.filter((s) => input.tables.has(s.table)).map((s) => tableSelect(s, input.tables.get(s.table)!, range));
   if (!parts.length) return `SELECT ${STREAM_COLUMNS.map((c) => `NULL AS ${c}`).join(', ')} WHERE false`;
-  const conds: string[] = [];
-  if (range.from !== null) conds.push(`person_id >= ${range.from}`);
-  if (range.to !== null) conds.push(`person_id < ${range.to}`);
-  let where = conds.length ? conds.join(' AND ') : 'true';
-  where = range.withNulls ? `(${where}) OR person_id IS NULL` : `(${where})`;
-  return `SELECT * FROM (${parts.join('\nUNION ALL\n')}) WHERE ${where}
+  return `SELECT * FROM (${parts.join('\nUNION ALL\n')}) WHERE ${inRangeSql('person_id', range)}
     ORDER BY person_id NULLS LAST, t NULLS LAST, tcode, row_id, rn`;
 }
 

@@ -41,22 +41,20 @@ function numberedFile(t: SourceTable): string | null {
 }
 
 /**
- * The rows of a table as read, with __file_row when the source numbers them. `personKeyFilter`
- * (a condition on PERSON_KEY) reads a staged CSV copy's rows of those persons only; row numbers
- * are the file's, whatever the filter.
+ * The rows of a table as read, with __file_row when the source numbers them. A staged CSV copy's
+ * person key stays hidden; `personKeyFilter` (a condition on it) reads the rows of those persons
+ * only. Row numbers are the file's, whatever the filter.
  */
 function rowSource(t: SourceTable, personKeyFilter: string | null = null): string {
-  if (personKeyFilter !== null && t.staged && t.stagedPersonKey) {
-    const file = `read_parquet(${sqlString(t.staged)}, file_row_number = true)`;
-    const rowNumber = t.fileRowColumn ? `CAST(${q(t.fileRowColumn)} AS BIGINT)` : 'file_row_number';
-    const hidden = [...(t.fileRowColumn ? [q(t.fileRowColumn)] : []), 'file_row_number', PERSON_KEY].join(', ');
-    return `(SELECT * EXCLUDE (${hidden}), ${rowNumber} AS __file_row FROM ${file} WHERE ${personKeyFilter})`;
-  }
+  const hidden = t.stagedPersonKey ? `, ${PERSON_KEY}` : '';
+  const where = personKeyFilter !== null && t.stagedPersonKey ? ` WHERE ${personKeyFilter}` : '';
   // A checked CSV copy numbers its records itself: the records set aside keep their numbers.
-  if (t.fileRowColumn) return `(SELECT * EXCLUDE (${q(t.fileRowColumn)}), CAST(${q(t.fileRowColumn)} AS BIGINT) AS __file_row FROM ${t.relation})`;
+  if (t.fileRowColumn) {
+    const from = t.staged ? `read_parquet(${sqlString(t.staged)})` : t.relation;
+    return `(SELECT * EXCLUDE (${q(t.fileRowColumn)}${hidden}), CAST(${q(t.fileRowColumn)} AS BIGINT) AS __file_row FROM ${from}${where})`;
+  }
   const file = numberedFile(t);
-  const hidden = t.stagedPersonKey ? `file_row_number, ${PERSON_KEY}` : 'file_row_number';
-  if (file) return `(SELECT * EXCLUDE (${hidden}), file_row_number AS __file_row FROM read_parquet(${sqlString(file)}, file_row_number = true))`;
+  if (file) return `(SELECT * EXCLUDE (file_row_number${hidden}), file_row_number AS __file_row FROM read_parquet(${sqlString(file)}, file_row_number = true)${where})`;
   return t.relation;
 }
 

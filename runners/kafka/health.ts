@@ -29,6 +29,9 @@ export interface HealthSnapshot {
   totalLag: bigint;
 }
 
+/** A topic partition as one map key. */
+const positionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
 export class StageHealth {
   consumed = 0;
   produced = 0;
@@ -65,7 +68,7 @@ export class StageHealth {
 
   /** Records where a fetched batch ended (including batches of transaction markers only). */
   onBatchEnd(topic: string, partition: number, lastOffset: string, highWatermark: string): void {
-    this.positions.set(`${topic}\u0000${partition}`, {
+    this.positions.set(positionKey(topic, partition), {
       topic,
       partition,
       position: BigInt(lastOffset) + 1n,
@@ -75,7 +78,7 @@ export class StageHealth {
 
   /** Records progress inside a batch: `next` is the next offset to process. */
   onProgress(topic: string, partition: number, next: bigint, highWatermark: string): void {
-    this.positions.set(`${topic}\u0000${partition}`, { topic, partition, position: next, highWatermark: BigInt(highWatermark) });
+    this.positions.set(positionKey(topic, partition), { topic, partition, position: next, highWatermark: BigInt(highWatermark) });
   }
 
   /** Forgets partitions that are no longer assigned. */
@@ -85,11 +88,11 @@ export class StageHealth {
 
   /** Forgets one partition's position: unknown until its next batch (or the broker) says. */
   forget(topic: string, partition: number): void {
-    this.positions.delete(`${topic}\u0000${partition}`);
+    this.positions.delete(positionKey(topic, partition));
   }
 
   positionOf(topic: string, partition: number): PartitionPosition | undefined {
-    return this.positions.get(`${topic}\u0000${partition}`);
+    return this.positions.get(positionKey(topic, partition));
   }
 
   snapshot(): HealthSnapshot {

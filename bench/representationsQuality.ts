@@ -6,8 +6,8 @@
 // Usage: node dist/bench/representationsQuality.js [--persons N] [--seed S] [--quick]
 //   [--table NAME=FILE.parquet ...]   (also evaluate existing tables, through the same lookup)
 // Writes bench/results/representations-quality.json and the KD figures representations-kd-*; with
-// --quick representations-quality-quick.json and representations-quick-kd-*, so that a quick check
-// never replaces the full run's results.
+// --quick (no KD curves) representations-quality-quick.json, so that a quick check never replaces
+// the full run's results.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -144,7 +144,7 @@ async function trainedRows(vocabDir: string, deciles: string, vocab: InMemoryVoc
 }
 
 /** The KD figures: r@1, effective dimensions and cosine to the text vectors per GRACE epoch, with KD and without (PNG and SVG). */
-export async function kdFigures(kd: KdCurves, dir: string, prefix = 'representations-kd'): Promise<Record<string, string>> {
+export async function kdFigures(kd: KdCurves, dir: string): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   // [file, title, axis title (short: a title longer than the plot's height pushes the plot down), value]
   const measures = [
@@ -156,7 +156,7 @@ export async function kdFigures(kd: KdCurves, dir: string, prefix = 'representat
   for (const [name, title, label, y] of measures) {
     const curves = [kd.withKd, kd.withoutKd].map((p, k) => ({ arm: arms[k], x: p.map((q) => q.epoch), y: p.map(y) }));
     const svg = await curvePlot(curves, { title: `${title} per GRACE epoch`, x: 'GRACE epoch', y: label, diagonal: false, legend: 'distillation', xDomain: null, yDomain: null }, arms);
-    files[name] = writeFigure(dir, `${prefix}-${name}`, svg).png;
+    files[name] = writeFigure(dir, `representations-kd-${name}`, svg).png;
   }
   return files;
 }
@@ -237,7 +237,7 @@ async function main(): Promise<void> {
   const file = writeBenchResult(quick ? 'representations-quality-quick.json' : 'representations-quality.json', {
     benchmark: 'representations-quality', persons, seed, candidates: key.candidates.length, queries: key.queries.length,
     labPairs: key.labPairs.length, labs: key.labs.length, load: os.loadavg(), rows, table,
-    kdCurves: kd ? { ...kd, figures: await kdFigures(kd, path.join(__dirname, '../../bench/results'), quick ? 'representations-quick-kd' : 'representations-kd') } : null,
+    kdCurves: kd ? { ...kd, figures: await kdFigures(kd, path.join(__dirname, '../../bench/results')) } : null,
   });
   console.log(`results: ${file}`);
 }

@@ -67,11 +67,11 @@ export async function* prefetchedChunks(started: Promise<{ result: DuckDBResult;
 export function numericColumn(chunk: DuckDBDataChunk, index: number): { values: ArrayLike<number>; isNull: (i: number) => boolean } {
   const vector = chunk.getColumnVector(index) as unknown as {
     items?: ArrayLike<number>;
-    validity?: { itemValid(i: number): boolean };
+    validity?: VectorValidity;
     getItem(i: number): unknown;
   };
   const validity = vector.validity;
-  if (vector.items && validity) return { values: vector.items, isNull: (i) => !validity.itemValid(i) };
+  if (vector.items && validity) return { values: vector.items, isNull: nullTest(validity) };
   // Fallback through the public API if node-api's internals change.
   const n = chunk.rowCount;
   const values = new Float64Array(n);
@@ -91,11 +91,11 @@ export function numericColumn(chunk: DuckDBDataChunk, index: number): { values: 
 export function idColumn(chunk: DuckDBDataChunk, index: number): { get: (i: number) => Id; isNull: (i: number) => boolean } {
   const vector = chunk.getColumnVector(index) as unknown as {
     items?: unknown;
-    validity?: { itemValid(i: number): boolean };
+    validity?: VectorValidity;
     getItem(i: number): unknown;
   };
   const validity = vector.validity;
-  if (vector.items instanceof BigInt64Array && validity) return { get: int64Reader(vector.items), isNull: (i) => !validity.itemValid(i) };
+  if (vector.items instanceof BigInt64Array && validity) return { get: int64Reader(vector.items), isNull: nullTest(validity) };
   // Fallback through the public API if node-api's internals change.
   return { get: (i) => parseId(vector.getItem(i)) ?? 0, isNull: (i) => vector.getItem(i) === null };
 }
@@ -107,10 +107,70 @@ export function idValue(v: unknown): Id {
   return id;
 }
 
+/**
+ * A VARCHAR column of a chunk. Short strings (DuckDB stores up to 12 bytes inline) are decoded
+ * once per distinct value in the chunk: a unit or a code repeats on thousands of rows.
+ */
 export function stringColumn(chunk: DuckDBDataChunk, index: number): (i: number) => string | null {
-  const vector = chunk.getColumnVector(index);
-  return (i) => vector.getItem(i) as string | null;
+  const vector = chunk.getColumnVector(index) as unknown as { dataView?: unknown; validity?: VectorValidity; getItem(i: number): unknown };
+  const publicRead = (i: number) => vector.getItem(i) as string | null;
+  const { dataView, validity } = vector;
+  if (!(dataView instanceof DataView) || !validity) return publicRead;
+  const isNull = nullTest(validity);
+  const seen = new Map<number, InlineString[]>();
+  return (i) => {
+    if (isNull(i)) return null;
+    const at = i * 16;
+    const len = dataView.getUint32(at, true);
+    if (len > 12) return publicRead(i);
+    const w0 = inlineWord(dataView, at, len, 0);
+    const w1 = inlineWord(dataView, at, len, 4);
+    const w2 = inlineWord(dataView, at, len, 8);
+    const hash = (Math.imul(w0 ^ len, 0x9e3779b1) ^ Math.imul(w1, 0x85ebca6b) ^ Math.imul(w2, 0xc2b2ae35)) | 0;
+    const bucket = seen.get(hash);
+    const hit = bucket?.find((e) => e.len === len && e.w0 === w0 && e.w1 === w1 && e.w2 === w2);
+    if (hit) return hit.text;
+    const text = publicRead(i)!;
+    if (bucket) bucket.push({ len, w0, w1, w2, text });
+    else seen.set(hash, [{ len, w0, w1, w2, text }]);
+    return text;
+  };
 }
+
+interface InlineString { len: number; w0: number; w1: number; w2: number; text: string }
+
+/** Bytes [from, from + 4) of an inline string at `at`, those past its length read as 0. */
+function inlineWord(view: DataView, at: number, len: number, from: number): number {
+  const n = len - from;
+  if (n <= 0) return 0;
+  const w = view.getUint32(at + 4 + from, true);
+  return n >= 4 ? w : w & ((1 << (8 * n)) - 1);
+}
+
+/** node-api's validity of a vector: 64-bit words (null: every row valid) from a bit offset. */
+interface VectorValidity {
+  data?: unknown;
+  offset?: unknown;
+  itemValid(i: number): boolean;
+}
+
+/**
+ * A null test over a vector's validity bits, read as 32-bit words: node-api's itemValid does
+ * BigInt arithmetic per call. Falls back to itemValid if node-api's internals change.
+ */
+function nullTest(validity: VectorValidity): (i: number) => boolean {
+  const { data, offset } = validity;
+  if (data === null) return () => false;
+  if (!(data instanceof BigUint64Array) || typeof offset !== 'number' || !LITTLE_ENDIAN) return (i) => !validity.itemValid(i);
+  const words = new Uint32Array(data.buffer, data.byteOffset, data.length * 2);
+  return (i) => {
+    const bit = offset + i;
+    return (words[bit >>> 5] & (1 << (bit & 31))) === 0;
+  };
+}
+
+/** A 64-bit word's low 32 bits come first in memory (the validity words are native order). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
  * Parses DuckDB's to_json text, which writes non-finite doubles as bare NaN, Infinity and

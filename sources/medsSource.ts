@@ -328,7 +328,7 @@ function derivation(locator: RowLocator, counts: MedsInputCounts): InputDerivati
         const code = stringColumn(chunk, 3);
         const value = numericColumn(chunk, 4);
         const reason = stringColumn(chunk, 5);
-        for (let i = 0; i < chunk.rowCount; i++) {
+        for (let i = 0, count = chunk.rowCount; i < count; i++) {
           const at = locator.locate(row[i]);
           rejects.add({
             file: at.file, table: 'meds', row: at.row, column: 'code', reason: reason(i)!,

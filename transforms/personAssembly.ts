@@ -29,13 +29,23 @@ export type SegmentsAndRanks = ReturnType<typeof segmentsAndRanks>;
  */
 export function assemblePerson(events: PersonEvents, info: PersonInfo, labels: readonly LabelRecord[], maxEvents: number, withChunks = true): AssembledPerson {
   const sr = segmentsAndRanks(events, info.visitStarts);
-  const samples = labels.map((record) => ({ record, sequence: sampleSequence(events, info, record, maxEvents, sr) }));
+  // Tasks that predict at the same time share a window: built once, read by each (never changed).
+  const windows = new Map<number, Sequence>();
+  const samples = labels.map((record) => {
+    const [from, to] = windowRange(events, record, maxEvents);
+    const key = from * (events.length + 1) + to;
+    let sequence = windows.get(key);
+    if (!sequence) {
+      sequence = buildSequence(events, info, from, to, sr);
+      windows.set(key, sequence);
+    }
+    return { record, sequence };
+  });
   const chunks = withChunks ? chunkRanges(events.length, maxEvents).map(([from, to]) => buildSequence(events, info, from, to, sr)) : [];
   return { samples, chunks };
 }
 
-/** A label record's window: the newest `maxEvents` events strictly before its prediction time (none without one). */
-export function sampleSequence(events: PersonEvents, info: PersonInfo, record: LabelRecord, maxEvents: number, sr: SegmentsAndRanks = segmentsAndRanks(events, info.visitStarts)): Sequence {
-  const [from, to] = record.prediction_time === null ? [0, 0] : windowBefore(events, record.prediction_time, maxEvents);
-  return buildSequence(events, info, from, to, sr);
+/** A label record's window, as an event index range: the newest `maxEvents` events strictly before its prediction time (none without one). */
+function windowRange(events: PersonEvents, record: LabelRecord, maxEvents: number): [number, number] {
+  return record.prediction_time === null ? [0, 0] : windowBefore(events, record.prediction_time, maxEvents);
 }

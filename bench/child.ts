@@ -12,7 +12,7 @@ import { openOmopInput } from '../sources/omopSource';
 import { defaultMemoryLimit } from '../sources/memoryLimit';
 import { silentLogger } from '../common/progress';
 import { runBaseline } from './baselineSql';
-import { medsEtlInput, medsEtlMissing, runMedsEtl } from './medsEtl';
+import { medsEtlInput, medsEtlMissing, medsEtlRowsOut, runMedsEtl } from './medsEtl';
 
 async function main(): Promise<void> {
   const [job, omop, out] = process.argv.slice(2);
@@ -30,7 +30,9 @@ async function main(): Promise<void> {
     const input = await medsEtlInput(omop);
     fs.rmSync(out, { recursive: true, force: true });
     const r = runMedsEtl(input, out);
-    process.stdout.write(JSON.stringify({ job, ...r, rowsIn: 0, phases: {} }) + '\n');
+    const rowsOut = await medsEtlRowsOut(out);
+    if (rowsOut === 0) throw new Error(`meds_etl_omop wrote no MEDS rows from ${input}`);
+    process.stdout.write(JSON.stringify({ job, ...r, rowsIn: 0, rowsOut, phases: {} }) + '\n');
     return;
   }
   if (job === 'local' || job === 'local-no-meds' || job === 'local-no-tasks') {

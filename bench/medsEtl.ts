@@ -38,7 +38,7 @@ const MEDS_ETL_COLUMNS: Record<string, [string, string][]> = {
 export async function medsEtlInput(omop: string): Promise<string> {
   const dir = `${omop.replace(/\/$/, '')}-meds-etl`;
   const done = path.join(dir, '.complete');
-  if (fs.existsSync(done)) return dir;
+  if (fs.existsSync(done) && !danglingLinks(dir).length) return dir;
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const conn = await openDuck();
@@ -50,7 +50,8 @@ export async function medsEtlInput(omop: string): Promise<string> {
       const src = path.join(omop, name);
       const missing = await missingColumns(conn, src, format, MEDS_ETL_COLUMNS[table] ?? []);
       if (!missing.length) {
-        fs.symlinkSync(path.resolve(src), path.join(dir, name));
+        // The real file: a link through a worktree or a linked data folder breaks when that goes.
+        fs.symlinkSync(fs.realpathSync(src), path.join(dir, name));
         continue;
       }
       const extra = missing.map(([c, t]) => `NULL::${t} AS ${c}`).join(', ');
@@ -62,6 +63,11 @@ export async function medsEtlInput(omop: string): Promise<string> {
   }
   fs.writeFileSync(done, '');
   return dir;
+}
+
+/** Links in `dir` whose file is gone (a copy made through a folder since removed). */
+function danglingLinks(dir: string): string[] {
+  return fs.readdirSync(dir).filter((name) => fs.lstatSync(path.join(dir, name)).isSymbolicLink() && !fs.existsSync(path.join(dir, name)));
 }
 
 const reader = (src: string, format: string) => (format === 'csv' ? `read_csv(${sqlString(src)}, all_varchar = true)` : `read_parquet(${sqlString(src)})`);
@@ -96,4 +102,17 @@ export function runMedsEtl(omop: string, out: string): MedsEtlRun {
   const r = JSON.parse(execFileSync(path.join(bin, 'python'), args, { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop()!);
   if (r.rc !== 0) throw new Error(`meds_etl_omop exited ${r.rc}: ${String(r.stderr).trim().split('\n').pop()}`);
   return { seconds: r.seconds, cpuSeconds: r.cpu, maxRssMb: r.maxrss_kb / 1024 };
+}
+
+/** Rows of the MEDS data meds_etl wrote into `out`: a run that read nothing is no measurement. */
+export async function medsEtlRowsOut(out: string): Promise<number> {
+  const conn = await openDuck();
+  try {
+    const [row] = await queryRows<{ n: bigint | number }>(conn, `SELECT count(*) AS n FROM read_parquet(${sqlString(path.join(out, 'data', '**', '*.parquet'))})`);
+    return Number(row.n);
+  } catch {
+    return 0;
+  } finally {
+    conn.closeSync();
+  }
 }

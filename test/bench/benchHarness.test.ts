@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { splitProfile } from '../../bench/cpuProfile';
-import { medsEtlMissing } from '../../bench/medsEtl';
+import { medsEtlInput, medsEtlMissing } from '../../bench/medsEtl';
 
 const frame = (functionName: string, url = '') => ({ functionName, url, scriptId: '0', lineNumber: 0, columnNumber: 0 });
 
@@ -43,6 +43,26 @@ describe('local benchmark harness', () => {
       assert.ok(reason?.startsWith('no venv at ') && reason.endsWith('(run bench/meds-etl-venv.sh)'), reason ?? 'null');
     } finally {
       fs.rmSync(venv, { recursive: true, force: true });
+    }
+  });
+
+  it("meds_etl's input links the real files, and is made again when a link's file is gone", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'medrep-meds-etl-input-'));
+    try {
+      // The dataset reached through a linked folder, as a worktree's bench/data is.
+      const real = path.join(root, 'real');
+      fs.mkdirSync(real);
+      fs.writeFileSync(path.join(real, 'person.csv'), 'person_id,year_of_birth\n1,1970\n');
+      fs.symlinkSync(real, path.join(root, 'via'));
+      const input = await medsEtlInput(path.join(root, 'via'));
+      assert.equal(fs.readlinkSync(path.join(input, 'person.csv')), fs.realpathSync(path.join(real, 'person.csv')));
+      // A copy whose link went dangling (made through a folder since removed) is not reused.
+      fs.rmSync(path.join(input, 'person.csv'));
+      fs.symlinkSync(path.join(root, 'gone', 'person.csv'), path.join(input, 'person.csv'));
+      await medsEtlInput(path.join(root, 'via'));
+      assert.ok(fs.existsSync(path.join(input, 'person.csv')), 'the dangling link is replaced');
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -28,6 +28,14 @@ class Validity {
   }
 }
 
+/**
+ * The next capacity of a full builder: half as much again, not twice, so that the many large
+ * builders of a run (a samples batch per task) hold at most half their rows again in slack.
+ */
+function grownCapacity(capacity: number): number {
+  return Math.max(16, Math.ceil(capacity * 1.5));
+}
+
 /** Numbers (or bigints for 64-bit types) with optional nulls. */
 export class NumberColumn<A extends NumArray> {
   values: A;
@@ -38,7 +46,7 @@ export class NumberColumn<A extends NumArray> {
     this.validity = nullable ? new Validity() : null;
   }
   private grow(): void {
-    const next = new this.ctor(this.values.length * 2);
+    const next = new this.ctor(grownCapacity(this.values.length));
     (next as unknown as { set(a: A): void }).set(this.values);
     this.values = next;
   }
@@ -108,7 +116,7 @@ export class Int64Column {
   }
   private ensure(): void {
     if (this.length * 2 === this.words.length) {
-      const next = new Int32Array(this.words.length * 2);
+      const next = new Int32Array(grownCapacity(this.length) * 2);
       next.set(this.words);
       this.words = next;
       this.big = null;
@@ -134,7 +142,7 @@ export class Int64Column {
   pushAll(src: ArrayLike<Id>): void {
     const n = src.length;
     while ((this.length + n) * 2 > this.words.length) {
-      const next = new Int32Array(this.words.length * 2);
+      const next = new Int32Array(grownCapacity(this.words.length / 2) * 2);
       next.set(this.words);
       this.words = next;
       this.big = null;

@@ -61,8 +61,11 @@ export async function* prefetchedChunks(started: Promise<{ result: DuckDBResult;
 }
 
 /**
- * The typed array behind a DOUBLE / TINYINT / INTEGER column vector of a chunk, and a null test.
- * node-api keeps the array private; reading it avoids one JS call per value on the hot path.
+ * A copy of the typed array behind a DOUBLE / TINYINT / INTEGER column vector of a chunk, and a
+ * null test. node-api keeps the array private; reading it avoids one JS call per value on the hot
+ * path. Every reader here owns what it reads or keeps its chunk alive: a chunk's vectors are
+ * views of native memory that its finalizer frees, and a caller may drop the chunk (await in its
+ * loop, a generator past its yield) while it still reads the columns.
  */
 export function numericColumn(chunk: DuckDBDataChunk, index: number): { values: ArrayLike<number>; isNull: (i: number) => boolean } {
   const vector = chunk.getColumnVector(index) as unknown as {
@@ -71,7 +74,8 @@ export function numericColumn(chunk: DuckDBDataChunk, index: number): { values: 
     getItem(i: number): unknown;
   };
   const validity = vector.validity;
-  if (vector.items && validity) return { values: vector.items, isNull: nullTest(validity) };
+  // A copy: the vector's array is a view of the chunk's native memory, freed with the chunk.
+  if (vector.items && validity) return { values: (vector.items as Float64Array).slice(), isNull: nullTest(validity) };
   // Fallback through the public API if node-api's internals change.
   const n = chunk.rowCount;
   const values = new Float64Array(n);
@@ -95,9 +99,10 @@ export function idColumn(chunk: DuckDBDataChunk, index: number): { get: (i: numb
     getItem(i: number): unknown;
   };
   const validity = vector.validity;
-  if (vector.items instanceof BigInt64Array && validity) return { get: int64Reader(vector.items), isNull: nullTest(validity) };
-  // Fallback through the public API if node-api's internals change.
-  return { get: (i) => parseId(vector.getItem(i)) ?? 0, isNull: (i) => vector.getItem(i) === null };
+  if (vector.items instanceof BigInt64Array && validity) return { get: int64Reader(vector.items.slice()), isNull: nullTest(validity) };
+  // Fallback through the public API if node-api's internals change (through the chunk, which it keeps alive).
+  const item = (i: number) => chunk.getColumnVector(index).getItem(i);
+  return { get: (i) => parseId(item(i)) ?? 0, isNull: (i) => item(i) === null };
 }
 
 /** An id from a row object of queryRows (a BIGINT arrives as bigint): exact. */
@@ -113,7 +118,8 @@ export function idValue(v: unknown): Id {
  */
 export function stringColumn(chunk: DuckDBDataChunk, index: number): (i: number) => string | null {
   const vector = chunk.getColumnVector(index) as unknown as { dataView?: unknown; validity?: VectorValidity; getItem(i: number): unknown };
-  const publicRead = (i: number) => vector.getItem(i) as string | null;
+  // Through the chunk: the reader keeps it alive, and with it the native memory its strings are read from.
+  const publicRead = (i: number) => chunk.getColumnVector(index).getItem(i) as string | null;
   const { dataView, validity } = vector;
   if (!(dataView instanceof DataView) || !validity) return publicRead;
   const isNull = nullTest(validity);
@@ -162,7 +168,8 @@ function nullTest(validity: VectorValidity): (i: number) => boolean {
   const { data, offset } = validity;
   if (data === null) return () => false;
   if (!(data instanceof BigUint64Array) || typeof offset !== 'number' || !LITTLE_ENDIAN) return (i) => !validity.itemValid(i);
-  const words = new Uint32Array(data.buffer, data.byteOffset, data.length * 2);
+  // A copy, as the values: the bits are the chunk's native memory.
+  const words = new Uint32Array(data.buffer, data.byteOffset, data.length * 2).slice();
   return (i) => {
     const bit = offset + i;
     return (words[bit >>> 5] & (1 << (bit & 31))) === 0;

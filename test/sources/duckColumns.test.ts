@@ -1,4 +1,6 @@
 import { strict as assert } from 'node:assert';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { idColumn, numericColumn, openDuck, queryRows, streamChunks, stringColumn } from '../../sources/duck';
 import { Id, parseId } from '../../schemas/ids';
@@ -38,6 +40,35 @@ describe('DuckDB chunk column readers', () => {
       assert.ok(fast.some((r) => r.s === 'abcdefghijkl') && fast.some((r) => r.s === 'abcdefghijkm') && fast.some((r) => r.s === 'µmol/L'));
       assert.ok(fast.some((r) => r.s === '') && fast.some((r) => r.s === null) && fast.some((r) => r.s === 'a much longer unit text'));
       assert.ok(fast.some((r) => typeof r.id === 'bigint') && fast.some((r) => r.id === null) && fast.some((r) => r.x === null));
+    } finally {
+      conn.closeSync();
+    }
+  });
+
+  it('readers stay valid after their chunk is dropped and collected (its native memory freed)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const conn = await openDuck();
+    try {
+      const sql = `SELECT 'a row of more than twelve bytes, number ' || i AS s, i::BIGINT * 3 AS id, i / 2 AS x FROM range(20000) t(i) ORDER BY i`;
+      const readers: { s: (i: number) => string | null; id: (i: number) => Id; x: ArrayLike<number>; n: number }[] = [];
+      // Readers only: no chunk is referenced once its readers are made, and later chunks reuse freed memory.
+      for await (const chunk of streamChunks(conn, sql)) readers.push({ s: stringColumn(chunk, 0), id: idColumn(chunk, 1).get, x: numericColumn(chunk, 2).values, n: chunk.rowCount });
+      for (let k = 0; k < 3; k++) {
+        gc();
+        await new Promise((r) => setImmediate(r));
+      }
+      // Fill the memory the freed chunks held with other rows.
+      await queryRows(conn, `SELECT repeat('z', 40 + i % 7) AS junk, i * 7 AS y FROM range(50000) t(i)`);
+      let row = 0;
+      for (const r of readers) {
+        for (let i = 0; i < r.n; i++, row++) {
+          assert.equal(r.s(i), `a row of more than twelve bytes, number ${row}`);
+          assert.equal(r.id(i), row * 3);
+          assert.equal(r.x[i], row / 2);
+        }
+      }
+      assert.equal(row, 20000);
     } finally {
       conn.closeSync();
     }

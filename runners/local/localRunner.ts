@@ -158,21 +158,15 @@ type Inputs = Awaited<ReturnType<typeof readInputs>>;
 async function fitAndLabel(run: RunContext, { vocab, people }: Inputs) {
   const normalizer = new ConceptNormalizer(vocab.vocabulary.index);
   const units = unitNamer((id) => vocab.vocabulary.concepts.get(id)?.concept_code);
-  // The labels do not need the deciles: they are computed on the second connection meanwhile.
-  const taskArtifacts: Record<string, { path: string; version: string }> = {};
-  const fitting = fitDeciles(run.conn, normalizer, units, people.splitOfPerson).then((fit) => {
-    run.clock.step(`deciles: ${fit.artifact.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${fit.artifact.version.slice(0, 19)})`);
-    return fit;
-  });
-  const labelling = labelSamples(run.conn2, run.opts, run.out, run.pool, taskArtifacts, run.warn, run.log);
-  const [fit, labels] = await allSucceed([fitting, labelling]);
+  const fit = await fitDeciles(run.conn, normalizer, units, people.splitOfPerson);
   const deciles: DecileArtifact = fit.artifact;
-  if (labels.labelled) run.clock.step(`labels: ${labels.labelled.samples.length} samples over ${labels.labelled.tasks.length} tasks`);
+  run.clock.step(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
   const artifacts: Record<string, { path: string; version: string }> = {
     vocabulary: { path: writeJsonArtifact(run.out, 'vocabulary.json', vocab.artifact), version: vocab.artifact.version },
     deciles: { path: writeJsonArtifact(run.out, 'deciles.json', deciles), version: deciles.version },
-    ...taskArtifacts,
   };
+  const labels = await labelSamples(run.conn, run.opts, run.out, run.pool, artifacts, run.warn, run.log);
+  if (labels.labelled) run.clock.step(`labels: ${labels.labelled.samples.length} samples over ${labels.labelled.tasks.length} tasks`);
   const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
   return { deciles, artifacts, labels, canon };
 }
@@ -252,14 +246,6 @@ async function withRunResources<T>(tmp: string, memoryLimit: string, body: (r: {
     // A failed run leaves no temporary file (DuckDB's spill files, half-written shards' tmp names).
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-}
-
-/** Waits until every promise has settled (none is left running on a closing resource), then fails with the first failure. */
-async function allSucceed<T extends readonly unknown[]>(work: [...{ [K in keyof T]: Promise<T[K]> }]): Promise<T> {
-  const settled = await Promise.allSettled(work);
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 interface ShardShape { maxEvents: number; eventsPerShard: number; sequencesPerShard: number }

@@ -115,8 +115,12 @@ export class Int64Column {
     this.validity = nullable ? new Validity() : null;
   }
   private ensure(): void {
-    if (this.length * 2 === this.words.length) {
-      const next = new Int32Array(grownCapacity(this.length) * 2);
+    this.reserve(1);
+  }
+  /** Room for `n` more values (the bigint view is made again over a new buffer). */
+  private reserve(n: number): void {
+    while ((this.length + n) * 2 > this.words.length) {
+      const next = new Int32Array(grownCapacity(this.words.length / 2) * 2);
       next.set(this.words);
       this.words = next;
       this.big = null;
@@ -141,12 +145,7 @@ export class Int64Column {
   /** Appends every id of `src` (one capacity check for all). */
   pushAll(src: ArrayLike<Id>): void {
     const n = src.length;
-    while ((this.length + n) * 2 > this.words.length) {
-      const next = new Int32Array(grownCapacity(this.words.length / 2) * 2);
-      next.set(this.words);
-      this.words = next;
-      this.big = null;
-    }
+    this.reserve(n);
     const words = this.words;
     for (let k = 0; k < n; k++) {
       const v = src[k];

@@ -20,9 +20,6 @@ export interface AssembledPerson {
   chunks: Sequence[];
 }
 
-/** Segments and record ranks of a person's events (computed once, shared by windows and chunks). */
-export type SegmentsAndRanks = ReturnType<typeof segmentsAndRanks>;
-
 /**
  * A person's samples (one window per label record) and, when `withChunks`, its pretraining
  * chunks of at most `maxEvents` events each. A person without events gets empty windows.

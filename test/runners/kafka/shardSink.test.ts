@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { ChangelogStore } from '../../../runners/kafka/stateStore';
 import { ShardBounds } from '../../../runners/kafka/shardRoll';
 import { parseShardFileName, shardSinkTransform, SINK_LOADS_STORE, SinkTopic } from '../../../runners/kafka/shardSink';
-import { StageContext, StageMessage } from '../../../runners/kafka/stage';
+import { StageContext, StageMessage, StageTransform } from '../../../runners/kafka/stage';
 import { EventsBatchValue, LOAD_TABLES, StreamValue } from '../../../runners/kafka/streamValues';
 import { encodeStreamValue } from '../../../runners/kafka/streamCodec';
 import { sha256 } from '../../../transforms/hashing';
@@ -48,6 +48,18 @@ const sinkOf = (bounds: Partial<ShardBounds>): SinkTopic => ({
   topic: TOPIC, kind: 'events', dir: 'events', bounds: { rows: 1_000_000, bytes: 1e12, maxAgeMs: 0, ...bounds }, loadTables: LOAD_TABLES,
 });
 
+/** One chunk through the sink transform, as the stage worker runs it; returns the offset it asks to commit through. */
+function transformChunk(transform: StageTransform, batch: StageMessage[], store: ChangelogStore<unknown>): bigint {
+  let next = BigInt(batch[batch.length - 1].offset) + 1n;
+  const ctx = {
+    topic: TOPIC, partition: 0, store: () => store.view(0),
+    commitThrough: (o: string) => (next = BigInt(o)),
+    rowsRead: () => undefined,
+  } as unknown as StageContext;
+  void transform(batch, ctx);
+  return next;
+}
+
 /** A partition as the stage worker keeps it: the sink's store (committed state survives a crash) and the committed offset. */
 class Partition {
   readonly store = new ChangelogStore<unknown>(SINK_LOADS_STORE, 'unused');
@@ -63,13 +75,7 @@ class Partition {
     // The consumer starts at the committed offset: the first message there or after it.
     for (let i = all.findIndex((m) => Number(m.offset) >= this.committed); i >= 0 && i < all.length; ) {
       const batch = all.slice(i, i + chunk);
-      let next = BigInt(batch[batch.length - 1].offset) + 1n;
-      const ctx = {
-        topic: TOPIC, partition: 0, store: () => this.store.view(0),
-        commitThrough: (o: string) => (next = BigInt(o)),
-        rowsRead: () => undefined,
-      } as unknown as StageContext;
-      void transform(batch, ctx);
+      const next = transformChunk(transform, batch, this.store);
       if (++chunks === crashAfter) {
         this.store.abortPending(0);
         return;
@@ -97,6 +103,41 @@ const ranges = (out: string) => Object.keys(shards(out)).map((f) => {
 const at = (list: number[][]) => list.map(([a, b]) => [o(a), o(b)]);
 /** The offset after the last of n messages: all consumed, nothing pending. */
 const after = (n: number) => o(n - 1) + 1;
+
+/**
+ * Three loads in random interleavings: each table's marker comes after its own rows, tables run
+ * ahead of each other into the next load; log time with gaps, so every bound fires.
+ */
+function threeLoads(seed: number): StageMessage[] {
+  const rand = prng(seed);
+  const values: StreamValue[] = [];
+  const timestamps: number[] = [];
+  let t = 1_700_000_000_000;
+  const push = (v: StreamValue) => {
+    values.push(v);
+    t += rand() < 0.05 ? 20_000 : Math.floor(rand() * 500);
+    timestamps.push(t);
+  };
+  const sent = new Map<string, number>(LOAD_TABLES.map((x) => [x, 0]));
+  for (let load = 1; load <= 3; load++) {
+    for (let i = 0; i < 60; i++) {
+      push(events(EVENT_TABLES[Math.floor(rand() * EVENT_TABLES.length)], 1 + Math.floor(rand() * 40), Math.floor(rand() * 5)));
+      // A table's marker of this load, now and then (each at most once per load).
+      const table = LOAD_TABLES[Math.floor(rand() * LOAD_TABLES.length)];
+      if (rand() < 0.08 && sent.get(table)! < load) {
+        push(end(table));
+        sent.set(table, load);
+      }
+    }
+    for (const table of LOAD_TABLES) {
+      if (sent.get(table)! < load) {
+        push(end(table));
+        sent.set(table, load);
+      }
+    }
+  }
+  return messages(values, timestamps);
+}
 
 describe('kafka sink: shards roll by rows, bytes, log time and load end, the same after a restart', () => {
   it('closes at the end of a load, when every table sent its marker, not at each marker; a table running ahead closes nothing', async () => {
@@ -156,36 +197,7 @@ describe('kafka sink: shards roll by rows, bytes, log time and load end, the sam
   });
 
   it('a crash after any transaction, then a restart from the committed offset in other chunks, leaves the same files with the same bytes', () => {
-    // Three loads in random interleavings: each table's marker comes after its own rows, tables
-    // run ahead of each other into the next load; log time with gaps, so every bound fires.
-    const rand = prng(11);
-    const values: StreamValue[] = [];
-    const timestamps: number[] = [];
-    let t = 1_700_000_000_000;
-    const push = (v: StreamValue) => {
-      values.push(v);
-      t += rand() < 0.05 ? 20_000 : Math.floor(rand() * 500);
-      timestamps.push(t);
-    };
-    const sent = new Map<string, number>(LOAD_TABLES.map((x) => [x, 0]));
-    for (let load = 1; load <= 3; load++) {
-      for (let i = 0; i < 60; i++) {
-        push(events(EVENT_TABLES[Math.floor(rand() * EVENT_TABLES.length)], 1 + Math.floor(rand() * 40), Math.floor(rand() * 5)));
-        // A table's marker of this load, now and then (each at most once per load).
-        const table = LOAD_TABLES[Math.floor(rand() * LOAD_TABLES.length)];
-        if (rand() < 0.08 && sent.get(table)! < load) {
-          push(end(table));
-          sent.set(table, load);
-        }
-      }
-      for (const table of LOAD_TABLES) {
-        if (sent.get(table)! < load) {
-          push(end(table));
-          sent.set(table, load);
-        }
-      }
-    }
-    const all = messages(values, timestamps);
+    const all = threeLoads(11);
     const sink = sinkOf({ rows: 400, bytes: 60_000, maxAgeMs: 15_000 });
     const reference = tempDir('sink-ref');
     const ref = new Partition();
@@ -208,4 +220,77 @@ describe('kafka sink: shards roll by rows, bytes, log time and load end, the sam
       assert.deepEqual(shards(out), expected, `crash after chunk ${crashAfter}: same shard files, same bytes`);
     }
   });
+
+  it('two workers passing a partition back and forth, with fenced and failed transactions whose files stay on disk, leave only the files of one uninterrupted run', () => {
+    const all = threeLoads(23);
+    const sink = sinkOf({ rows: 400, bytes: 60_000, maxAgeMs: 15_000 });
+    const reference = tempDir('sink-two-ref');
+    new Partition().run(reference, sink, all, 1000);
+    const expected = shards(reference);
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const out = tempDir(`sink-two-${seed}`);
+      const steps = shareBetweenWorkers(out, sink, all, prng(seed));
+      assert.ok(steps.fenced > 0 && steps.failed > 0 && steps.takes > 4, `schedule ${seed} had fenced and failed transactions: ${JSON.stringify(steps)}`);
+      // Every file on disk, those of the transactions that never committed included.
+      assert.deepEqual(shards(out), expected, `schedule ${seed}: the files of one run, no other`);
+    }
+  });
 });
+
+/**
+ * Two sink workers (each its own transform, with its memory between chunks, and its own copy of
+ * the store) share one partition as a consumer group would: a worker that takes the partition
+ * restores the committed store, reads from the committed offset and fences the other (whose
+ * transactions then abort, after its transform wrote what it closed); a transaction may also fail
+ * on its own, its outcome unknown to the worker (committed or not), and the worker takes the
+ * partition again. Runs until the end is committed.
+ */
+function shareBetweenWorkers(out: string, sink: SinkTopic, all: StageMessage[], rand: () => number) {
+  const durable = { entries: new Map<string, unknown>(), committed: 0, epoch: 0 };
+  const steps = { takes: 0, commits: 0, fenced: 0, failed: 0 };
+  const workers = [0, 1].map((w) => ({
+    transform: shardSinkTransform(out, [sink]),
+    store: new ChangelogStore<unknown>(SINK_LOADS_STORE, `unused-${w}`),
+    epoch: -1,
+    /** Where its consumer reads next; null: not ready (restore and seek first). */
+    position: null as number | null,
+  }));
+  const end = after(all.length);
+  for (let step = 0; durable.committed < end; step++) {
+    assert.ok(step < 10_000, 'the schedule ends');
+    const w = workers[Math.floor(rand() * 2)];
+    if (w.position === null || rand() < 0.04) {
+      w.store.drop(0);
+      for (const [k, v] of durable.entries) w.store.set(0, k, v);
+      w.store.commitPending(0);
+      w.position = durable.committed;
+      w.epoch = ++durable.epoch;
+      steps.takes++;
+      continue;
+    }
+    const from = all.findIndex((m) => Number(m.offset) >= w.position!);
+    if (from < 0) continue;
+    const batch = all.slice(from, from + 1 + Math.floor(rand() * 9));
+    const next = transformChunk(w.transform, batch, w.store);
+    const fenced = w.epoch !== durable.epoch;
+    const failure = fenced ? null : rand() < 0.1 ? (rand() < 0.5 ? 'committed' : 'aborted') : undefined;
+    if (fenced || failure === 'aborted') {
+      w.store.abortPending(0);
+      w.position = null;
+      steps[fenced ? 'fenced' : 'failed']++;
+      continue;
+    }
+    w.store.commitPending(0);
+    durable.entries = new Map(w.store.entries(0));
+    durable.committed = Number(next);
+    steps.commits++;
+    if (failure === 'committed') {
+      // The commit went through, but the worker cannot know: it starts over from the broker.
+      w.position = null;
+      steps.failed++;
+      continue;
+    }
+    w.position = Number(batch[batch.length - 1].offset) + 1;
+  }
+  return steps;
+}

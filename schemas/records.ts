@@ -33,6 +33,9 @@ export const EVENT_FIELDS = [
   field('origin', utf8()),
 ];
 
+/** Shard columns whose every row holds its own value (a dictionary of them only costs). */
+export const ROW_UNIQUE_COLUMNS: readonly string[] = ['origin'];
+
 /** Pretraining chunk of one person's trajectory. */
 export const PRETRAIN_FIELDS = [
   field('person_id', i64()),

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
 import { sha256 } from '../transforms/hashing';
+import { ROW_UNIQUE_COLUMNS } from '../schemas/records';
 
 // parquet-wasm's Node build (its "exports" map); types from the same build's declarations.
 const parquetWasm = require('parquet-wasm/node') as typeof import('parquet-wasm/node/parquet_wasm');
@@ -18,12 +19,13 @@ export interface WrittenFile {
 /**
  * Columns written without a dictionary: the top-level ones of fixed-width types (ids, times,
  * numbers, flags), whose dictionary pages cost more to build than they save (events shards: a
- * fifth less encoding CPU and 4% smaller files). Text and list columns keep it: their values
- * (units, table names, the concept ids and deciles of a window) repeat.
+ * fifth less encoding CPU and 4% smaller files), and text unique to each row (an event's origin:
+ * its dictionary fills up and is dropped, after the work). Other text and list columns keep it:
+ * their values (units, table names, the concept ids and deciles of a window) repeat.
  */
 export function plainColumns(schema: arrow.Schema): string[] {
   const fixedWidth = (t: arrow.DataType) => arrow.DataType.isInt(t) || arrow.DataType.isFloat(t) || arrow.DataType.isTimestamp(t) || arrow.DataType.isBool(t) || arrow.DataType.isDate(t);
-  return schema.fields.filter((f) => fixedWidth(f.type)).map((f) => f.name);
+  return schema.fields.filter((f) => fixedWidth(f.type) || ROW_UNIQUE_COLUMNS.includes(f.name)).map((f) => f.name);
 }
 
 /** Parquet bytes (zstd) of an Arrow IPC stream; `plain` as plainColumns gives for its schema. */

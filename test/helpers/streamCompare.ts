@@ -66,7 +66,8 @@ export function assertShardsDisjoint(streamOut: string): void {
   const series = new Map<string, Array<ShardRange & { file: string }>>();
   for (const rel of fs.readdirSync(streamOut, { recursive: true }) as string[]) {
     const range = parseShardFileName(path.basename(rel));
-    if (!range || rel.includes(`${path.sep}corrections${path.sep}`)) continue;
+    // Parquet shards only: a corrections file (<range>.json) has no shard name.
+    if (!range) continue;
     const key = `${path.dirname(rel)}|${range.topic}|${range.partition}`;
     const list = series.get(key) ?? [];
     list.push({ ...range, file: rel });

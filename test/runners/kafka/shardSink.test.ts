@@ -272,25 +272,19 @@ function shareBetweenWorkers(out: string, sink: SinkTopic, all: StageMessage[], 
     if (from < 0) continue;
     const batch = all.slice(from, from + 1 + Math.floor(rand() * 9));
     const next = transformChunk(w.transform, batch, w.store);
-    const fenced = w.epoch !== durable.epoch;
-    const failure = fenced ? null : rand() < 0.1 ? (rand() < 0.5 ? 'committed' : 'aborted') : undefined;
-    if (fenced || failure === 'aborted') {
-      w.store.abortPending(0);
-      w.position = null;
-      steps[fenced ? 'fenced' : 'failed']++;
-      continue;
+    // A failed transaction (one in ten) aborted, or committed without the worker knowing.
+    const outcome = w.epoch !== durable.epoch ? 'fenced' : rand() >= 0.1 ? 'committed' : rand() < 0.5 ? 'committed unknown' : 'aborted';
+    if (outcome === 'fenced' || outcome === 'aborted') w.store.abortPending(0);
+    else {
+      w.store.commitPending(0);
+      durable.entries = new Map(w.store.entries(0));
+      durable.committed = Number(next);
+      steps.commits++;
     }
-    w.store.commitPending(0);
-    durable.entries = new Map(w.store.entries(0));
-    durable.committed = Number(next);
-    steps.commits++;
-    if (failure === 'committed') {
-      // The commit went through, but the worker cannot know: it starts over from the broker.
-      w.position = null;
-      steps.failed++;
-      continue;
-    }
-    w.position = Number(batch[batch.length - 1].offset) + 1;
+    if (outcome !== 'fenced' && outcome !== 'committed') steps.failed++;
+    if (outcome === 'fenced') steps.fenced++;
+    // After a failure the worker starts over from the broker; after a commit it reads on.
+    w.position = outcome === 'committed' ? Number(batch[batch.length - 1].offset) + 1 : null;
   }
   return steps;
 }

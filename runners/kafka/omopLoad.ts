@@ -112,6 +112,10 @@ export async function produceOmop(opts: ProduceOptions): Promise<ProduceResult> 
     }
     await producer.flush();
     if (opts.endOfLoad !== false) markers = await sendEndOfLoad(kafka, names, partitions, await dataEndWatermark(conn));
+  } catch (e) {
+    // A connected producer keeps the process alive: without this, a bad input hangs the command.
+    await producer.close().catch(() => undefined);
+    throw e;
   } finally {
     conn.closeSync();
   }

@@ -1,6 +1,8 @@
 // Topics and the OMOP row producer against the real broker: configs as created, rows keyed by
 // person_id and co-partitioned, poison rows in the dead-letter topic with their headers.
 import { strict as assert } from 'assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { CompressionCodecs, CompressionTypes, ConfigResourceTypes, Kafka } from 'kafkajs';
 import { OMOP_SCHEMA_VERSION, CLINICAL_TABLES } from '../../../schemas/omop';
 import { runTopicsCommand } from '../../../runners/kafka/commands';
@@ -233,5 +235,15 @@ describe('kafka topics and producer (real broker)', function () {
     const bad = medrep(['produce', '--omop', omop, '--brokers', BROKERS, '--markers', 'some']);
     assert.equal(bad.status, 2);
     assert.equal(errorLine(bad), 'medrep: medrep produce: --markers must be end-of-load or none, got "some"');
+  });
+
+  it('an input without a required table: exit 2 with one line naming it, the producer closed (the command does not hang)', () => {
+    const omop = smallHospital(GOOD_MEASUREMENTS.join('\n') + '\n');
+    fs.rmSync(path.join(omop, 'person.csv'));
+    // The bound only keeps a hang from stalling the suite; the command ends in about a second.
+    const r = medrep(['produce', '--omop', omop, '--brokers', BROKERS, '--topic-prefix', uniquePrefix(), '--partitions', '1'], { timeout: 60_000 });
+    assert.equal(r.signal, null, 'ended by itself, not by the bound');
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(errorLine(r), `medrep: ${omop}: required OMOP table person not found (looked for person.csv/.parquet in any case)`);
   });
 });

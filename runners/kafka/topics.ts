@@ -3,6 +3,7 @@
 // replay; the dead-letter topic; compacted changelog topics that back per-person state stores.
 import { Admin, ITopicConfig } from 'kafkajs';
 import { CLINICAL_TABLES } from '../../schemas/omop';
+import { UserError } from '../../common/errors';
 
 export const DLQ_TOPIC = 'medrep.dlq';
 
@@ -116,9 +117,10 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<st
     for (const t of meta.topics) {
       const want = present.find((s) => s.topic === t.name)!;
       if (t.partitions.length !== want.numPartitions) {
-        throw new Error(
+        // The user's choice (--partitions, or its default) against the user's topics: not a bug of medrep.
+        throw new UserError(
           `topic ${t.name} exists with ${t.partitions.length} partitions, but ${want.numPartitions} are configured; ` +
-            'all omop.* topics and changelogs need the same count (delete the topic or pass the existing count)',
+            `all omop.* topics and changelogs need the same count (delete the topic or pass --partitions ${t.partitions.length})`,
         );
       }
     }

@@ -15,6 +15,7 @@ import { changelogTopicSpec, ensureTopics, pipelineTopicSpecs, TopicNames } from
 import { CONTROL_HEADER, END_OF_LOAD, produceOmop } from '../../../runners/kafka/omopLoad';
 import { errorLine, medrep } from '../../helpers/cli';
 import { silentLogger } from '../../../common/progress';
+import { EXIT, UserError } from '../../../common/errors';
 import { BROKERS, readAll, testKafka, uniquePrefix } from '../../helpers/kafka';
 import { GOOD_MEASUREMENTS, smallHospital } from '../../helpers/smallHospital';
 
@@ -88,7 +89,8 @@ describe('kafka topics and producer (real broker)', function () {
       assert.deepEqual(counts, { [names.omop('person')]: 3, [names.omop('measurement')]: 3, [names.dlq]: 1 });
       await assert.rejects(
         ensureTopics(admin, pipelineTopicSpecs(names, { partitions: 4 })),
-        /exists with 3 partitions, but 4 are configured/,
+        (e: unknown) => e instanceof UserError && e.exitCode === EXIT.user && /exists with 3 partitions, but 4 are configured; .*pass --partitions 3\)$/.test(e.message),
+        'a user error (exit 2) that names the count to pass',
       );
     } finally {
       await admin.disconnect();

@@ -41,6 +41,7 @@ describe('kafka runner, continuous mode: the watermark moves by the wall clock (
     const kafkaArgs = ['--brokers', BROKERS, '--topic-prefix', prefix];
     assert.equal(medrep(['topics', ...kafkaArgs, '--partitions', String(PARTITIONS)]).status, 0);
     const out = path.join(dir, 'stream');
+    const shardFiles = (kind: 'events' | 'pretrain' | 'samples') => filesUnder(path.join(out, kind), '.parquet').length;
     // No out-of-orderness and no quiet span: at the final watermark every open chunk is closed.
     // With no out-of-orderness, how the tables' rows interleave on the way in decides which come
     // behind the watermark (a table not seen yet holds nothing back); a lateness past the data's
@@ -58,26 +59,25 @@ describe('kafka runner, continuous mode: the watermark moves by the wall clock (
 
       // Nothing more is sent. Wait (a safety bound, not a timed assertion) for each partition's
       // watermark to reach its latest event time, for every token event to be in a chunk and for
-      // the samples shards (the sink renames each kind's file in turn, so one kind may land first).
+      // the samples shards (each kind is a topic of its own, so its files may land after the others').
       const end = Date.now() + 240_000;
       let status = '';
       let coverage = { events: 0, lost: -1, extra: 0, duplicateChunks: 0, gaps: 0 };
       let latest = new Map<number, number>();
       for (;;) {
         assert.ok(!exited, `the stream keeps running; its stderr ends: ${stream.stderr().slice(-1500)}`);
-        if (filesUnder(path.join(out, 'events'), '.parquet').length > 0) {
+        if (shardFiles('events') > 0) {
           const rows = await sql<{ p: number; t: number }>(`SELECT CAST(regexp_extract(filename, '-p(\\d+)-', 1) AS INTEGER) AS p, CAST(epoch_ms(max(time)) AS DOUBLE) AS t
             FROM read_parquet(${lit(path.join(out, 'events/*.parquet'))}, filename = true) GROUP BY 1`);
           latest = new Map(rows.map((r) => [r.p, r.t]));
           status = medrep(['status', ...kafkaArgs]).stdout;
           const wm = statusWatermarks(status, prefix);
-          if (latest.size === PARTITIONS && [...latest].every(([p, t]) => wm.get(p) === t) 
-            && filesUnder(path.join(out, 'pretrain'), '.parquet').length > 0 && filesUnder(path.join(out, 'samples'), '.parquet').length > 0) {
+          if (latest.size === PARTITIONS && [...latest].every(([p, t]) => wm.get(p) === t) && shardFiles('pretrain') > 0 && shardFiles('samples') > 0) {
             coverage = await chunkCoverage(out);
             if (coverage.lost === 0) break;
           }
         }
-        if (Date.now() > end) assert.fail(`not reached: watermarks at the latest event times and every event in a chunk, samples shards written. files ${JSON.stringify(['events', 'pretrain', 'samples'].map((k) => `${k} ${filesUnder(path.join(out, k), '.parquet').length}`))}, latest ${JSON.stringify([...latest])}, coverage ${JSON.stringify(coverage)}, status:\n${status}\nstderr ends: ${stream.stderr().slice(-1500)}`);
+        if (Date.now() > end) assert.fail(`not reached: watermarks at the latest event times and every event in a chunk, samples shards written. files ${JSON.stringify((['events', 'pretrain', 'samples'] as const).map((k) => `${k} ${shardFiles(k)}`))}, latest ${JSON.stringify([...latest])}, coverage ${JSON.stringify(coverage)}, status:\n${status}\nstderr ends: ${stream.stderr().slice(-1500)}`);
         await sleep(1000);
       }
       assert.ok(coverage.events > 0);

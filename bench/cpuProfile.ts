@@ -1,10 +1,10 @@
 // Where a `medrep run` spends its JavaScript CPU, from the profiles `node --cpu-prof` writes (one
-// per thread: the main thread, the Parquet encoding worker):
+// per thread: the main thread and any worker thread):
 //   node --cpu-prof --cpu-prof-dir=DIR bin/medrep.js run --omop OMOP --out OUT
 //   node dist/bench/cpuProfile.js DIR [--json FILE]
 // Each sample is charged to one part of the run, the first of PARTS that one of its callers
 // marks, so a part's seconds include what it calls and no sample counts twice; a worker thread's
-// samples are the shard encoding. DuckDB's own
+// samples are one part of their own (the run has none since DuckDB encodes the shards). DuckDB's own
 // threads are not in these profiles: their CPU is the process's total less the threads shown.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,7 +14,9 @@ interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[
 
 /** Parts of a run, in priority: a sample belongs to the first part that any of its callers marks. */
 const PARTS: [string, RegExp][] = [
-  ['shard hand-off (Arrow IPC, queue)', /^tableToIPC |^write .*sinks\/(parquetWorker|shards)\.js/],
+  ['shard queue (ShardSeries)', /^write .*sinks\/shards\.js/],
+  // The table function handing shards to DuckDB's COPY (which encodes on DuckDB's threads).
+  ['shard hand-off to DuckDB (duckShardWriter)', /sinks\/duckShardWriter\.js/],
   ['per-person assembly', /^(finishPerson|finishSamples|finishSequences|emitSamples) /],
   ['event columns (EventBatch)', /^(push|toTable) .*sinks\/eventShards\.js/],
   ['event pass: read + canonicalize', /^streamEvents /],
@@ -29,7 +31,7 @@ const PARTS: [string, RegExp][] = [
   ['garbage collector', /^\(garbage collector\)/],
 ];
 /** Every sample of a worker thread (node names its profiles CPU.<date>.<time>.<pid>.<thread>.<n>). */
-const WORKER_PART = 'shard encoding (Parquet worker)';
+const WORKER_PART = 'worker threads';
 const isWorkerProfile = (file: string) => !/^CPU\.\d+\.\d+\.\d+\.0\./.test(file);
 
 /** Seconds per part of one thread's profile; idle time apart. */

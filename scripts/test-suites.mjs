@@ -20,7 +20,7 @@ export const SUITES = {
     'bench/benchHarness', 'bench/mergeExternal', 'runners/kafka/stageOutputs', 'runners/kafka/stagePosition', 'runners/kafka/kafkaTopology', 'cli/cliDocs', 'cli/cliOptions', 'common/processTempDir', 'runners/kafka/lz4Frame',
     'runners/kafka/shardSink', 'runners/kafka/stageSendSlices', 'runners/kafka/streamCodec',
     'runners/kafka/watermarks', 'runners/local/samples', 'schemas/dateText', 'schemas/hashedIds', 'schemas/ids',
-    'schemas/validation', 'scripts/importCheck', 'sources/duckColumns', 'sinks/columns', 'sinks/manifestReader', 'sinks/parquetShards', 'trainers/backend',
+    'schemas/validation', 'scripts/importCheck', 'sources/duckColumns', 'sinks/columns', 'sinks/duckShardWriter', 'sinks/manifestReader', 'sinks/parquetShards', 'trainers/backend',
     'trainers/behrt/behrt', 'trainers/behrt/behrtAttention', 'trainers/behrt/behrtFollow',
     'trainers/behrt/ehrModels', 'trainers/behrt/experimentGrid', 'trainers/graph/grace',
     'trainers/metrics/ehrMetrics', 'trainers/representations/evaluate', 'trainers/representations/medtok',

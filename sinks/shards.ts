@@ -3,7 +3,6 @@
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
 import { WrittenFile, writeParquetAtomic } from './parquet';
-import { ParquetWriterPool } from './parquetWorker';
 
 /** Rows per shard by default: events, and pretraining sequences or samples (both runners). */
 export const DEFAULT_EVENTS_PER_SHARD = 250_000;
@@ -18,16 +17,41 @@ export interface ShardEntry {
   sha256: string;
 }
 
+/**
+ * A shard as the columns DuckDB receives (numbers; text as codes) and the SELECT over them that
+ * gives the shard's layout; toTable() builds the same rows as Arrow, for other writers.
+ */
+export interface StagedShard {
+  staging: arrow.Table;
+  select: string;
+  rows: number;
+  toTable(): arrow.Table;
+}
+
+export type ShardData = arrow.Table | StagedShard;
+
+export const shardTable = (data: ShardData): arrow.Table => (data instanceof arrow.Table ? data : data.toTable());
+
+/** Encodes shards off the caller's turn (duckShardWriter.ts: on DuckDB's threads). */
+export interface ShardWriter {
+  /** Queues a shard (waiting first if too many are queued); `done` resolves when its file is durable. */
+  write(target: string, data: ShardData): Promise<{ done: Promise<WrittenFile> }>;
+  /** Waits for every queued shard. */
+  close(): Promise<void>;
+  /** After a failure elsewhere: stops; queued shards may be lost. */
+  terminate(): Promise<void>;
+}
+
 export class ShardSeries {
   readonly entries: ShardEntry[] = [];
   private readonly queued: Promise<void>[] = [];
   private count = 0;
-  /** With a pool, shards are encoded on a worker thread; `finish()` waits for them. */
+  /** With a writer, shards are encoded off the caller's turn; `finish()` waits for them. */
   constructor(
     readonly kind: string,
     private readonly outDir: string,
     private readonly relDir: string,
-    private readonly pool: ParquetWriterPool | null = null,
+    private readonly pool: ShardWriter | null = null,
   ) {}
 
   private nextPath(): string {
@@ -38,14 +62,14 @@ export class ShardSeries {
     this.entries[index] = { kind: this.kind, path: rel, rows: f.rows, bytes: f.bytes, sha256: f.sha256 };
   }
 
-  async write(table: arrow.Table): Promise<void> {
+  async write(data: ShardData): Promise<void> {
     const index = this.count;
     const rel = this.nextPath();
     if (!this.pool) {
-      this.record(index, rel, writeParquetAtomic(path.join(this.outDir, rel), table));
+      this.record(index, rel, writeParquetAtomic(path.join(this.outDir, rel), shardTable(data)));
       return;
     }
-    const { done } = await this.pool.write(path.join(this.outDir, rel), table);
+    const { done } = await this.pool.write(path.join(this.outDir, rel), data);
     this.queued.push(done.then((f) => this.record(index, rel, f)));
   }
 

@@ -113,7 +113,7 @@ export async function streamEvents(c: EventPass): Promise<EventPassResult> {
         if (events.length >= c.eventsPerShard) {
           const full = events;
           events = new EventBatch();
-          await c.eventShards.write(full.toTable());
+          await c.eventShards.write(full.toShard());
         }
         assembler.current = event.personId;
       }
@@ -126,6 +126,6 @@ export async function streamEvents(c: EventPass): Promise<EventPassResult> {
     seen += ch.length;
     progress.update(seen);
   }
-  const flushEvents = async () => { if (events.length) await c.eventShards.write(events.toTable()); };
+  const flushEvents = async () => { if (events.length) await c.eventShards.write(events.toShard()); };
   return { eventsOut, measurementsBinned, progress, flushEvents };
 }

@@ -8,8 +8,7 @@ import { Split, splitOf } from '../../transforms/splits';
 import { LabelRecord, taskArtifact } from '../../transforms/labels';
 import { Id } from '../../schemas/ids';
 import { RejectSink } from '../../sinks/rejects';
-import { ShardSeries } from '../../sinks/shards';
-import { ParquetWriterPool } from '../../sinks/parquetWorker';
+import { ShardSeries, ShardWriter } from '../../sinks/shards';
 import { SampleBatch } from '../../sinks/sampleShards';
 import { writeFileAtomic } from '../../sinks/parquet';
 import { Logger } from '../../common/progress';
@@ -76,7 +75,7 @@ export type People = Awaited<ReturnType<typeof readPersons>>;
 
 /** The selected tasks' samples by person, a sample sink per task, and each task's artifact. */
 export async function labelSamples(
-  conn: DuckDBConnection, opts: TaskSelection, out: string, pool: ParquetWriterPool,
+  conn: DuckDBConnection, opts: TaskSelection, out: string, pool: ShardWriter,
   artifacts: Record<string, { path: string; version: string }>, warn: (line: string) => void, log: Logger,
 ) {
   const tasks = selectTasks(opts, log);

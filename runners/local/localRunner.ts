@@ -15,7 +15,7 @@ import { writeManifest, Manifest } from '../../sinks/manifest';
 import { exportMeds } from '../../sinks/meds';
 import { RejectSink } from '../../sinks/rejects';
 import { DEFAULT_EVENTS_PER_SHARD, DEFAULT_SEQUENCES_PER_SHARD, ShardEntry, ShardSeries } from '../../sinks/shards';
-import { ParquetWriterPool } from '../../sinks/parquetWorker';
+import { DuckShardWriter } from '../../sinks/duckShardWriter';
 import { fitDeciles } from './decileFit';
 import { openDuckInstance } from '../../sources/duck';
 import { recordedFiles } from '../../sources/fileHashes';
@@ -133,7 +133,7 @@ interface RunContext {
   clock: StepClock;
   conn: DuckDBConnection;
   conn2: DuckDBConnection;
-  pool: ParquetWriterPool;
+  pool: DuckShardWriter;
 }
 
 /** Step 1: the input opened and checked, its vocabulary, the rows set aside so far, the persons. */
@@ -225,9 +225,10 @@ function finishRun(run: RunContext, inputs: Inputs, prepared: Prepared, written:
 
 /**
  * Runs `body` with a DuckDB instance spilling into `tmp` (two connections: the event ranges are
- * read two at a time) and a Parquet writer pool; closes them all and removes `tmp` however it ends.
+ * read two at a time) and a shard writer on a third (DuckDB encodes the shards); closes them all
+ * and removes `tmp` however it ends.
  */
-async function withRunResources<T>(tmp: string, memoryLimit: string, body: (r: { conn: DuckDBConnection; conn2: DuckDBConnection; pool: ParquetWriterPool }) => Promise<T>): Promise<T> {
+async function withRunResources<T>(tmp: string, memoryLimit: string, body: (r: { conn: DuckDBConnection; conn2: DuckDBConnection; pool: DuckShardWriter }) => Promise<T>): Promise<T> {
   fs.mkdirSync(tmp, { recursive: true });
   const instance = await openDuckInstance({ memoryLimit, tempDir: tmp }).catch((e) => {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -235,11 +236,13 @@ async function withRunResources<T>(tmp: string, memoryLimit: string, body: (r: {
   });
   const conn = await instance.connect();
   const conn2 = await instance.connect();
-  const pool = new ParquetWriterPool();
+  const shardConn = await instance.connect();
+  const pool = new DuckShardWriter(shardConn);
   try {
     return await body({ conn, conn2, pool });
   } finally {
     await pool.terminate();
+    shardConn.closeSync();
     conn2.closeSync();
     conn.closeSync();
     instance.closeSync();

@@ -1,7 +1,9 @@
 // Which encoder writes the shards, measured on a run's own shards: each shard of an output folder
 // (events, pretrain, samples) is read back into Arrow and encoded again by parquet-wasm (zstd, in
 // this thread) and by DuckDB (sinks/duckShardWriter.ts: chunks copied in, COPY ... zstd), best of
-// three; the DuckDB files are checked to hold the same rows as the originals.
+// three; the DuckDB files are checked to hold the same rows as the originals. An events shard goes
+// to DuckDB as the runner sends it (numbers, text as codes: EventBatch.toShard); parquet-wasm is
+// timed on the finished Arrow table (its text already built, which the runner would pay for too).
 //   node dist/bench/shardWriters.js OUT_DIR [--result FILE]
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -119,6 +119,9 @@ export function rowGroupRows(table: arrow.Table): number {
   return Math.max(1024, Math.min(122_880, Math.floor(ROW_GROUP_BYTES / perRow)));
 }
 
+/** Writers made in this process: each registers its table function under its own name. */
+let writersMade = 0;
+
 /** Where a table function's scan of one shard stands: the batch and the row within it. */
 interface ScanState { batch: number; row: number }
 
@@ -135,7 +138,7 @@ export class DuckShardWriter implements ShardWriter {
     private readonly conn: DuckDBConnection,
     private readonly maxPending = 2,
   ) {
-    this.fn = 'medrep_arrow_shard';
+    this.fn = `medrep_arrow_shard_${writersMade++}`;
     conn.registerTableFunction(DuckDBTableFunction.create({
       name: this.fn,
       parameterTypes: [BIGINT],
@@ -191,6 +194,11 @@ export class DuckShardWriter implements ShardWriter {
       commitFileAtomic(tmp, target);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
+      // DuckDB names the machine's error in its message only: given its code and the shard's
+      // path, the CLI's one line says what failed where (common/errors.ts), as for a file we write.
+      const err = e as NodeJS.ErrnoException;
+      const code = /No space left on device/i.test(err.message) ? 'ENOSPC' : /Permission denied/i.test(err.message) ? 'EACCES' : undefined;
+      if (!err.code && code) Object.assign(err, { code, path: target });
       throw e;
     }
     const bytes = fs.readFileSync(target);

@@ -45,7 +45,7 @@ export class EventBatch {
   readonly visitId = new Int64Column(true);
   private readonly originCode = new NumberColumn(Int8Array);
   private readonly rowIds: Id[] = [];
-  private readonly rows = new NumberColumn(Float64Array);
+  private readonly rowNumbers = new NumberColumn(Float64Array);
   private readonly tables = new Dictionary();
   private readonly units = new Dictionary();
   /** OMOP tables, whose names prefix an event's origin. */
@@ -72,7 +72,7 @@ export class EventBatch {
     else this.visitId.push(e.visitId);
     this.originCode.push(this.omopTables.code(e.omopTable));
     this.rowIds.push(e.rowId);
-    this.rows.push(e.row);
+    this.rowNumbers.push(e.row);
   }
 
   private fixedWidth() {
@@ -95,7 +95,7 @@ export class EventBatch {
     const tableCodes = this.tableCode.data(new arrow.Int8()).values;
     const unitData = this.unitCode.data(new arrow.Int32());
     const originCodes = this.originCode.data(new arrow.Int8()).values;
-    const rows = this.rows.data(new arrow.Float64()).values;
+    const rowNumbers = this.rowNumbers.data(new arrow.Float64()).values;
     const tableBytes = this.tables.values.map((s) => encoder.encode(s));
     const unitBytes = this.units.values.map((s) => encoder.encode(s));
     const prefixes = this.omopTables.values.map((s) => encoder.encode(`${s}:`));
@@ -106,7 +106,7 @@ export class EventBatch {
       table.pushBytes(tableBytes[tableCodes[i]]);
       if (unitData.getValid(i)) unit.pushBytes(unitBytes[unitData.values[i]]);
       else unit.pushNull();
-      origin.pushPrefixedIntegerPair(prefixes[originCodes[i]], this.rowIds[i], rows[i]);
+      origin.pushPrefixedIntegerPair(prefixes[originCodes[i]], this.rowIds[i], rowNumbers[i]);
     }
     return tableOf(EVENT_FIELDS, { ...this.fixedWidth(), table: table.data(), unit: unit.data(), origin: origin.data() });
   }
@@ -127,7 +127,7 @@ export class EventBatch {
       unit_code: this.unitCode.data(new arrow.Int32()),
       origin_code: this.originCode.data(new arrow.Int8()),
       row_id: rowId.data(new arrow.Int64()),
-      row: this.rows.data(new arrow.Float64()),
+      row: this.rowNumbers.data(new arrow.Float64()),
     });
     const prefixes = new Dictionary();
     for (const s of this.omopTables.values) prefixes.code(`${s}:`);

@@ -48,9 +48,12 @@ function firstLine(s: string): string {
   return s.split('\n').find((l) => l.trim() !== '')?.trim() ?? s;
 }
 
-/** The path a Node.js system error names, if any. */
-function errnoPath(e: NodeJS.ErrnoException): string | undefined {
-  const p = e.path ?? (e as { dest?: string }).dest;
+/** DuckDB names the file and the system's reason in its message only (a COPY's write, say). */
+const DUCKDB_FILE_ERROR = /Could not (?:write|open|create|read) file "([^"]+)": ([^\n]+)/;
+
+/** The path a system error names (Node.js: its path; DuckDB: its message), if any. */
+function errorPath(e: NodeJS.ErrnoException): string | undefined {
+  const p = e.path ?? (e as { dest?: string }).dest ?? (e.code ? undefined : DUCKDB_FILE_ERROR.exec(e.message)?.[1]);
   // Files are written under `<name>.tmp-<pid>` first: the user knows the name.
   return p?.replace(/\.tmp-\d+$/, '');
 }
@@ -64,10 +67,10 @@ export function classifyError(e: unknown): { line: string; exitCode: number } {
   if (e instanceof MedrepError) return { line: e.message, exitCode: e.exitCode };
   const err = e instanceof Error ? e : new Error(String(e));
   const errno = err as NodeJS.ErrnoException;
-  const where = errnoPath(errno);
+  const where = errorPath(errno);
   const text = `${errno.code ?? ''} ${err.message}`;
-  const detail = errno.code ? errno.code : firstLine(err.message);
-  if (DISK_FULL.test(text)) return { line: `disk full: cannot write ${where ?? 'the output'} (${detail === 'ENOSPC' ? 'no space left on device' : detail})`, exitCode: EXIT.environment };
+  const detail = errno.code ?? DUCKDB_FILE_ERROR.exec(err.message)?.[2].trim() ?? firstLine(err.message);
+  if (DISK_FULL.test(text)) return { line: `disk full: cannot write ${where ?? 'the output'} (${/^ENOSPC$|^no space left on device$/i.test(detail) ? 'no space left on device' : detail})`, exitCode: EXIT.environment };
   if (NO_PERMISSION.test(text)) return { line: `permission denied: ${where ?? firstLine(err.message)}`, exitCode: EXIT.environment };
   if (errno.code === 'ENOENT' && where) return { line: `not found: ${where}`, exitCode: EXIT.user };
   // DuckDB's cap is the machine's business: commands with --memory-limit say which value to set.

@@ -4,16 +4,12 @@
 // 2,048 rows; a call per value only for text, which the events shard sends as codes). Nothing is
 // stored in DuckDB on the way. Measured against parquet-wasm on the same shards
 // (bench/shardWriters.ts, bench/results/shard-writers.json): 0.4-0.7x its CPU, 7-15% smaller
-// files. The file is written under a temporary name and renamed.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+// files. The file is written under a temporary name and renamed (parquet.ts copyParquetAtomic).
 import * as arrow from 'apache-arrow';
 import {
   BIGINT, BOOLEAN, DOUBLE, DuckDBConnection, DuckDBTableFunction, DuckDBType, FLOAT, INTEGER, LIST, SMALLINT, TIMESTAMP, TINYINT, VARCHAR,
 } from '@duckdb/node-api';
-import { sha256 } from '../transforms/hashing';
-import { sqlString } from '../common/sql';
-import { WrittenFile, commitFileAtomic } from './parquet';
+import { WrittenFile, copyParquetAtomic } from './parquet';
 import { ShardData, ShardWriter } from './shards';
 
 // The C API beneath node-api: the vector calls node-api makes one value at a time, here per chunk.
@@ -175,34 +171,16 @@ export class DuckShardWriter implements ShardWriter {
   async write(target: string, data: ShardData): Promise<{ done: Promise<WrittenFile> }> {
     while (this.pending.length >= this.maxPending) await this.pending.shift();
     const id = this.next++;
-    const staged = data instanceof arrow.Table ? { staging: data, select: '*', rows: data.numRows } : data;
+    const staged = data instanceof arrow.Table ? { staging: data, select: '*' } : data;
     for (const f of staged.staging.schema.fields) duckTypeOf(f.type); // an unknown type fails here, not inside DuckDB's scan
     this.tables.set(id, staged.staging);
     const groupRows = rowGroupRows(staged.staging);
-    const copy = () => this.copy(`SELECT ${staged.select} FROM ${this.fn}(${id})`, groupRows, target, staged.rows).finally(() => this.tables.delete(id));
+    const copy = () =>
+      copyParquetAtomic(this.conn, `SELECT ${staged.select} FROM ${this.fn}(${id})`, target, `, ROW_GROUP_SIZE ${groupRows}`).finally(() => this.tables.delete(id));
     const done = (this.tail = this.tail.then(copy, copy)) as Promise<WrittenFile>;
     this.pending.push(done);
     done.catch(() => undefined); // surfaced by the caller's await; avoid an unhandled rejection meanwhile
     return { done };
-  }
-
-  private async copy(select: string, groupRows: number, target: string, rows: number): Promise<WrittenFile> {
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    const tmp = `${target}.tmp-${process.pid}`;
-    try {
-      await this.conn.run(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${groupRows})`);
-      commitFileAtomic(tmp, target);
-    } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      // DuckDB names the machine's error in its message only: given its code and the shard's
-      // path, the CLI's one line says what failed where (common/errors.ts), as for a file we write.
-      const err = e as NodeJS.ErrnoException;
-      const code = /No space left on device/i.test(err.message) ? 'ENOSPC' : /Permission denied/i.test(err.message) ? 'EACCES' : undefined;
-      if (!err.code && code) Object.assign(err, { code, path: target });
-      throw e;
-    }
-    const bytes = fs.readFileSync(target);
-    return { path: target, rows, bytes: bytes.length, sha256: sha256(bytes) };
   }
 
   async close(): Promise<void> {

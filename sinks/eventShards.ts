@@ -7,11 +7,14 @@ import * as arrow from 'apache-arrow';
 import { EVENT_FIELDS } from '../schemas/records';
 import { Int64Column, NumberColumn, StringColumn, tableOf } from './columns';
 import { CanonicalEvent } from '../schemas/canonicalEvent';
-import { Id } from '../schemas/ids';
+import { int64Reader } from '../schemas/ids';
 import { sqlString } from '../common/sql';
 import { StagedShard } from './shards';
 
 const encoder = new TextEncoder();
+
+/** A DuckDB list of `values` (parenthesized, to be indexed by code + 1). */
+const sqlList = (values: string[]): string => (values.length ? `([${values.map(sqlString).join(', ')}])` : '([]::VARCHAR[])');
 
 /** Strings numbered in the order first seen (the same rows give the same codes). */
 class Dictionary {
@@ -25,10 +28,6 @@ class Dictionary {
       this.codes.set(s, c);
     }
     return c;
-  }
-  /** A DuckDB list of the values (parenthesized, to be indexed by code + 1). */
-  sqlList(): string {
-    return this.values.length ? `([${this.values.map(sqlString).join(', ')}])` : '([]::VARCHAR[])';
   }
 }
 
@@ -44,7 +43,7 @@ export class EventBatch {
   private readonly unitCode = new NumberColumn(Int32Array, true);
   readonly visitId = new Int64Column(true);
   private readonly originCode = new NumberColumn(Int8Array);
-  private readonly rowIds: Id[] = [];
+  private readonly rowId = new Int64Column();
   private readonly rowNumbers = new NumberColumn(Float64Array);
   private readonly tables = new Dictionary();
   private readonly units = new Dictionary();
@@ -71,7 +70,7 @@ export class EventBatch {
     if (e.visitId === null) this.visitId.pushNull();
     else this.visitId.push(e.visitId);
     this.originCode.push(this.omopTables.code(e.omopTable));
-    this.rowIds.push(e.rowId);
+    this.rowId.push(e.rowId);
     this.rowNumbers.push(e.row);
   }
 
@@ -96,6 +95,7 @@ export class EventBatch {
     const unitData = this.unitCode.data(new arrow.Int32());
     const originCodes = this.originCode.data(new arrow.Int8()).values;
     const rowNumbers = this.rowNumbers.data(new arrow.Float64()).values;
+    const rowIdAt = int64Reader(this.rowId.data(new arrow.Int64()).values);
     const tableBytes = this.tables.values.map((s) => encoder.encode(s));
     const unitBytes = this.units.values.map((s) => encoder.encode(s));
     const prefixes = this.omopTables.values.map((s) => encoder.encode(`${s}:`));
@@ -106,15 +106,13 @@ export class EventBatch {
       table.pushBytes(tableBytes[tableCodes[i]]);
       if (unitData.getValid(i)) unit.pushBytes(unitBytes[unitData.values[i]]);
       else unit.pushNull();
-      origin.pushPrefixedIntegerPair(prefixes[originCodes[i]], this.rowIds[i], rowNumbers[i]);
+      origin.pushPrefixedIntegerPair(prefixes[originCodes[i]], rowIdAt(i), rowNumbers[i]);
     }
     return tableOf(EVENT_FIELDS, { ...this.fixedWidth(), table: table.data(), unit: unit.data(), origin: origin.data() });
   }
 
   /** The events as numbers, with the SELECT that makes the shard layout of them (text included). */
   toShard(): StagedShard {
-    const rowId = new Int64Column();
-    rowId.pushAll(this.rowIds);
     const f = (name: string, type: arrow.DataType, nullable = false) => new arrow.Field(name, type, nullable);
     const fields = [
       ...EVENT_FIELDS.filter((x) => !arrow.DataType.isUtf8(x.type)),
@@ -126,18 +124,16 @@ export class EventBatch {
       table_code: this.tableCode.data(new arrow.Int8()),
       unit_code: this.unitCode.data(new arrow.Int32()),
       origin_code: this.originCode.data(new arrow.Int8()),
-      row_id: rowId.data(new arrow.Int64()),
+      row_id: this.rowId.data(new arrow.Int64()),
       row: this.rowNumbers.data(new arrow.Float64()),
     });
-    const prefixes = new Dictionary();
-    for (const s of this.omopTables.values) prefixes.code(`${s}:`);
     const text: Record<string, string> = {
-      table: `${this.tables.sqlList()}[table_code + 1]`,
-      unit: `${this.units.sqlList()}[unit_code + 1]`,
+      table: `${sqlList(this.tables.values)}[table_code + 1]`,
+      unit: `${sqlList(this.units.values)}[unit_code + 1]`,
       // An origin as toTable writes it: the table's prefix, the row id, ':', the row number.
-      origin: `${prefixes.sqlList()}[origin_code + 1] || CAST(row_id AS VARCHAR) || ':' || CAST(CAST("row" AS BIGINT) AS VARCHAR)`,
+      origin: `${sqlList(this.omopTables.values.map((t) => `${t}:`))}[origin_code + 1] || CAST(row_id AS VARCHAR) || ':' || CAST(CAST("row" AS BIGINT) AS VARCHAR)`,
     };
     const select = EVENT_FIELDS.map((x) => (text[x.name] ? `${text[x.name]} AS "${x.name}"` : `"${x.name}"`)).join(', ');
-    return { staging, select, rows: this.length, toTable: () => this.toTable() };
+    return { staging, select, toTable: () => this.toTable() };
   }
 }

@@ -4,14 +4,13 @@
 // first; a death is MEDS_DEATH, its cause (when the row names one) a second event at the same
 // time; metadata/codes.parquet (every code of the data), metadata/subject_splits.parquet,
 // metadata/dataset.json. DuckDB converts the event shards.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { sha256 } from '../transforms/hashing';
 import { Split, medsSplit } from '../transforms/splits';
 import { NumberColumn, StringColumn, tableOf } from './columns';
-import { commitFileAtomic, writeFileAtomic, writeParquetAtomic } from './parquet';
+import { WrittenFile, copyParquetAtomic, writeFileAtomic, writeParquetAtomic } from './parquet';
 import { ShardEntry } from './shards';
 import { BIRTH_TIMESTAMP_SQL } from './personSql';
 import { Id, compareIds, idBigInt } from '../schemas/ids';
@@ -22,22 +21,6 @@ export const MEDS_VERSION = '0.4.1';
 export const MEDS_BIRTH = 'MEDS_BIRTH';
 export const MEDS_DEATH = 'MEDS_DEATH';
 
-async function copyToParquet(conn: DuckDBConnection, select: string, target: string): Promise<ShardEntry & { abs: string }> {
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  const tmp = `${target}.tmp-${process.pid}`;
-  let rows: number;
-  try {
-    // COPY answers with the rows it wrote; its file becomes the target as it is (no second write).
-    rows = Number((await conn.runAndReadAll(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`)).getRows()[0][0]);
-    commitFileAtomic(tmp, target);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  const bytes = fs.readFileSync(target);
-  return { kind: 'meds', path: '', abs: target, rows, bytes: bytes.length, sha256: sha256(bytes) };
-}
-
 export async function exportMeds(
   conn: DuckDBConnection,
   out: string,
@@ -45,8 +28,8 @@ export async function exportMeds(
   splits: Map<Id, Split>,
 ): Promise<ShardEntry[]> {
   const entries: ShardEntry[] = [];
-  const add = (e: ShardEntry & { abs?: string }, rel: string) => {
-    entries.push({ kind: e.kind, path: rel, rows: e.rows, bytes: e.bytes, sha256: e.sha256 });
+  const add = (f: WrittenFile, rel: string) => {
+    entries.push({ kind: 'meds', path: rel, rows: f.rows, bytes: f.bytes, sha256: f.sha256 });
   };
   // codes of the concepts in the vocabulary: <vocabulary_id>/<concept_code>; others OMOP_CONCEPT/<id>
   await conn.run(`CREATE OR REPLACE TEMP TABLE medrep_codes AS
@@ -56,14 +39,14 @@ export async function exportMeds(
     const src = sqlString(path.join(out, shard.path));
     const rel = path.posix.join('meds', 'data', path.basename(shard.path));
     const select = medsShardSql(src);
-    add(await copyToParquet(conn, select, path.join(out, rel)), rel);
+    add(await copyParquetAtomic(conn, select, path.join(out, rel)), rel);
   }
   // metadata/codes.parquet: every code in the data with its description and "Is a" parents.
   const codesRel = 'meds/metadata/codes.parquet';
   // Every code of the data files: the concepts' codes, MEDS_BIRTH, MEDS_DEATH and the gender codes.
   const dataFiles = `read_parquet([${entries.filter((e) => e.path.startsWith('meds/data/')).map((e) => sqlString(path.join(out, e.path))).join(', ')}])`;
   const codesSelect = medsCodesSql(eventShards.length ? dataFiles : null);
-  add({ ...(await copyToParquet(conn, codesSelect, path.join(out, codesRel))), kind: 'meds' }, codesRel);
+  add(await copyParquetAtomic(conn, codesSelect, path.join(out, codesRel)), codesRel);
   // metadata/subject_splits.parquet
   const ids = [...splits.keys()].sort(compareIds);
   const subject = new NumberColumn(BigInt64Array);
@@ -75,7 +58,7 @@ export async function exportMeds(
   const fields = [new arrow.Field('subject_id', new arrow.Int64(), false), new arrow.Field('split', new arrow.Utf8(), false)];
   const splitsRel = 'meds/metadata/subject_splits.parquet';
   const written = writeParquetAtomic(path.join(out, splitsRel), tableOf(fields, { subject_id: subject.data(new arrow.Int64()), split: split.data() }));
-  add({ kind: 'meds', path: splitsRel, rows: written.rows, bytes: written.bytes, sha256: written.sha256 }, splitsRel);
+  add(written, splitsRel);
   const dataset = {
     dataset_name: 'medrep',
     dataset_version: sha256(entries.map((e) => e.sha256).join('')).slice(0, 16),

@@ -3,7 +3,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
+import { DuckDBConnection } from '@duckdb/node-api';
 import { sha256 } from '../transforms/hashing';
+import { sqlString } from '../common/sql';
 import { ROW_UNIQUE_COLUMNS } from '../schemas/records';
 
 // parquet-wasm's Node build (its "exports" map); types from the same build's declarations.
@@ -78,6 +80,23 @@ export function commitFileAtomic(tmp: string, target: string): void {
   } finally {
     fs.closeSync(dirFd);
   }
+}
+
+/** Parquet written by DuckDB's COPY of `select` (`options`: more COPY options), atomically as writeFileAtomic. */
+export async function copyParquetAtomic(conn: DuckDBConnection, select: string, target: string, options = ''): Promise<WrittenFile> {
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const tmp = `${target}.tmp-${process.pid}`;
+  let rows: number;
+  try {
+    // COPY answers with the rows it wrote; its file becomes the target as it is (no second write).
+    rows = Number((await conn.runAndReadAll(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd${options})`)).getRows()[0][0]);
+    commitFileAtomic(tmp, target);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  const bytes = fs.readFileSync(target);
+  return { path: target, rows, bytes: bytes.length, sha256: sha256(bytes) };
 }
 
 export function writeParquetAtomic(target: string, table: arrow.Table): WrittenFile {

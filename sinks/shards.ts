@@ -24,7 +24,6 @@ export interface ShardEntry {
 export interface StagedShard {
   staging: arrow.Table;
   select: string;
-  rows: number;
   toTable(): arrow.Table;
 }
 

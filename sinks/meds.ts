@@ -21,32 +21,53 @@ export const MEDS_VERSION = '0.4.1';
 export const MEDS_BIRTH = 'MEDS_BIRTH';
 export const MEDS_DEATH = 'MEDS_DEATH';
 
+/**
+ * `conns`: the first sees the input's views (person, concept); the data files are written on all
+ * of them at once, each file by one connection, so the files are the same whatever their number.
+ */
 export async function exportMeds(
-  conn: DuckDBConnection,
+  conns: readonly DuckDBConnection[],
   out: string,
   eventShards: ShardEntry[],
   splits: Map<Id, Split>,
 ): Promise<ShardEntry[]> {
+  const [conn] = conns;
   const entries: ShardEntry[] = [];
   const add = (f: WrittenFile, rel: string) => {
     entries.push({ kind: 'meds', path: rel, rows: f.rows, bytes: f.bytes, sha256: f.sha256 });
   };
+  // Tables of the database, not TEMP: every connection reads them. The person view checks every
+  // row when read, so the static rows are computed once, not twice per data file.
   // codes of the concepts in the vocabulary: <vocabulary_id>/<concept_code>; others OMOP_CONCEPT/<id>
-  await conn.run(`CREATE OR REPLACE TEMP TABLE medrep_codes AS
+  await conn.run(`CREATE OR REPLACE TABLE medrep_codes AS
     SELECT concept_id, vocabulary_id || '/' || concept_code AS code, concept_name AS description
     FROM concept WHERE vocabulary_id IS NOT NULL AND concept_code IS NOT NULL`);
-  for (const shard of eventShards) {
-    const src = sqlString(path.join(out, shard.path));
-    const rel = path.posix.join('meds', 'data', path.basename(shard.path));
-    const select = medsShardSql(src);
-    add(await copyParquetAtomic(conn, select, path.join(out, rel)), rel);
-  }
+  await conn.run(`CREATE OR REPLACE TABLE medrep_meds_static AS
+    SELECT p.person_id, ${BIRTH_TIMESTAMP_SQL('p')} AS birth, p.gender_concept_id FROM person p`);
+  const files = eventShards.map((shard) => ({ src: sqlString(path.join(out, shard.path)), rel: path.posix.join('meds', 'data', path.basename(shard.path)) }));
+  const dataFiles: WrittenFile[] = new Array(files.length);
+  let next = 0;
+  const settled = await Promise.allSettled(
+    conns.map(async (c) => {
+      try {
+        for (let i = next++; i < files.length; i = next++) dataFiles[i] = await copyParquetAtomic(c, medsShardSql(files[i].src), path.join(out, files[i].rel));
+      } catch (e) {
+        next = files.length; // the other connections stop after their current file
+        throw e;
+      }
+    }),
+  );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  await conn.run('DROP TABLE medrep_meds_static');
+  files.forEach((f, i) => add(dataFiles[i], f.rel));
   // metadata/codes.parquet: every code in the data with its description and "Is a" parents.
   const codesRel = 'meds/metadata/codes.parquet';
   // Every code of the data files: the concepts' codes, MEDS_BIRTH, MEDS_DEATH and the gender codes.
-  const dataFiles = `read_parquet([${entries.filter((e) => e.path.startsWith('meds/data/')).map((e) => sqlString(path.join(out, e.path))).join(', ')}])`;
-  const codesSelect = medsCodesSql(eventShards.length ? dataFiles : null);
+  const dataFileList = `read_parquet([${entries.filter((e) => e.path.startsWith('meds/data/')).map((e) => sqlString(path.join(out, e.path))).join(', ')}])`;
+  const codesSelect = medsCodesSql(eventShards.length ? dataFileList : null);
   add(await copyParquetAtomic(conn, codesSelect, path.join(out, codesRel)), codesRel);
+  await conn.run('DROP TABLE medrep_codes');
   // metadata/subject_splits.parquet
   const ids = [...splits.keys()].sort(compareIds);
   const subject = new NumberColumn(BigInt64Array);
@@ -87,14 +108,14 @@ function medsShardSql(src: string): string {
     WITH ev AS (SELECT * FROM read_parquet(${src})),
     subjects AS (SELECT DISTINCT person_id FROM ev)
     SELECT subject_id, time, code, numeric_value, "table", concept_id, source_concept_id, decile, unit, visit_occurrence_id, origin FROM (
-      SELECT p.person_id AS subject_id, ${BIRTH_TIMESTAMP_SQL('p')} AS time, '${MEDS_BIRTH}' AS code, NULL::FLOAT AS numeric_value,
+      SELECT p.person_id AS subject_id, p.birth AS time, '${MEDS_BIRTH}' AS code, NULL::FLOAT AS numeric_value,
              'person' AS "table", NULL::BIGINT AS concept_id, NULL::BIGINT AS source_concept_id, NULL::TINYINT AS decile,
              NULL::VARCHAR AS unit, NULL::BIGINT AS visit_occurrence_id, 'person:' || p.person_id AS origin, 0 AS k
-        FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
+        FROM medrep_meds_static p SEMI JOIN subjects s ON s.person_id = p.person_id
       UNION ALL
       SELECT p.person_id, NULL::TIMESTAMP, 'GENDER/' || coalesce(p.gender_concept_id, 0), NULL::FLOAT, 'person', p.gender_concept_id, NULL, NULL,
              NULL, NULL, 'person:' || p.person_id, -1
-        FROM person p SEMI JOIN subjects s ON s.person_id = p.person_id
+        FROM medrep_meds_static p SEMI JOIN subjects s ON s.person_id = p.person_id
       UNION ALL
       SELECT e.person_id, e.time, CASE WHEN e."table" = 'death' THEN '${MEDS_DEATH}' ELSE ${codeExpr} END, CAST(e.value AS FLOAT), e."table",
              e.concept_id, e.source_concept_id, e.decile, e.unit, e.visit_occurrence_id, e.origin, 1

@@ -111,7 +111,7 @@ export async function exportStreamMeds(kafka: Kafka, conn: DuckDBConnection, nam
   const eventShards = shards.filter((s) => s.kind === 'events');
   const sampleShards = shards.filter((s) => s.kind === 'samples');
   const splits = await personSplits(conn, out, [eventShards, sampleShards]);
-  const entries = await exportMeds(conn, out, await eventsByPartition(conn, out, eventShards), splits);
+  const entries = await exportMeds([conn], out, await eventsByPartition(conn, out, eventShards), splits);
   entries.push(...writeMedsLabels(out, compiled, await sampleLabels(conn, out, sampleShards, compiled)));
   fs.rmSync(tmp, { recursive: true, force: true });
   return entries;

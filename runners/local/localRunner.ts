@@ -194,7 +194,7 @@ type Written = Awaited<ReturnType<typeof writeShards>>;
 async function exportMedsCopy(run: RunContext, { people }: Inputs, { labels }: Prepared, { eventShards }: Written): Promise<ShardEntry[]> {
   if (run.opts.meds === false) return [];
   run.clock.restart();
-  const medsShards = await exportMeds(run.conn, run.out, eventShards.entries, people.splits);
+  const medsShards = await exportMeds([run.conn, run.conn2], run.out, eventShards.entries, people.splits);
   run.clock.step(`meds: ${medsShards.length} files`);
   if (labels.labelled) medsShards.push(...writeMedsLabels(run.out, labels.labelled.tasks, labels.samples));
   return medsShards;

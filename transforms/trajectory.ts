@@ -85,24 +85,21 @@ export function segmentKey(t: number): number {
  * record rank = dense rank of the event time within its segment.
  */
 export function segmentsAndRanks(ev: PersonEvents, visitStarts: ArrayLike<number>): { segments: Int32Array; ranks: Int32Array } {
-  const starts = Array.from(new Set(Array.from(visitStarts))).sort((a, b) => a - b);
+  const starts = Float64Array.from(new Set(Array.from(visitStarts))).sort();
   const segments = new Int32Array(ev.length);
   const ranks = new Int32Array(ev.length);
   // Date-only events may join a later segment than a timed event after them, so segments
   // interleave: each keeps its own last time and rank.
   const lastTime = new Float64Array(starts.length + 1).fill(Number.NaN);
   const rank = new Int32Array(starts.length + 1);
+  let seg = 0; // the number of starts <= key
   for (let i = 0; i < ev.length; i++) {
     const t = ev.times[i];
     const key = segmentKey(t);
-    let lo = 0;
-    let hi = starts.length; // number of starts <= key, by binary search
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (starts[mid] <= key) lo = mid + 1;
-      else hi = mid;
-    }
-    const seg = lo;
+    // Moved from the last event's: times ascend, so it moves a step or none (back a little for a
+    // date-only key, which lies at its day's end).
+    while (seg < starts.length && starts[seg] <= key) seg++;
+    while (seg > 0 && starts[seg - 1] > key) seg--;
     if (t !== lastTime[seg]) {
       rank[seg]++;
       lastTime[seg] = t;

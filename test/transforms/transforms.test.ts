@@ -9,6 +9,7 @@ import { ConceptNormalizer } from '../../transforms/normalize';
 import { LabelRecord } from '../../transforms/labels';
 import { emptyCanonicalEvent } from '../../schemas/canonicalEvent';
 import { tableSpec } from '../../schemas/omop';
+import { prng } from '../helpers/syntheticOmop';
 
 const ms = (y: number, m: number, d: number, h = 0) => Date.UTC(y, m - 1, d, h);
 
@@ -183,6 +184,26 @@ describe('trajectory', () => {
     // Before any visit, a date-only fact of the first admission day joins that visit.
     assert.deepEqual([...segmentsAndRanks(events([ms(2020, 2, 20)]), [ms(2020, 2, 20, 10)]).segments], [1]);
     assert.deepEqual([...segmentsAndRanks(events([ms(2020, 2, 19)]), [ms(2020, 2, 20, 10)]).segments], [0], 'the day before stays before');
+  });
+
+  it('segments equal counting the visit starts at or before each event, on random trajectories with date-only facts and unsorted, repeated starts', () => {
+    const rand = prng(5);
+    const DAY = 86_400_000;
+    for (let person = 0; person < 300; person++) {
+      const times: number[] = [];
+      let t = ms(2015, 1, 1) + Math.floor(rand() * 400) * DAY;
+      for (let k = Math.floor(rand() * 80); k > 0; k--) {
+        t += rand() < 0.3 ? 0 : Math.floor(rand() * 5 * DAY);
+        // A date-only fact (00:00) or a timed one, in time order.
+        times.push(rand() < 0.4 ? Math.max(times.at(-1) ?? 0, Math.floor(t / DAY) * DAY) : Math.max(times.at(-1) ?? 0, t));
+      }
+      const starts = Array.from({ length: Math.floor(rand() * 12) }, () => ms(2015, 1, 1) + Math.floor(rand() * 800 * 24) * 3_600_000);
+      if (starts.length > 2 && rand() < 0.5) starts.push(starts[0]);
+      const { segments } = segmentsAndRanks(events(times), starts);
+      const distinct = [...new Set(starts)];
+      const expected = times.map((x) => distinct.filter((st) => st <= (x % DAY === 0 ? x + DAY - 1 : x)).length);
+      assert.deepEqual([...segments], expected, `person ${person}`);
+    }
   });
 
   it('sequence starts with [CLS] and the gender token, then events with age/segment/rank/domain', () => {

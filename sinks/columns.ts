@@ -23,6 +23,11 @@ class Validity {
   setValidRange(from: number, n: number): void {
     for (let i = from; i < from + n; i++) this.set(i, true);
   }
+  /** Empty again, its bytes kept (zeroed: set() only ORs the valid bits in). */
+  clear(): void {
+    this.bits.fill(0);
+    this.nulls = 0;
+  }
   bitmap(length: number): Uint8Array | undefined {
     return this.nulls === 0 ? undefined : this.bits.slice(0, (length + 7) >> 3);
   }
@@ -80,6 +85,11 @@ export class NumberColumn<A extends NumArray> {
       }
     }
     this.length += n;
+  }
+  /** Empty again, its buffers kept for the next rows. */
+  clear(): void {
+    this.length = 0;
+    this.validity?.clear();
   }
   pushNull(): void {
     if (!this.validity) throw new Error('pushNull on a non-nullable column');
@@ -161,6 +171,11 @@ export class Int64Column {
     }
     this.validity?.setValidRange(this.length, n);
     this.length += n;
+  }
+  /** Empty again, its buffers kept for the next rows. */
+  clear(): void {
+    this.length = 0;
+    this.validity?.clear();
   }
   pushNull(): void {
     if (!this.validity) throw new Error('pushNull on a non-nullable column');

@@ -29,6 +29,10 @@ class Dictionary {
     }
     return c;
   }
+  clear(): void {
+    this.values.length = 0;
+    this.codes.clear();
+  }
 }
 
 export class EventBatch {
@@ -52,6 +56,14 @@ export class EventBatch {
 
   get length(): number {
     return this.personId.length;
+  }
+
+  /** Empty again, its buffers kept: once its shard is written, the next batch reuses memory already touched. */
+  clear(): this {
+    for (const c of [this.personId, this.timeUs, this.tableCode, this.domain, this.conceptId, this.sourceConceptId, this.decile,
+      this.value, this.unitCode, this.visitId, this.originCode, this.rowId, this.rowNumbers]) c.clear();
+    for (const d of [this.tables, this.units, this.omopTables]) d.clear();
+    return this;
   }
 
   push(e: CanonicalEvent): void {

@@ -61,14 +61,20 @@ export class ShardSeries {
     this.entries[index] = { kind: this.kind, path: rel, rows: f.rows, bytes: f.bytes, sha256: f.sha256 };
   }
 
-  async write(data: ShardData): Promise<void> {
+  /**
+   * Queues a shard. `release` is called once the writer no longer reads `data` (its file written,
+   * or failed: the failure is finish()'s to report), so that the caller may reuse its buffers.
+   */
+  async write(data: ShardData, release?: () => void): Promise<void> {
     const index = this.count;
     const rel = this.nextPath();
     if (!this.pool) {
       this.record(index, rel, writeParquetAtomic(path.join(this.outDir, rel), shardTable(data)));
+      release?.();
       return;
     }
     const { done } = await this.pool.write(path.join(this.outDir, rel), data);
+    if (release) done.then(release, release);
     this.queued.push(done.then((f) => this.record(index, rel, f)));
   }
 

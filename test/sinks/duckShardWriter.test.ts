@@ -1,7 +1,8 @@
 // The DuckDB shard writer: what it writes reads back as the rows it was given (every shard type:
 // 64-bit ids beyond 2^53, nulls, booleans, text, lists whose items cross the 2,048-row chunks,
 // several record batches), the same rows as parquet-wasm writes, the same bytes on a second run;
-// the events shard sent as codes gives the rows of its Arrow form; a failed write leaves no file.
+// the events shard sent as codes gives the rows of its Arrow form, also from a batch cleared and
+// filled again; a failed write leaves no file.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -95,6 +96,22 @@ async function written(w: DuckShardWriter, file: string, data: ShardData) {
   return done;
 }
 
+/** `n` events into `batch`; `shift` moves which rows have nulls, which units and tables they get. */
+function fillEvents(batch: EventBatch, n: number, shift: number): EventBatch {
+  const units = ['mg/dL', "O'Brien units", 'µg', null];
+  for (let j = 0; j < n; j++) {
+    const i = j + shift;
+    const e = emptyCanonicalEvent();
+    Object.assign(e, {
+      personId: i % 9 === 0 ? BIG : 1 + (i % 37), timeMs: 1_600_000_000_000 + i * 60_000, table: ['measurement', 'condition', 'visit'][i % 3], omopTable: ['measurement', 'condition_occurrence', 'visit_occurrence'][i % 3],
+      domain: i % 5, conceptId: 3_000_000 + (i % 11), sourceConceptId: i % 5, decile: i % 3 === 0 ? i % 10 : -1, value: i % 3 === 0 ? i / 7 : null,
+      unit: i % 3 === 0 ? units[i % 4] : null, visitId: i % 4 ? 900 + (i % 13) : null, rowId: i % 11 === 0 ? -BIG - BigInt(i) : 10_000 + i, row: i + 1,
+    });
+    batch.push(e);
+  }
+  return batch;
+}
+
 describe('DuckDB shard writer', () => {
   it('writes every shard type so that it reads back as given, the same rows as parquet-wasm, the same bytes twice', async () => {
     const dir = tempDir('duck-shards');
@@ -122,17 +139,7 @@ describe('DuckDB shard writer', () => {
 
   it('writes an events shard sent as codes with the rows of its Arrow form', async () => {
     const dir = tempDir('duck-events');
-    const batch = new EventBatch();
-    const units = ['mg/dL', "O'Brien units", 'µg', null];
-    for (let i = 0; i < 4500; i++) {
-      const e = emptyCanonicalEvent();
-      Object.assign(e, {
-        personId: i % 9 === 0 ? BIG : 1 + (i % 37), timeMs: 1_600_000_000_000 + i * 60_000, table: ['measurement', 'condition', 'visit'][i % 3], omopTable: ['measurement', 'condition_occurrence', 'visit_occurrence'][i % 3],
-        domain: i % 5, conceptId: 3_000_000 + (i % 11), sourceConceptId: i % 5, decile: i % 3 === 0 ? i % 10 : -1, value: i % 3 === 0 ? i / 7 : null,
-        unit: i % 3 === 0 ? units[i % 4] : null, visitId: i % 4 ? 900 + (i % 13) : null, rowId: i % 11 === 0 ? -BIG - BigInt(i) : 10_000 + i, row: i + 1,
-      });
-      batch.push(e);
-    }
+    const batch = fillEvents(new EventBatch(), 4500, 0);
     const staged = await withWriter((w) => written(w, path.join(dir, 'staged.parquet'), batch.toShard()));
     assert.equal(staged.rows, 4500);
     writeParquetAtomic(path.join(dir, 'arrow.parquet'), batch.toTable());
@@ -142,6 +149,22 @@ describe('DuckDB shard writer', () => {
     const r11 = JSON.parse(ours[11]);
     assert.equal(r11.origin, `visit_occurrence:${-BIG - 11n}:12`);
     assert.equal(JSON.parse(ours[9]).unit, "O'Brien units");
+  });
+
+  it('an events batch cleared and filled again writes the rows of a fresh batch (no null, unit or table of the first fill left)', async () => {
+    const dir = tempDir('duck-events-reused');
+    // The first fill is longer and its nulls fall on other rows, so leftover bits or codes would show.
+    const reused = fillEvents(new EventBatch(), 6000, 1).clear();
+    assert.equal(reused.length, 0);
+    fillEvents(reused, 4500, 0);
+    const fresh = fillEvents(new EventBatch(), 4500, 0);
+    await withWriter(async (w) => {
+      await written(w, path.join(dir, 'reused.parquet'), reused.toShard());
+      await written(w, path.join(dir, 'fresh.parquet'), fresh.toShard());
+    });
+    assert.deepEqual(rowsOf(path.join(dir, 'reused.parquet')), rowsOf(path.join(dir, 'fresh.parquet')));
+    writeParquetAtomic(path.join(dir, 'reused-arrow.parquet'), reused.toTable());
+    assert.deepEqual(rowsOf(path.join(dir, 'reused-arrow.parquet')), rowsOf(path.join(dir, 'fresh.parquet')));
   });
 
   it('a failed write rejects with the error and leaves neither the file nor its temporary', async () => {

@@ -2,6 +2,7 @@
 // concept, unit) fitted on the training split only, groups under 10 values not binned, 11
 // quantiles with linear interpolation, bin = max(0, bisect_left(b, v) - 1) clamped to 0..9.
 import { contentHash } from './hashing';
+import { GrowableFloat64 } from '../common/growable';
 
 export const DECILE_MIN_COUNT = 10;
 export const NO_DECILE = -1;
@@ -37,11 +38,6 @@ export function decileOf(boundaries: ArrayLike<number>, value: number): number {
   return bin < 0 ? 0 : bin > 9 ? 9 : bin;
 }
 
-/** Key of a (concept, unit) group; a missing unit is its own group. */
-export function groupKey(conceptId: number, unit: string | null): string {
-  return unit === null ? `${conceptId}\u0000` : `${conceptId}\t${unit}`;
-}
-
 export interface DecileGroup {
   concept_id: number;
   unit: string | null;
@@ -58,26 +54,32 @@ export interface DecileArtifact {
   groups: DecileGroup[];
 }
 
+/** The values of one (concept, unit) group. */
+class GroupValues extends GrowableFloat64 {
+  constructor(readonly concept: number, readonly unit: string | null) {
+    super(64);
+  }
+}
+
 /** Collects training-split values per group, then fits. */
 export class DecileFitter {
-  private readonly values = new Map<string, { concept: number; unit: string | null; v: number[] }>();
+  // concept -> unit (null for none) -> values; nested maps avoid building a key per value.
+  private readonly byConcept = new Map<number, Map<string | null, GroupValues>>();
 
   add(conceptId: number, unit: string | null, value: number): void {
     if (!Number.isFinite(value)) return;
-    const key = groupKey(conceptId, unit);
-    let g = this.values.get(key);
-    if (!g) {
-      g = { concept: conceptId, unit, v: [] };
-      this.values.set(key, g);
-    }
-    g.v.push(value);
+    let units = this.byConcept.get(conceptId);
+    if (!units) this.byConcept.set(conceptId, (units = new Map()));
+    let g = units.get(unit);
+    if (!g) units.set(unit, (g = new GroupValues(conceptId, unit)));
+    g.push(value);
   }
 
   fit(minCount = DECILE_MIN_COUNT, fittedOn = 'pretrain_train'): DecileArtifact {
     const groups: DecileGroup[] = [];
-    for (const g of this.values.values()) {
-      if (g.v.length < minCount) continue;
-      const sorted = Float64Array.from(g.v).sort();
+    for (const g of [...this.byConcept.values()].flatMap((units) => [...units.values()])) {
+      if (g.length < minCount) continue;
+      const sorted = g.toArray().sort();
       groups.push({ concept_id: g.concept, unit: g.unit, count: sorted.length, boundaries: quantileBoundaries(sorted) });
     }
     groups.sort((a, b) => a.concept_id - b.concept_id || compareUnits(a.unit, b.unit));

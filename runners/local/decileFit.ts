@@ -30,10 +30,18 @@ export async function fitDeciles(
     const unitConcept = idColumn(chunk, 3).get;
     const unitSource = stringColumn(chunk, 4);
     const value = numericColumn(chunk, 5).values;
+    // A person's measurements are mostly adjacent: the last person's answer is reused.
+    let lastPerson: Id | undefined;
+    let fits = false;
     for (let i = 0, count = chunk.rowCount; i < count; i++) {
       valuesSeen++;
-      const split = splitOfPerson(person(i));
-      if (split === null || !FIT_SPLITS.has(split)) continue;
+      const p = person(i);
+      if (p !== lastPerson) {
+        lastPerson = p;
+        const split = splitOfPerson(p);
+        fits = split !== null && FIT_SPLITS.has(split);
+      }
+      if (!fits) continue;
       const n = normalizer.normalize(concept(i), source(i));
       // Deciles are fitted per vocabulary concept (a number); an id beyond 2^53 is not in the vocabulary.
       if (typeof n.conceptId !== 'number') continue;

@@ -6,7 +6,7 @@
 // Float64Array, links as packed pair keys that are compacted (sorted, deduplicated) whenever the
 // buffer fills, so memory is bounded by the number of distinct links, not of relationship rows.
 import type { DecileArtifact } from '../../transforms/deciles';
-import { GrowableFloat64 } from './growable';
+import { GrowableFloat64 } from '../../common/growable';
 import { streamConcepts, streamRelationships } from '../../sources/vocabularyFiles';
 
 /** MedRep's domain ids. */

@@ -1,4 +1,4 @@
-// Append-only typed arrays that grow by doubling; used to hold millions of ids without one
+// Append-only typed arrays that grow by doubling: millions of ids or values without one
 // JavaScript object per row.
 export class GrowableFloat64 {
   private buf: Float64Array;

@@ -21,7 +21,7 @@ const PARTS: [string, RegExp][] = [
   ['event columns (EventBatch)', /^(push|toTable) .*sinks\/eventShards\.js/],
   ['event pass: read + canonicalize', /^streamEvents /],
   ['decile fit', /^fitDeciles /],
-  ['labels', /^labelSamples |\/transforms\/labels\//],
+  ['labels', /^(labelSamples|startLabelling|labelBatch) |\/transforms\/labels\//],
   // Chunks fetched between the consumer's steps (the event pass's, the fit's, the labels').
   ['DuckDB result reads (node-api)', /@duckdb\/node-api\/|^(prefetchedChunks|streamChunks) /],
   ['MEDS export', /^(exportMeds|writeMedsLabels) /],

@@ -17,7 +17,7 @@ import { recordedFiles } from '../../sources/fileHashes';
 import { OmopInput } from '../../sources/omopSource';
 import { loadPersons } from '../../sources/persons';
 import { loadVocabulary, vocabularyArtifact } from '../../sources/vocabulary';
-import { labelBatch } from '../../sources/labelInputs';
+import { LabelBatchResult, labelBatch } from '../../sources/labelInputs';
 import { TaskSelection, selectTasks } from '../../sources/runTasks';
 import type { SampleSink } from './localAssembly';
 
@@ -73,13 +73,22 @@ export async function readPersons(conn: DuckDBConnection, input: OmopInput, reje
 
 export type People = Awaited<ReturnType<typeof readPersons>>;
 
-/** The selected tasks' samples by person, a sample sink per task, and each task's artifact. */
-export async function labelSamples(
-  conn: DuckDBConnection, opts: TaskSelection, out: string, pool: ShardWriter,
-  artifacts: Record<string, { path: string; version: string }>, warn: (line: string) => void, log: Logger,
-) {
+export type Labelled = LabelBatchResult | null;
+
+/**
+ * The selected tasks' label queries, started (null: no task). They read no artifact of the run, so
+ * DuckDB runs them on their connection while the caller fits the deciles on another.
+ */
+export function startLabelling(conn: DuckDBConnection, opts: TaskSelection, log: Logger): Promise<Labelled> {
   const tasks = selectTasks(opts, log);
-  const labelled = tasks.length ? await labelBatch(conn, tasks) : null;
+  return tasks.length ? labelBatch(conn, tasks) : Promise.resolve(null);
+}
+
+/** The labelled tasks' samples by person, a sample sink per task, and each task's artifact. */
+export function labelSamples(
+  labelled: Labelled, out: string, pool: ShardWriter,
+  artifacts: Record<string, { path: string; version: string }>, warn: (line: string) => void,
+) {
   for (const sk of labelled?.skipped ?? []) warn(`task ${sk.task} skipped: ${sk.reason}`);
   for (const w of labelled?.warnings ?? []) warn(w);
   const samplesByPerson = new Map<Id, LabelRecord[]>();

@@ -29,7 +29,7 @@ import { TaskSummary } from '../../transforms/labels';
 import { writeMedsLabels } from '../../sinks/medsLabels';
 import { PersonAssembler } from './localAssembly';
 import { DEFAULT_ROWS_PER_RANGE, streamEvents } from './localEvents';
-import { People, labelSamples, readPersons, readRejectsOf, readVocabulary, writeJsonArtifact } from './localInputs';
+import { Labelled, People, labelSamples, readPersons, startLabelling, readRejectsOf, readVocabulary, writeJsonArtifact } from './localInputs';
 import { withOutputDir } from '../../common/outputDir';
 import { isDuckOutOfMemory, outOfMemoryError, resolveMemoryLimit } from '../../sources/memoryLimit';
 
@@ -158,6 +158,8 @@ type Inputs = Awaited<ReturnType<typeof readInputs>>;
 async function fitAndLabel(run: RunContext, { vocab, people }: Inputs) {
   const normalizer = new ConceptNormalizer(vocab.vocabulary.index);
   const units = unitNamer((id) => vocab.vocabulary.concepts.get(id)?.concept_code);
+  const labelling = startLabelling(run.conn2, run.opts, run.log);
+  labelling.catch(() => {}); // awaited below; a failed fit must not leave its rejection unhandled
   const fit = await fitDeciles(run.conn, normalizer, units, people.splitOfPerson);
   const deciles: DecileArtifact = fit.artifact;
   run.clock.step(`deciles: ${deciles.groups.length} (concept, unit) groups fitted on ${fit.valuesUsed} training values (version ${deciles.version.slice(0, 19)})`);
@@ -165,7 +167,8 @@ async function fitAndLabel(run: RunContext, { vocab, people }: Inputs) {
     vocabulary: { path: writeJsonArtifact(run.out, 'vocabulary.json', vocab.artifact), version: vocab.artifact.version },
     deciles: { path: writeJsonArtifact(run.out, 'deciles.json', deciles), version: deciles.version },
   };
-  const labels = await labelSamples(run.conn, run.opts, run.out, run.pool, artifacts, run.warn, run.log);
+  const labels = labelSamples(await labelling, run.out, run.pool, artifacts, run.warn);
+  // The labels' time is what remains of them once the deciles are fitted.
   if (labels.labelled) run.clock.step(`labels: ${labels.labelled.samples.length} samples over ${labels.labelled.tasks.length} tasks`);
   const canon = new EventCanonicalizer(normalizer, units, new DecileBinner(deciles));
   return { deciles, artifacts, labels, canon };
@@ -291,7 +294,7 @@ interface FinishedRun {
   notInVocab: Record<string, number>;
   measurementsBinned: number;
   assembler: PersonAssembler;
-  labelled: Awaited<ReturnType<typeof labelSamples>>['labelled'];
+  labelled: Labelled;
   warnings: string[];
   nothingUsable: string | null;
 }

@@ -20,18 +20,25 @@ const sqlList = (values: string[]): string => (values.length ? `([${values.map(s
 class Dictionary {
   readonly values: string[] = [];
   private readonly codes = new Map<string, number>();
+  // Runs of one value (a person's measurements in one unit) skip the map.
+  private last: string | null = null;
+  private lastCode = -1;
   code(s: string): number {
+    if (s === this.last) return this.lastCode;
     let c = this.codes.get(s);
     if (c === undefined) {
       c = this.values.length;
       this.values.push(s);
       this.codes.set(s, c);
     }
+    this.last = s;
+    this.lastCode = c;
     return c;
   }
   clear(): void {
     this.values.length = 0;
     this.codes.clear();
+    this.last = null;
   }
 }
 

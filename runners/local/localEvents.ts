@@ -83,13 +83,20 @@ export async function streamEvents(c: EventPass): Promise<EventPassResult> {
   const event = emptyCanonicalEvent();
   const files = EVENT_SPECS.map((sp) => input.tables.get(sp.table)?.file ?? sp.table);
   let seen = 0;
+  // Counted per table code, folded into the records by table name once the pass is done, in the
+  // order the tables first came (the manifest's key order, as when counted by name per row).
+  const readByCode = new Float64Array(EVENT_SPECS.length);
+  const outByCode = new Float64Array(EVENT_SPECS.length);
+  const readOrder: number[] = [];
+  const outOrder: number[] = [];
   const ranges = await planRanges(c.conns[0], total, c.rowsPerRange);
   for await (const ch of streamEventRanges(c.conns, input, ranges)) {
     for (let i = 0; i < ch.length; i++) {
-      const spec = EVENT_SPECS[ch.tcode[i]];
+      const code = ch.tcode[i];
+      const spec = EVENT_SPECS[code];
       const ev = spec.events!;
-      const file = files[ch.tcode[i]];
-      rowsIn[spec.table] = (rowsIn[spec.table] ?? 0) + 1;
+      const file = files[code];
+      if (readByCode[code]++ === 0) readOrder.push(code);
       if (ch.ok[i] !== 1) {
         rejectRow(rejects, file, spec.table, ch.rn[i], parseDuckJson(ch.raw(i)!), spec);
         continue;
@@ -120,13 +127,18 @@ export async function streamEvents(c: EventPass): Promise<EventPassResult> {
         assembler.current = event.personId;
       }
       events.push(event);
-      eventsOut[event.table] = (eventsOut[event.table] ?? 0) + 1;
+      if (outByCode[code]++ === 0) outOrder.push(code);
       if (event.decile >= 0) measurementsBinned++;
       if (TOKEN_DOMAINS.has(event.domain)) assembler.push(event.timeMs, event.conceptId, event.decile, event.domain);
       else if (event.table === 'visit') assembler.visitStart(event.timeMs);
     }
     seen += ch.length;
     progress.update(seen);
+  }
+  for (const code of readOrder) rowsIn[EVENT_SPECS[code].table] = (rowsIn[EVENT_SPECS[code].table] ?? 0) + readByCode[code];
+  for (const code of outOrder) {
+    const table = EVENT_SPECS[code].events!.eventTable;
+    eventsOut[table] = (eventsOut[table] ?? 0) + outByCode[code];
   }
   const flushEvents = async () => { if (events.length) await c.eventShards.write(events.toShard()); };
   return { eventsOut, measurementsBinned, progress, flushEvents };

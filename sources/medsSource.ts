@@ -16,6 +16,8 @@
 //   its end from the `end` column, else the latest event linked to it by that id, else unknown;
 // - a code that resolves to nothing is set aside in rejects/meds.jsonl with its file and row.
 // Row numbers count through the data files in name order; rejects name the file and its own row.
+// Its views and tables belong to the database, not TEMP: the run's second DuckDB connection reads
+// them through the checked views (the event pass's person ranges, the label queries).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DuckDBConnection } from '@duckdb/node-api';
@@ -137,7 +139,7 @@ export async function openMedsInput(conn: DuckDBConnection, dir: string, vocabDi
     ? `coalesce(${opt('visit_occurrence_id', 'BIGINT')}, ${opt('visit_id', 'BIGINT')})`
     : present.has('visit_id') ? opt('visit_id', 'BIGINT') : opt('visit_occurrence_id', 'BIGINT');
   const start = `CASE d.filename ${files.map((f, i) => `WHEN ${sqlString(f)} THEN ${starts[i]}`).join(' ')} END`;
-  await conn.run(`CREATE OR REPLACE TEMP VIEW medrep_meds_rows AS
+  await conn.run(`CREATE OR REPLACE VIEW medrep_meds_rows AS
     SELECT CAST(${start} + d.file_row_number AS BIGINT) AS g, d.subject_id, ${timestamp('time')} AS time, CAST(d.code AS VARCHAR) AS code,
            ${opt('numeric_value', 'DOUBLE')} AS numeric_value, ${opt('unit', 'VARCHAR')} AS unit, ${visitId} AS visit_id,
            ${timestamp('end')} AS "end", lower(${opt('table', 'VARCHAR')}) AS src_table
@@ -145,7 +147,7 @@ export async function openMedsInput(conn: DuckDBConnection, dir: string, vocabDi
 
   await resolveCodes(conn, tables.get('concept')!, tables.get('concept_relationship'));
   const tableColumnTarget = caseOf('r.src_table', TABLE_COLUMN_TABLE);
-  await conn.run(`CREATE OR REPLACE TEMP VIEW medrep_meds_placed AS
+  await conn.run(`CREATE OR REPLACE VIEW medrep_meds_placed AS
     SELECT r.*, k.concept_id, k.domain_id, k.reason,
            CASE WHEN k.kind IN ('birth', 'death', 'gender') THEN k.kind
                 WHEN k.concept_id IS NULL THEN 'unresolved'
@@ -172,7 +174,7 @@ async function resolveCodes(conn: DuckDBConnection, concept: SourceTable, relati
   const cid = vocabColumn(concept, 'concept_id', 'BIGINT');
   const valid = `coalesce(${vocabColumn(concept, 'invalid_reason', 'VARCHAR')}, '') = ''`;
   const standard = `coalesce(${vocabColumn(concept, 'standard_concept', 'VARCHAR')} = 'S', false)`;
-  await conn.run(`CREATE OR REPLACE TEMP TABLE medrep_meds_vocab AS
+  await conn.run(`CREATE OR REPLACE TABLE medrep_meds_vocab AS
     SELECT ${cid} AS concept_id, ${vocabColumn(concept, 'vocabulary_id', 'VARCHAR')} AS vocabulary_id,
            ${vocabColumn(concept, 'concept_code', 'VARCHAR')} AS concept_code, ${vocabColumn(concept, 'domain_id', 'VARCHAR')} AS domain_id,
            ${valid} AS valid, ${standard} AND ${valid} AS standard
@@ -183,7 +185,7 @@ async function resolveCodes(conn: DuckDBConnection, concept: SourceTable, relati
         WHERE ${vocabColumn(relationship, 'relationship_id', 'VARCHAR')} = 'Maps to' AND coalesce(${vocabColumn(relationship, 'invalid_reason', 'VARCHAR')}, '') = ''`
     : 'SELECT NULL::BIGINT AS a, NULL::BIGINT AS b WHERE false';
   const domainTarget = caseOf('domain_id', DOMAIN_TABLE);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE medrep_meds_codes AS
+  await conn.run(`CREATE OR REPLACE TABLE medrep_meds_codes AS
     WITH codes AS (
       SELECT code, nullif(position('/' IN code), 0) AS slash FROM (SELECT DISTINCT code FROM medrep_meds_rows WHERE code IS NOT NULL)
     ), parts AS (
@@ -221,7 +223,7 @@ async function createDerivedViews(conn: DuckDBConnection): Promise<void> {
   // Condition, drug, measurement and procedure rows: the code's concept is both the concept and the source concept.
   const event = (table: ClinicalTable, extra = '') => {
     const ev = CLINICAL_TABLES.find((t) => t.table === table)!.events!;
-    return `CREATE OR REPLACE TEMP VIEW medrep_meds_${table} AS
+    return `CREATE OR REPLACE VIEW medrep_meds_${table} AS
        SELECT g AS ${ROW_COLUMN}, g + 1 AS ${ev.idColumn}, subject_id AS person_id, concept_id AS ${ev.conceptColumn},
               CAST(time AS DATE) AS ${ev.dateColumn}, time AS ${ev.datetimeColumn}, concept_id AS ${ev.sourceConceptColumn},
               visit_id AS visit_occurrence_id${extra}, code AS meds_code
@@ -230,7 +232,7 @@ async function createDerivedViews(conn: DuckDBConnection): Promise<void> {
   for (const table of ['condition_occurrence', 'drug_exposure', 'procedure_occurrence'] as const) await conn.run(event(table));
   await conn.run(event('measurement', ', numeric_value AS value_as_number, NULL::BIGINT AS unit_concept_id, unit AS unit_source_value'));
   // A visit ends at its `end`, else at the latest event linked to it by its id, else it has no known end.
-  await conn.run(`CREATE OR REPLACE TEMP VIEW medrep_meds_visit_occurrence AS
+  await conn.run(`CREATE OR REPLACE VIEW medrep_meds_visit_occurrence AS
     WITH linked AS (
       SELECT subject_id, visit_id, max(time) AS last FROM medrep_meds_placed
        WHERE visit_id IS NOT NULL AND target NOT IN ('visit_occurrence', 'unresolved', 'birth', 'gender') GROUP BY ALL
@@ -241,14 +243,14 @@ async function createDerivedViews(conn: DuckDBConnection): Promise<void> {
            v.concept_id AS visit_source_concept_id, v.code AS meds_code,
            CASE WHEN v."end" IS NOT NULL THEN 'end column' WHEN l.last IS NOT NULL THEN 'linked events' END AS meds_visit_end
       FROM (${placed('visit_occurrence')}) v LEFT JOIN linked l ON l.subject_id = v.subject_id AND l.visit_id = v.visit_id`);
-  await conn.run(`CREATE OR REPLACE TEMP VIEW medrep_meds_death AS
+  await conn.run(`CREATE OR REPLACE VIEW medrep_meds_death AS
     WITH causes AS (SELECT subject_id, time, min(concept_id) AS cause FROM (${placed('death_cause')}) GROUP BY ALL)
     SELECT d.g AS ${ROW_COLUMN}, d.subject_id AS person_id, CAST(d.time AS DATE) AS death_date, d.time AS death_datetime,
            c.cause AS cause_concept_id, d.code AS meds_code
       FROM (${placed('death')}) d LEFT JOIN causes c ON c.subject_id = d.subject_id AND c.time = d.time`);
   // One person per subject: birth from its first MEDS_BIRTH, gender from its first gender code (0 without one);
   // its row is that of the MEDS_BIRTH, else the subject's first row.
-  await conn.run(`CREATE OR REPLACE TEMP VIEW medrep_meds_person AS
+  await conn.run(`CREATE OR REPLACE VIEW medrep_meds_person AS
     WITH subjects AS (SELECT subject_id, min(g) AS g FROM medrep_meds_placed GROUP BY subject_id),
     births AS (SELECT subject_id, arg_min(time, g) AS birth, min(g) AS g FROM (${placed('birth')}) GROUP BY subject_id),
     genders AS (SELECT subject_id, arg_min(concept_id, g) AS gender FROM (${placed('gender')}) GROUP BY subject_id)

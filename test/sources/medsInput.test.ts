@@ -66,7 +66,8 @@ for (const { name, omop, vocab: vocabOf, conceptCodes } of ROUND_TRIPS) {
     before(async () => {
       const vocab = await vocabOf();
       first = await runLocal({ omop, vocab, out: path.join(tempDir('meds-rt-omop'), 'out'), log: silentLogger });
-      second = await runLocal({ medsInput: path.join(first.out, 'meds'), vocab, out: path.join(tempDir('meds-rt-meds'), 'out'), log: silentLogger });
+      // Small person ranges: the event pass reads the MEDS input's views on both DuckDB connections.
+      second = await runLocal({ medsInput: path.join(first.out, 'meds'), vocab, out: path.join(tempDir('meds-rt-meds'), 'out'), log: silentLogger, rowsPerRange: 5_000 });
     });
 
     it('resolves every code, sets nothing aside and reads the same persons and rows per table', async () => {

@@ -54,6 +54,23 @@ export interface DecileArtifact {
   groups: DecileGroup[];
 }
 
+/** Something per (concept, unit) group (a null unit for none): nested maps, no key built per value. */
+class ByGroup<T> {
+  private readonly byConcept = new Map<number, Map<string | null, T>>();
+  get(conceptId: number, unit: string | null): T | undefined {
+    return this.byConcept.get(conceptId)?.get(unit);
+  }
+  set(conceptId: number, unit: string | null, item: T): T {
+    let units = this.byConcept.get(conceptId);
+    if (!units) this.byConcept.set(conceptId, (units = new Map()));
+    units.set(unit, item);
+    return item;
+  }
+  values(): T[] {
+    return [...this.byConcept.values()].flatMap((units) => [...units.values()]);
+  }
+}
+
 /** The values of one (concept, unit) group. */
 class GroupValues extends GrowableFloat64 {
   constructor(readonly concept: number, readonly unit: string | null) {
@@ -63,21 +80,17 @@ class GroupValues extends GrowableFloat64 {
 
 /** Collects training-split values per group, then fits. */
 export class DecileFitter {
-  // concept -> unit (null for none) -> values; nested maps avoid building a key per value.
-  private readonly byConcept = new Map<number, Map<string | null, GroupValues>>();
+  private readonly groups = new ByGroup<GroupValues>();
 
   add(conceptId: number, unit: string | null, value: number): void {
     if (!Number.isFinite(value)) return;
-    let units = this.byConcept.get(conceptId);
-    if (!units) this.byConcept.set(conceptId, (units = new Map()));
-    let g = units.get(unit);
-    if (!g) units.set(unit, (g = new GroupValues(conceptId, unit)));
+    const g = this.groups.get(conceptId, unit) ?? this.groups.set(conceptId, unit, new GroupValues(conceptId, unit));
     g.push(value);
   }
 
   fit(minCount = DECILE_MIN_COUNT, fittedOn = 'pretrain_train'): DecileArtifact {
     const groups: DecileGroup[] = [];
-    for (const g of [...this.byConcept.values()].flatMap((units) => [...units.values()])) {
+    for (const g of this.groups.values()) {
       if (g.length < minCount) continue;
       const sorted = g.toArray().sort();
       groups.push({ concept_id: g.concept, unit: g.unit, count: sorted.length, boundaries: quantileBoundaries(sorted) });
@@ -97,21 +110,16 @@ function compareUnits(a: string | null, b: string | null): number {
 
 /** Applies a fitted artifact; returns NO_DECILE where the value is missing or the group unbinned. */
 export class DecileBinner {
-  // concept -> unit (null for none) -> boundaries; nested maps avoid building a key per row.
-  private readonly byConcept = new Map<number, Map<string | null, Float64Array>>();
+  private readonly byGroup = new ByGroup<Float64Array>();
   constructor(readonly artifact: DecileArtifact) {
-    for (const g of artifact.groups) {
-      let units = this.byConcept.get(g.concept_id);
-      if (!units) this.byConcept.set(g.concept_id, (units = new Map()));
-      units.set(g.unit, Float64Array.from(g.boundaries));
-    }
+    for (const g of artifact.groups) this.byGroup.set(g.concept_id, g.unit, Float64Array.from(g.boundaries));
   }
   boundaries(conceptId: number, unit: string | null): Float64Array | undefined {
-    return this.byConcept.get(conceptId)?.get(unit);
+    return this.byGroup.get(conceptId, unit);
   }
   bin(conceptId: number, unit: string | null, value: number | null): number {
     if (value === null || !Number.isFinite(value)) return NO_DECILE;
-    const b = this.byConcept.get(conceptId)?.get(unit);
+    const b = this.byGroup.get(conceptId, unit);
     return b ? decileOf(b, value) : NO_DECILE;
   }
 }

@@ -6,6 +6,7 @@
 import { DuckDBConnection } from '@duckdb/node-api';
 import { emptyCanonicalEvent, emptyOmopEventRow } from '../../schemas/canonicalEvent';
 import { Id } from '../../schemas/ids';
+import { TableSpec } from '../../schemas/omop';
 import { EventCanonicalizer } from '../../transforms/events';
 import { TOKEN_DOMAINS } from '../../transforms/tokens';
 import { EventBatch } from '../../sinks/eventShards';
@@ -70,6 +71,24 @@ function unknownPersonReason(people: People, personId: Id): string | null {
   return personReason ? `person rejected (${personReason})` : 'person_id not in the person table';
 }
 
+/**
+ * Rows per table code of the stream, added to a record by name once the pass is done, in the
+ * order the codes first came (the manifest's key order, as when counted by name per row).
+ */
+class CountsByCode {
+  private readonly counts = new Float64Array(EVENT_SPECS.length);
+  private readonly order: number[] = [];
+  add(code: number): void {
+    if (this.counts[code]++ === 0) this.order.push(code);
+  }
+  addTo(record: Record<string, number>, nameOf: (spec: TableSpec) => string): void {
+    for (const code of this.order) {
+      const name = nameOf(EVENT_SPECS[code]);
+      record[name] = (record[name] ?? 0) + this.counts[code];
+    }
+  }
+}
+
 export async function streamEvents(c: EventPass): Promise<EventPassResult> {
   const { input, people, rejects, rowsIn, canon, assembler } = c;
   // Batches whose shard is written, reused: a fresh batch's buffers cost a page fault per 4 KiB as they grow.
@@ -83,12 +102,8 @@ export async function streamEvents(c: EventPass): Promise<EventPassResult> {
   const event = emptyCanonicalEvent();
   const files = EVENT_SPECS.map((sp) => input.tables.get(sp.table)?.file ?? sp.table);
   let seen = 0;
-  // Counted per table code, folded into the records by table name once the pass is done, in the
-  // order the tables first came (the manifest's key order, as when counted by name per row).
-  const readByCode = new Float64Array(EVENT_SPECS.length);
-  const outByCode = new Float64Array(EVENT_SPECS.length);
-  const readOrder: number[] = [];
-  const outOrder: number[] = [];
+  const readByCode = new CountsByCode();
+  const outByCode = new CountsByCode();
   const ranges = await planRanges(c.conns[0], total, c.rowsPerRange);
   for await (const ch of streamEventRanges(c.conns, input, ranges)) {
     for (let i = 0; i < ch.length; i++) {
@@ -96,7 +111,7 @@ export async function streamEvents(c: EventPass): Promise<EventPassResult> {
       const spec = EVENT_SPECS[code];
       const ev = spec.events!;
       const file = files[code];
-      if (readByCode[code]++ === 0) readOrder.push(code);
+      readByCode.add(code);
       if (ch.ok[i] !== 1) {
         rejectRow(rejects, file, spec.table, ch.rn[i], parseDuckJson(ch.raw(i)!), spec);
         continue;
@@ -127,7 +142,7 @@ export async function streamEvents(c: EventPass): Promise<EventPassResult> {
         assembler.current = event.personId;
       }
       events.push(event);
-      if (outByCode[code]++ === 0) outOrder.push(code);
+      outByCode.add(code);
       if (event.decile >= 0) measurementsBinned++;
       if (TOKEN_DOMAINS.has(event.domain)) assembler.push(event.timeMs, event.conceptId, event.decile, event.domain);
       else if (event.table === 'visit') assembler.visitStart(event.timeMs);
@@ -135,11 +150,8 @@ export async function streamEvents(c: EventPass): Promise<EventPassResult> {
     seen += ch.length;
     progress.update(seen);
   }
-  for (const code of readOrder) rowsIn[EVENT_SPECS[code].table] = (rowsIn[EVENT_SPECS[code].table] ?? 0) + readByCode[code];
-  for (const code of outOrder) {
-    const table = EVENT_SPECS[code].events!.eventTable;
-    eventsOut[table] = (eventsOut[table] ?? 0) + outByCode[code];
-  }
+  readByCode.addTo(rowsIn, (spec) => spec.table);
+  outByCode.addTo(eventsOut, (spec) => spec.events!.eventTable);
   const flushEvents = async () => { if (events.length) await c.eventShards.write(events.toShard()); };
   return { eventsOut, measurementsBinned, progress, flushEvents };
 }

@@ -3,9 +3,25 @@
 // of dropped deltas and a drop record, and a store rebuilt from a real compacted changelog holds
 // exactly the committed lists (with prefix drops: the same view and offsets).
 import { strict as assert } from 'node:assert';
+import type { Kafka } from 'kafkajs';
 import { AppendLogStore } from '../../../runners/kafka/appendStore';
 import { changelogTopicSpec, ensureTopics } from '../../../runners/kafka/topics';
 import { testKafka, uniquePrefix } from '../../helpers/kafka';
+
+/**
+ * What a new owner does before restoring (partitionTask.ensureReady): initialise the writer's
+ * transactional id, which waits for its last commit's markers. Until they are written, the
+ * committed transaction lies beyond the changelog's last stable offset: not yet readable.
+ */
+async function takeOver(kafka: Kafka, transactionalId: string): Promise<void> {
+  const owner = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
+  await owner.connect();
+  try {
+    await (await owner.transaction()).abort();
+  } finally {
+    await owner.disconnect();
+  }
+}
 
 describe('append-only state store', function () {
   this.timeout(120_000);
@@ -142,6 +158,7 @@ describe('append-only state store', function () {
     } finally {
       await producer.disconnect();
     }
+    await takeOver(kafka, `${topic}.writer`);
     const restored = new AppendLogStore('events', topic);
     const records = await restored.restore(kafka, [0, 1]);
     assert.equal(records, 4 * 2 * 3, 'one delta per key and committed transaction');
@@ -195,6 +212,7 @@ describe('append-only state store', function () {
     } finally {
       await producer.disconnect();
     }
+    await takeOver(kafka, `${topic}.writer`);
     const restored = new AppendLogStore('events', topic);
     await restored.restore(kafka, [0]);
     const rv = restored.view(0);
@@ -219,6 +237,7 @@ describe('append-only state store', function () {
     } finally {
       await second.disconnect();
     }
+    await takeOver(kafka, `${topic}.writer2`);
     const again = new AppendLogStore('events', topic);
     await again.restore(kafka, [0]);
     for (const key of ['1', '2', '3']) {
